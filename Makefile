@@ -1,0 +1,41 @@
+# corio — the two commands that matter: `make run` and `make test`.
+# CMake does the real work underneath; this file only picks build trees.
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+JOBS ?= $(shell nproc)
+PORT ?= 8000
+CMAKE_FLAGS ?=
+
+.PHONY: all build run test test-asan bench install clean
+
+all: build
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+
+build: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Start the seed's hello server on 127.0.0.1:$(PORT).
+run: build
+	./$(BUILD)/hello_server $(PORT)
+
+# Build and run the whole suite on both backends (every test is registered
+# once per backend).
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-asan:
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCORIO_SANITIZE=ON -DCORIO_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
+
+bench: build
+	BUILD=$(BUILD) ./bench/run_all.sh
+
+install: build
+	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX),)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

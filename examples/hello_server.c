@@ -1,0 +1,107 @@
+/*
+ * The seed's HTTP server (event_loop.py) in corio, one to one: a handler
+ * gets the connection as a stream, reads the request, prints it, answers
+ * "Hello, world!" with the seed's exact headers, drains and closes.
+ *
+ * One deliberate difference: the seed reads until EOF (reader.read()), which
+ * only works with a client that half-closes; a browser or curl keeps its side
+ * open waiting for the answer.  Here the handler reads the request head
+ * (through the blank line) instead, so curl gets its reply at once.
+ *
+ *   hello_server [--quiet] [PORT]     (PORT also from $PORT; default 8000)
+ *
+ * --quiet drops the per-request prints, for benchmarks.
+ */
+#include <corio.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool quiet;
+
+static const char response[] = "HTTP/1.1 200 OK\r\n"
+                               "Content-Type: text/plain\r\n"
+                               "Access-Control-Allow-Origin: *\r\n"
+                               "Access-Control-Allow-Methods: GET, POST, PUT, DELETE, OPTIONS\r\n"
+                               "Access-Control-Allow-Headers: Content-Type\r\n\r\n"
+                               "Hello, world!";
+
+static void handle_request(corio_stream *s, void *arg)
+{
+    (void)arg;
+    size_t len = 0;
+    int err = 0;
+    char tail[4096];
+    const char *request = corio_readuntil(s, "\r\n\r\n", 4, &len, &err);
+    if (!request) {
+        if (err != -CORIO_EINCOMPLETE)
+            return; /* reset, limit, cancelled: nothing to answer (the stream is closed for us) */
+        /* EOF before a blank line: like the seed, answer whatever came */
+        ssize_t n = corio_read(s, tail, sizeof tail);
+        request = tail;
+        len = n > 0 ? (size_t)n : 0;
+    }
+    if (!quiet) {
+        printf("Handling request\n%.*s\n", (int)len, request);
+    }
+
+    corio_write(s, response, sizeof response - 1);
+    corio_drain(s); /* flush data to client */
+    corio_stream_close(s);
+    if (!quiet)
+        printf("Request processed\n");
+}
+
+static uint16_t port = 8000;
+
+static void *main_task(void *arg)
+{
+    (void)arg;
+    corio_server *srv;
+    int r = corio_start_server("127.0.0.1", port, handle_request, NULL, NULL, &srv);
+    if (r < 0) {
+        fprintf(stderr, "hello_server: cannot listen on 127.0.0.1:%u: %s\n", port, corio_strerror(r));
+        return (void *)1;
+    }
+    struct sockaddr_storage ss;
+    corio_server_sockname(srv, 0, &ss, NULL);
+    char host[INET6_ADDRSTRLEN] = "?";
+    inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
+    printf("Server running on ('%s', %u)\n", host, corio_server_port(srv));
+    fflush(stdout);
+    corio_serve_forever(srv); /* runs until the process is stopped */
+    corio_server_close(srv, 1000);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    const char *p = getenv("PORT");
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0)
+            quiet = true;
+        else
+            p = argv[i];
+    }
+    if (p && *p) {
+        char *end;
+        unsigned long v = strtoul(p, &end, 10);
+        if (*end || v > 65535) {
+            fprintf(stderr, "usage: hello_server [--quiet] [PORT]\n");
+            return 2;
+        }
+        port = (uint16_t)v;
+    }
+    if (!quiet)
+        setvbuf(stdout, NULL, _IOLBF, 0);
+    void *res = NULL;
+    int r = corio_run(NULL, main_task, NULL, &res);
+    if (r < 0) {
+        fprintf(stderr, "hello_server: %s\n", corio_strerror(r));
+        return 1;
+    }
+    return res ? 1 : 0;
+}

@@ -1,0 +1,323 @@
+/*
+ * corio — asyncio's model for C.
+ *
+ * One thread runs an event loop; work is written as straight-line tasks
+ * (stackful coroutines) that suspend at every wait while the loop runs the
+ * others.  This is the single public header of the core library: loop,
+ * tasks, time, cancellation and deadlines, streams and TCP.
+ *
+ * Conventions, valid for every function below unless its comment says
+ * otherwise:
+ *  - Errors are returned as negative errno values (-ECANCELED, -ETIMEDOUT,
+ *    -ECONNRESET, ...), exactly as io_uring completions report them;
+ *    corio_strerror() turns one into text.  Functions returning pointers
+ *    return NULL and set errno.
+ *  - "Suspends" means the calling task may be parked while the loop runs
+ *    others.  Every suspending call must be made from inside a task, and
+ *    every one of them honours cancellation (-ECANCELED) and the task's
+ *    deadline (-ETIMEDOUT).
+ *  - A buffer handed to a suspending call must stay valid until the call
+ *    returns; corio guarantees the kernel no longer touches it by then, also
+ *    after cancellation or a deadline.
+ *  - Objects are owned by whoever created them until handed to the matching
+ *    close/free call.  Nothing is thread-safe unless stated: a loop and all
+ *    its objects belong to the thread that runs it.
+ */
+#ifndef CORIO_H
+#define CORIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(CORIO_BUILDING) && defined(__GNUC__)
+#define CORIO_API __attribute__((visibility("default")))
+#else
+#define CORIO_API
+#endif
+
+#define CORIO_VERSION_MAJOR 0
+#define CORIO_VERSION_MINOR 1
+#define CORIO_VERSION_PATCH 0
+
+/* Error codes of corio's own (outside the errno range). */
+#define CORIO_EINCOMPLETE 4096 /* readexactly hit EOF before n bytes */
+#define CORIO_ELIMIT 4097      /* readuntil/readline: separator not found within the limit */
+#define CORIO_EDEADLOCK 4098   /* every task is waiting and nothing can wake them */
+
+/* Text for an error code (negative or positive errno, or a CORIO_E* value).
+ * Never NULL; the string is static. */
+CORIO_API const char *corio_strerror(int err);
+
+/* ------------------------------------------------------------------ */
+/* Loop and tasks                                                      */
+/* ------------------------------------------------------------------ */
+
+typedef struct corio_task corio_task;
+
+/* A task body: receives the argument given at spawn, returns the task's
+ * result (read by corio_join / corio_gather). */
+typedef void *(*corio_fn)(void *arg);
+
+typedef enum corio_backend_kind {
+    CORIO_BACKEND_AUTO = 0, /* io_uring when it works, else epoll; CORIO_BACKEND env var overrides */
+    CORIO_BACKEND_EPOLL,
+    CORIO_BACKEND_IO_URING,
+} corio_backend_kind;
+
+typedef struct corio_config {
+    size_t stack_size;          /* per task; 0 = default (256 KiB, committed lazily) */
+    corio_backend_kind backend; /* AUTO honours the CORIO_BACKEND environment variable */
+    unsigned stack_pool_max;    /* stacks kept for reuse; 0 = default (1024) */
+    unsigned ring_entries;      /* io_uring SQ size; 0 = default (1024) */
+} corio_config;
+
+/* Create a loop on this thread, run main_fn(arg) as its main task, and
+ * return when the main task has returned and every other task has ended.
+ * Tasks still alive when the main task returns are cancelled (as
+ * asyncio.run does) and awaited.  If every live task is waiting and nothing
+ * can wake any of them, the loop prints a report naming each live task and
+ * what it waits for to stderr, and returns -CORIO_EDEADLOCK instead of
+ * hanging.  *result (if not NULL) receives main_fn's return value.
+ * Returns 0, -EBUSY if this thread already runs a loop, -ENOMEM, or the
+ * backend's setup error.  cfg may be NULL for defaults. */
+CORIO_API int corio_run(const corio_config *cfg, corio_fn main_fn, void *arg, void **result);
+
+/* Name of the backend the running loop uses ("io_uring" or "epoll"), or
+ * NULL outside a loop. */
+CORIO_API const char *corio_backend_name(void);
+
+/* Start fn(arg) as a new task; it first runs at the loop's next turn (the
+ * caller keeps running).  The returned handle must be passed to exactly one
+ * of corio_join, corio_gather or corio_detach.  Does not suspend.  Returns
+ * NULL with errno ENOMEM (or EAGAIN when no stack can be mapped). */
+CORIO_API corio_task *corio_spawn(corio_fn fn, void *arg);
+
+/* As corio_spawn, with a name (copied; up to 31 bytes are kept) used in
+ * stall reports and stack-overflow messages, and a stack size (0 = the
+ * loop's default). */
+CORIO_API corio_task *corio_spawn_named(const char *name, size_t stack_size, corio_fn fn, void *arg);
+
+/* Wait for task t to end and store its return value in *result (may be
+ * NULL); then t is freed.  Suspends.  Returns 0; or -ECANCELED /
+ * -ETIMEDOUT if the *waiting* task was cancelled or hit its deadline, in
+ * which case t keeps running and is still owned by the caller; -EINVAL if t
+ * is the caller or already has a joiner. */
+CORIO_API int corio_join(corio_task *t, void **result);
+
+/* Wait for all n tasks (asyncio.gather).  results[i] (results may be NULL)
+ * receives task i's return value and every task is freed.  If the waiting
+ * task is cancelled or hits its deadline, the tasks not yet finished are
+ * cancelled, awaited, and freed, and the error is returned.  Returns 0 or
+ * -ECANCELED / -ETIMEDOUT. */
+CORIO_API int corio_gather(corio_task **tasks, size_t n, void **results);
+
+/* Give up the handle: the task runs to completion and frees itself. */
+CORIO_API void corio_detach(corio_task *t);
+
+/* Request cancellation of t.  Delivered as -ECANCELED at t's next
+ * suspension point, or at once if t is suspended now (an I/O wait is
+ * aborted first, buffers stay safe); stays in force until t returns, so
+ * every later suspending call in t also fails with -ECANCELED.  Returns 0,
+ * or -EALREADY if t has already finished.  t may be the caller. */
+CORIO_API int corio_cancel(corio_task *t);
+
+/* True once the current task has been cancelled. */
+CORIO_API bool corio_cancelled(void);
+
+/* The running task, or NULL when called outside a task. */
+CORIO_API corio_task *corio_current(void);
+
+/* The task's name ("" if none was given).  Valid while the handle is. */
+CORIO_API const char *corio_task_name(const corio_task *t);
+
+/* True once t's function has returned. */
+CORIO_API bool corio_task_done(const corio_task *t);
+
+/* Let every other ready task run once, then continue.  Suspends.  Returns
+ * 0, -ECANCELED or -ETIMEDOUT. */
+CORIO_API int corio_yield(void);
+
+/* Sleep for ms milliseconds (0 behaves like corio_yield).  Suspends.
+ * Returns 0, -ECANCELED, or -ETIMEDOUT if the task's deadline comes
+ * first. */
+CORIO_API int corio_sleep_ms(uint64_t ms);
+
+/* As corio_sleep_ms with nanosecond resolution. */
+CORIO_API int corio_sleep_ns(uint64_t ns);
+
+/* Monotonic time in nanoseconds, cached once per loop turn (fresh when
+ * called outside a loop). */
+CORIO_API uint64_t corio_now_ns(void);
+
+/* ------------------------------------------------------------------ */
+/* Deadlines (asyncio.timeout)                                         */
+/* ------------------------------------------------------------------ */
+
+/* Opaque token that restores the enclosing deadline. */
+typedef struct corio_deadline {
+    uint64_t prev_ns;
+} corio_deadline;
+
+/* Open a deadline scope of timeout_ms from now on the current task: every
+ * suspending call inside fails with -ETIMEDOUT once it passes (a call
+ * already suspended is woken with -ETIMEDOUT).  A nested scope can only
+ * shorten the enclosing one.  Pass the returned token to
+ * corio_deadline_pop when the scope ends, in LIFO order. */
+CORIO_API corio_deadline corio_deadline_push(uint64_t timeout_ms);
+
+/* Close the scope opened by the matching push. */
+CORIO_API void corio_deadline_pop(corio_deadline token);
+
+/* True if the current task's deadline has passed. */
+CORIO_API bool corio_deadline_expired(void);
+
+/* ------------------------------------------------------------------ */
+/* Streams (asyncio StreamReader + StreamWriter in one object)         */
+/* ------------------------------------------------------------------ */
+
+typedef struct corio_stream corio_stream;
+
+/* Wrap a connected, stream-oriented socket fd.  The stream owns fd from
+ * now on (it is made non-blocking and closed by corio_stream_close).
+ * Does not suspend.  NULL with errno ENOMEM. */
+CORIO_API corio_stream *corio_stream_from_fd(int fd);
+
+/* Read up to n bytes.  Returns bytes read (>0), 0 at EOF, or -errno
+ * (-ECONNRESET, -ECANCELED, -ETIMEDOUT, ...).  Suspends only when nothing
+ * is buffered. */
+CORIO_API ssize_t corio_read(corio_stream *s, void *buf, size_t n);
+
+/* Read exactly n bytes.  Returns n, or -CORIO_EINCOMPLETE when EOF came
+ * first: the bytes that did arrive are in buf and their count is in
+ * *got (got may be NULL).  Other errors as corio_read. */
+CORIO_API ssize_t corio_readexactly(corio_stream *s, void *buf, size_t n, size_t *got);
+
+/* Read through the first occurrence of sep (sep_len bytes, 1..64) and return
+ * a pointer to it inside the stream's buffer, valid until the next call on
+ * this stream; *len receives its length including the separator.  Returns
+ * NULL with *err set to: -CORIO_ELIMIT if the buffer limit is reached
+ * without a separator (the data stays buffered), -CORIO_EINCOMPLETE at EOF
+ * before a separator (the partial data is still returned by corio_read),
+ * or a read error. */
+CORIO_API const char *corio_readuntil(corio_stream *s, const void *sep, size_t sep_len, size_t *len,
+                                      int *err);
+
+/* Copy a line ending in '\n' (included) into buf of size cap and NUL
+ * terminate it.  Returns the line length, 0 at EOF with nothing buffered,
+ * or -CORIO_ELIMIT, -CORIO_EINCOMPLETE (an unterminated tail at EOF is
+ * returned as a line, like asyncio), -ENOBUFS if cap is too small (the
+ * line stays buffered), or a read error. */
+CORIO_API ssize_t corio_readline(corio_stream *s, char *buf, size_t cap);
+
+/* True once EOF was received and everything buffered has been consumed. */
+CORIO_API bool corio_at_eof(const corio_stream *s);
+
+/* Maximum bytes buffered while searching for a separator (default
+ * 64 KiB). */
+CORIO_API void corio_stream_set_limit(corio_stream *s, size_t limit);
+
+/* Buffer n bytes for sending; never suspends.  The data is copied (or
+ * sent at once when nothing is queued).  Returns 0, -EPIPE after
+ * write_eof/close, or the error that broke the connection earlier. */
+CORIO_API int corio_write(corio_stream *s, const void *buf, size_t n);
+
+/* Wait until the write buffer is below the low-water mark (it returns at
+ * once if it is already below the high mark).  Suspends.  Returns 0 or the
+ * connection's error (-EPIPE, -ECONNRESET, -ECANCELED, -ETIMEDOUT). */
+CORIO_API int corio_drain(corio_stream *s);
+
+/* Set the write buffer's water marks (defaults 64 KiB / 16 KiB). */
+CORIO_API void corio_stream_set_write_limits(corio_stream *s, size_t high, size_t low);
+
+/* Bytes queued for sending. */
+CORIO_API size_t corio_write_buffer_size(const corio_stream *s);
+
+/* Flush what is buffered, then shut down the sending side (half-close).
+ * Suspends while flushing.  Returns 0 or an error as corio_drain. */
+CORIO_API int corio_write_eof(corio_stream *s);
+
+/* Close the stream: tries to flush buffered data briefly without
+ * suspending, then closes the fd and frees s.  Never fails, never
+ * suspends. */
+CORIO_API void corio_stream_close(corio_stream *s);
+
+/* Flush buffered data (suspends, honours cancellation and deadlines), then
+ * close and free s as corio_stream_close.  Returns the flush result. */
+CORIO_API int corio_stream_aclose(corio_stream *s);
+
+/* The underlying fd (still owned by the stream). */
+CORIO_API int corio_stream_fd(const corio_stream *s);
+
+/* Local / peer address of the stream's socket.  Returns 0 or -errno. */
+CORIO_API int corio_stream_sockname(const corio_stream *s, struct sockaddr_storage *addr, socklen_t *len);
+CORIO_API int corio_stream_peername(const corio_stream *s, struct sockaddr_storage *addr, socklen_t *len);
+
+/* ------------------------------------------------------------------ */
+/* TCP                                                                 */
+/* ------------------------------------------------------------------ */
+
+typedef struct corio_server corio_server;
+
+/* A connection handler: runs as its own task, one per connection.  The
+ * stream belongs to the handler; if it is still open when the handler
+ * returns, corio closes it. */
+typedef void (*corio_conn_fn)(corio_stream *s, void *arg);
+
+typedef struct corio_server_config {
+    int backlog;      /* listen(2) backlog; 0 = 4096 */
+    bool reuse_port;  /* SO_REUSEPORT */
+    bool no_delay;    /* kept for symmetry; TCP_NODELAY is on unless disable_nodelay */
+    bool disable_nodelay;
+    size_t stack_size; /* for handler tasks; 0 = the loop's default */
+} corio_server_config;
+
+/* Bind and listen on host:port (host NULL or "" = all interfaces, IPv6
+ * and IPv4 where available; a name is resolved without blocking the loop;
+ * port 0 picks an ephemeral port) and start accepting: every connection
+ * runs handler(stream, arg) in a new task.  Suspends (name resolution).
+ * Returns 0 and *out, or -errno (-EADDRINUSE, -EACCES, -ENOENT for an
+ * unknown host, ...).  cfg may be NULL. */
+CORIO_API int corio_start_server(const char *host, uint16_t port, corio_conn_fn handler, void *arg,
+                                 const corio_server_config *cfg, corio_server **out);
+
+/* Wait until the server is closed (by corio_server_close from another
+ * task).  Suspends.  Returns 0 once closed, or -ECANCELED / -ETIMEDOUT. */
+CORIO_API int corio_serve_forever(corio_server *srv);
+
+/* Address of the server's i-th listening socket (port 0 at start gives the
+ * chosen port here).  Returns 0 or -ENOENT past the last socket. */
+CORIO_API int corio_server_sockname(const corio_server *srv, unsigned i, struct sockaddr_storage *addr,
+                                    socklen_t *len);
+
+/* The bound port of the first listening socket. */
+CORIO_API uint16_t corio_server_port(const corio_server *srv);
+
+/* Stop accepting at once, then wait up to grace_ms for the connection
+ * handlers to finish; handlers still running after that are cancelled and
+ * awaited.  Frees srv.  Suspends.  Returns 0, or -ECANCELED / -ETIMEDOUT
+ * if the calling task was interrupted (the handlers are cancelled and
+ * awaited all the same before it returns). */
+CORIO_API int corio_server_close(corio_server *srv, uint64_t grace_ms);
+
+/* Connect to host:port (name resolved without blocking the loop, every
+ * address tried in order) and return a stream in *out.  TCP_NODELAY is
+ * set.  Suspends.  Returns 0 or -errno (-ECONNREFUSED, -ENOENT for an
+ * unknown host, -ECANCELED, -ETIMEDOUT). */
+CORIO_API int corio_open_connection(const char *host, uint16_t port, corio_stream **out);
+
+/* Format an address as "host:port" ("[v6]:port" for IPv6) into buf.
+ * Returns buf. */
+CORIO_API char *corio_format_addr(const struct sockaddr *addr, char *buf, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CORIO_H */

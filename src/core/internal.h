@@ -1,0 +1,324 @@
+/*
+ * Internal contracts shared by core/, backend/ and io/.
+ *
+ * Everything in corio that waits goes through one primitive,
+ * corio__suspend(): the running task parks itself, and whoever completes the
+ * wait calls corio__wake(task, result).  Cancellation and deadlines are
+ * delivered through the same path: when one hits a parked task, the task's
+ * interrupt hook runs (for a kernel operation it asks the backend to cancel
+ * and lets the original completion wake the task, so no buffer is released
+ * while the kernel may still write into it).
+ *
+ * I/O is modelled as completion-based operations (corio__op) that the
+ * backend starts and later completes; io_uring maps onto this directly and
+ * epoll emulates it (try the call, wait for readiness on EAGAIN, retry).
+ */
+#ifndef CORIO_INTERNAL_H
+#define CORIO_INTERNAL_H
+
+#define _GNU_SOURCE 1
+#include "corio.h"
+#include "../arch/arch.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#define CORIO__LIKELY(x) __builtin_expect(!!(x), 1)
+#define CORIO__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define CORIO__CONTAINER_OF(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
+#define CORIO__NO_DEADLINE UINT64_MAX
+
+typedef struct corio_loop corio_loop;
+typedef struct corio__op corio__op;
+typedef struct corio__timer corio__timer;
+
+/* ------------------------------------------------------------------ */
+/* Intrusive doubly linked list                                        */
+/* ------------------------------------------------------------------ */
+typedef struct corio__list {
+    struct corio__list *prev, *next;
+} corio__list;
+
+static inline void corio__list_init(corio__list *l) { l->prev = l->next = l; }
+static inline bool corio__list_empty(const corio__list *l) { return l->next == l; }
+static inline void corio__list_push_back(corio__list *l, corio__list *n)
+{
+    n->prev = l->prev;
+    n->next = l;
+    l->prev->next = n;
+    l->prev = n;
+}
+static inline void corio__list_remove(corio__list *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Timers: a 4-ary min-heap keyed on absolute monotonic ns.            */
+/* ------------------------------------------------------------------ */
+typedef void (*corio__timer_fn)(corio__timer *t);
+
+struct corio__timer {
+    uint64_t when;       /* absolute, corio__clock_ns() scale */
+    uint32_t heap_index; /* UINT32_MAX when not armed */
+    corio__timer_fn fire;
+};
+
+void corio__timer_init(corio__timer *t, corio__timer_fn fire);
+static inline bool corio__timer_armed(const corio__timer *t) { return t->heap_index != UINT32_MAX; }
+/* Arm (or re-arm) t to fire at `when`.  Returns 0 or -ENOMEM. */
+int corio__timer_arm(corio_loop *l, corio__timer *t, uint64_t when);
+void corio__timer_disarm(corio_loop *l, corio__timer *t);
+void corio__timers_run(corio_loop *l, uint64_t now);
+uint64_t corio__timers_next(corio_loop *l, uint64_t now);
+
+/* ------------------------------------------------------------------ */
+/* Tasks                                                               */
+/* ------------------------------------------------------------------ */
+
+/* Called when a cancel or deadline hits a parked task.  It must arrange for
+ * corio__wake(t, ...) to be called, now or later (reason is -ECANCELED or
+ * -ETIMEDOUT). */
+typedef void (*corio__interrupt_fn)(corio_task *t, int reason);
+
+enum {
+    CORIO__T_DONE = 1u << 0,
+    CORIO__T_CANCELLED = 1u << 1, /* sticky */
+    CORIO__T_DETACHED = 1u << 2,
+    CORIO__T_READY = 1u << 3,      /* in the run queue */
+    CORIO__T_PARKED = 1u << 4,     /* suspended in corio__suspend */
+    CORIO__T_INTERRUPTED = 1u << 5, /* interrupt hook already ran for this park */
+    CORIO__T_MAIN = 1u << 6,
+    CORIO__T_UNINTERRUPTIBLE = 1u << 7, /* parked in corio__suspend_uninterruptible */
+};
+
+struct corio_task {
+    corio__ctx ctx;
+    corio_task *next_ready; /* run queue link */
+    corio_loop *loop;
+    uint32_t flags;
+    int wake_result;
+    corio__stack *stack;
+    corio_fn fn;
+    void *arg;
+    void *result;
+    uint64_t deadline;          /* absolute ns, CORIO__NO_DEADLINE if none */
+    uint64_t sleep_until;       /* absolute ns when parked in a sleep, else CORIO__NO_DEADLINE */
+    corio__timer timer;         /* sleep end or deadline, whichever is first */
+    corio__interrupt_fn on_interrupt;
+    void *wait_obj;             /* what the task waits on (for the interrupt hook and reports) */
+    const char *wait_what;      /* short description for stall reports */
+    corio_task *joiner;         /* task parked in corio_join on this one */
+    corio__list live;           /* loop->live_tasks */
+    void *asan_fake_stack;
+    char name[32];
+};
+
+/* The running task (NULL on the loop's own context). */
+corio_task *corio__current_task(void);
+
+/* Park the running task until corio__wake(task, r) and return r.
+ *  - on_interrupt: run when a cancel or deadline hits while parked (NULL =
+ *    wake at once with the reason).  wait_obj/what describe the wait.
+ *  - wake_at: absolute ns to wake with result 0 (a sleep), or
+ *    CORIO__NO_DEADLINE.
+ * Does NOT check for a pending cancel/deadline before parking: callers call
+ * corio__check() first (before starting any operation).  While parked, a
+ * cancel or passing deadline triggers on_interrupt exactly once. */
+int corio__suspend(corio__interrupt_fn on_interrupt, void *wait_obj, const char *what, uint64_t wake_at);
+
+/* As corio__suspend but cancel and deadline are ignored (waiting for the
+ * kernel to release a buffer after an interrupt, awaiting cancelled
+ * children). */
+int corio__suspend_uninterruptible(void *wait_obj, const char *what);
+
+/* -ECANCELED if the current task is cancelled, -ETIMEDOUT if its deadline
+ * passed, else 0.  Every suspending public call starts with this. */
+int corio__check(void);
+
+/* Make a parked task runnable; corio__suspend returns r in it.  Safe to call
+ * from completion handlers and timers.  A task that is not parked is left
+ * alone. */
+void corio__wake(corio_task *t, int r);
+
+/* Spawn with all options (internal users: servers). */
+corio_task *corio__spawn(corio_loop *l, const char *name, size_t stack_size, corio_fn fn, void *arg);
+
+/* Free a finished task (joined or detached). */
+void corio__task_free(corio_task *t);
+
+/* Deliver a cancel/deadline reason to a parked task as the loop would. */
+void corio__task_interrupt(corio_task *t, int reason);
+
+/* Scheduler side (loop.c <-> task.c). */
+void corio__set_loop(corio_loop *l);
+void corio__task_resume(corio_loop *l, corio_task *t);
+void corio__task_finished(corio_loop *l, corio_task *t);
+
+/* ------------------------------------------------------------------ */
+/* Operations and backends                                             */
+/* ------------------------------------------------------------------ */
+
+enum corio__op_kind {
+    CORIO__OP_NONE = 0,
+    CORIO__OP_RECV,      /* recv(fd, buf, len, flags) */
+    CORIO__OP_SEND,      /* send(fd, buf, len, flags | MSG_NOSIGNAL) */
+    CORIO__OP_SENDMSG,   /* sendmsg(fd, msg, flags | MSG_NOSIGNAL): writev for sockets */
+    CORIO__OP_ACCEPT,    /* accept4(fd, addr, addrlen, SOCK_NONBLOCK|SOCK_CLOEXEC) */
+    CORIO__OP_CONNECT,   /* connect(fd, addr, addrlen) on a non-blocking socket */
+    CORIO__OP_READ,      /* read/pread(fd, buf, len, off) (off < 0: current position) */
+    CORIO__OP_WRITE,     /* write/pwrite */
+    CORIO__OP_POLL,      /* wait for poll events (POLLIN/POLLOUT) on fd; res = revents */
+    /* Multishot kinds (io_uring only; the epoll backend completes them at
+     * once with -EOPNOTSUPP, so check corio__uring_has_multishot() first).
+     * The op stays armed: every completion calls op->done (required) with
+     * op->res set and op->more = 1 while more completions will follow; the
+     * last one (more = 0) goes through corio__op_complete.  See
+     * src/backend/uring.h. */
+    CORIO__OP_ACCEPT_MULTI, /* accept4 repeatedly; res = new fd or -errno */
+    CORIO__OP_RECV_MULTI,   /* recv repeatedly into the loop's provided buffer ring; res = bytes, buf_id */
+    CORIO__OP_KIND_COUNT
+};
+
+typedef void (*corio__op_done_fn)(corio__op *op);
+
+/* One operation.  Lives in the caller's frame (or in the object that owns
+ * the wait) until it completes. */
+struct corio__op {
+    uint8_t kind;
+    uint8_t state;      /* CORIO__OPS_* */
+    uint8_t more;       /* multishot: 1 while more completions will follow */
+    int32_t res;        /* result: >=0 or -errno */
+    int fd;
+    int flags;          /* recv/send flags, or poll events */
+    void *buf;
+    size_t len;
+    int64_t off;        /* READ/WRITE offset, -1 = current position */
+    struct sockaddr *addr;
+    socklen_t *addrlen;  /* ACCEPT */
+    socklen_t addr_len;  /* CONNECT */
+    struct msghdr *msg;  /* SENDMSG */
+    corio_task *task;    /* woken on completion when done == NULL */
+    corio__op_done_fn done; /* completion callback; NULL = wake task with res */
+    int interrupt_reason;   /* set when the op is being cancelled */
+    corio__list link;       /* backend bookkeeping (epoll wait lists) */
+    void *backend_data;
+    uint16_t buf_id;        /* RECV_MULTI: provided buffer holding the data, CORIO__NO_BUF if none */
+};
+
+#define CORIO__NO_BUF UINT16_MAX
+
+enum { CORIO__OPS_IDLE = 0, CORIO__OPS_PENDING, CORIO__OPS_CANCELLING, CORIO__OPS_DONE };
+
+typedef struct corio__backend_ops {
+    const char *name;
+    /* Set up backend state on l (l->backend_data).  Returns 0 or -errno;
+     * io_uring's failure makes AUTO fall back to epoll. */
+    int (*init)(corio_loop *l, const corio_config *cfg);
+    void (*destroy)(corio_loop *l);
+    /* Start op.  Returns 1 if it completed at once (op->res holds the
+     * result, no callback is made), 0 if it is pending and will complete
+     * through op_complete() during a later poll. */
+    int (*submit)(corio_loop *l, corio__op *op);
+    /* Ask for a pending op to end early; its completion (often -ECANCELED)
+     * still arrives through poll. */
+    void (*cancel)(corio_loop *l, corio__op *op);
+    /* Wait up to timeout_ns (0 = don't block, UINT64_MAX = forever) for
+     * completions and dispatch them with corio__op_complete().  Returns the
+     * number dispatched or -errno. */
+    int (*poll)(corio_loop *l, uint64_t timeout_ns);
+    /* fd is about to be closed: drop any registration.  Must not be called
+     * with ops still pending on fd. */
+    void (*forget_fd)(corio_loop *l, int fd);
+    /* Number of ops in flight (stall detection). */
+    unsigned (*pending)(corio_loop *l);
+    /* Wake a loop blocked in poll from another thread (async-signal safe). */
+    void (*notify)(corio_loop *l);
+} corio__backend_ops;
+
+extern const corio__backend_ops corio__backend_epoll;
+#ifdef CORIO_HAVE_URING
+extern const corio__backend_ops corio__backend_uring;
+#endif
+
+/* Called by backends when a pending op finishes: sets state DONE and runs
+ * op->done or wakes op->task with op->res. */
+void corio__op_complete(corio__op *op, int32_t res);
+
+/* Run op from the current task and wait for it: the one "wait for this
+ * operation" primitive.  Checks cancel/deadline first (returns -ECANCELED /
+ * -ETIMEDOUT without starting it); on interrupt while pending it cancels
+ * the op and waits for its completion: if the op still succeeded, its
+ * result is returned (nothing is lost; the cancel stays sticky for the next
+ * call), else the interrupt reason.  Returns op->res. */
+int corio__op_run(corio__op *op);
+
+/* ------------------------------------------------------------------ */
+/* Loop                                                                */
+/* ------------------------------------------------------------------ */
+
+typedef struct corio__heap {
+    corio__timer **items;
+    uint32_t len, cap;
+} corio__heap;
+
+struct corio_loop {
+    const corio__backend_ops *backend;
+    void *backend_data;
+    uint64_t now;             /* cached monotonic ns, refreshed each turn */
+    corio_task *ready_head, *ready_tail;
+    corio_task *current;      /* running task, NULL on the scheduler */
+    corio__ctx sched_ctx;     /* the loop's own context (thread stack) */
+    void *sched_asan_fake_stack;
+    const void *sched_stack_bottom;
+    size_t sched_stack_size;
+    corio__heap timers;
+    corio__list live_tasks;
+    corio__list unjoined;     /* finished tasks whose handle was neither joined nor detached yet */
+    unsigned live_count;
+    unsigned external_pending; /* waits completed from outside the backend (thread pool) */
+    corio__stack_pool *stacks;
+    size_t stack_size;
+    corio_task *main_task;
+    corio_task *task_cache;   /* freed task structs kept for reuse */
+    unsigned task_cache_len;
+    struct corio__threadpool *pool;
+    const corio_config *cfg;
+};
+
+/* The loop running on this thread, or NULL. */
+corio_loop *corio__loop(void);
+
+/* Monotonic clock in ns (not cached). */
+uint64_t corio__clock_ns(void);
+
+/* Make fd non-blocking and close-on-exec.  Returns 0 or -errno. */
+int corio__set_nonblock(int fd);
+
+/* Close fd, letting the backend forget it first. */
+void corio__close_fd(corio_loop *l, int fd);
+
+/* Fail-injection hook: every syscall/allocation wrapper asks this; a test
+ * build sets CORIO_FAIL_AT=N to make the Nth call fail. */
+bool corio__should_fail(void);
+
+/* Called by a backend when notify() woke it: the loop runs work handed
+ * over by other threads (thread-pool completions). */
+void corio__loop_on_notify(corio_loop *l);
+
+/* Thread pool hooks the loop calls (src/io/threadpool.c). */
+void corio__pool_drain(corio_loop *l);
+void corio__pool_shutdown(corio_loop *l);
+
+void *corio__malloc(size_t n);
+void *corio__calloc(size_t n, size_t m);
+void *corio__realloc(void *p, size_t n);
+void corio__free(void *p);
+
+#endif

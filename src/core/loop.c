@@ -1,0 +1,239 @@
+/*
+ * The event loop: one per thread, created by corio_run() and gone when it
+ * returns.
+ *
+ * A turn runs the ready tasks, then asks the backend for completions
+ * (blocking only when nothing is ready, and only until the next timer), then
+ * fires due timers.  To keep task-to-task hand-offs (spawn, join, yield)
+ * free of system calls, the ready queue is drained in rounds and the backend
+ * is polled without blocking only every POLL_EVERY task runs; I/O therefore
+ * cannot be starved by tasks that keep yielding, and a quiet loop costs one
+ * system call per wake-up.
+ *
+ * When the main task returns, the remaining tasks are cancelled and awaited
+ * (asyncio.run's contract).  If at some point no task is ready, no timer is
+ * armed and no operation is in flight while tasks are still alive, nothing
+ * can ever wake them: the loop reports each of them and returns
+ * -CORIO_EDEADLOCK instead of hanging.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define POLL_EVERY 128
+#define DEFAULT_STACK_SIZE (256 * 1024)
+#define DEFAULT_STACK_POOL 1024
+
+static const corio__backend_ops *backend_by_name(const char *name)
+{
+    if (!strcmp(name, "epoll"))
+        return &corio__backend_epoll;
+#ifdef CORIO_HAVE_URING
+    if (!strcmp(name, "io_uring") || !strcmp(name, "uring"))
+        return &corio__backend_uring;
+#endif
+    return NULL;
+}
+
+#ifdef CORIO_HAVE_URING
+static bool fallback_logged;
+#endif
+
+/* Pick and initialise the backend: a forced one (config or CORIO_BACKEND)
+ * must work; AUTO tries io_uring and falls back to epoll, saying so once. */
+static int backend_setup(corio_loop *l, const corio_config *cfg)
+{
+    corio_backend_kind kind = cfg ? cfg->backend : CORIO_BACKEND_AUTO;
+    const corio__backend_ops *forced = NULL;
+    if (kind == CORIO_BACKEND_EPOLL) {
+        forced = &corio__backend_epoll;
+    } else if (kind == CORIO_BACKEND_IO_URING) {
+#ifdef CORIO_HAVE_URING
+        forced = &corio__backend_uring;
+#else
+        return -ENOSYS;
+#endif
+    } else {
+        const char *env = getenv("CORIO_BACKEND");
+        if (env && *env && strcmp(env, "auto") != 0) {
+            forced = backend_by_name(env);
+            if (!forced) {
+                fprintf(stderr, "corio: CORIO_BACKEND=%s is not available in this build\n", env);
+                return -ENOSYS;
+            }
+        }
+    }
+    if (forced) {
+        l->backend = forced;
+        return forced->init(l, cfg);
+    }
+#ifdef CORIO_HAVE_URING
+    l->backend = &corio__backend_uring;
+    int r = l->backend->init(l, cfg);
+    if (r == 0)
+        return 0;
+    if (!fallback_logged) {
+        fallback_logged = true;
+        fprintf(stderr, "corio: io_uring unavailable (%s); using epoll\n", corio_strerror(r));
+    }
+#endif
+    l->backend = &corio__backend_epoll;
+    return l->backend->init(l, cfg);
+}
+
+const char *corio_backend_name(void)
+{
+    corio_loop *l = corio__loop();
+    return l ? l->backend->name : NULL;
+}
+
+void corio__loop_on_notify(corio_loop *l)
+{
+    if (l->pool)
+        corio__pool_drain(l);
+}
+
+static void report_stall(corio_loop *l)
+{
+    fprintf(stderr, "corio: loop stalled: %u task(s) alive, all waiting, nothing in flight to wake them:\n",
+            l->live_count);
+    for (corio__list *n = l->live_tasks.next; n != &l->live_tasks; n = n->next) {
+        corio_task *t = CORIO__CONTAINER_OF(n, corio_task, live);
+        fprintf(stderr, "  task '%s'%s waiting in %s\n", t->name[0] ? t->name : "(unnamed)",
+                (t->flags & CORIO__T_MAIN) ? " (main)" : "", t->wait_what ? t->wait_what : "?");
+    }
+}
+
+static void run_ready(corio_loop *l)
+{
+    unsigned ran = 0;
+    while (l->ready_head && ran < POLL_EVERY) {
+        corio_task *t = l->ready_head;
+        l->ready_head = t->next_ready;
+        if (!l->ready_head)
+            l->ready_tail = NULL;
+        t->flags &= ~CORIO__T_READY;
+        corio__task_resume(l, t);
+        if (t->flags & CORIO__T_DONE)
+            corio__task_finished(l, t);
+        ran++;
+    }
+}
+
+static void cancel_all(corio_loop *l)
+{
+    for (corio__list *n = l->live_tasks.next; n != &l->live_tasks;) {
+        corio_task *t = CORIO__CONTAINER_OF(n, corio_task, live);
+        n = n->next;
+        corio_cancel(t);
+    }
+}
+
+/* Free tasks that can never run again (after a stall). */
+static void discard_live(corio_loop *l)
+{
+    while (!corio__list_empty(&l->live_tasks)) {
+        corio_task *t = CORIO__CONTAINER_OF(l->live_tasks.next, corio_task, live);
+        corio__list_remove(&t->live);
+        l->live_count--;
+        if (corio__timer_armed(&t->timer))
+            corio__timer_disarm(l, &t->timer);
+        corio__stack_put(l->stacks, t->stack);
+        t->stack = NULL;
+        if (!(t->flags & CORIO__T_MAIN))
+            corio__task_free(t);
+    }
+}
+
+static int loop_run(corio_loop *l)
+{
+    bool rest_cancelled = false;
+    for (;;) {
+        run_ready(l);
+        if (l->main_task->flags & CORIO__T_DONE) {
+            if (l->live_count == 0)
+                return 0;
+            if (!rest_cancelled) {
+                rest_cancelled = true;
+                cancel_all(l);
+                continue;
+            }
+        }
+        uint64_t timeout = l->ready_head ? 0 : corio__timers_next(l, l->now);
+        if (timeout == UINT64_MAX && l->backend->pending(l) == 0 && l->external_pending == 0) {
+            report_stall(l);
+            return -CORIO_EDEADLOCK;
+        }
+        int r = l->backend->poll(l, timeout);
+        if (r < 0 && r != -EINTR) {
+            fprintf(stderr, "corio: backend %s poll failed: %s\n", l->backend->name, corio_strerror(r));
+            return r;
+        }
+        l->now = corio__clock_ns();
+        corio__timers_run(l, l->now);
+    }
+}
+
+int corio_run(const corio_config *cfg, corio_fn main_fn, void *arg, void **result)
+{
+    if (corio__loop())
+        return -EBUSY;
+    corio_loop *l = corio__calloc(1, sizeof *l);
+    if (!l)
+        return -ENOMEM;
+    l->cfg = cfg;
+    l->stack_size = (cfg && cfg->stack_size) ? cfg->stack_size : DEFAULT_STACK_SIZE;
+    l->now = corio__clock_ns();
+    corio__list_init(&l->live_tasks);
+    corio__list_init(&l->unjoined);
+    l->stacks = corio__stack_pool_new(l->stack_size, (cfg && cfg->stack_pool_max) ? cfg->stack_pool_max
+                                                                                  : DEFAULT_STACK_POOL);
+    if (!l->stacks) {
+        corio__free(l);
+        return -ENOMEM;
+    }
+    int r = backend_setup(l, cfg);
+    if (r < 0) {
+        corio__stack_pool_free(l->stacks);
+        corio__free(l);
+        return r;
+    }
+    corio__stack_overflow_handler_install();
+    corio__set_loop(l);
+
+    l->main_task = corio__spawn(l, "main", 0, main_fn, arg);
+    if (!l->main_task) {
+        r = -errno;
+    } else {
+        l->main_task->flags |= CORIO__T_MAIN;
+        r = loop_run(l);
+        if (r == 0 && result)
+            *result = l->main_task->result;
+        if (r < 0)
+            discard_live(l);
+        corio__task_free(l->main_task);
+    }
+
+    /* Handles the program never joined or detached: the tasks are over and
+     * nobody can ask for their results any more. */
+    while (!corio__list_empty(&l->unjoined)) {
+        corio_task *t = CORIO__CONTAINER_OF(l->unjoined.next, corio_task, live);
+        corio__list_remove(&t->live);
+        corio__task_free(t);
+    }
+    if (l->pool)
+        corio__pool_shutdown(l);
+    l->backend->destroy(l);
+    while (l->task_cache) {
+        corio_task *t = l->task_cache;
+        l->task_cache = t->next_ready;
+        corio__free(t);
+    }
+    corio__free(l->timers.items);
+    corio__stack_pool_free(l->stacks);
+    corio__set_loop(NULL);
+    corio__free(l);
+    return r;
+}

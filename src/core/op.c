@@ -1,0 +1,58 @@
+/*
+ * The one "wait for this operation" primitive shared by every kind of I/O.
+ *
+ * An operation is started through the backend; if it finishes at once (the
+ * epoll backend's try-first path) the task never parks.  Otherwise the task
+ * parks until the completion.  A cancel or deadline while parked asks the
+ * backend to cancel, and the task keeps waiting for the operation's own
+ * completion: only then has the kernel let go of the buffer.  If the
+ * operation won the race and succeeded, its result is returned so no data is
+ * lost; the cancellation stays sticky and surfaces at the next wait.
+ */
+#include "internal.h"
+
+static void op_interrupted(corio_task *t, int reason)
+{
+    corio__op *op = t->wait_obj;
+    op->interrupt_reason = reason;
+    op->state = CORIO__OPS_CANCELLING;
+    t->loop->backend->cancel(t->loop, op);
+}
+
+void corio__op_complete(corio__op *op, int32_t res)
+{
+    op->res = res;
+    op->state = CORIO__OPS_DONE;
+    if (op->done)
+        op->done(op);
+    else
+        corio__wake(op->task, res);
+}
+
+static const char *const op_names[CORIO__OP_KIND_COUNT] = {
+    [CORIO__OP_NONE] = "op",       [CORIO__OP_RECV] = "recv",     [CORIO__OP_SEND] = "send",
+    [CORIO__OP_SENDMSG] = "send",  [CORIO__OP_ACCEPT] = "accept", [CORIO__OP_CONNECT] = "connect",
+    [CORIO__OP_READ] = "read",     [CORIO__OP_WRITE] = "write",   [CORIO__OP_POLL] = "poll",
+};
+
+int corio__op_run(corio__op *op)
+{
+    int r = corio__check();
+    if (r)
+        return r;
+    corio_loop *l = corio__loop();
+    op->task = l->current;
+    op->done = NULL;
+    op->state = CORIO__OPS_PENDING;
+    op->interrupt_reason = 0;
+    if (l->backend->submit(l, op)) {
+        op->state = CORIO__OPS_DONE;
+        return op->res;
+    }
+    const char *what = op->kind < CORIO__OP_KIND_COUNT && op_names[op->kind] ? op_names[op->kind] : "op";
+    r = corio__suspend(op_interrupted, op, what,
+                       CORIO__NO_DEADLINE);
+    if (op->interrupt_reason && r == -ECANCELED)
+        return op->interrupt_reason;
+    return r;
+}

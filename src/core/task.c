@@ -1,0 +1,442 @@
+/*
+ * Tasks: creation, the one suspension primitive, waking, cancellation,
+ * deadlines, join/gather/detach, sleep and yield.
+ *
+ * A task runs on its own stack and always switches back to the loop's
+ * context (never task to task), so the scheduler alone decides who runs
+ * next and a finished task's stack is released from a stack that is not
+ * its own.  A parked task waits for exactly one corio__wake(); cancellation
+ * and deadlines reach it through its interrupt hook, which for kernel
+ * operations cancels the operation and lets the real completion do the
+ * waking, so a buffer is never released while the kernel may still use it.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static __thread corio_loop *tls_loop;
+
+corio_loop *corio__loop(void) { return tls_loop; }
+void corio__set_loop(corio_loop *l) { tls_loop = l; }
+
+corio_task *corio__current_task(void) { return tls_loop ? tls_loop->current : NULL; }
+corio_task *corio_current(void) { return corio__current_task(); }
+
+uint64_t corio_now_ns(void) { return tls_loop ? tls_loop->now : corio__clock_ns(); }
+
+const char *corio_task_name(const corio_task *t) { return t->name; }
+bool corio_task_done(const corio_task *t) { return (t->flags & CORIO__T_DONE) != 0; }
+
+/* ------------------------------------------------------------------ */
+/* Switching                                                           */
+/* ------------------------------------------------------------------ */
+
+static void overflow_abort(corio_task *t)
+{
+    fprintf(stderr, "corio: stack overflow in task '%s' (stack size %zu bytes): canary overwritten\n",
+            t->name[0] ? t->name : "(unnamed)", t->stack->size);
+    abort();
+}
+
+/* Leave the running task for the scheduler.  Returns when the task is
+ * resumed. */
+static inline void switch_to_scheduler(corio_loop *l, corio_task *t)
+{
+    if (CORIO__UNLIKELY(t->stack->kind == CORIO__STACK_CANARY) && !corio__stack_check(t->stack))
+        overflow_abort(t);
+    corio__asan_start_switch((t->flags & CORIO__T_DONE) ? NULL : &t->asan_fake_stack, l->sched_stack_bottom,
+                             l->sched_stack_size);
+    corio__ctx_switch(&t->ctx, &l->sched_ctx);
+    corio__asan_finish_switch(t->asan_fake_stack, NULL, NULL);
+}
+
+/* Called by the scheduler: run t until it suspends or ends. */
+void corio__task_resume(corio_loop *l, corio_task *t)
+{
+    l->current = t;
+    corio__asan_start_switch(&l->sched_asan_fake_stack, t->stack->lo, t->stack->size);
+    corio__ctx_switch(&l->sched_ctx, &t->ctx);
+    corio__asan_finish_switch(l->sched_asan_fake_stack, NULL, NULL);
+    l->current = NULL;
+}
+
+static void task_entry(void *arg)
+{
+    corio_task *t = arg;
+    corio__asan_finish_switch(NULL, &t->loop->sched_stack_bottom, &t->loop->sched_stack_size);
+    t->result = t->fn(t->arg);
+    t->flags |= CORIO__T_DONE;
+    switch_to_scheduler(t->loop, t);
+    abort(); /* a finished task is never resumed */
+}
+
+/* ------------------------------------------------------------------ */
+/* Run queue and waking                                                */
+/* ------------------------------------------------------------------ */
+
+static inline void ready_push(corio_loop *l, corio_task *t)
+{
+    t->flags |= CORIO__T_READY;
+    t->next_ready = NULL;
+    if (l->ready_tail)
+        l->ready_tail->next_ready = t;
+    else
+        l->ready_head = t;
+    l->ready_tail = t;
+}
+
+void corio__wake(corio_task *t, int r)
+{
+    if (!(t->flags & CORIO__T_PARKED))
+        return;
+    t->flags &= ~(CORIO__T_PARKED | CORIO__T_INTERRUPTED);
+    t->wake_result = r;
+    t->on_interrupt = NULL;
+    if (corio__timer_armed(&t->timer))
+        corio__timer_disarm(t->loop, &t->timer);
+    ready_push(t->loop, t);
+}
+
+/* Deliver a cancel or deadline to a parked task, once per park. */
+static void interrupt(corio_task *t, int reason)
+{
+    if ((t->flags & (CORIO__T_PARKED | CORIO__T_INTERRUPTED)) != CORIO__T_PARKED)
+        return;
+    if (t->flags & CORIO__T_UNINTERRUPTIBLE)
+        return;
+    t->flags |= CORIO__T_INTERRUPTED;
+    if (t->on_interrupt)
+        t->on_interrupt(t, reason);
+    else
+        corio__wake(t, reason);
+}
+
+/* The task timer: the end of a sleep or the task's deadline, whichever is
+ * first. */
+static void task_timer_fired(corio__timer *tm)
+{
+    corio_task *t = CORIO__CONTAINER_OF(tm, corio_task, timer);
+    if (t->sleep_until != CORIO__NO_DEADLINE && t->sleep_until <= t->deadline)
+        corio__wake(t, 0);
+    else
+        interrupt(t, -ETIMEDOUT);
+}
+
+int corio__check(void)
+{
+    corio_task *t = corio__current_task();
+    if (CORIO__UNLIKELY(!t))
+        return -EPERM;
+    if (CORIO__UNLIKELY(t->flags & CORIO__T_CANCELLED))
+        return -ECANCELED;
+    if (CORIO__UNLIKELY(t->deadline != CORIO__NO_DEADLINE) && t->deadline <= t->loop->now)
+        return -ETIMEDOUT;
+    return 0;
+}
+
+static int park(corio_task *t, corio__interrupt_fn on_interrupt, void *wait_obj, const char *what,
+                uint64_t wake_at)
+{
+    corio_loop *l = t->loop;
+    t->on_interrupt = on_interrupt;
+    t->wait_obj = wait_obj;
+    t->wait_what = what;
+    t->sleep_until = wake_at;
+    t->flags |= CORIO__T_PARKED;
+    uint64_t when = (t->flags & CORIO__T_UNINTERRUPTIBLE) ? wake_at : (wake_at < t->deadline ? wake_at : t->deadline);
+    if (when != CORIO__NO_DEADLINE && corio__timer_arm(l, &t->timer, when) < 0) {
+        t->flags &= ~CORIO__T_PARKED;
+        return -ENOMEM;
+    }
+    switch_to_scheduler(l, t);
+    t->wait_obj = NULL;
+    t->wait_what = NULL;
+    return t->wake_result;
+}
+
+int corio__suspend(corio__interrupt_fn on_interrupt, void *wait_obj, const char *what, uint64_t wake_at)
+{
+    corio_task *t = corio__current_task();
+    if (CORIO__UNLIKELY(!t))
+        return -EPERM;
+    return park(t, on_interrupt, wait_obj, what, wake_at);
+}
+
+int corio__suspend_uninterruptible(void *wait_obj, const char *what)
+{
+    corio_task *t = corio__current_task();
+    if (CORIO__UNLIKELY(!t))
+        return -EPERM;
+    t->flags |= CORIO__T_UNINTERRUPTIBLE;
+    int r = park(t, NULL, wait_obj, what, CORIO__NO_DEADLINE);
+    t->flags &= ~CORIO__T_UNINTERRUPTIBLE;
+    return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Spawn, finish, free                                                 */
+/* ------------------------------------------------------------------ */
+
+corio_task *corio__spawn(corio_loop *l, const char *name, size_t stack_size, corio_fn fn, void *arg)
+{
+    corio_task *t;
+    if (l->task_cache) {
+        t = l->task_cache;
+        l->task_cache = t->next_ready;
+        l->task_cache_len--;
+    } else {
+        t = corio__malloc(sizeof *t);
+        if (!t)
+            return NULL;
+    }
+    t->stack = corio__stack_get(l->stacks, stack_size);
+    if (!t->stack) {
+        int e = errno;
+        corio__free(t);
+        errno = e;
+        return NULL;
+    }
+    t->next_ready = NULL;
+    t->loop = l;
+    t->flags = 0;
+    t->wake_result = 0;
+    t->fn = fn;
+    t->arg = arg;
+    t->result = NULL;
+    t->deadline = CORIO__NO_DEADLINE;
+    t->sleep_until = CORIO__NO_DEADLINE;
+    corio__timer_init(&t->timer, task_timer_fired);
+    t->on_interrupt = NULL;
+    t->wait_obj = NULL;
+    t->wait_what = NULL;
+    t->joiner = NULL;
+    t->asan_fake_stack = NULL;
+    if (name) {
+        size_t n = strlen(name);
+        if (n >= sizeof t->name)
+            n = sizeof t->name - 1;
+        memcpy(t->name, name, n);
+        t->name[n] = 0;
+    } else {
+        t->name[0] = 0;
+    }
+    corio__ctx_make(&t->ctx, t->stack->lo, t->stack->size, task_entry, t);
+    corio__list_push_back(&l->live_tasks, &t->live);
+    l->live_count++;
+    ready_push(l, t);
+    return t;
+}
+
+corio_task *corio_spawn_named(const char *name, size_t stack_size, corio_fn fn, void *arg)
+{
+    corio_loop *l = tls_loop;
+    if (!l) {
+        errno = EPERM;
+        return NULL;
+    }
+    return corio__spawn(l, name, stack_size, fn, arg);
+}
+
+corio_task *corio_spawn(corio_fn fn, void *arg) { return corio_spawn_named(NULL, 0, fn, arg); }
+
+void corio__task_free(corio_task *t)
+{
+    corio_loop *l = t->loop;
+    if (l->task_cache_len < 1024) {
+        t->next_ready = l->task_cache;
+        l->task_cache = t;
+        l->task_cache_len++;
+    } else {
+        corio__free(t);
+    }
+}
+
+/* The scheduler calls this after t's function returned (we are back on the
+ * loop's stack, so t's stack can be recycled). */
+void corio__task_finished(corio_loop *l, corio_task *t)
+{
+    corio__stack_put(l->stacks, t->stack);
+    t->stack = NULL;
+    if (corio__timer_armed(&t->timer))
+        corio__timer_disarm(l, &t->timer);
+    corio__list_remove(&t->live);
+    l->live_count--;
+    if (t->joiner)
+        corio__wake(t->joiner, 0);
+    if (t->flags & CORIO__T_DETACHED)
+        corio__task_free(t);
+    else if (!(t->flags & CORIO__T_MAIN))
+        corio__list_push_back(&l->unjoined, &t->live); /* freed by join/detach, or at loop end */
+}
+
+/* ------------------------------------------------------------------ */
+/* Public task API                                                     */
+/* ------------------------------------------------------------------ */
+
+int corio_cancel(corio_task *t)
+{
+    if (t->flags & CORIO__T_DONE)
+        return -EALREADY;
+    t->flags |= CORIO__T_CANCELLED;
+    if (t->flags & CORIO__T_PARKED)
+        interrupt(t, -ECANCELED);
+    return 0;
+}
+
+bool corio_cancelled(void)
+{
+    corio_task *t = corio__current_task();
+    return t && (t->flags & CORIO__T_CANCELLED);
+}
+
+void corio__task_interrupt(corio_task *t, int reason) { interrupt(t, reason); }
+
+static void join_interrupted(corio_task *self, int reason)
+{
+    corio_task *target = self->wait_obj;
+    target->joiner = NULL;
+    corio__wake(self, reason);
+}
+
+static void take_result(corio_task *t, void **result)
+{
+    if (result)
+        *result = t->result;
+    corio__list_remove(&t->live);
+    corio__task_free(t);
+}
+
+int corio_join(corio_task *t, void **result)
+{
+    corio_task *self = corio__current_task();
+    if (!self)
+        return -EPERM;
+    if (t == self || t->joiner || (t->flags & CORIO__T_DETACHED))
+        return -EINVAL;
+    if (!(t->flags & CORIO__T_DONE) || t->stack) {
+        int r = corio__check();
+        if (r)
+            return r;
+        t->joiner = self;
+        r = corio__suspend(join_interrupted, t, "join", CORIO__NO_DEADLINE);
+        if (r < 0)
+            return r;
+    }
+    take_result(t, result);
+    return 0;
+}
+
+/* Await t regardless of the caller's cancellation (gather's cleanup). */
+static void join_uninterruptible(corio_task *t, void **result)
+{
+    if (!(t->flags & CORIO__T_DONE) || t->stack) {
+        t->joiner = corio__current_task();
+        corio__suspend_uninterruptible(t, "join");
+    }
+    take_result(t, result);
+}
+
+int corio_gather(corio_task **tasks, size_t n, void **results)
+{
+    if (!corio__current_task())
+        return -EPERM;
+    for (size_t i = 0; i < n; i++) {
+        int r = corio_join(tasks[i], results ? &results[i] : NULL);
+        if (r < 0) {
+            for (size_t j = i; j < n; j++)
+                corio_cancel(tasks[j]);
+            for (size_t j = i; j < n; j++)
+                join_uninterruptible(tasks[j], results ? &results[j] : NULL);
+            return r;
+        }
+    }
+    return 0;
+}
+
+void corio_detach(corio_task *t)
+{
+    if ((t->flags & CORIO__T_DONE) && !t->stack) {
+        corio__list_remove(&t->live);
+        corio__task_free(t);
+    } else
+        t->flags |= CORIO__T_DETACHED;
+}
+
+int corio_yield(void)
+{
+    int r = corio__check();
+    if (r)
+        return r;
+    corio_task *t = corio__current_task();
+    t->flags |= CORIO__T_PARKED;
+    corio__wake(t, 0); /* to the back of the run queue */
+    switch_to_scheduler(t->loop, t);
+    return t->wake_result;
+}
+
+int corio_sleep_ns(uint64_t ns)
+{
+    if (ns == 0)
+        return corio_yield();
+    int r = corio__check();
+    if (r)
+        return r;
+    uint64_t now = tls_loop->now;
+    uint64_t when = ns > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + ns;
+    return corio__suspend(NULL, NULL, "sleep", when);
+}
+
+int corio_sleep_ms(uint64_t ms)
+{
+    return corio_sleep_ns(ms > UINT64_MAX / 1000000u ? UINT64_MAX : ms * 1000000u);
+}
+
+/* ------------------------------------------------------------------ */
+/* Deadlines                                                           */
+/* ------------------------------------------------------------------ */
+
+corio_deadline corio_deadline_push(uint64_t timeout_ms)
+{
+    corio_task *t = corio__current_task();
+    corio_deadline tok = {CORIO__NO_DEADLINE};
+    if (!t)
+        return tok;
+    tok.prev_ns = t->deadline;
+    uint64_t now = t->loop->now;
+    uint64_t add = timeout_ms > (UINT64_MAX - 1 - now) / 1000000u ? UINT64_MAX - 1 - now : timeout_ms * 1000000u;
+    uint64_t when = now + add;
+    if (when < t->deadline)
+        t->deadline = when;
+    return tok;
+}
+
+void corio_deadline_pop(corio_deadline tok)
+{
+    corio_task *t = corio__current_task();
+    if (t)
+        t->deadline = tok.prev_ns;
+}
+
+bool corio_deadline_expired(void)
+{
+    corio_task *t = corio__current_task();
+    return t && t->deadline != CORIO__NO_DEADLINE && t->deadline <= t->loop->now;
+}
+
+/* Stack-overflow handler support: name the running task if addr lies in or
+ * just below its stack. */
+const char *corio__stack_owner_name(void *addr, size_t *stack_size)
+{
+    corio_loop *l = tls_loop;
+    if (!l || !l->current || !l->current->stack)
+        return NULL;
+    corio__stack *s = l->current->stack;
+    char *lo = s->lo;
+    if ((char *)addr < lo - 65536 || (char *)addr >= lo + s->size)
+        return NULL;
+    if (stack_size)
+        *stack_size = s->size;
+    return l->current->name[0] ? l->current->name : "(unnamed)";
+}

@@ -1,0 +1,108 @@
+/*
+ * Small services every layer uses: error text, the allocation wrappers with
+ * their fail-injection hook, the monotonic clock, and fd helpers.
+ *
+ * Fail injection: when the environment variable CORIO_FAIL_AT=N is set, the
+ * Nth call through corio__should_fail() (counted per process) reports
+ * failure, so tests can prove that every allocation and system-call error
+ * path gives a clean error instead of a crash or a leak.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *corio_strerror(int err)
+{
+    if (err < 0)
+        err = -err;
+    switch (err) {
+    case 0:
+        return "success";
+    case CORIO_EINCOMPLETE:
+        return "end of stream before the requested bytes arrived";
+    case CORIO_ELIMIT:
+        return "separator not found within the stream's buffer limit";
+    case CORIO_EDEADLOCK:
+        return "every task is waiting and nothing can wake them";
+    default:
+        return strerror(err);
+    }
+}
+
+static long fail_at = -1; /* -1: not read yet, 0: disabled */
+static long fail_count;
+
+bool corio__should_fail(void)
+{
+    if (CORIO__LIKELY(fail_at == 0))
+        return false;
+    if (fail_at < 0) {
+        const char *s = getenv("CORIO_FAIL_AT");
+        fail_at = s ? atol(s) : 0;
+        if (fail_at <= 0) {
+            fail_at = 0;
+            return false;
+        }
+    }
+    return ++fail_count == fail_at;
+}
+
+void *corio__malloc(size_t n)
+{
+    if (corio__should_fail()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return malloc(n);
+}
+
+void *corio__calloc(size_t n, size_t m)
+{
+    if (corio__should_fail()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return calloc(n, m);
+}
+
+void *corio__realloc(void *p, size_t n)
+{
+    if (corio__should_fail()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return realloc(p, n);
+}
+
+void corio__free(void *p) { free(p); }
+
+uint64_t corio__clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int corio__set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    int fdfl = fcntl(fd, F_GETFD);
+    if (fdfl < 0 || fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) < 0)
+        return -errno;
+    return 0;
+}
+
+void corio__close_fd(corio_loop *l, int fd)
+{
+    if (fd < 0)
+        return;
+    if (l)
+        l->backend->forget_fd(l, fd);
+    close(fd);
+}

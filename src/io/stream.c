@@ -1,0 +1,901 @@
+/*
+ * Streams: asyncio's StreamReader and StreamWriter in one object over a
+ * connected stream socket.
+ *
+ * Read side.  A read buffer is allocated only when a call needs one (4 KiB
+ * to start, doubling up to the separator limit for readuntil/readline, and
+ * given back once it has drained after growing), so an idle connection costs
+ * the struct alone.  corio_read and corio_readexactly with a large request
+ * and nothing buffered receive straight into the caller's memory: no second
+ * copy.  Only one task may read at a time (another gets -EBUSY).
+ *
+ * On io_uring with multishot support the read side instead keeps one
+ * multishot recv armed per stream (after the first read): the kernel fills
+ * buffers from the loop's provided-buffer ring, the completion callback
+ * copies them straight into a parked reader's memory (or into the read
+ * buffer when nobody waits or the reader's memory is full) and gives the
+ * buffer back at once, so no stream ever pins ring memory.  That saves the
+ * submission and the poll arming of every recv.  Flow control: when more
+ * than max(limit, 64 KiB) is buffered and unread, the multishot is cancelled
+ * and re-armed by the next read that finds the buffer empty.  A cancelled
+ * or timed-out read then loses nothing: the data keeps arriving into the
+ * buffer.
+ *
+ * Write side.  corio_write never suspends: with nothing queued it sends at
+ * once with a non-blocking send() (on io_uring too: a direct syscall is the
+ * cheapest way to push a small reply) and queues only what the socket did
+ * not take.  Queued bytes live in a list of chunks that are only ever
+ * appended to, so memory that a send in flight points into never moves.  A
+ * queue is flushed in the background by a small "flusher" task started on
+ * demand: it sends the queue with SEND/SENDMSG operations and exits when the
+ * queue is empty, so data written without a drain still leaves, and
+ * corio_drain only has to wait for the queue to fall below the low-water
+ * mark.  The first error that breaks the connection (EPIPE, ECONNRESET, ...)
+ * is remembered: the queue is dropped and every later write/drain returns
+ * it.  Every send carries MSG_NOSIGNAL, so SIGPIPE never happens.
+ *
+ * Closing.  corio_stream_close never suspends; when a flusher or a reader
+ * still has an operation in the kernel, the stream is only marked closing,
+ * those operations are cancelled, and whichever user finishes last closes
+ * the fd and frees the memory (buffers stay valid until the kernel lets go).
+ */
+#include "stream.h"
+#include "../backend/uring.h"
+
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define RBUF_INIT 4096u            /* first read buffer; also the "large read" threshold */
+#define RBUF_KEEP (16u * 1024u)    /* a drained buffer bigger than this is given back */
+#define WCHUNK_MIN (16u * 1024u)   /* queue chunk size (bigger writes get their own chunk) */
+#define FLUSH_IOV 16               /* chunks per SENDMSG */
+#define FLUSHER_STACK 0 /* the pool's default size: pooled stacks are the cheap ones */
+
+enum {
+    S_EOF = 1u << 0,     /* recv returned 0 */
+    S_WSHUT = 1u << 1,   /* write_eof done: no more writes */
+    S_CLOSING = 1u << 2, /* close called while an operation was in flight */
+};
+
+typedef struct wchunk {
+    struct wchunk *next;
+    size_t start, end, cap;
+    char data[];
+} wchunk;
+
+/* A task parked in drain/write_eof/aclose until the queue shrinks to
+ * target bytes.  Lives in the waiting task's frame. */
+typedef struct drain_waiter {
+    corio__list link;
+    corio_task *task;
+    size_t target;
+} drain_waiter;
+
+struct corio_stream {
+    int fd;
+    unsigned flags;
+    corio_loop *loop;
+    /* read side: live bytes are rbuf[rstart, rend) */
+    char *rbuf;
+    size_t rstart, rend, rcap;
+    size_t limit;
+    int rerr;            /* sticky read error (not cancel/timeout) */
+    corio__op *rop;      /* the reader's operation while one is in flight */
+    /* multishot receive (io_uring) */
+    bool multi;          /* use it on this stream */
+    bool marmed;         /* mop is in the kernel */
+    bool mcancel;        /* a cancel for mop was requested */
+    bool mfallback;      /* the ring ran dry last time: next read uses a plain recv */
+    bool rbusy;          /* a reader is inside multi_wait */
+    corio_task *rwait;   /* that reader while parked */
+    char *rdst;          /* its memory for direct delivery (NULL: use rbuf) */
+    size_t rdst_cap, rdst_got;
+    corio__op mop;
+    /* write side */
+    wchunk *whead, *wtail;
+    size_t wsize;        /* bytes queued (including those in flight) */
+    size_t high, low;
+    int werr;            /* sticky write error */
+    corio_task *flusher; /* background sender while the queue is non-empty */
+    bool wop_inflight;   /* the flusher has a send in the kernel */
+    corio__list waiters; /* drain_waiter */
+    bool *closed_flag;
+};
+
+/* ------------------------------------------------------------------ */
+/* Creation, teardown                                                  */
+/* ------------------------------------------------------------------ */
+
+corio_stream *corio__stream_new(int fd)
+{
+    corio_stream *s = corio__malloc(sizeof *s);
+    if (!s)
+        return NULL;
+    memset(s, 0, sizeof *s);
+    s->fd = fd;
+    s->loop = corio__loop();
+    s->limit = 64u * 1024u;
+    s->high = 64u * 1024u;
+    s->low = 16u * 1024u;
+    s->multi = s->loop && corio__uring_has_multishot(s->loop);
+    corio__list_init(&s->waiters);
+    return s;
+}
+
+corio_stream *corio_stream_from_fd(int fd)
+{
+    if (fd < 0) {
+        errno = EBADF;
+        return NULL;
+    }
+    int r = corio__set_nonblock(fd);
+    if (r < 0) {
+        errno = -r;
+        return NULL;
+    }
+    return corio__stream_new(fd);
+}
+
+void corio__stream_set_close_flag(corio_stream *s, bool *flag) { s->closed_flag = flag; }
+
+static void free_chunks(corio_stream *s)
+{
+    wchunk *c = s->whead;
+    while (c) {
+        wchunk *n = c->next;
+        corio__free(c);
+        c = n;
+    }
+    s->whead = s->wtail = NULL;
+    s->wsize = 0;
+}
+
+/* Wake every drain waiter with r (used on errors and close). */
+static void wake_all(corio_stream *s, int r)
+{
+    while (!corio__list_empty(&s->waiters)) {
+        drain_waiter *w = CORIO__CONTAINER_OF(s->waiters.next, drain_waiter, link);
+        corio__list_remove(&w->link);
+        corio__wake(w->task, r);
+    }
+}
+
+/* Release everything; no operation may be in flight on s->fd. */
+static void finalize(corio_stream *s)
+{
+    wake_all(s, -EPIPE);
+    free_chunks(s);
+    corio__free(s->rbuf);
+    corio__close_fd(s->loop ? s->loop : corio__loop(), s->fd);
+    corio__free(s);
+}
+
+static void maybe_finalize(corio_stream *s)
+{
+    if ((s->flags & S_CLOSING) && !s->flusher && !s->rop && !s->rbusy && !s->marmed)
+        finalize(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* Read side                                                           */
+/* ------------------------------------------------------------------ */
+
+/* Sentinel from recv_op: the stream was closed by another task while this
+ * one was receiving, and is gone; the caller must not touch it again. */
+#define GONE (-EBADF)
+
+/* Receive into buf (the caller's memory or the stream's buffer).  Suspends.
+ * Returns bytes (>0), 0 at EOF (recorded), -errno (a connection error is
+ * recorded as sticky), or GONE. */
+static ssize_t recv_op(corio_stream *s, void *buf, size_t n)
+{
+    if (s->rerr)
+        return s->rerr;
+    corio__op op;
+    memset(&op, 0, sizeof op);
+    op.kind = CORIO__OP_RECV;
+    op.fd = s->fd;
+    op.buf = buf;
+    op.len = n;
+    op.off = -1;
+    s->rop = &op;
+    int r = corio__op_run(&op);
+    s->rop = NULL;
+    if (CORIO__UNLIKELY(s->flags & S_CLOSING)) {
+        maybe_finalize(s);
+        return GONE;
+    }
+    if (r == 0)
+        s->flags |= S_EOF;
+    else if (r < 0 && r != -ECANCELED && r != -ETIMEDOUT && r != -EAGAIN && r != -EINTR)
+        s->rerr = r;
+    return r;
+}
+
+/* Make room for at least one more byte at rbuf + rend without exceeding
+ * want bytes of capacity (want >= RBUF_INIT).  Returns 0 or -ENOMEM. */
+static int rbuf_make_room(corio_stream *s, size_t want)
+{
+    if (s->rstart == s->rend) {
+        s->rstart = s->rend = 0;
+        if (s->rcap > RBUF_KEEP) { /* a burst is over: go back to a small buffer */
+            corio__free(s->rbuf);
+            s->rbuf = NULL;
+            s->rcap = 0;
+        }
+    }
+    if (!s->rbuf) {
+        s->rbuf = corio__malloc(RBUF_INIT);
+        if (!s->rbuf)
+            return -ENOMEM;
+        s->rcap = RBUF_INIT;
+    }
+    if (s->rend < s->rcap)
+        return 0;
+    if (s->rstart > 0) {
+        memmove(s->rbuf, s->rbuf + s->rstart, s->rend - s->rstart);
+        s->rend -= s->rstart;
+        s->rstart = 0;
+        return 0;
+    }
+    size_t ncap = s->rcap * 2;
+    if (ncap > want)
+        ncap = want;
+    if (ncap <= s->rcap)
+        return -CORIO_ELIMIT;
+    char *nb = corio__realloc(s->rbuf, ncap);
+    if (!nb)
+        return -ENOMEM;
+    s->rbuf = nb;
+    s->rcap = ncap;
+    return 0;
+}
+
+/* Receive more bytes into the read buffer.  Returns >0, 0 at EOF, -errno or
+ * GONE (as recv_op). */
+static ssize_t fill(corio_stream *s, size_t want)
+{
+    int r = rbuf_make_room(s, want < RBUF_INIT ? RBUF_INIT : want);
+    if (r < 0)
+        return r;
+    ssize_t n = recv_op(s, s->rbuf + s->rend, s->rcap - s->rend);
+    if (n > 0)
+        s->rend += (size_t)n;
+    return n;
+}
+
+/* Append n bytes to the read buffer, growing it as needed (multishot
+ * completions: the data has already left the kernel).  Returns 0 or
+ * -ENOMEM. */
+static int rbuf_append(corio_stream *s, const char *p, size_t n)
+{
+    if (s->rstart == s->rend)
+        s->rstart = s->rend = 0;
+    if (s->rcap - s->rend < n) {
+        size_t avail = s->rend - s->rstart;
+        if (s->rstart && s->rcap - avail >= n) {
+            memmove(s->rbuf, s->rbuf + s->rstart, avail);
+        } else {
+            size_t ncap = s->rcap ? s->rcap : RBUF_INIT;
+            while (ncap < avail + n)
+                ncap *= 2;
+            char *nb = corio__malloc(ncap);
+            if (!nb)
+                return -ENOMEM;
+            if (avail)
+                memcpy(nb, s->rbuf + s->rstart, avail);
+            corio__free(s->rbuf);
+            s->rbuf = nb;
+            s->rcap = ncap;
+        }
+        s->rstart = 0;
+        s->rend = avail;
+    }
+    memcpy(s->rbuf + s->rend, p, n);
+    s->rend += n;
+    return 0;
+}
+
+/* Every completion of the stream's multishot recv (loop context). */
+static void multi_done(corio__op *op)
+{
+    corio_stream *s = CORIO__CONTAINER_OF(op, corio_stream, mop);
+    corio_loop *l = s->loop;
+    int res = op->res;
+    if (op->buf_id != CORIO__NO_BUF) {
+        if (res > 0 && !(s->flags & S_CLOSING)) {
+            const char *p = corio__uring_buf(l, op->buf_id);
+            size_t n = (size_t)res;
+            if (s->rdst && s->rstart == s->rend && s->rdst_got < s->rdst_cap) {
+                size_t k = s->rdst_cap - s->rdst_got < n ? s->rdst_cap - s->rdst_got : n;
+                memcpy(s->rdst + s->rdst_got, p, k);
+                s->rdst_got += k;
+                p += k;
+                n -= k;
+            }
+            if (n && rbuf_append(s, p, n) < 0 && !s->rerr)
+                s->rerr = -ENOMEM;
+        }
+        corio__uring_buf_put(l, op->buf_id);
+    }
+    if (res == 0)
+        s->flags |= S_EOF;
+    else if (res == -ENOBUFS)
+        s->mfallback = true;
+    else if (res < 0 && res != -ECANCELED && !s->rerr)
+        s->rerr = res;
+    if (!op->more) {
+        s->marmed = false;
+        s->mcancel = false;
+        if (s->flags & S_CLOSING) {
+            maybe_finalize(s);
+            return;
+        }
+    } else if (!s->mcancel && s->rend - s->rstart >= (s->limit > 65536 ? s->limit : 65536)) {
+        /* nobody reads: stop taking data until the buffer drains */
+        s->mcancel = true;
+        l->backend->cancel(l, op);
+    }
+    if (s->rwait)
+        corio__wake(s->rwait, 0);
+}
+
+static void rwait_interrupted(corio_task *t, int reason)
+{
+    corio_stream *s = t->wait_obj;
+    s->rwait = NULL;
+    s->rdst = NULL;
+    corio__wake(t, reason);
+}
+
+/* Wait for input through the multishot recv (armed here if needed).
+ * Returns >0 bytes delivered straight into dst, 0 when the caller should
+ * look at the buffer / EOF / error again, -ECANCELED, -ETIMEDOUT or GONE. */
+static ssize_t multi_wait(corio_stream *s, void *dst, size_t cap)
+{
+    int r = corio__check();
+    if (r)
+        return r;
+    corio_loop *l = s->loop;
+    if (!s->marmed) {
+        memset(&s->mop, 0, sizeof s->mop);
+        s->mop.kind = CORIO__OP_RECV_MULTI;
+        s->mop.fd = s->fd;
+        s->mop.off = -1;
+        s->mop.done = multi_done;
+        s->mop.state = CORIO__OPS_PENDING;
+        if (l->backend->submit(l, &s->mop)) {
+            /* refused (ring unavailable, SQ full): plain recvs from now on */
+            s->multi = false;
+            return 0;
+        }
+        s->marmed = true;
+    }
+    s->rdst = dst;
+    s->rdst_cap = dst ? cap : 0;
+    s->rdst_got = 0;
+    s->rwait = corio__current_task();
+    s->rbusy = true;
+    r = corio__suspend(rwait_interrupted, s, "recv", CORIO__NO_DEADLINE);
+    s->rbusy = false;
+    s->rwait = NULL;
+    s->rdst = NULL;
+    if (CORIO__UNLIKELY(s->flags & S_CLOSING)) {
+        maybe_finalize(s);
+        return GONE;
+    }
+    if (s->rdst_got)
+        return (ssize_t)s->rdst_got;
+    return r;
+}
+
+/* Get more input.  dst (may be NULL) is the caller's memory for up to cap
+ * bytes, used when the read buffer is empty.  Returns >0 bytes placed in
+ * dst, 0 when the caller should look at the buffer / EOF again, or -errno
+ * / GONE.  want caps the read buffer's growth.  Suspends. */
+static ssize_t more_input(corio_stream *s, void *dst, size_t cap, size_t want)
+{
+    if (s->rerr)
+        return s->rerr;
+    if (s->flags & S_EOF)
+        return 0;
+    if (s->rstart != s->rend)
+        dst = NULL;
+    if (s->multi && !s->mfallback)
+        return multi_wait(s, dst, cap);
+    s->mfallback = false;
+    if (dst && cap >= RBUF_INIT) {
+        ssize_t r = recv_op(s, dst, cap);
+        return r; /* 0 (EOF) is recorded: the caller sees it */
+    }
+    ssize_t r = fill(s, want);
+    return r > 0 ? 0 : r;
+}
+
+/* Put bytes a cancelled readexactly already took back in front of the
+ * buffer, so an interrupted call loses nothing. */
+static void unread(corio_stream *s, const void *p, size_t n)
+{
+    size_t avail = s->rend - s->rstart;
+    if (n <= s->rstart) {
+        s->rstart -= n;
+        memcpy(s->rbuf + s->rstart, p, n);
+        return;
+    }
+    size_t ncap = n + avail > RBUF_INIT ? n + avail : RBUF_INIT;
+    char *nb = corio__malloc(ncap);
+    if (!nb)
+        return; /* out of memory: the bytes stay with the caller only */
+    memcpy(nb, p, n);
+    if (avail)
+        memcpy(nb + n, s->rbuf + s->rstart, avail);
+    corio__free(s->rbuf);
+    s->rbuf = nb;
+    s->rcap = ncap;
+    s->rstart = 0;
+    s->rend = n + avail;
+}
+
+static inline bool reader_busy(const corio_stream *s) { return s->rop || s->rbusy; }
+
+ssize_t corio_read(corio_stream *s, void *buf, size_t n)
+{
+    if (n == 0)
+        return 0;
+    for (;;) {
+        size_t avail = s->rend - s->rstart;
+        if (avail) {
+            if (n > avail)
+                n = avail;
+            memcpy(buf, s->rbuf + s->rstart, n);
+            s->rstart += n;
+            return (ssize_t)n;
+        }
+        if (s->flags & S_EOF)
+            return 0;
+        if (reader_busy(s))
+            return -EBUSY;
+        ssize_t r = more_input(s, buf, n, RBUF_INIT);
+        if (r != 0)
+            return r;
+    }
+}
+
+ssize_t corio_readexactly(corio_stream *s, void *buf, size_t n, size_t *got)
+{
+    char *p = buf;
+    size_t have = 0;
+    if (got)
+        *got = 0;
+    if (reader_busy(s) && s->rstart == s->rend)
+        return -EBUSY;
+    while (have < n) {
+        size_t avail = s->rend - s->rstart;
+        if (avail) {
+            size_t k = n - have < avail ? n - have : avail;
+            memcpy(p + have, s->rbuf + s->rstart, k);
+            s->rstart += k;
+            have += k;
+            continue;
+        }
+        if (s->flags & S_EOF) {
+            if (got)
+                *got = have;
+            return -CORIO_EINCOMPLETE;
+        }
+        ssize_t r = more_input(s, p + have, n - have, RBUF_INIT);
+        if (r > 0) {
+            have += (size_t)r;
+            continue;
+        }
+        if (r == GONE)
+            return r;
+        if (r < 0) {
+            if (have && (r == -ECANCELED || r == -ETIMEDOUT))
+                unread(s, p, have);
+            else if (got)
+                *got = have;
+            return r;
+        }
+    }
+    return (ssize_t)n;
+}
+
+/* Find sep in the buffered data, reading more as needed.  On success *len
+ * is the length through the separator (data not consumed).  Returns 0,
+ * -CORIO_ELIMIT, -CORIO_EINCOMPLETE (EOF first), a read error or GONE. */
+static int scan(corio_stream *s, const void *sep, size_t sep_len, size_t *len)
+{
+    size_t searched = 0; /* bytes past rstart already known not to start a match */
+    if (sep_len == 0 || sep_len > 64)
+        return -EINVAL;
+    if (reader_busy(s))
+        return -EBUSY;
+    for (;;) {
+        size_t avail = s->rend - s->rstart;
+        size_t window = avail < s->limit ? avail : s->limit;
+        if (window >= sep_len) {
+            const char *base = s->rbuf + s->rstart;
+            const char *hit = memmem(base + searched, window - searched, sep, sep_len);
+            if (hit) {
+                *len = (size_t)(hit - base) + sep_len;
+                return 0;
+            }
+            searched = window - sep_len + 1;
+        }
+        if (avail >= s->limit)
+            return -CORIO_ELIMIT;
+        if (s->flags & S_EOF)
+            return -CORIO_EINCOMPLETE;
+        ssize_t r = more_input(s, NULL, 0, s->limit);
+        if (r < 0)
+            return (int)r;
+    }
+}
+
+const char *corio_readuntil(corio_stream *s, const void *sep, size_t sep_len, size_t *len, int *err)
+{
+    size_t n = 0;
+    int r = scan(s, sep, sep_len, &n);
+    if (err)
+        *err = r;
+    if (r < 0) {
+        if (len)
+            *len = 0;
+        return NULL;
+    }
+    const char *p = s->rbuf + s->rstart;
+    s->rstart += n;
+    if (len)
+        *len = n;
+    return p;
+}
+
+ssize_t corio_readline(corio_stream *s, char *buf, size_t cap)
+{
+    size_t n = 0;
+    int r = scan(s, "\n", 1, &n);
+    if (r == -CORIO_EINCOMPLETE) {
+        n = s->rend - s->rstart; /* the unterminated tail is the last line */
+        if (n == 0)
+            return 0;
+    } else if (r < 0) {
+        return r;
+    }
+    if (n + 1 > cap)
+        return -ENOBUFS;
+    memcpy(buf, s->rbuf + s->rstart, n);
+    buf[n] = '\0';
+    s->rstart += n;
+    return (ssize_t)n;
+}
+
+bool corio_at_eof(const corio_stream *s) { return (s->flags & S_EOF) && s->rstart == s->rend; }
+
+void corio_stream_set_limit(corio_stream *s, size_t limit) { s->limit = limit ? limit : 1; }
+
+/* ------------------------------------------------------------------ */
+/* Write side                                                          */
+/* ------------------------------------------------------------------ */
+
+/* The connection broke: remember why, drop the queue, wake the drainers. */
+static void write_failed(corio_stream *s, int err)
+{
+    if (!s->werr)
+        s->werr = err;
+    if (!s->wop_inflight)
+        free_chunks(s);
+    wake_all(s, s->werr);
+}
+
+/* Wake drainers whose target the queue has reached. */
+static void wake_ready(corio_stream *s)
+{
+    corio__list *it = s->waiters.next;
+    while (it != &s->waiters) {
+        corio__list *next = it->next;
+        drain_waiter *w = CORIO__CONTAINER_OF(it, drain_waiter, link);
+        if (s->wsize <= w->target) {
+            corio__list_remove(&w->link);
+            corio__wake(w->task, 0);
+        }
+        it = next;
+    }
+}
+
+/* Drop n sent bytes from the head of the queue. */
+static void consume(corio_stream *s, size_t n)
+{
+    s->wsize -= n;
+    while (n) {
+        wchunk *c = s->whead;
+        size_t k = c->end - c->start;
+        if (n < k) {
+            c->start += n;
+            return;
+        }
+        n -= k;
+        s->whead = c->next;
+        if (!s->whead)
+            s->wtail = NULL;
+        corio__free(c);
+    }
+    /* a fully sent tail chunk was freed above; keep the invariant */
+    if (!s->whead)
+        s->wtail = NULL;
+}
+
+static int fill_iov(corio_stream *s, struct iovec *iov, int max)
+{
+    int cnt = 0;
+    for (wchunk *c = s->whead; c && cnt < max; c = c->next) {
+        if (c->end == c->start)
+            continue;
+        iov[cnt].iov_base = c->data + c->start;
+        iov[cnt].iov_len = c->end - c->start;
+        cnt++;
+    }
+    return cnt;
+}
+
+/* Non-blocking sends of the queue until it is empty or the socket is full.
+ * Only when no flusher send is in flight (ordering).  Returns 0 or -errno. */
+static int flush_nowait(corio_stream *s)
+{
+    while (s->wsize) {
+        struct iovec iov[FLUSH_IOV];
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)fill_iov(s, iov, FLUSH_IOV)};
+        ssize_t r = sendmsg(s->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+        }
+        consume(s, (size_t)r);
+    }
+    return 0;
+}
+
+/* The background sender: one per stream while its queue is non-empty. */
+static void *flusher_main(void *arg)
+{
+    corio_stream *s = arg;
+    while (s->wsize && !(s->flags & S_CLOSING) && !s->werr) {
+        struct iovec iov[FLUSH_IOV];
+        int cnt = fill_iov(s, iov, FLUSH_IOV);
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+        corio__op op;
+        memset(&op, 0, sizeof op);
+        op.fd = s->fd;
+        op.off = -1;
+        if (cnt == 1) {
+            op.kind = CORIO__OP_SEND;
+            op.buf = iov[0].iov_base;
+            op.len = iov[0].iov_len;
+        } else {
+            op.kind = CORIO__OP_SENDMSG;
+            op.msg = &msg;
+        }
+        op.flags = MSG_NOSIGNAL;
+        s->wop_inflight = true;
+        int r = corio__op_run(&op);
+        s->wop_inflight = false;
+        if (r > 0)
+            consume(s, (size_t)r);
+        if (s->flags & S_CLOSING)
+            break;
+        if (r < 0 && r != -EAGAIN && r != -EINTR) {
+            write_failed(s, r == -ECANCELED || r == -ETIMEDOUT ? -EPIPE : r);
+            break;
+        }
+        wake_ready(s);
+    }
+    s->flusher = NULL;
+    if (s->flags & S_CLOSING)
+        maybe_finalize(s);
+    else if (s->werr)
+        free_chunks(s);
+    return NULL;
+}
+
+/* Append n bytes to the queue.  Returns 0 or -ENOMEM. */
+static int enqueue(corio_stream *s, const char *p, size_t n)
+{
+    wchunk *t = s->wtail;
+    if (t) {
+        size_t room = t->cap - t->end;
+        size_t k = n < room ? n : room;
+        memcpy(t->data + t->end, p, k);
+        t->end += k;
+        s->wsize += k;
+        p += k;
+        n -= k;
+    }
+    if (n) {
+        size_t cap = n > WCHUNK_MIN ? n : WCHUNK_MIN;
+        wchunk *c = corio__malloc(sizeof *c + cap);
+        if (!c)
+            return -ENOMEM;
+        c->next = NULL;
+        c->start = 0;
+        c->end = n;
+        c->cap = cap;
+        memcpy(c->data, p, n);
+        if (s->wtail)
+            s->wtail->next = c;
+        else
+            s->whead = c;
+        s->wtail = c;
+        s->wsize += n;
+    }
+    return 0;
+}
+
+int corio_write(corio_stream *s, const void *buf, size_t n)
+{
+    if (CORIO__UNLIKELY(s->werr))
+        return s->werr;
+    if (CORIO__UNLIKELY(s->flags & (S_WSHUT | S_CLOSING)))
+        return -EPIPE;
+    if (n == 0)
+        return 0;
+    const char *p = buf;
+    if (s->wsize == 0) {
+        ssize_t r = send(s->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (CORIO__LIKELY((size_t)r == n))
+            return 0;
+        if (r < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                write_failed(s, -errno);
+                return s->werr;
+            }
+            r = 0;
+        }
+        p += r;
+        n -= (size_t)r;
+    }
+    int e = enqueue(s, p, n);
+    if (e < 0) {
+        write_failed(s, e);
+        return e;
+    }
+    if (!s->flusher) {
+        corio_loop *l = s->loop ? s->loop : corio__loop();
+        s->flusher = corio__spawn(l, "stream flush", FLUSHER_STACK, flusher_main, s);
+        if (!s->flusher) {
+            write_failed(s, -ENOMEM);
+            return -ENOMEM;
+        }
+        corio_detach(s->flusher);
+    }
+    return 0;
+}
+
+static void drain_interrupted(corio_task *t, int reason)
+{
+    drain_waiter *w = t->wait_obj;
+    corio__list_remove(&w->link);
+    corio__wake(t, reason);
+}
+
+/* Park until the queue holds at most target bytes (or the connection
+ * breaks).  Returns 0, the connection's error, -ECANCELED or -ETIMEDOUT.
+ * The result comes through the wake, so a stream closed meanwhile is not
+ * touched after waking. */
+static int wait_queue(corio_stream *s, size_t target)
+{
+    if (s->werr)
+        return s->werr;
+    if (s->wsize <= target)
+        return 0;
+    drain_waiter w;
+    w.task = corio__current_task();
+    w.target = target;
+    corio__list_push_back(&s->waiters, &w.link);
+    return corio__suspend(drain_interrupted, &w, "drain", CORIO__NO_DEADLINE);
+}
+
+int corio_drain(corio_stream *s)
+{
+    int r = corio__check();
+    if (r)
+        return r;
+    if (s->werr)
+        return s->werr;
+    if (s->wsize <= s->high)
+        return 0;
+    return wait_queue(s, s->low);
+}
+
+void corio_stream_set_write_limits(corio_stream *s, size_t high, size_t low)
+{
+    if (low > high)
+        low = high;
+    s->high = high;
+    s->low = low;
+}
+
+size_t corio_write_buffer_size(const corio_stream *s) { return s->wsize; }
+
+int corio_write_eof(corio_stream *s)
+{
+    if (s->flags & S_WSHUT)
+        return 0;
+    int r = corio__check();
+    if (r)
+        return r;
+    r = wait_queue(s, 0);
+    if (r)
+        return r;
+    if (shutdown(s->fd, SHUT_WR) < 0 && errno != ENOTCONN)
+        return -errno;
+    s->flags |= S_WSHUT;
+    return 0;
+}
+
+void corio_stream_close(corio_stream *s)
+{
+    if (!s)
+        return;
+    if (s->closed_flag) {
+        *s->closed_flag = true;
+        s->closed_flag = NULL;
+    }
+    if (s->wsize && !s->wop_inflight && !s->werr)
+        (void)flush_nowait(s);
+    s->flags |= S_CLOSING;
+    wake_all(s, -EPIPE);
+    if (s->flusher)
+        corio_cancel(s->flusher); /* it finalizes once its send is back */
+    corio_loop *l = s->loop;
+    if (s->rop && s->rop->state == CORIO__OPS_PENDING) {
+        s->rop->state = CORIO__OPS_CANCELLING;
+        l->backend->cancel(l, s->rop);
+    }
+    if (s->rwait) { /* a reader parked on the multishot: it finalizes with GONE */
+        corio_task *t = s->rwait;
+        s->rwait = NULL;
+        s->rdst = NULL;
+        corio__wake(t, GONE);
+    }
+    if (s->marmed && !s->mcancel) {
+        s->mcancel = true;
+        l->backend->cancel(l, &s->mop);
+    }
+    maybe_finalize(s);
+}
+
+int corio_stream_aclose(corio_stream *s)
+{
+    int r = corio__check();
+    if (r == 0 && s->wsize && !s->werr)
+        r = wait_queue(s, 0);
+    if (r == 0)
+        r = s->werr;
+    corio_stream_close(s);
+    return r;
+}
+
+int corio_stream_fd(const corio_stream *s) { return s->fd; }
+
+int corio_stream_sockname(const corio_stream *s, struct sockaddr_storage *addr, socklen_t *len)
+{
+    socklen_t l = sizeof *addr;
+    if (getsockname(s->fd, (struct sockaddr *)addr, &l) < 0)
+        return -errno;
+    if (len)
+        *len = l;
+    return 0;
+}
+
+int corio_stream_peername(const corio_stream *s, struct sockaddr_storage *addr, socklen_t *len)
+{
+    socklen_t l = sizeof *addr;
+    if (getpeername(s->fd, (struct sockaddr *)addr, &l) < 0)
+        return -errno;
+    if (len)
+        *len = l;
+    return 0;
+}

@@ -1,0 +1,605 @@
+/*
+ * TCP servers and clients on top of streams (asyncio.start_server and
+ * asyncio.open_connection).
+ *
+ * A server owns one listening socket per bound address (one dual-stack
+ * socket for "all interfaces") and runs one accept task per socket; every
+ * accepted connection becomes a stream handed to the user's handler in a
+ * task of its own, named after the peer ("conn 127.0.0.1:5555").  The server
+ * keeps the live handler tasks in a list so that closing it can stop
+ * accepting, give the handlers a grace period, then cancel and await the
+ * rest.  Running out of file descriptors while accepting (EMFILE/ENFILE)
+ * pauses that accept task for 100 ms instead of spinning on a listening
+ * socket that stays readable or giving up; it is reported once per server.
+ *
+ * On io_uring with multishot support an accept task keeps one multishot
+ * accept armed instead of submitting an accept per connection: the
+ * completion callback starts the handler task directly, and the accept task
+ * only wakes when the multishot ends (an error such as EMFILE, or a
+ * cancel).  The peer address then comes from getpeername (the kernel would
+ * reuse one address buffer for every connection of the multishot).
+ *
+ * TCP_NODELAY is set on the listening socket: Linux copies it to every
+ * accepted socket, which saves a setsockopt per connection.
+ */
+#include "dns.h"
+#include "stream.h"
+#include "../backend/uring.h"
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ACCEPT_PAUSE_MS 100
+
+typedef struct listener {
+    int fd;
+    corio_task *task; /* its accept task while that runs */
+    corio_server *srv;
+    int interrupted;  /* multishot: the accept task was cancelled */
+    corio__op mop;    /* multishot accept (io_uring) */
+} listener;
+
+typedef struct conn {
+    corio__list link; /* srv->conns */
+    corio_task *task;
+    corio_server *srv;
+    corio_stream *stream;
+    bool closed;      /* the handler closed the stream itself */
+} conn;
+
+typedef struct serve_waiter {
+    corio__list link;
+    corio_task *task;
+} serve_waiter;
+
+struct corio_server {
+    corio_loop *loop;
+    corio_conn_fn handler;
+    void *arg;
+    size_t stack_size;
+    bool closing;
+    bool fd_limit_logged;
+    unsigned nlisteners;
+    unsigned nacceptors;      /* accept tasks still running */
+    unsigned nconns;          /* handler tasks still running */
+    corio__list conns;
+    corio__list serve_waiters;
+    corio_task *closer;       /* the task inside corio_server_close, if any */
+    listener ls[];
+};
+
+/* Something corio_server_close waits for changed: let it re-check. */
+static void closer_poke(corio_server *srv)
+{
+    if (srv->closer)
+        corio__wake(srv->closer, 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Connections                                                         */
+/* ------------------------------------------------------------------ */
+
+static void *conn_main(void *arg)
+{
+    conn *c = arg;
+    corio__stream_set_close_flag(c->stream, &c->closed);
+    c->srv->handler(c->stream, c->srv->arg);
+    if (!c->closed) {
+        corio__stream_set_close_flag(c->stream, NULL);
+        corio_stream_close(c->stream);
+    }
+    corio_server *srv = c->srv; /* NULL if this handler closed the server itself */
+    if (srv) {
+        corio__list_remove(&c->link);
+        srv->nconns--;
+        if (srv->nconns == 0)
+            closer_poke(srv);
+    }
+    corio__free(c);
+    return NULL;
+}
+
+/* Start the handler task for an accepted fd (peer NULL: ask the socket).
+ * Never fails loudly: on exhaustion the connection is dropped (the peer
+ * sees it closed). */
+static void start_conn(corio_server *srv, int fd, const struct sockaddr_storage *peer)
+{
+    conn *c = corio__malloc(sizeof *c);
+    corio_stream *s = c ? corio__stream_new(fd) : NULL;
+    if (!s) {
+        corio__free(c);
+        corio__close_fd(srv->loop, fd);
+        return;
+    }
+    struct sockaddr_storage ss;
+    if (!peer) {
+        socklen_t sl = sizeof ss;
+        if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+            ss.ss_family = AF_UNSPEC;
+        peer = &ss;
+    }
+    char name[64] = "conn ";
+    corio_format_addr((const struct sockaddr *)peer, name + 5, sizeof name - 5);
+    c->srv = srv;
+    c->stream = s;
+    c->closed = false;
+    c->task = corio__spawn(srv->loop, name, srv->stack_size, conn_main, c);
+    if (!c->task) {
+        corio_stream_close(s);
+        corio__free(c);
+        return;
+    }
+    corio_detach(c->task); /* it unlinks itself; close cancels it through the list */
+    corio__list_push_back(&srv->conns, &c->link);
+    srv->nconns++;
+}
+
+/* ------------------------------------------------------------------ */
+/* Accepting                                                           */
+/* ------------------------------------------------------------------ */
+
+/* What to do after accept failed with r: 1 = go on accepting, 0 = this
+ * listener stops.  Suspends (the pause after EMFILE). */
+static int accept_failed(corio_server *srv, listener *ls, int r)
+{
+    if (r == -ECANCELED || r == -ETIMEDOUT)
+        return 0;
+    if (r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM) {
+        if (!srv->fd_limit_logged) {
+            srv->fd_limit_logged = true;
+            fprintf(stderr, "corio: accept: %s; pausing accepts for %d ms at a time until it clears\n",
+                    corio_strerror(r), ACCEPT_PAUSE_MS);
+        }
+        return corio_sleep_ms(ACCEPT_PAUSE_MS) == 0;
+    }
+    if (r == -ECONNABORTED || r == -EINTR || r == -EAGAIN || r == -EPROTO || r == -EPERM || r == -ENETDOWN ||
+        r == -ENOPROTOOPT || r == -EHOSTDOWN || r == -ENONET || r == -EHOSTUNREACH || r == -EOPNOTSUPP ||
+        r == -ENETUNREACH)
+        return 1; /* the peer's problem, not the listener's (see accept(2)) */
+    fprintf(stderr, "corio: accept on fd %d failed: %s; this listener stops\n", ls->fd, corio_strerror(r));
+    return 0;
+}
+
+/* Every completion of a multishot accept (loop context). */
+static void accept_multi_done(corio__op *op)
+{
+    listener *ls = CORIO__CONTAINER_OF(op, listener, mop);
+    corio_server *srv = ls->srv;
+    if (op->res >= 0) {
+        if (srv->closing || ls->interrupted)
+            corio__close_fd(srv->loop, op->res);
+        else
+            start_conn(srv, op->res, NULL);
+    }
+    if (!op->more)
+        corio__wake(ls->task, op->res >= 0 ? 0 : op->res);
+}
+
+static void accept_multi_interrupted(corio_task *t, int reason)
+{
+    listener *ls = t->wait_obj;
+    ls->interrupted = reason;
+    ls->mop.state = CORIO__OPS_CANCELLING;
+    t->loop->backend->cancel(t->loop, &ls->mop);
+    /* the final completion wakes the task */
+}
+
+/* Accept through a multishot op until the task is cancelled.  Returns 1 if
+ * the kernel refused the op at once (the caller falls back to plain
+ * accepts), else 0. */
+static int accept_multishot(corio_server *srv, listener *ls)
+{
+    corio_loop *l = srv->loop;
+    while (!srv->closing && corio__check() == 0) {
+        memset(&ls->mop, 0, sizeof ls->mop);
+        ls->mop.kind = CORIO__OP_ACCEPT_MULTI;
+        ls->mop.fd = ls->fd;
+        ls->mop.off = -1;
+        ls->mop.done = accept_multi_done;
+        ls->mop.state = CORIO__OPS_PENDING;
+        ls->interrupted = 0;
+        if (l->backend->submit(l, &ls->mop))
+            return 1;
+        int r = corio__suspend(accept_multi_interrupted, ls, "accept", CORIO__NO_DEADLINE);
+        if (ls->interrupted)
+            return 0;
+        if (r < 0 && !accept_failed(srv, ls, r))
+            return 0;
+    }
+    return 0;
+}
+
+static void *accept_main(void *arg)
+{
+    listener *ls = arg;
+    corio_server *srv = ls->srv;
+    if (!corio__uring_has_multishot(srv->loop) || accept_multishot(srv, ls) == 1) {
+        while (!srv->closing) {
+            struct sockaddr_storage peer;
+            socklen_t plen = sizeof peer;
+            corio__op op;
+            memset(&op, 0, sizeof op);
+            op.kind = CORIO__OP_ACCEPT;
+            op.fd = ls->fd;
+            op.addr = (struct sockaddr *)&peer;
+            op.addrlen = &plen;
+            op.off = -1;
+            int r = corio__op_run(&op);
+            if (r >= 0) {
+                if (srv->closing || corio_cancelled())
+                    corio__close_fd(srv->loop, r);
+                else
+                    start_conn(srv, r, &peer);
+            } else if (!accept_failed(srv, ls, r)) {
+                break;
+            }
+        }
+    }
+    ls->task = NULL;
+    srv->nacceptors--;
+    if (srv->nacceptors == 0)
+        closer_poke(srv);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Starting                                                            */
+/* ------------------------------------------------------------------ */
+
+/* socket(2) behind the fail-injection hook. */
+static int new_socket(int family)
+{
+    if (corio__should_fail()) {
+        errno = EMFILE;
+        return -1;
+    }
+    return socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+}
+
+static int open_listener(const struct sockaddr *sa, socklen_t len, bool v6only, const corio_server_config *cfg,
+                         int *out)
+{
+    int fd = new_socket(sa->sa_family);
+    if (fd < 0)
+        return -errno;
+    int one = 1, r;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+        goto fail;
+    if (cfg->reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+        goto fail;
+    if (sa->sa_family == AF_INET6) {
+        int v = v6only;
+        if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, sizeof v) < 0)
+            goto fail;
+    }
+    if (!cfg->disable_nodelay)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (bind(fd, sa, len) < 0)
+        goto fail;
+    if (listen(fd, cfg->backlog > 0 ? cfg->backlog : 4096) < 0)
+        goto fail;
+    *out = fd;
+    return 0;
+fail:
+    r = -errno;
+    close(fd);
+    return r;
+}
+
+static uint16_t sockaddr_port(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
+    if (sa->sa_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
+    return 0;
+}
+
+static void set_port(struct sockaddr *sa, uint16_t port)
+{
+    if (sa->sa_family == AF_INET)
+        ((struct sockaddr_in *)(void *)sa)->sin_port = htons(port);
+    else if (sa->sa_family == AF_INET6)
+        ((struct sockaddr_in6 *)(void *)sa)->sin6_port = htons(port);
+}
+
+static uint16_t fd_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t l = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &l) < 0)
+        return 0;
+    return sockaddr_port((struct sockaddr *)&ss);
+}
+
+/* Bind every address of the list (all on the same port: with port 0 the
+ * first one's ephemeral port is reused for the rest).  Returns the number
+ * of sockets opened into fds, or -errno.  An address the machine cannot
+ * bind (no IPv6, address not local) is skipped if another one works. */
+static int bind_all(struct addrinfo *res, const corio_server_config *cfg, int *fds, unsigned max)
+{
+    unsigned n = 0;
+    int err = -EADDRNOTAVAIL;
+    uint16_t port = 0;
+    for (struct addrinfo *ai = res; ai && n < max; ai = ai->ai_next) {
+        if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+            continue;
+        if (port && sockaddr_port(ai->ai_addr) == 0)
+            set_port(ai->ai_addr, port);
+        int fd, r = open_listener(ai->ai_addr, ai->ai_addrlen, true, cfg, &fd);
+        if (r < 0) {
+            if (r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT) {
+                err = r;
+                continue;
+            }
+            while (n)
+                close(fds[--n]);
+            return r;
+        }
+        if (!port)
+            port = fd_port(fd);
+        fds[n++] = fd;
+    }
+    return n ? (int)n : err;
+}
+
+/* host NULL or "": one dual-stack IPv6 socket, or IPv4 only when the
+ * machine has no IPv6. */
+static int bind_any(uint16_t port, const corio_server_config *cfg, int *fd)
+{
+    struct sockaddr_in6 a6;
+    memset(&a6, 0, sizeof a6);
+    a6.sin6_family = AF_INET6;
+    a6.sin6_addr = in6addr_any;
+    a6.sin6_port = htons(port);
+    int r = open_listener((struct sockaddr *)&a6, sizeof a6, false, cfg, fd);
+    if (r != -EAFNOSUPPORT && r != -EADDRNOTAVAIL)
+        return r;
+    struct sockaddr_in a4;
+    memset(&a4, 0, sizeof a4);
+    a4.sin_family = AF_INET;
+    a4.sin_addr.s_addr = htonl(INADDR_ANY);
+    a4.sin_port = htons(port);
+    return open_listener((struct sockaddr *)&a4, sizeof a4, true, cfg, fd);
+}
+
+#define MAX_LISTENERS 16
+
+int corio_start_server(const char *host, uint16_t port, corio_conn_fn handler, void *arg,
+                       const corio_server_config *cfg, corio_server **out)
+{
+    static const corio_server_config defaults;
+    if (out)
+        *out = NULL;
+    if (!handler || !out)
+        return -EINVAL;
+    corio_loop *l = corio__loop();
+    if (!l)
+        return -EPERM;
+    if (!cfg)
+        cfg = &defaults;
+    int r = corio__check();
+    if (r)
+        return r;
+
+    int fds[MAX_LISTENERS];
+    int n;
+    if (!host || !*host) {
+        r = bind_any(port, cfg, &fds[0]);
+        n = r < 0 ? r : 1;
+    } else {
+        struct addrinfo *res = NULL;
+        r = corio__resolve(host, port, SOCK_STREAM, AI_PASSIVE, &res);
+        if (r < 0)
+            return r;
+        n = bind_all(res, cfg, fds, MAX_LISTENERS);
+        freeaddrinfo(res);
+    }
+    if (n < 0)
+        return n;
+
+    corio_server *srv = corio__malloc(sizeof *srv + (size_t)n * sizeof(listener));
+    if (!srv) {
+        while (n)
+            close(fds[--n]);
+        return -ENOMEM;
+    }
+    memset(srv, 0, sizeof *srv);
+    srv->loop = l;
+    srv->handler = handler;
+    srv->arg = arg;
+    srv->stack_size = cfg->stack_size;
+    corio__list_init(&srv->conns);
+    corio__list_init(&srv->serve_waiters);
+    srv->nlisteners = (unsigned)n;
+    for (int i = 0; i < n; i++) {
+        srv->ls[i].fd = fds[i];
+        srv->ls[i].srv = srv;
+        srv->ls[i].task = NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        char name[64] = "accept ";
+        if (getsockname(fds[i], (struct sockaddr *)&ss, &sl) == 0)
+            corio_format_addr((struct sockaddr *)&ss, name + 7, sizeof name - 7);
+        corio_task *t = corio__spawn(l, name, 0, accept_main, &srv->ls[i]);
+        if (!t) {
+            r = errno ? -errno : -ENOMEM;
+            (void)corio_server_close(srv, 0);
+            return r;
+        }
+        corio_detach(t);
+        srv->ls[i].task = t;
+        srv->nacceptors++;
+    }
+    *out = srv;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Serving, inspecting, closing                                        */
+/* ------------------------------------------------------------------ */
+
+static void serve_interrupted(corio_task *t, int reason)
+{
+    serve_waiter *w = t->wait_obj;
+    corio__list_remove(&w->link);
+    corio__wake(t, reason);
+}
+
+int corio_serve_forever(corio_server *srv)
+{
+    int r = corio__check();
+    if (r)
+        return r;
+    if (srv->closing)
+        return 0;
+    serve_waiter w;
+    w.task = corio__current_task();
+    corio__list_push_back(&srv->serve_waiters, &w.link);
+    /* the result comes through the wake: srv may be freed by then */
+    return corio__suspend(serve_interrupted, &w, "serve_forever", CORIO__NO_DEADLINE);
+}
+
+int corio_server_sockname(const corio_server *srv, unsigned i, struct sockaddr_storage *addr, socklen_t *len)
+{
+    if (i >= srv->nlisteners || srv->ls[i].fd < 0)
+        return -ENOENT;
+    socklen_t l = sizeof *addr;
+    if (getsockname(srv->ls[i].fd, (struct sockaddr *)addr, &l) < 0)
+        return -errno;
+    if (len)
+        *len = l;
+    return 0;
+}
+
+uint16_t corio_server_port(const corio_server *srv)
+{
+    if (srv->nlisteners == 0 || srv->ls[0].fd < 0)
+        return 0;
+    return fd_port(srv->ls[0].fd);
+}
+
+int corio_server_close(corio_server *srv, uint64_t grace_ms)
+{
+    if (!srv)
+        return 0;
+    corio_task *me = corio__current_task();
+    int ret = 0;
+    srv->closing = true;
+
+    /* A handler closing its own server (a "shutdown" command) must not wait
+     * for itself: it leaves the server's books here, and its task no longer
+     * touches srv afterwards. */
+    for (corio__list *it = srv->conns.next; it != &srv->conns; it = it->next) {
+        conn *c = CORIO__CONTAINER_OF(it, conn, link);
+        if (c->task == me) {
+            corio__list_remove(&c->link);
+            c->srv = NULL;
+            srv->nconns--;
+            break;
+        }
+    }
+
+    /* 1. stop accepting; the listening fds can only go once no accept is
+     * in flight on them */
+    for (unsigned i = 0; i < srv->nlisteners; i++)
+        if (srv->ls[i].task)
+            corio_cancel(srv->ls[i].task);
+    srv->closer = me;
+    while (srv->nacceptors > 0)
+        corio__suspend_uninterruptible(srv, "server close: accept tasks");
+    for (unsigned i = 0; i < srv->nlisteners; i++) {
+        corio__close_fd(srv->loop, srv->ls[i].fd);
+        srv->ls[i].fd = -1;
+    }
+    while (!corio__list_empty(&srv->serve_waiters)) {
+        serve_waiter *w = CORIO__CONTAINER_OF(srv->serve_waiters.next, serve_waiter, link);
+        corio__list_remove(&w->link);
+        corio__wake(w->task, 0);
+    }
+
+    /* 2. grace period for the handlers */
+    if (srv->nconns > 0 && grace_ms > 0) {
+        ret = corio__check();
+        if (ret == 0) {
+            int r = corio__suspend(NULL, srv, "server close: grace period", corio_now_ns() + grace_ms * 1000000u);
+            if (r < 0)
+                ret = r;
+        }
+    } else if (srv->nconns > 0) {
+        ret = corio__check();
+    }
+
+    /* 3. cancel whoever is left and wait for them all */
+    if (srv->nconns > 0) {
+        for (corio__list *it = srv->conns.next; it != &srv->conns; it = it->next)
+            corio_cancel(CORIO__CONTAINER_OF(it, conn, link)->task);
+        while (srv->nconns > 0)
+            corio__suspend_uninterruptible(srv, "server close: cancelled handlers");
+    }
+    srv->closer = NULL;
+    corio__free(srv);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Client                                                              */
+/* ------------------------------------------------------------------ */
+
+int corio_open_connection(const char *host, uint16_t port, corio_stream **out)
+{
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    corio_loop *l = corio__loop();
+    if (!l)
+        return -EPERM;
+    int r = corio__check();
+    if (r)
+        return r;
+    struct addrinfo *res = NULL;
+    r = corio__resolve(host, port, SOCK_STREAM, 0, &res);
+    if (r < 0)
+        return r;
+    int err = -ENOENT;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int fd = new_socket(ai->ai_family);
+        if (fd < 0) {
+            err = -errno;
+            continue;
+        }
+        corio__op op;
+        memset(&op, 0, sizeof op);
+        op.kind = CORIO__OP_CONNECT;
+        op.fd = fd;
+        op.addr = ai->ai_addr;
+        op.addr_len = ai->ai_addrlen;
+        op.off = -1;
+        r = corio__op_run(&op);
+        if (r == 0) {
+            int one = 1;
+            (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            corio_stream *s = corio__stream_new(fd);
+            if (!s) {
+                corio__close_fd(l, fd);
+                err = -ENOMEM;
+                break;
+            }
+            freeaddrinfo(res);
+            *out = s;
+            return 0;
+        }
+        corio__close_fd(l, fd);
+        err = r;
+        if (r == -ECANCELED || r == -ETIMEDOUT || r == -ENOMEM)
+            break;
+    }
+    freeaddrinfo(res);
+    return err;
+}

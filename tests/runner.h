@@ -1,0 +1,93 @@
+/*
+ * The test runner's interface: every tests/test_*.c file declares tests with
+ * TEST(name) and checks with the CHECK* macros below.  Each file becomes one
+ * executable (linked with tests/runner.c); ctest runs every test in its own
+ * process, once per backend (CORIO_BACKEND=epoll and =io_uring), with a
+ * timeout.  Run a file's tests by hand with `build/tests/test_x [name...]`
+ * (no name: all of them, each in a forked child; prints "N passed, M
+ * failed").  A failed CHECK prints where and why and exits the process with
+ * status 1; a test that wants to be skipped calls SKIP("why") (exit 77).
+ */
+#ifndef CORIO_TEST_RUNNER_H
+#define CORIO_TEST_RUNNER_H
+
+#define _GNU_SOURCE 1
+#include "corio.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef void (*test_fn)(void);
+void test_register(const char *name, test_fn fn, const char *file);
+
+#define TEST(name)                                                                                           \
+    static void test_##name(void);                                                                           \
+    __attribute__((constructor)) static void test_register_##name(void)                                     \
+    {                                                                                                        \
+        test_register(#name, test_##name, __FILE__);                                                         \
+    }                                                                                                        \
+    static void test_##name(void)
+
+void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((noreturn, format(printf, 3, 4)));
+
+#define CHECK(cond)                                                                                          \
+    do {                                                                                                     \
+        if (!(cond))                                                                                         \
+            test_fail(__FILE__, __LINE__, "CHECK(%s) failed", #cond);                                        \
+    } while (0)
+
+#define CHECK_EQ(a, b)                                                                                       \
+    do {                                                                                                     \
+        long long va_ = (long long)(a), vb_ = (long long)(b);                                                \
+        if (va_ != vb_)                                                                                      \
+            test_fail(__FILE__, __LINE__, "CHECK_EQ(%s, %s) failed: %lld != %lld", #a, #b, va_, vb_);        \
+    } while (0)
+
+/* An int result that must be an exact (negative) error code. */
+#define CHECK_ERR(expr, err)                                                                                 \
+    do {                                                                                                     \
+        long long v_ = (long long)(expr);                                                                    \
+        if (v_ != (long long)(err))                                                                          \
+            test_fail(__FILE__, __LINE__, "%s returned %lld (%s), expected %s", #expr, v_,                   \
+                      v_ < 0 ? corio_strerror((int)v_) : "ok", #err);                                        \
+    } while (0)
+
+/* A call that must succeed (return >= 0). */
+#define CHECK_OK(expr)                                                                                       \
+    do {                                                                                                     \
+        long long v_ = (long long)(expr);                                                                    \
+        if (v_ < 0)                                                                                          \
+            test_fail(__FILE__, __LINE__, "%s failed: %lld (%s)", #expr, v_, corio_strerror((int)v_));       \
+    } while (0)
+
+#define CHECK_STR(a, b)                                                                                      \
+    do {                                                                                                     \
+        const char *sa_ = (a), *sb_ = (b);                                                                   \
+        if (!sa_ || !sb_ || strcmp(sa_, sb_) != 0)                                                           \
+            test_fail(__FILE__, __LINE__, "CHECK_STR(%s, %s) failed: \"%s\" != \"%s\"", #a, #b,              \
+                      sa_ ? sa_ : "(null)", sb_ ? sb_ : "(null)");                                          \
+    } while (0)
+
+#define CHECK_MEM(a, b, n)                                                                                   \
+    do {                                                                                                     \
+        if (memcmp((a), (b), (n)) != 0)                                                                      \
+            test_fail(__FILE__, __LINE__, "CHECK_MEM(%s, %s, %s) failed", #a, #b, #n);                        \
+    } while (0)
+
+#define SKIP(why)                                                                                            \
+    do {                                                                                                     \
+        printf("SKIP: %s\n", why);                                                                           \
+        fflush(stdout);                                                                                      \
+        exit(77);                                                                                            \
+    } while (0)
+
+/* Run fn(arg) as the main task of a fresh loop; the loop must end cleanly
+ * (status 0).  Returns the main task's result. */
+void *test_run(corio_fn fn, void *arg);
+
+/* Monotonic milliseconds, for generous upper bounds on elapsed time. */
+uint64_t test_ms(void);
+
+#endif

@@ -1,0 +1,569 @@
+/*
+ * Streams (src/io/stream.c) over Unix socket pairs: the read calls and
+ * their edge cases (EOF in the middle, separators split across packets,
+ * the buffer limit), writes with backpressure, half-close, errors, and
+ * cancellation of every kind of wait.  Both ends are corio streams driven
+ * by tasks, so nothing ever blocks the loop.
+ */
+#include "runner.h"
+#include "internal.h"
+
+#include <malloc.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void make_pair(corio_stream **a, corio_stream **b)
+{
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    *a = corio_stream_from_fd(sv[0]);
+    *b = corio_stream_from_fd(sv[1]);
+    CHECK(*a && *b);
+}
+
+/* A script for the peer: send pieces with pauses in between (so they arrive
+ * as separate packets), then optionally half-close. */
+typedef struct script {
+    corio_stream *s;
+    const char *const *pieces;
+    int n;
+    bool eof;
+} script;
+
+static void *play(void *arg)
+{
+    script *sc = arg;
+    for (int i = 0; i < sc->n; i++) {
+        CHECK_OK(corio_write(sc->s, sc->pieces[i], strlen(sc->pieces[i])));
+        CHECK_OK(corio_drain(sc->s));
+        CHECK_OK(corio_sleep_ms(5));
+    }
+    if (sc->eof)
+        CHECK_OK(corio_write_eof(sc->s));
+    return NULL;
+}
+
+/* ---- reads ------------------------------------------------------------- */
+
+static void *readexactly_main(void *arg)
+{
+    corio_stream *a, *b;
+    make_pair(&a, &b);
+    static const char *const p[] = {"0123", "456", "789"};
+    script sc = {b, p, 3, true};
+    corio_task *t = corio_spawn(play, &sc);
+    char buf[32];
+    size_t got = 99;
+    CHECK_EQ(corio_readexactly(a, buf, 4, &got), 4);
+    CHECK_MEM(buf, "0123", 4);
+    memset(buf, 0, sizeof buf);
+    CHECK_ERR(corio_readexactly(a, buf, 20, &got), -CORIO_EINCOMPLETE);
+    CHECK_EQ(got, 6);
+    CHECK_MEM(buf, "456789", 6);
+    CHECK(corio_at_eof(a));
+    CHECK_EQ(corio_read(a, buf, sizeof buf), 0);
+    CHECK_OK(corio_join(t, NULL));
+    corio_stream_close(a);
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(readexactly_short_at_eof) { test_run(readexactly_main, NULL); }
+
+/* Big readexactly (direct into the caller's buffer) across many packets. */
+typedef struct bulk {
+    corio_stream *s;
+    size_t n;
+} bulk;
+
+static unsigned char pattern(size_t i) { return (unsigned char)(i * 7 + (i >> 9)); }
+
+static void *bulk_writer(void *arg)
+{
+    bulk *bk = arg;
+    unsigned char chunk[3000];
+    for (size_t off = 0; off < bk->n;) {
+        size_t k = bk->n - off < sizeof chunk ? bk->n - off : sizeof chunk;
+        for (size_t i = 0; i < k; i++)
+            chunk[i] = pattern(off + i);
+        CHECK_OK(corio_write(bk->s, chunk, k));
+        CHECK_OK(corio_drain(bk->s));
+        off += k;
+        if ((off / k) % 16 == 0)
+            CHECK_OK(corio_yield());
+    }
+    CHECK_OK(corio_write_eof(bk->s));
+    return NULL;
+}
+
+static void *readexactly_big_main(void *arg)
+{
+    corio_stream *a, *b;
+    make_pair(&a, &b);
+    bulk bk = {b, 1u << 20};
+    corio_task *t = corio_spawn(bulk_writer, &bk);
+    unsigned char *buf = malloc(bk.n);
+    unsigned char small[5];
+    CHECK_EQ(corio_readexactly(a, small, 5, NULL), 5); /* leaves a partial buffer behind */
+    for (size_t i = 0; i < 5; i++)
+        CHECK_EQ(small[i], pattern(i));
+    CHECK_EQ(corio_readexactly(a, buf, bk.n - 5, NULL), bk.n - 5);
+    for (size_t i = 0; i < bk.n - 5; i++)
+        if (buf[i] != pattern(i + 5))
+            test_fail(__FILE__, __LINE__, "byte %zu differs", i + 5);
+    CHECK_EQ(corio_read(a, small, 1), 0);
+    CHECK_OK(corio_join(t, NULL));
+    free(buf);
+    corio_stream_close(a);
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(readexactly_large_across_packets) { test_run(readexactly_big_main, NULL); }
+
+static void *readline_main(void *arg)
+{
+    corio_stream *a, *b;
+    make_pair(&a, &b);
+    static const char *const p[] = {"hel", "lo\nwor", "ld\n\nta", "il"};
+    script sc = {b, p, 4, true};
+    corio_task *t = corio_spawn(play, &sc);
+    char line[64];
+    CHECK_EQ(corio_readline(a, line, sizeof line), 6);
+    CHECK_STR(line, "hello\n");
+    CHECK_EQ(corio_readline(a, line, sizeof line), 6);
+    CHECK_STR(line, "world\n");
+    CHECK_EQ(corio_readline(a, line, sizeof line), 1);
+    CHECK_STR(line, "\n");
+    CHECK_EQ(corio_readline(a, line, sizeof line), 4); /* unterminated tail at EOF */
+    CHECK_STR(line, "tail");
+    CHECK_EQ(corio_readline(a, line, sizeof line), 0);
+    CHECK(corio_at_eof(a));
+    CHECK_OK(corio_join(t, NULL));
+    corio_stream_close(a);
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(readline_split_across_packets) { test_run(readline_main, NULL); }
+
+static void *readline_small_buf_main(void *arg)
+{
+    corio_stream *a, *b;
+    make_pair(&a, &b);
+    CHECK_OK(corio_write(b, "a long line\n", 12));
+    char line[8];
+    CHECK_ERR(corio_readline(a, line, sizeof line), -ENOBUFS);
+    char big[16];
+    CHECK_EQ(corio_readline(a, big, sizeof big), 12); /* it stayed buffered */
+    CHECK_STR(big, "a long line\n");
+    corio_stream_close(a);
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(readline_enobufs_keeps_line) { test_run(readline_small_buf_main, NULL); }
+
+static void *readuntil_main(void *arg)
+{
+    corio_stream *a, *b;
+    make_pair(&a, &b);
+    /* the 4-byte separator arrives in three packets */
+    static const char *const p[] = {"GET / HTTP/1.1\r\nA: b\r", "\n\r", "\nbody"};
+    script sc = {b, p, 3, true};
+    corio_task *t = corio_spawn(play, &sc);
+    size_t len = 0;
+    int err = 1;
+    const char *head = corio_readuntil(a, "\r\n\r\n", 4, &len, &err);
+    CHECK(head);
+    CHECK_EQ(err, 0);
+    CHECK_EQ(len, strlen("GET / HTTP/1.1\r\nA: b\r\n\r\n"));
+    CHECK_MEM(head, "GET / HTTP/1.1\r\nA: b\r\n\r\n", len);
+    CHECK(corio_readuntil(a, "\r\n\r\n", 4, &len, &err) == NULL);
+    CHECK_ERR(err, -CORIO_EINCOMPLETE);
+    char rest[16];
+    CHECK_EQ(corio_read(a, rest, sizeof rest), 4); /* the partial data is still there */
+    CHECK_MEM(rest, "body", 4);
+    CHECK_OK(corio_join(t, NULL));
+    corio_stream_close(a);
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(readuntil_separator_split_across_packets) { test_run(readuntil_main, NULL); }
+
+static void *readuntil_limit_main(void *arg)
+{
+    corio_stream *a, *b;
+    make_pair(&a, &b);
+    corio_stream_set_limit(a, 100);
+    char data[300];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (char)('a' + i % 26);
+    CHECK_OK(corio_write(b, data, sizeof data));
+    size_t len;
+    int err = 0;
+    CHECK(corio_readuntil(a, "\n", 1, &len, &err) == NULL);
+    CHECK_ERR(err, -CORIO_ELIMIT);
+    char line[400];
+    CHECK_ERR(corio_readline(a, line, sizeof line), -CORIO_ELIMIT);
+    /* nothing was lost: every byte can still be read in order */
+    char back[300];
+    CHECK_EQ(corio_readexactly(a, back, sizeof back, NULL), sizeof back);
+    CHECK_MEM(back, data, sizeof data);
+
+    /* the default limit (64 KiB) holds against a peer that never sends the
+     * separator: memory does not grow past it */
+    corio_stream_set_limit(a, 64 * 1024);
+    char *junk = malloc(256 * 1024);
+    memset(junk, 'x', 256 * 1024);
+    CHECK_OK(corio_write(b, junk, 256 * 1024));
+    CHECK(corio_readuntil(a, "\r\n\r\n", 4, &len, &err) == NULL);
+    CHECK_ERR(err, -CORIO_ELIMIT);
+    free(junk);
+    corio_stream_close(a);
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(readuntil_over_limit_is_elimit_and_keeps_data) { test_run(readuntil_limit_main, NULL); }
+
+static void *readuntil_at_limit_main(void *arg)
+{
+    corio_stream *a, *b;
+    make_pair(&a, &b);
+    corio_stream_set_limit(a, 10);
+    CHECK_OK(corio_write(b, "123456789\nXY", 12)); /* 10 bytes with the separator: fits exactly */
+    size_t len;
+    int err;
+    const char *p = corio_readuntil(a, "\n", 1, &len, &err);
+    CHECK(p);
+    CHECK_EQ(len, 10);
+    corio_stream_close(a);
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(readuntil_exactly_at_limit) { test_run(readuntil_at_limit_main, NULL); }
+
+/* ---- writes, backpressure, half-close, errors ---------------------------- */
+
+static void *backpressure_main(void *arg)
+{
+    corio_stream *a, *b;
+    make_pair(&a, &b);
+    int sz = 4096;
+    setsockopt(corio_stream_fd(a), SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    corio_stream_set_write_limits(a, 32 * 1024, 8 * 1024);
+    char chunk[8192];
+    memset(chunk, 'z', sizeof chunk);
+    size_t written = 0;
+    int r = 0;
+    corio_deadline d = corio_deadline_push(200);
+    uint64_t t0 = test_ms();
+    while (r == 0) {
+        r = corio_write(a, chunk, sizeof chunk);
+        if (r == 0) {
+            written += sizeof chunk;
+            CHECK(corio_write_buffer_size(a) <= 32 * 1024 + sizeof chunk);
+            r = corio_drain(a);
+        }
+    }
+    corio_deadline_pop(d);
+    CHECK_ERR(r, -ETIMEDOUT);
+    CHECK(test_ms() - t0 >= 150);
+    CHECK(corio_write_buffer_size(a) > 8 * 1024); /* drain really was blocked */
+    CHECK(corio_write_buffer_size(a) <= 32 * 1024 + sizeof chunk);
+
+    /* once the peer reads, drain completes and every byte arrives */
+    size_t total = 0;
+    char buf[65536];
+    while (total < written) {
+        ssize_t n = corio_read(b, buf, sizeof buf);
+        CHECK(n > 0);
+        for (ssize_t i = 0; i < n; i++)
+            CHECK(buf[i] == 'z');
+        total += (size_t)n;
+    }
+    CHECK_EQ(total, written);
+    CHECK_EQ(corio_write_buffer_size(a), 0);
+    CHECK_OK(corio_drain(a));
+    corio_stream_close(a);
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(backpressure_drain_blocks_and_deadline) { test_run(backpressure_main, NULL); }
+
+typedef struct drainer {
+    corio_stream *s;
+    int result;
+    bool done;
+} drainer;
+
+static void *drain_task(void *arg)
+{
+    drainer *d = arg;
+    char chunk[8192];
+    memset(chunk, 'q', sizeof chunk);
+    int r = 0;
+    while (r == 0) {
+        r = corio_write(d->s, chunk, sizeof chunk);
+        if (r == 0)
+            r = corio_drain(d->s);
+    }
+    d->result = r;
+    d->done = true;
+    return NULL;
+}
+
+static void *cancel_drain_main(void *arg)
+{
+    corio_stream *a, *b;
+    make_pair(&a, &b);
+    drainer d = {a, 0, false};
+    corio_task *t = corio_spawn(drain_task, &d);
+    CHECK_OK(corio_sleep_ms(50));
+    CHECK(!d.done);
+    CHECK(corio_write_buffer_size(a) > 0);
+    CHECK_OK(corio_cancel(t));
+    CHECK_OK(corio_join(t, NULL));
+    CHECK_ERR(d.result, -ECANCELED);
+    corio_stream_close(a); /* with a flusher still holding a send: must not leak or crash */
+    corio_stream_close(b);
+    CHECK_OK(corio_sleep_ms(10));
+    return NULL;
+}
+
+TEST(cancel_during_drain) { test_run(cancel_drain_main, NULL); }
+
+static void *half_close_peer(void *arg)
+{
+    corio_stream *b = arg;
+    char buf[64];
+    size_t total = 0;
+    ssize_t n;
+    while ((n = corio_read(b, buf, sizeof buf)) > 0)
+        total += (size_t)n;
+    CHECK_EQ(n, 0);
+    CHECK_EQ(total, 5);
+    CHECK(corio_at_eof(b));
+    CHECK_OK(corio_write(b, "reply", 5)); /* the other direction still works */
+    CHECK_OK(corio_write_eof(b));
+    return NULL;
+}
+
+static void *half_close_main(void *arg)
+{
+    corio_stream *a, *b;
+    make_pair(&a, &b);
+    corio_task *t = corio_spawn(half_close_peer, b);
+    CHECK_OK(corio_write(a, "hello", 5));
+    CHECK_OK(corio_write_eof(a));
+    CHECK_ERR(corio_write(a, "x", 1), -EPIPE);
+    char buf[16];
+    CHECK_EQ(corio_readexactly(a, buf, 5, NULL), 5);
+    CHECK_MEM(buf, "reply", 5);
+    CHECK_EQ(corio_read(a, buf, sizeof buf), 0);
+    CHECK_OK(corio_join(t, NULL));
+    corio_stream_close(a);
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(write_eof_half_close) { test_run(half_close_main, NULL); }
+
+static void *epipe_main(void *arg)
+{
+    corio_stream *a, *b;
+    make_pair(&a, &b);
+    corio_stream_close(b);
+    int r = 0;
+    for (int i = 0; i < 4 && r == 0; i++)
+        r = corio_write(a, "data", 4); /* no SIGPIPE: the process survives */
+    CHECK(r == -EPIPE || r == -ECONNRESET);
+    CHECK_ERR(corio_write(a, "more", 4), r); /* remembered */
+    CHECK_ERR(corio_drain(a), r);
+    corio_stream_close(a);
+    return NULL;
+}
+
+TEST(write_to_closed_peer_is_epipe_no_sigpipe) { test_run(epipe_main, NULL); }
+
+/* Data written without a drain still leaves (background flush), also when
+ * it did not fit in the socket at once. */
+static void *bg_reader(void *arg)
+{
+    corio_stream *b = arg;
+    static char buf[1 << 20];
+    size_t got = 0;
+    CHECK_OK(corio_sleep_ms(30)); /* let the writer fill the socket first */
+    ssize_t n;
+    while ((n = corio_read(b, buf + got, sizeof buf - got)) > 0)
+        got += (size_t)n;
+    CHECK_EQ(got, sizeof buf);
+    for (size_t i = 0; i < got; i++)
+        if ((unsigned char)buf[i] != pattern(i))
+            test_fail(__FILE__, __LINE__, "byte %zu differs", i);
+    return NULL;
+}
+
+static void *background_flush_main(void *arg)
+{
+    corio_stream *a, *b;
+    make_pair(&a, &b);
+    corio_task *t = corio_spawn(bg_reader, b);
+    static unsigned char data[1 << 20];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = pattern(i);
+    CHECK_OK(corio_write(a, data, sizeof data));
+    CHECK(corio_write_buffer_size(a) > 0);
+    CHECK_OK(corio_stream_aclose(a)); /* flushes everything, then EOF */
+    CHECK_OK(corio_join(t, NULL));
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(background_flush_and_aclose) { test_run(background_flush_main, NULL); }
+
+/* ---- cancellation of reads ------------------------------------------------ */
+
+typedef struct reader_state {
+    corio_stream *s;
+    ssize_t result;
+} reader_state;
+
+static void *blocked_reader(void *arg)
+{
+    reader_state *rs = arg;
+    char buf[16];
+    rs->result = corio_read(rs->s, buf, sizeof buf);
+    return NULL;
+}
+
+static void *blocked_exact_reader(void *arg)
+{
+    reader_state *rs = arg;
+    char buf[8192];
+    rs->result = corio_readexactly(rs->s, buf, sizeof buf, NULL);
+    return NULL;
+}
+
+static void *cancel_read_main(void *arg)
+{
+    corio_stream *a, *b;
+    make_pair(&a, &b);
+    reader_state rs = {a, 1};
+    corio_task *t = corio_spawn(blocked_reader, &rs);
+    CHECK_OK(corio_sleep_ms(20));
+    CHECK_OK(corio_cancel(t));
+    CHECK_OK(corio_join(t, NULL));
+    CHECK_ERR(rs.result, -ECANCELED);
+
+    /* a cancelled readexactly loses nothing it already took */
+    rs.result = 1;
+    t = corio_spawn(blocked_exact_reader, &rs);
+    CHECK_OK(corio_write(b, "partial", 7));
+    CHECK_OK(corio_sleep_ms(20));
+    CHECK_OK(corio_cancel(t));
+    CHECK_OK(corio_join(t, NULL));
+    CHECK_ERR(rs.result, -ECANCELED);
+
+    /* the stream is still usable by another task */
+    CHECK_OK(corio_write(b, "!", 1));
+    char buf[16];
+    CHECK_EQ(corio_readexactly(a, buf, 8, NULL), 8);
+    CHECK_MEM(buf, "partial!", 8);
+
+    /* a deadline on a read */
+    corio_deadline d = corio_deadline_push(30);
+    CHECK_ERR(corio_read(a, buf, sizeof buf), -ETIMEDOUT);
+    corio_deadline_pop(d);
+    corio_stream_close(a);
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(cancel_during_read) { test_run(cancel_read_main, NULL); }
+
+static void *close_while_reading_main(void *arg)
+{
+    corio_stream *a, *b;
+    make_pair(&a, &b);
+    reader_state rs = {a, 1};
+    corio_task *t = corio_spawn(blocked_reader, &rs);
+    CHECK_OK(corio_sleep_ms(20));
+    corio_stream_close(a); /* the reader is woken; the memory goes when it is out */
+    CHECK_OK(corio_join(t, NULL));
+    CHECK(rs.result < 0);
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(close_while_another_task_reads) { test_run(close_while_reading_main, NULL); }
+
+static void *busy_main(void *arg)
+{
+    corio_stream *a, *b;
+    make_pair(&a, &b);
+    reader_state rs = {a, 1};
+    corio_task *t = corio_spawn(blocked_reader, &rs);
+    CHECK_OK(corio_sleep_ms(10));
+    char buf[4];
+    CHECK_ERR(corio_read(a, buf, sizeof buf), -EBUSY);
+    CHECK_OK(corio_write(b, "ok", 2));
+    CHECK_OK(corio_join(t, NULL));
+    CHECK_EQ(rs.result, 2);
+    corio_stream_close(a);
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(second_reader_is_ebusy) { test_run(busy_main, NULL); }
+
+/* A peer sends far more than anyone reads for a while: the stream must not
+ * buffer without bound (on io_uring the multishot receive is paused past
+ * the limit and re-armed later), and nothing may be lost or reordered. */
+static void *flow_writer(void *arg)
+{
+    corio_stream *b = arg;
+    static unsigned char data[4 << 20];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = pattern(i);
+    for (size_t off = 0; off < sizeof data; off += 65536) {
+        CHECK_OK(corio_write(b, data + off, 65536));
+        CHECK_OK(corio_drain(b)); /* keeps the writer's own queue small */
+    }
+    CHECK_OK(corio_stream_aclose(b));
+    return NULL;
+}
+
+static void *flow_control_main(void *arg)
+{
+    corio_stream *a, *b;
+    make_pair(&a, &b);
+    char first[10];
+    CHECK_OK(corio_write(b, "0123456789", 10));
+    CHECK_EQ(corio_readexactly(a, first, 10, NULL), 10); /* arms the reader side */
+    struct mallinfo2 m0 = mallinfo2();
+    corio_task *t = corio_spawn(flow_writer, b);
+    CHECK_OK(corio_sleep_ms(100)); /* nobody reads meanwhile */
+    struct mallinfo2 m1 = mallinfo2();
+    /* (mmapped blocks count too: large buffers live there) */
+    CHECK(m1.uordblks + m1.hblkhd < m0.uordblks + m0.hblkhd + 1024 * 1024);
+    static unsigned char buf[4 << 20];
+    size_t got = 0;
+    ssize_t n;
+    while ((n = corio_read(a, buf + got, got < sizeof buf ? (sizeof buf - got > 1000 ? 1000 : sizeof buf - got) : 1)) > 0)
+        got += (size_t)n;
+    CHECK_EQ(n, 0);
+    CHECK_EQ(got, sizeof buf);
+    for (size_t i = 0; i < got; i++)
+        if (buf[i] != pattern(i))
+            test_fail(__FILE__, __LINE__, "byte %zu differs", i);
+    CHECK_OK(corio_join(t, NULL));
+    corio_stream_close(a);
+    return NULL;
+}
+
+TEST(unread_input_is_bounded_and_intact) { test_run(flow_control_main, NULL); }
