@@ -14,17 +14,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* Per-connection read size.  Large reads matter more than anything else
+ * here: a 100 KiB message read in 16 KiB pieces costs several times the
+ * system calls (and the CPU) of one read.  The buffer is allocated per
+ * connection (not on the task stack) and its pages are only committed as
+ * data actually arrives, so idle connections stay cheap. */
+#define READ_SIZE (256 * 1024)
+
 static void echo(corio_stream *s, void *arg)
 {
     (void)arg;
-    char buf[16384];
+    char *buf = malloc(READ_SIZE);
+    if (!buf)
+        return;
     for (;;) {
-        ssize_t n = corio_read(s, buf, sizeof buf);
+        ssize_t n = corio_read(s, buf, READ_SIZE);
         if (n <= 0)
             break; /* EOF, reset, or the server is closing */
         if (corio_write(s, buf, (size_t)n) < 0 || corio_drain(s) < 0)
             break;
     }
+    free(buf);
 }
 
 static void *main_task(void *arg)

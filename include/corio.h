@@ -196,7 +196,9 @@ CORIO_API ssize_t corio_read(corio_stream *s, void *buf, size_t n);
 
 /* Read exactly n bytes.  Returns n, or -CORIO_EINCOMPLETE when EOF came
  * first: the bytes that did arrive are in buf and their count is in
- * *got (got may be NULL).  Other errors as corio_read. */
+ * *got (got may be NULL).  Other errors as corio_read; when cancelled or
+ * past its deadline, the bytes already taken go back into the stream (a
+ * later read returns them) and *got is 0. */
 CORIO_API ssize_t corio_readexactly(corio_stream *s, void *buf, size_t n, size_t *got);
 
 /* Read through the first occurrence of sep (sep_len bytes, 1..64) and return
@@ -210,10 +212,11 @@ CORIO_API const char *corio_readuntil(corio_stream *s, const void *sep, size_t s
                                       int *err);
 
 /* Copy a line ending in '\n' (included) into buf of size cap and NUL
- * terminate it.  Returns the line length, 0 at EOF with nothing buffered,
- * or -CORIO_ELIMIT, -CORIO_EINCOMPLETE (an unterminated tail at EOF is
- * returned as a line, like asyncio), -ENOBUFS if cap is too small (the
- * line stays buffered), or a read error. */
+ * terminate it.  Returns the line length; an unterminated tail at EOF is
+ * returned as a line (as asyncio does); 0 at EOF with nothing buffered.
+ * Errors: -CORIO_ELIMIT (no '\n' within the stream's limit; the data stays
+ * buffered), -ENOBUFS if cap is too small for the line (it stays
+ * buffered), or a read error.  Suspends while no full line is buffered. */
 CORIO_API ssize_t corio_readline(corio_stream *s, char *buf, size_t cap);
 
 /* True once EOF was received and everything buffered has been consumed. */
@@ -245,7 +248,8 @@ CORIO_API int corio_write_eof(corio_stream *s);
 
 /* Close the stream: tries to flush buffered data briefly without
  * suspending, then closes the fd and frees s.  Never fails, never
- * suspends. */
+ * suspends.  Another task still blocked reading or draining s is woken
+ * with an error (-EBADF / -EPIPE). */
 CORIO_API void corio_stream_close(corio_stream *s);
 
 /* Flush buffered data (suspends, honours cancellation and deadlines), then
@@ -303,7 +307,8 @@ CORIO_API uint16_t corio_server_port(const corio_server *srv);
  * handlers to finish; handlers still running after that are cancelled and
  * awaited.  Frees srv.  Suspends.  Returns 0, or -ECANCELED / -ETIMEDOUT
  * if the calling task was interrupted (the handlers are cancelled and
- * awaited all the same before it returns). */
+ * awaited all the same before it returns).  May be called from one of the
+ * server's own handlers, which is then neither waited for nor cancelled. */
 CORIO_API int corio_server_close(corio_server *srv, uint64_t grace_ms);
 
 /* Connect to host:port (name resolved without blocking the loop, every

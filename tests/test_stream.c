@@ -52,6 +52,7 @@ static void *readexactly_main(void *arg)
     static const char *const p[] = {"0123", "456", "789"};
     script sc = {b, p, 3, true};
     corio_task *t = corio_spawn(play, &sc);
+    CHECK(t);
     char buf[32];
     size_t got = 99;
     CHECK_EQ(corio_readexactly(a, buf, 4, &got), 4);
@@ -102,6 +103,7 @@ static void *readexactly_big_main(void *arg)
     make_pair(&a, &b);
     bulk bk = {b, 1u << 20};
     corio_task *t = corio_spawn(bulk_writer, &bk);
+    CHECK(t);
     unsigned char *buf = malloc(bk.n);
     unsigned char small[5];
     CHECK_EQ(corio_readexactly(a, small, 5, NULL), 5); /* leaves a partial buffer behind */
@@ -128,6 +130,7 @@ static void *readline_main(void *arg)
     static const char *const p[] = {"hel", "lo\nwor", "ld\n\nta", "il"};
     script sc = {b, p, 4, true};
     corio_task *t = corio_spawn(play, &sc);
+    CHECK(t);
     char line[64];
     CHECK_EQ(corio_readline(a, line, sizeof line), 6);
     CHECK_STR(line, "hello\n");
@@ -172,6 +175,7 @@ static void *readuntil_main(void *arg)
     static const char *const p[] = {"GET / HTTP/1.1\r\nA: b\r", "\n\r", "\nbody"};
     script sc = {b, p, 3, true};
     corio_task *t = corio_spawn(play, &sc);
+    CHECK(t);
     size_t len = 0;
     int err = 1;
     const char *head = corio_readuntil(a, "\r\n\r\n", 4, &len, &err);
@@ -323,6 +327,7 @@ static void *cancel_drain_main(void *arg)
     make_pair(&a, &b);
     drainer d = {a, 0, false};
     corio_task *t = corio_spawn(drain_task, &d);
+    CHECK(t);
     CHECK_OK(corio_sleep_ms(50));
     CHECK(!d.done);
     CHECK(corio_write_buffer_size(a) > 0);
@@ -358,6 +363,7 @@ static void *half_close_main(void *arg)
     corio_stream *a, *b;
     make_pair(&a, &b);
     corio_task *t = corio_spawn(half_close_peer, b);
+    CHECK(t);
     CHECK_OK(corio_write(a, "hello", 5));
     CHECK_OK(corio_write_eof(a));
     CHECK_ERR(corio_write(a, "x", 1), -EPIPE);
@@ -413,6 +419,7 @@ static void *background_flush_main(void *arg)
     corio_stream *a, *b;
     make_pair(&a, &b);
     corio_task *t = corio_spawn(bg_reader, b);
+    CHECK(t);
     static unsigned char data[1 << 20];
     for (size_t i = 0; i < sizeof data; i++)
         data[i] = pattern(i);
@@ -455,6 +462,7 @@ static void *cancel_read_main(void *arg)
     make_pair(&a, &b);
     reader_state rs = {a, 1};
     corio_task *t = corio_spawn(blocked_reader, &rs);
+    CHECK(t);
     CHECK_OK(corio_sleep_ms(20));
     CHECK_OK(corio_cancel(t));
     CHECK_OK(corio_join(t, NULL));
@@ -463,6 +471,7 @@ static void *cancel_read_main(void *arg)
     /* a cancelled readexactly loses nothing it already took */
     rs.result = 1;
     t = corio_spawn(blocked_exact_reader, &rs);
+    CHECK(t);
     CHECK_OK(corio_write(b, "partial", 7));
     CHECK_OK(corio_sleep_ms(20));
     CHECK_OK(corio_cancel(t));
@@ -492,6 +501,7 @@ static void *close_while_reading_main(void *arg)
     make_pair(&a, &b);
     reader_state rs = {a, 1};
     corio_task *t = corio_spawn(blocked_reader, &rs);
+    CHECK(t);
     CHECK_OK(corio_sleep_ms(20));
     corio_stream_close(a); /* the reader is woken; the memory goes when it is out */
     CHECK_OK(corio_join(t, NULL));
@@ -508,6 +518,7 @@ static void *busy_main(void *arg)
     make_pair(&a, &b);
     reader_state rs = {a, 1};
     corio_task *t = corio_spawn(blocked_reader, &rs);
+    CHECK(t);
     CHECK_OK(corio_sleep_ms(10));
     char buf[4];
     CHECK_ERR(corio_read(a, buf, sizeof buf), -EBUSY);
@@ -547,6 +558,7 @@ static void *flow_control_main(void *arg)
     CHECK_EQ(corio_readexactly(a, first, 10, NULL), 10); /* arms the reader side */
     struct mallinfo2 m0 = mallinfo2();
     corio_task *t = corio_spawn(flow_writer, b);
+    CHECK(t);
     CHECK_OK(corio_sleep_ms(100)); /* nobody reads meanwhile */
     struct mallinfo2 m1 = mallinfo2();
     /* (mmapped blocks count too: large buffers live there) */
@@ -554,7 +566,9 @@ static void *flow_control_main(void *arg)
     static unsigned char buf[4 << 20];
     size_t got = 0;
     ssize_t n;
-    while ((n = corio_read(a, buf + got, got < sizeof buf ? (sizeof buf - got > 1000 ? 1000 : sizeof buf - got) : 1)) > 0)
+    unsigned char extra[16];
+    while ((n = got < sizeof buf ? corio_read(a, buf + got, sizeof buf - got > 1000 ? 1000 : sizeof buf - got)
+                                 : corio_read(a, extra, sizeof extra)) > 0)
         got += (size_t)n;
     CHECK_EQ(n, 0);
     CHECK_EQ(got, sizeof buf);
@@ -567,3 +581,31 @@ static void *flow_control_main(void *arg)
 }
 
 TEST(unread_input_is_bounded_and_intact) { test_run(flow_control_main, NULL); }
+
+/* Closing with data still queued does not drop it: the stream keeps
+ * flushing in the background (like an asyncio transport), then closes. */
+static void *linger_main(void *arg)
+{
+    corio_stream *a, *b;
+    make_pair(&a, &b);
+    static unsigned char data[1 << 20];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = pattern(i);
+    CHECK_OK(corio_write(a, data, sizeof data));
+    CHECK(corio_write_buffer_size(a) > 0);
+    corio_stream_close(a); /* never suspends */
+    CHECK_OK(corio_sleep_ms(20)); /* the reader starts late */
+    static unsigned char buf[1 << 20];
+    size_t got = 0;
+    ssize_t n;
+    unsigned char extra[16];
+    while ((n = got < sizeof buf ? corio_read(b, buf + got, sizeof buf - got) : corio_read(b, extra, sizeof extra)) > 0)
+        got += (size_t)n;
+    CHECK_EQ(n, 0);
+    CHECK_EQ(got, sizeof data);
+    CHECK_MEM(buf, data, sizeof data);
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(close_flushes_queued_data_in_background) { test_run(linger_main, NULL); }

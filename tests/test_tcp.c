@@ -317,6 +317,7 @@ static void *cancel_serve_main(void *arg)
 {
     corio_server *srv = start_echo("127.0.0.1");
     corio_task *t = corio_spawn(serve_task, srv);
+    CHECK(t);
     CHECK_OK(corio_sleep_ms(20));
     round_trip("127.0.0.1", corio_server_port(srv), "while serving");
     CHECK_OK(corio_cancel(t));
@@ -328,6 +329,7 @@ static void *cancel_serve_main(void *arg)
     /* serve_forever returns 0 when another task closes the server */
     serve_result = 1;
     t = corio_spawn(serve_task, srv);
+    CHECK(t);
     CHECK_OK(corio_sleep_ms(10));
     CHECK_OK(corio_server_close(srv, 0));
     CHECK_OK(corio_join(t, NULL));
@@ -373,6 +375,7 @@ static void *cancel_connect_main(void *arg)
 
     connect_try ct = {port, 1};
     corio_task *t = corio_spawn(connect_task, &ct);
+    CHECK(t);
     CHECK_OK(corio_sleep_ms(50));
     CHECK_EQ(ct.result, 1); /* still connecting */
     CHECK_OK(corio_cancel(t));
@@ -389,6 +392,7 @@ static void *cancel_connect_main(void *arg)
     /* cancelled right away, before the first suspension */
     ct.result = 1;
     t = corio_spawn(connect_task, &ct);
+    CHECK(t);
     CHECK_OK(corio_cancel(t));
     CHECK_OK(corio_join(t, NULL));
     CHECK_ERR(ct.result, -ECANCELED);
@@ -564,6 +568,7 @@ static void *self_close_main(void *arg)
     CHECK_OK(corio_start_server("127.0.0.1", 0, shutdown_handler, NULL, NULL, &self_srv));
     uint16_t port = corio_server_port(self_srv);
     corio_task *serve = corio_spawn(serve_task, self_srv);
+    CHECK(serve);
     corio_stream *idle, *s;
     CHECK_OK(corio_open_connection("127.0.0.1", port, &idle));
     CHECK_OK(corio_write(idle, "hi\n", 3));

@@ -461,6 +461,10 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
     dfl.sa_handler = SIG_DFL;
     sigemptyset(&dfl.sa_mask);
     sigaction(SIGSEGV, &dfl, NULL);
+    /* A SIGSEGV sent with kill() is not re-raised by returning; raise it
+     * (it stays blocked, hence pending, until this handler returns). */
+    if (si->si_code <= 0)
+        raise(sig);
 }
 
 static void altstack_destroy(void *base)

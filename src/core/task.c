@@ -383,7 +383,9 @@ int corio_sleep_ns(uint64_t ns)
     int r = corio__check();
     if (r)
         return r;
-    uint64_t now = tls_loop->now;
+    /* A fresh clock reading, not the turn's cached one: a sleep must never
+     * end before the requested time has passed since the call. */
+    uint64_t now = corio__clock_ns();
     uint64_t when = ns > UINT64_MAX - 1 - now ? UINT64_MAX - 1 : now + ns;
     return corio__suspend(NULL, NULL, "sleep", when);
 }
@@ -404,7 +406,7 @@ corio_deadline corio_deadline_push(uint64_t timeout_ms)
     if (!t)
         return tok;
     tok.prev_ns = t->deadline;
-    uint64_t now = t->loop->now;
+    uint64_t now = corio__clock_ns();
     uint64_t add = timeout_ms > (UINT64_MAX - 1 - now) / 1000000u ? UINT64_MAX - 1 - now : timeout_ms * 1000000u;
     uint64_t when = now + add;
     if (when < t->deadline)

@@ -10,7 +10,10 @@
  * copy.  Only one task may read at a time (another gets -EBUSY).
  *
  * On io_uring with multishot support the read side instead keeps one
- * multishot recv armed per stream (after the first read): the kernel fills
+ * multishot recv armed per stream once a read needs the kernel with less
+ * than 64 KiB of room (readuntil, readline, small reads; a big read into the
+ * caller's memory is served better by one plain recv, which is not limited
+ * to the ring's 16 KiB buffers and copies once): the kernel fills
  * buffers from the loop's provided-buffer ring, the completion callback
  * copies them straight into a parked reader's memory (or into the read
  * buffer when nobody waits or the reader's memory is full) and gives the
@@ -36,8 +39,11 @@
  *
  * Closing.  corio_stream_close never suspends; when a flusher or a reader
  * still has an operation in the kernel, the stream is only marked closing,
- * those operations are cancelled, and whichever user finishes last closes
- * the fd and frees the memory (buffers stay valid until the kernel lets go).
+ * the reader's operation is cancelled, and whichever user finishes last
+ * closes the fd and frees the memory (buffers stay valid until the kernel
+ * lets go).  Data still queued at close is not dropped: like an asyncio
+ * transport, the flusher keeps sending it in the background ("linger"), for
+ * at most LINGER_MS, after which it is cancelled and the rest discarded.
  */
 #include "stream.h"
 #include "../backend/uring.h"
@@ -51,7 +57,9 @@
 #define RBUF_KEEP (16u * 1024u)    /* a drained buffer bigger than this is given back */
 #define WCHUNK_MIN (16u * 1024u)   /* queue chunk size (bigger writes get their own chunk) */
 #define FLUSH_IOV 16               /* chunks per SENDMSG */
+#define MULTI_DIRECT_MAX (64u * 1024u) /* reads this big bypass the multishot recv */
 #define FLUSHER_STACK 0 /* the pool's default size: pooled stacks are the cheap ones */
+#define LINGER_MS 10000u /* how long a closed stream may keep flushing in the background */
 
 enum {
     S_EOF = 1u << 0,     /* recv returned 0 */
@@ -100,6 +108,8 @@ struct corio_stream {
     int werr;            /* sticky write error */
     corio_task *flusher; /* background sender while the queue is non-empty */
     bool wop_inflight;   /* the flusher has a send in the kernel */
+    bool linger;         /* closed with data queued: the flusher finishes it */
+    corio__timer linger_timer;
     corio__list waiters; /* drain_waiter */
     bool *closed_flag;
 };
@@ -107,6 +117,8 @@ struct corio_stream {
 /* ------------------------------------------------------------------ */
 /* Creation, teardown                                                  */
 /* ------------------------------------------------------------------ */
+
+static void linger_expired(corio__timer *t);
 
 corio_stream *corio__stream_new(int fd)
 {
@@ -121,6 +133,7 @@ corio_stream *corio__stream_new(int fd)
     s->low = 16u * 1024u;
     s->multi = s->loop && corio__uring_has_multishot(s->loop);
     corio__list_init(&s->waiters);
+    corio__timer_init(&s->linger_timer, linger_expired);
     return s;
 }
 
@@ -165,6 +178,8 @@ static void wake_all(corio_stream *s, int r)
 /* Release everything; no operation may be in flight on s->fd. */
 static void finalize(corio_stream *s)
 {
+    if (corio__timer_armed(&s->linger_timer))
+        corio__timer_disarm(s->loop, &s->linger_timer);
     wake_all(s, -EPIPE);
     free_chunks(s);
     corio__free(s->rbuf);
@@ -193,6 +208,8 @@ static ssize_t recv_op(corio_stream *s, void *buf, size_t n)
 {
     if (s->rerr)
         return s->rerr;
+    if (CORIO__UNLIKELY(!s->loop)) /* wrapped before the loop started */
+        s->loop = corio__loop();
     corio__op op;
     memset(&op, 0, sizeof op);
     op.kind = CORIO__OP_RECV;
@@ -403,7 +420,10 @@ static ssize_t more_input(corio_stream *s, void *dst, size_t cap, size_t want)
         return 0;
     if (s->rstart != s->rend)
         dst = NULL;
-    if (s->multi && !s->mfallback)
+    /* A big read into the caller's memory is better served by one plain
+     * recv (one copy, no 16 KiB provided-buffer pieces) unless the
+     * multishot is already armed (it owns the ordering of arriving data). */
+    if (s->multi && !s->mfallback && (s->marmed || !dst || cap < MULTI_DIRECT_MAX))
         return multi_wait(s, dst, cap);
     s->mfallback = false;
     if (dst && cap >= RBUF_INIT) {
@@ -415,19 +435,20 @@ static ssize_t more_input(corio_stream *s, void *dst, size_t cap, size_t want)
 }
 
 /* Put bytes a cancelled readexactly already took back in front of the
- * buffer, so an interrupted call loses nothing. */
-static void unread(corio_stream *s, const void *p, size_t n)
+ * buffer, so an interrupted call loses nothing.  False when out of memory:
+ * the bytes then stay with the caller only. */
+static bool unread(corio_stream *s, const void *p, size_t n)
 {
     size_t avail = s->rend - s->rstart;
     if (n <= s->rstart) {
         s->rstart -= n;
         memcpy(s->rbuf + s->rstart, p, n);
-        return;
+        return true;
     }
     size_t ncap = n + avail > RBUF_INIT ? n + avail : RBUF_INIT;
     char *nb = corio__malloc(ncap);
     if (!nb)
-        return; /* out of memory: the bytes stay with the caller only */
+        return false;
     memcpy(nb, p, n);
     if (avail)
         memcpy(nb + n, s->rbuf + s->rstart, avail);
@@ -436,6 +457,7 @@ static void unread(corio_stream *s, const void *p, size_t n)
     s->rcap = ncap;
     s->rstart = 0;
     s->rend = n + avail;
+    return true;
 }
 
 static inline bool reader_busy(const corio_stream *s) { return s->rop || s->rbusy; }
@@ -493,9 +515,8 @@ ssize_t corio_readexactly(corio_stream *s, void *buf, size_t n, size_t *got)
         if (r == GONE)
             return r;
         if (r < 0) {
-            if (have && (r == -ECANCELED || r == -ETIMEDOUT))
-                unread(s, p, have);
-            else if (got)
+            bool kept = have && (r == -ECANCELED || r == -ETIMEDOUT) && unread(s, p, have);
+            if (!kept && got)
                 *got = have;
             return r;
         }
@@ -662,7 +683,7 @@ static int flush_nowait(corio_stream *s)
 static void *flusher_main(void *arg)
 {
     corio_stream *s = arg;
-    while (s->wsize && !(s->flags & S_CLOSING) && !s->werr) {
+    while (s->wsize && !s->werr && (!(s->flags & S_CLOSING) || s->linger)) {
         struct iovec iov[FLUSH_IOV];
         int cnt = fill_iov(s, iov, FLUSH_IOV);
         struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
@@ -684,8 +705,8 @@ static void *flusher_main(void *arg)
         s->wop_inflight = false;
         if (r > 0)
             consume(s, (size_t)r);
-        if (s->flags & S_CLOSING)
-            break;
+        if ((s->flags & S_CLOSING) && (!s->linger || (r < 0 && r != -EAGAIN && r != -EINTR)))
+            break; /* cancelled by close, the linger ran out, or the peer is gone */
         if (r < 0 && r != -EAGAIN && r != -EINTR) {
             write_failed(s, r == -ECANCELED || r == -ETIMEDOUT ? -EPIPE : r);
             break;
@@ -762,8 +783,13 @@ int corio_write(corio_stream *s, const void *buf, size_t n)
         return e;
     }
     if (!s->flusher) {
-        corio_loop *l = s->loop ? s->loop : corio__loop();
-        s->flusher = corio__spawn(l, "stream flush", FLUSHER_STACK, flusher_main, s);
+        if (!s->loop) /* a stream wrapped before the loop started */
+            s->loop = corio__loop();
+        if (!s->loop) {
+            write_failed(s, -EPERM);
+            return -EPERM;
+        }
+        s->flusher = corio__spawn(s->loop, "stream flush", FLUSHER_STACK, flusher_main, s);
         if (!s->flusher) {
             write_failed(s, -ENOMEM);
             return -ENOMEM;
@@ -835,6 +861,13 @@ int corio_write_eof(corio_stream *s)
     return 0;
 }
 
+static void linger_expired(corio__timer *t)
+{
+    corio_stream *s = CORIO__CONTAINER_OF(t, corio_stream, linger_timer);
+    if (s->flusher)
+        corio_cancel(s->flusher);
+}
+
 void corio_stream_close(corio_stream *s)
 {
     if (!s)
@@ -847,9 +880,15 @@ void corio_stream_close(corio_stream *s)
         (void)flush_nowait(s);
     s->flags |= S_CLOSING;
     wake_all(s, -EPIPE);
-    if (s->flusher)
-        corio_cancel(s->flusher); /* it finalizes once its send is back */
     corio_loop *l = s->loop;
+    if (s->flusher) {
+        /* the flusher finalizes once it is done: with data left, it lingers
+         * to deliver it, bounded by a timer */
+        if (s->wsize && !s->werr && corio__timer_arm(l, &s->linger_timer, corio_now_ns() + LINGER_MS * 1000000ull) == 0)
+            s->linger = true;
+        else
+            corio_cancel(s->flusher);
+    }
     if (s->rop && s->rop->state == CORIO__OPS_PENDING) {
         s->rop->state = CORIO__OPS_CANCELLING;
         l->backend->cancel(l, s->rop);
