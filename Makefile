@@ -1,6 +1,6 @@
 # corio — the two commands that matter: `make run` and `make test`.
 # CMake does the real work underneath; this file only picks build trees.
-BUILD ?= build
+BUILD ?= ./build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 PORT ?= 8000
@@ -18,7 +18,7 @@ build: $(BUILD)/CMakeCache.txt
 
 # Start the seed's hello server on 127.0.0.1:$(PORT).
 run: build
-	./$(BUILD)/hello_server $(PORT)
+	$(BUILD)/hello_server $(PORT)
 
 # Build and run the whole suite on both backends (every test is registered
 # once per backend).

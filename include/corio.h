@@ -246,9 +246,11 @@ CORIO_API size_t corio_write_buffer_size(const corio_stream *s);
  * Suspends while flushing.  Returns 0 or an error as corio_drain. */
 CORIO_API int corio_write_eof(corio_stream *s);
 
-/* Close the stream: tries to flush buffered data briefly without
- * suspending, then closes the fd and frees s.  Never fails, never
- * suspends.  Another task still blocked reading or draining s is woken
+/* Close the stream and give up the handle: s must not be used again.
+ * Never fails, never suspends.  Data still queued keeps being sent in the
+ * background (like an asyncio transport's close) for up to 10 s, after
+ * which it is dropped; then the fd is closed and the memory freed.  Use
+ * corio_stream_aclose to wait for the flush and learn its result.  Another task still blocked reading or draining s is woken
  * with an error (-EBADF / -EPIPE). */
 CORIO_API void corio_stream_close(corio_stream *s);
 

@@ -395,6 +395,8 @@ static int uring_submit(corio_loop *l, corio__op *op)
     switch (kind) {
     case CORIO__OP_RECV:
         io_uring_prep_recv(sqe, op->fd, op->buf, len, op->flags);
+        if (op->hint & CORIO__OPH_POLL_FIRST)
+            sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
         break;
     case CORIO__OP_SEND:
         io_uring_prep_send(sqe, op->fd, op->buf, len, op->flags | MSG_NOSIGNAL);

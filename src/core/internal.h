@@ -193,7 +193,8 @@ typedef void (*corio__op_done_fn)(corio__op *op);
 struct corio__op {
     uint8_t kind;
     uint8_t state;      /* CORIO__OPS_* */
-    uint8_t more;       /* multishot: 1 while more completions will follow */
+    uint8_t more;
+    uint8_t hint;       /* CORIO__OPH_*: optional backend hints */       /* multishot: 1 while more completions will follow */
     int32_t res;        /* result: >=0 or -errno */
     int fd;
     int flags;          /* recv/send flags, or poll events */
@@ -213,6 +214,11 @@ struct corio__op {
 };
 
 #define CORIO__NO_BUF UINT16_MAX
+
+/* The fd was just drained (the last recv came back short), so data is not
+ * expected at once: io_uring arms the poll without trying the recv first.
+ * Backends may ignore hints. */
+#define CORIO__OPH_POLL_FIRST 1
 
 enum { CORIO__OPS_IDLE = 0, CORIO__OPS_PENDING, CORIO__OPS_CANCELLING, CORIO__OPS_DONE };
 

@@ -65,6 +65,7 @@ enum {
     S_EOF = 1u << 0,     /* recv returned 0 */
     S_WSHUT = 1u << 1,   /* write_eof done: no more writes */
     S_CLOSING = 1u << 2, /* close called while an operation was in flight */
+    S_DRAINED = 1u << 3, /* the last recv came back short: the socket is empty */
 };
 
 typedef struct wchunk {
@@ -217,6 +218,8 @@ static ssize_t recv_op(corio_stream *s, void *buf, size_t n)
     op.buf = buf;
     op.len = n;
     op.off = -1;
+    if (s->flags & S_DRAINED)
+        op.hint = CORIO__OPH_POLL_FIRST;
     s->rop = &op;
     int r = corio__op_run(&op);
     s->rop = NULL;
@@ -224,6 +227,10 @@ static ssize_t recv_op(corio_stream *s, void *buf, size_t n)
         maybe_finalize(s);
         return GONE;
     }
+    if (r > 0 && (size_t)r < n)
+        s->flags |= S_DRAINED; /* a short read emptied the socket */
+    else
+        s->flags &= ~S_DRAINED;
     if (r == 0)
         s->flags |= S_EOF;
     else if (r < 0 && r != -ECANCELED && r != -ETIMEDOUT && r != -EAGAIN && r != -EINTR)
