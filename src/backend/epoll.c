@@ -55,6 +55,8 @@
 typedef struct ep_fd {
     uint32_t gen;        /* bumped by forget_fd; stale events carry an older one */
     bool registered;     /* in the epoll set (under this generation) */
+    bool rready;         /* a read-side event came since a recv last found the socket empty */
+    bool rclosed;        /* EOF, hang-up or error was reported: reads never wait again */
     corio__list readers; /* RECV, ACCEPT, READ */
     corio__list writers; /* SEND, SENDMSG, WRITE, CONNECT */
     corio__list pollers; /* POLL */
@@ -298,6 +300,22 @@ static int wait_for(ep_backend *b, corio__op *op, int dir)
     return 0;
 }
 
+/* Track whether a recv found the socket empty: then any data that arrives
+ * later produces an epoll event that is harvested after this point, which
+ * sets rready again (ep_poll).  So "registered and !rready" proves a try
+ * would fail, and a POLL_FIRST recv may skip it: in request/response
+ * traffic that saves one failed recv per request.  Once EOF or an error has
+ * been reported, a short read no longer proves anything (the EOF stays
+ * behind the data and announces itself only once), so rready stays set. */
+static inline void note_recv(ep_backend *b, const corio__op *op, int32_t r)
+{
+    if (r == -EAGAIN || (r > 0 && (size_t)r < op->len)) {
+        ep_fd *s = slot_lookup(b, op->fd);
+        if (s && !s->rclosed)
+            s->rready = false;
+    }
+}
+
 static int ep_submit(corio_loop *l, corio__op *op)
 {
     ep_backend *b = l->backend_data;
@@ -306,6 +324,17 @@ static int ep_submit(corio_loop *l, corio__op *op)
     op->backend_data = NULL;
     switch (op->kind) {
     case CORIO__OP_RECV:
+        dir = DIR_READ;
+        if (op->hint & CORIO__OPH_POLL_FIRST) {
+            /* The last recv drained the socket.  If no read event has come
+             * since, the try would only say EAGAIN: wait at once. */
+            ep_fd *s = slot_lookup(b, op->fd);
+            if (s && s->registered && !s->rready)
+                return wait_for(b, op, dir);
+        }
+        r = op_try(op);
+        note_recv(b, op, r);
+        break;
     case CORIO__OP_ACCEPT:
     case CORIO__OP_READ:
         dir = DIR_READ;
@@ -351,6 +380,8 @@ static int run_list(ep_backend *b, corio__list *list)
     while (!corio__list_empty(list)) {
         corio__op *op = CORIO__CONTAINER_OF(list->next, corio__op, link);
         int32_t r = op_retry(op);
+        if (op->kind == CORIO__OP_RECV)
+            note_recv(b, op, r);
         if (r == -EAGAIN)
             break;
         corio__list_remove(&op->link);
@@ -450,6 +481,10 @@ static int ep_poll(corio_loop *l, uint64_t timeout_ns)
         ep_fd *s = slot_lookup(b, (int)(uint32_t)key);
         if (!s || s->gen != (uint32_t)(key >> 32))
             continue;
+        if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
+            s->rready = true;
+        if (ev & (EPOLLRDHUP | EPOLLERR | EPOLLHUP))
+            s->rclosed = true; /* a short read may leave the EOF behind it */
         if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) && !corio__list_empty(&s->readers))
             n += run_list(b, &s->readers);
         if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && !corio__list_empty(&s->writers))
@@ -477,6 +512,8 @@ static void ep_forget_fd(corio_loop *l, int fd)
      * generation makes events already queued for it harmless. */
     s->gen++;
     s->registered = false;
+    s->rready = true;
+    s->rclosed = false;
 }
 
 static unsigned ep_pending(corio_loop *l)
