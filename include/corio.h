@@ -76,6 +76,7 @@ typedef struct corio_config {
     corio_backend_kind backend; /* AUTO honours the CORIO_BACKEND environment variable */
     unsigned stack_pool_max;    /* stacks kept for reuse; 0 = default (1024) */
     unsigned ring_entries;      /* io_uring SQ size; 0 = default (1024) */
+    unsigned threadpool_size;   /* worker threads (2..64); 0 = CORIO_THREADPOOL_SIZE or default (4) */
 } corio_config;
 
 /* Create a loop on this thread, run main_fn(arg) as its main task, and
@@ -115,7 +116,10 @@ CORIO_API int corio_join(corio_task *t, void **result);
  * receives task i's return value and every task is freed.  If the waiting
  * task is cancelled or hits its deadline, the tasks not yet finished are
  * cancelled, awaited, and freed, and the error is returned.  Returns 0 or
- * -ECANCELED / -ETIMEDOUT. */
+ * -ECANCELED / -ETIMEDOUT; -EINVAL, with nothing joined, cancelled or
+ * freed, if a task is listed twice, is the caller, is detached or already
+ * has a joiner.  While the gather runs, the tasks are its own: corio_join
+ * on one of them from another task is -EINVAL. */
 CORIO_API int corio_gather(corio_task **tasks, size_t n, void **results);
 
 /* Give up the handle: the task runs to completion and frees itself. */
@@ -177,6 +181,36 @@ CORIO_API void corio_deadline_pop(corio_deadline token);
 
 /* True if the current task's deadline has passed. */
 CORIO_API bool corio_deadline_expired(void);
+
+/* ------------------------------------------------------------------ */
+/* Events (asyncio.Event)                                              */
+/* ------------------------------------------------------------------ */
+
+/* A flag tasks can wait for.  Keep it anywhere (a task's stack, a struct)
+ * for as long as tasks may wait on it; initialise with corio_event_init.
+ * The size is fixed so it can live on the stack; the contents are
+ * private. */
+typedef struct corio_event {
+    void *opaque[3];
+} corio_event;
+
+/* Initialise e as not set.  Does not suspend. */
+CORIO_API void corio_event_init(corio_event *e);
+
+/* Set e and wake every task waiting for it (they run in the order they
+ * started waiting).  Does not suspend; callable from any task of the loop
+ * that owns e. */
+CORIO_API void corio_event_set(corio_event *e);
+
+/* Reset e to not set.  Tasks waiting keep waiting. */
+CORIO_API void corio_event_clear(corio_event *e);
+
+/* True while e is set. */
+CORIO_API bool corio_event_is_set(const corio_event *e);
+
+/* Wait until e is set (returns at once if it is).  Suspends.  Returns 0,
+ * -ECANCELED or -ETIMEDOUT. */
+CORIO_API int corio_event_wait(corio_event *e);
 
 /* ------------------------------------------------------------------ */
 /* Streams (asyncio StreamReader + StreamWriter in one object)         */
@@ -322,6 +356,193 @@ CORIO_API int corio_open_connection(const char *host, uint16_t port, corio_strea
 /* Format an address as "host:port" ("[v6]:port" for IPv6) into buf.
  * Returns buf. */
 CORIO_API char *corio_format_addr(const struct sockaddr *addr, char *buf, size_t cap);
+
+/* ------------------------------------------------------------------ */
+/* Threads (asyncio.to_thread, loop.call_soon_threadsafe)              */
+/* ------------------------------------------------------------------ */
+
+/* Run fn(arg) on a worker of the loop's thread pool and suspend the task
+ * until it has returned (asyncio.to_thread).  fn runs on another thread: it
+ * must not call corio functions or touch the loop's objects.  The pool is
+ * bounded (corio_config.threadpool_size, else CORIO_THREADPOOL_SIZE, else 4
+ * workers; at least 2) and started on first use; calls beyond its size
+ * queue in FIFO order.
+ * Returns 0 with fn's return value in *result (result may be NULL).
+ * Cancellation and deadlines:
+ *  - fn not started yet: the call is dropped, fn never runs, *result is
+ *    NULL, and -ECANCELED / -ETIMEDOUT is returned at once;
+ *  - fn already running: unlike Python, the call does NOT return early.  A
+ *    running fn usually works on memory the caller owns (arg, buffers on
+ *    its stack), so the task waits, uninterruptibly, until fn returns; then
+ *    *result receives fn's return value (free what it owns) and
+ *    -ECANCELED / -ETIMEDOUT is returned.  A long fn therefore delays the
+ *    cancel by its own duration: keep fn bounded, or give it a stop flag
+ *    in arg that the task sets before cancelling.
+ *  - the same holds for an interrupt that arrives after fn returned but
+ *    before the task resumed: whenever fn ran, *result is its value, and
+ *    the return value says whether the task was interrupted meanwhile.
+ * Other errors (fn did not run, *result is NULL): -EINVAL if fn is NULL,
+ * -EPERM outside a task, -ENOMEM, -EAGAIN if no worker thread could be
+ * started.  While a call is in flight the loop never reports its task as
+ * stalled.  Suspends. */
+CORIO_API int corio_to_thread(void *(*fn)(void *), void *arg, void **result);
+
+/* A handle on a running loop that other threads may hold (for
+ * corio_call_soon_threadsafe).  Opaque and reference counted. */
+typedef struct corio_loop_ref corio_loop_ref;
+
+/* From inside a loop (a task, or a function it calls): a new reference to
+ * the running loop.  Every reference must be given back exactly once with
+ * corio_loop_ref_release, from any thread, at any time -- also after the
+ * loop has ended: the handle stays valid memory until its last release,
+ * and calls through it after the loop ended fail with -ESHUTDOWN.  While
+ * another thread may still hold a reference, the loop does not report a
+ * stall (a call may yet arrive), so release references that will not be
+ * used any more.  Returns NULL with errno EPERM outside a loop, ENOMEM. */
+CORIO_API corio_loop_ref *corio_loop_get_ref(void);
+
+/* Give back a reference (NULL is ignored).  Thread-safe; never blocks on
+ * the loop. */
+CORIO_API void corio_loop_ref_release(corio_loop_ref *ref);
+
+/* From any thread (the loop's own included): queue fn(arg) to run on the
+ * loop's thread, and wake the loop (asyncio's call_soon_threadsafe).  Calls
+ * run one after another, in the order they were queued (all threads
+ * together), inside a task named "call_soon_threadsafe" that the loop keeps
+ * while calls are waiting.  fn may suspend, but the calls queued behind it
+ * wait until it returns: for anything long, spawn a task from fn
+ * (corio_spawn + corio_detach) and return.
+ * Returns 0: fn(arg) will run exactly once (the loop does not end before
+ * every accepted call has started; a call starting after the main task
+ * returned runs in a cancelled task: its waits fail with -ECANCELED, as for
+ * every task still alive then).  Otherwise fn will never run and arg stays
+ * the caller's: -ESHUTDOWN once the loop is ending (the main task has
+ * returned and every task has ended) or has ended, -ENOMEM, -EINVAL for a
+ * NULL ref or fn.  Thread-safe but not
+ * async-signal-safe (it takes a mutex and allocates); from a signal handler,
+ * write to a pipe that a task reads instead.  Does not suspend. */
+CORIO_API int corio_call_soon_threadsafe(corio_loop_ref *ref, void (*fn)(void *arg), void *arg);
+
+/* ------------------------------------------------------------------ */
+/* Files (aiofiles without the threads, where the kernel allows)       */
+/* ------------------------------------------------------------------ */
+
+/* Asynchronous file system calls.  On io_uring they are native kernel
+ * operations; on epoll (or a kernel lacking an opcode) the blocking call
+ * runs on corio's thread pool while the task is parked.  File descriptors
+ * are plain ints: corio_file_* works on any fd (regular files, FIFOs,
+ * ttys, block devices), and the fds from corio_file_open work with plain
+ * POSIX calls too.
+ *
+ * All of them suspend and honour cancellation and deadlines like every
+ * other corio call: an interrupted call returns -ECANCELED / -ETIMEDOUT,
+ * and its buffer (and path) are no longer touched by the kernel or a
+ * worker once it returns.  An operation already running when the
+ * interrupt arrives is waited for; if it had succeeded its real result is
+ * returned (nothing is lost, the cancellation stays in force for the next
+ * call).  A call interrupted before it started had no effect.  Results of
+ * read/write may be short (as read(2)/write(2)); -EPERM outside a task.
+ *
+ * Closing on every path out of a task (the role of `async with` in
+ * Python): keep the fd in one place and route every exit through one
+ * corio_file_close, which closes even when the task is cancelled:
+ *
+ *     int fd = corio_file_open(path, O_RDONLY, 0);
+ *     if (fd < 0) return fd;
+ *     ssize_t n = corio_file_read(fd, buf, sizeof buf);   // may fail: -ECANCELED, ...
+ *     int c = corio_file_close(fd);                        // always runs, always closes
+ *     return n < 0 ? (int)n : c;
+ *
+ * Caveats: a FIFO opened without O_NONBLOCK (or O_RDWR) blocks in open
+ * until the other end appears; on the thread pool such an open cannot be
+ * cancelled.  Reads and writes on pollable fds (FIFOs, ttys, sockets) wait
+ * for readiness instead of occupying a worker. */
+
+struct stat;
+struct iovec;
+
+/* open(2) path with flags and mode (mode is used with O_CREAT/O_TMPFILE);
+ * O_CLOEXEC is always added.  Returns the new fd (owned by the caller,
+ * release it with corio_file_close) or -errno: -ENOENT, -EISDIR (a
+ * directory opened for writing), -EACCES, -EEXIST (O_CREAT|O_EXCL), ...
+ * Suspends. */
+CORIO_API int corio_file_open(const char *path, int flags, mode_t mode);
+
+/* Close fd.  The fd is released on every path, also when the calling task
+ * is cancelled or past its deadline (then it is closed without waiting in
+ * the loop): so it is safe as the single exit of a task.  Returns 0 or the
+ * error close(2) reports (-EIO, -ENOSPC on some file systems: data may
+ * have been lost; -EBADF); never -ECANCELED / -ETIMEDOUT.  Suspends (only
+ * when not interrupted). */
+CORIO_API int corio_file_close(int fd);
+
+/* Read up to n bytes at the file position (advancing it) into buf.
+ * Returns the bytes read (short only at end of file or, for pipes and
+ * ttys, when less is available), 0 at end of file, or -errno (-EISDIR,
+ * -EBADF, -ECANCELED, -ETIMEDOUT, ...).  Suspends; buf is the caller's
+ * and is no longer written once the call returns. */
+CORIO_API ssize_t corio_file_read(int fd, void *buf, size_t n);
+
+/* Write up to n bytes from buf at the file position (at the end with
+ * O_APPEND).  Returns the bytes written (may be short: a full disk or
+ * RLIMIT_FSIZE stop it part-way, and the next write reports -ENOSPC /
+ * -EFBIG) or -errno.  Suspends.  Writing to a pipe whose reader is gone
+ * gives -EPIPE, and also raises SIGPIPE unless the program ignores it
+ * (sockets never do: streams send with MSG_NOSIGNAL). */
+CORIO_API ssize_t corio_file_write(int fd, const void *buf, size_t n);
+
+/* As corio_file_read / corio_file_write at byte offset off (>= 0),
+ * leaving the file position alone (pread/pwrite).  -ESPIPE on pipes,
+ * -EINVAL for a negative offset. */
+CORIO_API ssize_t corio_file_pread(int fd, void *buf, size_t n, int64_t off);
+CORIO_API ssize_t corio_file_pwrite(int fd, const void *buf, size_t n, int64_t off);
+
+/* Scatter/gather variants (readv/writev; preadv/pwritev at offset off >=
+ * 0).  iov (and every buffer it names) must stay valid until the call
+ * returns; iovcnt 1..IOV_MAX.  Results as the single-buffer calls (a
+ * vectored read may also be short before the end of a regular file). */
+CORIO_API ssize_t corio_file_readv(int fd, const struct iovec *iov, int iovcnt);
+CORIO_API ssize_t corio_file_writev(int fd, const struct iovec *iov, int iovcnt);
+CORIO_API ssize_t corio_file_preadv(int fd, const struct iovec *iov, int iovcnt, int64_t off);
+CORIO_API ssize_t corio_file_pwritev(int fd, const struct iovec *iov, int iovcnt, int64_t off);
+
+/* Flush fd's data and metadata (fsync) or data only (fdatasync) to
+ * stable storage.  Returns 0 or -errno (-EIO, -ENOSPC, -EINVAL for fds
+ * that cannot be synced).  Suspends. */
+CORIO_API int corio_file_fsync(int fd);
+CORIO_API int corio_file_fdatasync(int fd);
+
+/* Fill *st for fd (fstat) or path (stat, following symlinks).  Returns 0
+ * or -errno (-ENOENT, -ENOTDIR, -EBADF, ...).  Suspends. */
+CORIO_API int corio_file_fstat(int fd, struct stat *st);
+CORIO_API int corio_file_stat(const char *path, struct stat *st);
+
+/* unlink(2), rmdir(2), rename(2) (replacing `to` atomically if it exists)
+ * and mkdir(2) (mode filtered by the umask).  Return 0 or -errno (-ENOENT,
+ * -EISDIR / -ENOTDIR, -ENOTEMPTY, -EEXIST for an existing directory, ...).
+ * Suspend. */
+CORIO_API int corio_file_unlink(const char *path);
+CORIO_API int corio_file_rmdir(const char *path);
+CORIO_API int corio_file_rename(const char *from, const char *to);
+CORIO_API int corio_file_mkdir(const char *path, mode_t mode);
+
+/* Read the whole file at path into a new buffer.  On success returns 0,
+ * *out is a malloc'd buffer the caller releases with free() (NUL
+ * terminated for convenience, the terminator not counted) and *len its
+ * length.  On failure *out is NULL and nothing needs freeing: -EFBIG if
+ * the file holds more than cap bytes, -ENOMEM, or any error of open/read
+ * (-ENOENT, -EISDIR, -ECANCELED, ...).  The file is closed on every path.
+ * Suspends. */
+CORIO_API int corio_file_read_all(const char *path, size_t cap, char **out, size_t *len);
+
+/* Create or truncate path (mode as open(2) with O_CREAT) and write the
+ * len bytes of buf, continuing after short writes; corio_file_append
+ * instead adds them at the end (created with mode 0666 if missing).
+ * Returns 0 only when every byte was written and the close succeeded;
+ * else -errno (-ENOSPC, -EFBIG, -EIO, -ECANCELED, ...), in which case the
+ * file may hold a prefix of the data.  buf stays the caller's.  Suspends. */
+CORIO_API int corio_file_write_all(const char *path, const void *buf, size_t len, mode_t mode);
+CORIO_API int corio_file_append(const char *path, const void *buf, size_t len);
 
 #ifdef __cplusplus
 }

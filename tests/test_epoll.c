@@ -432,3 +432,117 @@ static void *short_sleep_main(void *arg)
 }
 
 TEST(sub_ms_sleeps_are_precise_and_do_not_spin) { test_run(short_sleep_main, NULL); }
+
+/* ---- adversarial review: the POLL_FIRST skip never loses a wake-up ------ */
+
+/* A loopback TCP pair made with blocking calls (connect completes at once
+ * on loopback), both ends non-blocking afterwards. */
+static void tcp_pair(int *client, int *server)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_OK(bind(lfd, (struct sockaddr *)&sin, sizeof sin));
+    CHECK_OK(listen(lfd, 1));
+    socklen_t sl = sizeof sin;
+    CHECK_OK(getsockname(lfd, (struct sockaddr *)&sin, &sl));
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK_OK(connect(c, (struct sockaddr *)&sin, sizeof sin));
+    int s = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    CHECK(s >= 0);
+    close(lfd);
+    CHECK_OK(corio__set_nonblock(c));
+    *client = c;
+    *server = s;
+}
+
+static int op_recv_hint(int fd, void *buf, size_t len, bool poll_first)
+{
+    corio__op op = {.kind = CORIO__OP_RECV, .fd = fd, .buf = buf, .len = len};
+    op.hint = poll_first ? CORIO__OPH_POLL_FIRST : 0;
+    return corio__op_run(&op);
+}
+
+static int oob_peer;
+static void *send_one_later(void *arg)
+{
+    CHECK_OK(corio_sleep_ms(2));
+    CHECK_EQ(send(oob_peer, "x", 1, 0), 1);
+    return arg;
+}
+
+/* TCP urgent data makes recv stop short at the urgent mark with more data
+ * queued behind it, and no new event will announce that data: a short read
+ * must not be taken as proof that the socket is empty then. */
+static void *oob_main(void *arg)
+{
+    int c, s;
+    tcp_pair(&c, &s);
+    oob_peer = c;
+    char buf[64];
+    /* Register s with a recv that has to wait; its short read marks the
+     * socket drained. */
+    corio_task *w = corio_spawn(send_one_later, NULL);
+    CHECK_EQ(op_recv_hint(s, buf, sizeof buf, false), 1);
+    CHECK_OK(corio_join(w, NULL));
+    CHECK_EQ(send(c, "abc", 3, 0), 3);
+    CHECK_EQ(send(c, "d", 1, MSG_OOB), 1);
+    CHECK_EQ(send(c, "efg", 3, 0), 3);
+    CHECK_OK(corio_sleep_ms(5)); /* the loop harvests the events meanwhile */
+    corio_deadline d = corio_deadline_push(1000);
+    int r1 = op_recv_hint(s, buf, sizeof buf, true);
+    int r2 = op_recv_hint(s, buf + 3, sizeof buf - 3, true); /* short read before: poll first */
+    corio_deadline_pop(d);
+    CHECK_EQ(r1, 3);
+    CHECK_MEM(buf, "abc", 3);
+    CHECK_EQ(r2, 3);
+    CHECK_MEM(buf + 3, "efg", 3);
+    corio__close_fd(corio__loop(), c);
+    corio__close_fd(corio__loop(), s);
+    return arg;
+}
+
+TEST(urgent_data_does_not_strand_a_poll_first_recv) { test_run(oob_main, NULL); }
+
+/* Data and FIN arriving together, then a reset: every POLL_FIRST recv
+ * still sees what is there. */
+static void *fin_main(void *arg)
+{
+    int c, s;
+    tcp_pair(&c, &s);
+    oob_peer = c;
+    char buf[64];
+    corio_task *w = corio_spawn(send_one_later, NULL);
+    CHECK_EQ(op_recv_hint(s, buf, sizeof buf, false), 1);
+    CHECK_OK(corio_join(w, NULL));
+    /* Data + FIN in one go, harvested while nobody reads. */
+    CHECK_EQ(send(c, "hello", 5, 0), 5);
+    CHECK_OK(shutdown(c, SHUT_WR));
+    CHECK_OK(corio_sleep_ms(5));
+    corio_deadline d = corio_deadline_push(1000);
+    CHECK_EQ(op_recv_hint(s, buf, 3, true), 3);
+    CHECK_EQ(op_recv_hint(s, buf, sizeof buf, false), 2); /* short */
+    CHECK_EQ(op_recv_hint(s, buf, sizeof buf, true), 0);  /* EOF */
+    CHECK_EQ(op_recv_hint(s, buf, sizeof buf, true), 0);
+    corio_deadline_pop(d);
+    /* Half-close the other way still works for sending. */
+    CHECK_EQ(op_send(s, "bye", 3), 3);
+    corio__close_fd(corio__loop(), c);
+    corio__close_fd(corio__loop(), s);
+
+    /* A reset while a POLL_FIRST recv waits. */
+    tcp_pair(&c, &s);
+    oob_peer = c;
+    w = corio_spawn(send_one_later, NULL);
+    CHECK_EQ(op_recv_hint(s, buf, sizeof buf, false), 1);
+    CHECK_OK(corio_join(w, NULL));
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    CHECK_OK(setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg));
+    close(c); /* RST; c was never registered with the loop */
+    d = corio_deadline_push(1000);
+    CHECK_ERR(op_recv_hint(s, buf, sizeof buf, true), -ECONNRESET);
+    corio_deadline_pop(d);
+    corio__close_fd(corio__loop(), s);
+    return arg;
+}
+
+TEST(data_fin_and_reset_reach_poll_first_recvs) { test_run(fin_main, NULL); }

@@ -520,6 +520,7 @@ static void *busy_main(void *arg)
     corio_task *t = corio_spawn(blocked_reader, &rs);
     CHECK(t);
     CHECK_OK(corio_sleep_ms(10));
+    CHECK_EQ(rs.result, 1); /* still parked (else the read below would wait forever) */
     char buf[4];
     CHECK_ERR(corio_read(a, buf, sizeof buf), -EBUSY);
     CHECK_OK(corio_write(b, "ok", 2));
@@ -609,3 +610,195 @@ static void *linger_main(void *arg)
 }
 
 TEST(close_flushes_queued_data_in_background) { test_run(linger_main, NULL); }
+
+/* ---- review: adversarial cases ------------------------------------------- */
+
+/* A reader parked on the stream has been handed data (some in its own
+ * memory, the rest buffered) but has not run yet; a second task's
+ * readexactly wanting more than is buffered must get -EBUSY like any other
+ * second reader, not take the buffered bytes and park in the first
+ * reader's place (which lost the first reader's bytes and hung a task). */
+typedef struct racer {
+    corio_stream *s;
+    char buf[256];
+    ssize_t result;
+    int busy_seen;
+} racer;
+
+static void *small_reader(void *arg)
+{
+    racer *r = arg;
+    r->result = corio_read(r->s, r->buf, 4);
+    return NULL;
+}
+
+static void *eager_exact_reader(void *arg)
+{
+    racer *r = arg;
+    for (;;) {
+        r->result = corio_readexactly(r->s, r->buf, 200, NULL);
+        if (r->result != -EBUSY)
+            break;
+        r->busy_seen++;
+        CHECK_OK(corio_yield());
+    }
+    return NULL;
+}
+
+static void *second_reader_with_data_buffered_main(void *arg)
+{
+    corio_stream *a, *b;
+    make_pair(&a, &b);
+    unsigned char data[204];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = pattern(i);
+    racer ra = {.s = a}, rb = {.s = a};
+    corio_task *ta = corio_spawn(small_reader, &ra);
+    CHECK(ta);
+    CHECK_OK(corio_sleep_ms(10)); /* ra is parked in its read */
+    corio_task *tb = corio_spawn(eager_exact_reader, &rb);
+    CHECK(tb);
+    CHECK_OK(corio_yield()); /* rb is now spinning on -EBUSY, ahead of ra in the run queue */
+    CHECK_OK(corio_write(b, data, 100));
+    corio_deadline d = corio_deadline_push(2000);
+    CHECK_OK(corio_join(ta, NULL));
+    CHECK_EQ(ra.result, 4);
+    CHECK_MEM(ra.buf, data, 4);
+    CHECK_OK(corio_write(b, data + 100, 104));
+    CHECK_OK(corio_join(tb, NULL));
+    corio_deadline_pop(d);
+    CHECK(rb.busy_seen > 0);
+    CHECK_EQ(rb.result, 200);
+    CHECK_MEM(rb.buf, data + 4, 200);
+    corio_stream_close(a);
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(second_reader_with_data_buffered_is_ebusy) { test_run(second_reader_with_data_buffered_main, NULL); }
+
+/* readuntil's result points into the stream's buffer and must stay valid
+ * until the next call on this stream, also while the task waits on
+ * something else and more input keeps arriving in the background (io_uring
+ * multishot receive): it must not be overwritten, moved or freed. */
+static void *readuntil_result_stable_main(void *arg)
+{
+    corio_stream *a, *b;
+    make_pair(&a, &b);
+    CHECK_OK(corio_write(b, "first line\n", 11));
+    size_t len = 0;
+    int err = 1;
+    const char *line = corio_readuntil(a, "\n", 1, &len, &err);
+    CHECK(line);
+    CHECK_EQ(len, 11);
+    /* the peer goes on sending (more than the buffer holds, so it would
+     * have to grow), while this task only sleeps */
+    static char junk[48 * 1024];
+    memset(junk, 'x', sizeof junk);
+    CHECK_OK(corio_write(b, junk, 100));
+    CHECK_OK(corio_sleep_ms(10));
+    CHECK_MEM(line, "first line\n", 11);
+    CHECK_OK(corio_write(b, junk, sizeof junk));
+    CHECK_OK(corio_sleep_ms(20));
+    CHECK_MEM(line, "first line\n", 11);
+    /* and nothing was lost or reordered */
+    static char back[100 + sizeof junk];
+    CHECK_EQ(corio_readexactly(a, back, sizeof back, NULL), sizeof back);
+    for (size_t i = 0; i < sizeof back; i++)
+        CHECK(back[i] == 'x');
+    corio_stream_close(a);
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(readuntil_result_survives_background_input) { test_run(readuntil_result_stable_main, NULL); }
+
+/* Closing a stream while one task is parked reading, another is parked in
+ * drain and the background flusher has a send in the kernel: everyone is
+ * woken with an error, nothing is touched after it is freed (ASan), and the
+ * loop ends promptly (the flusher's linger is cut short when main ends). */
+static void *close_with_everyone_waiting_main(void *arg)
+{
+    corio_stream *a, *b;
+    make_pair(&a, &b);
+    reader_state rs = {a, 1};
+    corio_task *tr = corio_spawn(blocked_reader, &rs);
+    drainer d = {a, 0, false};
+    corio_task *td = corio_spawn(drain_task, &d);
+    CHECK(tr && td);
+    CHECK_OK(corio_sleep_ms(30));
+    CHECK(!d.done);
+    CHECK(corio_write_buffer_size(a) > 0);
+    corio_stream_close(a);
+    CHECK_OK(corio_join(tr, NULL));
+    CHECK_OK(corio_join(td, NULL));
+    CHECK(rs.result < 0);
+    CHECK_ERR(d.result, -EPIPE);
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(close_while_reading_draining_and_flushing)
+{
+    uint64_t t0 = test_ms();
+    test_run(close_with_everyone_waiting_main, NULL);
+    CHECK(test_ms() - t0 < 5000);
+}
+
+/* aclose on a stream whose peer never reads: a deadline interrupts the
+ * flush, the stream is closed all the same, and main ending cuts the
+ * background linger short. */
+static void *aclose_deadline_main(void *arg)
+{
+    corio_stream *a, *b;
+    make_pair(&a, &b);
+    static char data[1 << 20];
+    memset(data, 'd', sizeof data);
+    CHECK_OK(corio_write(a, data, sizeof data));
+    corio_deadline d = corio_deadline_push(30);
+    CHECK_ERR(corio_stream_aclose(a), -ETIMEDOUT);
+    corio_deadline_pop(d);
+    /* the peer is still open and unread: the closed stream lingers */
+    CHECK_OK(corio_sleep_ms(10));
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(aclose_deadline_then_loop_end)
+{
+    uint64_t t0 = test_ms();
+    test_run(aclose_deadline_main, NULL);
+    CHECK(test_ms() - t0 < 5000);
+}
+
+/* write_eof interrupted while flushing leaves the stream usable: a second
+ * write_eof finishes once the peer reads. */
+static void *write_eof_cancel_main(void *arg)
+{
+    corio_stream *a, *b;
+    make_pair(&a, &b);
+    static char data[1 << 20];
+    memset(data, 'e', sizeof data);
+    CHECK_OK(corio_write(a, data, sizeof data));
+    corio_deadline d = corio_deadline_push(20);
+    CHECK_ERR(corio_write_eof(a), -ETIMEDOUT);
+    corio_deadline_pop(d);
+    CHECK_OK(corio_write(a, "!", 1)); /* not shut down yet */
+    static char buf[1 << 16];
+    size_t got = 0;
+    ssize_t n = 0;
+    while (got < sizeof data + 1) {
+        n = corio_read(b, buf, sizeof buf);
+        CHECK(n > 0);
+        got += (size_t)n;
+    }
+    CHECK_EQ(got, sizeof data + 1);
+    CHECK_EQ(buf[n - 1], '!');
+    CHECK_OK(corio_write_eof(a));
+    CHECK_EQ(corio_read(b, buf, sizeof buf), 0);
+    corio_stream_close(a);
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(write_eof_interrupted_then_retried) { test_run(write_eof_cancel_main, NULL); }

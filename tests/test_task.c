@@ -511,3 +511,320 @@ TEST(strerror_covers_corio_codes)
     CHECK_STR(corio_strerror(-ECANCELED), "Operation canceled");
     CHECK_STR(corio_strerror(0), "success");
 }
+
+/* ---- adversarial review: timers that cannot be armed, gather misuse ----- */
+
+static void *long_sleeper2(void *arg)
+{
+    corio_sleep_ms(100000);
+    return arg;
+}
+
+static void *late_writer(void *arg)
+{
+    corio_sleep_ms(2);
+    CHECK_EQ(write(*(int *)arg, "p", 1), 1);
+    return NULL;
+}
+
+/* Fill the timer heap to its capacity (64) with sleeping tasks, so that the
+ * next timer to be armed has to grow it. */
+static corio_task *heap_fillers[64];
+static void fill_timer_heap(void)
+{
+    for (int i = 0; i < 64; i++) {
+        heap_fillers[i] = corio_spawn(long_sleeper2, NULL);
+        CHECK(heap_fillers[i]);
+        corio_detach(heap_fillers[i]);
+    }
+    CHECK_OK(corio_yield());
+    CHECK_EQ(corio__loop()->timers.len, corio__loop()->timers.cap);
+}
+
+/* The deadline timer of a task that parks on a started operation cannot be
+ * armed (no memory to grow the heap): the operation was already handed to
+ * the backend, so corio__suspend must not simply return -ENOMEM while the
+ * kernel (or epoll's wait list) still holds the buffer. */
+static void *arm_fail_op_main(void *arg)
+{
+    corio_loop *l = corio__loop();
+    int sv[2];
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv));
+    /* Prime: one recv that has to wait (registers the fd with epoll). */
+    corio_task *w = corio_spawn(late_writer, &sv[1]);
+    char buf[8];
+    corio__op op = {.kind = CORIO__OP_RECV, .fd = sv[0], .buf = buf, .len = sizeof buf};
+    CHECK_EQ(corio__op_run(&op), 1);
+    CHECK_OK(corio_join(w, NULL));
+
+    fill_timer_heap();
+    memset(buf, 0, sizeof buf);
+    corio_deadline d = corio_deadline_push(100000);
+    corio__fail_after(1); /* the heap growth in park */
+    corio__op op2 = {.kind = CORIO__OP_RECV, .fd = sv[0], .buf = buf, .len = sizeof buf};
+    int r = corio__op_run(&op2);
+    corio__fail_after(0);
+    corio_deadline_pop(d);
+    CHECK_ERR(r, -ENOMEM);
+    /* The op is over: nothing in flight, and data sent now stays in the
+     * socket instead of landing in buf. */
+    CHECK_EQ(l->backend->pending(l), 0);
+    CHECK_EQ(write(sv[1], "Z", 1), 1);
+    CHECK_OK(corio_sleep_ms(5));
+    CHECK_EQ(buf[0], 0);
+    CHECK_EQ(recv(sv[0], buf, sizeof buf, MSG_DONTWAIT), 1);
+    CHECK_EQ(buf[0], 'Z');
+    corio__close_fd(l, sv[0]);
+    corio__close_fd(l, sv[1]);
+    return arg;
+}
+
+TEST(timer_arm_failure_while_parking_on_an_op_ends_the_op) { test_run(arm_fail_op_main, NULL); }
+
+static void *quick_child(void *arg)
+{
+    corio_sleep_ms(20);
+    return arg;
+}
+
+/* The same failure in a join must not leave the target pointing at the
+ * joiner (it would wake a task that is no longer waiting for it). */
+static void *arm_fail_join_main(void *arg)
+{
+    corio_task *c = corio_spawn(quick_child, (void *)7);
+    CHECK(c);
+    CHECK_OK(corio_yield());
+    /* heap: c's timer + 63 fillers = full */
+    for (int i = 0; i < 63; i++)
+        corio_detach(corio_spawn(long_sleeper2, NULL));
+    CHECK_OK(corio_yield());
+    CHECK_EQ(corio__loop()->timers.len, corio__loop()->timers.cap);
+    corio_deadline d = corio_deadline_push(100000);
+    corio__fail_after(1);
+    int r = corio_join(c, NULL);
+    corio__fail_after(0);
+    corio_deadline_pop(d);
+    CHECK_ERR(r, -ENOMEM);
+    /* A later sleep of this task is not cut short by c ending. */
+    uint64_t t0 = test_ms();
+    CHECK_OK(corio_sleep_ms(60));
+    CHECK(test_ms() - t0 >= 55);
+    void *res;
+    CHECK_OK(corio_join(c, &res)); /* still joinable, no stale joiner */
+    CHECK(res == (void *)7);
+    return arg;
+}
+
+TEST(timer_arm_failure_in_join_leaves_no_stale_joiner) { test_run(arm_fail_join_main, NULL); }
+
+static void *gather_misuse_main(void *arg)
+{
+    corio_task *a = corio_spawn(quick_child, (void *)1);
+    corio_task *b = corio_spawn(quick_child, (void *)2);
+    CHECK(a && b);
+    /* A task listed twice: -EINVAL, nothing joined or freed. */
+    corio_task *dup[3] = {a, b, a};
+    CHECK_ERR(corio_gather(dup, 3, NULL), -EINVAL);
+    /* The caller itself in the list. */
+    corio_task *self[2] = {a, corio_current()};
+    CHECK_ERR(corio_gather(self, 2, NULL), -EINVAL);
+    CHECK(!corio_task_done(a) && !corio_task_done(b));
+    CHECK(!corio_cancelled());
+    void *res[2];
+    corio_task *ok[2] = {a, b};
+    CHECK_OK(corio_gather(ok, 2, res));
+    CHECK(res[0] == (void *)1 && res[1] == (void *)2);
+
+    /* A detached task in the list: -EINVAL, and the others untouched. */
+    corio_task *c = corio_spawn(quick_child, (void *)3);
+    corio_task *dt = corio_spawn(quick_child, (void *)4);
+    corio_detach(dt);
+    corio_task *withdet[2] = {c, dt};
+    CHECK_ERR(corio_gather(withdet, 2, NULL), -EINVAL);
+    CHECK_OK(corio_join(c, &res[0]));
+    CHECK(res[0] == (void *)3);
+
+    /* Already-finished tasks are fine. */
+    corio_task *e = corio_spawn(return_arg, (void *)5);
+    corio_task *f = corio_spawn(return_arg, (void *)6);
+    CHECK_OK(corio_sleep_ms(1));
+    CHECK(corio_task_done(e) && corio_task_done(f));
+    corio_task *fin[2] = {e, f};
+    CHECK_OK(corio_gather(fin, 2, res));
+    CHECK(res[0] == (void *)5 && res[1] == (void *)6);
+    CHECK_OK(corio_gather(fin, 0, NULL));
+    return arg;
+}
+
+TEST(gather_rejects_duplicates_self_and_detached_tasks) { test_run(gather_misuse_main, NULL); }
+
+/* While main gathers {a, b} (waiting for a), another task tries to join b:
+ * b belongs to the gather, so that join is -EINVAL and b is freed once. */
+static corio_task *g_b;
+static void *rival_joiner(void *arg)
+{
+    return (void *)(intptr_t)corio_join(g_b, NULL);
+}
+
+static void *gather_rival_main(void *arg)
+{
+    corio_task *a = corio_spawn(quick_child, (void *)1);
+    g_b = corio_spawn(quick_child, (void *)2);
+    corio_task *r = corio_spawn(rival_joiner, NULL);
+    corio_task *ab[2] = {a, g_b};
+    void *res[2];
+    CHECK_OK(corio_gather(ab, 2, res));
+    CHECK(res[0] == (void *)1 && res[1] == (void *)2);
+    void *rr;
+    CHECK_OK(corio_join(r, &rr));
+    CHECK_ERR((intptr_t)rr, -EINVAL);
+    /* Every task struct freed exactly once: three fresh spawns get three
+     * distinct structs. */
+    corio_task *x = corio_spawn(return_arg, NULL), *y = corio_spawn(return_arg, NULL),
+               *z = corio_spawn(return_arg, NULL);
+    CHECK(x != y && y != z && x != z);
+    corio_task *xyz[3] = {x, y, z};
+    CHECK_OK(corio_gather(xyz, 3, NULL));
+    return arg;
+}
+
+TEST(gather_owns_its_tasks_against_other_joiners) { test_run(gather_rival_main, NULL); }
+
+/* The gathered task cancels the gatherer, then finishes. */
+static corio_task *gatherer;
+static void *cancel_the_gatherer(void *arg)
+{
+    corio_cancel(gatherer);
+    corio_sleep_ms(5); /* cancelled by the gather in turn */
+    return arg;
+}
+
+static void *gathering_task(void *arg)
+{
+    corio_task *c[2] = {corio_spawn(cancel_the_gatherer, (void *)1), corio_spawn(quick_child, (void *)2)};
+    return (void *)(intptr_t)corio_gather(c, 2, NULL);
+}
+
+static void *gatherer_main(void *arg)
+{
+    gatherer = corio_spawn(gathering_task, NULL);
+    void *r;
+    CHECK_OK(corio_join(gatherer, &r));
+    CHECK_ERR((intptr_t)r, -ECANCELED);
+    return arg;
+}
+
+TEST(gathered_task_cancelling_its_gatherer) { test_run(gatherer_main, NULL); }
+
+/* A task cancelled while it sits in the run queue (woken, not yet run)
+ * keeps the result it was woken with; the cancel shows at its next wait. */
+static corio_task *woken;
+static void *waker_then_canceller(void *arg)
+{
+    return arg;
+}
+
+static void *sleeps_once(void *arg)
+{
+    int r1 = corio_sleep_ms(5);
+    int r2 = corio_yield();
+    return (void *)(intptr_t)(r1 == 0 && r2 == -ECANCELED ? 1 : 0);
+}
+
+static void *ready_cancel_main(void *arg)
+{
+    woken = corio_spawn(sleeps_once, NULL);
+    CHECK_OK(corio_yield()); /* woken parks in its sleep */
+    /* Busy-wait past the sleep's end on the loop's thread, then yield: the
+     * turn fires the timer (woken becomes ready) and we run first? Not
+     * guaranteed, so poll the flag instead. */
+    uint64_t t0 = test_ms();
+    while (!(woken->flags & CORIO__T_READY) && test_ms() - t0 < 1000)
+        CHECK_OK(corio_yield());
+    CHECK(woken->flags & CORIO__T_READY);
+    CHECK_OK(corio_cancel(woken));
+    void *r;
+    CHECK_OK(corio_join(woken, &r));
+    CHECK_EQ((intptr_t)r, 1);
+    (void)waker_then_canceller;
+    return arg;
+}
+
+TEST(cancel_of_a_ready_task_keeps_its_wake_result) { test_run(ready_cancel_main, NULL); }
+
+static void *forever_sleeper(void *arg)
+{
+    return (void *)(intptr_t)corio_sleep_ms(UINT64_MAX);
+}
+
+static void *huge_sleep_main(void *arg)
+{
+    corio_task *t = corio_spawn(forever_sleeper, NULL);
+    corio_task *u = corio_spawn(forever_sleeper, NULL);
+    CHECK_OK(corio_sleep_ms(5));
+    CHECK(!corio_task_done(t));
+    CHECK_OK(corio_cancel(t));
+    CHECK_OK(corio_cancel(u));
+    void *r;
+    CHECK_OK(corio_join(t, &r));
+    CHECK_ERR((intptr_t)r, -ECANCELED);
+    CHECK_OK(corio_join(u, &r));
+    CHECK_ERR((intptr_t)r, -ECANCELED);
+    /* A deadline of UINT64_MAX ms is no deadline at all in practice. */
+    corio_deadline d = corio_deadline_push(UINT64_MAX);
+    CHECK_OK(corio_sleep_ms(1));
+    corio_deadline_pop(d);
+    return arg;
+}
+
+TEST(sleep_of_uint64_max_ms_waits_until_cancelled) { test_run(huge_sleep_main, NULL); }
+
+/* Cleanup code of a cancelled leftover task spawns another long sleeper:
+ * the loop must cancel that one too instead of waiting forever. */
+static int late_cancelled;
+static void *late_sleeper(void *arg)
+{
+    if (corio_sleep_ms(100000) == -ECANCELED)
+        late_cancelled++;
+    return NULL;
+}
+
+static void *spawning_cleanup(void *arg)
+{
+    int r = corio_sleep_ms(100000);
+    if (r == -ECANCELED)
+        corio_detach(corio_spawn(late_sleeper, NULL)); /* spawned after the loop's cancel */
+    return NULL;
+}
+
+static void *late_spawn_main(void *arg)
+{
+    late_cancelled = 0;
+    corio_detach(corio_spawn(spawning_cleanup, NULL));
+    CHECK_OK(corio_yield());
+    return NULL;
+}
+
+TEST(tasks_spawned_by_cleanup_after_main_returns_are_cancelled_too)
+{
+    uint64_t t0 = test_ms();
+    test_run(late_spawn_main, NULL);
+    CHECK_EQ(late_cancelled, 1);
+    CHECK(test_ms() - t0 < 5000);
+}
+
+static void *deadline_zero_main(void *arg)
+{
+    corio_deadline d = corio_deadline_push(0);
+    CHECK(corio_deadline_expired());
+    CHECK_ERR(corio_yield(), -ETIMEDOUT);
+    corio_deadline_pop(d);
+    CHECK(!corio_deadline_expired());
+    CHECK(corio_now_ns() > 0);
+    uint64_t a = corio_now_ns();
+    CHECK_OK(corio_sleep_ms(2));
+    CHECK(corio_now_ns() >= a + 2000000); /* the cached clock moves with the loop */
+    return NULL;
+}
+
+TEST(zero_deadline_is_expired_at_once_and_now_advances) { test_run(deadline_zero_main, NULL); }

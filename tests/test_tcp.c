@@ -555,12 +555,14 @@ static int self_close_result = 1;
 static void shutdown_handler(corio_stream *s, void *arg)
 {
     char cmd[16];
-    if (corio_readline(s, cmd, sizeof cmd) > 0 && strcmp(cmd, "shutdown\n") == 0) {
+    ssize_t n = corio_readline(s, cmd, sizeof cmd);
+    if (n > 0 && strcmp(cmd, "shutdown\n") == 0) {
         CHECK_OK(corio_write(s, "bye\n", 4));
         self_close_result = corio_server_close(self_srv, 200); /* must not wait for itself */
-    } else {
+    } else if (n > 0 && strcmp(cmd, "hi\n") == 0) {
         corio_sleep_ms(60000); /* an idle client: cancelled by the close */
     }
+    /* anything else (an injected failure): hang up, so the client sees it */
 }
 
 static void *self_close_main(void *arg)
@@ -587,3 +589,182 @@ static void *self_close_main(void *arg)
 }
 
 TEST(handler_closes_its_own_server) { test_run(self_close_main, NULL); }
+
+/* ---- review: hostile clients and close races -------------------------------- */
+
+#include <malloc.h>
+
+static int flood_result = 1;
+
+static void line_handler(corio_stream *s, void *arg)
+{
+    char line[256];
+    flood_result = (int)corio_readline(s, line, sizeof line);
+}
+
+/* A client sends a 10 MB "line" and never reads: the server's buffer stops
+ * at the stream limit, readline fails with -CORIO_ELIMIT, and the server
+ * hangs up; the client's writes then fail instead of queueing forever. */
+static void *flood_main(void *arg)
+{
+    corio_server *srv;
+    CHECK_OK(corio_start_server("127.0.0.1", 0, line_handler, NULL, NULL, &srv));
+    corio_stream *s;
+    CHECK_OK(corio_open_connection("127.0.0.1", corio_server_port(srv), &s));
+    struct mallinfo2 m0 = mallinfo2();
+    static char chunk[65536];
+    memset(chunk, 'f', sizeof chunk);
+    int r = 0;
+    corio_deadline d = corio_deadline_push(5000);
+    for (size_t sent = 0; sent < 10u << 20 && r == 0; sent += sizeof chunk) {
+        r = corio_write(s, chunk, sizeof chunk);
+        if (r == 0)
+            r = corio_drain(s);
+    }
+    corio_deadline_pop(d);
+    CHECK(r == -ECONNRESET || r == -EPIPE);
+    CHECK_ERR(flood_result, -CORIO_ELIMIT);
+    struct mallinfo2 m1 = mallinfo2();
+    CHECK(m1.uordblks + m1.hblkhd < m0.uordblks + m0.hblkhd + 2 * 1024 * 1024);
+    corio_stream_close(s);
+    CHECK_OK(corio_server_close(srv, 100));
+    return NULL;
+}
+
+TEST(hostile_client_sends_huge_line) { test_run(flood_main, NULL); }
+
+static int big_reply_result = 1;
+
+static void big_reply_handler(corio_stream *s, void *arg)
+{
+    static char chunk[65536];
+    memset(chunk, 'r', sizeof chunk);
+    int r = 0;
+    for (int i = 0; i < 1024 && r == 0; i++) { /* 64 MB: far more than the client takes */
+        r = corio_write(s, chunk, sizeof chunk);
+        if (r == 0)
+            r = corio_drain(s);
+    }
+    big_reply_result = r;
+}
+
+/* A client resets the connection in the middle of a long response: the
+ * handler's write/drain fails with the connection's error instead of
+ * hanging, and everything is released. */
+static void *reset_mid_response_main(void *arg)
+{
+    corio_server *srv;
+    CHECK_OK(corio_start_server("127.0.0.1", 0, big_reply_handler, NULL, NULL, &srv));
+    corio_stream *s;
+    CHECK_OK(corio_open_connection("127.0.0.1", corio_server_port(srv), &s));
+    char buf[4096];
+    CHECK_EQ(corio_readexactly(s, buf, sizeof buf, NULL), sizeof buf);
+    struct linger lg = {1, 0};
+    setsockopt(corio_stream_fd(s), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    corio_stream_close(s); /* RST */
+    /* the handler ends by itself: a short grace is enough */
+    uint64_t t0 = test_ms();
+    CHECK_OK(corio_server_close(srv, 3000));
+    CHECK(test_ms() - t0 < 2500);
+    CHECK(big_reply_result == -ECONNRESET || big_reply_result == -EPIPE);
+    return NULL;
+}
+
+TEST(client_resets_mid_response) { test_run(reset_mid_response_main, NULL); }
+
+/* Many clients connect and never send; others keep connecting while the
+ * server closes (on io_uring the multishot accept is still delivering).
+ * The close cancels every parked handler, the connections in the accept
+ * queue are dropped, and nothing leaks (ASan). */
+static uint16_t churn_port;
+static bool churn_stop;
+
+static void *churn_client(void *arg)
+{
+    while (!churn_stop) {
+        corio_stream *s;
+        int r = corio_open_connection("127.0.0.1", churn_port, &s);
+        if (r == -ECONNREFUSED || r == -ECANCELED)
+            break;
+        if (r < 0)
+            continue;
+        (void)corio_write(s, "hi", 2);
+        corio_stream_close(s);
+        if (corio_yield() < 0)
+            break;
+    }
+    return NULL;
+}
+
+static void *idle_churn_main(void *arg)
+{
+    corio_server *srv;
+    CHECK_OK(corio_start_server("127.0.0.1", 0, line_handler, NULL, NULL, &srv));
+    churn_port = corio_server_port(srv);
+    enum { IDLE = 200, CHURN = 4 };
+    static corio_stream *idle[IDLE];
+    for (int i = 0; i < IDLE; i++)
+        CHECK_OK(corio_open_connection("127.0.0.1", churn_port, &idle[i]));
+    corio_task *t[CHURN];
+    for (int i = 0; i < CHURN; i++)
+        CHECK((t[i] = corio_spawn(churn_client, NULL)));
+    CHECK_OK(corio_sleep_ms(50));
+    uint64_t t0 = test_ms();
+    CHECK_OK(corio_server_close(srv, 0));
+    CHECK(test_ms() - t0 < 2000);
+    churn_stop = true;
+    for (int i = 0; i < CHURN; i++)
+        CHECK_OK(corio_join(t[i], NULL));
+    char c;
+    for (int i = 0; i < IDLE; i++) {
+        CHECK_EQ(corio_read(idle[i], &c, 1), 0); /* the server hung up */
+        corio_stream_close(idle[i]);
+    }
+    return NULL;
+}
+
+TEST(server_close_with_idle_clients_and_connects_racing) { test_run(idle_churn_main, NULL); }
+
+/* Two clients send "shutdown" at the same moment: two handlers call
+ * corio_server_close on their own server concurrently.  Both must return
+ * (the second finds the server already closing), and the server is freed
+ * once (ASan). */
+static int dual_close_results[2] = {1, 1};
+static int dual_close_n;
+static corio_server *dual_srv;
+
+static void dual_shutdown_handler(corio_stream *s, void *arg)
+{
+    char cmd[16];
+    if (corio_readline(s, cmd, sizeof cmd) > 0 && strcmp(cmd, "shutdown\n") == 0) {
+        int i = dual_close_n++;
+        CHECK(i < 2);
+        dual_close_results[i] = corio_server_close(dual_srv, 200);
+        CHECK_OK(corio_write(s, "bye\n", 4));
+    }
+}
+
+static void *dual_close_main(void *arg)
+{
+    CHECK_OK(corio_start_server("127.0.0.1", 0, dual_shutdown_handler, NULL, NULL, &dual_srv));
+    uint16_t port = corio_server_port(dual_srv);
+    corio_stream *s1, *s2;
+    CHECK_OK(corio_open_connection("127.0.0.1", port, &s1));
+    CHECK_OK(corio_open_connection("127.0.0.1", port, &s2));
+    CHECK_OK(corio_sleep_ms(20)); /* both handlers are parked in readline */
+    CHECK_OK(corio_write(s1, "shutdown\n", 9));
+    CHECK_OK(corio_write(s2, "shutdown\n", 9));
+    char buf[8];
+    corio_deadline d = corio_deadline_push(3000);
+    CHECK_EQ(corio_readline(s1, buf, sizeof buf), 4);
+    CHECK_EQ(corio_readline(s2, buf, sizeof buf), 4);
+    corio_deadline_pop(d);
+    CHECK_EQ(dual_close_n, 2);
+    CHECK_EQ(dual_close_results[0], 0);
+    CHECK_EQ(dual_close_results[1], 0);
+    corio_stream_close(s1);
+    corio_stream_close(s2);
+    return NULL;
+}
+
+TEST(two_handlers_close_their_server_at_once) { test_run(dual_close_main, NULL); }

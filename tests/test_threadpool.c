@@ -305,3 +305,53 @@ static void *dns_cancel_main(void *arg)
 }
 
 TEST(resolve_cancelled_at_any_point) { test_run(dns_cancel_main, NULL); }
+
+/* ---- adversarial review: a wait whose deadline timer cannot be armed ---- */
+
+static void *pool_long_sleeper(void *arg)
+{
+    corio_sleep_ms(100000);
+    return arg;
+}
+
+static atomic_int slow_job_abandoned;
+static void slow_job_work(void *arg)
+{
+    usleep(20000);
+    *(int *)arg = 1;
+}
+static void slow_job_abandon(void *arg)
+{
+    free(arg);
+    atomic_fetch_add(&slow_job_abandoned, 1);
+}
+
+/* The item is queued before the task parks; if the park cannot arm the
+ * deadline timer (heap growth fails), the item must be abandoned properly
+ * (abandon hook, no stray wake-up of the task later). */
+static void *arm_fail_pool_main(void *arg)
+{
+    corio_loop *l = corio__loop();
+    for (int i = 0; i < 64; i++)
+        corio_detach(corio_spawn(pool_long_sleeper, NULL));
+    CHECK_OK(corio_yield());
+    CHECK_EQ(l->timers.len, l->timers.cap);
+    atomic_store(&slow_job_abandoned, 0);
+    int *flag = calloc(1, sizeof *flag);
+    corio_deadline d = corio_deadline_push(100000);
+    /* pool_get: calloc x2, item_new: malloc, spawn_worker: 1 => the 5th is
+     * the heap growth in park. */
+    corio__fail_after(5);
+    int r = corio__pool_run(CORIO__POOL_FAST, slow_job_work, flag, slow_job_abandon);
+    corio__fail_after(0);
+    corio_deadline_pop(d);
+    CHECK_ERR(r, -ENOMEM);
+    uint64_t t0 = test_ms();
+    CHECK_OK(corio_sleep_ms(60)); /* not cut short by the item finishing */
+    CHECK(test_ms() - t0 >= 55);
+    CHECK_EQ(atomic_load(&slow_job_abandoned), 1);
+    CHECK_EQ(l->external_pending, 0);
+    return arg;
+}
+
+TEST(timer_arm_failure_while_waiting_for_the_pool_abandons_the_item) { test_run(arm_fail_pool_main, NULL); }

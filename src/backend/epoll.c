@@ -10,7 +10,7 @@
  *
  * Registration policy: each fd is added to the epoll set once, the first
  * time an op on it has to wait, edge-triggered with
- * EPOLLIN|EPOLLOUT|EPOLLRDHUP, and never modified afterwards.  A connection
+ * EPOLLIN|EPOLLPRI|EPOLLOUT|EPOLLRDHUP, and never modified afterwards.  A connection
  * therefore costs at most one epoll_ctl in its whole life, which is the
  * "batch epoll_ctl changes" goal taken to its limit (there are no changes
  * left to batch), and a level-triggered set would have to be re-armed or
@@ -56,7 +56,8 @@ typedef struct ep_fd {
     uint32_t gen;        /* bumped by forget_fd; stale events carry an older one */
     bool registered;     /* in the epoll set (under this generation) */
     bool rready;         /* a read-side event came since a recv last found the socket empty */
-    bool rclosed;        /* EOF, hang-up or error was reported: reads never wait again */
+    bool rclosed;        /* EOF, hang-up, error or TCP urgent data was reported: a
+                          * short read no longer proves the socket empty */
     corio__list readers; /* RECV, ACCEPT, READ */
     corio__list writers; /* SEND, SENDMSG, WRITE, CONNECT */
     corio__list pollers; /* POLL */
@@ -268,7 +269,7 @@ static int wait_for(ep_backend *b, corio__op *op, int dir)
     }
     if (!s->registered) {
         struct epoll_event ev = {
-            .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+            .events = EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET,
             .data.u64 = ((uint64_t)s->gen << 32) | (uint32_t)op->fd,
         };
         int r = corio__should_fail() ? (errno = ENOMEM, -1) : epoll_ctl(b->epfd, EPOLL_CTL_ADD, op->fd, &ev);
@@ -306,7 +307,9 @@ static int wait_for(ep_backend *b, corio__op *op, int dir)
  * would fail, and a POLL_FIRST recv may skip it: in request/response
  * traffic that saves one failed recv per request.  Once EOF or an error has
  * been reported, a short read no longer proves anything (the EOF stays
- * behind the data and announces itself only once), so rready stays set. */
+ * behind the data and announces itself only once), so rready stays set.
+ * TCP urgent data (EPOLLPRI) does the same: recv stops short at the urgent
+ * mark with the rest already queued and no event left to announce it. */
 static inline void note_recv(ep_backend *b, const corio__op *op, int32_t r)
 {
     if (r == -EAGAIN || (r > 0 && (size_t)r < op->len)) {
@@ -481,11 +484,11 @@ static int ep_poll(corio_loop *l, uint64_t timeout_ns)
         ep_fd *s = slot_lookup(b, (int)(uint32_t)key);
         if (!s || s->gen != (uint32_t)(key >> 32))
             continue;
-        if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
+        if (ev & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
             s->rready = true;
-        if (ev & (EPOLLRDHUP | EPOLLERR | EPOLLHUP))
-            s->rclosed = true; /* a short read may leave the EOF behind it */
-        if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) && !corio__list_empty(&s->readers))
+        if (ev & (EPOLLPRI | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
+            s->rclosed = true; /* a short read may leave the EOF (or data past an urgent mark) behind it */
+        if ((ev & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) && !corio__list_empty(&s->readers))
             n += run_list(b, &s->readers);
         if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && !corio__list_empty(&s->writers))
             n += run_list(b, &s->writers);

@@ -420,6 +420,34 @@ static int uring_submit(corio_loop *l, corio__op *op)
     case CORIO__OP_POLL:
         io_uring_prep_poll_add(sqe, op->fd, (unsigned)op->flags);
         break;
+    /* File kinds (src/io/file.c): paths travel in op->buf. */
+    case CORIO__OP_OPENAT:
+        io_uring_prep_openat(sqe, op->fd, op->buf, op->flags, (mode_t)op->len);
+        break;
+    case CORIO__OP_CLOSE:
+        io_uring_prep_close(sqe, op->fd);
+        break;
+    case CORIO__OP_FSYNC:
+        io_uring_prep_fsync(sqe, op->fd, (unsigned)op->flags);
+        break;
+    case CORIO__OP_STATX:
+        io_uring_prep_statx(sqe, op->fd, op->buf, op->flags, STATX_BASIC_STATS, op->stx);
+        break;
+    case CORIO__OP_UNLINKAT:
+        io_uring_prep_unlinkat(sqe, op->fd, op->buf, op->flags);
+        break;
+    case CORIO__OP_RENAMEAT:
+        io_uring_prep_renameat(sqe, op->fd, op->buf, op->fd, op->path2, 0);
+        break;
+    case CORIO__OP_MKDIRAT:
+        io_uring_prep_mkdirat(sqe, op->fd, op->buf, (mode_t)op->len);
+        break;
+    case CORIO__OP_READV:
+        io_uring_prep_readv(sqe, op->fd, op->buf, (unsigned)op->len, op->off < 0 ? (uint64_t)-1 : (uint64_t)op->off);
+        break;
+    case CORIO__OP_WRITEV:
+        io_uring_prep_writev(sqe, op->fd, op->buf, (unsigned)op->len, op->off < 0 ? (uint64_t)-1 : (uint64_t)op->off);
+        break;
     case CORIO__OP_ACCEPT_MULTI:
         io_uring_prep_multishot_accept(sqe, op->fd, op->addr, op->addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         break;

@@ -96,6 +96,7 @@ enum {
     CORIO__T_INTERRUPTED = 1u << 5, /* interrupt hook already ran for this park */
     CORIO__T_MAIN = 1u << 6,
     CORIO__T_UNINTERRUPTIBLE = 1u << 7, /* parked in corio__suspend_uninterruptible */
+    CORIO__T_MARK = 1u << 8,            /* scratch bit for corio_gather's duplicate check */
 };
 
 struct corio_task {
@@ -175,6 +176,20 @@ enum corio__op_kind {
     CORIO__OP_READ,      /* read/pread(fd, buf, len, off) (off < 0: current position) */
     CORIO__OP_WRITE,     /* write/pwrite */
     CORIO__OP_POLL,      /* wait for poll events (POLLIN/POLLOUT) on fd; res = revents */
+    /* File kinds (src/io/file.c), native on io_uring only: the epoll
+     * backend completes them at once with -EOPNOTSUPP and file.c runs the
+     * blocking call on the thread pool instead.  Paths go in buf (as a
+     * const char *), they and every other pointer stay valid until the op
+     * completes; dirfd-relative kinds take the dirfd in fd (AT_FDCWD). */
+    CORIO__OP_OPENAT,   /* openat(fd, buf, flags, mode = len) */
+    CORIO__OP_CLOSE,    /* close(fd) */
+    CORIO__OP_FSYNC,    /* fsync(fd); flags = IORING_FSYNC_DATASYNC for fdatasync */
+    CORIO__OP_STATX,    /* statx(fd, buf, flags, STATX_BASIC_STATS, stx) */
+    CORIO__OP_UNLINKAT, /* unlinkat(fd, buf, flags) (AT_REMOVEDIR: rmdir) */
+    CORIO__OP_RENAMEAT, /* renameat(fd, buf, fd, path2) */
+    CORIO__OP_MKDIRAT,  /* mkdirat(fd, buf, mode = len) */
+    CORIO__OP_READV,    /* readv/preadv(fd, iov = buf, iovcnt = len, off) (off < 0: current position) */
+    CORIO__OP_WRITEV,   /* writev/pwritev */
     /* Multishot kinds (io_uring only; the epoll backend completes them at
      * once with -EOPNOTSUPP, so check corio__uring_has_multishot() first).
      * The op stays armed: every completion calls op->done (required) with
@@ -211,6 +226,8 @@ struct corio__op {
     corio__list link;       /* backend bookkeeping (epoll wait lists) */
     void *backend_data;
     uint16_t buf_id;        /* RECV_MULTI: provided buffer holding the data, CORIO__NO_BUF if none */
+    const char *path2;      /* RENAMEAT: the new name */
+    struct statx *stx;      /* STATX: where the kernel writes the result */
 };
 
 #define CORIO__NO_BUF UINT16_MAX
@@ -286,6 +303,7 @@ struct corio_loop {
     size_t sched_stack_size;
     corio__heap timers;
     corio__list live_tasks;
+    uint64_t spawn_seq;       /* tasks spawned so far (end-of-run cancellation) */
     corio__list unjoined;     /* finished tasks whose handle was neither joined nor detached yet */
     unsigned live_count;
     unsigned external_pending; /* waits completed from outside the backend (thread pool) */
@@ -295,6 +313,7 @@ struct corio_loop {
     corio_task *task_cache;   /* freed task structs kept for reuse */
     unsigned task_cache_len;
     struct corio__threadpool *pool;
+    struct corio_loop_ref *ref; /* cross-thread handle and call queue (src/io/thread.c), NULL until asked for */
     const corio_config *cfg;
 };
 
@@ -314,6 +333,11 @@ void corio__close_fd(corio_loop *l, int fd);
  * build sets CORIO_FAIL_AT=N to make the Nth call fail. */
 bool corio__should_fail(void);
 
+/* Test hook: make the nth call to corio__should_fail() from now on fail
+ * (n >= 1; 0 turns injection off).  For tests that need one specific
+ * failure rather than a CORIO_FAIL_AT sweep. */
+void corio__fail_after(long n);
+
 /* Called by a backend when notify() woke it: the loop runs work handed
  * over by other threads (thread-pool completions). */
 void corio__loop_on_notify(corio_loop *l);
@@ -321,6 +345,25 @@ void corio__loop_on_notify(corio_loop *l);
 /* Thread pool hooks the loop calls (src/io/threadpool.c). */
 void corio__pool_drain(corio_loop *l);
 void corio__pool_shutdown(corio_loop *l);
+
+/* Loop references and corio_call_soon_threadsafe (src/io/thread.c); all
+ * loop thread only, and cheap no-ops while l->ref is NULL.
+ *  - drain: from corio__loop_on_notify; hands queued calls to the task
+ *    that runs them (spawned when none is running).
+ *  - busy: true while calls are queued, or another thread holds a
+ *    reference to the still-open loop: a call may yet arrive, so the loop
+ *    is not stalled.
+ *  - close: when the loop is about to end (main returned, no task left);
+ *    rejects further calls (-ESHUTDOWN) and returns true if none was
+ *    queued, else starts the queued ones and returns false (the loop runs
+ *    them, then calls close again).
+ *  - shutdown: at corio_run's end, before the backend is destroyed; closes
+ *    the queue (dropping calls left only after a stall or a fatal backend
+ *    error) and drops the loop's own reference. */
+void corio__loop_ref_drain(corio_loop *l);
+bool corio__loop_ref_busy(corio_loop *l);
+bool corio__loop_ref_close(corio_loop *l);
+void corio__loop_ref_shutdown(corio_loop *l);
 
 void *corio__malloc(size_t n);
 void *corio__calloc(size_t n, size_t m);

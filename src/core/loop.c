@@ -93,6 +93,8 @@ void corio__loop_on_notify(corio_loop *l)
 {
     if (l->pool)
         corio__pool_drain(l);
+    if (l->ref)
+        corio__loop_ref_drain(l);
 }
 
 static void report_stall(corio_loop *l)
@@ -149,20 +151,28 @@ static void discard_live(corio_loop *l)
 
 static int loop_run(corio_loop *l)
 {
-    bool rest_cancelled = false;
+    uint64_t cancelled_upto = 0; /* spawn_seq when the leftovers were last cancelled */
     for (;;) {
         run_ready(l);
         if (l->main_task->flags & CORIO__T_DONE) {
-            if (l->live_count == 0)
-                return 0;
-            if (!rest_cancelled) {
-                rest_cancelled = true;
+            /* Calls handed over by other threads and not yet started keep
+             * the loop going: an accepted call always runs. */
+            if (l->live_count == 0) {
+                if (corio__loop_ref_close(l))
+                    return 0;
+                continue;
+            }
+            /* Cancel the leftovers, and again whenever their cleanup code
+             * has spawned new tasks, so nothing can keep the loop alive. */
+            if (cancelled_upto != l->spawn_seq) {
+                cancelled_upto = l->spawn_seq;
                 cancel_all(l);
                 continue;
             }
         }
         uint64_t timeout = l->ready_head ? 0 : corio__timers_next(l, l->now);
-        if (timeout == UINT64_MAX && l->backend->pending(l) == 0 && l->external_pending == 0) {
+        if (timeout == UINT64_MAX && l->backend->pending(l) == 0 && l->external_pending == 0 &&
+            !corio__loop_ref_busy(l)) {
             report_stall(l);
             return -CORIO_EDEADLOCK;
         }
@@ -223,6 +233,7 @@ int corio_run(const corio_config *cfg, corio_fn main_fn, void *arg, void **resul
         corio__list_remove(&t->live);
         corio__task_free(t);
     }
+    corio__loop_ref_shutdown(l);
     if (l->pool)
         corio__pool_shutdown(l);
     l->backend->destroy(l);

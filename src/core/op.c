@@ -33,6 +33,9 @@ static const char *const op_names[CORIO__OP_KIND_COUNT] = {
     [CORIO__OP_NONE] = "op",       [CORIO__OP_RECV] = "recv",     [CORIO__OP_SEND] = "send",
     [CORIO__OP_SENDMSG] = "send",  [CORIO__OP_ACCEPT] = "accept", [CORIO__OP_CONNECT] = "connect",
     [CORIO__OP_READ] = "read",     [CORIO__OP_WRITE] = "write",   [CORIO__OP_POLL] = "poll",
+    [CORIO__OP_OPENAT] = "file open", [CORIO__OP_CLOSE] = "file close", [CORIO__OP_FSYNC] = "fsync",
+    [CORIO__OP_STATX] = "stat",       [CORIO__OP_UNLINKAT] = "unlink",  [CORIO__OP_RENAMEAT] = "rename",
+    [CORIO__OP_MKDIRAT] = "mkdir",    [CORIO__OP_READV] = "readv",      [CORIO__OP_WRITEV] = "writev",
 };
 
 int corio__op_run(corio__op *op)

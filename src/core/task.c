@@ -131,7 +131,10 @@ int corio__check(void)
         return -EPERM;
     if (CORIO__UNLIKELY(t->flags & CORIO__T_CANCELLED))
         return -ECANCELED;
-    if (CORIO__UNLIKELY(t->deadline != CORIO__NO_DEADLINE) && t->deadline <= t->loop->now)
+    /* The turn's cached clock first; a task with a deadline pays one fresh
+     * reading so a deadline that passed during this turn counts now. */
+    if (CORIO__UNLIKELY(t->deadline != CORIO__NO_DEADLINE) &&
+        (t->deadline <= t->loop->now || t->deadline <= corio__clock_ns()))
         return -ETIMEDOUT;
     return 0;
 }
@@ -146,9 +149,18 @@ static int park(corio_task *t, corio__interrupt_fn on_interrupt, void *wait_obj,
     t->sleep_until = wake_at;
     t->flags |= CORIO__T_PARKED;
     uint64_t when = (t->flags & CORIO__T_UNINTERRUPTIBLE) ? wake_at : (wake_at < t->deadline ? wake_at : t->deadline);
-    if (when != CORIO__NO_DEADLINE && corio__timer_arm(l, &t->timer, when) < 0) {
-        t->flags &= ~CORIO__T_PARKED;
-        return -ENOMEM;
+    if (when != CORIO__NO_DEADLINE && CORIO__UNLIKELY(corio__timer_arm(l, &t->timer, when) < 0)) {
+        if (t->flags & CORIO__T_UNINTERRUPTIBLE) {
+            t->flags &= ~CORIO__T_PARKED;
+            return -ENOMEM;
+        }
+        /* No timer, so neither the sleep's end nor the deadline could ever
+         * wake us.  Failing the call here is not an option: the caller has
+         * usually started something already (an op in the kernel, a pool
+         * item) and would release its buffer while that still runs.  So
+         * deliver -ENOMEM as an interrupt: the hook winds the wait down
+         * the same safe way a cancel does, and the task parks until it has. */
+        interrupt(t, -ENOMEM);
     }
     switch_to_scheduler(l, t);
     t->wait_obj = NULL;
@@ -225,6 +237,7 @@ corio_task *corio__spawn(corio_loop *l, const char *name, size_t stack_size, cor
     corio__ctx_make(&t->ctx, t->stack->lo, t->stack->size, task_entry, t);
     corio__list_push_back(&l->live_tasks, &t->live);
     l->live_count++;
+    l->spawn_seq++;
     ready_push(l, t);
     return t;
 }
@@ -293,6 +306,9 @@ bool corio_cancelled(void)
 
 void corio__task_interrupt(corio_task *t, int reason) { interrupt(t, reason); }
 
+/* t ended and the scheduler has recycled its stack: its result is final. */
+static inline bool task_over(const corio_task *t) { return (t->flags & CORIO__T_DONE) && !t->stack; }
+
 static void join_interrupted(corio_task *self, int reason)
 {
     corio_task *target = self->wait_obj;
@@ -315,7 +331,7 @@ int corio_join(corio_task *t, void **result)
         return -EPERM;
     if (t == self || t->joiner || (t->flags & CORIO__T_DETACHED))
         return -EINVAL;
-    if (!(t->flags & CORIO__T_DONE) || t->stack) {
+    if (!task_over(t)) {
         int r = corio__check();
         if (r)
             return r;
@@ -328,31 +344,61 @@ int corio_join(corio_task *t, void **result)
     return 0;
 }
 
-/* Await t regardless of the caller's cancellation (gather's cleanup). */
-static void join_uninterruptible(corio_task *t, void **result)
+/* Validate gather's list: no duplicates, not the caller, no task that is
+ * detached or already has a joiner.  The scratch mark finds duplicates in
+ * O(n) and is cleared again before returning. */
+static bool gather_list_ok(corio_task *self, corio_task **tasks, size_t n)
 {
-    if (!(t->flags & CORIO__T_DONE) || t->stack) {
-        t->joiner = corio__current_task();
-        corio__suspend_uninterruptible(t, "join");
+    size_t i;
+    bool ok = true;
+    for (i = 0; i < n; i++) {
+        corio_task *t = tasks[i];
+        if (!t || t == self || t->joiner || (t->flags & (CORIO__T_DETACHED | CORIO__T_MARK))) {
+            ok = false;
+            break;
+        }
+        t->flags |= CORIO__T_MARK;
     }
-    take_result(t, result);
+    while (i--)
+        tasks[i]->flags &= ~CORIO__T_MARK;
+    return ok;
 }
 
+/* The gather claims every task up front (as their joiner), so no other
+ * task can join one of them meanwhile and each is freed exactly once; a
+ * child that ends wakes the gatherer, which simply re-checks the task it
+ * is waiting for.  Once interrupted, it cancels the children not yet over
+ * and waits for them regardless of its own cancellation. */
 int corio_gather(corio_task **tasks, size_t n, void **results)
 {
-    if (!corio__current_task())
+    corio_task *self = corio__current_task();
+    if (!self)
         return -EPERM;
+    if (!gather_list_ok(self, tasks, n))
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        tasks[i]->joiner = self;
+    int err = 0;
     for (size_t i = 0; i < n; i++) {
-        int r = corio_join(tasks[i], results ? &results[i] : NULL);
-        if (r < 0) {
-            for (size_t j = i; j < n; j++)
-                corio_cancel(tasks[j]);
-            for (size_t j = i; j < n; j++)
-                join_uninterruptible(tasks[j], results ? &results[j] : NULL);
-            return r;
+        while (!task_over(tasks[i])) {
+            if (err) {
+                corio__suspend_uninterruptible(tasks[i], "gather");
+                continue;
+            }
+            int r = corio__check();
+            if (!r)
+                r = corio__suspend(NULL, tasks[i], "gather", CORIO__NO_DEADLINE);
+            if (r < 0) {
+                err = r;
+                for (size_t j = i; j < n; j++)
+                    if (!task_over(tasks[j]))
+                        corio_cancel(tasks[j]);
+            }
         }
     }
-    return 0;
+    for (size_t i = 0; i < n; i++)
+        take_result(tasks[i], results ? &results[i] : NULL);
+    return err;
 }
 
 void corio_detach(corio_task *t)
@@ -424,7 +470,7 @@ void corio_deadline_pop(corio_deadline tok)
 bool corio_deadline_expired(void)
 {
     corio_task *t = corio__current_task();
-    return t && t->deadline != CORIO__NO_DEADLINE && t->deadline <= t->loop->now;
+    return t && t->deadline != CORIO__NO_DEADLINE && t->deadline <= corio__clock_ns();
 }
 
 /* Stack-overflow handler support: name the running task if addr lies in or

@@ -51,6 +51,12 @@ bool corio__should_fail(void)
     return ++fail_count == fail_at;
 }
 
+void corio__fail_after(long n)
+{
+    fail_count = 0;
+    fail_at = n > 0 ? n : 0;
+}
+
 void *corio__malloc(size_t n)
 {
     if (corio__should_fail()) {

@@ -23,6 +23,10 @@
  * and re-armed by the next read that finds the buffer empty.  A cancelled
  * or timed-out read then loses nothing: the data keeps arriving into the
  * buffer.
+ * Because data lands in the buffer while nobody is calling the stream, the
+ * bytes of readuntil's last result are "pinned" until the next read call:
+ * the callback neither overwrites nor moves them (a buffer that must grow
+ * keeps the old block alive until then).
  *
  * Write side.  corio_write never suspends: with nothing queued it sends at
  * once with a non-blocking send() (on io_uring too: a direct syscall is the
@@ -98,6 +102,8 @@ struct corio_stream {
     bool mcancel;        /* a cancel for mop was requested */
     bool mfallback;      /* the ring ran dry last time: next read uses a plain recv */
     bool rbusy;          /* a reader is inside multi_wait */
+    bool rpinned;        /* readuntil's result points into rbuf: don't move or reuse those bytes */
+    char *rold;          /* the buffer readuntil's result points into, if rbuf moved since */
     corio_task *rwait;   /* that reader while parked */
     char *rdst;          /* its memory for direct delivery (NULL: use rbuf) */
     size_t rdst_cap, rdst_got;
@@ -184,6 +190,7 @@ static void finalize(corio_stream *s)
     wake_all(s, -EPIPE);
     free_chunks(s);
     corio__free(s->rbuf);
+    corio__free(s->rold);
     corio__close_fd(s->loop ? s->loop : corio__loop(), s->fd);
     corio__free(s);
 }
@@ -291,15 +298,18 @@ static ssize_t fill(corio_stream *s, size_t want)
 }
 
 /* Append n bytes to the read buffer, growing it as needed (multishot
- * completions: the data has already left the kernel).  Returns 0 or
- * -ENOMEM. */
+ * completions: the data has already left the kernel).  While readuntil's
+ * result is pinned (the caller may hold it across waits on other things),
+ * the bytes before rstart are neither overwritten nor moved, and a buffer
+ * that has to grow keeps its old memory alive in rold until the next read
+ * call.  Returns 0 or -ENOMEM. */
 static int rbuf_append(corio_stream *s, const char *p, size_t n)
 {
-    if (s->rstart == s->rend)
+    if (s->rstart == s->rend && !s->rpinned)
         s->rstart = s->rend = 0;
     if (s->rcap - s->rend < n) {
         size_t avail = s->rend - s->rstart;
-        if (s->rstart && s->rcap - avail >= n) {
+        if (s->rstart && s->rcap - avail >= n && !s->rpinned) {
             memmove(s->rbuf, s->rbuf + s->rstart, avail);
         } else {
             size_t ncap = s->rcap ? s->rcap : RBUF_INIT;
@@ -310,7 +320,10 @@ static int rbuf_append(corio_stream *s, const char *p, size_t n)
                 return -ENOMEM;
             if (avail)
                 memcpy(nb, s->rbuf + s->rstart, avail);
-            corio__free(s->rbuf);
+            if (s->rpinned && !s->rold)
+                s->rold = s->rbuf; /* it holds the pinned result */
+            else
+                corio__free(s->rbuf);
             s->rbuf = nb;
             s->rcap = ncap;
         }
@@ -441,9 +454,19 @@ static ssize_t more_input(corio_stream *s, void *dst, size_t cap, size_t want)
     return r > 0 ? 0 : r;
 }
 
+/* A read call: readuntil's previous result may go now. */
+static inline void unpin(corio_stream *s)
+{
+    if (CORIO__UNLIKELY(s->rpinned)) {
+        s->rpinned = false;
+        corio__free(s->rold);
+        s->rold = NULL;
+    }
+}
+
 /* Put bytes a cancelled readexactly already took back in front of the
- * buffer, so an interrupted call loses nothing.  False when out of memory:
- * the bytes then stay with the caller only. */
+ * buffer, so an interrupted call loses nothing.  False when out of memory
+ * (the caller then reports -ENOMEM with the bytes in its memory). */
 static bool unread(corio_stream *s, const void *p, size_t n)
 {
     size_t avail = s->rend - s->rstart;
@@ -471,6 +494,7 @@ static inline bool reader_busy(const corio_stream *s) { return s->rop || s->rbus
 
 ssize_t corio_read(corio_stream *s, void *buf, size_t n)
 {
+    unpin(s);
     if (n == 0)
         return 0;
     for (;;) {
@@ -498,7 +522,10 @@ ssize_t corio_readexactly(corio_stream *s, void *buf, size_t n, size_t *got)
     size_t have = 0;
     if (got)
         *got = 0;
-    if (reader_busy(s) && s->rstart == s->rend)
+    unpin(s);
+    /* Another reader is parked: only what is already buffered may be taken
+     * without waiting (waiting would take its place). */
+    if (reader_busy(s) && s->rend - s->rstart < n)
         return -EBUSY;
     while (have < n) {
         size_t avail = s->rend - s->rstart;
@@ -522,8 +549,17 @@ ssize_t corio_readexactly(corio_stream *s, void *buf, size_t n, size_t *got)
         if (r == GONE)
             return r;
         if (r < 0) {
-            bool kept = have && (r == -ECANCELED || r == -ETIMEDOUT) && unread(s, p, have);
-            if (!kept && got)
+            if (have && (r == -ECANCELED || r == -ETIMEDOUT) && !unread(s, p, have)) {
+                /* The bytes could not go back: they are only in buf now,
+                 * and the caller (told "interrupted, nothing taken")
+                 * would lose them silently.  Say so, and break the read
+                 * side so that later reads cannot return data with a
+                 * hole in it. */
+                if (!s->rerr)
+                    s->rerr = -ENOMEM;
+                r = -ENOMEM;
+            }
+            if (got && !(r == -ECANCELED || r == -ETIMEDOUT))
                 *got = have;
             return r;
         }
@@ -537,6 +573,7 @@ ssize_t corio_readexactly(corio_stream *s, void *buf, size_t n, size_t *got)
 static int scan(corio_stream *s, const void *sep, size_t sep_len, size_t *len)
 {
     size_t searched = 0; /* bytes past rstart already known not to start a match */
+    unpin(s);
     if (sep_len == 0 || sep_len > 64)
         return -EINVAL;
     if (reader_busy(s))
@@ -576,6 +613,7 @@ const char *corio_readuntil(corio_stream *s, const void *sep, size_t sep_len, si
     }
     const char *p = s->rbuf + s->rstart;
     s->rstart += n;
+    s->rpinned = true; /* the multishot must not reuse these bytes until the next read call */
     if (len)
         *len = n;
     return p;

@@ -68,6 +68,7 @@ struct corio_server {
     unsigned nconns;          /* handler tasks still running */
     corio__list conns;
     corio__list serve_waiters;
+    corio__list close_waiters; /* later corio_server_close callers, woken when it is freed */
     corio_task *closer;       /* the task inside corio_server_close, if any */
     listener ls[];
 };
@@ -415,6 +416,7 @@ int corio_start_server(const char *host, uint16_t port, corio_conn_fn handler, v
     srv->stack_size = cfg->stack_size;
     corio__list_init(&srv->conns);
     corio__list_init(&srv->serve_waiters);
+    corio__list_init(&srv->close_waiters);
     srv->nlisteners = (unsigned)n;
     for (int i = 0; i < n; i++) {
         srv->ls[i].fd = fds[i];
@@ -485,26 +487,45 @@ uint16_t corio_server_port(const corio_server *srv)
     return fd_port(srv->ls[0].fd);
 }
 
-int corio_server_close(corio_server *srv, uint64_t grace_ms)
+/* A handler closing its own server (a "shutdown" command) must not wait
+ * for itself: it leaves the server's books here, and its task no longer
+ * touches srv afterwards. */
+static void leave_server(corio_server *srv, corio_task *me)
 {
-    if (!srv)
-        return 0;
-    corio_task *me = corio__current_task();
-    int ret = 0;
-    srv->closing = true;
-
-    /* A handler closing its own server (a "shutdown" command) must not wait
-     * for itself: it leaves the server's books here, and its task no longer
-     * touches srv afterwards. */
     for (corio__list *it = srv->conns.next; it != &srv->conns; it = it->next) {
         conn *c = CORIO__CONTAINER_OF(it, conn, link);
         if (c->task == me) {
             corio__list_remove(&c->link);
             c->srv = NULL;
             srv->nconns--;
-            break;
+            if (srv->nconns == 0)
+                closer_poke(srv);
+            return;
         }
     }
+}
+
+int corio_server_close(corio_server *srv, uint64_t grace_ms)
+{
+    if (!srv)
+        return 0;
+    corio_task *me = corio__current_task();
+    int ret = 0;
+    leave_server(srv, me);
+    if (srv->closing) {
+        /* Another task is closing it already (two clients sent "shutdown"
+         * at once): wait for that close to finish instead of running a
+         * second one over the same memory. */
+        ret = corio__check();
+        if (ret)
+            return ret;
+        serve_waiter w;
+        w.task = me;
+        corio__list_push_back(&srv->close_waiters, &w.link);
+        /* the result comes through the wake: srv is freed by then */
+        return corio__suspend(serve_interrupted, &w, "server close: closed by another task", CORIO__NO_DEADLINE);
+    }
+    srv->closing = true;
 
     /* 1. stop accepting; the listening fds can only go once no accept is
      * in flight on them */
@@ -544,6 +565,11 @@ int corio_server_close(corio_server *srv, uint64_t grace_ms)
             corio__suspend_uninterruptible(srv, "server close: cancelled handlers");
     }
     srv->closer = NULL;
+    while (!corio__list_empty(&srv->close_waiters)) {
+        serve_waiter *w = CORIO__CONTAINER_OF(srv->close_waiters.next, serve_waiter, link);
+        corio__list_remove(&w->link);
+        corio__wake(w->task, 0);
+    }
     corio__free(srv);
     return ret;
 }

@@ -39,6 +39,7 @@ typedef struct pool_item {
     void (*abandon)(void *);
     corio_task *task; /* loop thread only; NULL once nobody waits */
     bool abandoned;   /* loop thread only */
+    bool sync;        /* corio__pool_run_sync: the task waits for a running item */
     struct pool_item *next_free;
 } pool_item;
 
@@ -121,10 +122,14 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static unsigned pool_size(void)
+/* corio_config.threadpool_size first, then CORIO_THREADPOOL_SIZE, then the
+ * default; clamped to 2..MAX_WORKERS. */
+static unsigned pool_size(const corio_loop *l)
 {
     const char *s = getenv("CORIO_THREADPOOL_SIZE");
     long n = s ? atol(s) : DEFAULT_WORKERS;
+    if (l->cfg && l->cfg->threadpool_size)
+        n = l->cfg->threadpool_size > MAX_WORKERS ? MAX_WORKERS : (long)l->cfg->threadpool_size;
     if (n < 2)
         n = 2; /* one for each class at least */
     if (n > MAX_WORKERS)
@@ -139,7 +144,7 @@ static pool *pool_get(corio_loop *l)
     pool *p = corio__calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    p->max_threads = pool_size();
+    p->max_threads = pool_size(l);
     p->slow_limit = p->max_threads / 2;
     p->threads = corio__calloc(p->max_threads, sizeof *p->threads);
     if (!p->threads) {
@@ -216,6 +221,13 @@ static void pool_interrupted(corio_task *t, int reason)
         l->external_pending--;
         break;
     case ITEM_RUNNING: /* the worker owns arg until it finishes */
+        if (it->sync) {
+            /* The caller's memory is in use: stay parked (no further
+             * interrupt can arrive for this park) until the drain wakes us
+             * with 0 once the work has run. */
+            it->task = t;
+            return;
+        }
         it->abandoned = true;
         break;
     default: /* finished, waiting in the done list: keep the result */
@@ -225,7 +237,7 @@ static void pool_interrupted(corio_task *t, int reason)
     corio__wake(t, reason);
 }
 
-int corio__pool_run(int cls, void (*work)(void *arg), void *arg, void (*abandon)(void *arg))
+static int pool_submit(int cls, void (*work)(void *arg), void *arg, void (*abandon)(void *arg), bool sync)
 {
     corio_loop *l = corio__loop();
     corio_task *t = corio__current_task();
@@ -249,6 +261,7 @@ int corio__pool_run(int cls, void (*work)(void *arg), void *arg, void (*abandon)
     it->abandon = abandon;
     it->task = t;
     it->abandoned = false;
+    it->sync = sync;
 
     pthread_mutex_lock(&p->mu);
     corio__list_push_back(&p->queue[it->cls], &it->link);
@@ -276,6 +289,16 @@ fail:
     if (abandon)
         abandon(arg);
     return r;
+}
+
+int corio__pool_run(int cls, void (*work)(void *arg), void *arg, void (*abandon)(void *arg))
+{
+    return pool_submit(cls, work, arg, abandon, false);
+}
+
+int corio__pool_run_sync(int cls, void (*work)(void *arg), void *arg)
+{
+    return pool_submit(cls, work, arg, NULL, true);
 }
 
 void corio__pool_drain(corio_loop *l)

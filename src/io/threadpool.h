@@ -42,9 +42,22 @@ enum {
  * Outstanding items, abandoned ones included, count in
  * loop->external_pending until they finish.  work runs on another thread:
  * it must not touch the loop or call corio functions.  The pool (default 4
- * workers, CORIO_THREADPOOL_SIZE overrides, 2..64) starts lazily on first
+ * workers; corio_config.threadpool_size, else CORIO_THREADPOOL_SIZE, overrides;
+ * 2..64) starts lazily on first
  * use. */
 int corio__pool_run(int cls, void (*work)(void *arg), void *arg, void (*abandon)(void *arg));
+
+/* As corio__pool_run, but the caller keeps arg whatever happens, so arg
+ * may live on its stack and point into a user's buffer: an interrupt drops
+ * a still-queued item (returns -ECANCELED / -ETIMEDOUT, work never runs)
+ * but waits, uninterruptibly, for an item a worker already runs and then
+ * returns 0 (the work's results are in arg; the cancellation stays sticky
+ * for the next wait).  Returns 0 once work(arg) has run; -ECANCELED /
+ * -ETIMEDOUT (interrupted before it started), -ENOMEM, -EAGAIN, -EPERM
+ * mean it never ran.  Use it for work that ends on its own in bounded
+ * time (file I/O on regular files), never for work that may block
+ * indefinitely: the task could not be cancelled out of it. */
+int corio__pool_run_sync(int cls, void (*work)(void *arg), void *arg);
 
 /* corio__pool_drain(l) (loop thread, from corio__loop_on_notify): wake the
  * tasks whose items finished and call abandon for abandoned ones.

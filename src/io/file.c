@@ -1,0 +1,583 @@
+/*
+ * Asynchronous files: the corio_file_* calls of corio.h.
+ *
+ * Every call is described once, as a corio__op, and run by one of two
+ * executors.  On io_uring the op goes to the kernel (corio__op_run), which
+ * already guarantees that an interrupted op is waited for before its
+ * buffers are released.  On epoll, and when the ring rejects an opcode
+ * (-EINVAL / -EOPNOTSUPP from an older kernel), op_block() performs the same
+ * call as a blocking system call on the thread pool through
+ * corio__pool_run_sync(): an item still queued when the task is
+ * interrupted is dropped, one already running is waited for, so a worker
+ * never writes into a buffer whose call has returned.
+ *
+ * Reads and writes on epoll first try the call on the loop thread with
+ * RWF_NOWAIT: a page-cache hit costs no thread hop at all.  When that
+ * would block, a regular file (or block device) goes to the pool, while a
+ * pollable fd (FIFO, tty, socket) waits for readiness with a POLL op and
+ * tries again; a blocking read on a FIFO would otherwise pin a worker that
+ * nobody can interrupt.
+ *
+ * Close is special: the fd must be released on every path out of a task,
+ * so an interrupted close that never reached the kernel is done right here
+ * with close(2).
+ */
+#define _GNU_SOURCE 1
+#include "../core/internal.h"
+#include "threadpool.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h> /* renameat */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#ifdef CORIO_HAVE_URING
+#include <liburing.h>
+_Static_assert(IORING_FSYNC_DATASYNC == 1, "FSYNC op flag 1 means fdatasync in both executors");
+#endif
+
+#define FSYNC_DATASYNC 1
+/* As Linux's MAX_RW_COUNT: no single call moves more, and results fit
+ * op->res (int32_t). */
+#define MAX_IO_LEN 0x7ffff000u
+
+/* ------------------------------------------------------------------ */
+/* Executors                                                           */
+/* ------------------------------------------------------------------ */
+
+/* Thread-pool side: the blocking equivalent of each op kind.  Runs on a
+ * worker; touches only the op. */
+static void op_block(void *arg)
+{
+    corio__op *op = arg;
+    const char *path = op->buf;
+    size_t len = op->len > MAX_IO_LEN ? MAX_IO_LEN : op->len;
+    ssize_t r;
+    do {
+        switch (op->kind) {
+        case CORIO__OP_OPENAT:
+            r = openat(op->fd, path, op->flags, (mode_t)op->len);
+            break;
+        case CORIO__OP_CLOSE:
+            /* Linux releases the fd even when close reports EINTR: never
+             * retry, another thread may own the number by now. */
+            r = close(op->fd);
+            if (r < 0 && errno == EINTR)
+                r = 0;
+            goto out;
+        case CORIO__OP_FSYNC:
+            r = op->flags & FSYNC_DATASYNC ? fdatasync(op->fd) : fsync(op->fd);
+            break;
+        case CORIO__OP_STATX:
+            r = statx(op->fd, path, op->flags, STATX_BASIC_STATS, op->stx);
+            break;
+        case CORIO__OP_UNLINKAT:
+            r = unlinkat(op->fd, path, op->flags);
+            break;
+        case CORIO__OP_RENAMEAT:
+            r = renameat(op->fd, path, op->fd, op->path2);
+            break;
+        case CORIO__OP_MKDIRAT:
+            r = mkdirat(op->fd, path, (mode_t)op->len);
+            break;
+        case CORIO__OP_READ:
+            r = op->off < 0 ? read(op->fd, op->buf, len) : pread(op->fd, op->buf, len, (off_t)op->off);
+            break;
+        case CORIO__OP_WRITE:
+            r = op->off < 0 ? write(op->fd, op->buf, len) : pwrite(op->fd, op->buf, len, (off_t)op->off);
+            break;
+        case CORIO__OP_READV:
+            r = op->off < 0 ? readv(op->fd, op->buf, (int)op->len)
+                            : preadv(op->fd, op->buf, (int)op->len, (off_t)op->off);
+            break;
+        case CORIO__OP_WRITEV:
+            r = op->off < 0 ? writev(op->fd, op->buf, (int)op->len)
+                            : pwritev(op->fd, op->buf, (int)op->len, (off_t)op->off);
+            break;
+        default:
+            errno = EINVAL;
+            r = -1;
+            break;
+        }
+    } while (r < 0 && errno == EINTR);
+out:
+    op->res = r < 0 ? -errno : r > INT32_MAX ? INT32_MAX : (int32_t)r;
+}
+
+static inline bool on_uring(corio_loop *l)
+{
+#ifdef CORIO_HAVE_URING
+    return l->backend == &corio__backend_uring;
+#else
+    (void)l;
+    return false;
+#endif
+}
+
+/* Run op on the thread pool and return its result. */
+static int run_pool(corio__op *op)
+{
+    int r = corio__pool_run_sync(CORIO__POOL_FAST, op_block, op);
+    return r < 0 ? r : op->res;
+}
+
+/* Run op natively when the loop is on io_uring, else on the pool.  The
+ * caller has checked that a task is running. */
+static int run_op(corio__op *op)
+{
+    corio_loop *l = corio__loop();
+    if (on_uring(l)) {
+        int r = corio__op_run(op);
+        /* A kernel that predates the opcode says EINVAL; these calls have no
+         * effect when they fail that way, so running them again on the
+         * pool is safe (and merely repeats a genuine EINVAL). */
+        if (r != -EINVAL && r != -EOPNOTSUPP)
+            return r;
+    }
+    return run_pool(op);
+}
+
+static inline bool in_task(void) { return corio__current_task() != NULL; }
+
+/* ------------------------------------------------------------------ */
+/* Reads and writes                                                    */
+/* ------------------------------------------------------------------ */
+
+/* One attempt on the loop thread that cannot block: -EAGAIN when it
+ * would, -EOPNOTSUPP when the fd does not do RWF_NOWAIT. */
+static ssize_t rw_nowait(corio__op *op, bool is_write)
+{
+    struct iovec one;
+    const struct iovec *iov;
+    int cnt;
+    if (op->kind == CORIO__OP_READV || op->kind == CORIO__OP_WRITEV) {
+        iov = op->buf;
+        cnt = (int)op->len;
+    } else {
+        one.iov_base = op->buf;
+        one.iov_len = op->len > MAX_IO_LEN ? MAX_IO_LEN : op->len;
+        iov = &one;
+        cnt = 1;
+    }
+    off_t off = op->off < 0 ? (off_t)-1 : (off_t)op->off;
+    ssize_t r;
+    do
+        r = is_write ? pwritev2(op->fd, iov, cnt, off, RWF_NOWAIT) : preadv2(op->fd, iov, cnt, off, RWF_NOWAIT);
+    while (r < 0 && errno == EINTR);
+    if (r >= 0)
+        return r;
+    return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+}
+
+/* Does waiting for readiness make sense on fd?  (Regular files and block
+ * devices always poll ready; their waits happen inside the call.) */
+static bool fd_pollable(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return false; /* let the call itself report the error */
+    return !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode) && !S_ISDIR(st.st_mode);
+}
+
+/* Did a short RWF_NOWAIT read stop at the end of the file (or is the fd
+ * one where short reads are normal), rather than where the page cache
+ * ran out?  Costs no thread hop, so reads of whole small files stay on the
+ * loop thread. */
+static bool short_read_at_eof(const corio__op *op, ssize_t n)
+{
+    struct stat st;
+    if (fstat(op->fd, &st) < 0 || !S_ISREG(st.st_mode))
+        return true;
+    off_t end = op->off >= 0 ? (off_t)op->off + n : lseek(op->fd, 0, SEEK_CUR);
+    return end < 0 || end >= st.st_size;
+}
+
+/* The epoll executor for READ/WRITE/READV/WRITEV (see the file comment). */
+static ssize_t rw_epoll(corio__op *op, bool is_write)
+{
+    int r = corio__check();
+    if (r)
+        return r;
+    bool nowait = true, ready = false;
+    int pollable = -1; /* unknown */
+    for (;;) {
+        if (nowait) {
+            ssize_t n = rw_nowait(op, is_write);
+            if (n >= 0) {
+                /* A read served partly from the page cache stops where the
+                 * cached data ends; finish it on a worker so that a short
+                 * read of a regular file means end of file, as it does on
+                 * io_uring.  (Vectored reads keep the short count.) */
+                if (op->kind == CORIO__OP_READ && n > 0 && (size_t)n < op->len && n < (ssize_t)MAX_IO_LEN &&
+                    !short_read_at_eof(op, n)) {
+                    corio__op rest = *op;
+                    rest.buf = (char *)op->buf + n;
+                    rest.len = op->len - (size_t)n;
+                    if (rest.off >= 0)
+                        rest.off += n;
+                    int m = run_pool(&rest);
+                    if (m > 0)
+                        n += m;
+                }
+                return n;
+            }
+            if (n == -EOPNOTSUPP)
+                nowait = false;
+            else if (n != -EAGAIN)
+                return n;
+        }
+        if (pollable < 0)
+            pollable = fd_pollable(op->fd);
+        if (!pollable || (!nowait && ready))
+            return run_pool(op);
+        corio__op p = {.kind = CORIO__OP_POLL, .fd = op->fd, .flags = is_write ? POLLOUT : POLLIN};
+        r = corio__op_run(&p);
+        if (r < 0)
+            return r;
+        ready = true;
+    }
+}
+
+/* The io_uring executor for READ/WRITE/READV/WRITEV. */
+static ssize_t rw_uring(corio__op *op, bool is_write)
+{
+    if (op->off >= 0) {
+        /* The ring ignores the offset on pipes and other streams (the call
+         * would turn into a plain, possibly blocking, read): report what
+         * pread(2) does. */
+        if (lseek(op->fd, 0, SEEK_CUR) < 0 && errno == ESPIPE)
+            return -ESPIPE;
+        return run_op(op);
+    }
+    if (!is_write)
+        return run_op(op);
+    /* A write at the current position that the kernel cuts short (its
+     * retry of the rest fails: RLIMIT_FSIZE, a full disk) reports the
+     * bytes written but leaves the file position where the write began
+     * (seen on Linux 6.x), so the caller's next write would overwrite them
+     * and could even succeed: a half-written file reported as complete.
+     * So resolve the position here, write at an explicit offset and move
+     * the position ourselves.  Streams have no position to lose and
+     * O_APPEND writes go to the end whatever the offset. */
+    int fl = fcntl(op->fd, F_GETFL);
+    if (fl < 0 || (fl & O_APPEND))
+        return run_op(op);
+    off_t pos = lseek(op->fd, 0, SEEK_CUR);
+    if (pos < 0)
+        return run_op(op);
+    op->off = pos;
+    int r = run_op(op);
+    if (r > 0)
+        (void)lseek(op->fd, pos + r, SEEK_SET);
+    return r;
+}
+
+static ssize_t rw(uint8_t kind, int fd, void *buf, size_t len, int64_t off)
+{
+    if (!in_task())
+        return -EPERM;
+    corio__op op = {.kind = kind, .fd = fd, .buf = buf, .len = len, .off = off};
+    bool is_write = kind == CORIO__OP_WRITE || kind == CORIO__OP_WRITEV;
+    corio_loop *l = corio__loop();
+    if (on_uring(l))
+        return rw_uring(&op, is_write);
+    return rw_epoll(&op, is_write);
+}
+
+ssize_t corio_file_read(int fd, void *buf, size_t n) { return rw(CORIO__OP_READ, fd, buf, n, -1); }
+
+ssize_t corio_file_write(int fd, const void *buf, size_t n)
+{
+    return rw(CORIO__OP_WRITE, fd, (void *)(uintptr_t)buf, n, -1);
+}
+
+ssize_t corio_file_pread(int fd, void *buf, size_t n, int64_t off)
+{
+    return off < 0 ? -EINVAL : rw(CORIO__OP_READ, fd, buf, n, off);
+}
+
+ssize_t corio_file_pwrite(int fd, const void *buf, size_t n, int64_t off)
+{
+    return off < 0 ? -EINVAL : rw(CORIO__OP_WRITE, fd, (void *)(uintptr_t)buf, n, off);
+}
+
+static ssize_t rwv(uint8_t kind, int fd, const struct iovec *iov, int iovcnt, int64_t off)
+{
+    if (iovcnt < 0 || iovcnt > IOV_MAX)
+        return -EINVAL;
+    return rw(kind, fd, (void *)(uintptr_t)iov, (size_t)iovcnt, off);
+}
+
+ssize_t corio_file_readv(int fd, const struct iovec *iov, int iovcnt)
+{
+    return rwv(CORIO__OP_READV, fd, iov, iovcnt, -1);
+}
+
+ssize_t corio_file_writev(int fd, const struct iovec *iov, int iovcnt)
+{
+    return rwv(CORIO__OP_WRITEV, fd, iov, iovcnt, -1);
+}
+
+ssize_t corio_file_preadv(int fd, const struct iovec *iov, int iovcnt, int64_t off)
+{
+    return off < 0 ? -EINVAL : rwv(CORIO__OP_READV, fd, iov, iovcnt, off);
+}
+
+ssize_t corio_file_pwritev(int fd, const struct iovec *iov, int iovcnt, int64_t off)
+{
+    return off < 0 ? -EINVAL : rwv(CORIO__OP_WRITEV, fd, iov, iovcnt, off);
+}
+
+/* ------------------------------------------------------------------ */
+/* Open, close, metadata                                               */
+/* ------------------------------------------------------------------ */
+
+static int path_op(uint8_t kind, const char *path, int flags, size_t mode)
+{
+    if (!in_task())
+        return -EPERM;
+    if (!path)
+        return -EFAULT;
+    corio__op op = {.kind = kind, .fd = AT_FDCWD, .buf = (void *)(uintptr_t)path, .flags = flags, .len = mode};
+    return run_op(&op);
+}
+
+int corio_file_open(const char *path, int flags, mode_t mode)
+{
+    return path_op(CORIO__OP_OPENAT, path, flags | O_CLOEXEC, mode);
+}
+
+int corio_file_close(int fd)
+{
+    if (fd < 0)
+        return -EBADF;
+    corio_loop *l = corio__loop();
+    if (l)
+        l->backend->forget_fd(l, fd);
+    int r = -ECANCELED;
+    if (in_task()) {
+        corio__op op = {.kind = CORIO__OP_CLOSE, .fd = fd};
+        r = run_op(&op);
+    }
+    /* Interrupted (or outside a task) before the close ran: it must still
+     * happen.  close(2) of a file is quick; an NFS flush is the rare slow
+     * case and a price worth paying for never leaking the fd. */
+    if (r == -ECANCELED || r == -ETIMEDOUT || r == -EPERM || r == -ENOMEM || r == -EAGAIN || r == -EBUSY) {
+        r = close(fd) < 0 && errno != EINTR ? -errno : 0;
+    }
+    return r;
+}
+
+static int fsync_op(int fd, int flags)
+{
+    if (!in_task())
+        return -EPERM;
+    corio__op op = {.kind = CORIO__OP_FSYNC, .fd = fd, .flags = flags};
+    return run_op(&op);
+}
+
+int corio_file_fsync(int fd) { return fsync_op(fd, 0); }
+int corio_file_fdatasync(int fd) { return fsync_op(fd, FSYNC_DATASYNC); }
+
+static void statx_to_stat(const struct statx *x, struct stat *st)
+{
+    memset(st, 0, sizeof *st);
+    st->st_dev = makedev(x->stx_dev_major, x->stx_dev_minor);
+    st->st_ino = x->stx_ino;
+    st->st_mode = x->stx_mode;
+    st->st_nlink = x->stx_nlink;
+    st->st_uid = x->stx_uid;
+    st->st_gid = x->stx_gid;
+    st->st_rdev = makedev(x->stx_rdev_major, x->stx_rdev_minor);
+    st->st_size = (off_t)x->stx_size;
+    st->st_blksize = (blksize_t)x->stx_blksize;
+    st->st_blocks = (blkcnt_t)x->stx_blocks;
+    st->st_atim.tv_sec = x->stx_atime.tv_sec;
+    st->st_atim.tv_nsec = x->stx_atime.tv_nsec;
+    st->st_mtim.tv_sec = x->stx_mtime.tv_sec;
+    st->st_mtim.tv_nsec = x->stx_mtime.tv_nsec;
+    st->st_ctim.tv_sec = x->stx_ctime.tv_sec;
+    st->st_ctim.tv_nsec = x->stx_ctime.tv_nsec;
+}
+
+static int stat_op(int dirfd, const char *path, int flags, struct stat *st)
+{
+    if (!in_task())
+        return -EPERM;
+    if (!path || !st)
+        return -EFAULT;
+    struct statx x;
+    corio__op op = {.kind = CORIO__OP_STATX, .fd = dirfd, .buf = (void *)(uintptr_t)path, .flags = flags, .stx = &x};
+    int r = run_op(&op);
+    if (r == 0)
+        statx_to_stat(&x, st);
+    return r;
+}
+
+int corio_file_fstat(int fd, struct stat *st)
+{
+    if (fd < 0)
+        return -EBADF; /* with AT_EMPTY_PATH, AT_FDCWD would stat the cwd */
+    return stat_op(fd, "", AT_EMPTY_PATH, st);
+}
+
+int corio_file_stat(const char *path, struct stat *st) { return stat_op(AT_FDCWD, path, 0, st); }
+
+int corio_file_unlink(const char *path) { return path_op(CORIO__OP_UNLINKAT, path, 0, 0); }
+int corio_file_rmdir(const char *path) { return path_op(CORIO__OP_UNLINKAT, path, AT_REMOVEDIR, 0); }
+int corio_file_mkdir(const char *path, mode_t mode) { return path_op(CORIO__OP_MKDIRAT, path, 0, mode); }
+
+int corio_file_rename(const char *from, const char *to)
+{
+    if (!in_task())
+        return -EPERM;
+    if (!from || !to)
+        return -EFAULT;
+    corio__op op = {.kind = CORIO__OP_RENAMEAT, .fd = AT_FDCWD, .buf = (void *)(uintptr_t)from, .path2 = to};
+    return run_op(&op);
+}
+
+/* ------------------------------------------------------------------ */
+/* Whole-file helpers                                                  */
+/* ------------------------------------------------------------------ */
+
+int corio_file_read_all(const char *path, size_t cap, char **out, size_t *len)
+{
+    if (!out)
+        return -EFAULT;
+    *out = NULL;
+    if (len)
+        *len = 0;
+    if (cap >= SIZE_MAX - 1)
+        cap = SIZE_MAX - 2;
+    int fd = corio_file_open(path, O_RDONLY, 0);
+    if (fd < 0)
+        return fd;
+    char *buf = NULL;
+    size_t used = 0, room;
+    struct stat st;
+    int r = corio_file_fstat(fd, &st);
+    if (r < 0)
+        goto fail;
+    if (S_ISDIR(st.st_mode)) {
+        r = -EISDIR;
+        goto fail;
+    }
+    /* Room for the whole file plus one byte, so the read that sees end of
+     * file needs no reallocation; files that report no size (/proc, pipes)
+     * start small and grow. */
+    if (S_ISREG(st.st_mode) && st.st_size > 0) {
+        if ((uint64_t)st.st_size > cap) {
+            r = -EFBIG;
+            goto fail;
+        }
+        room = (size_t)st.st_size + 1;
+    } else {
+        room = 16384;
+    }
+    if (room > cap)
+        room = cap;
+    if (!(buf = corio__malloc(room + 1))) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    for (;;) {
+        if (used == room) {
+            if (used >= cap) {
+                /* Full at the cap: only end of file right here is fine. */
+                char probe;
+                ssize_t n = corio_file_read(fd, &probe, 1);
+                if (n < 0) {
+                    r = (int)n;
+                    goto fail;
+                }
+                if (n > 0) {
+                    r = -EFBIG;
+                    goto fail;
+                }
+                break;
+            }
+            size_t nroom = room < 4096 ? 8192 : room * 2;
+            if (nroom > cap || nroom < room)
+                nroom = cap;
+            char *nb = corio__realloc(buf, nroom + 1);
+            if (!nb) {
+                r = -ENOMEM;
+                goto fail;
+            }
+            buf = nb;
+            room = nroom;
+        }
+        ssize_t n = corio_file_read(fd, buf + used, room - used);
+        if (n < 0) {
+            r = (int)n;
+            goto fail;
+        }
+        if (n == 0)
+            break;
+        used += (size_t)n;
+    }
+    r = corio_file_close(fd);
+    if (r < 0) {
+        corio__free(buf);
+        return r;
+    }
+    buf[used] = '\0';
+    *out = buf;
+    if (len)
+        *len = used;
+    return 0;
+
+fail:
+    corio__free(buf);
+    corio_file_close(fd);
+    return r;
+}
+
+/* Write all of buf to fd, continuing after short writes, then close fd. */
+static int write_fully_and_close(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    int r = 0;
+    while (len > 0) {
+        ssize_t n = corio_file_write(fd, p, len);
+        if (n < 0) {
+            r = (int)n;
+            break;
+        }
+        if (n == 0) { /* no progress and no reason given: never call that success */
+            r = -EIO;
+            break;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    int c = corio_file_close(fd);
+    return r < 0 ? r : c;
+}
+
+int corio_file_write_all(const char *path, const void *buf, size_t len, mode_t mode)
+{
+    if (!buf && len)
+        return -EFAULT;
+    int fd = corio_file_open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    if (fd < 0)
+        return fd;
+    return write_fully_and_close(fd, buf, len);
+}
+
+int corio_file_append(const char *path, const void *buf, size_t len)
+{
+    if (!buf && len)
+        return -EFAULT;
+    int fd = corio_file_open(path, O_WRONLY | O_CREAT | O_APPEND, 0666);
+    if (fd < 0)
+        return fd;
+    return write_fully_and_close(fd, buf, len);
+}

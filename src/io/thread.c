@@ -1,0 +1,293 @@
+/*
+ * Threads meeting the loop, in both directions.
+ *
+ * corio_to_thread() (asyncio.to_thread) hands a blocking function to the
+ * thread pool and parks the task until it has run.  It differs from Python
+ * in one deliberate way: a task interrupted while its function is already
+ * running waits for the function to finish before it returns the interrupt
+ * error.  Python can walk away because the thread only holds references to
+ * garbage-collected objects; a C function usually works on memory the
+ * caller owns (its stack, a buffer it frees on the error path), so returning
+ * early would leave a thread writing into freed memory.  The pool's sync
+ * mode (corio__pool_run_sync) does the waiting, so the call record lives on
+ * the caller's stack.
+ *
+ * corio_loop_ref / corio_call_soon_threadsafe (asyncio's
+ * call_soon_threadsafe) go the other way: any thread queues a function for
+ * the loop and wakes it through the backend's notify().  The reference is a
+ * small refcounted object shared by the loop and every holder, so that a
+ * thread may keep it after the loop has ended and get -ESHUTDOWN instead of
+ * touching freed memory.  Queued calls run on the loop thread, one after
+ * another in the order they were queued, inside one dispatcher task that
+ * exists only while calls are waiting: a safe point (never inside the
+ * backend's poll), where a call may suspend or spawn tasks, at the cost of
+ * one task however many calls arrive.
+ *
+ * The reference and its queue nodes are allocated with plain malloc: other
+ * threads free them, and the fail-injection counter behind corio__malloc is
+ * not thread-safe.
+ */
+#include "threadpool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+/* ------------------------------------------------------------------ */
+/* to_thread                                                           */
+/* ------------------------------------------------------------------ */
+
+typedef struct to_thread_call {
+    void *(*fn)(void *);
+    void *arg;
+    void *result; /* written by the worker */
+} to_thread_call;
+
+static void to_thread_work(void *p)
+{
+    to_thread_call *c = p;
+    c->result = c->fn(c->arg);
+}
+
+int corio_to_thread(void *(*fn)(void *), void *arg, void **result)
+{
+    if (!fn)
+        return -EINVAL;
+    to_thread_call c = {.fn = fn, .arg = arg};
+    /* The sync mode drops a queued call on an interrupt but waits for a
+     * running one and then reports success; the item counts in
+     * external_pending all along, so the wait is never taken for a stall. */
+    int r = corio__pool_run_sync(CORIO__POOL_FAST, to_thread_work, &c);
+    if (result)
+        *result = r == 0 ? c.result : NULL;
+    if (r != 0)
+        return r;
+    /* fn ran.  Cancellation and deadlines are checked before the call is
+     * queued, so one in force now arrived while it was queued or running:
+     * report it, as asyncio would, with the result still handed over. */
+    corio_task *t = corio__current_task();
+    if (t->flags & CORIO__T_CANCELLED)
+        return -ECANCELED;
+    if (t->deadline != CORIO__NO_DEADLINE && t->deadline <= corio__clock_ns())
+        return -ETIMEDOUT;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Loop references and call_soon_threadsafe                            */
+/* ------------------------------------------------------------------ */
+
+typedef struct call_node {
+    struct call_node *next;
+    void (*fn)(void *);
+    void *arg;
+} call_node;
+
+typedef struct call_list {
+    call_node *head, *tail;
+} call_list;
+
+struct corio_loop_ref {
+    atomic_uint refs;  /* the loop's own (while it runs) + one per corio_loop_get_ref */
+    pthread_mutex_t mu;
+    corio_loop *loop;  /* NULL once closed (under mu) */
+    call_list queued;  /* accepted calls, oldest first (under mu) */
+    /* Loop thread only: */
+    call_list local;   /* taken from queued, not started yet */
+    corio_task *dispatcher; /* the task running `local`, NULL when none */
+};
+
+/* The dispatcher lets other tasks and I/O run after this many calls, so a
+ * flood of calls from other threads cannot starve the loop. */
+#define CALLS_PER_TURN 64
+
+static void list_append(call_list *to, call_list *from)
+{
+    if (!from->head)
+        return;
+    if (to->tail)
+        to->tail->next = from->head;
+    else
+        to->head = from->head;
+    to->tail = from->tail;
+    from->head = from->tail = NULL;
+}
+
+static void list_free(call_list *l)
+{
+    for (call_node *n = l->head, *next; n; n = next) {
+        next = n->next;
+        free(n);
+    }
+    l->head = l->tail = NULL;
+}
+
+corio_loop_ref *corio_loop_get_ref(void)
+{
+    corio_loop *l = corio__loop();
+    if (!l) {
+        errno = EPERM;
+        return NULL;
+    }
+    corio_loop_ref *ref = l->ref;
+    if (!ref) {
+        ref = calloc(1, sizeof *ref);
+        if (!ref) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        atomic_init(&ref->refs, 1);
+        pthread_mutex_init(&ref->mu, NULL);
+        ref->loop = l;
+        l->ref = ref;
+    }
+    atomic_fetch_add_explicit(&ref->refs, 1, memory_order_relaxed);
+    return ref;
+}
+
+static void ref_put(corio_loop_ref *ref)
+{
+    /* acq_rel: the last owner must see every other owner's writes before it
+     * frees. */
+    if (atomic_fetch_sub_explicit(&ref->refs, 1, memory_order_acq_rel) == 1) {
+        pthread_mutex_destroy(&ref->mu);
+        free(ref);
+    }
+}
+
+void corio_loop_ref_release(corio_loop_ref *ref)
+{
+    if (ref)
+        ref_put(ref);
+}
+
+int corio_call_soon_threadsafe(corio_loop_ref *ref, void (*fn)(void *arg), void *arg)
+{
+    if (!ref || !fn)
+        return -EINVAL;
+    call_node *n = malloc(sizeof *n);
+    if (!n)
+        return -ENOMEM;
+    n->next = NULL;
+    n->fn = fn;
+    n->arg = arg;
+    pthread_mutex_lock(&ref->mu);
+    corio_loop *l = ref->loop;
+    if (!l) {
+        pthread_mutex_unlock(&ref->mu);
+        free(n);
+        return -ESHUTDOWN;
+    }
+    call_list one = {n, n};
+    list_append(&ref->queued, &one);
+    /* Notified under the mutex: the loop closes the queue under it before
+     * destroying its backend, so l is alive here.  The backend collapses
+     * repeated notifies into one wake-up. */
+    l->backend->notify(l);
+    pthread_mutex_unlock(&ref->mu);
+    return 0;
+}
+
+/* Run the local calls in order (loop thread).  In the dispatcher task,
+ * yielding now and then; outside a task (no dispatcher could be created),
+ * all at once. */
+static void run_local(corio_loop_ref *ref, bool in_task)
+{
+    unsigned ran = 0;
+    while (ref->local.head) {
+        call_node *n = ref->local.head;
+        ref->local.head = n->next;
+        if (!ref->local.head)
+            ref->local.tail = NULL;
+        void (*fn)(void *) = n->fn;
+        void *arg = n->arg;
+        free(n);
+        fn(arg);
+        if (in_task && ++ran % CALLS_PER_TURN == 0)
+            (void)corio_yield(); /* fails at once when cancelled: fine, just no pause */
+    }
+}
+
+static void *dispatch_task(void *p)
+{
+    corio_loop_ref *ref = p; /* the loop's own reference keeps it alive */
+    run_local(ref, true);
+    ref->dispatcher = NULL;
+    return NULL;
+}
+
+/* Make sure the local calls will run (loop thread). */
+static void start_calls(corio_loop *l, corio_loop_ref *ref)
+{
+    if (ref->dispatcher || !ref->local.head)
+        return; /* the running dispatcher picks new calls up before it ends */
+    corio_task *t = corio__spawn(l, "call_soon_threadsafe", 0, dispatch_task, ref);
+    if (!t) {
+        /* No task can be created (out of memory): the calls must still run
+         * exactly once, so run them here, outside any task. */
+        run_local(ref, false);
+        return;
+    }
+    /* Like every task alive after the main task returned: it runs, but its
+     * waits fail with -ECANCELED, so it cannot hold the loop's end back. */
+    if (l->main_task && (l->main_task->flags & CORIO__T_DONE))
+        corio_cancel(t);
+    ref->dispatcher = t;
+    corio_detach(t);
+}
+
+void corio__loop_ref_drain(corio_loop *l)
+{
+    corio_loop_ref *ref = l->ref;
+    if (!ref)
+        return;
+    pthread_mutex_lock(&ref->mu);
+    list_append(&ref->local, &ref->queued);
+    pthread_mutex_unlock(&ref->mu);
+    start_calls(l, ref);
+}
+
+bool corio__loop_ref_busy(corio_loop *l)
+{
+    corio_loop_ref *ref = l->ref;
+    if (!ref)
+        return false;
+    pthread_mutex_lock(&ref->mu);
+    bool busy = ref->queued.head != NULL ||
+                (ref->loop && atomic_load_explicit(&ref->refs, memory_order_relaxed) > 1);
+    pthread_mutex_unlock(&ref->mu);
+    return busy;
+}
+
+bool corio__loop_ref_close(corio_loop *l)
+{
+    corio_loop_ref *ref = l->ref;
+    if (!ref)
+        return true;
+    /* Closed first, then drained: a thread that keeps posting cannot hold
+     * the loop's end back, and nothing accepted is left behind. */
+    pthread_mutex_lock(&ref->mu);
+    ref->loop = NULL;
+    list_append(&ref->local, &ref->queued);
+    pthread_mutex_unlock(&ref->mu);
+    if (!ref->local.head)
+        return true;
+    start_calls(l, ref);
+    return false;
+}
+
+void corio__loop_ref_shutdown(corio_loop *l)
+{
+    corio_loop_ref *ref = l->ref;
+    if (!ref)
+        return;
+    pthread_mutex_lock(&ref->mu);
+    ref->loop = NULL;
+    /* Left only when the loop ended without its normal close (a stall, a
+     * fatal backend error): nothing can run them any more. */
+    list_free(&ref->queued);
+    pthread_mutex_unlock(&ref->mu);
+    list_free(&ref->local);
+    l->ref = NULL;
+    ref_put(ref);
+}
