@@ -10,11 +10,15 @@
 #
 # Every program runs REPS times (default 5), interleaved with its peers, on
 # both CPUs (the peers' thread pools may use them too); the harness takes
-# the median wall time and the median CPU time (user+sys, threads included,
-# from /usr/bin/time) and prints `name: value unit` lines plus ratios:
+# the median wall time and the median CPU time (user+sys, threads included)
+# and prints `name: value unit` lines plus ratios:
 #   file_read10k_corio_s: 0.051 s
 #   file_read10k_corio_vs_libuv: 1.80 x     peer time / corio time (> 1: corio faster)
 #   file_read10k_corio_cpu_vs_libuv: 0.50 x corio cpu / peer cpu (< 1: corio cheaper)
+# Every program, dd included, is timed the same way by bench/timeit: wall
+# time from a monotonic ns clock around fork/exec/wait (start-up included),
+# CPU time from wait4's rusage (all threads, µs resolution); /usr/bin/time's
+# 10 ms steps were too coarse for runs of 20-60 ms.
 # Knobs: BUILD, REPS, BENCH_DIR (default: a fresh directory under /var/tmp,
 # a disk-backed file system), SEQ_MB (1024), NFILES (10000), CONC (64),
 # BACKENDS ("io_uring epoll"), PYTHON (/usr/bin/python3).
@@ -34,8 +38,9 @@ trap 'rm -rf "$work"' EXIT
 
 corio_bin=$BUILD/bench/file_bench
 libuv_bin=$BUILD/bench/libuv_files
+timeit=$BUILD/bench/timeit
 note() { echo "# $*" >&2; }
-[[ -x $corio_bin ]] || { note "missing $corio_bin (build first)"; exit 2; }
+[[ -x $corio_bin && -x $timeit ]] || { note "missing $corio_bin or $timeit (build first)"; exit 2; }
 
 # --- fixtures -----------------------------------------------------------
 note "creating a ${SEQ_MB} MiB file and ${NFILES} files of 4 KiB in $work"
@@ -50,13 +55,15 @@ run() {
     local name=$1
     shift
     local wall user sys
-    if ! /usr/bin/time -o "$work/time.out" -f "%e %U %S" "$@" >/dev/null 2>"$work/err.out"; then
+    if ! "$timeit" "$work/time.out" "$@" >/dev/null 2>"$work/err.out"; then
         note "$name failed: $(tail -1 "$work/err.out")"
         return
     fi
     read -r wall user sys <"$work/time.out"
-    echo "$wall $(echo "$user + $sys" | bc -l)" >>"$work/times.$name"
-    note "$name: ${wall}s wall"
+    local cpu
+    cpu=$(echo "$user + $sys" | bc -l | sed 's/^\./0./')
+    echo "$wall $cpu" >>"$work/times.$name"
+    note "$name: ${wall}s wall, ${cpu}s cpu"
 }
 
 fresh_dst() { rm -rf "$work/dst"; mkdir -p "$work/dst"; }
@@ -89,7 +96,7 @@ done
 # median COLUMN NAME
 median() {
     [[ -f $work/times.$2 ]] || return 1
-    awk -v c="$1" '{print $c}' "$work/times.$2" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'
+    awk -v c="$1" '{print $c}' "$work/times.$2" | sort -g | awk '{v[NR]=$1} END {printf "%.4f\n", (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'
 }
 ratio() { echo "scale=2; $1 / $2" | bc -l | sed 's/^\./0./'; }
 

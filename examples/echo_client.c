@@ -6,9 +6,10 @@
  * With LINE arguments each one is sent in turn; without, lines are read
  * from standard input until EOF.  Every echo is printed as it arrives.
  *
- * Standard input is read with a plain blocking fgets: this program has a
- * single task, so while it waits for the user there is nothing else the
- * loop could run.
+ * Standard input is a corio stream (corio_stream_stdin): waiting for the
+ * user's next line is a suspension like any other, so the loop stays free
+ * to run other tasks — here, the connection noticing that the server went
+ * away.
  */
 #include <corio.h>
 
@@ -59,9 +60,18 @@ static void *main_task(void *arg)
         for (int i = 0; i < a->nlines && r == 0; i++)
             r = round_trip(s, a->lines[i]);
     } else {
-        char line[65000];
-        while (r == 0 && fgets(line, sizeof line, stdin))
-            r = round_trip(s, line);
+        corio_stream *in = corio_stream_stdin();
+        if (!in) {
+            r = -errno;
+        } else {
+            char line[65000];
+            ssize_t n;
+            while (r == 0 && (n = corio_readline(in, line, sizeof line)) > 0)
+                r = round_trip(s, line);
+            if (r == 0 && n < 0)
+                r = (int)n;
+            corio_stream_close(in);
+        }
     }
     if (r < 0)
         fprintf(stderr, "echo_client: %s\n", corio_strerror(r));

@@ -218,10 +218,23 @@ CORIO_API int corio_event_wait(corio_event *e);
 
 typedef struct corio_stream corio_stream;
 
-/* Wrap a connected, stream-oriented socket fd.  The stream owns fd from
- * now on (it is made non-blocking and closed by corio_stream_close).
- * Does not suspend.  NULL with errno ENOMEM. */
+/* Wrap fd in a stream; the stream owns fd from now on (closed by
+ * corio_stream_close).  A connected stream socket is made non-blocking.
+ * Any other fd — a pipe, a tty, a regular file, /dev/null — works too and
+ * keeps its O_NONBLOCK setting (its file description is often shared, as
+ * stdin's is with the shell): each read and write is made non-blocking on
+ * its own, waiting for readiness in between, so the loop never blocks.  On
+ * such fds write_eof only flushes (there is no half-close), and a write to
+ * a pipe whose reader is gone raises SIGPIPE unless the program ignores it
+ * (then -EPIPE).  Does not suspend.  NULL with errno EBADF or ENOMEM. */
 CORIO_API corio_stream *corio_stream_from_fd(int fd);
+
+/* A stream reading standard input (asyncio's connect_read_pipe on
+ * sys.stdin): a task can await a line from the user while others run,
+ * whether stdin is a tty, a pipe, a regular file or /dev/null.  It reads a
+ * duplicate of fd 0, so closing the stream leaves fd 0 open.  Does not
+ * suspend.  NULL with errno set. */
+CORIO_API corio_stream *corio_stream_stdin(void);
 
 /* Read up to n bytes.  Returns bytes read (>0), 0 at EOF, or -errno
  * (-ECONNRESET, -ECANCELED, -ETIMEDOUT, ...).  Suspends only when nothing
@@ -232,7 +245,9 @@ CORIO_API ssize_t corio_read(corio_stream *s, void *buf, size_t n);
  * first: the bytes that did arrive are in buf and their count is in
  * *got (got may be NULL).  Other errors as corio_read; when cancelled or
  * past its deadline, the bytes already taken go back into the stream (a
- * later read returns them) and *got is 0. */
+ * later read returns them) and *got is 0 — unless there is no memory to
+ * put them back: then it returns -ENOMEM with the bytes in buf and their
+ * count in *got, and the read side fails with -ENOMEM from then on. */
 CORIO_API ssize_t corio_readexactly(corio_stream *s, void *buf, size_t n, size_t *got);
 
 /* Read through the first occurrence of sep (sep_len bytes, 1..64) and return
@@ -344,7 +359,9 @@ CORIO_API uint16_t corio_server_port(const corio_server *srv);
  * awaited.  Frees srv.  Suspends.  Returns 0, or -ECANCELED / -ETIMEDOUT
  * if the calling task was interrupted (the handlers are cancelled and
  * awaited all the same before it returns).  May be called from one of the
- * server's own handlers, which is then neither waited for nor cancelled. */
+ * server's own handlers, which is then neither waited for nor cancelled.
+ * Several tasks may call it for the same server: the first one closes it,
+ * the others wait until that is done and return 0 (srv is freed once). */
 CORIO_API int corio_server_close(corio_server *srv, uint64_t grace_ms);
 
 /* Connect to host:port (name resolved without blocking the loop, every

@@ -47,6 +47,8 @@ echo)
     port=$(wait_port "$tmp/log" "listening on 127.0.0.1:[0-9]+") || fail "echo_server did not report its port"
     got=$("$build/echo_client" "$port" alpha "beta gamma" 2>&1)
     [[ $got == *alpha* && $got == *"beta gamma"* ]] || fail "echo_client output: $got"
+    got=$(printf 'from stdin\nline two\n' | "$build/echo_client" "$port" 2>&1)
+    [[ $got == $'from stdin\nline two' ]] || fail "echo_client stdin output: $(printf %q "$got")"
     ;;
 file_writer)
     cd "$tmp"

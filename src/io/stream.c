@@ -52,9 +52,13 @@
 #include "stream.h"
 #include "../backend/uring.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define RBUF_INIT 4096u            /* first read buffer; also the "large read" threshold */
@@ -70,6 +74,7 @@ enum {
     S_WSHUT = 1u << 1,   /* write_eof done: no more writes */
     S_CLOSING = 1u << 2, /* close called while an operation was in flight */
     S_DRAINED = 1u << 3, /* the last recv came back short: the socket is empty */
+    S_FILE = 1u << 4,    /* not a socket (pipe, tty, regular file, /dev/null): see fd_io below */
 };
 
 typedef struct wchunk {
@@ -101,7 +106,8 @@ struct corio_stream {
     bool marmed;         /* mop is in the kernel */
     bool mcancel;        /* a cancel for mop was requested */
     bool mfallback;      /* the ring ran dry last time: next read uses a plain recv */
-    bool rbusy;          /* a reader is inside multi_wait */
+    bool rbusy;          /* a reader is inside multi_wait (or a file-layer read) */
+    bool regular;        /* S_FILE on a regular file or block device */
     bool rpinned;        /* readuntil's result points into rbuf: don't move or reuse those bytes */
     char *rold;          /* the buffer readuntil's result points into, if rbuf moved since */
     corio_task *rwait;   /* that reader while parked */
@@ -146,9 +152,22 @@ corio_stream *corio__stream_new(int fd)
 
 corio_stream *corio_stream_from_fd(int fd)
 {
-    if (fd < 0) {
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
         errno = EBADF;
         return NULL;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        /* A pipe, tty or file: its open file description is often shared
+         * (stdin with the shell), so O_NONBLOCK is left alone and each call
+         * is made non-blocking on its own (fd_io below). */
+        corio_stream *s = corio__stream_new(fd);
+        if (s) {
+            s->flags |= S_FILE;
+            s->multi = false;
+            s->regular = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
+        }
+        return s;
     }
     int r = corio__set_nonblock(fd);
     if (r < 0) {
@@ -157,6 +176,22 @@ corio_stream *corio_stream_from_fd(int fd)
     }
     return corio__stream_new(fd);
 }
+
+corio_stream *corio_stream_stdin(void)
+{
+    int fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
+    if (fd < 0)
+        return NULL;
+    corio_stream *s = corio_stream_from_fd(fd);
+    if (!s) {
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    return s;
+}
+
+
 
 void corio__stream_set_close_flag(corio_stream *s, bool *flag) { s->closed_flag = flag; }
 
@@ -209,6 +244,70 @@ static void maybe_finalize(corio_stream *s)
  * one was receiving, and is gone; the caller must not touch it again. */
 #define GONE (-EBADF)
 
+/* One read or write on a non-socket fd without blocking the loop and
+ * without touching O_NONBLOCK: RWF_NOWAIT asks for "only if it won't
+ * block" per call (pipes, and regular files served from the page cache).
+ * When that would block, the task waits for readiness with a POLL op
+ * (cancellable, and cancelled by close through s->rop) and tries again;
+ * fds that don't know RWF_NOWAIT (ttys, /dev/null) are called plainly once
+ * poll says they are ready (a tty in canonical mode is readable only with
+ * a whole line).  Regular files that need the disk go through the file
+ * layer (io_uring or the thread pool).  Returns bytes, 0 at EOF, -errno,
+ * or GONE when the stream was closed meanwhile. */
+static ssize_t fd_io(corio_stream *s, bool writing, void *buf, size_t n)
+{
+    struct iovec iov = {.iov_base = buf, .iov_len = n};
+    for (;;) {
+        ssize_t r = writing ? pwritev2(s->fd, &iov, 1, -1, RWF_NOWAIT) : preadv2(s->fd, &iov, 1, -1, RWF_NOWAIT);
+        if (r >= 0)
+            return r;
+        int e = errno;
+        if (e == EINTR)
+            continue;
+        if (e != EAGAIN && e != EOPNOTSUPP && e != EINVAL)
+            return -e;
+        if (s->regular) {
+            /* not in the page cache (or no RWF_NOWAIT): let the file layer
+             * do it; rbusy keeps close from freeing s meanwhile */
+            s->rbusy = !writing ? true : s->rbusy;
+            r = writing ? corio_file_write(s->fd, buf, n) : corio_file_read(s->fd, buf, n);
+            if (!writing)
+                s->rbusy = false;
+            if (s->flags & S_CLOSING) {
+                if (!writing) {
+                    maybe_finalize(s);
+                    return GONE;
+                }
+            }
+            return r;
+        }
+        corio__op op;
+        memset(&op, 0, sizeof op);
+        op.kind = CORIO__OP_POLL;
+        op.fd = s->fd;
+        op.flags = writing ? POLLOUT : POLLIN;
+        if (!writing)
+            s->rop = &op;
+        int pr = corio__op_run(&op);
+        if (!writing) {
+            s->rop = NULL;
+            if (s->flags & S_CLOSING) {
+                maybe_finalize(s);
+                return GONE;
+            }
+        }
+        if (pr < 0)
+            return pr;
+        if (e == EAGAIN)
+            continue;
+        /* no RWF_NOWAIT for this fd: it is ready, so one plain call */
+        do
+            r = writing ? write(s->fd, buf, n) : read(s->fd, buf, n);
+        while (r < 0 && errno == EINTR);
+        return r < 0 ? -errno : r;
+    }
+}
+
 /* Receive into buf (the caller's memory or the stream's buffer).  Suspends.
  * Returns bytes (>0), 0 at EOF (recorded), -errno (a connection error is
  * recorded as sticky), or GONE. */
@@ -218,6 +317,17 @@ static ssize_t recv_op(corio_stream *s, void *buf, size_t n)
         return s->rerr;
     if (CORIO__UNLIKELY(!s->loop)) /* wrapped before the loop started */
         s->loop = corio__loop();
+    if (s->flags & S_FILE) {
+        int c = corio__check();
+        ssize_t r = c ? c : fd_io(s, false, buf, n);
+        if (r == GONE)
+            return r;
+        if (r == 0)
+            s->flags |= S_EOF;
+        else if (r < 0 && r != -ECANCELED && r != -ETIMEDOUT && r != -EAGAIN && r != -EINTR)
+            s->rerr = (int)r;
+        return r;
+    }
     corio__op op;
     memset(&op, 0, sizeof op);
     op.kind = CORIO__OP_RECV;
@@ -706,6 +816,21 @@ static int fill_iov(corio_stream *s, struct iovec *iov, int max)
     return cnt;
 }
 
+/* One write that never blocks, for the S_FILE paths that must not suspend.
+ * Returns bytes, -EAGAIN when it would block (or the fd can't say), or
+ * -errno. */
+static ssize_t file_try_write(corio_stream *s, const void *p, size_t n)
+{
+    struct iovec iov = {.iov_base = (void *)p, .iov_len = n};
+    ssize_t r;
+    do
+        r = pwritev2(s->fd, &iov, 1, -1, RWF_NOWAIT);
+    while (r < 0 && errno == EINTR);
+    if (r >= 0)
+        return r;
+    return errno == EAGAIN || errno == EOPNOTSUPP || errno == EINVAL ? -EAGAIN : -errno;
+}
+
 /* Non-blocking sends of the queue until it is empty or the socket is full.
  * Only when no flusher send is in flight (ordering).  Returns 0 or -errno. */
 static int flush_nowait(corio_stream *s)
@@ -713,6 +838,13 @@ static int flush_nowait(corio_stream *s)
     while (s->wsize) {
         struct iovec iov[FLUSH_IOV];
         struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)fill_iov(s, iov, FLUSH_IOV)};
+        if (s->flags & S_FILE) {
+            ssize_t r = file_try_write(s, iov[0].iov_base, iov[0].iov_len);
+            if (r < 0)
+                return r == -EAGAIN ? 0 : (int)r;
+            consume(s, (size_t)r);
+            continue;
+        }
         ssize_t r = sendmsg(s->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (r < 0) {
             if (errno == EINTR)
@@ -746,7 +878,14 @@ static void *flusher_main(void *arg)
         }
         op.flags = MSG_NOSIGNAL;
         s->wop_inflight = true;
-        int r = corio__op_run(&op);
+        int r;
+        if (s->flags & S_FILE) {
+            r = corio__check();
+            if (r == 0)
+                r = (int)fd_io(s, true, iov[0].iov_base, iov[0].iov_len);
+        } else {
+            r = corio__op_run(&op);
+        }
         s->wop_inflight = false;
         if (r > 0)
             consume(s, (size_t)r);
@@ -809,7 +948,15 @@ int corio_write(corio_stream *s, const void *buf, size_t n)
         return 0;
     const char *p = buf;
     if (s->wsize == 0) {
-        ssize_t r = send(s->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t r = CORIO__UNLIKELY(s->flags & S_FILE) ? file_try_write(s, p, n)
+                                                       : send(s->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (r == -EAGAIN && (s->flags & S_FILE)) {
+            r = -1;
+            errno = EAGAIN;
+        } else if (r < -1) {
+            errno = (int)-r;
+            r = -1;
+        }
         if (CORIO__LIKELY((size_t)r == n))
             return 0;
         if (r < 0) {
@@ -900,7 +1047,8 @@ int corio_write_eof(corio_stream *s)
     r = wait_queue(s, 0);
     if (r)
         return r;
-    if (shutdown(s->fd, SHUT_WR) < 0 && errno != ENOTCONN)
+    /* a pipe or file has no half-close: the flush is all there is */
+    if (!(s->flags & S_FILE) && shutdown(s->fd, SHUT_WR) < 0 && errno != ENOTCONN)
         return -errno;
     s->flags |= S_WSHUT;
     return 0;

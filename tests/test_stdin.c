@@ -1,0 +1,236 @@
+/*
+ * Streams over standard input and other non-socket fds (issue 3): a task
+ * awaits a line from the user while other tasks run, whether stdin is a
+ * pipe, a tty (a pty here), a regular file or /dev/null.
+ */
+#include "runner.h"
+
+#include <fcntl.h>
+#include <pty.h>
+#include <termios.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int ticks;
+
+static void *ticker(void *arg)
+{
+    while (corio_sleep_ms(2) == 0)
+        ticks++;
+    return NULL;
+}
+
+typedef struct line_result {
+    char line[256];
+    ssize_t n;
+    int ticks_while_waiting;
+} line_result;
+
+/* Read one line from stdin while a ticker runs. */
+static void *read_line_main(void *arg)
+{
+    line_result *lr = arg;
+    ticks = 0;
+    corio_task *t = corio_spawn(ticker, NULL);
+    corio_stream *in = corio_stream_stdin();
+    CHECK(in);
+    lr->n = corio_readline(in, lr->line, sizeof lr->line);
+    lr->ticks_while_waiting = ticks;
+    corio_stream_close(in);
+    corio_cancel(t);
+    CHECK_OK(corio_join(t, NULL));
+    return NULL;
+}
+
+static void redirect_stdin(int fd)
+{
+    CHECK(dup2(fd, STDIN_FILENO) == STDIN_FILENO);
+    close(fd);
+}
+
+TEST(stdin_pipe_line_arrives_while_others_run)
+{
+    int p[2];
+    CHECK_OK(pipe(p));
+    redirect_stdin(p[0]);
+    pid_t pid = fork();
+    if (pid == 0) {
+        usleep(60 * 1000); /* the user types after a while */
+        CHECK(write(p[1], "hello from the pipe\nsecond\n", 27) == 27);
+        _exit(0);
+    }
+    close(p[1]);
+    line_result lr = {0};
+    test_run(read_line_main, &lr);
+    CHECK_EQ(lr.n, 20);
+    CHECK_STR(lr.line, "hello from the pipe\n");
+    CHECK(lr.ticks_while_waiting >= 5); /* the loop kept running other tasks */
+    /* stdin's file description is shared with the parent shell: left blocking */
+    CHECK_EQ(fcntl(STDIN_FILENO, F_GETFL) & O_NONBLOCK, 0);
+}
+
+TEST(stdin_tty_line_arrives_while_others_run)
+{
+    int master, slave;
+    if (openpty(&master, &slave, NULL, NULL, NULL) < 0)
+        SKIP("no pty available");
+    redirect_stdin(slave);
+    pid_t pid = fork();
+    if (pid == 0) {
+        usleep(60 * 1000);
+        CHECK(write(master, "typed line\n", 11) == 11);
+        usleep(200 * 1000);
+        _exit(0);
+    }
+    line_result lr = {0};
+    test_run(read_line_main, &lr);
+    CHECK_STR(lr.line, "typed line\n");
+    CHECK_EQ(lr.n, 11);
+    CHECK(lr.ticks_while_waiting >= 5);
+    CHECK_EQ(fcntl(STDIN_FILENO, F_GETFL) & O_NONBLOCK, 0);
+    close(master);
+}
+
+TEST(stdin_regular_file_reads_lines_then_eof)
+{
+    char path[] = "/tmp/corio-stdin-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    CHECK(write(fd, "one\ntwo\nlast-without-newline", 28) == 28);
+    lseek(fd, 0, SEEK_SET);
+    unlink(path);
+    redirect_stdin(fd);
+    line_result lr = {0};
+    test_run(read_line_main, &lr);
+    CHECK_STR(lr.line, "one\n");
+}
+
+static void *read_all_main(void *arg)
+{
+    corio_stream *in = corio_stream_stdin();
+    CHECK(in);
+    char buf[64];
+    ssize_t n;
+    size_t total = 0;
+    while ((n = corio_read(in, buf, sizeof buf)) > 0)
+        total += (size_t)n;
+    CHECK_EQ(n, 0);
+    CHECK(corio_at_eof(in));
+    corio_stream_close(in);
+    return (void *)total;
+}
+
+TEST(stdin_dev_null_is_eof_at_once)
+{
+    int fd = open("/dev/null", O_RDONLY);
+    CHECK(fd >= 0);
+    redirect_stdin(fd);
+    CHECK(test_run(read_all_main, NULL) == (void *)0);
+}
+
+TEST(stdin_regular_file_read_to_eof_exact_bytes)
+{
+    char path[] = "/tmp/corio-stdin-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    static char data[300000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (char)(i * 7);
+    CHECK(write(fd, data, sizeof data) == (ssize_t)sizeof data);
+    lseek(fd, 0, SEEK_SET);
+    unlink(path);
+    redirect_stdin(fd);
+    CHECK(test_run(read_all_main, NULL) == (void *)sizeof data);
+}
+
+static void *cancel_stdin_main(void *arg)
+{
+    corio_stream *in = corio_stream_stdin();
+    CHECK(in);
+    char line[64];
+    corio_deadline d = corio_deadline_push(30);
+    CHECK_ERR(corio_readline(in, line, sizeof line), -ETIMEDOUT);
+    corio_deadline_pop(d);
+    corio_stream_close(in);
+    return NULL;
+}
+
+TEST(stdin_read_honours_deadline_when_nothing_is_typed)
+{
+    int p[2];
+    CHECK_OK(pipe(p));
+    redirect_stdin(p[0]);
+    test_run(cancel_stdin_main, NULL);
+    close(p[1]);
+}
+
+static void *pipe_write_main(void *arg)
+{
+    int *p = arg;
+    corio_stream *out = corio_stream_from_fd(p[1]);
+    CHECK(out);
+    CHECK_OK(corio_write(out, "to the pipe\n", 12));
+    CHECK_OK(corio_drain(out));
+    CHECK_OK(corio_stream_aclose(out));
+    return NULL;
+}
+
+TEST(stream_over_a_pipe_writes)
+{
+    int p[2];
+    CHECK_OK(pipe(p));
+    test_run(pipe_write_main, p);
+    char buf[32] = {0};
+    CHECK_EQ(read(p[0], buf, sizeof buf), 12);
+    CHECK_STR(buf, "to the pipe\n");
+    CHECK_EQ(read(p[0], buf, sizeof buf), 0); /* the stream closed its end */
+    close(p[0]);
+}
+
+static void *pipe_big_write_main(void *arg)
+{
+    int *p = arg;
+    corio_stream *out = corio_stream_from_fd(p[1]);
+    CHECK(out);
+    static char data[1 << 20];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (char)(i * 13 + 1);
+    CHECK_OK(corio_write(out, data, sizeof data)); /* far more than a pipe holds */
+    CHECK(corio_write_buffer_size(out) > 0);
+    CHECK_OK(corio_drain(out));
+    CHECK_OK(corio_write_eof(out)); /* flush only: a pipe has no half-close */
+    CHECK_ERR(corio_write(out, "x", 1), -EPIPE);
+    CHECK_OK(corio_stream_aclose(out));
+    return NULL;
+}
+
+TEST(stream_over_a_pipe_waits_for_a_slow_reader)
+{
+    int p[2];
+    CHECK_OK(pipe(p));
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[1]);
+        static char buf[1 << 20];
+        size_t got = 0;
+        ssize_t n;
+        usleep(20 * 1000);
+        while ((n = read(p[0], buf + got, 8192 < sizeof buf - got ? 8192 : sizeof buf - got)) > 0) {
+            got += (size_t)n;
+            if (got % (64 * 1024) < 8192)
+                usleep(1000);
+        }
+        if (got != sizeof buf)
+            _exit(2);
+        for (size_t i = 0; i < got; i++)
+            if (buf[i] != (char)(i * 13 + 1))
+                _exit(3);
+        _exit(0);
+    }
+    close(p[0]);
+    test_run(pipe_big_write_main, p);
+    int st;
+    CHECK_EQ(waitpid(pid, &st, 0), pid);
+    CHECK(WIFEXITED(st));
+    CHECK_EQ(WEXITSTATUS(st), 0);
+}
