@@ -412,16 +412,17 @@ static void *short_sleep_main(void *arg)
     struct rusage ru0, ru1;
     getrusage(RUSAGE_SELF, &ru0);
     uint64_t t0 = test_ms();
-    for (int i = 0; i < 100; i++)
-        CHECK_OK(corio_sleep_ns(200000));
+    for (int i = 0; i < 500; i++)
+        CHECK_OK(corio_sleep_ns(100000));
     uint64_t el = test_ms() - t0;
     getrusage(RUSAGE_SELF, &ru1);
-    /* 100 x 0.2 ms: well under 100 ms if the wait is not rounded up to
-     * whole milliseconds (generous bound for a loaded machine). */
-    CHECK(el >= 20);
-    if (el >= 80)
-        printf("note: 100 x 200us sleeps took %llu ms\n", (unsigned long long)el);
-    CHECK(el < 100);
+    /* 500 x 0.1 ms: about 50 ms, far under the 500 ms that rounding every
+     * wait up to a whole millisecond would take (generous for a loaded
+     * machine). */
+    CHECK(el >= 50);
+    if (el >= 200)
+        printf("note: 500 x 100us sleeps took %llu ms\n", (unsigned long long)el);
+    CHECK(el < 400);
     /* And the loop slept rather than spun. */
     long cpu_us = (ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) * 1000000L +
                   (ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) +
