@@ -75,13 +75,18 @@ static void *files_worker(void *arg)
             failed = 1;
             break;
         }
-        if (!writing)
-            for (int k = 0; k < FILE_SIZE; k++)
-                if ((unsigned char)buf[k] != (unsigned char)i) {
-                    fprintf(stderr, "file_bench: wrong byte in %s\n", path);
-                    failed = 1;
-                    break;
-                }
+        /* memcmp against the expected block: a byte loop cost ~1 µs per
+         * file, a fifth of the whole read benchmark (the peers check the
+         * same way). */
+        if (!writing) {
+            char want[FILE_SIZE];
+            memset(want, (unsigned char)i, sizeof want);
+            if (memcmp(buf, want, sizeof want) != 0) {
+                fprintf(stderr, "file_bench: wrong byte in %s\n", path);
+                failed = 1;
+                break;
+            }
+        }
     }
     return NULL;
 }
