@@ -84,8 +84,9 @@ typedef struct corio_config {
  * Tasks still alive when the main task returns are cancelled (as
  * asyncio.run does) and awaited.  If every live task is waiting and nothing
  * can wake any of them, the loop prints a report naming each live task and
- * what it waits for to stderr, and returns -CORIO_EDEADLOCK instead of
- * hanging.  *result (if not NULL) receives main_fn's return value.
+ * what it waits for to stderr, cancels every task (their waits return
+ * -ECANCELED, so their cleanup runs) and, once they have ended, returns
+ * -CORIO_EDEADLOCK instead of hanging.  *result (if not NULL) receives main_fn's return value.
  * Returns 0, -EBUSY if this thread already runs a loop, -ENOMEM, or the
  * backend's setup error.  cfg may be NULL for defaults. */
 CORIO_API int corio_run(const corio_config *cfg, corio_fn main_fn, void *arg, void **result);

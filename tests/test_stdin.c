@@ -234,3 +234,125 @@ TEST(stream_over_a_pipe_waits_for_a_slow_reader)
     CHECK(WIFEXITED(st));
     CHECK_EQ(WEXITSTATUS(st), 0);
 }
+
+/* A tty knows no RWF_NOWAIT, and its file description is shared (stdout
+ * with the shell), so O_NONBLOCK cannot be set on it: a big write to a
+ * terminal nobody reads (scrolled back, stopped with ^S, a hung ssh) must
+ * still leave the loop running. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#define TTY_BIG (256 * 1024)
+
+static atomic_bool tty_go;
+static bool tty_fallback_used;
+
+static void *tty_reader(void *arg)
+{
+    int master = *(int *)arg;
+    for (int i = 0; i < 1000 && !atomic_load(&tty_go); i++)
+        usleep(1000);
+    tty_fallback_used = !atomic_load(&tty_go);
+    static char buf[TTY_BIG];
+    size_t got = 0;
+    while (got < TTY_BIG) {
+        ssize_t n = read(master, buf + got, TTY_BIG - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    for (size_t i = 0; i < got; i++)
+        if (buf[i] != (char)('a' + i % 26))
+            return (void *)-1;
+    return (void *)got;
+}
+
+static void *join_it(void *arg)
+{
+    void *res = NULL;
+    pthread_join(*(pthread_t *)arg, &res);
+    return res;
+}
+
+static void *tty_write_main(void *arg)
+{
+    int *fds = arg; /* master, slave */
+    ticks = 0;
+    corio_task *t = corio_spawn(ticker, NULL);
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, tty_reader, &fds[0]), 0);
+    corio_stream *out = corio_stream_from_fd(fds[1]);
+    CHECK(out);
+    static char data[TTY_BIG];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (char)('a' + i % 26);
+    CHECK_OK(corio_write(out, data, sizeof data));
+    int before = ticks;
+    CHECK_OK(corio_sleep_ms(50)); /* nobody reads the terminal yet */
+    CHECK(ticks - before >= 5);
+    atomic_store(&tty_go, true);
+    CHECK_OK(corio_stream_aclose(out));
+    void *got = NULL;
+    CHECK_OK(corio_to_thread(join_it, &th, &got));
+    CHECK_EQ((intptr_t)got, TTY_BIG);
+    CHECK(!tty_fallback_used); /* the loop was never stuck in write() */
+    corio_cancel(t);
+    CHECK_OK(corio_join(t, NULL));
+    return NULL;
+}
+
+TEST(stream_over_a_tty_big_write_does_not_block_the_loop)
+{
+    int fds[2];
+    struct termios tio;
+    if (openpty(&fds[0], &fds[1], NULL, NULL, NULL) < 0)
+        SKIP("no pty available");
+    CHECK_OK(tcgetattr(fds[1], &tio));
+    cfmakeraw(&tio); /* bytes through unchanged */
+    CHECK_OK(tcsetattr(fds[1], TCSANOW, &tio));
+    alarm(20);
+    test_run(tty_write_main, fds);
+    /* the slave's description is left as it was */
+    close(fds[0]);
+}
+
+/* Closing a pipe stream while another task is parked reading it: the reader
+ * gets an error (the stream is gone, not touched again), and the fd is
+ * closed once, after the poll has let go of it. */
+typedef struct close_race {
+    corio_stream *s;
+    ssize_t r;
+    bool done;
+} close_race;
+
+static void *parked_reader(void *arg)
+{
+    close_race *c = arg;
+    char buf[64];
+    c->r = corio_read(c->s, buf, sizeof buf);
+    c->done = true;
+    return NULL;
+}
+
+static void *close_parked_main(void *arg)
+{
+    (void)arg;
+    int p[2];
+    CHECK_OK(pipe(p));
+    close_race c = {0};
+    c.s = corio_stream_from_fd(p[0]);
+    CHECK(c.s);
+    corio_task *t = corio_spawn(parked_reader, &c);
+    CHECK_OK(corio_sleep_ms(10)); /* parked in the poll */
+    CHECK(!c.done);
+    corio_stream_close(c.s);
+    CHECK_OK(corio_join(t, NULL));
+    CHECK(c.done);
+    CHECK(c.r < 0);
+    CHECK(fcntl(p[0], F_GETFD) < 0); /* closed */
+    close(p[1]);
+    return NULL;
+}
+
+TEST(pipe_stream_closed_while_a_reader_is_parked) { test_run(close_parked_main, NULL); }

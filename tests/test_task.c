@@ -828,3 +828,38 @@ static void *deadline_zero_main(void *arg)
 }
 
 TEST(zero_deadline_is_expired_at_once_and_now_advances) { test_run(deadline_zero_main, NULL); }
+
+/* After a stall report every task is cancelled, so cleanup code runs and an
+ * event waiter leaves the event's list before its stack goes away. */
+static corio_event stall_event;
+static int stall_cleanups;
+
+static void *stuck_on_event(void *arg)
+{
+    if (corio_event_wait(&stall_event) == -ECANCELED)
+        stall_cleanups++;
+    return NULL;
+}
+
+static void *stall_cleanup_main(void *arg)
+{
+    corio_event_init(&stall_event);
+    corio_task *t = corio_spawn(stuck_on_event, NULL);
+    if (corio_join(t, NULL) == -ECANCELED)
+        stall_cleanups++;
+    return NULL;
+}
+
+TEST(stall_cancels_every_task_so_cleanup_runs)
+{
+    stall_cleanups = 0;
+    int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 2);
+    int r = corio_run(NULL, stall_cleanup_main, NULL, NULL);
+    dup2(saved, 2);
+    CHECK_ERR(r, -CORIO_EDEADLOCK);
+    CHECK_EQ(stall_cleanups, 2);
+    /* the event's waiter list is empty again: setting it touches nothing */
+    corio_event_set(&stall_event);
+    CHECK(corio_event_is_set(&stall_event));
+}

@@ -656,3 +656,33 @@ TEST(stall_still_reported_once_refs_are_released)
 {
     CHECK_ERR(corio_run(NULL, true_stall_main, NULL, NULL), -CORIO_EDEADLOCK);
 }
+
+/* The reference is given back while the loop already sleeps in the
+ * backend (it saw the reference held and so did not report a stall then):
+ * the release must wake it so the stall is still reported, not hang. */
+static void *late_releaser(void *ref)
+{
+    usleep(100 * 1000);
+    corio_loop_ref_release(ref);
+    return NULL;
+}
+
+static void *late_release_main(void *arg)
+{
+    (void)arg;
+    corio_event e;
+    corio_event_init(&e);
+    corio_loop_ref *ref = corio_loop_get_ref();
+    CHECK(ref != NULL);
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, late_releaser, ref), 0);
+    CHECK_EQ(pthread_detach(th), 0);
+    (void)corio_event_wait(&e);
+    return NULL;
+}
+
+TEST(stall_reported_when_the_last_ref_is_released_while_the_loop_sleeps)
+{
+    alarm(10); /* the bug is a hang */
+    CHECK_ERR(corio_run(NULL, late_release_main, NULL, NULL), -CORIO_EDEADLOCK);
+}

@@ -152,6 +152,7 @@ static void discard_live(corio_loop *l)
 static int loop_run(corio_loop *l)
 {
     uint64_t cancelled_upto = 0; /* spawn_seq when the leftovers were last cancelled */
+    bool stalled = false;
     for (;;) {
         run_ready(l);
         if (l->main_task->flags & CORIO__T_DONE) {
@@ -159,7 +160,7 @@ static int loop_run(corio_loop *l)
              * the loop going: an accepted call always runs. */
             if (l->live_count == 0) {
                 if (corio__loop_ref_close(l))
-                    return 0;
+                    return stalled ? -CORIO_EDEADLOCK : 0;
                 continue;
             }
             /* Cancel the leftovers, and again whenever their cleanup code
@@ -173,8 +174,17 @@ static int loop_run(corio_loop *l)
         uint64_t timeout = l->ready_head ? 0 : corio__timers_next(l, l->now);
         if (timeout == UINT64_MAX && l->backend->pending(l) == 0 && l->external_pending == 0 &&
             !corio__loop_ref_busy(l)) {
+            /* Nothing can wake anyone.  Say who is stuck where, then cancel
+             * everyone so each task's wait ends with -ECANCELED and its
+             * cleanup runs (waiters unlink, handles close) before the run
+             * ends.  Stalling again after that (uninterruptible waits)
+             * ends it outright. */
+            if (stalled)
+                return -CORIO_EDEADLOCK;
             report_stall(l);
-            return -CORIO_EDEADLOCK;
+            stalled = true;
+            cancel_all(l);
+            continue;
         }
         int r = l->backend->poll(l, timeout);
         if (r < 0 && r != -EINTR) {

@@ -211,6 +211,9 @@ static bool short_read_at_eof(const corio__op *op, ssize_t n)
     return end < 0 || end >= st.st_size;
 }
 
+enum { FS_OTHER, FS_LOCAL, FS_MEMORY };
+static int fs_class(int fd);
+
 /* The epoll executor for READ/WRITE/READV/WRITEV (see the file comment). */
 static ssize_t rw_epoll(corio__op *op, bool is_write)
 {
@@ -240,8 +243,15 @@ static ssize_t rw_epoll(corio__op *op, bool is_write)
                 }
                 return n;
             }
-            if (n == -EOPNOTSUPP)
+            if (n == -EOPNOTSUPP) {
+                /* tmpfs takes no RWF_NOWAIT (Linux 6.x) yet never waits for a
+                 * device: a thread hop would cost more than the call. */
+                if (fs_class(op->fd) == FS_MEMORY) {
+                    op_block(op);
+                    return op->res;
+                }
                 nowait = false;
+            }
             else if (n != -EAGAIN)
                 return n;
         }
@@ -421,47 +431,56 @@ int corio_file_open(const char *path, int flags, mode_t mode)
     return path_op(CORIO__OP_OPENAT, path, flags, mode);
 }
 
-/* May fd be closed on the loop thread?  A regular file or directory on a
- * local file system whose files have no flush method: their close(2)
- * only drops references (as io_uring's inline close requires too).  NFS,
- * FUSE, overlayfs and the like flush on close, a tty may drain its output
- * and a socket may linger: those go to the pool.  The file system type is
- * cached per device for this thread, so the check costs one fstat. */
-static bool close_inline_ok(int fd)
+/* What kind of file system holds fd, if fd is a regular file or a
+ * directory (FS_OTHER for anything else): FS_LOCAL for local disk file
+ * systems whose files have no flush method, FS_MEMORY for tmpfs and ramfs,
+ * whose reads and writes never wait for a device.  The answer is cached
+ * per device for this thread, so the check costs one fstat. */
+static int fs_class(int fd)
 {
     static _Thread_local struct {
         dev_t dev;
-        bool ok;
+        int cls;
     } cache[8];
     static _Thread_local unsigned cache_next;
     struct stat st;
     if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
-        return false;
+        return FS_OTHER;
     for (unsigned i = 0; i < cache_next && i < 8; i++)
         if (cache[i].dev == st.st_dev)
-            return cache[i].ok;
+            return cache[i].cls;
     struct statfs fs;
     if (fstatfs(fd, &fs) < 0)
-        return false;
-    bool ok;
+        return FS_OTHER;
+    int cls;
     switch ((unsigned long)fs.f_type) {
     case EXT4_SUPER_MAGIC: /* also ext2 and ext3 */
     case XFS_SUPER_MAGIC:
     case BTRFS_SUPER_MAGIC:
+    case F2FS_SUPER_MAGIC:
+        cls = FS_LOCAL;
+        break;
     case TMPFS_MAGIC:
     case RAMFS_MAGIC:
-    case F2FS_SUPER_MAGIC:
-        ok = true;
+        cls = FS_MEMORY;
         break;
     default:
-        ok = false;
+        cls = FS_OTHER;
         break;
     }
     cache[cache_next % 8].dev = st.st_dev;
-    cache[cache_next % 8].ok = ok;
+    cache[cache_next % 8].cls = cls;
     cache_next++;
-    return ok;
+    return cls;
 }
+
+/* May fd be closed on the loop thread?  Only files whose close(2) just
+ * drops references (io_uring's inline close requires the same: no flush
+ * method).  NFS, FUSE, overlayfs and the like flush on close, a tty may
+ * drain its output and a socket may linger: those go to the pool.  (The
+ * last close of an unlinked big file frees its blocks on this thread, as
+ * io_uring's inline close does.) */
+static bool close_inline_ok(int fd) { return fs_class(fd) != FS_OTHER; }
 
 int corio_file_close(int fd)
 {

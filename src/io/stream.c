@@ -56,6 +56,8 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -108,6 +110,8 @@ struct corio_stream {
     bool mfallback;      /* the ring ran dry last time: next read uses a plain recv */
     bool rbusy;          /* a reader is inside multi_wait (or a file-layer read) */
     bool regular;        /* S_FILE on a regular file or block device */
+    bool tty_nb;         /* S_FILE on a private non-blocking reopen of a tty (see tty_reopen) */
+    int shared_fd;       /* with tty_nb: the fd the stream was given, closed with it; else -1 */
     bool rpinned;        /* readuntil's result points into rbuf: don't move or reuse those bytes */
     char *rold;          /* the buffer readuntil's result points into, if rbuf moved since */
     corio_task *rwait;   /* that reader while parked */
@@ -140,6 +144,7 @@ corio_stream *corio__stream_new(int fd)
         return NULL;
     memset(s, 0, sizeof *s);
     s->fd = fd;
+    s->shared_fd = -1;
     s->loop = corio__loop();
     s->limit = 64u * 1024u;
     s->high = 64u * 1024u;
@@ -148,6 +153,23 @@ corio_stream *corio__stream_new(int fd)
     corio__list_init(&s->waiters);
     corio__timer_init(&s->linger_timer, linger_expired);
     return s;
+}
+
+/* A tty has no RWF_NOWAIT, and a plain write to it after POLLOUT blocks
+ * until all of it is taken (for as long as the terminal is stopped or
+ * not read).  Its description is usually shared (stdin/stdout with the
+ * shell), so O_NONBLOCK cannot be set on it; but a tty may be opened again:
+ * that gives the stream a description of its own, made non-blocking.  Not
+ * for a pty master (opening /dev/ptmx again makes a new pty).  Returns the
+ * new fd, or -1 (the stream then falls back to plain calls after poll). */
+static int tty_reopen(int fd)
+{
+    int n, fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || !isatty(fd) || ioctl(fd, TIOCGPTN, &n) == 0)
+        return -1;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    return open(path, (fl & O_ACCMODE) | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 }
 
 corio_stream *corio_stream_from_fd(int fd)
@@ -166,6 +188,12 @@ corio_stream *corio_stream_from_fd(int fd)
             s->flags |= S_FILE;
             s->multi = false;
             s->regular = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
+            int nfd = S_ISCHR(st.st_mode) ? tty_reopen(fd) : -1;
+            if (nfd >= 0) {
+                s->shared_fd = fd;
+                s->fd = nfd;
+                s->tty_nb = true;
+            }
         }
         return s;
     }
@@ -227,6 +255,8 @@ static void finalize(corio_stream *s)
     corio__free(s->rbuf);
     corio__free(s->rold);
     corio__close_fd(s->loop ? s->loop : corio__loop(), s->fd);
+    if (s->shared_fd >= 0)
+        close(s->shared_fd);
     corio__free(s);
 }
 
@@ -249,16 +279,21 @@ static void maybe_finalize(corio_stream *s)
  * block" per call (pipes, and regular files served from the page cache).
  * When that would block, the task waits for readiness with a POLL op
  * (cancellable, and cancelled by close through s->rop) and tries again;
- * fds that don't know RWF_NOWAIT (ttys, /dev/null) are called plainly once
- * poll says they are ready (a tty in canonical mode is readable only with
- * a whole line).  Regular files that need the disk go through the file
+ * a tty is reopened privately non-blocking (tty_reopen) and called
+ * plainly; other fds that don't know RWF_NOWAIT (/dev/null, a pty master,
+ * a tty that could not be reopened) are called plainly once poll says they
+ * are ready.  Regular files that need the disk go through the file
  * layer (io_uring or the thread pool).  Returns bytes, 0 at EOF, -errno,
  * or GONE when the stream was closed meanwhile. */
 static ssize_t fd_io(corio_stream *s, bool writing, void *buf, size_t n)
 {
     struct iovec iov = {.iov_base = buf, .iov_len = n};
     for (;;) {
-        ssize_t r = writing ? pwritev2(s->fd, &iov, 1, -1, RWF_NOWAIT) : preadv2(s->fd, &iov, 1, -1, RWF_NOWAIT);
+        ssize_t r;
+        if (s->tty_nb) /* a description of our own, already non-blocking */
+            r = writing ? write(s->fd, buf, n) : read(s->fd, buf, n);
+        else
+            r = writing ? pwritev2(s->fd, &iov, 1, -1, RWF_NOWAIT) : preadv2(s->fd, &iov, 1, -1, RWF_NOWAIT);
         if (r >= 0)
             return r;
         int e = errno;
@@ -268,16 +303,16 @@ static ssize_t fd_io(corio_stream *s, bool writing, void *buf, size_t n)
             return -e;
         if (s->regular) {
             /* not in the page cache (or no RWF_NOWAIT): let the file layer
-             * do it; rbusy keeps close from freeing s meanwhile */
-            s->rbusy = !writing ? true : s->rbusy;
-            r = writing ? corio_file_write(s->fd, buf, n) : corio_file_read(s->fd, buf, n);
-            if (!writing)
-                s->rbusy = false;
+             * do it.  A writer is the flusher, which close waits for; a
+             * reader sets rbusy so close does not free s meanwhile. */
+            if (writing)
+                return corio_file_write(s->fd, buf, n);
+            s->rbusy = true;
+            r = corio_file_read(s->fd, buf, n);
+            s->rbusy = false;
             if (s->flags & S_CLOSING) {
-                if (!writing) {
-                    maybe_finalize(s);
-                    return GONE;
-                }
+                maybe_finalize(s);
+                return GONE;
             }
             return r;
         }
@@ -824,7 +859,7 @@ static ssize_t file_try_write(corio_stream *s, const void *p, size_t n)
     struct iovec iov = {.iov_base = (void *)p, .iov_len = n};
     ssize_t r;
     do
-        r = pwritev2(s->fd, &iov, 1, -1, RWF_NOWAIT);
+        r = s->tty_nb ? write(s->fd, p, n) : pwritev2(s->fd, &iov, 1, -1, RWF_NOWAIT);
     while (r < 0 && errno == EINTR);
     if (r >= 0)
         return r;
@@ -1110,7 +1145,7 @@ int corio_stream_aclose(corio_stream *s)
     return r;
 }
 
-int corio_stream_fd(const corio_stream *s) { return s->fd; }
+int corio_stream_fd(const corio_stream *s) { return s->shared_fd >= 0 ? s->shared_fd : s->fd; }
 
 int corio_stream_sockname(const corio_stream *s, struct sockaddr_storage *addr, socklen_t *len)
 {

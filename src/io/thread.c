@@ -65,12 +65,7 @@ int corio_to_thread(void *(*fn)(void *), void *arg, void **result)
     /* fn ran.  Cancellation and deadlines are checked before the call is
      * queued, so one in force now arrived while it was queued or running:
      * report it, as asyncio would, with the result still handed over. */
-    corio_task *t = corio__current_task();
-    if (t->flags & CORIO__T_CANCELLED)
-        return -ECANCELED;
-    if (t->deadline != CORIO__NO_DEADLINE && t->deadline <= corio__clock_ns())
-        return -ETIMEDOUT;
-    return 0;
+    return corio__check();
 }
 
 /* ------------------------------------------------------------------ */
@@ -157,8 +152,23 @@ static void ref_put(corio_loop_ref *ref)
 
 void corio_loop_ref_release(corio_loop_ref *ref)
 {
-    if (ref)
-        ref_put(ref);
+    if (!ref)
+        return;
+    /* The loop may be asleep in its backend precisely because this
+     * reference was held (corio__loop_ref_busy): when the last one held
+     * elsewhere goes, wake it so it can look for a stall again.  Under the
+     * mutex, where a non-NULL loop is alive and still holds its own
+     * reference, so this decrement cannot be the last. */
+    pthread_mutex_lock(&ref->mu);
+    corio_loop *l = ref->loop;
+    if (l) {
+        if (atomic_fetch_sub_explicit(&ref->refs, 1, memory_order_acq_rel) == 2)
+            l->backend->notify(l);
+        pthread_mutex_unlock(&ref->mu);
+        return;
+    }
+    pthread_mutex_unlock(&ref->mu);
+    ref_put(ref);
 }
 
 int corio_call_soon_threadsafe(corio_loop_ref *ref, void (*fn)(void *arg), void *arg)
