@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # make bench: every benchmark in one run, corio next to its peers.
 # Prints `name: value unit` lines (medians and ratios); see docs/benchmarks.md.
-# Peers come from Debian packages: libuv1-dev (the libuv echo server, built
-# by CMake when found) and python3-uvloop; a missing peer is skipped with a
-# note.  Knobs are passed through to bench/echo_bench.sh (DURATION, REPS, ...).
+# Peers come from Debian packages: libuv1-dev (the libuv echo server and
+# file program, built by CMake when found), python3-uvloop and
+# python3-aiofiles; a missing peer is skipped with a note.  Knobs are passed through to bench/echo_bench.sh (DURATION, REPS, ...).
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -14,6 +14,7 @@ export BUILD
 missing=()
 pkg-config --exists libuv 2>/dev/null || missing+=(libuv1-dev)
 /usr/bin/python3 -c 'import uvloop' 2>/dev/null || missing+=(python3-uvloop)
+/usr/bin/python3 -c 'import aiofiles' 2>/dev/null || missing+=(python3-aiofiles)
 command -v taskset >/dev/null || missing+=(util-linux)
 if ((${#missing[@]})); then
     echo "# peers missing: ${missing[*]} (apt-get install -y ${missing[*]}; then re-run cmake)" >&2
