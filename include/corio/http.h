@@ -22,6 +22,30 @@
  * Errors are returned as the negated HTTP status (-400, -413, -414, -431,
  * -501, -505), not as -errno: what the caller does with them is answer that
  * status once and close the connection.
+ *
+ * Decisions where RFC 9112 leaves a choice:
+ *  - Lines end with CRLF only; a bare LF or a bare CR anywhere is a 400.
+ *  - Methods are any token (case-sensitive); none is refused with 501.
+ *  - HTTP/1.0 and 1.1 are served; 1.2..1.9 are parsed as 1.1 (RFC 9110
+ *    section 2.5); any other major (0.9 written as "HTTP/0.9", 2.0) is 505;
+ *    a version not of the form HTTP/d.d, or none (HTTP/0.9), is 400.
+ *  - Content-Length: repeated fields or list members with the same value are
+ *    merged (RFC 9110 section 8.6); different values, an empty member,
+ *    anything but digits, or a value that does not fit in 64 bits is 400; a
+ *    value above max_body is 413.
+ *  - Transfer-Encoding (all fields together, empty list members ignored):
+ *    with Content-Length, or in HTTP/1.0: 400; "chunked" missing, not last,
+ *    or given twice (or with parameters): 400; other codings before a final
+ *    "chunked" (e.g. "gzip, chunked"): 501, as we decode none of them.
+ *  - Host: required once in 1.1, at most once in 1.0 (400); its value must
+ *    not hold whitespace, ',', '/', '?', '#', '@' or '\'.  An absolute-form
+ *    target is accepted; Host is still checked (the server should prefer the
+ *    target's authority, RFC 9112 section 3.2.2).
+ *  - The request-target is visible ASCII only, no '#' (400); "*" only with
+ *    OPTIONS, authority-form only with CONNECT.
+ *  - A head that does not end within max_head bytes is judged on its first
+ *    max_head bytes: a broken request line gives its own status, a request
+ *    line that never ends inside the target 414, otherwise 431.
  */
 #ifndef CORIO_HTTP_H
 #define CORIO_HTTP_H
@@ -92,7 +116,9 @@ CORIO_API void corio_http_request_init(corio_http_request *req, corio_http_heade
 
 /* Parse the head of the request that starts at buf[0]; buf[0..len) are all
  * bytes received for it so far (the same bytes as in earlier calls, plus
- * more).  lim may be NULL (defaults).  Empty lines (CRLF) before the request
+ * more; the buffer may have moved between calls, the state is offsets).
+ * lim may be NULL (defaults) and must be the same in every call for one
+ * request.  Empty lines (CRLF) before the request
  * line are skipped, as RFC 9112 section 2.2 allows, and count as head bytes.
  * Returns:
  *   > 0   the head is complete and valid: it is that many bytes (the body,
@@ -131,11 +157,14 @@ CORIO_API void corio_http_chunked_init(corio_http_chunked *c, uint64_t max_body)
 
 /* Decode the body bytes buf[0..len) that follow those given before (unlike
  * the head parser this one streams: pass only the new bytes).  It stops
- * after the first run of chunk data it meets: *data/*data_len (both
+ * after the first run of chunk data it meets: *data and *data_len (both
  * required) then point at that data inside buf, else they are NULL/0.
+ * A return of len with no data and not done means "need more bytes".
  * Returns the number of bytes of buf used (framing and data; call again with
- * the rest), or a negated status: -400 for a malformed or overflowing size,
- * bad extension, missing CRLF after the data (data longer than its size),
+ * the rest), or a negated status: -400 for a malformed or overflowing size
+ * (more than 64 bits; any 64-bit value parses, then meets max_body), a bad
+ * extension (RFC 9112 grammar: token, "=" token or quoted
+ * string), missing CRLF after the data (data longer than its size),
  * bad trailer field; -413 when the data exceed max_body; -431 when the
  * trailer section exceeds 8 KiB.  Size lines are limited to 4 KiB (-400).
  * Trailer fields are checked and dropped.  Once the body is complete
