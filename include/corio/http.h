@@ -1,5 +1,6 @@
 /*
- * corio/http.h — the HTTP/1.1 module.  For now: the pure request parser.
+ * corio/http.h — the HTTP/1.1 module: a pure request parser, and a server
+ * built on it (the "Server" section at the end).
  *
  * The parser allocates nothing, knows nothing about the loop and never
  * copies: every string it returns points into the caller's buffer, so that
@@ -175,6 +176,154 @@ CORIO_API ssize_t corio_http_chunked_decode(corio_http_chunked *c, const char *b
 
 /* True once the last chunk, the trailers and the final CRLF were decoded. */
 CORIO_API bool corio_http_chunked_done(const corio_http_chunked *c);
+
+
+/* ------------------------------------------------------------------ */
+/* Server                                                              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * An HTTP/1.1 server on corio's loop.  Every connection runs in its own
+ * task; that task reads requests, parses every request already buffered and
+ * runs the handler for each in turn, in order, on its own stack (so the
+ * handler may suspend: read the body, sleep, talk to other servers).  The
+ * responses of one batch of pipelined requests are collected and written
+ * together once the batch is done (or whenever the connection would wait
+ * for more bytes), so a client pipelining 16 requests gets them in one
+ * write.
+ *
+ * After a request the server can not parse it answers once with the
+ * parser's status (400, 413, 414, 431, 501, 505; "Connection: close") and
+ * closes: nothing after a bad request is read as a request.  A body the
+ * handler left unread is read and dropped up to max_drain bytes, beyond
+ * that the connection is closed after the response.
+ *
+ * Timeouts:
+ *  - head_timeout_ms: a deadline for the whole request head, counted from
+ *    its first byte (a client trickling one byte at a time is closed at
+ *    the deadline, with a 408 answer);
+ *  - body_timeout_ms: each wait for body bytes (progress, not the whole);
+ *  - write_timeout_ms: each wait for the client to take response bytes;
+ *  - keepalive_timeout_ms: how long a connection may sit idle between
+ *    requests.
+ * When max_connections connections are open the server stops accepting
+ * until one closes (the kernel's backlog holds the rest).
+ */
+
+typedef struct corio_http_server corio_http_server;
+
+/* A response being built by a handler; owned by the server. */
+typedef struct corio_http_response corio_http_response;
+
+/* The request handler: runs in the connection's task, may suspend.  req
+ * (and every string in it) and resp are valid until it returns.  If it
+ * returns without answering, the server answers 500.  If it started a
+ * chunked response and did not end it, the connection is closed (the
+ * client sees a truncated body rather than a complete-looking one). */
+typedef void (*corio_http_handler)(corio_http_request *req, corio_http_response *resp, void *arg);
+
+/* Server settings; a zero field means the default given next to it. */
+typedef struct corio_http_server_config {
+    corio_http_limits limits;      /* head / target / header count / body size (see above) */
+    unsigned max_connections;      /* open connections: 10000; accepting pauses at the cap */
+    uint32_t head_timeout_ms;      /* whole request head, from its first byte: 10000 */
+    uint32_t body_timeout_ms;      /* each wait for body bytes: 30000 */
+    uint32_t write_timeout_ms;     /* each wait for the client to take our bytes: 30000 */
+    uint32_t keepalive_timeout_ms; /* idle between requests: 15000 */
+    size_t max_drain;              /* unread body bytes dropped to keep the connection: 65536 */
+    int backlog;                   /* listen(2): 4096 */
+    size_t stack_size;             /* connection task stacks: the loop's default */
+    const char *server_header;     /* Server header value: "corio" ("" omits the header) */
+} corio_http_server_config;
+
+/* Bind and listen on host:port (host NULL or "" = all IPv4 interfaces, a
+ * name is resolved without blocking the loop, port 0 picks a free port)
+ * and start serving: handler(req, resp, arg) runs for every request.  The
+ * config is copied (server_header must stay valid).  Suspends (name
+ * resolution).  Returns 0 and *out, or -errno (-EADDRINUSE, -EACCES,
+ * -ENOENT for an unknown host, -ENOMEM, ...).  cfg may be NULL. */
+CORIO_API int corio_http_server_start(const char *host, uint16_t port, corio_http_handler handler, void *arg,
+                                      const corio_http_server_config *cfg, corio_http_server **out);
+
+/* The bound port (useful after port 0). */
+CORIO_API uint16_t corio_http_server_port(const corio_http_server *srv);
+
+/* Open connections right now. */
+CORIO_API unsigned corio_http_server_connections(const corio_http_server *srv);
+
+/* Install handlers for SIGINT and SIGTERM and wait until one of them
+ * arrives while the loop keeps serving (the handler only writes to a pipe
+ * that this task waits on).  The previous dispositions are restored before
+ * it returns.  One waiter per process at a time.  Suspends.  Returns the
+ * signal number, -ECANCELED / -ETIMEDOUT if the task was interrupted, or
+ * -errno (-EBUSY if another task is already waiting). */
+CORIO_API int corio_http_serve_until_signal(corio_http_server *srv);
+
+/* Stop accepting at once, close idle keep-alive connections, let requests
+ * in flight finish (their responses say "Connection: close") for up to
+ * grace_ms, then cancel what is left and wait for it.  Frees srv.
+ * Suspends; must not be called from one of srv's handlers.  Returns 0, or
+ * -ECANCELED / -ETIMEDOUT if the calling task was interrupted (the
+ * connections are cancelled and awaited all the same). */
+CORIO_API int corio_http_server_close(corio_http_server *srv, uint64_t grace_ms);
+
+/* -- request body (only for a request given to a handler) -- */
+
+/* Read up to n bytes of the body (Content-Length or chunked, decoded).
+ * The first read of a request that sent "Expect: 100-continue" answers
+ * "100 Continue" first.  Suspends while no body bytes are buffered.
+ * Returns bytes (> 0), 0 at the end of the body (at once for a request
+ * without one), or -errno: -EBADMSG for a malformed chunked body, -EFBIG
+ * beyond the limit on the body size, -CORIO_EINCOMPLETE if the client
+ * closed before the end, -ETIMEDOUT (body_timeout_ms or the task's
+ * deadline), -ECANCELED, -ECONNRESET.  After an error the connection is
+ * closed once the handler returns (the server answers 400 / 413 itself if
+ * the handler does not answer). */
+CORIO_API ssize_t corio_http_body_read(corio_http_request *req, void *buf, size_t n);
+
+/* Read the whole (rest of the) body into memory owned by the request
+ * (valid until the handler returns; NUL-terminated for convenience, the
+ * terminator not counted).  Returns 0 with *ptr and *len, -EFBIG if the
+ * body is longer than cap, or an error as corio_http_body_read.  Suspends. */
+CORIO_API int corio_http_read_body(corio_http_request *req, size_t cap, const char **ptr, size_t *len);
+
+/* -- response -- */
+
+/* Add a header field to the response about to be sent (before
+ * corio_http_respond / corio_http_response_begin).  name and value are
+ * copied; they must not contain CR or LF (-EINVAL).  "Connection: close"
+ * makes the server close after this response.  Content-Length,
+ * Transfer-Encoding, Date and Server are the server's (-EINVAL).  Does not
+ * suspend.  Returns 0, -EINVAL, -EALREADY once the head was sent, -ENOMEM. */
+CORIO_API int corio_http_response_add_header(corio_http_response *resp, const char *name, const char *value);
+
+/* Answer with status, a Content-Type (NULL: none), the added headers,
+ * Content-Length: len, Date, Server, and body[0..len) (not for HEAD, and
+ * never for 1xx / 204 / 304).  The bytes join the batch's output (the data
+ * is copied, or sent directly when it is large); they are flushed when the
+ * batch is done.  Suspends only while earlier output is being flushed.
+ * Returns 0, -EALREADY if this request was already answered, -EINVAL for a
+ * status outside 200..999 (1xx interim answers are the server's), or a write
+ * error (-EPIPE, -ECONNRESET, -ETIMEDOUT, -ECANCELED). */
+CORIO_API int corio_http_respond(corio_http_response *resp, int status, const char *content_type,
+                                 const void *body, size_t len);
+
+/* Start a streamed response: the head with "Transfer-Encoding: chunked"
+ * (HTTP/1.0 clients get a body delimited by closing the connection
+ * instead).  Then corio_http_response_write any number of times and
+ * corio_http_response_end once.  For HEAD only the head is sent.  Returns
+ * as corio_http_respond. */
+CORIO_API int corio_http_response_begin(corio_http_response *resp, int status, const char *content_type);
+
+/* Send one chunk (len 0 is a no-op).  Data is copied into the output
+ * buffer; once it holds more than 64 KiB the call suspends to flush it
+ * (so a handler producing much data is paced by the client).  Returns 0,
+ * -EINVAL before begin or after end, or a write error. */
+CORIO_API int corio_http_response_write(corio_http_response *resp, const void *data, size_t len);
+
+/* End a streamed response (the last chunk).  Returns 0 or as
+ * corio_http_response_write. */
+CORIO_API int corio_http_response_end(corio_http_response *resp);
 
 #ifdef __cplusplus
 }
