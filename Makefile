@@ -16,9 +16,10 @@ $(BUILD)/CMakeCache.txt:
 build: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-# Start the seed's hello server on 127.0.0.1:$(PORT).
+# Serve the seed's response through the HTTP/1.1 module on 127.0.0.1:$(PORT)
+# (Ctrl-C stops it gracefully).
 run: build
-	$(BUILD)/hello_server $(PORT)
+	$(BUILD)/http_hello $(PORT)
 
 # Build and run the whole suite on both backends (every test is registered
 # once per backend).

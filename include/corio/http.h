@@ -183,8 +183,9 @@ CORIO_API bool corio_http_chunked_done(const corio_http_chunked *c);
 /* ------------------------------------------------------------------ */
 
 /*
- * An HTTP/1.1 server on corio's loop.  Every connection runs in its own
- * task; that task reads requests, parses every request already buffered and
+ * An HTTP/1.1 server on corio's loop.  Every busy connection runs in its
+ * own task (an idle keep-alive connection holds no task and no buffer
+ * until its next request arrives); that task reads requests, parses every request already buffered and
  * runs the handler for each in turn, in order, on its own stack (so the
  * handler may suspend: read the body, sleep, talk to other servers).  The
  * responses of one batch of pipelined requests are collected and written

@@ -1,0 +1,1221 @@
+/*
+ * The HTTP/1.1 server (include/corio/http.h, "Server" section).
+ *
+ * It works at the operation level rather than through corio_stream: each
+ * connection owns one fixed read buffer (max_head + 8 KiB) and one growable
+ * output buffer, and its task runs every request's handler on its own
+ * stack.  That is what keeps pipelining cheap: every request already
+ * buffered is parsed and answered in place (the parser's strings point into
+ * the read buffer, never copied), the responses pile up in the output
+ * buffer, and one send goes out when the connection is about to wait for
+ * more bytes, i.e. once per batch.
+ *
+ * Buffer layout while a handler runs: the head stays where it was parsed
+ * (rbuf[rpos, rpos + head_len)), body bytes are consumed from body_pos on;
+ * when more body bytes are needed the unconsumed ones are moved down to
+ * just after the head, so the handler's strings stay valid and there is
+ * always at least 4 KiB to receive into.
+ *
+ * Timeouts are deadlines pushed around single waits: the head deadline is
+ * fixed at the first byte of a request (a trickling client gains nothing by
+ * sending), the others are per wait (progress timeouts).
+ *
+ * Idle keep-alive connections hold no task and no buffer: once a batch is
+ * flushed and nothing is buffered, the task frees the buffers, leaves a
+ * POLLIN op (with a completion callback) and a keep-alive timer in the
+ * connection struct, and returns; bytes arriving spawn a new task (its
+ * first wait is a recv), the timer or a server close cancels the poll and
+ * the completion closes the connection.  About 500 bytes per idle
+ * connection, plus the kernel's socket.
+ *
+ * Shutdown: closing marks the server, cancels the accept task and every
+ * connection that is between requests, and waits (through the closer's
+ * task being woken by each exiting connection) for the ones in a request.
+ */
+#include "../core/internal.h"
+#include "../io/dns.h"
+#include "corio/http.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BODY_SLACK 8192    /* read buffer beyond max_head: room for body bytes */
+#define BODY_MIN_ROOM 4096 /* at least this much room after a head when its handler starts */
+#define OUT_FLUSH_AT 65536 /* output buffered before a streaming handler is made to wait */
+#define DIRECT_SEND_AT 16384 /* bodies this large are sent from the caller's memory */
+#define LINGER_MS 1000     /* after an error answer: how long unread input is drained */
+
+typedef struct conn conn;
+
+struct corio_http_response {
+    conn *c;
+};
+
+enum { R_NONE = 0, R_SENT, R_STREAM, R_ENDED };
+enum { B_NONE = 0, B_LENGTH, B_CHUNKED };
+
+struct conn {
+    corio_http_request req; /* the handler's request: body calls find the conn from it */
+    corio_http_response resp;
+    corio_http_server *srv;
+    corio_task *task;
+    corio__list link;
+    int fd;
+    bool idle_wait;  /* parked waiting for (more of) a request head: safe to cancel at close */
+    bool parked;     /* idle between requests with no task: pop and ka_timer are armed */
+    bool park_cancelled;
+    bool keep_alive;
+    bool linger;     /* close after an error answer: drain unread input first */
+    bool is_head;
+    bool continue_sent;
+    uint8_t rstate;  /* R_* */
+    uint8_t bmode;   /* B_* */
+    bool raw_stream; /* streaming to a 1.0 client: no chunk framing */
+    bool body_done;
+    int body_err;
+    char *rbuf;
+    size_t rcap, rpos, rend;
+    size_t head_len;
+    size_t body_pos;           /* next body byte in rbuf */
+    size_t pend_pos, pend_len; /* chunk data decoded but not handed out yet */
+    uint64_t body_left;        /* Content-Length bytes not yet read from the socket or buffer */
+    corio_http_chunked ch;
+    char *body_mem;
+    corio_http_header *hdrs;
+    char *obuf;
+    size_t olen, ocap;
+    char *xh; /* extra response header lines */
+    size_t xhlen, xhcap;
+    int werr;
+    corio__op pop;        /* POLLIN wait while parked */
+    corio__timer ka_timer; /* keep-alive timeout while parked */
+};
+
+struct corio_http_server {
+    corio_loop *loop;
+    int lfd;
+    uint16_t port;
+    corio_http_handler handler;
+    void *arg;
+    corio_http_server_config cfg;
+    corio_task *acceptor;
+    bool acceptor_alive;
+    bool closing;
+    corio__list conns;
+    unsigned nconns;
+    corio_task *accept_waiter; /* acceptor parked at the connection cap */
+    corio_task *closer;        /* task in corio_http_server_close */
+};
+
+/* ------------------------------------------------------------------ */
+/* Date header: formatted once per wall-clock second                    */
+/* ------------------------------------------------------------------ */
+
+static __thread char date_buf[32];
+static __thread uint64_t date_next_ns; /* monotonic time of the next wall second */
+
+static const char *http_date(void)
+{
+    uint64_t now = corio_now_ns();
+    if (CORIO__UNLIKELY(now >= date_next_ns || date_buf[0] == 0)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(date_buf, sizeof date_buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        /* the cached loop time may lag a little: refresh at the next
+         * second boundary as seen from the fresh clock */
+        date_next_ns = corio__clock_ns() + (1000000000ull - (uint64_t)ts.tv_nsec);
+    }
+    return date_buf;
+}
+
+/* ------------------------------------------------------------------ */
+/* Socket I/O with per-wait deadlines                                   */
+/* ------------------------------------------------------------------ */
+
+static int flush_out(conn *c);
+
+/* Receive up to n bytes into buf, waiting at most timeout_ms (0: no
+ * limit of our own).  Returns bytes, 0 at EOF or -errno. */
+static ssize_t conn_recv(conn *c, void *buf, size_t n, uint64_t timeout_ms)
+{
+    corio__op op;
+    memset(&op, 0, sizeof op);
+    op.kind = CORIO__OP_RECV;
+    op.fd = c->fd;
+    op.buf = buf;
+    op.len = n;
+    op.off = -1;
+    if (timeout_ms == 0)
+        return corio__op_run(&op);
+    corio_deadline d = corio_deadline_push(timeout_ms);
+    int r = corio__op_run(&op);
+    corio_deadline_pop(d);
+    return r;
+}
+
+/* Send every byte of iov[0..cnt) (the array is consumed), each wait
+ * bounded by the write timeout.  Returns 0 or -errno (kept as werr). */
+static int send_all(conn *c, struct iovec *iov, int cnt)
+{
+    if (c->werr)
+        return c->werr;
+    while (cnt > 0) {
+        if (iov->iov_len == 0) {
+            iov++;
+            cnt--;
+            continue;
+        }
+        corio__op op;
+        memset(&op, 0, sizeof op);
+        struct msghdr msg;
+        memset(&msg, 0, sizeof msg);
+        op.fd = c->fd;
+        op.off = -1;
+        op.flags = MSG_NOSIGNAL;
+        if (cnt == 1) {
+            op.kind = CORIO__OP_SEND;
+            op.buf = iov->iov_base;
+            op.len = iov->iov_len;
+        } else {
+            msg.msg_iov = iov;
+            msg.msg_iovlen = (size_t)cnt;
+            op.kind = CORIO__OP_SENDMSG;
+            op.msg = &msg;
+        }
+        corio_deadline d = corio_deadline_push(c->srv->cfg.write_timeout_ms);
+        int r = corio__op_run(&op);
+        corio_deadline_pop(d);
+        if (r < 0) {
+            c->werr = r == -EAGAIN ? -ETIMEDOUT : r;
+            return c->werr;
+        }
+        size_t done = (size_t)r;
+        while (cnt > 0 && done >= iov->iov_len) {
+            done -= iov->iov_len;
+            iov++;
+            cnt--;
+        }
+        if (cnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + done;
+            iov->iov_len -= done;
+        }
+    }
+    return 0;
+}
+
+static int flush_out(conn *c)
+{
+    if (c->olen == 0)
+        return c->werr;
+    struct iovec iov = {c->obuf, c->olen};
+    int r = send_all(c, &iov, 1);
+    c->olen = 0;
+    return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Output buffer                                                        */
+/* ------------------------------------------------------------------ */
+
+static bool ob_reserve(conn *c, size_t n)
+{
+    if (c->ocap - c->olen >= n)
+        return true;
+    size_t cap = c->ocap ? c->ocap : 4096;
+    while (cap - c->olen < n)
+        cap *= 2;
+    char *p = corio__realloc(c->obuf, cap);
+    if (!p)
+        return false;
+    c->obuf = p;
+    c->ocap = cap;
+    return true;
+}
+
+static inline void ob_put(conn *c, const void *p, size_t n)
+{
+    memcpy(c->obuf + c->olen, p, n);
+    c->olen += n;
+}
+
+static inline void ob_puts(conn *c, const char *s) { ob_put(c, s, strlen(s)); }
+
+static void ob_putu(conn *c, uint64_t v)
+{
+    char tmp[24];
+    int i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    ob_put(c, tmp + i, sizeof tmp - (size_t)i);
+}
+
+static void ob_puthex(conn *c, uint64_t v)
+{
+    char tmp[20];
+    int i = sizeof tmp;
+    do {
+        tmp[--i] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    ob_put(c, tmp + i, sizeof tmp - (size_t)i);
+}
+
+/* Append a response head.  len < 0: no Content-Length (chunked or raw
+ * stream, as c's flags say). */
+static int put_head(conn *c, int status, const char *ctype, int64_t len, bool chunked)
+{
+    const char *reason = corio_http_reason(status);
+    const char *server = c->srv->cfg.server_header;
+    const char *date = http_date();
+    size_t need = 64 + strlen(reason) + (ctype ? strlen(ctype) + 16 : 0) + c->xhlen + strlen(server) + 160;
+    if (!ob_reserve(c, need))
+        return -ENOMEM;
+    ob_puts(c, "HTTP/1.1 ");
+    ob_putu(c, (uint64_t)status);
+    ob_put(c, " ", 1);
+    ob_puts(c, reason);
+    ob_put(c, "\r\n", 2);
+    if (ctype) {
+        ob_puts(c, "Content-Type: ");
+        ob_puts(c, ctype);
+        ob_put(c, "\r\n", 2);
+    }
+    if (c->xhlen)
+        ob_put(c, c->xh, c->xhlen);
+    if (len >= 0) {
+        ob_puts(c, "Content-Length: ");
+        ob_putu(c, (uint64_t)len);
+        ob_put(c, "\r\n", 2);
+    }
+    if (chunked)
+        ob_puts(c, "Transfer-Encoding: chunked\r\n");
+    ob_puts(c, "Date: ");
+    ob_puts(c, date);
+    ob_put(c, "\r\n", 2);
+    if (*server) {
+        ob_puts(c, "Server: ");
+        ob_puts(c, server);
+        ob_put(c, "\r\n", 2);
+    }
+    if (!c->keep_alive)
+        ob_puts(c, "Connection: close\r\n");
+    else if (c->req.version_minor == 0)
+        ob_puts(c, "Connection: keep-alive\r\n");
+    ob_put(c, "\r\n", 2);
+    return 0;
+}
+
+/* Before a head goes out: decide whether the connection survives this
+ * request, so that the head can say so. */
+static void settle_keep_alive(conn *c)
+{
+    if (c->srv->closing || c->body_err)
+        c->keep_alive = false;
+    if (!c->body_done && c->bmode == B_LENGTH) {
+        uint64_t buffered = c->rend - c->body_pos;
+        if (c->req.expect_continue && !c->continue_sent)
+            c->keep_alive = false; /* the client may or may not send the body now */
+        else if (c->body_left > buffered && c->body_left - buffered > c->srv->cfg.max_drain)
+            c->keep_alive = false; /* too much to drain */
+    } else if (!c->body_done && c->bmode == B_CHUNKED && c->req.expect_continue && !c->continue_sent) {
+        c->keep_alive = false;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Request body                                                         */
+/* ------------------------------------------------------------------ */
+
+static inline conn *req_conn(corio_http_request *req) { return CORIO__CONTAINER_OF(req, conn, req); }
+
+/* Make room at rbuf's end for more body bytes by moving the unconsumed
+ * ones (pending chunk data first) down to just after the head. */
+static void body_compact(conn *c)
+{
+    size_t base = c->rpos + c->head_len;
+    size_t from = c->pend_len ? c->pend_pos : c->body_pos;
+    if (from > base) {
+        memmove(c->rbuf + base, c->rbuf + from, c->rend - from);
+        size_t shift = from - base;
+        if (c->pend_len)
+            c->pend_pos -= shift;
+        c->body_pos -= shift;
+        c->rend -= shift;
+    }
+}
+
+/* Receive more body bytes into rbuf.  Returns > 0, or the error to keep. */
+static int body_fill(conn *c)
+{
+    if (c->olen && flush_out(c) < 0)
+        return c->werr;
+    if (c->rend == c->rcap)
+        body_compact(c);
+    ssize_t r = conn_recv(c, c->rbuf + c->rend, c->rcap - c->rend, c->srv->cfg.body_timeout_ms);
+    if (r == 0)
+        return -CORIO_EINCOMPLETE;
+    if (r < 0)
+        return (int)r;
+    c->rend += (size_t)r;
+    return (int)r;
+}
+
+static int send_continue(conn *c)
+{
+    c->continue_sent = true;
+    if (!ob_reserve(c, 32))
+        return -ENOMEM;
+    ob_puts(c, "HTTP/1.1 100 Continue\r\n\r\n");
+    return flush_out(c);
+}
+
+static ssize_t body_read(conn *c, char *buf, size_t n)
+{
+    if (c->body_err)
+        return c->body_err;
+    if (c->body_done || n == 0)
+        return 0;
+    if (c->req.expect_continue && !c->continue_sent && c->rstate == R_NONE) {
+        int r = send_continue(c);
+        if (r < 0)
+            return c->body_err = r;
+    }
+    if (c->bmode == B_LENGTH) {
+        size_t avail = c->rend - c->body_pos;
+        size_t k = n;
+        if (k > c->body_left)
+            k = (size_t)c->body_left;
+        if (avail) {
+            if (k > avail)
+                k = avail;
+            memcpy(buf, c->rbuf + c->body_pos, k);
+            c->body_pos += k;
+        } else {
+            /* nothing buffered: straight into the caller's memory, never
+             * beyond the body (the next request stays in the socket) */
+            if (c->olen && flush_out(c) < 0)
+                return c->body_err = c->werr;
+            ssize_t r = conn_recv(c, buf, k, c->srv->cfg.body_timeout_ms);
+            if (r <= 0)
+                return c->body_err = r == 0 ? -CORIO_EINCOMPLETE : (int)r;
+            k = (size_t)r;
+        }
+        c->body_left -= k;
+        if (c->body_left == 0)
+            c->body_done = true;
+        return (ssize_t)k;
+    }
+    for (;;) {
+        if (c->pend_len) {
+            size_t k = n < c->pend_len ? n : c->pend_len;
+            memcpy(buf, c->rbuf + c->pend_pos, k);
+            c->pend_pos += k;
+            c->pend_len -= k;
+            return (ssize_t)k;
+        }
+        if (corio_http_chunked_done(&c->ch)) {
+            c->body_done = true;
+            return 0;
+        }
+        if (c->body_pos < c->rend) {
+            const char *d;
+            size_t dl;
+            ssize_t u = corio_http_chunked_decode(&c->ch, c->rbuf + c->body_pos, c->rend - c->body_pos, &d, &dl);
+            if (u < 0)
+                return c->body_err = u == -413 ? -EFBIG : -EBADMSG;
+            c->body_pos += (size_t)u;
+            if (dl) {
+                c->pend_pos = (size_t)(d - c->rbuf);
+                c->pend_len = dl;
+            }
+            if (dl || corio_http_chunked_done(&c->ch))
+                continue;
+            if (u > 0 && c->body_pos < c->rend)
+                continue;
+        }
+        int r = body_fill(c);
+        if (r < 0)
+            return c->body_err = r;
+    }
+}
+
+ssize_t corio_http_body_read(corio_http_request *req, void *buf, size_t n)
+{
+    return body_read(req_conn(req), buf, n);
+}
+
+int corio_http_read_body(corio_http_request *req, size_t cap, const char **ptr, size_t *len)
+{
+    conn *c = req_conn(req);
+    size_t size = 0, mcap = c->bmode == B_LENGTH && c->body_left < cap ? (size_t)c->body_left + 1 : 4096;
+    if (mcap > cap + 1)
+        mcap = cap + 1;
+    corio__free(c->body_mem);
+    c->body_mem = corio__malloc(mcap);
+    if (!c->body_mem)
+        return -ENOMEM;
+    for (;;) {
+        if (c->body_done)
+            break;
+        if (size + 1 >= mcap) {
+            if (size >= cap + 1 || mcap >= cap + 1) {
+                if (size > cap)
+                    return -EFBIG;
+                /* exactly cap bytes so far: see whether the body ends here */
+                char probe;
+                ssize_t r = body_read(c, &probe, 1);
+                if (r < 0)
+                    return (int)r;
+                if (r > 0)
+                    return -EFBIG;
+                break;
+            }
+            size_t ncap = mcap * 2 > cap + 1 ? cap + 1 : mcap * 2;
+            char *p = corio__realloc(c->body_mem, ncap);
+            if (!p)
+                return -ENOMEM;
+            c->body_mem = p;
+            mcap = ncap;
+        }
+        ssize_t r = body_read(c, c->body_mem + size, mcap - 1 - size);
+        if (r < 0)
+            return (int)r;
+        if (r == 0)
+            break;
+        size += (size_t)r;
+    }
+    c->body_mem[size] = 0;
+    *ptr = c->body_mem;
+    *len = size;
+    return 0;
+}
+
+/* After the handler: read and drop what it left of the body, within
+ * max_drain.  Returns true if the connection can go on. */
+static bool drain_body(conn *c)
+{
+    if (c->body_done)
+        return true;
+    if (c->body_err || (c->req.expect_continue && !c->continue_sent))
+        return false;
+    if (c->bmode == B_LENGTH) {
+        uint64_t buffered = c->rend - c->body_pos;
+        if (c->body_left > buffered && c->body_left - buffered > c->srv->cfg.max_drain)
+            return false;
+    }
+    char scratch[2048];
+    size_t dropped = 0;
+    for (;;) {
+        ssize_t r = body_read(c, scratch, sizeof scratch);
+        if (r < 0)
+            return false;
+        if (r == 0)
+            return true;
+        dropped += (size_t)r;
+        if (dropped > c->srv->cfg.max_drain)
+            return false;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Response                                                             */
+/* ------------------------------------------------------------------ */
+
+static bool header_ok(const char *s, bool token)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '\r' || ch == '\n' || ch == 0)
+            return false;
+        if (token && (ch <= ' ' || ch == ':' || ch >= 127))
+            return false;
+    }
+    return true;
+}
+
+int corio_http_response_add_header(corio_http_response *resp, const char *name, const char *value)
+{
+    conn *c = resp->c;
+    if (c->rstate != R_NONE)
+        return -EALREADY;
+    if (!*name || !header_ok(name, true) || !header_ok(value, false))
+        return -EINVAL;
+    if (!strcasecmp(name, "Content-Length") || !strcasecmp(name, "Transfer-Encoding") ||
+        !strcasecmp(name, "Date") || !strcasecmp(name, "Server"))
+        return -EINVAL;
+    if (!strcasecmp(name, "Connection")) {
+        if (strcasestr(value, "close"))
+            c->keep_alive = false;
+        return 0; /* the server writes its own Connection field */
+    }
+    size_t nl = strlen(name), vl = strlen(value), need = nl + vl + 4;
+    if (c->xhcap - c->xhlen < need) {
+        size_t cap = c->xhcap ? c->xhcap : 256;
+        while (cap - c->xhlen < need)
+            cap *= 2;
+        char *p = corio__realloc(c->xh, cap);
+        if (!p)
+            return -ENOMEM;
+        c->xh = p;
+        c->xhcap = cap;
+    }
+    memcpy(c->xh + c->xhlen, name, nl);
+    memcpy(c->xh + c->xhlen + nl, ": ", 2);
+    memcpy(c->xh + c->xhlen + nl + 2, value, vl);
+    memcpy(c->xh + c->xhlen + nl + 2 + vl, "\r\n", 2);
+    c->xhlen += need;
+    return 0;
+}
+
+int corio_http_respond(corio_http_response *resp, int status, const char *content_type, const void *body,
+                       size_t len)
+{
+    conn *c = resp->c;
+    if (c->rstate != R_NONE)
+        return -EALREADY;
+    if (status < 200 || status > 999)
+        return -EINVAL;
+    c->rstate = R_SENT;
+    settle_keep_alive(c);
+    bool no_body = status == 204 || status == 304;
+    int r = put_head(c, status, content_type, no_body ? -1 : (int64_t)len, false);
+    if (r < 0)
+        return r;
+    if (no_body || c->is_head || len == 0)
+        return c->olen > OUT_FLUSH_AT ? flush_out(c) : c->werr;
+    if (len >= DIRECT_SEND_AT) {
+        struct iovec iov[2] = {{c->obuf, c->olen}, {(void *)body, len}};
+        c->olen = 0;
+        return send_all(c, iov, 2);
+    }
+    if (!ob_reserve(c, len))
+        return -ENOMEM;
+    ob_put(c, body, len);
+    return c->olen > OUT_FLUSH_AT ? flush_out(c) : c->werr;
+}
+
+int corio_http_response_begin(corio_http_response *resp, int status, const char *content_type)
+{
+    conn *c = resp->c;
+    if (c->rstate != R_NONE)
+        return -EALREADY;
+    if (status < 200 || status > 999)
+        return -EINVAL;
+    c->rstate = R_STREAM;
+    settle_keep_alive(c);
+    c->raw_stream = c->req.version_minor == 0;
+    if (c->raw_stream)
+        c->keep_alive = false; /* the end of the body is the end of the connection */
+    int r = put_head(c, status, content_type, -1, !c->raw_stream);
+    return r < 0 ? r : c->werr;
+}
+
+int corio_http_response_write(corio_http_response *resp, const void *data, size_t len)
+{
+    conn *c = resp->c;
+    if (c->rstate != R_STREAM)
+        return -EINVAL;
+    if (len == 0 || c->is_head)
+        return c->werr;
+    if (!ob_reserve(c, len + 24))
+        return -ENOMEM;
+    if (!c->raw_stream) {
+        ob_puthex(c, len);
+        ob_put(c, "\r\n", 2);
+    }
+    ob_put(c, data, len);
+    if (!c->raw_stream)
+        ob_put(c, "\r\n", 2);
+    return c->olen > OUT_FLUSH_AT ? flush_out(c) : c->werr;
+}
+
+int corio_http_response_end(corio_http_response *resp)
+{
+    conn *c = resp->c;
+    if (c->rstate != R_STREAM)
+        return -EINVAL;
+    c->rstate = R_ENDED;
+    if (c->is_head || c->raw_stream)
+        return c->werr;
+    if (!ob_reserve(c, 8))
+        return -ENOMEM;
+    ob_puts(c, "0\r\n\r\n");
+    return c->olen > OUT_FLUSH_AT ? flush_out(c) : c->werr;
+}
+
+/* An answer of the server's own (errors, timeouts); always closes. */
+static void respond_error(conn *c, int status)
+{
+    c->keep_alive = false;
+    c->linger = true;
+    c->xhlen = 0;
+    c->is_head = false;
+    const char *reason = corio_http_reason(status);
+    char body[64];
+    int n = snprintf(body, sizeof body, "%d %s\n", status, reason);
+    c->rstate = R_SENT;
+    if (put_head(c, status, "text/plain", n, false) == 0 && ob_reserve(c, (size_t)n))
+        ob_put(c, body, (size_t)n);
+}
+
+/* ------------------------------------------------------------------ */
+/* Connection                                                           */
+/* ------------------------------------------------------------------ */
+
+static const corio_http_limits *limits(const corio_http_server *srv) { return &srv->cfg.limits; }
+
+/* Run the handler for the head of head_len bytes at rbuf + rpos.  Returns
+ * true if the connection goes on with the next request. */
+static bool serve_one(conn *c, size_t head_len)
+{
+    corio_http_server *srv = c->srv;
+    c->head_len = head_len;
+    c->body_pos = c->rpos + head_len;
+    c->pend_len = 0;
+    c->body_err = 0;
+    c->body_done = false;
+    c->continue_sent = false;
+    c->rstate = R_NONE;
+    c->xhlen = 0;
+    if (c->req.chunked) {
+        c->bmode = B_CHUNKED;
+        corio_http_chunked_init(&c->ch, srv->cfg.limits.max_body);
+    } else if (c->req.content_length > 0) {
+        c->bmode = B_LENGTH;
+        c->body_left = c->req.content_length;
+    } else {
+        c->bmode = B_NONE;
+        c->body_done = true;
+    }
+    if (c->bmode != B_NONE && c->rcap - c->body_pos < BODY_MIN_ROOM && c->rpos > 0) {
+        /* move the request to the buffer's start, re-parsing its head so
+         * the strings point at the new place (cheap, and exact) */
+        memmove(c->rbuf, c->rbuf + c->rpos, c->rend - c->rpos);
+        c->rend -= c->rpos;
+        c->rpos = 0;
+        corio_http_request_init(&c->req, c->hdrs, srv->cfg.limits.max_headers);
+        corio_http_parse_request(&c->req, c->rbuf, c->rend, limits(srv));
+        c->body_pos = head_len;
+    }
+    c->keep_alive = c->req.keep_alive && !srv->closing;
+    c->is_head = c->req.method.len == 4 && memcmp(c->req.method.ptr, "HEAD", 4) == 0;
+
+    srv->handler(&c->req, &c->resp, srv->arg);
+
+    corio__free(c->body_mem);
+    c->body_mem = NULL;
+    if (c->rstate == R_NONE) {
+        if (c->body_err == -EFBIG)
+            respond_error(c, 413);
+        else if (c->body_err == -EBADMSG)
+            respond_error(c, 400);
+        else if (c->body_err == -ETIMEDOUT)
+            respond_error(c, 408);
+        else if (c->body_err)
+            c->keep_alive = false; /* the client is gone or broken: nothing to answer */
+        else {
+            settle_keep_alive(c);
+            corio_http_respond(&c->resp, 500, "text/plain", "500 Internal Server Error\n", 26);
+        }
+    } else if (c->rstate == R_STREAM) {
+        c->keep_alive = false;
+    }
+    if (c->keep_alive && !drain_body(c))
+        c->keep_alive = false;
+    if (c->keep_alive)
+        c->rpos = c->body_pos; /* the next request, if any, starts after the body */
+    return c->keep_alive && !c->werr && !corio_cancelled();
+}
+
+/* After an error answer: stop sending, then read and drop what the client
+ * still sends for a moment, so that closing does not reset the connection
+ * and destroy the answer before the client read it. */
+static void linger_close(conn *c)
+{
+    shutdown(c->fd, SHUT_WR);
+    char scratch[4096];
+    size_t total = 0;
+    corio_deadline d = corio_deadline_push(LINGER_MS);
+    while (total < 65536) {
+        ssize_t r = conn_recv(c, scratch, sizeof scratch, 0);
+        if (r <= 0)
+            break;
+        total += (size_t)r;
+    }
+    corio_deadline_pop(d);
+}
+
+/* Give the task up while the connection waits for its next request: the
+ * buffers are freed and a POLLIN op (with a keep-alive timer) stands in for
+ * the task; data arriving spawns a new one.  Called from the connection's
+ * task with nothing buffered either way.  Returns true if parked (the task
+ * must return at once, without touching c), false if data is already there
+ * or parking failed (the task carries on as if nothing happened). */
+static void park_done(corio__op *op);
+static void park_timeout(corio__timer *t);
+static void *conn_main(void *arg);
+
+static bool park(conn *c)
+{
+    corio_http_server *srv = c->srv;
+    corio_loop *l = srv->loop;
+    if (corio_cancelled())
+        return false;
+    memset(&c->pop, 0, sizeof c->pop);
+    c->pop.kind = CORIO__OP_POLL;
+    c->pop.fd = c->fd;
+    c->pop.flags = POLLIN;
+    c->pop.off = -1;
+    c->pop.done = park_done;
+    c->pop.state = CORIO__OPS_PENDING;
+    corio__timer_init(&c->ka_timer, park_timeout);
+    if (corio__timer_arm(l, &c->ka_timer, corio_now_ns() + (uint64_t)srv->cfg.keepalive_timeout_ms * 1000000u) < 0)
+        return false;
+    if (l->backend->submit(l, &c->pop)) {
+        /* readable already (or an error the recv will report) */
+        corio__timer_disarm(l, &c->ka_timer);
+        c->pop.state = CORIO__OPS_DONE;
+        return false;
+    }
+    c->parked = true;
+    c->park_cancelled = false;
+    c->task = NULL;
+    corio__free(c->rbuf);
+    corio__free(c->hdrs);
+    corio__free(c->obuf);
+    corio__free(c->xh);
+    c->rbuf = c->obuf = c->xh = NULL;
+    c->hdrs = NULL;
+    c->ocap = c->xhcap = 0;
+    c->rpos = c->rend = 0;
+    return true;
+}
+
+/* End a parked connection's wait early (timeout, server close); the
+ * poll's completion then closes it. */
+static void unpark_cancel(conn *c)
+{
+    if (!c->parked || c->park_cancelled)
+        return;
+    c->park_cancelled = true;
+    corio_loop *l = c->srv->loop;
+    corio__timer_disarm(l, &c->ka_timer);
+    if (c->pop.state == CORIO__OPS_PENDING) {
+        c->pop.state = CORIO__OPS_CANCELLING;
+        l->backend->cancel(l, &c->pop);
+    }
+}
+
+static void park_timeout(corio__timer *t)
+{
+    conn *c = CORIO__CONTAINER_OF(t, conn, ka_timer);
+    unpark_cancel(c);
+}
+
+static void conn_exit(conn *c);
+
+/* The parked connection's poll completed (loop context). */
+static void park_done(corio__op *op)
+{
+    conn *c = CORIO__CONTAINER_OF(op, conn, pop);
+    corio_http_server *srv = c->srv;
+    corio__timer_disarm(srv->loop, &c->ka_timer);
+    c->parked = false;
+    if (c->park_cancelled || srv->closing || op->res < 0) {
+        conn_exit(c);
+        return;
+    }
+    c->task = corio__spawn(srv->loop, "http-conn", srv->cfg.stack_size, conn_main, c);
+    if (!c->task) {
+        conn_exit(c);
+        return;
+    }
+    corio_detach(c->task);
+}
+
+static void conn_exit(conn *c)
+{
+    corio_http_server *srv = c->srv;
+    corio__list_remove(&c->link);
+    srv->nconns--;
+    corio__close_fd(srv->loop, c->fd);
+    corio__free(c->rbuf);
+    corio__free(c->obuf);
+    corio__free(c->xh);
+    corio__free(c->hdrs);
+    corio__free(c);
+    if (srv->accept_waiter)
+        corio__wake(srv->accept_waiter, 0);
+    if (srv->closer)
+        corio__wake(srv->closer, 0);
+}
+
+static bool park(conn *c);
+
+static void *conn_main(void *arg)
+{
+    conn *c = arg;
+    corio_http_server *srv = c->srv;
+    const corio_http_limits *lim = limits(srv);
+    bool parsing = false;
+    bool woken = !c->rbuf; /* the first wait is a recv: the poll said data is there */
+    if (woken) { /* woken from parking: the buffers were given back meanwhile */
+        c->rbuf = corio__malloc(c->rcap);
+        c->hdrs = corio__malloc(sizeof(corio_http_header) * srv->cfg.limits.max_headers);
+        if (!c->rbuf || !c->hdrs) {
+            conn_exit(c);
+            return NULL;
+        }
+    }
+    uint64_t head_deadline = 0;
+    for (;;) {
+        if (c->rend > c->rpos) {
+            if (!parsing) {
+                parsing = true;
+                head_deadline = corio_now_ns() + (uint64_t)srv->cfg.head_timeout_ms * 1000000u;
+                corio_http_request_init(&c->req, c->hdrs, srv->cfg.limits.max_headers);
+            }
+            ssize_t h = corio_http_parse_request(&c->req, c->rbuf + c->rpos, c->rend - c->rpos, lim);
+            if (h < 0) {
+                respond_error(c, (int)-h);
+                break;
+            }
+            if (h > 0) {
+                parsing = false;
+                if (!serve_one(c, (size_t)h))
+                    break;
+                continue;
+            }
+        }
+        if (srv->closing || corio_cancelled())
+            break;
+        if (c->olen && flush_out(c) < 0)
+            break;
+        if (c->rpos > 0) {
+            memmove(c->rbuf, c->rbuf + c->rpos, c->rend - c->rpos);
+            c->rend -= c->rpos;
+            c->rpos = 0;
+        }
+        if (!parsing && c->rend == 0 && !woken && park(c))
+            return NULL; /* the connection lives on without this task */
+        uint64_t timeout_ms;
+        if (parsing) {
+            uint64_t now = corio_now_ns();
+            if (now >= head_deadline) {
+                respond_error(c, 408);
+                break;
+            }
+            timeout_ms = (head_deadline - now + 999999) / 1000000;
+        } else {
+            timeout_ms = srv->cfg.keepalive_timeout_ms;
+        }
+        c->idle_wait = true;
+        ssize_t r = conn_recv(c, c->rbuf + c->rend, c->rcap - c->rend, timeout_ms);
+        c->idle_wait = false;
+        woken = false;
+        if (srv->closing)
+            break; /* a request that arrives as we close is not started: the client may retry it */
+        if (r == -ETIMEDOUT && parsing && !corio_deadline_expired()) {
+            respond_error(c, 408);
+            break;
+        }
+        if (r <= 0)
+            break;
+        c->rend += (size_t)r;
+    }
+    if (c->olen && !corio_cancelled())
+        flush_out(c);
+    if (c->linger && !c->werr && !corio_cancelled())
+        linger_close(c);
+    conn_exit(c);
+    return NULL;
+}
+
+static void start_conn(corio_http_server *srv, int fd)
+{
+    conn *c = corio__calloc(1, sizeof *c);
+    if (!c)
+        goto fail;
+    c->srv = srv;
+    c->fd = fd;
+    c->resp.c = c;
+    c->rcap = srv->cfg.limits.max_head + BODY_SLACK;
+    c->rbuf = corio__malloc(c->rcap);
+    c->hdrs = corio__malloc(sizeof(corio_http_header) * srv->cfg.limits.max_headers);
+    if (!c->rbuf || !c->hdrs)
+        goto fail;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->task = corio_spawn_named("http-conn", srv->cfg.stack_size, conn_main, c);
+    if (!c->task)
+        goto fail;
+    corio__list_push_back(&srv->conns, &c->link);
+    srv->nconns++;
+    corio_detach(c->task);
+    return;
+fail:
+    if (c) {
+        corio__free(c->rbuf);
+        corio__free(c->hdrs);
+        corio__free(c);
+    }
+    corio__close_fd(srv->loop, fd);
+}
+
+/* ------------------------------------------------------------------ */
+/* Listening                                                            */
+/* ------------------------------------------------------------------ */
+
+static void cancel_conns(corio_http_server *srv, bool all);
+
+static void *accept_main(void *arg)
+{
+    corio_http_server *srv = arg;
+    while (!srv->closing) {
+        if (srv->nconns >= srv->cfg.max_connections) {
+            /* at the cap: leave new connections in the backlog until one
+             * of ours closes */
+            if (corio__check() < 0)
+                break;
+            srv->accept_waiter = corio_current();
+            int r = corio__suspend(NULL, srv, "http accept (connection cap)", CORIO__NO_DEADLINE);
+            srv->accept_waiter = NULL;
+            if (r < 0)
+                break;
+            continue;
+        }
+        corio__op op;
+        memset(&op, 0, sizeof op);
+        op.kind = CORIO__OP_ACCEPT;
+        op.fd = srv->lfd;
+        op.off = -1;
+        int r = corio__op_run(&op);
+        if (r >= 0) {
+            if (srv->closing)
+                corio__close_fd(srv->loop, r);
+            else
+                start_conn(srv, r);
+        } else if (r == -ECANCELED || r == -ETIMEDOUT) {
+            break;
+        } else if (r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM) {
+            if (corio_sleep_ms(100) < 0)
+                break;
+        } else if (r != -ECONNABORTED && r != -EINTR && r != -EAGAIN && r != -EPROTO && r != -EPERM) {
+            fprintf(stderr, "corio http: accept failed: %s; no more connections are accepted\n",
+                    corio_strerror(r));
+            break;
+        }
+    }
+    corio__close_fd(srv->loop, srv->lfd);
+    srv->lfd = -1;
+    srv->acceptor_alive = false;
+    if (!srv->closing) /* the loop is ending without a close: let parked connections go */
+        cancel_conns(srv, false);
+    if (srv->closer)
+        corio__wake(srv->closer, 0);
+    return NULL;
+}
+
+static int listen_on(const char *host, uint16_t port, int backlog, int *fd_out, uint16_t *port_out)
+{
+    struct addrinfo *ai = NULL;
+    int r = corio__resolve(host && *host ? host : "0.0.0.0", port, SOCK_STREAM, AI_PASSIVE, &ai);
+    if (r < 0)
+        return r;
+    int err = -ENOENT;
+    for (struct addrinfo *a = ai; a; a = a->ai_next) {
+        int fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            err = -errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, a->ai_addr, a->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
+            err = -errno;
+            close(fd);
+            continue;
+        }
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        getsockname(fd, (struct sockaddr *)&ss, &sl);
+        *port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                   : ((struct sockaddr_in *)&ss)->sin_port);
+        *fd_out = fd;
+        freeaddrinfo(ai);
+        return 0;
+    }
+    freeaddrinfo(ai);
+    return err;
+}
+
+int corio_http_server_start(const char *host, uint16_t port, corio_http_handler handler, void *arg,
+                            const corio_http_server_config *cfg, corio_http_server **out)
+{
+    corio_loop *l = corio__loop();
+    if (!l || !corio_current())
+        return -EPERM;
+    if (!handler || !out)
+        return -EINVAL;
+    corio_http_server *srv = corio__calloc(1, sizeof *srv);
+    if (!srv)
+        return -ENOMEM;
+    if (cfg)
+        srv->cfg = *cfg;
+    corio_http_server_config *c = &srv->cfg;
+    if (!c->limits.max_head)
+        c->limits.max_head = CORIO_HTTP_DEFAULT_MAX_HEAD;
+    if (!c->limits.max_target)
+        c->limits.max_target = CORIO_HTTP_DEFAULT_MAX_TARGET;
+    if (!c->limits.max_headers)
+        c->limits.max_headers = CORIO_HTTP_DEFAULT_MAX_HEADERS;
+    if (!c->limits.max_body)
+        c->limits.max_body = CORIO_HTTP_DEFAULT_MAX_BODY;
+    if (!c->max_connections)
+        c->max_connections = 10000;
+    if (!c->head_timeout_ms)
+        c->head_timeout_ms = 10000;
+    if (!c->body_timeout_ms)
+        c->body_timeout_ms = 30000;
+    if (!c->write_timeout_ms)
+        c->write_timeout_ms = 30000;
+    if (!c->keepalive_timeout_ms)
+        c->keepalive_timeout_ms = 15000;
+    if (!c->max_drain)
+        c->max_drain = 65536;
+    if (!c->backlog)
+        c->backlog = 4096;
+    if (!c->server_header)
+        c->server_header = "corio";
+    srv->loop = l;
+    srv->handler = handler;
+    srv->arg = arg;
+    corio__list_init(&srv->conns);
+    int r = listen_on(host, port, c->backlog, &srv->lfd, &srv->port);
+    if (r < 0) {
+        corio__free(srv);
+        return r;
+    }
+    srv->acceptor = corio_spawn_named("http-accept", 0, accept_main, srv);
+    if (!srv->acceptor) {
+        close(srv->lfd);
+        corio__free(srv);
+        return -ENOMEM;
+    }
+    srv->acceptor_alive = true;
+    corio_detach(srv->acceptor);
+    *out = srv;
+    return 0;
+}
+
+uint16_t corio_http_server_port(const corio_http_server *srv) { return srv->port; }
+
+unsigned corio_http_server_connections(const corio_http_server *srv) { return srv->nconns; }
+
+/* Cancel the connections waiting for a request (all == false), or every
+ * one.  The others see `closing` once their current request is answered. */
+static void cancel_conns(corio_http_server *srv, bool all)
+{
+    for (corio__list *n = srv->conns.next; n != &srv->conns; n = n->next) {
+        conn *c = CORIO__CONTAINER_OF(n, conn, link);
+        if (c->parked)
+            unpark_cancel(c);
+        else if (all || c->idle_wait)
+            corio_cancel(c->task);
+    }
+}
+
+int corio_http_server_close(corio_http_server *srv, uint64_t grace_ms)
+{
+    int ret = corio__check();
+    srv->closing = true;
+    srv->closer = corio_current();
+    if (srv->acceptor_alive)
+        corio_cancel(srv->acceptor);
+    cancel_conns(srv, false);
+    uint64_t end = corio_now_ns() + grace_ms * 1000000u;
+    while (ret == 0 && (srv->nconns > 0 || srv->acceptor_alive) && corio_now_ns() < end) {
+        int r = corio__suspend(NULL, srv, "http server close", end);
+        if (r < 0)
+            ret = r;
+    }
+    if (srv->nconns > 0)
+        cancel_conns(srv, true);
+    while (srv->nconns > 0 || srv->acceptor_alive)
+        corio__suspend_uninterruptible(srv, "http server close (cancelled connections)");
+    srv->closer = NULL;
+    corio__free(srv);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* SIGINT / SIGTERM                                                     */
+/* ------------------------------------------------------------------ */
+
+static int sig_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    ssize_t r = write(sig_pipe[1], &b, 1);
+    (void)r;
+    errno = saved;
+}
+
+int corio_http_serve_until_signal(corio_http_server *srv)
+{
+    (void)srv;
+    int r = corio__check();
+    if (r < 0)
+        return r;
+    if (sig_pipe[0] >= 0)
+        return -EBUSY;
+    if (pipe2(sig_pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+        sig_pipe[0] = sig_pipe[1] = -1;
+        return -errno;
+    }
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    int result = 0;
+    while (result == 0) {
+        corio__op op;
+        memset(&op, 0, sizeof op);
+        op.kind = CORIO__OP_POLL;
+        op.fd = sig_pipe[0];
+        op.flags = POLLIN;
+        op.off = -1;
+        r = corio__op_run(&op);
+        if (r < 0 && r != -EINTR && r != -EAGAIN) {
+            result = r;
+            break;
+        }
+        unsigned char b;
+        if (read(sig_pipe[0], &b, 1) == 1)
+            result = b;
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    corio__close_fd(corio__loop(), sig_pipe[0]);
+    close(sig_pipe[1]);
+    sig_pipe[0] = sig_pipe[1] = -1;
+    return result;
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Real clients against examples/http_hello: curl (one request, keep-alive
+# across several URLs, HEAD, POST) and Python's http.client (keep-alive on
+# one connection), then SIGTERM must stop the server with status 0.
+#   http_clients_test.sh BUILD_DIR      (CORIO_BACKEND picks the backend)
+set -euo pipefail
+build=$1
+tmp=$(mktemp -d)
+pid=
+cleanup() {
+    [[ -n $pid ]] && kill "$pid" 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$build/http_hello" 0 >"$tmp/log" 2>&1 &
+pid=$!
+port=
+for _ in $(seq 100); do
+    port=$(grep -oE "Server running on \('127.0.0.1', [0-9]+" "$tmp/log" | grep -oE '[0-9]+$' || true)
+    [[ -n $port ]] && break
+    sleep 0.05
+done
+[[ -n $port ]] || fail "no 'Server running on' line: $(cat "$tmp/log")"
+
+# curl: the seed's headers, exactly and in order, plus what HTTP requires
+got=$(curl -s -i --max-time 5 "http://127.0.0.1:$port/" | sed -E 's/^Date: .*\r$/Date: X\r/')
+expected=$'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: GET, POST, PUT, DELETE, OPTIONS\r\nAccess-Control-Allow-Headers: Content-Type\r\nContent-Length: 13\r\nDate: X\r\nServer: corio\r\n\r\nHello, world!'
+[[ $got == "$expected" ]] || fail "curl response differs: $(printf %q "$got")"
+
+# curl keep-alive: three URLs, one connection
+out=$(curl -sv --max-time 5 "http://127.0.0.1:$port/a" "http://127.0.0.1:$port/b" "http://127.0.0.1:$port/c" 2>"$tmp/curl.err")
+[[ $out == "Hello, world!Hello, world!Hello, world!" ]] || fail "curl keep-alive bodies: $out"
+grep -q "Re-using existing connection" "$tmp/curl.err" || fail "curl did not reuse the connection"
+
+# HEAD and POST
+code=$(curl -s -o "$tmp/head" -w '%{http_code}' -I --max-time 5 "http://127.0.0.1:$port/")
+[[ $code == 200 ]] || fail "HEAD status $code"
+grep -q "Content-Length: 13" "$tmp/head" || fail "HEAD lacks Content-Length"
+out=$(curl -s --max-time 5 -d 'some=data' "http://127.0.0.1:$port/form")
+[[ $out == "Hello, world!" ]] || fail "POST body: $out"
+
+# Python http.client, keep-alive on one connection (the system python)
+/usr/bin/python3 - "$port" <<'PY' || fail "python http.client"
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=5)
+socks = set()
+for i in range(5):
+    c.request("GET" if i % 2 == 0 else "POST", f"/{i}", body=None if i % 2 == 0 else b"x" * 1000)
+    r = c.getresponse()
+    body = r.read()
+    assert r.status == 200 and body == b"Hello, world!", (r.status, body)
+    assert r.getheader("Access-Control-Allow-Origin") == "*"
+    assert r.getheader("Date") and r.getheader("Server") == "corio"
+    socks.add(id(c.sock))
+    assert not r.will_close
+assert len(socks) == 1, "connection was not reused"
+c.close()
+PY
+
+kill -TERM "$pid"
+for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+done
+if kill -0 "$pid" 2>/dev/null; then fail "still running 5 s after SIGTERM"; fi
+status=0
+wait "$pid" || status=$?
+pid=
+[[ $status == 0 ]] || fail "exit status $status after SIGTERM"
+echo "PASS http clients on ${CORIO_BACKEND:-auto}"
