@@ -10,10 +10,15 @@ CMAKE_FLAGS ?=
 
 all: build
 
+# Missing Debian packages are installed first (as root; otherwise the
+# apt-get command to run is printed).  NO_DEPS=1 skips the check.
+deps-%:
+	@[ -n "$(NO_DEPS)" ] || ./scripts/deps.sh $*
+
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
 
-build: $(BUILD)/CMakeCache.txt
+build: deps-build $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
 # Serve the seed's response through the HTTP/1.1 module on 127.0.0.1:$(PORT)
@@ -23,16 +28,16 @@ run: build
 
 # Build and run the whole suite on both backends (every test is registered
 # once per backend).
-test: build
+test: deps-test build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 # The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
-test-asan:
+test-asan: deps-asan
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCORIO_SANITIZE=ON -DCORIO_BUILD_BENCH=OFF $(CMAKE_FLAGS)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
 
-bench: build
+bench: deps-bench build
 	BUILD=$(BUILD) ./bench/run_all.sh
 
 install: build

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install the Debian packages a task needs, only those missing.
+#   scripts/deps.sh build|test|asan|bench...
+#   build: compiler, cmake, pkg-config, liburing (io_uring backend)
+#   test:  + curl and python3 (client tests), qemu-user and the aarch64 cross
+#          compiler (the aarch64 suite; skipped when absent)
+#   asan:  + clang and its sanitizer runtime
+#   bench: + the peers: libuv, nginx, wrk, uvloop, aiofiles, h2load
+# As root it runs apt-get; otherwise it prints the command to run.
+set -euo pipefail
+declare -A groups=(
+    [build]="build-essential cmake pkg-config liburing-dev"
+    [test]="curl python3 util-linux qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
+    [asan]="clang libclang-rt-14-dev"
+    [bench]="libuv1-dev nginx-light wrk python3-uvloop python3-aiofiles bc nghttp2-client"
+)
+command -v dpkg >/dev/null || exit 0 # not Debian: nothing we can check
+want=()
+for g in "$@"; do
+    [[ -n ${groups[$g]:-} ]] || { echo "deps.sh: unknown group $g" >&2; exit 2; }
+    case $g in test | asan | bench) want+=(${groups[build]}) ;; esac
+    want+=(${groups[$g]})
+done
+missing=()
+for p in "${want[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+((${#missing[@]})) || exit 0
+if [[ $(id -u) != 0 ]]; then
+    echo "deps.sh: missing packages; run: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+echo "deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${missing[@]}" >/dev/null
