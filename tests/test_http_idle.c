@@ -1,0 +1,100 @@
+/*
+ * Idle keep-alive connections (issue 4): 1,000 clients each make one
+ * request and then stay silent; the server must close every one of them at
+ * the keep-alive timeout, hold no task for them while they idle, and end
+ * with the process's fd count back at its baseline.
+ */
+#include "runner.h"
+
+#include "corio/http.h"
+#include "internal.h"
+
+#include <dirent.h>
+#include <sys/resource.h>
+
+#define NCONN 1000
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n++;
+    closedir(d);
+    return n;
+}
+
+static void hello(corio_http_request *req, corio_http_response *resp, void *arg)
+{
+    corio_http_respond(resp, 200, "text/plain", "Hello, world!", 13);
+}
+
+typedef struct client {
+    uint16_t port;
+    int result; /* 1: got the answer, then EOF from the server */
+} client;
+
+static void *client_task(void *arg)
+{
+    client *c = arg;
+    corio_stream *s;
+    if (corio_open_connection("127.0.0.1", c->port, &s) < 0)
+        return NULL;
+    static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    size_t len;
+    int err;
+    if (corio_write(s, req, sizeof req - 1) == 0 && corio_drain(s) == 0 &&
+        corio_readuntil(s, "Hello, world!", 13, &len, &err)) {
+        char b[16];
+        /* now idle: the next thing the server does is close us */
+        corio_deadline d = corio_deadline_push(10000);
+        ssize_t n = corio_read(s, b, sizeof b);
+        corio_deadline_pop(d);
+        c->result = n == 0 ? 1 : -1;
+    }
+    corio_stream_close(s);
+    return NULL;
+}
+
+static void *idle_main(void *arg)
+{
+    int baseline = count_fds();
+    corio_http_server_config cfg = {.keepalive_timeout_ms = 300};
+    corio_http_server *srv;
+    CHECK_OK(corio_http_server_start("127.0.0.1", 0, hello, NULL, &cfg, &srv));
+    static client c[NCONN];
+    static corio_task *t[NCONN];
+    uint64_t t0 = test_ms();
+    for (int i = 0; i < NCONN; i++) {
+        c[i] = (client){.port = corio_http_server_port(srv)};
+        t[i] = corio_spawn(client_task, &c[i]);
+        CHECK(t[i]);
+    }
+    /* while they idle the server holds their sockets but no task for them */
+    CHECK_OK(corio_sleep_ms(150));
+    CHECK_EQ(corio_http_server_connections(srv), NCONN);
+    /* main + the 1,000 client tasks + the server's accept task(s): a task
+     * per idle server connection would double this */
+    CHECK(corio__loop()->live_count < NCONN + 10);
+    CHECK_OK(corio_gather(t, NCONN, NULL));
+    uint64_t el = test_ms() - t0;
+    for (int i = 0; i < NCONN; i++)
+        CHECK_EQ(c[i].result, 1);
+    CHECK(el >= 300 && el < 8000); /* closed at the timeout, not before */
+    CHECK_EQ(corio_http_server_connections(srv), 0);
+    CHECK_OK(corio_http_server_close(srv, 1000));
+    CHECK_EQ(count_fds(), baseline);
+    return NULL;
+}
+
+TEST(thousand_idle_keepalive_connections_close_at_the_timeout)
+{
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_max < 2 * NCONN + 100)
+        SKIP("RLIMIT_NOFILE hard limit too low for 2,000 sockets");
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    test_run(idle_main, NULL);
+}
