@@ -10,7 +10,7 @@
 set -euo pipefail
 declare -A groups=(
     [build]="build-essential cmake pkg-config liburing-dev"
-    [test]="curl python3 util-linux qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
+    [test]="curl python3 util-linux apache2-utils nghttp2-client qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
     [asan]="clang libclang-rt-14-dev"
     [bench]="libuv1-dev nginx-light wrk python3-uvloop python3-aiofiles bc nghttp2-client"
 )

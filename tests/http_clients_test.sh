@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Real clients against examples/http_hello: curl (one request, keep-alive
-# across several URLs, HEAD, POST) and Python's http.client (keep-alive on
-# one connection), then SIGTERM must stop the server with status 0.
+# across several URLs, HEAD, POST), Python's http.client (keep-alive on one
+# connection), ab -k and h2load --h1 (pipelined, -m 4), then SIGTERM must
+# stop the server with status 0.
 #   http_clients_test.sh BUILD_DIR      (CORIO_BACKEND picks the backend)
 set -euo pipefail
 build=$1
@@ -58,6 +59,17 @@ for i in range(5):
 assert len(socks) == 1, "connection was not reused"
 c.close()
 PY
+
+# ApacheBench with keep-alive and h2load over HTTP/1.1: every request
+# answered, none failed, connections reused
+out=$(ab -q -k -n 2000 -c 20 "http://127.0.0.1:$port/" 2>&1) || fail "ab: $out"
+grep -qE "^Complete requests: +2000$" <<<"$out" || fail "ab complete: $out"
+grep -qE "^Failed requests: +0$" <<<"$out" || fail "ab failed: $out"
+grep -qE "^Keep-Alive requests: +2000$" <<<"$out" || fail "ab keep-alive: $out"
+out=$(h2load --h1 -n 2000 -c 10 -m 4 "http://127.0.0.1:$port/" 2>&1) || fail "h2load: $out"
+grep -qE "requests: 2000 total, 2000 started, 2000 done, 2000 succeeded, 0 failed, 0 errored" <<<"$out" ||
+    fail "h2load: $out"
+grep -qE "status codes: 2000 2xx" <<<"$out" || fail "h2load status codes: $out"
 
 kill -TERM "$pid"
 for _ in $(seq 100); do
