@@ -326,6 +326,25 @@ CORIO_API int corio_http_response_write(corio_http_response *resp, const void *d
  * corio_http_response_write. */
 CORIO_API int corio_http_response_end(corio_http_response *resp);
 
+/* Answer like corio_http_respond, with the body being len bytes of the
+ * file fd from offset off: the head (and any earlier pipelined answers)
+ * is flushed first, then the bytes go from the page cache to the socket
+ * with sendfile(2), without passing through user memory.  fd stays the
+ * caller's (it is not closed) and must be a regular file opened for
+ * reading.  If the file ends before off + len the connection is closed
+ * after what was sent (the client sees a short body, never a wrong one).
+ * Reading the file may block the loop on a cold disk, as with nginx's
+ * default sendfile.  Suspends while the client does not take the bytes
+ * (each wait bounded by write_timeout_ms).  Returns 0, -EALREADY,
+ * -EINVAL (status as corio_http_respond, off < 0), or a write error. */
+CORIO_API int corio_http_respond_file(corio_http_response *resp, int status, const char *content_type, int fd,
+                                      int64_t off, uint64_t len);
+
+/* The client's address as text ("127.0.0.1", "::1"; "-" when unknown)
+ * into buf[0..n), NUL-terminated (truncated to fit).  For access logs.
+ * Does not suspend. */
+CORIO_API void corio_http_request_peer(const corio_http_request *req, char *buf, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

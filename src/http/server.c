@@ -36,6 +36,7 @@
 #include "../io/dns.h"
 #include "corio/http.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -45,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/sendfile.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -654,6 +656,91 @@ int corio_http_response_end(corio_http_response *resp)
         return -ENOMEM;
     ob_puts(c, "0\r\n\r\n");
     return c->olen > OUT_FLUSH_AT ? flush_out(c) : c->werr;
+}
+
+/* Zero-copy file bodies: sendfile(2) straight to the (non-blocking)
+ * socket, and a POLLOUT wait whenever the socket buffer is full. */
+int corio_http_respond_file(corio_http_response *resp, int status, const char *content_type, int fd,
+                            int64_t off, uint64_t len)
+{
+    conn *c = resp->c;
+    if (c->rstate != R_NONE)
+        return -EALREADY;
+    if (status < 200 || status > 999 || off < 0)
+        return -EINVAL;
+    c->rstate = R_SENT;
+    settle_keep_alive(c);
+    bool no_body = status == 204 || status == 304;
+    int r = put_head(c, status, content_type, no_body ? -1 : (int64_t)len, false);
+    if (r < 0)
+        return r;
+    if (no_body || c->is_head || len == 0)
+        return c->olen > OUT_FLUSH_AT ? flush_out(c) : c->werr;
+    if ((r = flush_out(c)) < 0)
+        return r;
+    off_t pos = (off_t)off;
+    size_t since_yield = 0;
+    while (len > 0) {
+        size_t n = len > (1u << 20) ? (1u << 20) : (size_t)len;
+        ssize_t w = sendfile(c->fd, fd, &pos, n);
+        if (w > 0) {
+            len -= (uint64_t)w;
+            /* a fast client never makes sendfile wait: let the other
+             * connections have a turn every few MiB all the same */
+            if ((since_yield += (size_t)w) >= (4u << 20) && len > 0) {
+                since_yield = 0;
+                if ((r = corio_yield()) < 0) {
+                    c->werr = r;
+                    return r;
+                }
+            }
+            continue;
+        }
+        if (w == 0) {
+            /* the file shrank under us: the promised length can not be kept */
+            c->keep_alive = false;
+            c->werr = -EIO;
+            return c->werr;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN) {
+            c->werr = -errno;
+            return c->werr;
+        }
+        corio__op op;
+        memset(&op, 0, sizeof op);
+        op.kind = CORIO__OP_POLL;
+        op.fd = c->fd;
+        op.flags = POLLOUT;
+        op.off = -1;
+        corio_deadline d = corio_deadline_push(c->srv->cfg.write_timeout_ms);
+        r = corio__op_run(&op);
+        corio_deadline_pop(d);
+        if (r < 0) {
+            c->werr = r == -EAGAIN ? -ETIMEDOUT : r;
+            return c->werr;
+        }
+    }
+    return 0;
+}
+
+void corio_http_request_peer(const corio_http_request *req, char *buf, size_t n)
+{
+    if (n == 0)
+        return;
+    conn *c = req_conn((corio_http_request *)req);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    const char *s = NULL;
+    char tmp[INET6_ADDRSTRLEN];
+    if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET)
+            s = inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, tmp, sizeof tmp);
+        else if (ss.ss_family == AF_INET6)
+            s = inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, tmp, sizeof tmp);
+    }
+    snprintf(buf, n, "%s", s ? s : "-");
 }
 
 /* An answer of the server's own (errors, timeouts); always closes. */

@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# corio-serve against a temporary directory, with curl and the system
+# Python: listings, exact bytes (a 5 MB file too), Content-Type, HEAD,
+# Range (206, 416), 304 by If-Modified-Since and If-None-Match, index.html,
+# 404, and every way out of DIR we know of (../, %2e%2e, %2f, %5c, %00,
+# a symlink out, an absolute URL) must fail without serving the secret
+# file next to DIR.  Then SIGTERM must stop it with status 0.
+#   serve_test.sh BUILD_DIR      (CORIO_BACKEND picks the backend)
+set -euo pipefail
+build=$1
+serve=$build/tools/corio-serve
+tmp=$(mktemp -d)
+pid=
+cleanup() {
+    [[ -n $pid ]] && kill "$pid" 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$serve" --help >"$tmp/help" || fail "--help exit status $?"
+grep -q "SYNOPSIS" "$tmp/help" && grep -q -- "--port" "$tmp/help" || fail "--help text"
+
+root=$tmp/root
+mkdir -p "$root/sub/deeper" "$root/site" "$tmp/outside"
+echo "top secret" >"$tmp/outside/secret.txt"
+printf 'hello\n' >"$root/a.txt"
+printf '<b>' >"$root/we<ir>d & \"name\".txt"
+printf 'body{}' >"$root/style.css"
+printf '{}' >"$root/data.json"
+printf 'x' >"$root/pic.png"
+printf 'x' >"$root/blob.unknownext"
+printf 'nested' >"$root/sub/deeper/n.txt"
+printf '<h1>index</h1>' >"$root/site/index.html"
+head -c 5000000 /dev/urandom >"$root/big.bin"
+ln -s "$tmp/outside/secret.txt" "$root/abs_link"
+ln -s ../outside/secret.txt "$root/rel_link"
+ln -s "$tmp/outside" "$root/dir_link"
+ln -s a.txt "$root/in_link"
+
+"$serve" --port 0 "$root" >"$tmp/out" 2>"$tmp/log" &
+pid=$!
+port=
+for _ in $(seq 100); do
+    port=$(grep -oE '^Serving HTTP on 127\.0\.0\.1 port [0-9]+ \(http://127\.0\.0\.1:[0-9]+/\) \.\.\.' "$tmp/out" |
+        grep -oE 'port [0-9]+' | cut -d' ' -f2 || true)
+    [[ -n $port ]] && break
+    sleep 0.05
+done
+[[ -n $port ]] || fail "no 'Serving HTTP on' line: $(cat "$tmp/out" "$tmp/log")"
+url=http://127.0.0.1:$port
+
+# status of a request (extra curl args allowed)
+code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@"; }
+
+# listing: sorted, escaped, '/' after directories
+list=$(curl -s --max-time 5 "$url/")
+grep -q '<a href="sub/">sub/</a>' <<<"$list" || fail "listing lacks sub/: $list"
+grep -q '<a href="a.txt">a.txt</a>' <<<"$list" || fail "listing lacks a.txt"
+grep -q 'we&lt;ir&gt;d &amp; &quot;name&quot;.txt' <<<"$list" || fail "listing does not escape names"
+grep -q 'href="we%3Cir%3Ed%20%26%20%22name%22.txt"' <<<"$list" || fail "listing does not encode links"
+[[ $(grep -o 'href="[^"]*"' <<<"$list" | head -3 | tr '\n' ' ') == 'href="a.txt" href="abs_link" href="big.bin" ' ]] ||
+    fail "listing not sorted: $list"
+[[ $(code "$url/sub") == 301 ]] || fail "no redirect for a directory without '/'"
+[[ $(curl -s --max-time 5 -o /dev/null -w '%{redirect_url}' "$url/sub") == "$url/sub/" ]] || fail "redirect target"
+curl -s --max-time 5 "$url/sub/" | grep -q 'href="deeper/"' || fail "sub listing"
+
+# exact bytes and types
+[[ $(curl -s --max-time 5 "$url/a.txt") == hello ]] || fail "a.txt"
+curl -s --max-time 20 "$url/big.bin" -o "$tmp/big.got"
+cmp "$tmp/big.got" "$root/big.bin" || fail "5 MB file differs"
+[[ $(curl -s --max-time 5 "$url/sub/deeper/n.txt") == nested ]] || fail "nested file"
+[[ $(curl -s --max-time 5 "$url/%61.txt") == hello ]] || fail "percent-decoded path"
+[[ $(curl -s --max-time 5 "$url/./sub//deeper/n.txt") == nested ]] || fail "dot and empty segments"
+[[ $(curl -s --max-time 5 "$url/in_link") == hello ]] || fail "symlink inside DIR"
+ctype() { curl -s -o /dev/null -w '%{content_type}' --max-time 5 "$url/$1"; }
+[[ $(ctype a.txt) == "text/plain; charset=utf-8" ]] || fail "txt type $(ctype a.txt)"
+[[ $(ctype style.css) == "text/css; charset=utf-8" ]] || fail "css type"
+[[ $(ctype data.json) == "application/json" ]] || fail "json type"
+[[ $(ctype pic.png) == "image/png" ]] || fail "png type"
+[[ $(ctype blob.unknownext) == "application/octet-stream" ]] || fail "default type"
+[[ $(ctype "") == "text/html; charset=utf-8" ]] || fail "listing type"
+
+# index.html
+[[ $(curl -s --max-time 5 "$url/site/") == "<h1>index</h1>" ]] || fail "index.html"
+# 404 / 405
+[[ $(code "$url/missing") == 404 ]] || fail "missing file"
+[[ $(code "$url/a.txt/x") == 404 ]] || fail "file as a directory"
+[[ $(code -X POST -d x "$url/a.txt") == 405 ]] || fail "POST"
+
+# HEAD: the GET's headers, no body
+curl -s -I --max-time 5 "$url/big.bin" >"$tmp/head"
+grep -q $'^Content-Length: 5000000\r$' "$tmp/head" || fail "HEAD Content-Length: $(cat "$tmp/head")"
+grep -q '^ETag: "' "$tmp/head" || fail "HEAD ETag"
+grep -q '^Last-Modified: ' "$tmp/head" || fail "HEAD Last-Modified"
+
+# Range
+[[ $(curl -s --max-time 5 -r 1-3 "$url/a.txt") == ell ]] || fail "range 1-3"
+[[ $(code -r 1-3 "$url/a.txt") == 206 ]] || fail "range status"
+curl -s -D "$tmp/h206" -o "$tmp/r206" --max-time 5 -r 4000000- "$url/big.bin"
+grep -q $'^Content-Range: bytes 4000000-4999999/5000000\r$' "$tmp/h206" || fail "Content-Range: $(cat "$tmp/h206")"
+cmp "$tmp/r206" <(tail -c 1000000 "$root/big.bin") || fail "open range bytes"
+[[ $(curl -s --max-time 5 -r -2 "$url/a.txt" | od -An -c | tr -d ' ') == 'o\n' ]] || fail "suffix range"
+[[ $(curl -s --max-time 5 -r 2-100 "$url/a.txt") == llo ]] || fail "range past the end is clamped"
+curl -s -D "$tmp/h416" -o /dev/null --max-time 5 -r 100-200 "$url/a.txt"
+grep -q '^HTTP/1.1 416' "$tmp/h416" || fail "416: $(cat "$tmp/h416")"
+grep -q $'^Content-Range: bytes \\*/6\r$' "$tmp/h416" || fail "416 Content-Range: $(cat "$tmp/h416")"
+[[ $(code -r 0-0,2-3 "$url/a.txt") == 200 ]] || fail "multiple ranges answer 200"
+
+# conditional requests
+etag=$(grep -i '^ETag:' "$tmp/head" | cut -d' ' -f2 | tr -d '\r')
+lm=$(grep -i '^Last-Modified:' "$tmp/head" | cut -d' ' -f2- | tr -d '\r')
+[[ $(code -H "If-None-Match: $etag" "$url/big.bin") == 304 ]] || fail "If-None-Match"
+[[ $(code -H "If-None-Match: \"other\", W/$etag" "$url/big.bin") == 304 ]] || fail "If-None-Match list"
+[[ $(code -H 'If-None-Match: "other"' "$url/big.bin") == 200 ]] || fail "If-None-Match mismatch"
+[[ $(code -H "If-Modified-Since: $lm" "$url/big.bin") == 304 ]] || fail "If-Modified-Since"
+[[ $(code -H "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT" "$url/big.bin") == 200 ]] || fail "old IMS"
+[[ $(code -r 0-1 -H 'If-Range: "stale"' "$url/a.txt") == 200 ]] || fail "If-Range mismatch"
+
+# ways out of DIR: never the secret, never 200
+for p in "/../outside/secret.txt" "/%2e%2e/outside/secret.txt" "/sub/%2E%2E/%2e%2e/outside/secret.txt" \
+    "/..%2foutside%2fsecret.txt" "/..%5coutside%5csecret.txt" "/a.txt%00" "/abs_link" "/rel_link" \
+    "/dir_link/secret.txt" "/dir_link/" "/%zz"; do
+    c=$(curl -s --path-as-is -o "$tmp/esc" -w '%{http_code}' --max-time 5 "$url$p")
+    [[ $c == 400 || $c == 403 || $c == 404 ]] || fail "$p answered $c"
+    if grep -q "top secret" "$tmp/esc"; then fail "$p served the secret"; fi
+done
+[[ $(code "$url/%2e%2e/outside/secret.txt") == 400 ]] || fail "%2e%2e is not 400"
+[[ $(code --path-as-is "$url/sub/%2fetc") == 400 ]] || fail "%2f is not 400"
+[[ $(code "$url/abs_link") == 404 ]] || fail "symlink out is not 404"
+
+# raw requests a client library would normalise: absolute URLs, odd forms
+/usr/bin/python3 - "$port" <<'PY' || fail "raw requests"
+import socket, sys
+port = int(sys.argv[1])
+def raw(req):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(req)
+    data = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+        if b"\r\n\r\n" in data:
+            head, _, body = data.partition(b"\r\n\r\n")
+            n = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+            if n and len(body) >= n[0]:
+                break
+    s.close()
+    return data
+for target in [b"http://127.0.0.1/../outside/secret.txt", b"http://127.0.0.1/%2e%2e/outside/secret.txt",
+               b"http://evil.example/../../outside/secret.txt", b"../outside/secret.txt",
+               b"/" + b"../" * 20 + b"etc/passwd", b"*"]:
+    r = raw(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    status = int(r.split(b" ")[1])
+    assert status in (400, 403, 404), (target, r[:200])
+    assert b"top secret" not in r and b"root:" not in r, target
+# an absolute URL inside DIR works (and ignores the authority)
+r = raw(b"GET http://other.example/a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+assert r.startswith(b"HTTP/1.1 200") and r.endswith(b"hello\n"), r
+# keep-alive across files, with http.client
+import http.client
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+for path, want in [("/a.txt", b"hello\n"), ("/sub/deeper/n.txt", b"nested"), ("/a.txt", b"hello\n")]:
+    c.request("GET", path)
+    resp = c.getresponse()
+    assert resp.status == 200 and resp.read() == want, path
+    assert not resp.will_close
+c.close()
+PY
+
+# access log: one line per request, common log format
+grep -qE '^127\.0\.0\.1 - - \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9:]{8} \+0000\] "GET /a\.txt HTTP/1\.1" 200 6$' "$tmp/log" ||
+    fail "access log: $(head -5 "$tmp/log")"
+grep -qE '"GET /big\.bin HTTP/1\.1" 200 5000000$' "$tmp/log" || fail "access log bytes"
+grep -qE '"GET /missing HTTP/1\.1" 404 [0-9]+$' "$tmp/log" || fail "access log 404"
+
+kill -TERM "$pid"
+for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+done
+if kill -0 "$pid" 2>/dev/null; then fail "still running 5 s after SIGTERM"; fi
+status=0
+wait "$pid" || status=$?
+pid=
+[[ $status == 0 ]] || fail "exit status $status after SIGTERM"
+echo "PASS corio-serve on ${CORIO_BACKEND:-auto}"

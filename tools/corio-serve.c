@@ -1,0 +1,833 @@
+/*
+ * corio-serve — a static-file HTTP server on corio's HTTP module, the fast
+ * answer to `python -m http.server`: `corio-serve [--port N] [--bind ADDR]
+ * [DIR]` serves DIR (default: the current directory) on ADDR:N (default
+ * 127.0.0.1:8000) until SIGINT or SIGTERM.
+ *
+ * What it does per request (GET and HEAD only, others get 405):
+ *  - the path is percent-decoded; an encoded '/' or '\' (%2f, %5c), a NUL,
+ *    a broken escape or a ".." segment is a 400 before anything touches
+ *    the file system;
+ *  - the file is opened relative to DIR's descriptor with openat2(2) and
+ *    RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS, so the kernel itself refuses
+ *    any resolution that leaves DIR (symlinks out of it, absolute links):
+ *    those answer 404, as if the file did not exist.  On a kernel without
+ *    openat2 the same check is done with realpath(3) and a prefix test;
+ *  - a directory is answered with its index.html if it has one, else an
+ *    HTML listing (names sorted bytewise, HTML-escaped, links
+ *    percent-encoded, '/' after directories); a directory asked for
+ *    without the trailing '/' is redirected (301) to it, so relative links
+ *    work;
+ *  - a regular file gets Content-Type from its extension, Last-Modified,
+ *    an ETag "size-mtime" (hex, mtime in ns), Accept-Ranges; If-None-Match
+ *    (and, without it, If-Modified-Since) give 304; a single Range gives
+ *    206 with Content-Range, an unsatisfiable one 416 whose Content-Range
+ *    gives only the size; several ranges, or a failed If-Range, get the whole file;
+ *  - the body is sent with sendfile(2) (corio_http_respond_file): zero
+ *    copy on both backends;
+ *  - one access log line per request goes to stderr in the common log
+ *    format (--quiet turns it off).
+ *
+ * Opening files and reading directories are done inline, as nginx does by
+ * default: they are page-cache metadata operations, and a thread hop per
+ * request would cost more than it saves on a local disk.
+ */
+#define _GNU_SOURCE /* strptime, timegm, O_PATH */
+#include "corio.h"
+#include "corio/http.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <linux/openat2.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_PORT 8000
+#define DEFAULT_BIND "127.0.0.1"
+
+static const char usage_text[] =
+    "NAME\n"
+    "    corio-serve - serve a directory over HTTP\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    corio-serve [--port N] [--bind ADDR] [--quiet] [DIR]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Serves the files under DIR (default: the current directory) over\n"
+    "    HTTP/1.1 until SIGINT (Ctrl-C) or SIGTERM, then lets requests in\n"
+    "    flight finish and exits with status 0.  Directories are answered\n"
+    "    with their index.html, or else with a listing.  Files get a\n"
+    "    Content-Type from their extension, Last-Modified and ETag (with\n"
+    "    304 answers to If-Modified-Since and If-None-Match) and single\n"
+    "    byte Range requests (206, or 416 when unsatisfiable); their bytes\n"
+    "    go out with sendfile(2).  Only GET and HEAD are served.\n"
+    "\n"
+    "    Nothing outside DIR is ever served: '..' segments and encoded\n"
+    "    slashes are refused (400) and symbolic links that lead out of DIR\n"
+    "    answer 404.  Links inside DIR are followed.\n"
+    "\n"
+    "    One line per request is logged to standard error:\n"
+    "        ADDR - - [DATE] \"METHOD TARGET HTTP/1.x\" STATUS BYTES\n"
+    "\n"
+    "OPTIONS\n"
+    "    -p, --port N     listen on port N (default 8000; 0 picks a free port)\n"
+    "    -b, --bind ADDR  listen on address ADDR (default 127.0.0.1;\n"
+    "                     0.0.0.0 for every IPv4 interface)\n"
+    "    -q, --quiet      no access log\n"
+    "    -h, --help       print this text and exit\n"
+    "\n"
+    "ENVIRONMENT\n"
+    "    CORIO_BACKEND    io_uring or epoll (default: io_uring when it works)\n"
+    "\n"
+    "EXIT STATUS\n"
+    "    0 after SIGINT or SIGTERM, 1 when DIR can not be opened or the\n"
+    "    address can not be bound, 2 for a usage error.\n"
+    "\n"
+    "EXAMPLE\n"
+    "    corio-serve --port 8080 ~/public\n";
+
+typedef struct serve_opts {
+    const char *bind;
+    uint16_t port;
+    bool quiet;
+    int rootfd;             /* O_PATH descriptor of DIR: every lookup starts here */
+    char root[PATH_MAX];    /* DIR's real path (for the realpath fallback) */
+} serve_opts;
+
+static serve_opts opts;
+
+/* ------------------------------------------------------------------ */
+/* Small helpers                                                        */
+/* ------------------------------------------------------------------ */
+
+/* A growable byte buffer; on allocation failure it stops growing and
+ * remembers it (checked once, at the end). */
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} sbuf;
+
+static void sb_add(sbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->cap - b->len < n + 1) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap - b->len < n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+}
+
+static void sb_puts(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
+
+static void sb_html(sbuf *b, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        switch (s[i]) {
+        case '&': sb_puts(b, "&amp;"); break;
+        case '<': sb_puts(b, "&lt;"); break;
+        case '>': sb_puts(b, "&gt;"); break;
+        case '"': sb_puts(b, "&quot;"); break;
+        case '\'': sb_puts(b, "&#39;"); break;
+        default: sb_add(b, s + i, 1);
+        }
+    }
+}
+
+/* Percent-encode everything but RFC 3986 unreserved characters, so any
+ * file name (spaces, '?', '#', '%', non-ASCII) makes a working link. */
+static void sb_urlenc(sbuf *b, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+            ch == '.' || ch == '_' || ch == '~') {
+            sb_add(b, s, 1);
+        } else {
+            char e[4] = {'%', "0123456789ABCDEF"[ch >> 4], "0123456789ABCDEF"[ch & 15], 0};
+            sb_add(b, e, 3);
+        }
+    }
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static void http_time(time_t t, char *buf, size_t n)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, n, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+/* IMF-fixdate only (what every current client sends); -1 when it is not. */
+static time_t parse_http_time(const char *s, size_t n)
+{
+    char tmp[64];
+    if (n == 0 || n >= sizeof tmp)
+        return -1;
+    memcpy(tmp, s, n);
+    tmp[n] = 0;
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(tmp, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (!end || *end)
+        return -1;
+    return timegm(&tm);
+}
+
+static const struct {
+    const char *ext, *type;
+} mime_types[] = {
+    {"html", "text/html; charset=utf-8"},
+    {"htm", "text/html; charset=utf-8"},
+    {"css", "text/css; charset=utf-8"},
+    {"js", "text/javascript; charset=utf-8"},
+    {"mjs", "text/javascript; charset=utf-8"},
+    {"json", "application/json"},
+    {"txt", "text/plain; charset=utf-8"},
+    {"md", "text/markdown; charset=utf-8"},
+    {"csv", "text/csv; charset=utf-8"},
+    {"png", "image/png"},
+    {"jpg", "image/jpeg"},
+    {"jpeg", "image/jpeg"},
+    {"gif", "image/gif"},
+    {"svg", "image/svg+xml"},
+    {"webp", "image/webp"},
+    {"ico", "image/x-icon"},
+    {"wasm", "application/wasm"},
+    {"pdf", "application/pdf"},
+    {"xml", "application/xml"},
+    {"mp4", "video/mp4"},
+    {"webm", "video/webm"},
+    {"mp3", "audio/mpeg"},
+    {"woff", "font/woff"},
+    {"woff2", "font/woff2"},
+    {"zip", "application/zip"},
+    {"gz", "application/gzip"},
+};
+
+static const char *mime_type(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    const char *slash = strrchr(name, '/');
+    if (dot && (!slash || dot > slash))
+        for (size_t i = 0; i < sizeof mime_types / sizeof mime_types[0]; i++)
+            if (!strcasecmp(dot + 1, mime_types[i].ext))
+                return mime_types[i].type;
+    return "application/octet-stream";
+}
+
+/* ------------------------------------------------------------------ */
+/* Answers (each records status and body size for the access log)      */
+/* ------------------------------------------------------------------ */
+
+typedef struct answer {
+    corio_http_request *req;
+    corio_http_response *resp;
+    int status;
+    uint64_t bytes;
+} answer;
+
+static void reply(answer *a, int status, const char *ctype, const void *body, size_t len)
+{
+    a->status = status;
+    a->bytes = a->req->method.len == 4 && !memcmp(a->req->method.ptr, "HEAD", 4) ? 0 : len;
+    if (status == 304)
+        a->bytes = 0;
+    corio_http_respond(a->resp, status, ctype, body, len);
+}
+
+static void reply_error(answer *a, int status)
+{
+    char body[256];
+    const char *reason = corio_http_reason(status);
+    int n = snprintf(body, sizeof body,
+                     "<!DOCTYPE html>\n<html><head><title>%d %s</title></head>\n"
+                     "<body><h1>%d %s</h1></body></html>\n",
+                     status, reason, status, reason);
+    reply(a, status, "text/html; charset=utf-8", body, (size_t)n);
+}
+
+/* ------------------------------------------------------------------ */
+/* Path handling                                                        */
+/* ------------------------------------------------------------------ */
+
+/* Turn the request path into a relative path under DIR ("." for DIR
+ * itself) in out (size >= len + 2).  Returns 0, or the status to answer:
+ * 400 for a broken escape, an encoded '/' or '\', a NUL, a ".." segment,
+ * or a path that does not start with '/'. */
+static int clean_path(const char *p, size_t len, char *out, bool *trailing_slash)
+{
+    if (len == 0) { /* absolute-form without a path means "/" */
+        p = "/";
+        len = 1;
+    }
+    if (p[0] != '/')
+        return 400;
+    *trailing_slash = p[len - 1] == '/';
+    size_t o = 0, seg = 0;
+    for (size_t i = 0; i <= len; i++) {
+        char ch;
+        if (i == len) {
+            ch = '/';
+        } else if (p[i] == '%') {
+            int hi = i + 2 < len ? hexval(p[i + 1]) : -1, lo = i + 2 < len ? hexval(p[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return 400;
+            ch = (char)(hi << 4 | lo);
+            i += 2;
+            if (ch == '/' || ch == '\\' || ch == 0)
+                return 400;
+            out[o++] = ch;
+            continue;
+        } else {
+            ch = p[i];
+        }
+        if (ch != '/') {
+            out[o++] = ch;
+            continue;
+        }
+        /* end of the segment out[seg..o) */
+        size_t sl = o - seg;
+        if (sl == 0 || (sl == 1 && out[seg] == '.')) {
+            o = seg; /* empty or "." segment: drop it */
+        } else if (sl == 2 && out[seg] == '.' && out[seg + 1] == '.') {
+            return 400;
+        } else {
+            out[o++] = '/';
+            seg = o;
+        }
+    }
+    if (o == 0) {
+        out[o++] = '.';
+    } else {
+        o--; /* the last '/' */
+    }
+    out[o] = 0;
+    return 0;
+}
+
+/* Open rel (from clean_path) beneath DIR, never resolving outside it.
+ * Returns an fd or -errno (-EXDEV / -ELOOP for a way out). */
+static int open_beneath(const char *rel)
+{
+    static bool no_openat2;
+    if (!no_openat2) {
+        struct open_how how;
+        memset(&how, 0, sizeof how);
+        how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+        how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+        long fd = syscall(SYS_openat2, opts.rootfd, rel, &how, sizeof how);
+        if (fd >= 0)
+            return (int)fd;
+        if (errno != ENOSYS)
+            return -errno;
+        no_openat2 = true;
+    }
+    /* No openat2: resolve the whole path and check it is still under the
+     * root (racy against a concurrent rename, which openat2 is not). */
+    char full[PATH_MAX * 2], real[PATH_MAX];
+    if ((size_t)snprintf(full, sizeof full, "%s/%s", opts.root, rel) >= sizeof full)
+        return -ENAMETOOLONG;
+    if (!realpath(full, real))
+        return -errno;
+    size_t rl = strlen(opts.root);
+    if (strcmp(opts.root, "/") != 0 && (strncmp(real, opts.root, rl) != 0 || (real[rl] != 0 && real[rl] != '/')))
+        return -EXDEV;
+    int fd = open(real, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    return fd < 0 ? -errno : fd;
+}
+
+static int errno_status(int err)
+{
+    switch (err) {
+    case -EACCES:
+    case -EPERM:
+        return 403;
+    case -ENOENT:
+    case -ENOTDIR:
+    case -EXDEV:
+    case -ELOOP:
+    case -ENAMETOOLONG:
+        return 404;
+    default:
+        return 500;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Directory listing                                                    */
+/* ------------------------------------------------------------------ */
+
+typedef struct entry {
+    char *name;
+    bool dir;
+} entry;
+
+static int entry_cmp(const void *a, const void *b)
+{
+    return strcmp(((const entry *)a)->name, ((const entry *)b)->name);
+}
+
+static void send_listing(answer *a, int dfd, const char *shown_path)
+{
+    int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        int err = -errno;
+        if (fd >= 0)
+            close(fd);
+        reply_error(a, errno_status(err));
+        return;
+    }
+    entry *ents = NULL;
+    size_t n = 0, cap = 0;
+    bool oom = false;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        bool isdir = de->d_type == DT_DIR;
+        if (de->d_type == DT_UNKNOWN || de->d_type == DT_LNK) {
+            struct stat st;
+            isdir = fstatat(dirfd(d), de->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode);
+        }
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            entry *p = realloc(ents, nc * sizeof *p);
+            if (!p) {
+                oom = true;
+                break;
+            }
+            ents = p;
+            cap = nc;
+        }
+        if (!(ents[n].name = strdup(de->d_name))) {
+            oom = true;
+            break;
+        }
+        ents[n++].dir = isdir;
+    }
+    closedir(d);
+    qsort(ents, n, sizeof *ents, entry_cmp);
+
+    sbuf b = {0};
+    sb_puts(&b, "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>Directory listing for ");
+    sb_html(&b, shown_path, strlen(shown_path));
+    sb_puts(&b, "</title>\n</head>\n<body>\n<h1>Directory listing for ");
+    sb_html(&b, shown_path, strlen(shown_path));
+    sb_puts(&b, "</h1>\n<hr>\n<ul>\n");
+    for (size_t i = 0; i < n; i++) {
+        sb_puts(&b, "<li><a href=\"");
+        sb_urlenc(&b, ents[i].name);
+        if (ents[i].dir)
+            sb_puts(&b, "/");
+        sb_puts(&b, "\">");
+        sb_html(&b, ents[i].name, strlen(ents[i].name));
+        if (ents[i].dir)
+            sb_puts(&b, "/");
+        sb_puts(&b, "</a></li>\n");
+        free(ents[i].name);
+    }
+    free(ents);
+    sb_puts(&b, "</ul>\n<hr>\n</body>\n</html>\n");
+    if (oom || b.oom)
+        reply_error(a, 500);
+    else
+        reply(a, 200, "text/html; charset=utf-8", b.p, b.len);
+    free(b.p);
+}
+
+/* ------------------------------------------------------------------ */
+/* Files                                                                */
+/* ------------------------------------------------------------------ */
+
+/* Does the If-None-Match list hold etag (weak comparison, RFC 9110
+ * section 13.1.2)? */
+static bool etag_listed(const char *list, size_t n, const char *etag)
+{
+    size_t el = strlen(etag);
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (list[i] == ' ' || list[i] == '\t' || list[i] == ','))
+            i++;
+        if (i < n && list[i] == '*')
+            return true;
+        if (i + 2 <= n && list[i] == 'W' && list[i + 1] == '/')
+            i += 2;
+        size_t s = i;
+        while (i < n && list[i] != ',')
+            i++;
+        size_t e = i;
+        while (e > s && (list[e - 1] == ' ' || list[e - 1] == '\t'))
+            e--;
+        if (e - s == el && !memcmp(list + s, etag, el))
+            return true;
+    }
+    return false;
+}
+
+/* Parse a single "bytes=" range against size.  Returns 1 with [*from,
+ * *to] (inclusive), 0 when the header is to be ignored (bad syntax,
+ * several ranges: the whole file is sent), -1 when unsatisfiable. */
+static int parse_range(const char *v, size_t n, uint64_t size, uint64_t *from, uint64_t *to)
+{
+    if (n < 6 || strncasecmp(v, "bytes=", 6) != 0)
+        return 0;
+    v += 6;
+    n -= 6;
+    while (n && (*v == ' ' || *v == '\t'))
+        v++, n--;
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    if (memchr(v, ',', n))
+        return 0;
+    size_t i = 0;
+    uint64_t a = 0, b = 0;
+    bool has_a = false, has_b = false;
+    for (; i < n && v[i] >= '0' && v[i] <= '9'; i++) {
+        if (a > (UINT64_MAX - 9) / 10)
+            return 0;
+        a = a * 10 + (uint64_t)(v[i] - '0');
+        has_a = true;
+    }
+    if (i >= n || v[i] != '-')
+        return 0;
+    for (i++; i < n && v[i] >= '0' && v[i] <= '9'; i++) {
+        if (b > (UINT64_MAX - 9) / 10)
+            return 0;
+        b = b * 10 + (uint64_t)(v[i] - '0');
+        has_b = true;
+    }
+    if (i != n || (!has_a && !has_b))
+        return 0;
+    if (!has_a) { /* suffix: the last b bytes */
+        if (b == 0 || size == 0)
+            return -1;
+        *from = b >= size ? 0 : size - b;
+        *to = size - 1;
+        return 1;
+    }
+    if (has_b && b < a)
+        return 0;
+    if (a >= size)
+        return -1;
+    *from = a;
+    *to = !has_b || b >= size ? size - 1 : b;
+    return 1;
+}
+
+static void send_file(answer *a, int fd, const struct stat *st, const char *name)
+{
+    corio_http_request *req = a->req;
+    corio_http_response *resp = a->resp;
+    uint64_t size = (uint64_t)st->st_size;
+    uint64_t mtime_ns = (uint64_t)st->st_mtim.tv_sec * 1000000000ull + (uint64_t)st->st_mtim.tv_nsec;
+    char etag[64], lastmod[40];
+    snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)size, (unsigned long long)mtime_ns);
+    http_time(st->st_mtim.tv_sec, lastmod, sizeof lastmod);
+    corio_http_response_add_header(resp, "Last-Modified", lastmod);
+    corio_http_response_add_header(resp, "ETag", etag);
+    corio_http_response_add_header(resp, "Accept-Ranges", "bytes");
+
+    size_t vl;
+    const char *inm = corio_http_header_get(req, "If-None-Match", &vl);
+    if (inm) {
+        if (etag_listed(inm, vl, etag)) {
+            reply(a, 304, NULL, NULL, 0);
+            return;
+        }
+    } else {
+        const char *ims = corio_http_header_get(req, "If-Modified-Since", &vl);
+        time_t t = ims ? parse_http_time(ims, vl) : -1;
+        if (t != -1 && st->st_mtim.tv_sec <= t) {
+            reply(a, 304, NULL, NULL, 0);
+            return;
+        }
+    }
+
+    const char *ctype = mime_type(name);
+    uint64_t from = 0, to = size ? size - 1 : 0;
+    int rr = 0;
+    const char *range = corio_http_header_get(req, "Range", &vl);
+    if (range) {
+        size_t il;
+        const char *ifr = corio_http_header_get(req, "If-Range", &il);
+        /* If-Range: the range only holds for the representation it names */
+        bool fresh = !ifr || (il == strlen(etag) && !memcmp(ifr, etag, il)) ||
+                     (il == strlen(lastmod) && !memcmp(ifr, lastmod, il));
+        if (fresh)
+            rr = parse_range(range, vl, size, &from, &to);
+    }
+    if (rr < 0) {
+        char cr[48];
+        snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)size);
+        corio_http_response_add_header(resp, "Content-Range", cr);
+        reply_error(a, 416);
+        return;
+    }
+    int status = 200;
+    uint64_t len = size;
+    if (rr > 0) {
+        char cr[80];
+        snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)from, (unsigned long long)to,
+                 (unsigned long long)size);
+        corio_http_response_add_header(resp, "Content-Range", cr);
+        status = 206;
+        len = to - from + 1;
+    }
+    a->status = status;
+    bool head = req->method.len == 4 && !memcmp(req->method.ptr, "HEAD", 4);
+    a->bytes = head ? 0 : len;
+    corio_http_respond_file(resp, status, ctype, fd, (int64_t)from, len);
+}
+
+/* ------------------------------------------------------------------ */
+/* The handler                                                          */
+/* ------------------------------------------------------------------ */
+
+static void serve(answer *a)
+{
+    corio_http_request *req = a->req;
+    bool get = req->method.len == 3 && !memcmp(req->method.ptr, "GET", 3);
+    bool head = req->method.len == 4 && !memcmp(req->method.ptr, "HEAD", 4);
+    if (!get && !head) {
+        corio_http_response_add_header(a->resp, "Allow", "GET, HEAD");
+        reply_error(a, 405);
+        return;
+    }
+    size_t plen = req->path.len;
+    char *rel = malloc(plen + 3);
+    if (!rel) {
+        reply_error(a, 500);
+        return;
+    }
+    bool slash = false;
+    int st_code = clean_path(req->path.ptr, plen, rel, &slash);
+    if (st_code) {
+        free(rel);
+        reply_error(a, st_code);
+        return;
+    }
+    int fd = open_beneath(rel);
+    if (fd < 0) {
+        free(rel);
+        reply_error(a, errno_status(fd));
+        return;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        reply_error(a, 500);
+    } else if (S_ISDIR(st.st_mode)) {
+        if (!slash) {
+            /* relative links in the page need the trailing '/' */
+            sbuf loc = {0};
+            sb_add(&loc, req->path.len ? req->path.ptr : "/", req->path.len ? req->path.len : 1);
+            sb_puts(&loc, "/");
+            if (req->query.len) {
+                sb_puts(&loc, "?");
+                sb_add(&loc, req->query.ptr, req->query.len);
+            }
+            if (loc.oom || corio_http_response_add_header(a->resp, "Location", loc.p) < 0)
+                reply_error(a, 500);
+            else
+                reply_error(a, 301);
+            free(loc.p);
+        } else {
+            int ifd = -1;
+            char *ipath = malloc(strlen(rel) + sizeof "/index.html");
+            if (ipath) {
+                strcpy(ipath, rel);
+                strcat(ipath, "/index.html");
+                ifd = open_beneath(ipath);
+                free(ipath);
+            }
+            struct stat ist;
+            if (ifd >= 0 && fstat(ifd, &ist) == 0 && S_ISREG(ist.st_mode)) {
+                send_file(a, ifd, &ist, "index.html");
+            } else {
+                /* the decoded path, as the page's title */
+                sbuf shown = {0};
+                sb_puts(&shown, "/");
+                if (strcmp(rel, ".") != 0) {
+                    sb_puts(&shown, rel);
+                    sb_puts(&shown, "/");
+                }
+                if (shown.oom)
+                    reply_error(a, 500);
+                else
+                    send_listing(a, fd, shown.p);
+                free(shown.p);
+            }
+            if (ifd >= 0)
+                close(ifd);
+        }
+    } else if (S_ISREG(st.st_mode)) {
+        send_file(a, fd, &st, rel);
+    } else {
+        reply_error(a, 403); /* FIFOs, devices, sockets */
+    }
+    close(fd);
+    free(rel);
+}
+
+static void access_log(answer *a)
+{
+    corio_http_request *req = a->req;
+    char peer[64], date[40], line[8192];
+    corio_http_request_peer(req, peer, sizeof peer);
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof date, "%d/%b/%Y:%H:%M:%S +0000", &tm);
+    /* the target is visible ASCII; '"' and '\' are escaped so every line
+     * splits the same way */
+    char target[4096];
+    size_t t = 0;
+    for (size_t i = 0; i < req->target.len && t + 5 < sizeof target; i++) {
+        char ch = req->target.ptr[i];
+        if (ch == '"' || ch == '\\')
+            t += (size_t)snprintf(target + t, sizeof target - t, "\\x%02x", (unsigned char)ch);
+        else
+            target[t++] = ch;
+    }
+    target[t] = 0;
+    int n = snprintf(line, sizeof line, "%s - - [%s] \"%.*s %s HTTP/1.%d\" %d %llu\n", peer, date,
+                     (int)(req->method.len > 32 ? 32 : req->method.len), req->method.ptr, target,
+                     req->version_minor, a->status, (unsigned long long)a->bytes);
+    if (n > 0) {
+        size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+        ssize_t w = write(2, line, len);
+        (void)w; /* a log that can not be written is not worth failing a request */
+    }
+}
+
+static void handler(corio_http_request *req, corio_http_response *resp, void *arg)
+{
+    answer a = {req, resp, 0, 0};
+    serve(&a);
+    if (!opts.quiet)
+        access_log(&a);
+}
+
+/* ------------------------------------------------------------------ */
+/* main                                                                 */
+/* ------------------------------------------------------------------ */
+
+static void *main_task(void *arg)
+{
+    corio_http_server_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.server_header = "corio-serve";
+    corio_http_server *srv;
+    int r = corio_http_server_start(opts.bind, opts.port, handler, NULL, &cfg, &srv);
+    if (r < 0) {
+        fprintf(stderr, "corio-serve: can not listen on %s port %u: %s\n", opts.bind, opts.port, strerror(-r));
+        return (void *)1;
+    }
+    unsigned port = corio_http_server_port(srv);
+    bool v6 = strchr(opts.bind, ':') != NULL;
+    printf("Serving HTTP on %s port %u (http://%s%s%s:%u/) ...\n", opts.bind, port, v6 ? "[" : "", opts.bind,
+           v6 ? "]" : "", port);
+    fflush(stdout);
+    r = corio_http_serve_until_signal(srv);
+    if (r > 0)
+        fprintf(stderr, "\n%s received, exiting.\n", r == SIGINT ? "Keyboard interrupt" : "Termination signal");
+    corio_http_server_close(srv, 5000);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"port", required_argument, NULL, 'p'},
+        {"bind", required_argument, NULL, 'b'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    opts.bind = DEFAULT_BIND;
+    opts.port = DEFAULT_PORT;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "p:b:qh", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'p': {
+            char *end;
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || v < 0 || v > 65535) {
+                fprintf(stderr, "corio-serve: bad port '%s'\n", optarg);
+                return 2;
+            }
+            opts.port = (uint16_t)v;
+            break;
+        }
+        case 'b':
+            opts.bind = optarg;
+            break;
+        case 'q':
+            opts.quiet = true;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        default:
+            fputs("usage: corio-serve [--port N] [--bind ADDR] [--quiet] [DIR]   (--help for more)\n", stderr);
+            return 2;
+        }
+    }
+    if (argc - optind > 1) {
+        fputs("usage: corio-serve [--port N] [--bind ADDR] [--quiet] [DIR]   (--help for more)\n", stderr);
+        return 2;
+    }
+    const char *dir = optind < argc ? argv[optind] : ".";
+    if (!realpath(dir, opts.root)) {
+        fprintf(stderr, "corio-serve: %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    opts.rootfd = open(opts.root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (opts.rootfd < 0) {
+        fprintf(stderr, "corio-serve: %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    void *res = NULL;
+    int r = corio_run(NULL, main_task, NULL, &res);
+    close(opts.rootfd);
+    if (r < 0) {
+        fprintf(stderr, "corio-serve: %s\n", strerror(-r));
+        return 1;
+    }
+    return res ? 1 : 0;
+}
