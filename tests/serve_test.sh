@@ -176,6 +176,17 @@ grep -qE '^127\.0\.0\.1 - - \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9:]{8} \+0000\]
 grep -qE '"GET /big\.bin HTTP/1\.1" 200 5000000$' "$tmp/log" || fail "access log bytes"
 grep -qE '"GET /missing HTTP/1\.1" 404 [0-9]+$' "$tmp/log" || fail "access log 404"
 
+# ApacheBench with keep-alive and h2load over HTTP/1.1 (pipelined): every
+# request answered with the file, none failed
+out=$(ab -q -k -n 2000 -c 20 "$url/a.txt" 2>&1) || fail "ab: $out"
+grep -qE "^Complete requests: +2000$" <<<"$out" || fail "ab complete: $out"
+grep -qE "^Failed requests: +0$" <<<"$out" || fail "ab failed: $out"
+grep -qE "^Keep-Alive requests: +2000$" <<<"$out" || fail "ab keep-alive: $out"
+grep -qE "^Document Length: +6 bytes$" <<<"$out" || fail "ab document length: $out"
+out=$(h2load --h1 -n 2000 -c 10 -m 4 "$url/a.txt" 2>&1) || fail "h2load: $out"
+grep -qE "2000 succeeded, 0 failed, 0 errored" <<<"$out" || fail "h2load: $out"
+grep -qE "status codes: 2000 2xx" <<<"$out" || fail "h2load status codes: $out"
+
 kill -TERM "$pid"
 for _ in $(seq 100); do
     kill -0 "$pid" 2>/dev/null || break
