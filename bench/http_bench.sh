@@ -1,0 +1,379 @@
+#!/usr/bin/env bash
+# http_bench.sh — corio's HTTP/1.1 server against nginx, h2o, a plain libuv C
+# server and Python uvloop, all serving the seed's response (200,
+# text/plain, the three CORS headers, "Hello, world!").
+#
+# Every server runs pinned to SERVER_CPU (default 0), wrk to CLIENT_CPU
+# (default 1).  Three loads: one connection (c1), 100 connections (c100),
+# and 100 connections each writing 16 pipelined requests at a time
+# (pipe16_c100, bench/peers/http_pipeline.lua).  Runs are interleaved (rep 1
+# of every server, then rep 2, ..., order rotated each rep) so machine noise
+# hits every server alike; each measured run follows a WARMUP-second wrk run
+# with the same load.  Server CPU is utime+stime of the server's whole
+# process tree (nginx's master and worker, h2o's helper) from /proc/PID/stat
+# across the measured run, divided by wrk's request count.  Output:
+#
+#   http_c100_uring_rps: 123456 req/s          median throughput
+#   http_c100_uring_cpu: 7.890 us/req          median server CPU per request
+#   http_c100_uring_vs_nginx: 1.20 x           corio rps / peer rps (>1: corio faster)
+#   http_c100_uring_vs_nginx_cpu: 0.80 x       corio cpu / peer cpu (<1: corio cheaper)
+#   http_idle_uring_bytes: 1500 B/conn         RSS growth / IDLE_CONNS idle keep-alive connections
+#
+# The idle figure comes from bench/idle_conns against a freshly started
+# server (so memory the load runs left in the allocator does not hide the
+# cost), one run per server.
+#
+# Servers: epoll, uring (examples/http_hello with CORIO_BACKEND forced),
+# nginx (one worker, generated config), h2o (num-threads 1, file handler;
+# Debian package h2o), libuv (bench/peers/http_libuv.c), uvloop
+# (bench/peers/http_uvloop.py on /usr/bin/python3).  Missing ones are
+# skipped with a note.  Progress goes to stderr, `name: value unit` to stdout.
+#
+# Knobs: BUILD (build dir, default build), DURATION (3), WARMUP (1), REPS (3),
+# LOADS ("c1 c100 pipe16_c100"), SERVERS ("epoll uring nginx h2o libuv
+# uvloop"), IDLE_CONNS (10000; 0 skips the idle test), PYTHON
+# (/usr/bin/python3), BASE_PORT (19100), SERVER_CPU (0), CLIENT_CPU (1).
+# The defaults take about 5 minutes.
+set -u
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+BUILD=${BUILD:-build}
+DURATION=${DURATION:-3}
+WARMUP=${WARMUP:-1}
+REPS=${REPS:-3}
+LOADS=${LOADS:-"c1 c100 pipe16_c100"}
+SERVERS=${SERVERS:-"epoll uring nginx h2o libuv uvloop"}
+IDLE_CONNS=${IDLE_CONNS:-10000}
+PYTHON=${PYTHON:-/usr/bin/python3}
+BASE_PORT=${BASE_PORT:-19100}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+# Enough descriptors for IDLE_CONNS connections plus slack, within the hard limit.
+NOFILE=$(ulimit -Hn)
+[[ $NOFILE == unlimited ]] && NOFILE=1048576
+
+if [[ $BUILD != /* && ! -d $BUILD && -d $root/$BUILD ]]; then
+    BUILD=$root/$BUILD
+fi
+BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || { echo "http_bench: build dir '$BUILD' not found" >&2; exit 2; }
+
+note() { echo "# $*" >&2; }
+
+first_file() {
+    local f
+    for f in "$@"; do
+        if [[ -x $f ]]; then echo "$f"; return 0; fi
+    done
+    return 1
+}
+
+command -v wrk >/dev/null || { echo "http_bench: wrk not installed (apt-get install -y wrk)" >&2; exit 2; }
+command -v curl >/dev/null || { echo "http_bench: curl not installed" >&2; exit 2; }
+HELLO=$(first_file "$BUILD/http_hello" "$BUILD/examples/http_hello") || HELLO=
+LIBUV=$(first_file "$BUILD/bench/http_libuv" "$BUILD/http_libuv") || LIBUV=
+IDLE=$(first_file "$BUILD/bench/idle_conns" "$BUILD/idle_conns") || IDLE=
+NGINX=$(command -v nginx || first_file /usr/sbin/nginx) || NGINX=
+H2O=$(command -v h2o || first_file /usr/sbin/h2o) || H2O=
+CLK_TCK=$(getconf CLK_TCK)
+
+tmp=$(mktemp -d /tmp/http_bench.XXXXXX)
+# Run as root, h2o and nginx drop their workers to nobody, who must still
+# be able to read the h2o body file.
+chmod 755 "$tmp"
+declare -A PID PORT
+cleanup() {
+    local s
+    for s in "${!PID[@]}"; do
+        kill "${PID[$s]}" 2>/dev/null && wait "${PID[$s]}" 2>/dev/null
+    done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Config files for the two servers that need one, in $tmp/NAME/.
+write_nginx_conf() { # DIR PORT
+    mkdir -p "$1"
+    cat >"$1/nginx.conf" <<EOF
+# One worker, no logging, keep-alive for as long as the benchmark runs.
+# default_type + return 200 gives the body and Content-Type; add_header the
+# CORS headers.  nginx adds Server, Date, Content-Length, Connection itself.
+worker_processes 1;
+worker_rlimit_nofile $NOFILE;
+daemon off;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections $NOFILE; }
+http {
+    access_log off;
+    server_tokens off;
+    keepalive_requests 1000000000;
+    keepalive_timeout 75s;
+    client_body_temp_path $1/body;
+    proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fastcgi;
+    uwsgi_temp_path $1/uwsgi;
+    scgi_temp_path $1/scgi;
+    server {
+        listen 127.0.0.1:$2 backlog=4096;
+        location / {
+            default_type text/plain;
+            add_header Access-Control-Allow-Origin "*" always;
+            add_header Access-Control-Allow-Methods "GET, POST, PUT, DELETE, OPTIONS" always;
+            add_header Access-Control-Allow-Headers "Content-Type" always;
+            return 200 "Hello, world!";
+        }
+    }
+}
+EOF
+}
+
+write_h2o_conf() { # DIR PORT
+    mkdir -p "$1"
+    chmod 755 "$1"
+    printf 'Hello, world!' >"$1/hello.txt"
+    chmod 644 "$1/hello.txt"
+    # h2o 2.2 has no "return a string" directive; its file handler is the
+    # fastest way to a fixed body (mruby would be slower).  It adds
+    # last-modified and accept-ranges, which cannot be turned off.
+    cat >"$1/h2o.conf" <<EOF
+num-threads: 1
+max-connections: $NOFILE
+error-log: $1/error.log
+listen:
+  host: 127.0.0.1
+  port: $2
+hosts:
+  default:
+    paths:
+      /:
+        file.file: $1/hello.txt
+        file.etag: OFF
+        header.add: "Access-Control-Allow-Origin: *"
+        header.add: "Access-Control-Allow-Methods: GET, POST, PUT, DELETE, OPTIONS"
+        header.add: "Access-Control-Allow-Headers: Content-Type"
+EOF
+}
+
+# server_cmd NAME PORT: print the command line (one word per line) or fail.
+server_cmd() {
+    case $1 in
+    epoll) [[ -n $HELLO ]] && printf '%s\n' env CORIO_BACKEND=epoll "$HELLO" "$2" ;;
+    uring) [[ -n $HELLO ]] && printf '%s\n' env CORIO_BACKEND=io_uring "$HELLO" "$2" ;;
+    nginx) [[ -n $NGINX ]] || return 1
+        write_nginx_conf "$tmp/nginx$2" "$2"
+        printf '%s\n' "$NGINX" -p "$tmp/nginx$2" -c "$tmp/nginx$2/nginx.conf" -e "$tmp/nginx$2/error.log" ;;
+    h2o) [[ -n $H2O ]] || return 1
+        write_h2o_conf "$tmp/h2o$2" "$2"
+        printf '%s\n' "$H2O" -c "$tmp/h2o$2/h2o.conf" ;;
+    libuv) [[ -n $LIBUV ]] && printf '%s\n' "$LIBUV" "$2" ;;
+    uvloop) "$PYTHON" -c 'import uvloop' 2>/dev/null &&
+        printf '%s\n' "$PYTHON" "$here/peers/http_uvloop.py" "$2" ;;
+    *) return 1 ;;
+    esac
+}
+
+# The pid and every descendant of it, one per line.
+tree_pids() {
+    local p c
+    echo "$1"
+    for p in /proc/"$1"/task/*/children; do
+        # shellcheck disable=SC2013 # the file is one line of pids
+        for c in $(cat "$p" 2>/dev/null); do tree_pids "$c"; done
+    done
+}
+
+# utime+stime (clock ticks) of a process tree.
+tree_ticks() {
+    local t=0 p
+    for p in $(tree_pids "$1"); do
+        t=$((t + $(awk '{ print $14 + $15 }' /proc/"$p"/stat 2>/dev/null || echo 0)))
+    done
+    echo "$t"
+}
+
+# The process that serves connections: nginx's worker, else the server itself.
+worker_pid() {
+    local w
+    if [[ $1 == nginx ]]; then
+        w=$(cat /proc/"$2"/task/*/children 2>/dev/null | awk '{ print $1; exit }')
+        [[ -n $w ]] && { echo "$w"; return; }
+    fi
+    echo "$2"
+}
+
+# start_server NAME PORT: start it pinned to SERVER_CPU with NOFILE
+# descriptors, wait until it answers, set PID[NAME] and PORT[NAME].
+start_server() {
+    local s=$1 port=$2 pid kind fd cmd
+    mapfile -t cmd < <(server_cmd "$s" "$port") || true
+    if ((${#cmd[@]} == 0)); then
+        note "skipping $s: not built / not installed"
+        return 1
+    fi
+    # prlimit, taskset and env all exec, so $! is the server's own pid.
+    prlimit --nofile="$NOFILE:$NOFILE" taskset -c "$SERVER_CPU" "${cmd[@]}" >"$tmp/$s.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do
+        curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$port/" && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if ! kill -0 "$pid" 2>/dev/null || ! curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$port/"; then
+        note "skipping $s: did not start or does not answer 200: $(head -c 300 "$tmp/$s.log" 2>/dev/null)"
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        return 1
+    fi
+    kind=
+    for fd in /proc/"$pid"/fd/*; do
+        case $(readlink "$fd" 2>/dev/null) in
+        'anon_inode:[io_uring]') kind=io_uring; break ;;
+        'anon_inode:[eventpoll]') kind=epoll ;;
+        esac
+    done
+    if [[ $s == uring && $kind != io_uring ]]; then
+        note "warning: $s is not using io_uring (fds show ${kind:-neither}); its figures are epoll's"
+    fi
+    PID[$s]=$pid
+    PORT[$s]=$port
+    return 0
+}
+
+stop_server() {
+    kill "${PID[$1]}" 2>/dev/null && wait "${PID[$1]}" 2>/dev/null
+    unset "PID[$1]"
+}
+
+# Start every server once, each on its own port: an idle server sleeps in
+# its poll call and costs the others nothing.
+active=()
+i=0
+for s in $SERVERS; do
+    port=$((BASE_PORT + i))
+    i=$((i + 1))
+    start_server "$s" "$port" || continue
+    hdr=$(curl -s -D - -o /dev/null "http://127.0.0.1:$port/" | tr -d '\r' | paste -sd '|')
+    bytes=$(curl -s -o /dev/null -w '%{size_header}+%{size_download}' "http://127.0.0.1:$port/")
+    note "$s: pid ${PID[$s]} port $port, response $bytes bytes: $hdr"
+    active+=("$s")
+done
+((${#active[@]} > 0)) || { echo "http_bench: no server could be started" >&2; exit 1; }
+
+# wrk arguments for a load name.
+load_args() {
+    case $1 in
+    c1) echo "-t1 -c1" ;;
+    c100) echo "-t1 -c100" ;;
+    pipe16_c100) echo "-t1 -c100 -s $here/peers/http_pipeline.lua" ;;
+    *) return 1 ;;
+    esac
+}
+# wrk passes script arguments after "--"; the pipeline depth goes there.
+load_tail() { [[ $1 == pipe16_* ]] && echo "-- 16"; }
+
+nloads=$(wc -w <<<"$LOADS")
+est=$(awk -v n="$nloads" -v s="${#active[@]}" -v r="$REPS" -v d="$DURATION" -v w="$WARMUP" \
+    'BEGIN { printf "%d", n * s * r * (d + w + 0.5) }')
+note "servers: ${active[*]}; loads: $LOADS; $REPS reps of ${DURATION}s (+${WARMUP}s warmup); about ${est}s"
+
+for ((rep = 0; rep < REPS; rep++)); do
+    n=${#active[@]}
+    order=()
+    for ((k = 0; k < n; k++)); do order+=("${active[$(((k + rep) % n))]}"); done
+    for load in $LOADS; do
+        args=$(load_args "$load") || { note "unknown load $load"; continue; }
+        tail=$(load_tail "$load")
+        key="http_$load"
+        for s in "${order[@]}"; do
+            if ! kill -0 "${PID[$s]}" 2>/dev/null; then
+                note "$s died; see below"; tail -5 "$tmp/$s.log" | sed 's/^/#   /' >&2
+                continue
+            fi
+            url="http://127.0.0.1:${PORT[$s]}/"
+            if [[ $WARMUP != 0 ]]; then
+                # shellcheck disable=SC2086
+                taskset -c "$CLIENT_CPU" wrk $args -d "${WARMUP}s" "$url" $tail >/dev/null 2>&1
+            fi
+            t0=$(tree_ticks "${PID[$s]}")
+            # shellcheck disable=SC2086
+            out=$(taskset -c "$CLIENT_CPU" wrk $args -d "${DURATION}s" "$url" $tail 2>&1)
+            t1=$(tree_ticks "${PID[$s]}")
+            reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
+            rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
+            errs=$(grep -E 'Socket errors|Non-2xx' <<<"$out" | tr -s ' ' | paste -sd ';')
+            # A run with socket errors or non-2xx answers measures something else.
+            if [[ -z $reqs || -z $rps || $reqs == 0 || -n $errs ]]; then
+                note "rep $((rep + 1)) ${key}_$s FAILED: $(tr '\n' ' ' <<<"$out")"
+                continue
+            fi
+            cpu=$(awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.3f", d * 1e6 / hz / n }')
+            util=$(awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v t="$DURATION" 'BEGIN { printf "%.0f", d / hz / t * 100 }')
+            echo "$rps" >>"$tmp/${key}_$s.rps"
+            echo "$cpu" >>"$tmp/${key}_$s.cpu"
+            note "rep $((rep + 1)) ${key}_$s: $rps req/s, $cpu us/req (server ${util}%)${errs:+ ERRORS: $errs}"
+        done
+    done
+done
+
+median() { # median of the numbers in file $1, one per line
+    sort -g "$1" | awk '{ v[NR] = $1 } END {
+        if (NR == 0) exit 1
+        if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+declare -A RPS CPU
+for load in $LOADS; do
+    key="http_$load"
+    for s in "${active[@]}"; do
+        [[ -s $tmp/${key}_$s.rps ]] || continue
+        RPS[${key}_$s]=$(median "$tmp/${key}_$s.rps")
+        CPU[${key}_$s]=$(median "$tmp/${key}_$s.cpu")
+        printf '%s_%s_rps: %.0f req/s\n' "$key" "$s" "${RPS[${key}_$s]}"
+        printf '%s_%s_cpu: %.3f us/req\n' "$key" "$s" "${CPU[${key}_$s]}"
+    done
+    for a in epoll uring; do
+        for b in nginx h2o libuv uvloop; do
+            [[ -n ${RPS[${key}_$a]:-} && -n ${RPS[${key}_$b]:-} ]] || continue
+            awk -v k="${key}_${a}_vs_$b" -v ra="${RPS[${key}_$a]}" -v rb="${RPS[${key}_$b]}" \
+                -v ca="${CPU[${key}_$a]}" -v cb="${CPU[${key}_$b]}" 'BEGIN {
+                    printf "%s: %.2f x\n", k, ra / rb
+                    printf "%s_cpu: %.2f x\n", k, ca / cb }'
+        done
+    done
+done
+
+# Idle keep-alive connections: stop the loaded servers, then one fresh
+# server at a time.
+for s in "${active[@]}"; do stop_server "$s"; done
+if ((IDLE_CONNS > 0)); then
+    if [[ -z $IDLE ]]; then
+        note "skipping the idle test: idle_conns not built"
+    else
+        declare -A IDLEB
+        note "idle: $IDLE_CONNS keep-alive connections per server, fresh servers"
+        for s in "${active[@]}"; do
+            port=${PORT[$s]}
+            start_server "$s" "$port" || continue
+            w=$(worker_pid "$s" "${PID[$s]}")
+            out=$(taskset -c "$CLIENT_CPU" "$IDLE" -p "$port" -n "$IDLE_CONNS" --server-pid "$w" 2>&1)
+            b=$(awk '/^idle_bytes_per_conn:/ { print $2 }' <<<"$out")
+            if [[ -z $b ]]; then
+                note "idle $s FAILED: $(tr '\n' ' ' <<<"$out")"
+            else
+                IDLEB[$s]=$b
+                note "idle $s (pid $w): $(grep -E 'rss|opened' <<<"$out" | tr '\n' ' ')"
+                printf 'http_idle_%s_bytes: %.0f B/conn\n' "$s" "$b"
+            fi
+            stop_server "$s"
+        done
+        for a in epoll uring; do
+            for b in nginx h2o libuv uvloop; do
+                [[ -n ${IDLEB[$a]:-} && -n ${IDLEB[$b]:-} ]] || continue
+                awk -v k="http_idle_${a}_vs_$b" -v x="${IDLEB[$a]}" -v y="${IDLEB[$b]}" \
+                    'BEGIN { if (y > 0) printf "%s: %.2f x\n", k, x / y }'
+            done
+        done
+    fi
+fi
