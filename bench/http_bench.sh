@@ -11,7 +11,10 @@
 # hits every server alike; each measured run follows a WARMUP-second wrk run
 # with the same load.  Server CPU is utime+stime of the server's whole
 # process tree (nginx's master and worker, h2o's helper) from /proc/PID/stat
-# across the measured run, divided by wrk's request count.  Output:
+# across the measured run, divided by wrk's request count.  The per-run
+# lines on stderr also give server and wrk CPU utilisation: wrk has one core,
+# and when it is at ~100 % while the server is below it, req/s measures wrk.
+# Output:
 #
 #   http_c100_uring_rps: 123456 req/s          median throughput
 #   http_c100_uring_cpu: 7.890 us/req          median server CPU per request
@@ -298,7 +301,8 @@ for ((rep = 0; rep < REPS; rep++)); do
             fi
             t0=$(tree_ticks "${PID[$s]}")
             # shellcheck disable=SC2086
-            out=$(taskset -c "$CLIENT_CPU" wrk $args -d "${DURATION}s" "$url" $tail 2>&1)
+            # `times` after wrk gives the subshell's children's CPU: wrk's own.
+            out=$(taskset -c "$CLIENT_CPU" wrk $args -d "${DURATION}s" "$url" $tail 2>&1; times)
             t1=$(tree_ticks "${PID[$s]}")
             reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
             rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
@@ -309,10 +313,14 @@ for ((rep = 0; rep < REPS; rep++)); do
                 continue
             fi
             cpu=$(awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN { printf "%.3f", d * 1e6 / hz / n }')
+            # The second line of `times`: children's user and system time, "XmY.YYYs".
+            cutil=$(tail -n 1 <<<"$out" | awk -v t="$DURATION" '{
+                c = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); c += a[1] * 60 + a[2] }
+                printf "%.0f", c / t * 100 }')
             util=$(awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v t="$DURATION" 'BEGIN { printf "%.0f", d / hz / t * 100 }')
             echo "$rps" >>"$tmp/${key}_$s.rps"
             echo "$cpu" >>"$tmp/${key}_$s.cpu"
-            note "rep $((rep + 1)) ${key}_$s: $rps req/s, $cpu us/req (server ${util}%)${errs:+ ERRORS: $errs}"
+            note "rep $((rep + 1)) ${key}_$s: $rps req/s, $cpu us/req (server ${util}% wrk ${cutil}%)${errs:+ ERRORS: $errs}"
         done
     done
 done

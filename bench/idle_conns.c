@@ -71,7 +71,8 @@ enum { CONNECTING, SENT, DONE };
 int main(int argc, char **argv)
 {
     int port = 0, n = 0, pid = 0, settle_ms = 1000, batch = 500;
-    for (int i = 1; i < argc; i++) {
+    /* Options come in "-x VALUE" pairs. */
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
@@ -88,7 +89,6 @@ int main(int argc, char **argv)
             batch = atoi(v);
         else
             goto usage;
-        i++;
     }
     if (port <= 0 || n <= 0 || pid <= 0 || batch <= 0)
         goto usage;

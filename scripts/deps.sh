@@ -12,7 +12,7 @@ declare -A groups=(
     [build]="build-essential cmake pkg-config liburing-dev"
     [test]="curl python3 util-linux apache2-utils nghttp2-client qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
     [asan]="clang libclang-rt-14-dev"
-    [bench]="libuv1-dev nginx-light wrk python3-uvloop python3-aiofiles bc nghttp2-client"
+    [bench]="libuv1-dev nginx-light h2o wrk python3-uvloop python3-aiofiles bc nghttp2-client curl gnuplot-nox"
 )
 command -v dpkg >/dev/null || exit 0 # not Debian: nothing we can check
 want=()
