@@ -329,8 +329,7 @@ typedef void (*corio_conn_fn)(corio_stream *s, void *arg);
 typedef struct corio_server_config {
     int backlog;      /* listen(2) backlog; 0 = 4096 */
     bool reuse_port;  /* SO_REUSEPORT */
-    bool no_delay;    /* kept for symmetry; TCP_NODELAY is on unless disable_nodelay */
-    bool disable_nodelay;
+    bool disable_nodelay; /* TCP_NODELAY is on by default; true turns it off */
     size_t stack_size; /* for handler tasks; 0 = the loop's default */
 } corio_server_config;
 
