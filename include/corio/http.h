@@ -246,6 +246,26 @@ typedef struct corio_http_server_config {
 CORIO_API int corio_http_server_start(const char *host, uint16_t port, corio_http_handler handler, void *arg,
                                       const corio_http_server_config *cfg, corio_http_server **out);
 
+/* A server with no listener: connections reach it only through
+ * corio_http_server_serve_fd (a socket accepted elsewhere, one end of a
+ * socketpair, an inherited fd).  Same handler, arg and cfg as
+ * corio_http_server_start; corio_http_server_port gives 0.  Must run in a
+ * task.  Does not suspend.  Returns 0 and *out, -EINVAL, -ENOMEM, or
+ * -EPERM outside a task.  Closed (and freed) by corio_http_server_close. */
+CORIO_API int corio_http_server_new(corio_http_handler handler, void *arg, const corio_http_server_config *cfg,
+                                    corio_http_server **out);
+
+/* Serve one already-connected stream socket fd exactly like an accepted
+ * connection: it counts in corio_http_server_connections and
+ * max_connections, gets every timeout, and is closed by
+ * corio_http_server_close.  fd is made non-blocking.  Works on any server
+ * (listening or not).  Must run in a task; does not suspend (the
+ * connection's own task starts at the loop's next turn).  Returns 0: fd is
+ * the server's from now on (it closes it); or an error, fd staying the
+ * caller's: -EAGAIN at max_connections, -ESHUTDOWN once the server is
+ * closing, -EBADF, -ENOMEM, -EPERM outside a task. */
+CORIO_API int corio_http_server_serve_fd(corio_http_server *srv, int fd);
+
 /* The bound port (useful after port 0). */
 CORIO_API uint16_t corio_http_server_port(const corio_http_server *srv);
 

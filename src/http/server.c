@@ -28,6 +28,10 @@
  * the completion closes the connection.  About 500 bytes per idle
  * connection, plus the kernel's socket.
  *
+ * Connections come from the accept task or from corio_http_server_serve_fd
+ * (a server made by corio_http_server_new has no accept task at all); both
+ * go through start_conn and are the same from then on.
+ *
  * Shutdown: closing marks the server, cancels the accept task and every
  * connection that is between requests, and waits (through the closer's
  * task being woken by each exiting connection) for the ones in a request.
@@ -518,6 +522,10 @@ static bool drain_body(conn *c)
         if (c->body_left > buffered && c->body_left - buffered > c->srv->cfg.max_drain)
             return false;
     }
+    /* max_drain bounds what must still come from the socket, as
+     * settle_keep_alive judged when the head went out (promising
+     * keep-alive): the bytes already buffered cost nothing to drop */
+    size_t allowance = c->srv->cfg.max_drain + (c->rend - c->body_pos) + c->pend_len;
     char scratch[2048];
     size_t dropped = 0;
     for (;;) {
@@ -527,7 +535,7 @@ static bool drain_body(conn *c)
         if (r == 0)
             return true;
         dropped += (size_t)r;
-        if (dropped > c->srv->cfg.max_drain)
+        if (dropped > allowance)
             return false;
     }
 }
@@ -1031,11 +1039,14 @@ static void *conn_main(void *arg)
     return NULL;
 }
 
-static void start_conn(corio_http_server *srv, int fd)
+/* Set up a connection on fd (connected, non-blocking) and spawn its task.
+ * Returns 0 (fd is the connection's now) or -ENOMEM (fd left to the
+ * caller). */
+static int start_conn(corio_http_server *srv, int fd)
 {
     conn *c = corio__calloc(1, sizeof *c);
     if (!c)
-        goto fail;
+        return -ENOMEM;
     c->srv = srv;
     c->fd = fd;
     c->resp.c = c;
@@ -1045,21 +1056,36 @@ static void start_conn(corio_http_server *srv, int fd)
     if (!c->rbuf || !c->hdrs)
         goto fail;
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly on non-TCP fds */
     c->task = corio_spawn_named("http-conn", srv->cfg.stack_size, conn_main, c);
     if (!c->task)
         goto fail;
     corio__list_push_back(&srv->conns, &c->link);
     srv->nconns++;
     corio_detach(c->task);
-    return;
+    return 0;
 fail:
-    if (c) {
-        corio__free(c->rbuf);
-        corio__free(c->hdrs);
-        corio__free(c);
-    }
-    corio__close_fd(srv->loop, fd);
+    corio__free(c->rbuf);
+    corio__free(c->hdrs);
+    corio__free(c);
+    return -ENOMEM;
+}
+
+int corio_http_server_serve_fd(corio_http_server *srv, int fd)
+{
+    if (!srv || !corio_current())
+        return -EPERM;
+    if (srv->closing)
+        return -ESHUTDOWN;
+    if (srv->nconns >= srv->cfg.max_connections)
+        return -EAGAIN;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -errno;
+    /* the epoll backend and sendfile both count on a non-blocking fd */
+    if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    return start_conn(srv, fd);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1091,10 +1117,8 @@ static void *accept_main(void *arg)
         op.off = -1;
         int r = corio__op_run(&op);
         if (r >= 0) {
-            if (srv->closing)
+            if (srv->closing || start_conn(srv, r) < 0)
                 corio__close_fd(srv->loop, r);
-            else
-                start_conn(srv, r);
         } else if (r == -ECANCELED || r == -ETIMEDOUT) {
             break;
         } else if (r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM) {
@@ -1149,8 +1173,8 @@ static int listen_on(const char *host, uint16_t port, int backlog, int *fd_out, 
     return err;
 }
 
-int corio_http_server_start(const char *host, uint16_t port, corio_http_handler handler, void *arg,
-                            const corio_http_server_config *cfg, corio_http_server **out)
+int corio_http_server_new(corio_http_handler handler, void *arg, const corio_http_server_config *cfg,
+                          corio_http_server **out)
 {
     corio_loop *l = corio__loop();
     if (!l || !corio_current())
@@ -1188,10 +1212,22 @@ int corio_http_server_start(const char *host, uint16_t port, corio_http_handler 
     if (!c->server_header)
         c->server_header = "corio";
     srv->loop = l;
+    srv->lfd = -1;
     srv->handler = handler;
     srv->arg = arg;
     corio__list_init(&srv->conns);
-    int r = listen_on(host, port, c->backlog, &srv->lfd, &srv->port);
+    *out = srv;
+    return 0;
+}
+
+int corio_http_server_start(const char *host, uint16_t port, corio_http_handler handler, void *arg,
+                            const corio_http_server_config *cfg, corio_http_server **out)
+{
+    corio_http_server *srv;
+    int r = corio_http_server_new(handler, arg, cfg, &srv);
+    if (r < 0)
+        return r;
+    r = listen_on(host, port, srv->cfg.backlog, &srv->lfd, &srv->port);
     if (r < 0) {
         corio__free(srv);
         return r;
