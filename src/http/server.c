@@ -590,10 +590,12 @@ int corio_http_response_add_header(corio_http_response *resp, const char *name, 
     return 0;
 }
 
-int corio_http_respond(corio_http_response *resp, int status, const char *content_type, const void *body,
-                       size_t len)
+/* The common start of a response whose length is known: check and claim
+ * the response, settle keep-alive, queue the head.  Returns 1 when the
+ * head was all there is to send (HEAD, 204/304, an empty body; *done_r
+ * holds the call's result), 0 when the body follows, or -errno. */
+static int begin_sized(conn *c, int status, const char *content_type, uint64_t len, int *done_r)
 {
-    conn *c = resp->c;
     if (c->rstate != R_NONE)
         return -EALREADY;
     if (status < 200 || status > 999)
@@ -604,8 +606,21 @@ int corio_http_respond(corio_http_response *resp, int status, const char *conten
     int r = put_head(c, status, content_type, no_body ? -1 : (int64_t)len, false);
     if (r < 0)
         return r;
-    if (no_body || c->is_head || len == 0)
-        return c->olen > OUT_FLUSH_AT ? flush_out(c) : c->werr;
+    if (no_body || c->is_head || len == 0) {
+        *done_r = c->olen > OUT_FLUSH_AT ? flush_out(c) : c->werr;
+        return 1;
+    }
+    return 0;
+}
+
+int corio_http_respond(corio_http_response *resp, int status, const char *content_type, const void *body,
+                       size_t len)
+{
+    conn *c = resp->c;
+    int done_r;
+    int r = begin_sized(c, status, content_type, len, &done_r);
+    if (r != 0)
+        return r < 0 ? r : done_r;
     if (len >= DIRECT_SEND_AT) {
         struct iovec iov[2] = {{c->obuf, c->olen}, {(void *)body, len}};
         c->olen = 0;
@@ -672,18 +687,12 @@ int corio_http_respond_file(corio_http_response *resp, int status, const char *c
                             int64_t off, uint64_t len)
 {
     conn *c = resp->c;
-    if (c->rstate != R_NONE)
-        return -EALREADY;
-    if (status < 200 || status > 999 || off < 0)
+    if (off < 0)
         return -EINVAL;
-    c->rstate = R_SENT;
-    settle_keep_alive(c);
-    bool no_body = status == 204 || status == 304;
-    int r = put_head(c, status, content_type, no_body ? -1 : (int64_t)len, false);
-    if (r < 0)
-        return r;
-    if (no_body || c->is_head || len == 0)
-        return c->olen > OUT_FLUSH_AT ? flush_out(c) : c->werr;
+    int done_r;
+    int r = begin_sized(c, status, content_type, len, &done_r);
+    if (r != 0)
+        return r < 0 ? r : done_r;
     if ((r = flush_out(c)) < 0)
         return r;
     off_t pos = (off_t)off;
