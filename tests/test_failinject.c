@@ -7,6 +7,8 @@
  */
 #include "runner.h"
 
+#include "corio/http.h"
+
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -64,15 +66,68 @@ static void *scenario(void *arg)
     return (void *)(intptr_t)(r < 0 ? r : rc);
 }
 
-TEST(scenario_works_without_injection)
+/* The HTTP server's connection life: a request, the connection parked
+ * (no task, no buffers) between requests, woken by the next one, a
+ * pipelined pair.  Returns 0 when every answer came back exact. */
+static void hello_handler(corio_http_request *req, corio_http_response *resp, void *arg)
 {
-    CHECK_OK((intptr_t)test_run(scenario, NULL));
+    (void)req;
+    (void)arg;
+    corio_http_respond(resp, 200, "text/plain", "hello", 5);
 }
 
-TEST(every_injected_failure_is_a_clean_error)
+#define HELLO_RESP_END "\r\n\r\nhello"
+
+static int expect_hellos(corio_stream *c, int count)
+{
+    for (int i = 0; i < count; i++) {
+        size_t len;
+        int err = 0;
+        const char *p = corio_readuntil(c, HELLO_RESP_END, strlen(HELLO_RESP_END), &len, &err);
+        if (!p)
+            return err;
+        if (len < 17 || memcmp(p, "HTTP/1.1 200 OK\r\n", 17) != 0)
+            return -EPROTO;
+    }
+    return 0;
+}
+
+static void *http_scenario(void *arg)
+{
+    (void)arg;
+    corio_http_server *srv;
+    int r = corio_http_server_start("127.0.0.1", 0, hello_handler, NULL, NULL, &srv);
+    if (r < 0)
+        return (void *)(intptr_t)r;
+    corio_stream *c = NULL;
+    r = corio_open_connection("127.0.0.1", corio_http_server_port(srv), &c);
+    static const char get[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    if (r == 0) {
+        r = corio_write(c, get, strlen(get));
+        if (r == 0)
+            r = expect_hellos(c, 1);
+        if (r == 0)
+            r = corio_sleep_ms(20); /* the server parks the connection */
+        if (r == 0)
+            r = corio_write(c, get, strlen(get));
+        if (r == 0)
+            r = corio_write(c, get, strlen(get));
+        if (r == 0)
+            r = expect_hellos(c, 2);
+        corio_stream_close(c);
+    }
+    int rc = corio_http_server_close(srv, 100);
+    return (void *)(intptr_t)(r < 0 ? r : rc);
+}
+
+typedef void *(*scenario_fn)(void *);
+
+/* Run fn with the 1st..max-th allocation or system call failing, each in
+ * a child process: every run must succeed or end in a clean error. */
+static void sweep(scenario_fn fn, int max)
 {
     int clean_errors = 0, successes = 0;
-    for (int n = 1; n <= 80; n++) {
+    for (int n = 1; n <= max; n++) {
         pid_t pid = fork();
         if (pid == 0) {
             char v[16];
@@ -80,7 +135,7 @@ TEST(every_injected_failure_is_a_clean_error)
             setenv("CORIO_FAIL_AT", v, 1);
             alarm(20);
             void *res = NULL;
-            int r = corio_run(NULL, scenario, NULL, &res);
+            int r = corio_run(NULL, fn, NULL, &res);
             /* exit(), not _exit(): LeakSanitizer checks at exit */
             exit(r < 0 || (intptr_t)res < 0 ? 3 : 0);
         }
@@ -101,3 +156,17 @@ TEST(every_injected_failure_is_a_clean_error)
     CHECK(clean_errors > 10);
     CHECK(successes > 0);
 }
+
+TEST(scenario_works_without_injection)
+{
+    CHECK_OK((intptr_t)test_run(scenario, NULL));
+}
+
+TEST(every_injected_failure_is_a_clean_error) { sweep(scenario, 80); }
+
+TEST(http_scenario_works_without_injection)
+{
+    CHECK_OK((intptr_t)test_run(http_scenario, NULL));
+}
+
+TEST(every_injected_failure_in_http_is_a_clean_error) { sweep(http_scenario, 60); }

@@ -693,3 +693,82 @@ TEST(idle_connections_hold_no_task)
     t.client = c_idle_many;
     test_run(idle_many_main, &t);
 }
+
+/* Uploads pipelined behind a slow request pile up while its handler
+ * sleeps: more than the server holds unread before it stops taking input
+ * (64 KiB on io_uring, where a multishot recv keeps receiving), so input
+ * is paused and resumed.  Every body comes back whole and in order. */
+#define UPLOADS 40
+#define UPLOAD_LEN 2000
+static void c_pipelined_uploads(tctx *t)
+{
+    int fd = cconnect(t->port);
+    static char req[UPLOADS * (UPLOAD_LEN + 128)];
+    size_t n = 0;
+    n += (size_t)snprintf(req + n, sizeof req - n, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
+    for (int i = 0; i < UPLOADS; i++) {
+        n += (size_t)snprintf(req + n, sizeof req - n,
+                              "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n%04d", UPLOAD_LEN, i);
+        memset(req + n, 'a' + i % 26, UPLOAD_LEN - 4);
+        n += UPLOAD_LEN - 4;
+    }
+    csend(fd, req, n);
+    static char buf[UPLOADS * (UPLOAD_LEN + 256) + 4096];
+    crecv(fd, buf, sizeof buf, "HTTP/1.1 200", UPLOADS + 1, NULL);
+    const char *p = strstr(buf, "\r\n\r\nslow");
+    CHECK(p);
+    for (int i = 0; i < UPLOADS; i++) {
+        /* the last body may still be on its way */
+        const char *h;
+        while (!(h = strstr(p, "Content-Length: 2000\r\n")) || !strstr(h, "\r\n\r\n") ||
+               strlen(strstr(h, "\r\n\r\n") + 4) < UPLOAD_LEN) {
+            size_t have = strlen(buf);
+            ssize_t r = recv(fd, buf + have, sizeof buf - 1 - have, 0);
+            CHECK(r > 0);
+            buf[have + (size_t)r] = 0;
+        }
+        p = strstr(h, "\r\n\r\n") + 4;
+        char want[UPLOAD_LEN];
+        snprintf(want, sizeof want, "%04d", i);
+        memset(want + 4, 'a' + i % 26, UPLOAD_LEN - 4);
+        CHECK(memcmp(p, want, UPLOAD_LEN) == 0);
+        p += UPLOAD_LEN;
+    }
+    close(fd);
+}
+TEST(pipelined_uploads_beyond_the_input_pause) { run_client(c_pipelined_uploads, NULL); }
+
+/* A connection that went idle (parked, no buffers) and then receives one
+ * request larger than a read buffer and a kernel-provided buffer: the
+ * first bytes start the task, the rest follow in order. */
+static void c_big_after_idle(tctx *t)
+{
+    int fd = cconnect(t->port);
+    char buf[4096];
+    csends(fd, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    crecv(fd, buf, sizeof buf, "hello", 1, NULL);
+    CHECK_STR(buf, OK_HELLO);
+    usleep(50 * 1000); /* the server parks the connection meanwhile */
+    enum { BODY = 100000 };
+    static char req[BODY + 128], resp[BODY + 512];
+    size_t n = (size_t)snprintf(req, sizeof req, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", BODY);
+    for (size_t i = 0; i < BODY; i++)
+        req[n + i] = (char)('A' + (i * 7) % 26);
+    csend(fd, req, n + BODY);
+    size_t got = 0;
+    char *body = NULL;
+    while (!body || strlen(body) < BODY) {
+        ssize_t r = recv(fd, resp + got, sizeof resp - 1 - got, 0);
+        CHECK(r > 0);
+        got += (size_t)r;
+        resp[got] = 0;
+        body = strstr(resp, "\r\n\r\n");
+        if (body)
+            body += 4;
+    }
+    const char *head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n";
+    CHECK(strncmp(resp, head, strlen(head)) == 0);
+    CHECK(memcmp(body, req + n, BODY) == 0);
+    close(fd);
+}
+TEST(large_request_wakes_a_parked_connection) { run_client(c_big_after_idle, NULL); }

@@ -20,14 +20,26 @@
  * fixed at the first byte of a request (a trickling client gains nothing by
  * sending), the others are per wait (progress timeouts).
  *
- * Idle keep-alive connections hold no task and no buffer: once a batch is
- * flushed and nothing is buffered, the task frees the buffers, leaves a
- * POLLIN op (with a completion callback) and a keep-alive timer in the
- * connection struct, and returns; bytes arriving spawn a new task (its
- * first wait is a recv), the timer or a server close cancels the poll and
- * the completion closes the connection.  About 500 bytes per idle
- * connection, plus the kernel's socket.
+ * Input.  On io_uring with multishot support each connection keeps one
+ * multishot recv (rop) in the kernel for most of its life: bytes land in
+ * buffers from the loop's provided-buffer ring, and the completion copies
+ * them straight into the memory of the task waiting in conn_recv, or into a
+ * "spill" buffer when the task is busy in a handler, and gives the ring
+ * buffer back at once.  That saves a submission and a poll arming per
+ * request.  Flow control: with SPILL_HIGH bytes spilled the multishot is
+ * cancelled, and re-armed by the next wait that finds the spill empty.
+ * Elsewhere (epoll, older kernels) every wait is one plain recv.
  *
+ * Idle keep-alive connections hold no task and no buffer: once a batch is
+ * flushed and nothing is buffered, the task gives the buffers back (to a
+ * small per-server cache, so a busy server does not allocate per request),
+ * arms a keep-alive timer and returns.  What waits in its place is the
+ * multishot recv (its first bytes go into a fresh read buffer and spawn a
+ * new task), or on epoll a POLLIN op (its completion spawns a task whose
+ * first wait is a recv).  The timer or a server close cancels that op and
+ * its last completion closes the connection.  About 500 bytes per idle
+ * connection, plus the kernel's socket.
+
  * Connections come from the accept task or from corio_http_server_serve_fd
  * (a server made by corio_http_server_new has no accept task at all); both
  * go through start_conn and are the same from then on.
@@ -37,6 +49,7 @@
  * task being woken by each exiting connection) for the ones in a request.
  */
 #include "../core/internal.h"
+#include "../backend/uring.h"
 #include "../io/dns.h"
 #include "corio/http.h"
 
@@ -59,6 +72,9 @@
 #define OUT_FLUSH_AT 65536 /* output buffered before a streaming handler is made to wait */
 #define DIRECT_SEND_AT 16384 /* bodies this large are sent from the caller's memory */
 #define LINGER_MS 1000     /* after an error answer: how long unread input is drained */
+#define SPILL_HIGH 65536   /* unread bytes held before the multishot recv is paused */
+#define BUF_CACHE 32       /* spare connection buffer sets a server keeps */
+#define OBUF_KEEP 65536    /* output buffers larger than this are not kept */
 
 typedef struct conn conn;
 
@@ -102,9 +118,35 @@ struct conn {
     char *xh; /* extra response header lines */
     size_t xhlen, xhcap;
     int werr;
-    corio__op pop;        /* POLLIN wait while parked */
+    /* The connection's background receive: on io_uring with multishot
+     * support (multi) a multishot recv armed for most of the connection's
+     * life; otherwise a POLLIN wait, armed only while parked. */
+    corio__op rop;
     corio__timer ka_timer; /* keep-alive timeout while parked */
+    bool multi;            /* input comes through the multishot recv in rop */
+    bool marmed;           /* rop is in the kernel (its last completion has not come) */
+    bool mflow;            /* rop cancelled because nobody reads: re-arm later */
+    bool exiting;          /* conn_exit waits for rop's last completion to free c */
+    bool reof;             /* the multishot saw EOF */
+    int rerr;              /* ... or this error */
+    corio_task *rwait;     /* task in multi_recv */
+    char *rdst;            /* its memory; bytes arriving meanwhile go straight there */
+    size_t rdst_cap, rdst_got;
+    char *spill;           /* bytes that arrived with nowhere to go, in order */
+    size_t spill_pos, spill_len, spill_cap;
 };
+
+/* A connection's buffers, kept by the server for the next connection that
+ * needs them while it is between requests (saves four allocations per
+ * keep-alive request, and the heap trimming they cause). */
+typedef struct conn_bufs {
+    char *rbuf;
+    corio_http_header *hdrs;
+    char *obuf;
+    size_t ocap;
+    char *xh;
+    size_t xhcap;
+} conn_bufs;
 
 struct corio_http_server {
     corio_loop *loop;
@@ -120,6 +162,8 @@ struct corio_http_server {
     unsigned nconns;
     corio_task *accept_waiter; /* acceptor parked at the connection cap */
     corio_task *closer;        /* task in corio_http_server_close */
+    unsigned nbufs;            /* spare buffer sets in bufs */
+    conn_bufs bufs[BUF_CACHE];
 };
 
 /* ------------------------------------------------------------------ */
@@ -151,9 +195,9 @@ static const char *http_date(void)
 
 static int flush_out(conn *c);
 
-/* Receive up to n bytes into buf, waiting at most timeout_ms (0: no
- * limit of our own).  Returns bytes, 0 at EOF or -errno. */
-static ssize_t conn_recv(conn *c, void *buf, size_t n, uint64_t timeout_ms)
+/* One plain recv through the backend (epoll, or io_uring without
+ * multishot support). */
+static ssize_t plain_recv(conn *c, void *buf, size_t n)
 {
     corio__op op;
     memset(&op, 0, sizeof op);
@@ -162,11 +206,118 @@ static ssize_t conn_recv(conn *c, void *buf, size_t n, uint64_t timeout_ms)
     op.buf = buf;
     op.len = n;
     op.off = -1;
-    if (timeout_ms == 0)
-        return corio__op_run(&op);
-    corio_deadline d = corio_deadline_push(timeout_ms);
-    int r = corio__op_run(&op);
-    corio_deadline_pop(d);
+    return corio__op_run(&op);
+}
+
+/* Keep n bytes that arrived while nobody could take them.  False when out
+ * of memory. */
+static bool spill_add(conn *c, const char *p, size_t n)
+{
+    if (c->spill_pos && c->spill_pos + c->spill_len + n > c->spill_cap) {
+        memmove(c->spill, c->spill + c->spill_pos, c->spill_len);
+        c->spill_pos = 0;
+    }
+    if (c->spill_len + n > c->spill_cap) {
+        size_t cap = c->spill_cap ? c->spill_cap : 16384;
+        while (cap < c->spill_len + n)
+            cap *= 2;
+        char *q = corio__realloc(c->spill, cap);
+        if (!q)
+            return false;
+        c->spill = q;
+        c->spill_cap = cap;
+    }
+    memcpy(c->spill + c->spill_pos + c->spill_len, p, n);
+    c->spill_len += n;
+    return true;
+}
+
+static void multi_done(corio__op *op);
+
+/* Put the multishot recv in the kernel.  False if the backend refused it
+ * (the connection then falls back to plain recvs). */
+static bool multi_arm(conn *c)
+{
+    corio_loop *l = c->srv->loop;
+    memset(&c->rop, 0, sizeof c->rop);
+    c->rop.kind = CORIO__OP_RECV_MULTI;
+    c->rop.fd = c->fd;
+    c->rop.off = -1;
+    c->rop.done = multi_done;
+    c->rop.state = CORIO__OPS_PENDING;
+    if (l->backend->submit(l, &c->rop))
+        return false;
+    c->marmed = true;
+    c->mflow = false;
+    return true;
+}
+
+static void multi_cancel(conn *c)
+{
+    if (c->marmed && c->rop.state == CORIO__OPS_PENDING) {
+        c->rop.state = CORIO__OPS_CANCELLING;
+        c->srv->loop->backend->cancel(c->srv->loop, &c->rop);
+    }
+}
+
+static void rwait_interrupted(corio_task *t, int reason)
+{
+    conn *c = t->wait_obj;
+    c->rwait = NULL;
+    c->rdst = NULL; /* bytes arriving from now on are spilled */
+    corio__wake(t, reason);
+}
+
+/* multi mode: the bytes spilled first, then the multishot's, then its end
+ * (EOF, error); waits when there is nothing (arming the multishot again if
+ * flow control or a dry buffer ring stopped it). */
+static ssize_t multi_recv(conn *c, void *buf, size_t n)
+{
+    for (;;) {
+        if (c->spill_len) {
+            size_t k = n < c->spill_len ? n : c->spill_len;
+            memcpy(buf, c->spill + c->spill_pos, k);
+            c->spill_pos += k;
+            c->spill_len -= k;
+            if (!c->spill_len)
+                c->spill_pos = 0;
+            return (ssize_t)k;
+        }
+        if (c->rerr)
+            return c->rerr;
+        if (c->reof)
+            return 0;
+        int r = corio__check();
+        if (r)
+            return r;
+        if (!c->marmed && !multi_arm(c)) {
+            c->multi = false;
+            return plain_recv(c, buf, n);
+        }
+        c->rdst = buf;
+        c->rdst_cap = n;
+        c->rdst_got = 0;
+        c->rwait = corio__current_task();
+        r = corio__suspend(rwait_interrupted, c, "recv", CORIO__NO_DEADLINE);
+        c->rwait = NULL;
+        c->rdst = NULL;
+        if (c->rdst_got) /* the bytes are in buf: an interrupt surfaces at the next wait */
+            return (ssize_t)c->rdst_got;
+        if (r < 0)
+            return r;
+    }
+}
+
+/* Receive up to n bytes into buf, waiting at most timeout_ms (0: no
+ * limit of our own).  Returns bytes, 0 at EOF or -errno. */
+static ssize_t conn_recv(conn *c, void *buf, size_t n, uint64_t timeout_ms)
+{
+    if (c->multi && c->spill_len)
+        return multi_recv(c, buf, n); /* no wait: no deadline to set up */
+    corio_deadline d = timeout_ms ? corio_deadline_push(timeout_ms) : (corio_deadline){0};
+    ssize_t r = c->multi ? multi_recv(c, buf, n) : plain_recv(c, buf, n);
+    if (timeout_ms)
+        corio_deadline_pop(d);
     return r;
 }
 
@@ -544,16 +695,37 @@ static bool drain_body(conn *c)
 /* Response                                                             */
 /* ------------------------------------------------------------------ */
 
-static bool header_ok(const char *s, bool token)
+/* Length of a header name or value, or -1 if it may not go on the wire
+ * (CR, LF; for a name also controls, space, ':' and non-ASCII). */
+static ssize_t header_len(const char *s, bool token)
 {
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '\r' || ch == '\n' || ch == 0)
-            return false;
+    const char *p = s;
+    for (; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '\r' || ch == '\n')
+            return -1;
         if (token && (ch <= ' ' || ch == ':' || ch >= 127))
-            return false;
+            return -1;
     }
-    return true;
+    return p - s;
+}
+
+/* The fields the server writes itself, told apart by length first: this
+ * runs for every header of every response. */
+static bool reserved_name(const char *name, size_t nl)
+{
+    switch (nl) {
+    case 4:
+        return !strcasecmp(name, "Date");
+    case 6:
+        return !strcasecmp(name, "Server");
+    case 14:
+        return !strcasecmp(name, "Content-Length");
+    case 17:
+        return !strcasecmp(name, "Transfer-Encoding");
+    default:
+        return false;
+    }
 }
 
 int corio_http_response_add_header(corio_http_response *resp, const char *name, const char *value)
@@ -561,17 +733,17 @@ int corio_http_response_add_header(corio_http_response *resp, const char *name, 
     conn *c = resp->c;
     if (c->rstate != R_NONE)
         return -EALREADY;
-    if (!*name || !header_ok(name, true) || !header_ok(value, false))
+    ssize_t nls = header_len(name, true), vls = header_len(value, false);
+    if (nls <= 0 || vls < 0)
         return -EINVAL;
-    if (!strcasecmp(name, "Content-Length") || !strcasecmp(name, "Transfer-Encoding") ||
-        !strcasecmp(name, "Date") || !strcasecmp(name, "Server"))
+    size_t nl = (size_t)nls, vl = (size_t)vls, need = nl + vl + 4;
+    if (reserved_name(name, nl))
         return -EINVAL;
-    if (!strcasecmp(name, "Connection")) {
+    if (nl == 10 && !strcasecmp(name, "Connection")) {
         if (strcasestr(value, "close"))
             c->keep_alive = false;
         return 0; /* the server writes its own Connection field */
     }
-    size_t nl = strlen(name), vl = strlen(value), need = nl + vl + 4;
     if (c->xhcap - c->xhlen < need) {
         size_t cap = c->xhcap ? c->xhcap : 256;
         while (cap - c->xhlen < need)
@@ -582,10 +754,13 @@ int corio_http_response_add_header(corio_http_response *resp, const char *name, 
         c->xh = p;
         c->xhcap = cap;
     }
-    memcpy(c->xh + c->xhlen, name, nl);
-    memcpy(c->xh + c->xhlen + nl, ": ", 2);
-    memcpy(c->xh + c->xhlen + nl + 2, value, vl);
-    memcpy(c->xh + c->xhlen + nl + 2 + vl, "\r\n", 2);
+    char *d = c->xh + c->xhlen;
+    memcpy(d, name, nl);
+    d[nl] = ':';
+    d[nl + 1] = ' ';
+    memcpy(d + nl + 2, value, vl);
+    d[nl + 2 + vl] = '\r';
+    d[nl + 3 + vl] = '\n';
     c->xhlen += need;
     return 0;
 }
@@ -862,15 +1037,85 @@ static void linger_close(conn *c)
     corio_deadline_pop(d);
 }
 
+/* ------------------------------------------------------------------ */
+/* Buffers and parking                                                  */
+/* ------------------------------------------------------------------ */
+
+/* Give c a read buffer and header array (a kept set if the server has
+ * one, with its output buffers).  False when out of memory. */
+static bool bufs_get(conn *c)
+{
+    corio_http_server *srv = c->srv;
+    if (srv->nbufs) {
+        conn_bufs *b = &srv->bufs[--srv->nbufs];
+        c->rbuf = b->rbuf;
+        c->hdrs = b->hdrs;
+        c->obuf = b->obuf;
+        c->ocap = b->ocap;
+        c->xh = b->xh;
+        c->xhcap = b->xhcap;
+        return true;
+    }
+    c->rbuf = corio__malloc(c->rcap);
+    c->hdrs = corio__malloc(sizeof(corio_http_header) * srv->cfg.limits.max_headers);
+    if (c->rbuf && c->hdrs)
+        return true;
+    corio__free(c->rbuf);
+    corio__free(c->hdrs);
+    c->rbuf = NULL;
+    c->hdrs = NULL;
+    return false;
+}
+
+/* Take c's buffers away: kept for the next connection that needs a set
+ * when the server has room, else freed. */
+static void bufs_put(conn *c)
+{
+    corio_http_server *srv = c->srv;
+    if (c->ocap > OBUF_KEEP) {
+        corio__free(c->obuf);
+        c->obuf = NULL;
+        c->ocap = 0;
+    }
+    if (c->rbuf && c->hdrs && srv->nbufs < BUF_CACHE && !srv->closing) {
+        srv->bufs[srv->nbufs++] = (conn_bufs){c->rbuf, c->hdrs, c->obuf, c->ocap, c->xh, c->xhcap};
+    } else {
+        corio__free(c->rbuf);
+        corio__free(c->hdrs);
+        corio__free(c->obuf);
+        corio__free(c->xh);
+    }
+    c->rbuf = c->obuf = c->xh = NULL;
+    c->hdrs = NULL;
+    c->ocap = c->xhcap = 0;
+    c->rpos = c->rend = c->olen = 0;
+    corio__free(c->spill);
+    c->spill = NULL;
+    c->spill_cap = c->spill_pos = c->spill_len = 0;
+}
+
+static void bufs_free_kept(corio_http_server *srv)
+{
+    while (srv->nbufs) {
+        conn_bufs *b = &srv->bufs[--srv->nbufs];
+        corio__free(b->rbuf);
+        corio__free(b->hdrs);
+        corio__free(b->obuf);
+        corio__free(b->xh);
+    }
+}
+
 /* Give the task up while the connection waits for its next request: the
- * buffers are freed and a POLLIN op (with a keep-alive timer) stands in for
- * the task; data arriving spawns a new one.  Called from the connection's
- * task with nothing buffered either way.  Returns true if parked (the task
- * must return at once, without touching c), false if data is already there
- * or parking failed (the task carries on as if nothing happened). */
+ * buffers go and the background receive (rop) stands in for the task,
+ * with a keep-alive timer; data arriving spawns a new one.  Called from
+ * the connection's task with nothing buffered either way.  Returns true if
+ * parked (the task must return at once, without touching c), false if data
+ * is already there or parking failed (the task carries on as if nothing
+ * happened). */
 static void park_done(corio__op *op);
 static void park_timeout(corio__timer *t);
 static void *conn_main(void *arg);
+static void conn_exit(conn *c);
 
 static bool park(conn *c)
 {
@@ -878,38 +1123,35 @@ static bool park(conn *c)
     corio_loop *l = srv->loop;
     if (corio_cancelled())
         return false;
-    memset(&c->pop, 0, sizeof c->pop);
-    c->pop.kind = CORIO__OP_POLL;
-    c->pop.fd = c->fd;
-    c->pop.flags = POLLIN;
-    c->pop.off = -1;
-    c->pop.done = park_done;
-    c->pop.state = CORIO__OPS_PENDING;
+    if (c->multi && (c->spill_len || c->reof || c->rerr || (!c->marmed && !multi_arm(c))))
+        return false;
     corio__timer_init(&c->ka_timer, park_timeout);
     if (corio__timer_arm(l, &c->ka_timer, corio_now_ns() + (uint64_t)srv->cfg.keepalive_timeout_ms * 1000000u) < 0)
         return false;
-    if (l->backend->submit(l, &c->pop)) {
-        /* readable already (or an error the recv will report) */
-        corio__timer_disarm(l, &c->ka_timer);
-        c->pop.state = CORIO__OPS_DONE;
-        return false;
+    if (!c->multi) {
+        memset(&c->rop, 0, sizeof c->rop);
+        c->rop.kind = CORIO__OP_POLL;
+        c->rop.fd = c->fd;
+        c->rop.flags = POLLIN;
+        c->rop.off = -1;
+        c->rop.done = park_done;
+        c->rop.state = CORIO__OPS_PENDING;
+        if (l->backend->submit(l, &c->rop)) {
+            /* readable already (or an error the recv will report) */
+            corio__timer_disarm(l, &c->ka_timer);
+            c->rop.state = CORIO__OPS_DONE;
+            return false;
+        }
     }
     c->parked = true;
     c->park_cancelled = false;
     c->task = NULL;
-    corio__free(c->rbuf);
-    corio__free(c->hdrs);
-    corio__free(c->obuf);
-    corio__free(c->xh);
-    c->rbuf = c->obuf = c->xh = NULL;
-    c->hdrs = NULL;
-    c->ocap = c->xhcap = 0;
-    c->rpos = c->rend = 0;
+    bufs_put(c);
     return true;
 }
 
-/* End a parked connection's wait early (timeout, server close); the
- * poll's completion then closes it. */
+/* End a parked connection's wait early (timeout, server close); rop's
+ * last completion then closes it. */
 static void unpark_cancel(conn *c)
 {
     if (!c->parked || c->park_cancelled)
@@ -917,9 +1159,11 @@ static void unpark_cancel(conn *c)
     c->park_cancelled = true;
     corio_loop *l = c->srv->loop;
     corio__timer_disarm(l, &c->ka_timer);
-    if (c->pop.state == CORIO__OPS_PENDING) {
-        c->pop.state = CORIO__OPS_CANCELLING;
-        l->backend->cancel(l, &c->pop);
+    if (c->multi) {
+        multi_cancel(c);
+    } else if (c->rop.state == CORIO__OPS_PENDING) {
+        c->rop.state = CORIO__OPS_CANCELLING;
+        l->backend->cancel(l, &c->rop);
     }
 }
 
@@ -929,16 +1173,14 @@ static void park_timeout(corio__timer *t)
     unpark_cancel(c);
 }
 
-static void conn_exit(conn *c);
-
-/* The parked connection's poll completed (loop context). */
-static void park_done(corio__op *op)
+/* Input arrived for a parked connection: a task takes it up again (loop
+ * context). */
+static void unpark(conn *c)
 {
-    conn *c = CORIO__CONTAINER_OF(op, conn, pop);
     corio_http_server *srv = c->srv;
     corio__timer_disarm(srv->loop, &c->ka_timer);
     c->parked = false;
-    if (c->park_cancelled || srv->closing || op->res < 0) {
+    if (srv->closing) {
         conn_exit(c);
         return;
     }
@@ -950,16 +1192,112 @@ static void park_done(corio__op *op)
     corio_detach(c->task);
 }
 
+/* The parked connection's poll completed (loop context; not multi). */
+static void park_done(corio__op *op)
+{
+    conn *c = CORIO__CONTAINER_OF(op, conn, rop);
+    if (c->park_cancelled || op->res < 0) {
+        corio__timer_disarm(c->srv->loop, &c->ka_timer);
+        c->parked = false;
+        conn_exit(c);
+        return;
+    }
+    unpark(c);
+}
+
+/* Every completion of a connection's multishot recv (loop context).  The
+ * bytes go, in order of preference, into a parked connection's fresh read
+ * buffer, into the memory of the task waiting in multi_recv, or to the
+ * spill; the ring buffer is given back at once, so no connection pins ring
+ * memory. */
+static void multi_done(corio__op *op)
+{
+    conn *c = CORIO__CONTAINER_OF(op, conn, rop);
+    corio_loop *l = c->srv->loop;
+    int res = op->res;
+    bool arrived = false;
+    if (op->buf_id != CORIO__NO_BUF) {
+        if (res > 0 && !c->exiting && !(c->parked && c->park_cancelled)) {
+            const char *p = corio__uring_buf(l, op->buf_id);
+            size_t n = (size_t)res;
+            if (c->parked && !c->rbuf) {
+                if (bufs_get(c)) {
+                    size_t k = n < c->rcap ? n : c->rcap;
+                    memcpy(c->rbuf, p, k);
+                    c->rend = k;
+                    p += k;
+                    n -= k;
+                    arrived = true;
+                } else {
+                    c->rerr = -ENOMEM;
+                    n = 0;
+                }
+            } else if (c->rdst && !c->spill_len && c->rdst_got < c->rdst_cap) {
+                size_t k = c->rdst_cap - c->rdst_got < n ? c->rdst_cap - c->rdst_got : n;
+                memcpy(c->rdst + c->rdst_got, p, k);
+                c->rdst_got += k;
+                p += k;
+                n -= k;
+            }
+            if (n && !spill_add(c, p, n) && !c->rerr)
+                c->rerr = -ENOMEM;
+        }
+        corio__uring_buf_put(l, op->buf_id);
+    }
+    if (res == 0)
+        c->reof = true;
+    else if (res < 0 && res != -ENOBUFS && !(res == -ECANCELED && c->mflow) && !c->rerr)
+        c->rerr = res; /* -ECANCELED here: somebody else (the loop ending) cancelled it */
+    if (!op->more) {
+        c->marmed = false;
+        if (c->exiting) {
+            conn_exit(c);
+            return;
+        }
+    } else if (!c->mflow && c->spill_len >= SPILL_HIGH) {
+        c->mflow = true; /* nobody reads: stop taking data until the spill drains */
+        multi_cancel(c);
+    }
+    if (c->parked) {
+        if (c->park_cancelled) {
+            if (!c->marmed) {
+                c->parked = false;
+                conn_exit(c);
+            }
+        } else if (arrived) {
+            unpark(c);
+        } else if (c->reof || c->rerr || (!c->marmed && !multi_arm(c))) {
+            /* closed, broken, or stopped (flow control, a dry ring) and
+             * not to be started again */
+            corio__timer_disarm(l, &c->ka_timer);
+            c->parked = false;
+            conn_exit(c);
+        }
+        return;
+    }
+    if (c->rwait)
+        corio__wake(c->rwait, 0);
+}
+
+/* The connection is over (from its task, or from a completion while it is
+ * parked).  With the multishot still in the kernel the struct must stay
+ * until its last completion, which calls this again. */
 static void conn_exit(conn *c)
 {
     corio_http_server *srv = c->srv;
-    corio__list_remove(&c->link);
+    c->task = NULL;
+    if (!c->exiting) {
+        c->exiting = true;
+        corio__list_remove(&c->link); /* no longer one to cancel; still counted */
+    }
+    if (c->marmed) {
+        multi_cancel(c);
+        return;
+    }
     srv->nconns--;
     corio__close_fd(srv->loop, c->fd);
-    corio__free(c->rbuf);
-    corio__free(c->obuf);
-    corio__free(c->xh);
-    corio__free(c->hdrs);
+    bufs_put(c);
+    corio__free(c->body_mem);
     corio__free(c);
     if (srv->accept_waiter)
         corio__wake(srv->accept_waiter, 0);
@@ -967,22 +1305,16 @@ static void conn_exit(conn *c)
         corio__wake(srv->closer, 0);
 }
 
-static bool park(conn *c);
-
 static void *conn_main(void *arg)
 {
     conn *c = arg;
     corio_http_server *srv = c->srv;
     const corio_http_limits *lim = limits(srv);
     bool parsing = false;
-    bool woken = !c->rbuf; /* the first wait is a recv: the poll said data is there */
-    if (woken) { /* woken from parking: the buffers were given back meanwhile */
-        c->rbuf = corio__malloc(c->rcap);
-        c->hdrs = corio__malloc(sizeof(corio_http_header) * srv->cfg.limits.max_headers);
-        if (!c->rbuf || !c->hdrs) {
-            conn_exit(c);
-            return NULL;
-        }
+    bool woken = !c->rbuf; /* woken by the poll: its first wait is a recv, data is there */
+    if (woken && !bufs_get(c)) {
+        conn_exit(c);
+        return NULL;
     }
     uint64_t head_deadline = 0;
     for (;;) {
@@ -1060,9 +1392,8 @@ static int start_conn(corio_http_server *srv, int fd)
     c->fd = fd;
     c->resp.c = c;
     c->rcap = srv->cfg.limits.max_head + BODY_SLACK;
-    c->rbuf = corio__malloc(c->rcap);
-    c->hdrs = corio__malloc(sizeof(corio_http_header) * srv->cfg.limits.max_headers);
-    if (!c->rbuf || !c->hdrs)
+    c->multi = corio__uring_has_multishot(srv->loop) && corio__uring_bufring_get(srv->loop) == 0;
+    if (!bufs_get(c))
         goto fail;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly on non-TCP fds */
@@ -1074,8 +1405,7 @@ static int start_conn(corio_http_server *srv, int fd)
     corio_detach(c->task);
     return 0;
 fail:
-    corio__free(c->rbuf);
-    corio__free(c->hdrs);
+    bufs_put(c);
     corio__free(c);
     return -ENOMEM;
 }
@@ -1289,6 +1619,7 @@ int corio_http_server_close(corio_http_server *srv, uint64_t grace_ms)
     while (srv->nconns > 0 || srv->acceptor_alive)
         corio__suspend_uninterruptible(srv, "http server close (cancelled connections)");
     srv->closer = NULL;
+    bufs_free_kept(srv);
     corio__free(srv);
     return ret;
 }
