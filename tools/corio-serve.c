@@ -83,8 +83,10 @@ static const char usage_text[] =
     "\n"
     "OPTIONS\n"
     "    -p, --port N     listen on port N (default 8000; 0 picks a free port)\n"
-    "    -b, --bind ADDR  listen on address ADDR (default 127.0.0.1;\n"
-    "                     0.0.0.0 for every IPv4 interface)\n"
+    "    -b, --bind ADDR  listen on address ADDR (default 127.0.0.1); '' for\n"
+    "                     every interface, IPv4 and IPv6; 0.0.0.0 for every\n"
+    "                     IPv4 one only, :: for every IPv6 one only; a name\n"
+    "                     such as localhost: each address it resolves to\n"
     "    -q, --quiet      no access log\n"
     "    -h, --help       print this text and exit\n"
     "\n"
@@ -758,9 +760,13 @@ static void *main_task(void *arg)
         return (void *)1;
     }
     unsigned port = corio_http_server_port(srv);
-    bool v6 = strchr(opts.bind, ':') != NULL;
-    printf("Serving HTTP on %s port %u (http://%s%s%s:%u/) ...\n", opts.bind, port, v6 ? "[" : "", opts.bind,
-           v6 ? "]" : "", port);
+    if (!*opts.bind) {
+        printf("Serving HTTP on every interface (IPv4 and IPv6) port %u (http://localhost:%u/) ...\n", port, port);
+    } else {
+        bool v6 = strchr(opts.bind, ':') != NULL;
+        printf("Serving HTTP on %s port %u (http://%s%s%s:%u/) ...\n", opts.bind, port, v6 ? "[" : "", opts.bind,
+               v6 ? "]" : "", port);
+    }
     fflush(stdout);
     r = corio_http_serve_until_signal(srv);
     if (r > 0)

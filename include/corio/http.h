@@ -237,12 +237,20 @@ typedef struct corio_http_server_config {
     const char *server_header;     /* Server header value: "corio" ("" omits the header) */
 } corio_http_server_config;
 
-/* Bind and listen on host:port (host NULL or "" = all IPv4 interfaces, a
- * name is resolved without blocking the loop, port 0 picks a free port)
- * and start serving: handler(req, resp, arg) runs for every request.  The
- * config is copied (server_header must stay valid).  Suspends (name
- * resolution).  Returns 0 and *out, or -errno (-EADDRINUSE, -EACCES,
- * -ENOENT for an unknown host, -ENOMEM, ...).  cfg may be NULL. */
+/* Bind and listen on host:port and start serving: handler(req, resp, arg)
+ * runs for every request.  Binds as corio_start_server does: host NULL or
+ * "" is every interface, IPv4 and IPv6, through one dual-stack socket
+ * (IPv4 only on a machine without IPv6); "0.0.0.0" is every IPv4
+ * interface only and "::" every IPv6 one only; any other host is resolved
+ * (without blocking the loop) and every address it gives is bound
+ * ("localhost": 127.0.0.1 and ::1 where the resolver lists both; an
+ * address the machine can not bind is skipped if another one works), all
+ * on the same port; port 0 picks a free one, shared by all.  Each
+ * listening socket has its own accept task; max_connections counts the
+ * connections of all of them.  The config is copied (server_header must
+ * stay valid).  Suspends (name resolution).  Returns 0 and *out, or
+ * -errno (-EADDRINUSE, -EACCES, -ENOENT for an unknown host, -ENOMEM,
+ * ...).  cfg may be NULL. */
 CORIO_API int corio_http_server_start(const char *host, uint16_t port, corio_http_handler handler, void *arg,
                                       const corio_http_server_config *cfg, corio_http_server **out);
 
@@ -266,7 +274,8 @@ CORIO_API int corio_http_server_new(corio_http_handler handler, void *arg, const
  * closing, -EBADF, -ENOMEM, -EPERM outside a task. */
 CORIO_API int corio_http_server_serve_fd(corio_http_server *srv, int fd);
 
-/* The bound port (useful after port 0). */
+/* The bound port, the same for every listening socket (useful after port
+ * 0); 0 for a server made by corio_http_server_new. */
 CORIO_API uint16_t corio_http_server_port(const corio_http_server *srv);
 
 /* Open connections right now. */
@@ -280,9 +289,10 @@ CORIO_API unsigned corio_http_server_connections(const corio_http_server *srv);
  * -errno (-EBUSY if another task is already waiting). */
 CORIO_API int corio_http_serve_until_signal(corio_http_server *srv);
 
-/* Stop accepting at once, close idle keep-alive connections, let requests
- * in flight finish (their responses say "Connection: close") for up to
- * grace_ms, then cancel what is left and wait for it.  Frees srv.
+/* Stop accepting at once (every listening socket is closed by the time it
+ * returns), close idle keep-alive connections, let requests in flight
+ * finish (their responses say "Connection: close") for up to grace_ms,
+ * then cancel what is left and wait for it.  Frees srv.
  * Suspends; must not be called from one of srv's handlers.  Returns 0, or
  * -ECANCELED / -ETIMEDOUT if the calling task was interrupted (the
  * connections are cancelled and awaited all the same). */

@@ -39,18 +39,23 @@
  * first wait is a recv).  The timer or a server close cancels that op and
  * its last completion closes the connection.  About 500 bytes per idle
  * connection, plus the kernel's socket.
-
- * Connections come from the accept task or from corio_http_server_serve_fd
- * (a server made by corio_http_server_new has no accept task at all); both
- * go through start_conn and are the same from then on.
  *
- * Shutdown: closing marks the server, cancels the accept task and every
- * connection that is between requests, and waits (through the closer's
- * task being woken by each exiting connection) for the ones in a request.
+ * Connections come from the accept tasks or from corio_http_server_serve_fd
+ * (a server made by corio_http_server_new has no accept task at all); both
+ * go through start_conn and are the same from then on.  Listening sockets
+ * are opened by src/io/listen.c exactly as for corio_start_server (one
+ * dual-stack socket for "all interfaces", else one per resolved address,
+ * all on one port); each has its own accept task, and the connection cap
+ * is shared by all of them.
+ *
+ * Shutdown: closing marks the server, cancels the accept tasks (each closes
+ * its socket as it ends) and every connection that is between requests,
+ * and waits (through the closer's task being woken by each exiting
+ * connection and accept task) for the ones in a request.
  */
 #include "../core/internal.h"
 #include "../backend/uring.h"
-#include "../io/dns.h"
+#include "../io/listen.h"
 #include "corio/http.h"
 
 #include <arpa/inet.h>
@@ -148,22 +153,30 @@ typedef struct conn_bufs {
     size_t xhcap;
 } conn_bufs;
 
+/* One listening socket and its accept task. */
+typedef struct listener {
+    corio_http_server *srv;
+    corio_task *task; /* its accept task while that runs */
+    int fd;           /* -1 once the accept task closed it */
+    bool capped;      /* its accept task is parked at the connection cap */
+} listener;
+
 struct corio_http_server {
     corio_loop *loop;
-    int lfd;
-    uint16_t port;
+    uint16_t port; /* shared by every listener */
     corio_http_handler handler;
     void *arg;
     corio_http_server_config cfg;
-    corio_task *acceptor;
-    bool acceptor_alive;
+    unsigned nlisteners;
+    unsigned nacceptors; /* accept tasks still running */
     bool closing;
     corio__list conns;
     unsigned nconns;
-    corio_task *accept_waiter; /* acceptor parked at the connection cap */
+    corio_task *accept_waiter; /* the acceptor that connections closing wake at the cap */
     corio_task *closer;        /* task in corio_http_server_close */
     unsigned nbufs;            /* spare buffer sets in bufs */
     conn_bufs bufs[BUF_CACHE];
+    listener ls[CORIO__MAX_LISTENERS];
 };
 
 /* ------------------------------------------------------------------ */
@@ -1433,83 +1446,83 @@ int corio_http_server_serve_fd(corio_http_server *srv, int fd)
 
 static void cancel_conns(corio_http_server *srv, bool all);
 
+/* Park an accept task at the connection cap until a connection closes.
+ * conn_exit wakes only srv->accept_waiter, so with several listeners one
+ * accept task takes that role and the others park with `capped` set;
+ * whichever resumes first wakes the rest to look again (one of them then
+ * takes the role if the server is still at the cap).  Returns 0 (look
+ * again), or -ECANCELED / -ETIMEDOUT: this accept task stops. */
+static int wait_at_cap(listener *ls)
+{
+    corio_http_server *srv = ls->srv;
+    int r = corio__check();
+    if (r < 0)
+        return r;
+    corio_task *me = corio_current();
+    if (!srv->accept_waiter)
+        srv->accept_waiter = me;
+    ls->capped = true;
+    r = corio__suspend(NULL, srv, "http accept (connection cap)", CORIO__NO_DEADLINE);
+    ls->capped = false;
+    if (srv->accept_waiter == me)
+        srv->accept_waiter = NULL;
+    for (unsigned i = 0; i < srv->nlisteners; i++)
+        if (srv->ls[i].capped)
+            corio__wake(srv->ls[i].task, 0);
+    return r;
+}
+
+/* One listener's accept task: accept until the server closes, leaving new
+ * connections in the backlog at the cap and pausing after EMFILE.  Closes
+ * its socket when it ends. */
 static void *accept_main(void *arg)
 {
-    corio_http_server *srv = arg;
+    listener *ls = arg;
+    corio_http_server *srv = ls->srv;
     while (!srv->closing) {
         if (srv->nconns >= srv->cfg.max_connections) {
             /* at the cap: leave new connections in the backlog until one
              * of ours closes */
-            if (corio__check() < 0)
-                break;
-            srv->accept_waiter = corio_current();
-            int r = corio__suspend(NULL, srv, "http accept (connection cap)", CORIO__NO_DEADLINE);
-            srv->accept_waiter = NULL;
-            if (r < 0)
+            if (wait_at_cap(ls) < 0)
                 break;
             continue;
         }
         corio__op op;
         memset(&op, 0, sizeof op);
         op.kind = CORIO__OP_ACCEPT;
-        op.fd = srv->lfd;
+        op.fd = ls->fd;
         op.off = -1;
         int r = corio__op_run(&op);
         if (r >= 0) {
-            if (srv->closing || start_conn(srv, r) < 0)
+            /* another listener may have filled the last place while this
+             * accept was pending: hold the connection until one frees */
+            int w = 0;
+            while (!srv->closing && srv->nconns >= srv->cfg.max_connections && (w = wait_at_cap(ls)) == 0)
+                ;
+            if (srv->closing || w < 0 || start_conn(srv, r) < 0)
                 corio__close_fd(srv->loop, r);
+            if (w < 0)
+                break;
         } else if (r == -ECANCELED || r == -ETIMEDOUT) {
             break;
         } else if (r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM) {
             if (corio_sleep_ms(100) < 0)
                 break;
         } else if (r != -ECONNABORTED && r != -EINTR && r != -EAGAIN && r != -EPROTO && r != -EPERM) {
-            fprintf(stderr, "corio http: accept failed: %s; no more connections are accepted\n",
+            fprintf(stderr, "corio http: accept failed: %s; this listener accepts no more connections\n",
                     corio_strerror(r));
             break;
         }
     }
-    corio__close_fd(srv->loop, srv->lfd);
-    srv->lfd = -1;
-    srv->acceptor_alive = false;
-    if (!srv->closing) /* the loop is ending without a close: let parked connections go */
+    corio__close_fd(srv->loop, ls->fd);
+    ls->fd = -1;
+    ls->task = NULL;
+    srv->nacceptors--;
+    if (srv->nacceptors == 0 && !srv->closing) /* the loop is ending without a close: let parked connections go */
         cancel_conns(srv, false);
     if (srv->closer)
         corio__wake(srv->closer, 0);
     return NULL;
-}
-
-static int listen_on(const char *host, uint16_t port, int backlog, int *fd_out, uint16_t *port_out)
-{
-    struct addrinfo *ai = NULL;
-    int r = corio__resolve(host && *host ? host : "0.0.0.0", port, SOCK_STREAM, AI_PASSIVE, &ai);
-    if (r < 0)
-        return r;
-    int err = -ENOENT;
-    for (struct addrinfo *a = ai; a; a = a->ai_next) {
-        int fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-            err = -errno;
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, a->ai_addr, a->ai_addrlen) < 0 || listen(fd, backlog) < 0) {
-            err = -errno;
-            close(fd);
-            continue;
-        }
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof ss;
-        getsockname(fd, (struct sockaddr *)&ss, &sl);
-        *port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                   : ((struct sockaddr_in *)&ss)->sin_port);
-        *fd_out = fd;
-        freeaddrinfo(ai);
-        return 0;
-    }
-    freeaddrinfo(ai);
-    return err;
 }
 
 int corio_http_server_new(corio_http_handler handler, void *arg, const corio_http_server_config *cfg,
@@ -1551,7 +1564,6 @@ int corio_http_server_new(corio_http_handler handler, void *arg, const corio_htt
     if (!c->server_header)
         c->server_header = "corio";
     srv->loop = l;
-    srv->lfd = -1;
     srv->handler = handler;
     srv->arg = arg;
     corio__list_init(&srv->conns);
@@ -1566,19 +1578,34 @@ int corio_http_server_start(const char *host, uint16_t port, corio_http_handler 
     int r = corio_http_server_new(handler, arg, cfg, &srv);
     if (r < 0)
         return r;
-    r = listen_on(host, port, srv->cfg.backlog, &srv->lfd, &srv->port);
-    if (r < 0) {
+    int fds[CORIO__MAX_LISTENERS];
+    corio__listen_opts lo = {.backlog = srv->cfg.backlog};
+    int n = corio__listen_all(host, port, &lo, fds, CORIO__MAX_LISTENERS);
+    if (n < 0) {
         corio__free(srv);
-        return r;
+        return n;
     }
-    srv->acceptor = corio_spawn_named("http-accept", 0, accept_main, srv);
-    if (!srv->acceptor) {
-        close(srv->lfd);
-        corio__free(srv);
-        return -ENOMEM;
+    srv->port = corio__fd_port(fds[0]);
+    srv->nlisteners = (unsigned)n;
+    for (int i = 0; i < n; i++) {
+        srv->ls[i].srv = srv;
+        srv->ls[i].fd = fds[i];
     }
-    srv->acceptor_alive = true;
-    corio_detach(srv->acceptor);
+    for (int i = 0; i < n; i++) {
+        corio_task *t = corio_spawn_named("http-accept", 0, accept_main, &srv->ls[i]);
+        if (!t) {
+            /* the running accept tasks close their own sockets */
+            for (int j = i; j < n; j++) {
+                close(fds[j]);
+                srv->ls[j].fd = -1;
+            }
+            (void)corio_http_server_close(srv, 0);
+            return -ENOMEM;
+        }
+        corio_detach(t);
+        srv->ls[i].task = t;
+        srv->nacceptors++;
+    }
     *out = srv;
     return 0;
 }
@@ -1605,18 +1632,19 @@ int corio_http_server_close(corio_http_server *srv, uint64_t grace_ms)
     int ret = corio__check();
     srv->closing = true;
     srv->closer = corio_current();
-    if (srv->acceptor_alive)
-        corio_cancel(srv->acceptor);
+    for (unsigned i = 0; i < srv->nlisteners; i++)
+        if (srv->ls[i].task)
+            corio_cancel(srv->ls[i].task);
     cancel_conns(srv, false);
     uint64_t end = corio_now_ns() + grace_ms * 1000000u;
-    while (ret == 0 && (srv->nconns > 0 || srv->acceptor_alive) && corio_now_ns() < end) {
+    while (ret == 0 && (srv->nconns > 0 || srv->nacceptors > 0) && corio_now_ns() < end) {
         int r = corio__suspend(NULL, srv, "http server close", end);
         if (r < 0)
             ret = r;
     }
     if (srv->nconns > 0)
         cancel_conns(srv, true);
-    while (srv->nconns > 0 || srv->acceptor_alive)
+    while (srv->nconns > 0 || srv->nacceptors > 0)
         corio__suspend_uninterruptible(srv, "http server close (cancelled connections)");
     srv->closer = NULL;
     bufs_free_kept(srv);

@@ -3,7 +3,8 @@
  * asyncio.open_connection).
  *
  * A server owns one listening socket per bound address (one dual-stack
- * socket for "all interfaces") and runs one accept task per socket; every
+ * socket for "all interfaces"; src/io/listen.c opens them, the same way as
+ * for the HTTP server) and runs one accept task per socket; every
  * accepted connection becomes a stream handed to the user's handler in a
  * task of its own, named after the peer ("conn 127.0.0.1:5555").  The server
  * keeps the live handler tasks in a list so that closing it can stop
@@ -23,6 +24,7 @@
  * accepted socket, which saves a setsockopt per connection.
  */
 #include "dns.h"
+#include "listen.h"
 #include "stream.h"
 #include "../backend/uring.h"
 
@@ -251,125 +253,6 @@ static void *accept_main(void *arg)
 /* Starting                                                            */
 /* ------------------------------------------------------------------ */
 
-/* socket(2) behind the fail-injection hook. */
-static int new_socket(int family)
-{
-    if (corio__should_fail()) {
-        errno = EMFILE;
-        return -1;
-    }
-    return socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-}
-
-static int open_listener(const struct sockaddr *sa, socklen_t len, bool v6only, const corio_server_config *cfg,
-                         int *out)
-{
-    int fd = new_socket(sa->sa_family);
-    if (fd < 0)
-        return -errno;
-    int one = 1, r;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
-        goto fail;
-    if (cfg->reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
-        goto fail;
-    if (sa->sa_family == AF_INET6) {
-        int v = v6only;
-        if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, sizeof v) < 0)
-            goto fail;
-    }
-    if (!cfg->disable_nodelay)
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (bind(fd, sa, len) < 0)
-        goto fail;
-    if (listen(fd, cfg->backlog > 0 ? cfg->backlog : 4096) < 0)
-        goto fail;
-    *out = fd;
-    return 0;
-fail:
-    r = -errno;
-    close(fd);
-    return r;
-}
-
-static uint16_t sockaddr_port(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET)
-        return ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
-    if (sa->sa_family == AF_INET6)
-        return ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
-    return 0;
-}
-
-static void set_port(struct sockaddr *sa, uint16_t port)
-{
-    if (sa->sa_family == AF_INET)
-        ((struct sockaddr_in *)(void *)sa)->sin_port = htons(port);
-    else if (sa->sa_family == AF_INET6)
-        ((struct sockaddr_in6 *)(void *)sa)->sin6_port = htons(port);
-}
-
-static uint16_t fd_port(int fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t l = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &l) < 0)
-        return 0;
-    return sockaddr_port((struct sockaddr *)&ss);
-}
-
-/* Bind every address of the list (all on the same port: with port 0 the
- * first one's ephemeral port is reused for the rest).  Returns the number
- * of sockets opened into fds, or -errno.  An address the machine cannot
- * bind (no IPv6, address not local) is skipped if another one works. */
-static int bind_all(struct addrinfo *res, const corio_server_config *cfg, int *fds, unsigned max)
-{
-    unsigned n = 0;
-    int err = -EADDRNOTAVAIL;
-    uint16_t port = 0;
-    for (struct addrinfo *ai = res; ai && n < max; ai = ai->ai_next) {
-        if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
-            continue;
-        if (port && sockaddr_port(ai->ai_addr) == 0)
-            set_port(ai->ai_addr, port);
-        int fd, r = open_listener(ai->ai_addr, ai->ai_addrlen, true, cfg, &fd);
-        if (r < 0) {
-            if (r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT) {
-                err = r;
-                continue;
-            }
-            while (n)
-                close(fds[--n]);
-            return r;
-        }
-        if (!port)
-            port = fd_port(fd);
-        fds[n++] = fd;
-    }
-    return n ? (int)n : err;
-}
-
-/* host NULL or "": one dual-stack IPv6 socket, or IPv4 only when the
- * machine has no IPv6. */
-static int bind_any(uint16_t port, const corio_server_config *cfg, int *fd)
-{
-    struct sockaddr_in6 a6;
-    memset(&a6, 0, sizeof a6);
-    a6.sin6_family = AF_INET6;
-    a6.sin6_addr = in6addr_any;
-    a6.sin6_port = htons(port);
-    int r = open_listener((struct sockaddr *)&a6, sizeof a6, false, cfg, fd);
-    if (r != -EAFNOSUPPORT && r != -EADDRNOTAVAIL)
-        return r;
-    struct sockaddr_in a4;
-    memset(&a4, 0, sizeof a4);
-    a4.sin_family = AF_INET;
-    a4.sin_addr.s_addr = htonl(INADDR_ANY);
-    a4.sin_port = htons(port);
-    return open_listener((struct sockaddr *)&a4, sizeof a4, true, cfg, fd);
-}
-
-#define MAX_LISTENERS 16
-
 int corio_start_server(const char *host, uint16_t port, corio_conn_fn handler, void *arg,
                        const corio_server_config *cfg, corio_server **out)
 {
@@ -387,19 +270,13 @@ int corio_start_server(const char *host, uint16_t port, corio_conn_fn handler, v
     if (r)
         return r;
 
-    int fds[MAX_LISTENERS];
-    int n;
-    if (!host || !*host) {
-        r = bind_any(port, cfg, &fds[0]);
-        n = r < 0 ? r : 1;
-    } else {
-        struct addrinfo *res = NULL;
-        r = corio__resolve(host, port, SOCK_STREAM, AI_PASSIVE, &res);
-        if (r < 0)
-            return r;
-        n = bind_all(res, cfg, fds, MAX_LISTENERS);
-        freeaddrinfo(res);
-    }
+    int fds[CORIO__MAX_LISTENERS];
+    corio__listen_opts lo = {
+        .backlog = cfg->backlog,
+        .reuse_port = cfg->reuse_port,
+        .nodelay = !cfg->disable_nodelay,
+    };
+    int n = corio__listen_all(host, port, &lo, fds, CORIO__MAX_LISTENERS);
     if (n < 0)
         return n;
 
@@ -484,7 +361,7 @@ uint16_t corio_server_port(const corio_server *srv)
 {
     if (srv->nlisteners == 0 || srv->ls[0].fd < 0)
         return 0;
-    return fd_port(srv->ls[0].fd);
+    return corio__fd_port(srv->ls[0].fd);
 }
 
 /* A handler closing its own server (a "shutdown" command) must not wait
@@ -595,7 +472,7 @@ int corio_open_connection(const char *host, uint16_t port, corio_stream **out)
         return r;
     int err = -ENOENT;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        int fd = new_socket(ai->ai_family);
+        int fd = corio__tcp_socket(ai->ai_family);
         if (fd < 0) {
             err = -errno;
             continue;
