@@ -1,24 +1,24 @@
 # http_plot.gp — draws docs/http_bench.png from the figures recorded in
-# docs/benchmarks.md ("HTTP", run 2 for c100/pipelined/idle).  Update the
+# docs/benchmarks.md ("HTTP", run 3: after the multishot receive).  Update the
 # data blocks from a new bench/http_bench.sh run, then:
 #   gnuplot bench/peers/http_plot.gp      (from the repository root)
 $cpu << EOD
 server  c100    pipe16
-epoll   5.646   0.547
-uring   5.751   0.557
-nginx   5.767   6.257
-h2o     5.868   6.098
-libuv   5.060   0.352
-uvloop  5.736   0.413
+epoll   5.710   0.544
+uring   5.308   0.543
+nginx   5.899   6.391
+h2o     6.149   6.241
+libuv   5.351   0.368
+uvloop  5.923   0.430
 EOD
 $idle << EOD
 server  bytes
-epoll   736
-uring   638
+epoll   791
+uring   918
 nginx   526
 h2o     1056
 libuv   285
-uvloop  1352
+uvloop  1351
 EOD
 set terminal pngcairo size 1200,420 font "sans,10"
 set output "docs/http_bench.png"
