@@ -123,8 +123,11 @@ CORIO_API int corio_join(corio_task *t, void **result);
  * on one of them from another task is -EINVAL. */
 CORIO_API int corio_gather(corio_task **tasks, size_t n, void **results);
 
-/* Give up the handle: the task runs to completion and frees itself. */
-CORIO_API void corio_detach(corio_task *t);
+/* Give up the handle: the task runs to completion and frees itself.  Does
+ * not suspend.  Returns 0, or -EINVAL (nothing changes) if t is NULL,
+ * already detached, or being awaited by corio_join / corio_gather (the
+ * waiter owns it). */
+CORIO_API int corio_detach(corio_task *t);
 
 /* Request cancellation of t.  Delivered as -ECANCELED at t's next
  * suspension point, or at once if t is suspended now (an I/O wait is

@@ -863,3 +863,49 @@ TEST(stall_cancels_every_task_so_cleanup_runs)
     corio_event_set(&stall_event);
     CHECK(corio_event_is_set(&stall_event));
 }
+
+/* Detaching a task that another task is joining (or gathering) would free
+ * it twice: it is -EINVAL and changes nothing; the waiter still gets the
+ * result.  Detaching twice is -EINVAL too. */
+static corio_task *d_target;
+static void *rival_detacher(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)corio_detach(d_target);
+}
+
+static void *slow_child(void *arg)
+{
+    corio_sleep_ms(5);
+    return arg;
+}
+
+static void *detach_joined_main(void *arg)
+{
+    d_target = corio_spawn(slow_child, (void *)7);
+    corio_task *r = corio_spawn(rival_detacher, NULL);
+    void *res;
+    CHECK_OK(corio_join(d_target, &res)); /* the rival runs while we wait */
+    CHECK(res == (void *)7);
+    void *rr;
+    CHECK_OK(corio_join(r, &rr));
+    CHECK_ERR((intptr_t)rr, -EINVAL);
+
+    corio_task *a = corio_spawn(slow_child, (void *)1), *b = corio_spawn(slow_child, (void *)2);
+    d_target = b;
+    r = corio_spawn(rival_detacher, NULL);
+    corio_task *ab[2] = {a, b};
+    void *res2[2];
+    CHECK_OK(corio_gather(ab, 2, res2));
+    CHECK(res2[0] == (void *)1 && res2[1] == (void *)2);
+    CHECK_OK(corio_join(r, &rr));
+    CHECK_ERR((intptr_t)rr, -EINVAL);
+
+    corio_task *c = corio_spawn(slow_child, NULL);
+    CHECK_OK(corio_detach(c));
+    CHECK_ERR(corio_detach(c), -EINVAL);
+    CHECK_ERR(corio_detach(NULL), -EINVAL);
+    return arg;
+}
+
+TEST(detach_refuses_a_task_being_joined) { test_run(detach_joined_main, NULL); }

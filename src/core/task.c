@@ -401,13 +401,18 @@ int corio_gather(corio_task **tasks, size_t n, void **results)
     return err;
 }
 
-void corio_detach(corio_task *t)
+int corio_detach(corio_task *t)
 {
+    /* A joiner (corio_join or corio_gather) frees t itself once it ends:
+     * detaching too would free it twice. */
+    if (!t || t->joiner || (t->flags & CORIO__T_DETACHED))
+        return -EINVAL;
     if ((t->flags & CORIO__T_DONE) && !t->stack) {
         corio__list_remove(&t->live);
         corio__task_free(t);
     } else
         t->flags |= CORIO__T_DETACHED;
+    return 0;
 }
 
 int corio_yield(void)
