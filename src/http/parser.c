@@ -480,6 +480,20 @@ static int hexval(unsigned char c)
     return -1;
 }
 
+/* The state after ch where a chunk-size line's current item (the size, an
+ * extension name or value) may end: ';' starts another extension, CR ends
+ * the line, OWS goes to on_ows; anything else is C_ERROR. */
+static int chunk_item_end(unsigned char ch, int on_ows)
+{
+    if (ch == ';')
+        return C_EXT_NAME0;
+    if (ch == '\r')
+        return C_SIZE_LF;
+    if (is_ows(ch))
+        return on_ows;
+    return C_ERROR;
+}
+
 static ssize_t chunk_fail(corio_http_chunked *c, int status)
 {
     c->state_ = C_ERROR;
@@ -525,24 +539,12 @@ ssize_t corio_http_chunked_decode(corio_http_chunked *c, const char *buf, size_t
                 c->state_ = C_SIZE;
                 break;
             }
-            if (st == C_SIZE0)
-                return chunk_fail(c, 400);
-            if (ch == '\r')
-                c->state_ = C_SIZE_LF;
-            else if (ch == ';')
-                c->state_ = C_EXT_NAME0;
-            else if (is_ows(ch))
-                c->state_ = C_EXT_PRE;
-            else
+            if (st == C_SIZE0 || (c->state_ = chunk_item_end(ch, C_EXT_PRE)) == C_ERROR)
                 return chunk_fail(c, 400);
             break;
         }
         case C_EXT_PRE:
-            if (ch == ';')
-                c->state_ = C_EXT_NAME0;
-            else if (ch == '\r')
-                c->state_ = C_SIZE_LF;
-            else if (!is_ows(ch))
+            if ((c->state_ = chunk_item_end(ch, C_EXT_PRE)) == C_ERROR)
                 return chunk_fail(c, 400);
             break;
         case C_EXT_NAME0:
@@ -555,15 +557,9 @@ ssize_t corio_http_chunked_decode(corio_http_chunked *c, const char *buf, size_t
         case C_EXT_POST:
             if (st == C_EXT_NAME && is_tchar(ch))
                 break;
-            if (is_ows(ch))
-                c->state_ = C_EXT_POST;
-            else if (ch == '=')
+            if (ch == '=')
                 c->state_ = C_EXT_VAL0;
-            else if (ch == ';')
-                c->state_ = C_EXT_NAME0;
-            else if (ch == '\r')
-                c->state_ = C_SIZE_LF;
-            else
+            else if ((c->state_ = chunk_item_end(ch, C_EXT_POST)) == C_ERROR)
                 return chunk_fail(c, 400);
             break;
         case C_EXT_VAL0:
@@ -575,15 +571,7 @@ ssize_t corio_http_chunked_decode(corio_http_chunked *c, const char *buf, size_t
                 return chunk_fail(c, 400);
             break;
         case C_EXT_TOKEN:
-            if (is_tchar(ch))
-                break;
-            if (is_ows(ch))
-                c->state_ = C_EXT_PRE;
-            else if (ch == ';')
-                c->state_ = C_EXT_NAME0;
-            else if (ch == '\r')
-                c->state_ = C_SIZE_LF;
-            else
+            if (!is_tchar(ch) && (c->state_ = chunk_item_end(ch, C_EXT_PRE)) == C_ERROR)
                 return chunk_fail(c, 400);
             break;
         case C_EXT_QUOTED:
