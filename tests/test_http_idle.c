@@ -98,3 +98,90 @@ TEST(thousand_idle_keepalive_connections_close_at_the_timeout)
     setrlimit(RLIMIT_NOFILE, &rl);
     test_run(idle_main, NULL);
 }
+
+/* Parked connections whose clients go away: half reset (RST, SO_LINGER 0),
+ * half close (FIN).  The server notices each one while it holds no task
+ * for it, and releases every socket at once, long before the keep-alive
+ * timeout. */
+#define NGONE 200
+static client gone[NGONE];
+static void *gone_client(void *arg)
+{
+    client *c = arg;
+    corio_stream *s;
+    if (corio_open_connection("127.0.0.1", c->port, &s) < 0)
+        return NULL;
+    static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    size_t len;
+    int err;
+    if (corio_write(s, req, sizeof req - 1) == 0 && corio_drain(s) == 0 &&
+        corio_readuntil(s, "Hello, world!", 13, &len, &err)) {
+        c->result = 1;
+        corio_sleep_ms(50); /* the server parks the connection */
+        if ((c - gone) % 2) {
+            struct linger lg = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(corio_stream_fd(s), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        }
+    }
+    corio_stream_close(s);
+    return NULL;
+}
+
+static void *gone_main(void *arg)
+{
+    (void)arg;
+    int baseline = count_fds();
+    corio_http_server_config cfg = {.keepalive_timeout_ms = 60000};
+    corio_http_server *srv;
+    CHECK_OK(corio_http_server_start("127.0.0.1", 0, hello, NULL, &cfg, &srv));
+    client *c = gone;
+    static corio_task *t[NGONE];
+    uint64_t t0 = test_ms();
+    for (int i = 0; i < NGONE; i++) {
+        c[i] = (client){.port = corio_http_server_port(srv)};
+        t[i] = corio_spawn(gone_client, &c[i]);
+        CHECK(t[i]);
+    }
+    CHECK_OK(corio_gather(t, NGONE, NULL));
+    for (int i = 0; i < NGONE; i++)
+        CHECK_EQ(c[i].result, 1);
+    while (corio_http_server_connections(srv) > 0 && test_ms() - t0 < 5000)
+        CHECK_OK(corio_sleep_ms(5));
+    CHECK_EQ(corio_http_server_connections(srv), 0);
+    CHECK_OK(corio_http_server_close(srv, 1000));
+    CHECK_EQ(count_fds(), baseline);
+    return NULL;
+}
+
+TEST(parked_connections_whose_clients_reset_or_close_are_released) { test_run(gone_main, NULL); }
+
+/* A server closed while many connections are parked closes them all at
+ * once (no task needed to notice), and the fd count returns to baseline. */
+static void *close_parked_main(void *arg)
+{
+    (void)arg;
+    int baseline = count_fds();
+    corio_http_server_config cfg = {.keepalive_timeout_ms = 60000};
+    corio_http_server *srv;
+    CHECK_OK(corio_http_server_start("127.0.0.1", 0, hello, NULL, &cfg, &srv));
+    static client c[NGONE];
+    static corio_task *t[NGONE];
+    for (int i = 0; i < NGONE; i++) {
+        c[i] = (client){.port = corio_http_server_port(srv)};
+        t[i] = corio_spawn(client_task, &c[i]); /* waits for the server's close */
+        CHECK(t[i]);
+    }
+    while (corio_http_server_connections(srv) < NGONE || corio__loop()->live_count > NGONE + 10)
+        CHECK_OK(corio_sleep_ms(5));
+    CHECK_OK(corio_sleep_ms(50));
+    uint64_t t0 = test_ms();
+    CHECK_OK(corio_http_server_close(srv, 1000));
+    CHECK(test_ms() - t0 < 500);
+    CHECK_OK(corio_gather(t, NGONE, NULL));
+    for (int i = 0; i < NGONE; i++)
+        CHECK_EQ(c[i].result, 1); /* answered, then EOF */
+    CHECK_EQ(count_fds(), baseline);
+    return NULL;
+}
+
+TEST(server_close_releases_parked_connections_at_once) { test_run(close_parked_main, NULL); }
