@@ -696,7 +696,7 @@ TEST(idle_connections_hold_no_task)
 
 /* Uploads pipelined behind a slow request pile up while its handler
  * sleeps: more than the server holds unread before it stops taking input
- * (64 KiB on io_uring, where a multishot recv keeps receiving), so input
+ * (16 KiB on io_uring, where a multishot recv keeps receiving), so input
  * is paused and resumed.  Every body comes back whole and in order. */
 #define UPLOADS 40
 #define UPLOAD_LEN 2000

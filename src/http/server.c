@@ -77,7 +77,9 @@
 #define OUT_FLUSH_AT 65536 /* output buffered before a streaming handler is made to wait */
 #define DIRECT_SEND_AT 16384 /* bodies this large are sent from the caller's memory */
 #define LINGER_MS 1000     /* after an error answer: how long unread input is drained */
-#define SPILL_HIGH 65536   /* unread bytes held before the multishot recv is paused */
+#define SPILL_HIGH 16384   /* unread bytes held before the multishot recv is paused: like
+                              * the kernel socket buffer it stands in for, bounded per
+                              * connection whatever the client sends */
 #define BUF_CACHE 32       /* spare connection buffer sets a server keeps */
 #define OBUF_KEEP 65536    /* output buffers larger than this are not kept */
 
