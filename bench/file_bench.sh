@@ -24,7 +24,8 @@
 # BACKENDS ("io_uring epoll"), PYTHON (/usr/bin/python3).
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 BUILD=${BUILD:-build}
 [[ $BUILD == /* ]] || BUILD=$root/$BUILD
 REPS=${REPS:-5}
@@ -40,7 +41,6 @@ trap 'rm -rf "$work"' EXIT
 corio_bin=$BUILD/bench/file_bench
 libuv_bin=$BUILD/bench/libuv_files
 timeit=$BUILD/bench/timeit
-note() { echo "# $*" >&2; }
 [[ -x $corio_bin && -x $timeit ]] || { note "missing $corio_bin or $timeit (build first)"; exit 2; }
 
 # --- fixtures -----------------------------------------------------------

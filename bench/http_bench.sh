@@ -40,7 +40,8 @@
 set -u
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 BUILD=${BUILD:-build}
 DURATION=${DURATION:-3}
 WARMUP=${WARMUP:-1}
@@ -56,20 +57,7 @@ CLIENT_CPU=${CLIENT_CPU:-1}
 NOFILE=$(ulimit -Hn)
 [[ $NOFILE == unlimited ]] && NOFILE=1048576
 
-if [[ $BUILD != /* && ! -d $BUILD && -d $root/$BUILD ]]; then
-    BUILD=$root/$BUILD
-fi
-BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || { echo "http_bench: build dir '$BUILD' not found" >&2; exit 2; }
-
-note() { echo "# $*" >&2; }
-
-first_file() {
-    local f
-    for f in "$@"; do
-        if [[ -x $f ]]; then echo "$f"; return 0; fi
-    done
-    return 1
-}
+resolve_build
 
 command -v wrk >/dev/null || { echo "http_bench: wrk not installed (apt-get install -y wrk)" >&2; exit 2; }
 command -v curl >/dev/null || { echo "http_bench: curl not installed" >&2; exit 2; }
@@ -80,20 +68,10 @@ NGINX=$(command -v nginx || first_file /usr/sbin/nginx) || NGINX=
 H2O=$(command -v h2o || first_file /usr/sbin/h2o) || H2O=
 CLK_TCK=$(getconf CLK_TCK)
 
-tmp=$(mktemp -d /tmp/http_bench.XXXXXX)
+server_tmp
 # Run as root, h2o and nginx drop their workers to nobody, who must still
 # be able to read the h2o body file.
 chmod 755 "$tmp"
-declare -A PID PORT
-cleanup() {
-    local s
-    for s in "${!PID[@]}"; do
-        kill "${PID[$s]}" 2>/dev/null && wait "${PID[$s]}" 2>/dev/null
-    done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # Config files for the two servers that need one, in $tmp/NAME/.
 write_nginx_conf() { # DIR PORT
@@ -206,63 +184,22 @@ worker_pid() {
     echo "$2"
 }
 
-# start_server NAME PORT: start it pinned to SERVER_CPU with NOFILE
-# descriptors, wait until it answers, set PID[NAME] and PORT[NAME].
-start_server() {
-    local s=$1 port=$2 pid kind fd cmd
-    mapfile -t cmd < <(server_cmd "$s" "$port") || true
-    if ((${#cmd[@]} == 0)); then
-        note "skipping $s: not built / not installed"
-        return 1
-    fi
-    # prlimit, taskset and env all exec, so $! is the server's own pid.
-    prlimit --nofile="$NOFILE:$NOFILE" taskset -c "$SERVER_CPU" "${cmd[@]}" >"$tmp/$s.log" 2>&1 &
-    pid=$!
-    for _ in $(seq 100); do
-        curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$port/" && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if ! kill -0 "$pid" 2>/dev/null || ! curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$port/"; then
-        note "skipping $s: did not start or does not answer 200: $(head -c 300 "$tmp/$s.log" 2>/dev/null)"
-        kill "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-        return 1
-    fi
-    kind=
-    for fd in /proc/"$pid"/fd/*; do
-        case $(readlink "$fd" 2>/dev/null) in
-        'anon_inode:[io_uring]') kind=io_uring; break ;;
-        'anon_inode:[eventpoll]') kind=epoll ;;
-        esac
-    done
-    if [[ $s == uring && $kind != io_uring ]]; then
-        note "warning: $s is not using io_uring (fds show ${kind:-neither}); its figures are epoll's"
-    fi
-    PID[$s]=$pid
-    PORT[$s]=$port
-    return 0
+# A server is up once it answers 200.
+server_ready() { curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$2/"; }
+UNREADY="did not start or does not answer 200"
+
+server_started() {
+    local hdr bytes url="http://127.0.0.1:${PORT[$1]}/"
+    hdr=$(curl -s -D - -o /dev/null "$url" | tr -d '\r' | paste -sd '|')
+    bytes=$(curl -s -o /dev/null -w '%{size_header}+%{size_download}' "$url")
+    note "$1: pid ${PID[$1]} port ${PORT[$1]}, response $bytes bytes: $hdr"
 }
 
-stop_server() {
-    kill "${PID[$1]}" 2>/dev/null && wait "${PID[$1]}" 2>/dev/null
-    unset "PID[$1]"
-}
-
+# Every server gets NOFILE descriptors.
+SERVER_PREFIX=(prlimit --nofile="$NOFILE:$NOFILE")
 # Start every server once, each on its own port: an idle server sleeps in
 # its poll call and costs the others nothing.
-active=()
-i=0
-for s in $SERVERS; do
-    port=$((BASE_PORT + i))
-    i=$((i + 1))
-    start_server "$s" "$port" || continue
-    hdr=$(curl -s -D - -o /dev/null "http://127.0.0.1:$port/" | tr -d '\r' | paste -sd '|')
-    bytes=$(curl -s -o /dev/null -w '%{size_header}+%{size_download}' "http://127.0.0.1:$port/")
-    note "$s: pid ${PID[$s]} port $port, response $bytes bytes: $hdr"
-    active+=("$s")
-done
-((${#active[@]} > 0)) || { echo "http_bench: no server could be started" >&2; exit 1; }
+start_servers
 
 # wrk arguments for a load name.
 load_args() {
@@ -277,23 +214,16 @@ load_args() {
 load_tail() { [[ $1 == pipe16_* ]] && echo "-- 16"; }
 
 nloads=$(wc -w <<<"$LOADS")
-est=$(awk -v n="$nloads" -v s="${#active[@]}" -v r="$REPS" -v d="$DURATION" -v w="$WARMUP" \
-    'BEGIN { printf "%d", n * s * r * (d + w + 0.5) }')
-note "servers: ${active[*]}; loads: $LOADS; $REPS reps of ${DURATION}s (+${WARMUP}s warmup); about ${est}s"
+note "servers: ${active[*]}; loads: $LOADS; $REPS reps of ${DURATION}s (+${WARMUP}s warmup); about $(estimate "$nloads" 0.5)s"
 
 for ((rep = 0; rep < REPS; rep++)); do
-    n=${#active[@]}
-    order=()
-    for ((k = 0; k < n; k++)); do order+=("${active[$(((k + rep) % n))]}"); done
+    rotation "$rep"
     for load in $LOADS; do
         args=$(load_args "$load") || { note "unknown load $load"; continue; }
         tail=$(load_tail "$load")
         key="http_$load"
         for s in "${order[@]}"; do
-            if ! kill -0 "${PID[$s]}" 2>/dev/null; then
-                note "$s died; see below"; tail -5 "$tmp/$s.log" | sed 's/^/#   /' >&2
-                continue
-            fi
+            server_alive "$s" || continue
             url="http://127.0.0.1:${PORT[$s]}/"
             if [[ $WARMUP != 0 ]]; then
                 # shellcheck disable=SC2086
@@ -318,38 +248,14 @@ for ((rep = 0; rep < REPS; rep++)); do
                 c = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); c += a[1] * 60 + a[2] }
                 printf "%.0f", c / t * 100 }')
             util=$(awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v t="$DURATION" 'BEGIN { printf "%.0f", d / hz / t * 100 }')
-            echo "$rps" >>"$tmp/${key}_$s.rps"
-            echo "$cpu" >>"$tmp/${key}_$s.cpu"
+            record "${key}_$s" "$rps" "$cpu"
             note "rep $((rep + 1)) ${key}_$s: $rps req/s, $cpu us/req (server ${util}% wrk ${cutil}%)${errs:+ ERRORS: $errs}"
         done
     done
 done
 
-median() { # median of the numbers in file $1, one per line
-    sort -g "$1" | awk '{ v[NR] = $1 } END {
-        if (NR == 0) exit 1
-        if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
-declare -A RPS CPU
 for load in $LOADS; do
-    key="http_$load"
-    for s in "${active[@]}"; do
-        [[ -s $tmp/${key}_$s.rps ]] || continue
-        RPS[${key}_$s]=$(median "$tmp/${key}_$s.rps")
-        CPU[${key}_$s]=$(median "$tmp/${key}_$s.cpu")
-        printf '%s_%s_rps: %.0f req/s\n' "$key" "$s" "${RPS[${key}_$s]}"
-        printf '%s_%s_cpu: %.3f us/req\n' "$key" "$s" "${CPU[${key}_$s]}"
-    done
-    for a in epoll uring; do
-        for b in nginx h2o libuv uvloop; do
-            [[ -n ${RPS[${key}_$a]:-} && -n ${RPS[${key}_$b]:-} ]] || continue
-            awk -v k="${key}_${a}_vs_$b" -v ra="${RPS[${key}_$a]}" -v rb="${RPS[${key}_$b]}" \
-                -v ca="${CPU[${key}_$a]}" -v cb="${CPU[${key}_$b]}" 'BEGIN {
-                    printf "%s: %.2f x\n", k, ra / rb
-                    printf "%s_cpu: %.2f x\n", k, ca / cb }'
-        done
-    done
+    report_key "http_$load" nginx h2o libuv uvloop
 done
 
 # Idle keep-alive connections: stop the loaded servers, then one fresh

@@ -6,7 +6,8 @@
 # python3-aiofiles; a missing peer is skipped with a note.  Knobs are passed through to bench/echo_bench.sh (DURATION, REPS, ...).
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/.." && pwd)
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 BUILD=${BUILD:-build}
 [[ $BUILD == /* ]] || BUILD=$root/$BUILD
 export BUILD
@@ -17,7 +18,7 @@ pkg-config --exists libuv 2>/dev/null || missing+=(libuv1-dev)
 /usr/bin/python3 -c 'import aiofiles' 2>/dev/null || missing+=(python3-aiofiles)
 command -v taskset >/dev/null || missing+=(util-linux)
 if ((${#missing[@]})); then
-    echo "# peers missing: ${missing[*]} (apt-get install -y ${missing[*]}; then re-run cmake)" >&2
+    note "peers missing: ${missing[*]} (apt-get install -y ${missing[*]}; then re-run cmake)"
 fi
 
 echo "# context switch (server-free, pinned to CPU 0)"

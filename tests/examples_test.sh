@@ -5,32 +5,14 @@
 set -euo pipefail
 build=$1
 name=$2
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-# start_server BIN ARGS...: start a server on port 0 and echo the port it printed
-wait_port() { # LOGFILE PATTERN
-    for _ in $(seq 100); do
-        if p=$(grep -oE "$2" "$1" | grep -oE '[0-9]+$' | head -1) && [[ -n $p ]]; then
-            echo "$p"
-            return 0
-        fi
-        sleep 0.05
-    done
-    return 1
-}
+# shellcheck source=tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 case $name in
 hello_server)
     "$build/hello_server" 0 >"$tmp/log" 2>&1 &
     pids+=($!)
-    port=$(wait_port "$tmp/log" "Server running on \('127.0.0.1', [0-9]+") || fail "no 'Server running on' line"
+    port=$(wait_port "$tmp/log" "Server running on \('127.0.0.1', ([0-9]+)") || fail "no 'Server running on' line"
     expected=$'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: GET, POST, PUT, DELETE, OPTIONS\r\nAccess-Control-Allow-Headers: Content-Type\r\n\r\nHello, world!'
     for i in 1 2 3; do
         got=$(curl -s -i --max-time 5 "http://127.0.0.1:$port/")
@@ -44,7 +26,7 @@ hello_server)
 echo)
     "$build/echo_server" 0 >"$tmp/log" 2>&1 &
     pids+=($!)
-    port=$(wait_port "$tmp/log" "listening on 127.0.0.1:[0-9]+") || fail "echo_server did not report its port"
+    port=$(wait_port "$tmp/log" "listening on 127.0.0.1:([0-9]+)") || fail "echo_server did not report its port"
     got=$("$build/echo_client" "$port" alpha "beta gamma" 2>&1)
     [[ $got == *alpha* && $got == *"beta gamma"* ]] || fail "echo_client output: $got"
     got=$(printf 'from stdin\nline two\n' | "$build/echo_client" "$port" 2>&1)

@@ -6,24 +6,14 @@
 #   http_clients_test.sh BUILD_DIR      (CORIO_BACKEND picks the backend)
 set -euo pipefail
 build=$1
-tmp=$(mktemp -d)
-pid=
-cleanup() {
-    [[ -n $pid ]] && kill "$pid" 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+# shellcheck source=tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 "$build/http_hello" 0 >"$tmp/log" 2>&1 &
 pid=$!
-port=
-for _ in $(seq 100); do
-    port=$(grep -oE "Server running on \('127.0.0.1', [0-9]+" "$tmp/log" | grep -oE '[0-9]+$' || true)
-    [[ -n $port ]] && break
-    sleep 0.05
-done
-[[ -n $port ]] || fail "no 'Server running on' line: $(cat "$tmp/log")"
+pids+=("$pid")
+port=$(wait_port "$tmp/log" "Server running on \('127.0.0.1', ([0-9]+)") ||
+    fail "no 'Server running on' line: $(cat "$tmp/log")"
 
 # curl: the seed's headers, exactly and in order, plus what HTTP requires
 got=$(curl -s -i --max-time 5 "http://127.0.0.1:$port/" | sed -E 's/^Date: .*\r$/Date: X\r/')
@@ -71,14 +61,5 @@ grep -qE "requests: 2000 total, 2000 started, 2000 done, 2000 succeeded, 0 faile
     fail "h2load: $out"
 grep -qE "status codes: 2000 2xx" <<<"$out" || fail "h2load status codes: $out"
 
-kill -TERM "$pid"
-for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-done
-if kill -0 "$pid" 2>/dev/null; then fail "still running 5 s after SIGTERM"; fi
-status=0
-wait "$pid" || status=$?
-pid=
-[[ $status == 0 ]] || fail "exit status $status after SIGTERM"
+stop_server "$pid"
 echo "PASS http clients on ${CORIO_BACKEND:-auto}"

@@ -9,14 +9,8 @@
 set -euo pipefail
 build=$1
 serve=$build/tools/corio-serve
-tmp=$(mktemp -d)
-pid=
-cleanup() {
-    [[ -n $pid ]] && kill "$pid" 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+# shellcheck source=tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 "$serve" --help >"$tmp/help" || fail "--help exit status $?"
 grep -q "SYNOPSIS" "$tmp/help" && grep -q -- "--port" "$tmp/help" || fail "--help text"
@@ -40,14 +34,9 @@ ln -s a.txt "$root/in_link"
 
 "$serve" --port 0 "$root" >"$tmp/out" 2>"$tmp/log" &
 pid=$!
-port=
-for _ in $(seq 100); do
-    port=$(grep -oE '^Serving HTTP on 127\.0\.0\.1 port [0-9]+ \(http://127\.0\.0\.1:[0-9]+/\) \.\.\.' "$tmp/out" |
-        grep -oE 'port [0-9]+' | cut -d' ' -f2 || true)
-    [[ -n $port ]] && break
-    sleep 0.05
-done
-[[ -n $port ]] || fail "no 'Serving HTTP on' line: $(cat "$tmp/out" "$tmp/log")"
+pids+=("$pid")
+port=$(wait_port "$tmp/out" '^Serving HTTP on 127\.0\.0\.1 port ([0-9]+) \(http://127\.0\.0\.1:[0-9]+/\) \.\.\.') ||
+    fail "no 'Serving HTTP on' line: $(cat "$tmp/out" "$tmp/log")"
 url=http://127.0.0.1:$port
 
 # status of a request (extra curl args allowed)
@@ -187,14 +176,5 @@ out=$(h2load --h1 -n 2000 -c 10 -m 4 "$url/a.txt" 2>&1) || fail "h2load: $out"
 grep -qE "2000 succeeded, 0 failed, 0 errored" <<<"$out" || fail "h2load: $out"
 grep -qE "status codes: 2000 2xx" <<<"$out" || fail "h2load status codes: $out"
 
-kill -TERM "$pid"
-for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-done
-if kill -0 "$pid" 2>/dev/null; then fail "still running 5 s after SIGTERM"; fi
-status=0
-wait "$pid" || status=$?
-pid=
-[[ $status == 0 ]] || fail "exit status $status after SIGTERM"
+stop_server "$pid"
 echo "PASS corio-serve on ${CORIO_BACKEND:-auto}"
