@@ -54,7 +54,9 @@ resolve_build() {
     if [[ $BUILD != /* && ! -d $BUILD && -d $root/$BUILD ]]; then
         BUILD=$root/$BUILD
     fi
-    BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || { echo "$bench: build dir '$BUILD' not found" >&2; exit 2; }
+    local abs
+    abs=$(cd "$BUILD" 2>/dev/null && pwd) || { echo "$bench: build dir '$BUILD' not found" >&2; exit 2; }
+    BUILD=$abs
 }
 
 server_tmp() {
