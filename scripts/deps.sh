@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install the Debian packages a task needs, only those missing.
-#   scripts/deps.sh build|test|asan|bench...
+#   scripts/deps.sh build|test|asan|tsan|bench...
 #   build: compiler, cmake, pkg-config, liburing (io_uring backend)
 #   test:  + curl and python3 (client tests), qemu-user and the aarch64 cross
 #          compiler (the aarch64 suite; skipped when absent)
 #   asan:  + clang and its sanitizer runtime
+#   tsan:  the same (ThreadSanitizer's runtime is in the same package)
 #   bench: + the peers: libuv, nginx, wrk, uvloop, aiofiles, h2load
 # As root it runs apt-get; otherwise it prints the command to run.
 set -euo pipefail
@@ -12,13 +13,14 @@ declare -A groups=(
     [build]="build-essential cmake pkg-config liburing-dev"
     [test]="curl python3 util-linux apache2-utils nghttp2-client qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
     [asan]="clang libclang-rt-14-dev"
+    [tsan]="clang libclang-rt-14-dev"
     [bench]="libuv1-dev nginx-light h2o wrk python3-uvloop python3-aiofiles bc nghttp2-client curl gnuplot-nox"
 )
 command -v dpkg >/dev/null || exit 0 # not Debian: nothing we can check
 want=()
 for g in "$@"; do
     [[ -n ${groups[$g]:-} ]] || { echo "deps.sh: unknown group $g" >&2; exit 2; }
-    case $g in test | asan | bench) want+=(${groups[build]}) ;; esac
+    case $g in test | asan | tsan | bench) want+=(${groups[build]}) ;; esac
     want+=(${groups[$g]})
 done
 missing=()

@@ -7,7 +7,8 @@
  * corio__stack_owner_name() (the core's in the real library) backed by a
  * small registry of named test stacks.  Exit status 0 = all checks passed.
  *
- *   cc -O2 -I src tests/arch_selftest.c src/arch/ctx.c src/arch/stack.c src/arch/asan.c src/arch/switch_x86_64.S -lpthread
+ *   cc -O2 -I src tests/arch_selftest.c src/arch/ctx.c src/arch/stack.c src/arch/asan.c src/arch/tsan.c \
+ *      src/arch/switch_x86_64.S -lpthread
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
@@ -28,6 +29,13 @@
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TEST_TSAN 1
 #endif
 #endif
 
@@ -58,12 +66,13 @@ const char *corio__stack_owner_name(void *fault_addr, size_t *stack_size)
     return NULL;
 }
 
-/* ---- coroutines with ASan annotations ---------------------------------- */
+/* ---- coroutines with ASan and TSan annotations ------------------------ */
 
 typedef struct co {
     corio__ctx ctx;
     corio__stack *st;
     void *fake;
+    void *fiber; /* TSan's, NULL without TSan */
     long id;
     long counter;
     void (*body)(struct co *);
@@ -72,12 +81,14 @@ typedef struct co {
 
 static corio__ctx main_ctx;
 static void *main_fake;
+static void *main_fiber; /* TSan's fiber of the thread that resumes the coroutines */
 static const void *main_bottom;
 static size_t main_size;
 
 static void resume(co *c)
 {
     corio__asan_start_switch(&main_fake, c->st->lo, c->st->size);
+    corio__tsan_fiber_switch(c->fiber);
     corio__ctx_switch(&main_ctx, &c->ctx);
     corio__asan_finish_switch(main_fake, NULL, NULL);
 }
@@ -85,6 +96,7 @@ static void resume(co *c)
 static void yield_to_main(co *c)
 {
     corio__asan_start_switch(&c->fake, main_bottom, main_size);
+    corio__tsan_fiber_switch(main_fiber);
     corio__ctx_switch(&c->ctx, &main_ctx);
     corio__asan_finish_switch(c->fake, NULL, NULL);
 }
@@ -97,6 +109,7 @@ static void co_entry(void *arg)
     c->done = 1;
     /* Leave for good: NULL lets ASan drop this context's fake stack. */
     corio__asan_start_switch(NULL, main_bottom, main_size);
+    corio__tsan_fiber_switch(main_fiber);
     corio__ctx_switch(&c->ctx, &main_ctx);
     abort();
 }
@@ -108,6 +121,16 @@ static void co_start(co *c, corio__stack *st, void (*body)(co *), long id)
     c->body = body;
     c->id = id;
     corio__ctx_make(&c->ctx, st->lo, st->size, co_entry, c);
+    c->fiber = corio__tsan_fiber_create("co");
+}
+
+/* c will never be resumed again (done or abandoned): give back its stack
+ * and drop its TSan fiber (from main's fiber, never its own). */
+static void co_end(co *c, corio__stack_pool *p)
+{
+    corio__tsan_fiber_destroy(c->fiber);
+    c->fiber = NULL;
+    corio__stack_put(p, c->st);
 }
 
 /* ---- 1. ping-pong ------------------------------------------------------ */
@@ -142,7 +165,7 @@ static void test_pingpong(corio__stack_pool *p)
     resume(&c); /* body returns, co_entry switches back for the last time */
     CHECK(c.done);
     CHECK(c.counter == 100000);
-    corio__stack_put(p, st);
+    co_end(&c, p);
 }
 
 /* ---- 2. callee-saved registers ----------------------------------------- */
@@ -248,6 +271,7 @@ static void test_registers(corio__stack_pool *p)
         uint64_t out[NREGS];
         memset(out, 0, sizeof out);
         corio__asan_start_switch(&main_fake, c.st->lo, c.st->size);
+        corio__tsan_fiber_switch(c.fiber);
         regcheck_asm(&main_ctx, &c.ctx, out);
         corio__asan_finish_switch(main_fake, NULL, NULL);
         for (int i = 0; i < NREGS; i++) {
@@ -259,7 +283,7 @@ static void test_registers(corio__stack_pool *p)
     }
     CHECK(c.counter == 3);
     /* The coroutine is abandoned mid-body; its stack just goes back. */
-    corio__stack_put(p, st);
+    co_end(&c, p);
 }
 #else
 static void test_registers(corio__stack_pool *p) { (void)p; }
@@ -328,7 +352,7 @@ static void test_fpenv(corio__stack_pool *p)
     CHECK(c.counter == 0);
     CHECK(fpenv_get() == FPENV_A(fp_default));
     fpenv_set(fp_default);
-    corio__stack_put(p, st);
+    co_end(&c, p);
 }
 #else
 static void test_fpenv(corio__stack_pool *p) { (void)p; }
@@ -375,7 +399,7 @@ static void test_many(corio__stack_pool *p)
     for (int i = 0; i < MANY; i++) {
         CHECK(cs[i].done && cs[i].counter == ROUNDS);
         CHECK(corio__stack_check(cs[i].st));
-        corio__stack_put(p, cs[i].st);
+        co_end(&cs[i], p);
     }
     free(cs);
     corio__stack_set_guard_limit(old);
@@ -459,7 +483,7 @@ static void test_canary(void)
     CHECK(!corio__stack_check(s1));
     CHECK(corio__stack_check(s0));
     corio__stack_put(p, s0);
-    corio__stack_put(p, s1);
+    co_end(&c, p);
     corio__stack_pool_free(p);
     corio__stack_set_guard_limit(old);
 }
@@ -508,7 +532,7 @@ static void measure_rss(const char *label, long guard_limit, int n)
     long after = rss_pages();
     double kib = (double)(after - before) * (double)sysconf(_SC_PAGESIZE) / 1024.0 / n;
     printf("rss per sleeping context (%s, 256 KiB stacks, %d contexts): %.2f KiB\n", label, n, kib);
-#ifndef TEST_ASAN
+#if !defined(TEST_ASAN) && !defined(TEST_TSAN) /* their shadow memory counts in RSS */
     /* Target: about one page (plus the 48-byte descriptor and, for canary
      * stacks, one header page per 64).  Not checked under an emulator
      * (run_aarch64.sh sets CORIO_SELFTEST_EMULATED), whose own memory
@@ -520,7 +544,7 @@ static void measure_rss(const char *label, long guard_limit, int n)
         resume(&cs[i]);
         CHECK(cs[i].done);
         CHECK(corio__stack_check(st[i]));
-        corio__stack_put(p, st[i]);
+        co_end(&cs[i], p);
     }
     corio__stack_pool_free(p);
     free(cs);
@@ -557,6 +581,7 @@ static void *overflow_thread(void *arg)
     owners[0].s = st;
     owners[0].name = victim_name;
     nowners = 1;
+    main_fiber = corio__tsan_fiber_current(); /* maybe a new thread: resume from its fiber */
     co c;
     co_start(&c, st, overflow_body, 8);
     resume(&c);
@@ -623,7 +648,7 @@ static void test_overflow(void)
     int st = run_child(2, out, sizeof out);
     CHECK(!(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT));
     CHECK(strstr(out, "stack overflow") == NULL);
-#ifndef TEST_ASAN
+#if !defined(TEST_ASAN) && !defined(TEST_TSAN) /* they report the fault and exit themselves */
     CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV);
 #endif
 }
@@ -631,6 +656,7 @@ static void test_overflow(void)
 int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
+    main_fiber = corio__tsan_fiber_current();
     corio__stack_pool *p = corio__stack_pool_new(128 * 1024, 1024);
     CHECK(p != NULL);
     struct {

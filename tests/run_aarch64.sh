@@ -29,7 +29,7 @@ fi
 "$cc" -std=gnu11 -O2 -g -static -Wall -Wextra -Werror -D_GNU_SOURCE "$@" \
     -I "$here/src" \
     "$here/tests/arch_selftest.c" \
-    "$here/src/arch/ctx.c" "$here/src/arch/stack.c" "$here/src/arch/asan.c" \
+    "$here/src/arch/ctx.c" "$here/src/arch/stack.c" "$here/src/arch/asan.c" "$here/src/arch/tsan.c" \
     "$here/src/arch/switch_aarch64.S" \
     -lpthread -o "$out/arch_selftest"
 CORIO_SELFTEST_EMULATED=1 "$qemu" "$out/arch_selftest"

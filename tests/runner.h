@@ -76,6 +76,25 @@ void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((
             test_fail(__FILE__, __LINE__, "CHECK_MEM(%s, %s, %s) failed", #a, #b, #n);                        \
     } while (0)
 
+/* TEST_TSAN is 1 in a ThreadSanitizer build (cmake -DCORIO_TSAN=ON, make
+ * test-tsan), else 0.  TSan runs the code several times slower (and `ctest
+ * -j` runs two such tests side by side), so a test whose expectations
+ * assume full speed (work to finish within a time-out) scales them by
+ * TEST_SLOWDOWN; lower bounds (a time-out must not fire early) stay as
+ * they are.  A test that cannot work under TSan at all would SKIP when
+ * TEST_TSAN is set (none needs to today). */
+#if defined(__SANITIZE_THREAD__)
+#define TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TEST_TSAN 1
+#endif
+#endif
+#ifndef TEST_TSAN
+#define TEST_TSAN 0
+#endif
+#define TEST_SLOWDOWN (TEST_TSAN ? 4 : 1)
+
 #define SKIP(why)                                                                                            \
     do {                                                                                                     \
         printf("SKIP: %s\n", why);                                                                           \

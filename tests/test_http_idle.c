@@ -13,6 +13,10 @@
 #include <sys/resource.h>
 
 #define NCONN 1000
+/* Long enough for all NCONN clients to connect and get their answer
+ * before the first of them times out (TEST_SLOWDOWN: under TSan that
+ * takes several times longer). */
+#define KEEPALIVE_MS (300 * TEST_SLOWDOWN)
 
 static int count_fds(void)
 {
@@ -35,6 +39,8 @@ typedef struct client {
     int result; /* 1: got the answer, then EOF from the server */
 } client;
 
+static int idle_clients; /* clients that got their answer and now wait (all on the loop thread) */
+
 static void *client_task(void *arg)
 {
     client *c = arg;
@@ -47,6 +53,7 @@ static void *client_task(void *arg)
     if (corio_write(s, req, sizeof req - 1) == 0 && corio_drain(s) == 0 &&
         corio_readuntil(s, "Hello, world!", 13, &len, &err)) {
         char b[16];
+        idle_clients++;
         /* now idle: the next thing the server does is close us */
         corio_deadline d = corio_deadline_push(10000);
         ssize_t n = corio_read(s, b, sizeof b);
@@ -60,7 +67,7 @@ static void *client_task(void *arg)
 static void *idle_main(void *arg)
 {
     int baseline = count_fds();
-    corio_http_server_config cfg = {.keepalive_timeout_ms = 300};
+    corio_http_server_config cfg = {.keepalive_timeout_ms = KEEPALIVE_MS};
     corio_http_server *srv;
     CHECK_OK(corio_http_server_start("127.0.0.1", 0, hello, NULL, &cfg, &srv));
     static client c[NCONN];
@@ -71,8 +78,13 @@ static void *idle_main(void *arg)
         t[i] = corio_spawn(client_task, &c[i]);
         CHECK(t[i]);
     }
-    /* while they idle the server holds their sockets but no task for them */
-    CHECK_OK(corio_sleep_ms(150));
+    /* while they idle the server holds their sockets but no task for them:
+     * wait until every client idles and the server's tasks for them are
+     * gone, for at most half the keep-alive time-out (none closed yet) */
+    while ((idle_clients < NCONN || corio__loop()->live_count >= NCONN + 10) &&
+           test_ms() - t0 < KEEPALIVE_MS / 2)
+        CHECK_OK(corio_sleep_ms(5));
+    CHECK_EQ(idle_clients, NCONN);
     CHECK_EQ(corio_http_server_connections(srv), NCONN);
     /* main + the 1,000 client tasks + the server's accept task(s): a task
      * per idle server connection would double this */
@@ -81,7 +93,7 @@ static void *idle_main(void *arg)
     uint64_t el = test_ms() - t0;
     for (int i = 0; i < NCONN; i++)
         CHECK_EQ(c[i].result, 1);
-    CHECK(el >= 300 && el < 8000); /* closed at the timeout, not before */
+    CHECK(el >= KEEPALIVE_MS && el < 8000 * TEST_SLOWDOWN); /* closed at the timeout, not before */
     CHECK_EQ(corio_http_server_connections(srv), 0);
     CHECK_OK(corio_http_server_close(srv, 1000));
     CHECK_EQ(count_fds(), baseline);

@@ -109,8 +109,8 @@ void corio__stack_overflow_handler_install(void);
  * current task's stack with corio__stack_in_guard(). */
 const char *corio__stack_owner_name(void *fault_addr, size_t *stack_size);
 
-/* Sanitizer fiber annotations; no-ops without ASan.  Protocol around every
- * corio__ctx_switch(from, to):
+/* AddressSanitizer fiber annotations; no-ops without ASan.  Protocol
+ * around every corio__ctx_switch(from, to):
  *     corio__asan_start_switch(&from_fake, to_stack_lo, to_stack_size);
  *     corio__ctx_switch(from, to);
  *     corio__asan_finish_switch(from_fake, NULL, NULL);
@@ -121,5 +121,28 @@ const char *corio__stack_owner_name(void *fault_addr, size_t *stack_size);
  * whose bounds are otherwise unknown). */
 void corio__asan_start_switch(void **fake_stack_save, const void *bottom, size_t size);
 void corio__asan_finish_switch(void *fake_stack_save, const void **bottom_old, size_t *size_old);
+
+/* ThreadSanitizer fiber annotations (tsan.c); no-ops returning NULL
+ * without TSan.  Every context has a fiber: the one a thread starts on is
+ * corio__tsan_fiber_current() (taken before the first switch away from
+ * it), every context made with corio__ctx_make gets
+ * corio__tsan_fiber_create(name) when it is made.  Immediately before
+ * every corio__ctx_switch(from, to) (after corio__asan_start_switch):
+ *     corio__tsan_fiber_switch(fiber_of_to);
+ * Nothing is needed after the switch.  Once a made context will never run
+ * again, corio__tsan_fiber_destroy(its_fiber) from another context (never
+ * from the fiber itself; NULL is ignored). */
+void *corio__tsan_fiber_current(void);
+void *corio__tsan_fiber_create(const char *name);
+void corio__tsan_fiber_switch(void *to);
+void corio__tsan_fiber_destroy(void *fiber);
+
+/* A happens-before edge TSan cannot observe by itself (no-ops without
+ * TSan): everything the caller of corio__tsan_release(addr) did before it
+ * happens-before everything any later caller of corio__tsan_acquire(addr)
+ * does after it.  addr is only a key.  For orderings the kernel provides
+ * behind TSan's back; never a substitute for real synchronisation. */
+void corio__tsan_release(void *addr);
+void corio__tsan_acquire(void *addr);
 
 #endif

@@ -78,6 +78,17 @@ typedef struct uring {
 
 static inline uring *U(corio_loop *l) { return l->backend_data; }
 
+/* ThreadSanitizer cannot see a ring's memory come and go: liburing maps
+ * and unmaps the SQ, CQ and SQE arrays with raw system calls, which TSan
+ * does not intercept, so it never forgets the accesses made to a destroyed
+ * ring.  When a loop on another thread is then given a new ring at the
+ * same addresses, its first SQE writes and CQE reads look like races with
+ * the dead ring's owner.  The order is real (the kernel maps a range again
+ * only after the munmap returned); this key makes it visible: each ring is
+ * released into it just before teardown and acquired right after setup.
+ * Rings used concurrently by two threads would still be reported. */
+static char ring_reuse_key;
+
 /* ------------------------------------------------------------------ */
 /* SQE supply                                                          */
 /* ------------------------------------------------------------------ */
@@ -288,6 +299,7 @@ static int uring_init(corio_loop *l, const corio_config *cfg)
         corio__free(u);
         return r;
     }
+    corio__tsan_acquire(&ring_reuse_key);
     if (!(p.features & IORING_FEAT_NODROP) || !(p.features & IORING_FEAT_FAST_POLL)) {
         r = -ENOSYS;
         goto fail_ring;
@@ -327,6 +339,7 @@ static int uring_init(corio_loop *l, const corio_config *cfg)
     return 0;
 
 fail_ring:
+    corio__tsan_release(&ring_reuse_key);
     io_uring_queue_exit(&u->ring);
     corio__free(u);
     return r;
@@ -361,6 +374,7 @@ static void uring_destroy(corio_loop *l)
     drain_inflight(l, u);
     /* Tearing the ring down cancels the eventfd read and anything else
      * still queued; only then may the memory the kernel pointed into go. */
+    corio__tsan_release(&ring_reuse_key);
     io_uring_queue_exit(&u->ring);
     bufring_destroy(u);
     if (u->evfd >= 0)

@@ -118,6 +118,7 @@ struct corio_task {
     corio_task *joiner;         /* task parked in corio_join on this one */
     corio__list live;           /* loop->live_tasks */
     void *asan_fake_stack;
+    void *tsan_fiber;           /* TSan's fiber for this task's context (NULL without TSan) */
     char name[32];
 };
 
@@ -161,6 +162,9 @@ void corio__task_interrupt(corio_task *t, int reason);
 void corio__set_loop(corio_loop *l);
 void corio__task_resume(corio_loop *l, corio_task *t);
 void corio__task_finished(corio_loop *l, corio_task *t);
+/* Give a task's stack back to the pool (and drop its TSan fiber): t's
+ * context can never run again.  Called on the loop's context. */
+void corio__task_release_stack(corio_loop *l, corio_task *t);
 
 /* ------------------------------------------------------------------ */
 /* Operations and backends                                             */
@@ -299,6 +303,7 @@ struct corio_loop {
     corio_task *current;      /* running task, NULL on the scheduler */
     corio__ctx sched_ctx;     /* the loop's own context (thread stack) */
     void *sched_asan_fake_stack;
+    void *sched_tsan_fiber;   /* TSan's fiber of the thread running the loop (NULL without TSan) */
     const void *sched_stack_bottom;
     size_t sched_stack_size;
     corio__heap timers;

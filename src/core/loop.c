@@ -18,6 +18,7 @@
  */
 #include "internal.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,9 @@ static const corio__backend_ops *backend_by_name(const char *name)
 }
 
 #ifdef CORIO_HAVE_URING
-static bool fallback_logged;
+/* Atomic: loops starting on several threads at once may all fall back; the
+ * exchange keeps the message to one and the flag free of a data race. */
+static atomic_bool fallback_logged;
 #endif
 
 /* Pick and initialise the backend: a forced one (config or CORIO_BACKEND)
@@ -74,10 +77,8 @@ static int backend_setup(corio_loop *l, const corio_config *cfg)
     int r = l->backend->init(l, cfg);
     if (r == 0)
         return 0;
-    if (!fallback_logged) {
-        fallback_logged = true;
+    if (!atomic_exchange_explicit(&fallback_logged, true, memory_order_relaxed))
         fprintf(stderr, "corio: io_uring unavailable (%s); using epoll\n", corio_strerror(r));
-    }
 #endif
     l->backend = &corio__backend_epoll;
     return l->backend->init(l, cfg);
@@ -142,8 +143,7 @@ static void discard_live(corio_loop *l)
         l->live_count--;
         if (corio__timer_armed(&t->timer))
             corio__timer_disarm(l, &t->timer);
-        corio__stack_put(l->stacks, t->stack);
-        t->stack = NULL;
+        corio__task_release_stack(l, t);
         if (!(t->flags & CORIO__T_MAIN))
             corio__task_free(t);
     }
@@ -222,6 +222,9 @@ int corio_run(const corio_config *cfg, corio_fn main_fn, void *arg, void **resul
     }
     corio__stack_overflow_handler_install();
     corio__set_loop(l);
+    /* The loop's context is whatever this thread runs on now: tasks switch
+     * back to this fiber. */
+    l->sched_tsan_fiber = corio__tsan_fiber_current();
 
     l->main_task = corio__spawn(l, "main", 0, main_fn, arg);
     if (!l->main_task) {

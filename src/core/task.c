@@ -48,6 +48,7 @@ static inline void switch_to_scheduler(corio_loop *l, corio_task *t)
         overflow_abort(t);
     corio__asan_start_switch((t->flags & CORIO__T_DONE) ? NULL : &t->asan_fake_stack, l->sched_stack_bottom,
                              l->sched_stack_size);
+    corio__tsan_fiber_switch(l->sched_tsan_fiber);
     corio__ctx_switch(&t->ctx, &l->sched_ctx);
     corio__asan_finish_switch(t->asan_fake_stack, NULL, NULL);
 }
@@ -57,6 +58,7 @@ void corio__task_resume(corio_loop *l, corio_task *t)
 {
     l->current = t;
     corio__asan_start_switch(&l->sched_asan_fake_stack, t->stack->lo, t->stack->size);
+    corio__tsan_fiber_switch(t->tsan_fiber);
     corio__ctx_switch(&l->sched_ctx, &t->ctx);
     corio__asan_finish_switch(l->sched_asan_fake_stack, NULL, NULL);
     l->current = NULL;
@@ -235,6 +237,10 @@ corio_task *corio__spawn(corio_loop *l, const char *name, size_t stack_size, cor
         t->name[0] = 0;
     }
     corio__ctx_make(&t->ctx, t->stack->lo, t->stack->size, task_entry, t);
+    /* A fresh fiber per spawn (destroyed with the stack in
+     * corio__task_release_stack), even for a recycled task struct: TSan
+     * then names each report after the task that made the access. */
+    t->tsan_fiber = corio__tsan_fiber_create(t->name[0] ? t->name : "task");
     corio__list_push_back(&l->live_tasks, &t->live);
     l->live_count++;
     l->spawn_seq++;
@@ -266,12 +272,23 @@ void corio__task_free(corio_task *t)
     }
 }
 
+/* t's context will never run again (finished, or discarded after a stall):
+ * recycle its stack.  On the loop's context. */
+void corio__task_release_stack(corio_loop *l, corio_task *t)
+{
+    corio__stack_put(l->stacks, t->stack);
+    t->stack = NULL;
+    /* The context is gone with its stack, so its TSan fiber is too; we run
+     * on the loop's fiber here, never on t's. */
+    corio__tsan_fiber_destroy(t->tsan_fiber);
+    t->tsan_fiber = NULL;
+}
+
 /* The scheduler calls this after t's function returned (we are back on the
  * loop's stack, so t's stack can be recycled). */
 void corio__task_finished(corio_loop *l, corio_task *t)
 {
-    corio__stack_put(l->stacks, t->stack);
-    t->stack = NULL;
+    corio__task_release_stack(l, t);
     if (corio__timer_armed(&t->timer))
         corio__timer_disarm(l, &t->timer);
     corio__list_remove(&t->live);

@@ -5,11 +5,14 @@
  * Fail injection: when the environment variable CORIO_FAIL_AT=N is set, the
  * Nth call through corio__should_fail() (counted per process) reports
  * failure, so tests can prove that every allocation and system-call error
- * path gives a clean error instead of a crash or a leak.
+ * path gives a clean error instead of a crash or a leak.  The count is
+ * process-wide, and loops on several threads all pass through it, so it
+ * is kept in atomics.
  */
 #include "internal.h"
 
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -33,28 +36,36 @@ const char *corio_strerror(int err)
     }
 }
 
-static long fail_at = -1; /* -1: not read yet, 0: disabled */
-static long fail_count;
+/* Atomic because every thread running a loop calls corio__should_fail()
+ * (several loops may start at once and all do the lazy first read); plain
+ * variables were a data race (ThreadSanitizer reported it).  Relaxed is
+ * enough: nothing else is published through them, each thread that reads
+ * the environment stores the same value, and the fast path stays one plain
+ * load on the usual CPUs. */
+static atomic_long fail_at = -1; /* -1: not read yet, 0: disabled */
+static atomic_long fail_count;
 
 bool corio__should_fail(void)
 {
-    if (CORIO__LIKELY(fail_at == 0))
+    long at = atomic_load_explicit(&fail_at, memory_order_relaxed);
+    if (CORIO__LIKELY(at == 0))
         return false;
-    if (fail_at < 0) {
+    if (at < 0) {
         const char *s = getenv("CORIO_FAIL_AT");
-        fail_at = s ? atol(s) : 0;
-        if (fail_at <= 0) {
-            fail_at = 0;
+        at = s ? atol(s) : 0;
+        if (at <= 0)
+            at = 0;
+        atomic_store_explicit(&fail_at, at, memory_order_relaxed);
+        if (at == 0)
             return false;
-        }
     }
-    return ++fail_count == fail_at;
+    return atomic_fetch_add_explicit(&fail_count, 1, memory_order_relaxed) + 1 == at;
 }
 
 void corio__fail_after(long n)
 {
-    fail_count = 0;
-    fail_at = n > 0 ? n : 0;
+    atomic_store_explicit(&fail_count, 0, memory_order_relaxed);
+    atomic_store_explicit(&fail_at, n > 0 ? n : 0, memory_order_relaxed);
 }
 
 void *corio__malloc(size_t n)

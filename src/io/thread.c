@@ -24,8 +24,9 @@
  * one task however many calls arrive.
  *
  * The reference and its queue nodes are allocated with plain malloc: other
- * threads free them, and the fail-injection counter behind corio__malloc is
- * not thread-safe.
+ * threads allocate and free them, and counting those calls in the
+ * fail-injection sequence behind corio__malloc (process-wide) would make a
+ * CORIO_FAIL_AT run depend on thread timing.
  */
 #include "threadpool.h"
 

@@ -1,0 +1,106 @@
+/*
+ * ThreadSanitizer annotations: fibers for the coroutine switches, and
+ * happens-before edges for the one ordering TSan cannot see.
+ *
+ * TSan keeps, per thread, a shadow call stack and a vector clock.  A
+ * coroutine switch that TSan is not told about moves execution to another
+ * stack in mid-function: the shadow call stack no longer matches the real
+ * one (garbled reports, or a crash when it underflows) and every task of a
+ * loop looks like one long sequential thread.  So each task gets a TSan
+ * fiber of its own, the loop's context is the thread's original fiber, and
+ * the core announces every corio__ctx_switch to TSan just before it
+ * happens (protocol in arch.h).  Switches are announced with flags 0, which
+ * makes each switch a happens-before edge: tasks of one loop really do run
+ * one after another on one thread, so nothing they share needs a lock, and
+ * TSan must not report it.  Races between threads are still seen.
+ *
+ * The second pair, release/acquire, states an ordering that exists but
+ * happens where TSan does not look (in the kernel); see its one user,
+ * src/backend/uring.c.
+ *
+ * Without TSan these functions do nothing (and the "fibers" are NULL); the
+ * cost of the calls is immaterial next to the switch.
+ */
+#include "arch.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define CORIO_TSAN_ON 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CORIO_TSAN_ON 1
+#endif
+#endif
+
+#ifdef CORIO_TSAN_ON
+#include <sanitizer/tsan_interface.h>
+
+/* The fiber running now: at the start of a loop, the thread itself. */
+void *corio__tsan_fiber_current(void) { return __tsan_get_current_fiber(); }
+
+/* A new fiber for a context about to be made; named after its task so
+ * reports say which task made an access (TSan copies the name). */
+void *corio__tsan_fiber_create(const char *name)
+{
+    void *f = __tsan_create_fiber(0);
+    if (name && *name)
+        __tsan_set_fiber_name(f, name);
+    return f;
+}
+
+/* The instrumentation TSan adds to an ordinary function (a push on the
+ * current fiber's shadow call stack at entry, a pop at exit) must not run
+ * here: the entry would push on the old fiber and the exit pop from the
+ * new one, so every switch would leak a frame on one fiber and steal one
+ * from another until a shadow stack under- or overflows.  The callers'
+ * own push and pop stay paired: corio__ctx_switch returns to them on the
+ * fiber they left. */
+#if defined(__clang__) && defined(__has_attribute)
+#if __has_attribute(disable_sanitizer_instrumentation)
+#define CORIO_TSAN_NO_INSTRUMENT __attribute__((disable_sanitizer_instrumentation))
+#endif
+#elif defined(__GNUC__)
+#define CORIO_TSAN_NO_INSTRUMENT __attribute__((no_sanitize_thread)) /* gcc drops entry/exit too */
+#endif
+#ifndef CORIO_TSAN_NO_INSTRUMENT
+#error "TSan build: no attribute to keep the fiber switch uninstrumented (clang >= 14 or gcc needed)"
+#endif
+
+/* Flags 0: synchronise, i.e. everything done before the switch
+ * happens-before everything the target does after it. */
+CORIO_TSAN_NO_INSTRUMENT void corio__tsan_fiber_switch(void *to) { __tsan_switch_to_fiber(to, 0); }
+
+/* Everything this thread did so far happens-before whatever a later
+ * corio__tsan_acquire(addr) caller does next (releases accumulate). */
+void corio__tsan_release(void *addr) { __tsan_release(addr); }
+
+/* The other half: what follows happens-after every earlier
+ * corio__tsan_release(addr), on any thread. */
+void corio__tsan_acquire(void *addr) { __tsan_acquire(addr); }
+
+/* Free a fiber that will never run again; never the current one (TSan
+ * would have no state to continue with). */
+void corio__tsan_fiber_destroy(void *fiber)
+{
+    if (fiber)
+        __tsan_destroy_fiber(fiber);
+}
+
+#else
+
+void *corio__tsan_fiber_current(void) { return NULL; }
+
+void *corio__tsan_fiber_create(const char *name)
+{
+    (void)name;
+    return NULL;
+}
+
+void corio__tsan_fiber_switch(void *to) { (void)to; }
+
+void corio__tsan_fiber_destroy(void *fiber) { (void)fiber; }
+
+void corio__tsan_release(void *addr) { (void)addr; }
+
+void corio__tsan_acquire(void *addr) { (void)addr; }
+
+#endif
