@@ -473,10 +473,24 @@ CORIO_API int corio_call_soon_threadsafe(corio_loop_ref *ref, void (*fn)(void *a
  *     int c = corio_file_close(fd);                        // always runs, always closes
  *     return n < 0 ? (int)n : c;
  *
+ * Pipes, FIFOs, ttys, pty masters, sockets and other pollable fds: a read
+ * or write on them never occupies a worker or blocks the loop, whether the
+ * fd is in blocking mode or not.  The task waits for readiness (a wait
+ * that cancellation and deadlines end at once), then the call is made on
+ * the loop thread in a way that cannot block, and if another reader took
+ * the data first, or a write finds less room than it wants, it waits
+ * again.  The fd's own file description is never changed (it is often
+ * shared, e.g. a terminal with the shell): a tty or FIFO is opened again
+ * privately through /proc/self/fd for the call; an fd that cannot be
+ * opened again and lacks RWF_NOWAIT (a pty master, inotify) gets
+ * O_NONBLOCK only for the duration of the call.  A tty or FIFO that
+ * cannot be opened again (no /proc, an exclusive tty, no permission)
+ * falls back to waiting for readiness and then a blocking call on a
+ * worker.
+ *
  * Caveats: a FIFO opened without O_NONBLOCK (or O_RDWR) blocks in open
  * until the other end appears; on the thread pool such an open cannot be
- * cancelled.  Reads and writes on pollable fds (FIFOs, ttys, sockets) wait
- * for readiness instead of occupying a worker. */
+ * cancelled. */
 
 struct stat;
 struct iovec;
@@ -506,7 +520,12 @@ CORIO_API ssize_t corio_file_read(int fd, void *buf, size_t n);
 /* Write up to n bytes from buf at the file position (at the end with
  * O_APPEND).  Returns the bytes written (may be short: a full disk or
  * RLIMIT_FSIZE stop it part-way, and the next write reports -ENOSPC /
- * -EFBIG) or -errno.  Suspends.  Writing to a pipe whose reader is gone
+ * -EFBIG) or -errno.  On a pipe, FIFO, tty or socket it returns, as
+ * write(2) would: in blocking mode once all n bytes are written (waiting
+ * for room as often as needed), in non-blocking mode once some are.  If
+ * it is cancelled, passes its deadline or fails after part of the data
+ * went out, it returns that count; the interrupt or error comes with the
+ * next call.  Suspends.  Writing to a pipe whose reader is gone
  * gives -EPIPE, and also raises SIGPIPE unless the program ignores it
  * (sockets never do: streams send with MSG_NOSIGNAL). */
 CORIO_API ssize_t corio_file_write(int fd, const void *buf, size_t n);

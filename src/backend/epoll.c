@@ -32,7 +32,8 @@
  *
  * Regular files cannot be polled (epoll_ctl gives EPERM) and never return
  * EAGAIN anyway; should one do so, the call is finished blocking.  File I/O
- * is meant to go through the thread pool.
+ * does not come through here: src/io/file.c tries its calls itself and
+ * waits for readiness with POLL ops, or uses the thread pool.
  */
 #include "../core/internal.h"
 
@@ -48,9 +49,6 @@
 #define CHUNK_SIZE (1u << CHUNK_BITS)
 #define MAX_EVENTS 256
 #define NOTIFY_KEY UINT64_MAX
-/* Linux caps a single read/write at this many bytes; clamping keeps the
- * result inside op->res (int32). */
-#define MAX_RW 0x7ffff000u
 
 typedef struct ep_fd {
     uint32_t gen;        /* bumped by forget_fd; stale events carry an older one */
@@ -123,50 +121,12 @@ static ep_fd *slot_get(ep_backend *b, int fd)
 /* The system calls                                                    */
 /* ------------------------------------------------------------------ */
 
-/* Perform op's call once without blocking.  Returns the result, -errno, or
- * -EAGAIN when it has to wait for readiness. */
-static int32_t op_try(corio__op *op)
-{
-    size_t len = op->len > MAX_RW ? MAX_RW : op->len;
-    for (;;) {
-        ssize_t r;
-        switch (op->kind) {
-        case CORIO__OP_RECV:
-            r = recv(op->fd, op->buf, len, op->flags | MSG_DONTWAIT);
-            break;
-        case CORIO__OP_SEND:
-            r = send(op->fd, op->buf, len, op->flags | MSG_DONTWAIT | MSG_NOSIGNAL);
-            break;
-        case CORIO__OP_SENDMSG:
-            r = sendmsg(op->fd, op->msg, op->flags | MSG_DONTWAIT | MSG_NOSIGNAL);
-            break;
-        case CORIO__OP_ACCEPT:
-            r = accept4(op->fd, op->addr, op->addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            break;
-        case CORIO__OP_READ:
-            r = op->off < 0 ? read(op->fd, op->buf, len) : pread(op->fd, op->buf, len, (off_t)op->off);
-            break;
-        case CORIO__OP_WRITE:
-            r = op->off < 0 ? write(op->fd, op->buf, len) : pwrite(op->fd, op->buf, len, (off_t)op->off);
-            break;
-        case CORIO__OP_POLL: {
-            struct pollfd p = {.fd = op->fd, .events = (short)op->flags};
-            r = poll(&p, 1, 0);
-            if (r > 0)
-                return p.revents;
-            if (r == 0)
-                return -EAGAIN;
-            break;
-        }
-        default:
-            return -EOPNOTSUPP;
-        }
-        if (r >= 0)
-            return r > INT32_MAX ? INT32_MAX : (int32_t)r;
-        if (errno != EINTR)
-            return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    }
-}
+/* A connect takes the two steps below.  Every other kind is tried with
+ * corio__op_syscall(), which returns the result, -errno, or -EAGAIN when
+ * the op has to wait for readiness.  That never blocks for socket calls
+ * (MSG_DONTWAIT) and POLL; READ and WRITE would block on a blocking fd, so
+ * they may only be submitted for non-blocking ones (the file layer submits
+ * none: it makes its own non-blocking attempts and waits with POLL). */
 
 /* First step of a connect: 0, -errno, or -EAGAIN while it is in progress.
  * (EAGAIN from connect itself, a full AF_UNIX backlog, is an error the
@@ -198,7 +158,10 @@ static int32_t connect_finish(corio__op *op)
     return -errno;
 }
 
-static int32_t op_retry(corio__op *op) { return op->kind == CORIO__OP_CONNECT ? connect_finish(op) : op_try(op); }
+static int32_t op_retry(corio__op *op)
+{
+    return op->kind == CORIO__OP_CONNECT ? connect_finish(op) : corio__op_syscall(op);
+}
 
 /* ------------------------------------------------------------------ */
 /* Backend operations                                                  */
@@ -335,19 +298,19 @@ static int ep_submit(corio_loop *l, corio__op *op)
             if (s && s->registered && !s->rready)
                 return wait_for(b, op, dir);
         }
-        r = op_try(op);
+        r = corio__op_syscall(op);
         note_recv(b, op, r);
         break;
     case CORIO__OP_ACCEPT:
     case CORIO__OP_READ:
         dir = DIR_READ;
-        r = op_try(op);
+        r = corio__op_syscall(op);
         break;
     case CORIO__OP_SEND:
     case CORIO__OP_SENDMSG:
     case CORIO__OP_WRITE:
         dir = DIR_WRITE;
-        r = op_try(op);
+        r = corio__op_syscall(op);
         break;
     case CORIO__OP_CONNECT:
         dir = DIR_WRITE;
@@ -355,7 +318,7 @@ static int ep_submit(corio_loop *l, corio__op *op)
         break;
     case CORIO__OP_POLL:
         dir = DIR_POLL;
-        r = op_try(op);
+        r = corio__op_syscall(op);
         break;
     default: /* multishot kinds are io_uring only */
         op->res = -EOPNOTSUPP;

@@ -34,9 +34,6 @@
 
 #define DEFAULT_ENTRIES 1024u
 #define MAX_ENTRIES 32768u
-/* Linux never moves more than MAX_RW_COUNT bytes in one call, and SQE
- * lengths are 32-bit: clamping keeps huge sizes from wrapping. */
-#define MAX_IO_LEN 0x7ffff000u
 #define REAP_BATCH 64u
 
 #define UD_IGNORE 0u
@@ -405,7 +402,9 @@ static int uring_submit(corio_loop *l, corio__op *op)
         op->res = -EBUSY;
         return 1;
     }
-    unsigned len = op->len > MAX_IO_LEN ? MAX_IO_LEN : (unsigned)op->len;
+    /* SQE lengths are 32-bit: clamping (to what one call moves anyway)
+     * keeps huge sizes from wrapping. */
+    unsigned len = op->len > CORIO__MAX_RW ? CORIO__MAX_RW : (unsigned)op->len;
     switch (kind) {
     case CORIO__OP_RECV:
         io_uring_prep_recv(sqe, op->fd, op->buf, len, op->flags);

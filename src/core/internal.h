@@ -187,7 +187,7 @@ enum corio__op_kind {
      * completes; dirfd-relative kinds take the dirfd in fd (AT_FDCWD). */
     CORIO__OP_OPENAT,   /* openat(fd, buf, flags, mode = len) */
     CORIO__OP_CLOSE,    /* close(fd) */
-    CORIO__OP_FSYNC,    /* fsync(fd); flags = IORING_FSYNC_DATASYNC for fdatasync */
+    CORIO__OP_FSYNC,    /* fsync(fd); flags = CORIO__FSYNC_DATASYNC for fdatasync */
     CORIO__OP_STATX,    /* statx(fd, buf, flags, STATX_BASIC_STATS, stx) */
     CORIO__OP_UNLINKAT, /* unlinkat(fd, buf, flags) (AT_REMOVEDIR: rmdir) */
     CORIO__OP_RENAMEAT, /* renameat(fd, buf, fd, path2) */
@@ -236,6 +236,13 @@ struct corio__op {
 
 #define CORIO__NO_BUF UINT16_MAX
 
+/* FSYNC's flag for fdatasync (the value io_uring gives it). */
+#define CORIO__FSYNC_DATASYNC 1
+
+/* As Linux's MAX_RW_COUNT: no single read or write moves more, so every
+ * result fits op->res (int32_t).  Lengths are clamped to it. */
+#define CORIO__MAX_RW 0x7ffff000u
+
 /* The fd was just drained (the last recv came back short), so data is not
  * expected at once: io_uring arms the poll without trying the recv first.
  * Backends may ignore hints. */
@@ -277,6 +284,22 @@ extern const corio__backend_ops corio__backend_uring;
 /* Called by backends when a pending op finishes: sets state DONE and runs
  * op->done or wakes op->task with op->res. */
 void corio__op_complete(corio__op *op, int32_t res);
+
+/* Make op's system call directly, on the calling thread, exactly once
+ * (an EINTR is retried, except by close: Linux has released the fd by
+ * then).  Returns the result (clamped to INT32_MAX; lengths are clamped to
+ * CORIO__MAX_RW) or -errno, EWOULDBLOCK as -EAGAIN.  Touches only op and
+ * what it points to, never the loop, so a pool worker may call it.
+ * Whether it blocks depends on the kind: RECV, SEND and SENDMSG add
+ * MSG_DONTWAIT (sends MSG_NOSIGNAL too), ACCEPT makes the new fd
+ * non-blocking and close-on-exec, and POLL asks poll(2) with a zero timeout
+ * (revents, or -EAGAIN when none is ready): these never block.  The file
+ * kinds, READ, WRITE and their vectored forms block whenever the fd's
+ * description would: on the loop thread, make them only where that cannot
+ * happen (a non-blocking description, see src/io/file.c "Streams"; a file
+ * in memory), elsewhere on a pool worker.  CONNECT and the multishot kinds have no single call:
+ * -EOPNOTSUPP.  src/core/op_syscall.c. */
+int32_t corio__op_syscall(corio__op *op);
 
 /* Run op from the current task and wait for it: the one "wait for this
  * operation" primitive.  Checks cancel/deadline first (returns -ECANCELED /
@@ -330,6 +353,22 @@ uint64_t corio__clock_ns(void);
 
 /* Make fd non-blocking and close-on-exec.  Returns 0 or -errno. */
 int corio__set_nonblock(int fd);
+
+/* Private non-blocking descriptions (src/io/file.c, "Streams").
+ *  - corio__can_reopen: may fd be opened again that way?  True for a FIFO
+ *    and for a tty other than a pty master (opening /dev/ptmx again would
+ *    make a new pty); st is fd's fstat.
+ *  - corio__reopen_nonblock: open fd's tty or FIFO again through
+ *    /proc/self/fd, non-blocking, so that calls on the new description
+ *    cannot block while fd's own description, which is often shared (a
+ *    shell's terminal, a FIFO other processes use too), stays as it is.
+ *    Only for fds corio__can_reopen accepts; fl is fd's F_GETFL flags (the
+ *    access mode is kept).  Returns the new fd (O_CLOEXEC, O_NOCTTY; the
+ *    caller closes it) or -1 with errno set: no /proc, an exclusive tty,
+ *    no permission, a FIFO's write side without a reader (ENXIO). */
+struct stat;
+bool corio__can_reopen(int fd, const struct stat *st);
+int corio__reopen_nonblock(int fd, int fl);
 
 /* Close fd, letting the backend forget it first. */
 void corio__close_fd(corio_loop *l, int fd);

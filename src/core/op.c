@@ -55,7 +55,11 @@ int corio__op_run(corio__op *op)
     const char *what = op->kind < CORIO__OP_KIND_COUNT && op_names[op->kind] ? op_names[op->kind] : "op";
     r = corio__suspend(op_interrupted, op, what,
                        CORIO__NO_DEADLINE);
-    if (op->interrupt_reason && r == -ECANCELED)
+    /* An op the cancel ended reports -ECANCELED, or -EINTR when io_uring
+     * had to interrupt a worker blocked in the call (a read of an fd that
+     * knows no non-blocking attempt, such as inotify): either way nothing
+     * was transferred, and the caller learns why. */
+    if (op->interrupt_reason && (r == -ECANCELED || r == -EINTR))
         return op->interrupt_reason;
     return r;
 }

@@ -13,10 +13,21 @@
  *
  * Reads and writes on epoll first try the call on the loop thread with
  * RWF_NOWAIT: a page-cache hit costs no thread hop at all.  When that
- * would block, a regular file (or block device) goes to the pool, while a
- * pollable fd (FIFO, tty, socket) waits for readiness with a POLL op and
- * tries again; a blocking read on a FIFO would otherwise pin a worker that
- * nobody can interrupt.
+ * would block, a regular file (or block device) goes to the pool.  Any
+ * other fd (pipe, FIFO, tty, pty master, socket, eventfd, ...) is a
+ * "stream" and never goes to a worker (rw_stream): a blocking call there
+ * may wait for ever (data that another reader took first, a write bigger
+ * than the room left), nobody could interrupt it, and a few such calls
+ * would hold every worker and stall all file I/O of the program.  The task
+ * waits for readiness with a POLL op instead and tries again on the loop
+ * thread, each try made so that it cannot block even on a blocking file
+ * description, without changing that description (which a shell or
+ * another process may share); see "Streams" below for how.
+ *
+ * On io_uring, writes to unseekable fds take the same path: the ring
+ * issues a write to a tty inline as soon as poll reports some room, and
+ * that write then blocks the loop thread until the whole buffer is taken.
+ * Reads stay native there (the ring waits for readiness itself).
  *
  * Opens and closes on epoll get the same treatment where the kernel
  * allows it, mirroring what io_uring does inline before it punts to its
@@ -38,11 +49,14 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <stdio.h> /* renameat */
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -52,75 +66,19 @@
 
 #ifdef CORIO_HAVE_URING
 #include <liburing.h>
-_Static_assert(IORING_FSYNC_DATASYNC == 1, "FSYNC op flag 1 means fdatasync in both executors");
+_Static_assert(IORING_FSYNC_DATASYNC == CORIO__FSYNC_DATASYNC, "one FSYNC flag means fdatasync in both executors");
 #endif
-
-#define FSYNC_DATASYNC 1
-/* As Linux's MAX_RW_COUNT: no single call moves more, and results fit
- * op->res (int32_t). */
-#define MAX_IO_LEN 0x7ffff000u
 
 /* ------------------------------------------------------------------ */
 /* Executors                                                           */
 /* ------------------------------------------------------------------ */
 
-/* Thread-pool side: the blocking equivalent of each op kind.  Runs on a
- * worker; touches only the op. */
+/* Thread-pool side: the op's blocking system call.  Runs on a worker;
+ * touches only the op. */
 static void op_block(void *arg)
 {
     corio__op *op = arg;
-    const char *path = op->buf;
-    size_t len = op->len > MAX_IO_LEN ? MAX_IO_LEN : op->len;
-    ssize_t r;
-    do {
-        switch (op->kind) {
-        case CORIO__OP_OPENAT:
-            r = openat(op->fd, path, op->flags, (mode_t)op->len);
-            break;
-        case CORIO__OP_CLOSE:
-            /* Linux releases the fd even when close reports EINTR: never
-             * retry, another thread may own the number by now. */
-            r = close(op->fd);
-            if (r < 0 && errno == EINTR)
-                r = 0;
-            goto out;
-        case CORIO__OP_FSYNC:
-            r = op->flags & FSYNC_DATASYNC ? fdatasync(op->fd) : fsync(op->fd);
-            break;
-        case CORIO__OP_STATX:
-            r = statx(op->fd, path, op->flags, STATX_BASIC_STATS, op->stx);
-            break;
-        case CORIO__OP_UNLINKAT:
-            r = unlinkat(op->fd, path, op->flags);
-            break;
-        case CORIO__OP_RENAMEAT:
-            r = renameat(op->fd, path, op->fd, op->path2);
-            break;
-        case CORIO__OP_MKDIRAT:
-            r = mkdirat(op->fd, path, (mode_t)op->len);
-            break;
-        case CORIO__OP_READ:
-            r = op->off < 0 ? read(op->fd, op->buf, len) : pread(op->fd, op->buf, len, (off_t)op->off);
-            break;
-        case CORIO__OP_WRITE:
-            r = op->off < 0 ? write(op->fd, op->buf, len) : pwrite(op->fd, op->buf, len, (off_t)op->off);
-            break;
-        case CORIO__OP_READV:
-            r = op->off < 0 ? readv(op->fd, op->buf, (int)op->len)
-                            : preadv(op->fd, op->buf, (int)op->len, (off_t)op->off);
-            break;
-        case CORIO__OP_WRITEV:
-            r = op->off < 0 ? writev(op->fd, op->buf, (int)op->len)
-                            : pwritev(op->fd, op->buf, (int)op->len, (off_t)op->off);
-            break;
-        default:
-            errno = EINVAL;
-            r = -1;
-            break;
-        }
-    } while (r < 0 && errno == EINTR);
-out:
-    op->res = r < 0 ? -errno : r > INT32_MAX ? INT32_MAX : (int32_t)r;
+    op->res = corio__op_syscall(op);
 }
 
 static inline bool on_uring(corio_loop *l)
@@ -174,7 +132,7 @@ static ssize_t rw_nowait(corio__op *op, bool is_write)
         cnt = (int)op->len;
     } else {
         one.iov_base = op->buf;
-        one.iov_len = op->len > MAX_IO_LEN ? MAX_IO_LEN : op->len;
+        one.iov_len = op->len > CORIO__MAX_RW ? CORIO__MAX_RW : op->len;
         iov = &one;
         cnt = 1;
     }
@@ -188,14 +146,15 @@ static ssize_t rw_nowait(corio__op *op, bool is_write)
     return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 }
 
-/* Does waiting for readiness make sense on fd?  (Regular files and block
- * devices always poll ready; their waits happen inside the call.) */
-static bool fd_pollable(int fd)
+/* Is fd a stream: anything but a regular file, block device or directory
+ * (pipes, FIFOs, ttys, sockets, eventfds, character devices)?  Those wait
+ * for readiness; the others are always ready and wait inside the call. */
+static bool mode_is_stream(mode_t mode) { return !S_ISREG(mode) && !S_ISBLK(mode) && !S_ISDIR(mode); }
+
+static bool fd_is_stream(int fd)
 {
     struct stat st;
-    if (fstat(fd, &st) < 0)
-        return false; /* let the call itself report the error */
-    return !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode) && !S_ISDIR(st.st_mode);
+    return fstat(fd, &st) == 0 && mode_is_stream(st.st_mode);
 }
 
 /* Did a short RWF_NOWAIT read stop at the end of the file (or is the fd
@@ -211,60 +170,285 @@ static bool short_read_at_eof(const corio__op *op, ssize_t n)
     return end < 0 || end >= st.st_size;
 }
 
+/* How many bytes op asks for: its length, or the sum of its iovecs; at
+ * most CORIO__MAX_RW, as much as one call moves. */
+static size_t op_bytes(const corio__op *op)
+{
+    if (op->kind != CORIO__OP_READV && op->kind != CORIO__OP_WRITEV)
+        return op->len > CORIO__MAX_RW ? CORIO__MAX_RW : op->len;
+    const struct iovec *iov = op->buf;
+    size_t n = 0;
+    for (size_t i = 0; i < op->len && n < CORIO__MAX_RW; i++) {
+        size_t room = CORIO__MAX_RW - n;
+        n += iov[i].iov_len < room ? iov[i].iov_len : room;
+    }
+    return n;
+}
+
+/* Fill *rest with the part of op after its first done bytes: a copy of op
+ * pointing into the same buffers (a vectored op's iovec array is not
+ * modified: when done ends inside one of its buffers, rest is the
+ * remainder of that one buffer alone, and the following call goes on with
+ * the next iovec). */
+static void op_rest(const corio__op *op, size_t done, corio__op *rest)
+{
+    *rest = *op;
+    if (!done)
+        return;
+    if (rest->off >= 0)
+        rest->off += (int64_t)done;
+    if (op->kind != CORIO__OP_READV && op->kind != CORIO__OP_WRITEV) {
+        rest->buf = (char *)op->buf + done;
+        rest->len = op->len - done;
+        return;
+    }
+    const struct iovec *iov = op->buf;
+    size_t i = 0;
+    while (i < op->len && done >= iov[i].iov_len)
+        done -= iov[i++].iov_len;
+    if (!done) {
+        rest->buf = (void *)(uintptr_t)(iov + i);
+        rest->len = op->len - i;
+    } else {
+        rest->kind = op->kind == CORIO__OP_READV ? CORIO__OP_READ : CORIO__OP_WRITE;
+        rest->buf = (char *)iov[i].iov_base + done;
+        rest->len = iov[i].iov_len - done;
+    }
+}
+
+/* ---- Streams ----------------------------------------------------------
+ *
+ * A read or write on a stream is a series of attempts on the loop thread
+ * that cannot block, with a wait for readiness (a POLL op: cancellable,
+ * and it holds no thread) whenever one says EAGAIN.  So a read woken for
+ * data that another reader took first just waits again, and a write of
+ * more than fits writes what fits and waits for room.
+ *
+ * What makes one attempt non-blocking depends on the fd (a "way", chosen
+ * once per call):
+ *  - WAY_NOWAIT: preadv2/pwritev2 with RWF_NOWAIT, which asks for "only if
+ *    it won't block" per call.  Linux honours it on pipes made by pipe(2),
+ *    sockets and eventfds (checked on 6.18 on blocking descriptions: EAGAIN
+ *    from an empty pipe; a write that does not fit writes what does, or
+ *    says EAGAIN).  The common case; it touches nothing.
+ *  - WAY_REOPEN: ttys, and FIFOs opened by name, answer RWF_NOWAIT with
+ *    EOPNOTSUPP (6.18 too).  Their file description is usually shared (a
+ *    shell's terminal, a FIFO that other processes write too), so
+ *    O_NONBLOCK must not be set on it even briefly: another process
+ *    writing the same terminal meanwhile would get EAGAIN and might lose
+ *    its output.  But both can be opened again: each attempt opens a
+ *    private non-blocking description of the same tty or pipe
+ *    (corio__reopen_nonblock), makes the call on it and closes it, so
+ *    nothing outlives the attempt (a FIFO sees one more reader or writer
+ *    for that long, next to the fd's own, so nobody sees an end close).
+ *  - WAY_TOGGLE: other pollable fds without RWF_NOWAIT, where opening
+ *    again would make a new object (a pty master: /dev/ptmx) or is not
+ *    possible (inotify and other anonymous fds).  These belong to the
+ *    program that made them rather than to a shell, so O_NONBLOCK is set
+ *    for the one call and restored before anything else runs on this
+ *    thread; a mutex keeps loops on other threads from taking the flag
+ *    for the user's.
+ *  - WAY_POOL: fds that cannot be polled (readiness means nothing there),
+ *    and ttys or FIFOs that could not be opened again (no /proc, TIOCEXCL,
+ *    no permission): wait for readiness if possible, then the blocking
+ *    call on a worker, as before.  Rare, and the one place where a stalled
+ *    stream can still hold a worker.
+ *
+ * A description that is already non-blocking is called plainly.
+ *
+ * Results follow read(2) and write(2) on the fd's own description: a read
+ * returns what is there (at least one byte, or 0 at end of file); a write
+ * on a blocking description goes on, waiting for room, until every byte
+ * is written, while on a non-blocking one it returns once some went out.
+ * A write interrupted (cancel, deadline, error) after some bytes went out
+ * returns their count; the interrupt stays pending for the next call. */
+
+enum { WAY_NOWAIT, WAY_REOPEN, WAY_TOGGLE, WAY_POOL };
+
+/* corio__can_reopen and corio__reopen_nonblock: contracts in internal.h
+ * (src/io/stream.c uses them for ttys too). */
+bool corio__can_reopen(int fd, const struct stat *st)
+{
+    int n;
+    if (S_ISFIFO(st->st_mode))
+        return true;
+    /* TIOCGPTN answers on a pty master only. */
+    return S_ISCHR(st->st_mode) && isatty(fd) && ioctl(fd, TIOCGPTN, &n) < 0;
+}
+
+int corio__reopen_nonblock(int fd, int fl)
+{
+    if (fl < 0) {
+        errno = EBADF;
+        return -1;
+    }
+    char path[40];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    /* O_NONBLOCK also keeps the open itself from waiting: for a FIFO's
+     * other end, for a serial line's carrier. */
+    return open(path, (fl & O_ACCMODE) | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+}
+
+/* Does fd's file support poll?  epoll refuses (EPERM) the files that do
+ * not; for those, readiness says nothing about whether a call blocks. */
+static bool fd_can_poll(int fd)
+{
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0)
+        return false;
+    struct epoll_event ev = {.events = EPOLLIN};
+    bool ok = epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0;
+    close(ep);
+    return ok;
+}
+
+/* The way for a stream fd without RWF_NOWAIT; st is its fstat. */
+static int stream_way(int fd, const struct stat *st)
+{
+    if (corio__can_reopen(fd, st))
+        return WAY_REOPEN;
+    return fd_can_poll(fd) ? WAY_TOGGLE : WAY_POOL;
+}
+
+static pthread_mutex_t toggle_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* WAY_TOGGLE's attempt: op's call with O_NONBLOCK set on fd's description
+ * for its duration.  *fl receives the description's own flags. */
+static ssize_t call_toggled(corio__op *op, int *fl)
+{
+    ssize_t n;
+    pthread_mutex_lock(&toggle_lock);
+    int f = fcntl(op->fd, F_GETFL);
+    if (f < 0)
+        n = -errno;
+    else if (f & O_NONBLOCK)
+        n = corio__op_syscall(op);
+    else if (fcntl(op->fd, F_SETFL, f | O_NONBLOCK) < 0)
+        n = -errno;
+    else {
+        n = corio__op_syscall(op);
+        (void)fcntl(op->fd, F_SETFL, f);
+    }
+    pthread_mutex_unlock(&toggle_lock);
+    *fl = f;
+    return n;
+}
+
+/* One attempt at op that cannot block, made the way *way says: bytes, 0,
+ * -EAGAIN when it has to wait, or -errno.  A reopen that is refused turns
+ * *way into WAY_POOL (and says -EAGAIN).  *fl caches fd's F_GETFL flags
+ * (-1 until read). */
+static ssize_t stream_try(corio__op *op, bool is_write, int *way, int *fl)
+{
+    if (*way == WAY_NOWAIT)
+        return rw_nowait(op, is_write);
+    if (*way == WAY_TOGGLE)
+        return call_toggled(op, fl);
+    /* WAY_REOPEN */
+    if (*fl < 0 && (*fl = fcntl(op->fd, F_GETFL)) < 0)
+        return -errno;
+    if (*fl & O_NONBLOCK)
+        return corio__op_syscall(op);
+    corio__op mine = *op;
+    mine.fd = corio__reopen_nonblock(op->fd, *fl);
+    if (mine.fd < 0) {
+        *way = WAY_POOL;
+        return -EAGAIN;
+    }
+    ssize_t n = corio__op_syscall(&mine);
+    close(mine.fd);
+    return n;
+}
+
+/* A read or write on a stream (see "Streams" above), done bytes of it
+ * already written.  Suspends in POLL ops; returns as the comment above
+ * says.  Never leaves a call running once it returns. */
+static ssize_t rw_stream(corio__op *op, bool is_write, int way, size_t done)
+{
+    size_t want = op_bytes(op);
+    int fl = -1;
+    bool ready = false;
+    unsigned misses = 0;
+    for (;;) {
+        corio__op rest;
+        op_rest(op, done, &rest);
+        ssize_t n;
+        if (way != WAY_POOL)
+            n = stream_try(&rest, is_write, &way, &fl);
+        else
+            n = ready ? run_pool(&rest) : -EAGAIN;
+        if (n == -EAGAIN) {
+            int r;
+            /* poll(2) and the call may disagree now and then (a tty that
+             * reports room too small for an expanded newline): don't
+             * spin on it. */
+            if (ready && ++misses > 8) {
+                misses = 0;
+                r = corio_sleep_ms(1);
+            } else {
+                corio__op p = {.kind = CORIO__OP_POLL, .fd = op->fd, .flags = is_write ? POLLOUT : POLLIN};
+                r = corio__op_run(&p);
+            }
+            if (r < 0)
+                return done ? (ssize_t)done : r;
+            ready = true;
+            continue;
+        }
+        if (n < 0)
+            return done ? (ssize_t)done : n;
+        done += (size_t)n;
+        if (!is_write || n == 0 || done >= want)
+            return (ssize_t)done;
+        /* Part of a write went out: go on if the description blocks. */
+        if (fl < 0)
+            fl = fcntl(op->fd, F_GETFL);
+        if (fl < 0 || (fl & O_NONBLOCK))
+            return (ssize_t)done;
+        ready = false;
+        misses = 0;
+    }
+}
+
 enum { FS_OTHER, FS_LOCAL, FS_MEMORY };
 static int fs_class(int fd);
 
-/* The epoll executor for READ/WRITE/READV/WRITEV (see the file comment). */
-static ssize_t rw_epoll(corio__op *op, bool is_write)
+/* The executor that tries each call on the loop thread first: every read
+ * and write on epoll, and on io_uring writes to unseekable fds and reads
+ * the ring answered with EAGAIN (see the file comment). */
+static ssize_t rw_on_loop(corio__op *op, bool is_write)
 {
     int r = corio__check();
     if (r)
         return r;
-    bool nowait = true, ready = false;
-    int pollable = -1; /* unknown */
-    for (;;) {
-        if (nowait) {
-            ssize_t n = rw_nowait(op, is_write);
-            if (n >= 0) {
-                /* A read served partly from the page cache stops where the
-                 * cached data ends; finish it on a worker so that a short
-                 * read of a regular file means end of file, as it does on
-                 * io_uring.  (Vectored reads keep the short count.) */
-                if (op->kind == CORIO__OP_READ && n > 0 && (size_t)n < op->len && n < (ssize_t)MAX_IO_LEN &&
-                    !short_read_at_eof(op, n)) {
-                    corio__op rest = *op;
-                    rest.buf = (char *)op->buf + n;
-                    rest.len = op->len - (size_t)n;
-                    if (rest.off >= 0)
-                        rest.off += n;
-                    int m = run_pool(&rest);
-                    if (m > 0)
-                        n += m;
-                }
-                return n;
-            }
-            if (n == -EOPNOTSUPP) {
-                /* tmpfs takes no RWF_NOWAIT (Linux 6.x) yet never waits for a
-                 * device: a thread hop would cost more than the call. */
-                if (fs_class(op->fd) == FS_MEMORY) {
-                    op_block(op);
-                    return op->res;
-                }
-                nowait = false;
-            }
-            else if (n != -EAGAIN)
-                return n;
+    ssize_t n = rw_nowait(op, is_write);
+    if (n >= 0) {
+        /* A read served partly from the page cache stops where the cached
+         * data ends; finish it on a worker so that a short read of a
+         * regular file means end of file, as it does on io_uring.
+         * (Vectored reads keep the short count.) */
+        if (op->kind == CORIO__OP_READ && n > 0 && (size_t)n < op->len && n < (ssize_t)CORIO__MAX_RW &&
+            !short_read_at_eof(op, n)) {
+            corio__op rest;
+            op_rest(op, (size_t)n, &rest);
+            int m = run_pool(&rest);
+            if (m > 0)
+                n += m;
+        } else if (is_write && n > 0 && (size_t)n < op_bytes(op) && fd_is_stream(op->fd)) {
+            return rw_stream(op, true, WAY_NOWAIT, (size_t)n); /* a pipe took part of it */
         }
-        if (pollable < 0)
-            pollable = fd_pollable(op->fd);
-        if (!pollable || (!nowait && ready))
-            return run_pool(op);
-        corio__op p = {.kind = CORIO__OP_POLL, .fd = op->fd, .flags = is_write ? POLLOUT : POLLIN};
-        r = corio__op_run(&p);
-        if (r < 0)
-            return r;
-        ready = true;
+        return n;
     }
+    if (n == -EOPNOTSUPP && fs_class(op->fd) == FS_MEMORY) {
+        /* tmpfs takes no RWF_NOWAIT (Linux 6.x) yet never waits for a
+         * device: a thread hop would cost more than the call. */
+        return corio__op_syscall(op);
+    }
+    if (n != -EAGAIN && n != -EOPNOTSUPP)
+        return n;
+    struct stat st;
+    if (fstat(op->fd, &st) < 0 || !mode_is_stream(st.st_mode))
+        return run_pool(op); /* a regular file or block device (or an error the call will report) */
+    return rw_stream(op, is_write, n == -EAGAIN ? WAY_NOWAIT : stream_way(op->fd, &st), 0);
 }
 
 /* The io_uring executor for READ/WRITE/READV/WRITEV. */
@@ -278,21 +462,30 @@ static ssize_t rw_uring(corio__op *op, bool is_write)
             return -ESPIPE;
         return run_op(op);
     }
-    if (!is_write)
-        return run_op(op);
+    if (!is_write) {
+        int r = run_op(op);
+        /* For a non-blocking description of a file without RWF_NOWAIT (a
+         * tty) the ring may answer EAGAIN instead of waiting, depending on
+         * the kernel (6.18 waits): then wait here as on epoll. */
+        if (r == -EAGAIN && fd_is_stream(op->fd))
+            return rw_on_loop(op, false);
+        return r;
+    }
+    /* Pipes, FIFOs, ttys and sockets cannot seek.  A write to them goes
+     * the loop-thread way, as on epoll (see the file comment). */
+    off_t pos = lseek(op->fd, 0, SEEK_CUR);
+    if (pos < 0 && errno == ESPIPE)
+        return rw_on_loop(op, true);
     /* A write at the current position that the kernel cuts short (its
      * retry of the rest fails: RLIMIT_FSIZE, a full disk) reports the
      * bytes written but leaves the file position where the write began
      * (seen on Linux 6.x), so the caller's next write would overwrite them
      * and could even succeed: a half-written file reported as complete.
      * So resolve the position here, write at an explicit offset and move
-     * the position ourselves.  Streams have no position to lose and
-     * O_APPEND writes go to the end whatever the offset. */
+     * the position ourselves.  O_APPEND writes go to the end whatever the
+     * offset. */
     int fl = fcntl(op->fd, F_GETFL);
-    if (fl < 0 || (fl & O_APPEND))
-        return run_op(op);
-    off_t pos = lseek(op->fd, 0, SEEK_CUR);
-    if (pos < 0)
+    if (fl < 0 || (fl & O_APPEND) || pos < 0)
         return run_op(op);
     op->off = pos;
     int r = run_op(op);
@@ -310,7 +503,7 @@ static ssize_t rw(uint8_t kind, int fd, void *buf, size_t len, int64_t off)
     corio_loop *l = corio__loop();
     if (on_uring(l))
         return rw_uring(&op, is_write);
-    return rw_epoll(&op, is_write);
+    return rw_on_loop(&op, is_write);
 }
 
 ssize_t corio_file_read(int fd, void *buf, size_t n) { return rw(CORIO__OP_READ, fd, buf, n, -1); }
@@ -517,7 +710,7 @@ static int fsync_op(int fd, int flags)
 }
 
 int corio_file_fsync(int fd) { return fsync_op(fd, 0); }
-int corio_file_fdatasync(int fd) { return fsync_op(fd, FSYNC_DATASYNC); }
+int corio_file_fdatasync(int fd) { return fsync_op(fd, CORIO__FSYNC_DATASYNC); }
 
 static void statx_to_stat(const struct statx *x, struct stat *st)
 {

@@ -57,7 +57,6 @@
 #include <poll.h>
 #include <string.h>
 #include <stdio.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -159,17 +158,14 @@ corio_stream *corio__stream_new(int fd)
  * until all of it is taken (for as long as the terminal is stopped or
  * not read).  Its description is usually shared (stdin/stdout with the
  * shell), so O_NONBLOCK cannot be set on it; but a tty may be opened again:
- * that gives the stream a description of its own, made non-blocking.  Not
- * for a pty master (opening /dev/ptmx again makes a new pty).  Returns the
- * new fd, or -1 (the stream then falls back to plain calls after poll). */
-static int tty_reopen(int fd)
+ * that gives the stream a description of its own, made non-blocking
+ * (corio__reopen_nonblock; not for a pty master).  Returns the new fd, or
+ * -1 (the stream then falls back to plain calls after poll). */
+static int tty_reopen(int fd, const struct stat *st)
 {
-    int n, fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || !isatty(fd) || ioctl(fd, TIOCGPTN, &n) == 0)
+    if (!S_ISCHR(st->st_mode) || !corio__can_reopen(fd, st))
         return -1;
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    return open(path, (fl & O_ACCMODE) | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    return corio__reopen_nonblock(fd, fcntl(fd, F_GETFL));
 }
 
 corio_stream *corio_stream_from_fd(int fd)
@@ -188,7 +184,7 @@ corio_stream *corio_stream_from_fd(int fd)
             s->flags |= S_FILE;
             s->multi = false;
             s->regular = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
-            int nfd = S_ISCHR(st.st_mode) ? tty_reopen(fd) : -1;
+            int nfd = tty_reopen(fd, &st);
             if (nfd >= 0) {
                 s->shared_fd = fd;
                 s->fd = nfd;
