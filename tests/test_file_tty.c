@@ -361,7 +361,7 @@ typedef struct drainer {
     size_t want;
     atomic_bool go;
     char *buf;
-    size_t got;
+    atomic_size_t got; /* the loop thread watches it grow */
     pthread_t th;
 } drainer;
 
@@ -370,11 +370,13 @@ static void *drain_thread(void *arg)
     drainer *d = arg;
     while (!atomic_load(&d->go))
         usleep(1000);
-    while (d->got < d->want) {
-        ssize_t n = read(d->fd, d->buf + d->got, d->want - d->got);
+    size_t got = 0;
+    while (got < d->want) {
+        ssize_t n = read(d->fd, d->buf + got, d->want - got);
         if (n <= 0)
             break;
-        d->got += (size_t)n;
+        got += (size_t)n;
+        atomic_store(&d->got, got);
     }
     return NULL;
 }
@@ -383,7 +385,7 @@ static void drainer_start(drainer *d, int fd, size_t want)
 {
     d->fd = fd;
     d->want = want;
-    d->got = 0;
+    atomic_init(&d->got, 0);
     atomic_init(&d->go, false);
     d->buf = malloc(want);
     CHECK(d->buf);
@@ -394,10 +396,10 @@ static void drainer_start(drainer *d, int fd, size_t want)
  * the point is to leave the pool alone). */
 static void drainer_join(drainer *d)
 {
-    while (d->got < d->want) {
-        size_t before = d->got;
+    while (atomic_load(&d->got) < d->want) {
+        size_t before = atomic_load(&d->got);
         CHECK_OK(corio_sleep_ms(50));
-        if (d->got == before && d->got < d->want)
+        if (atomic_load(&d->got) == before)
             break; /* stuck: the checks below say why */
     }
     pthread_join(d->th, NULL);
