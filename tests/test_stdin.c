@@ -356,3 +356,80 @@ static void *close_parked_main(void *arg)
 }
 
 TEST(pipe_stream_closed_while_a_reader_is_parked) { test_run(close_parked_main, NULL); }
+
+/* The same for a named FIFO opened blocking (no RWF_NOWAIT either): a write
+ * bigger than the pipe leaves the loop running while the reader is slow,
+ * and every byte arrives in order. */
+#include <sys/stat.h>
+
+static atomic_bool fifo_go;
+
+static void *fifo_reader(void *arg)
+{
+    int fd = *(int *)arg;
+    while (!atomic_load(&fifo_go))
+        usleep(1000);
+    static char buf[TTY_BIG];
+    size_t got = 0;
+    while (got < TTY_BIG) {
+        ssize_t n = read(fd, buf + got, TTY_BIG - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    for (size_t i = 0; i < got; i++)
+        if (buf[i] != (char)('a' + i % 26))
+            return (void *)-1;
+    return (void *)got;
+}
+
+static void *drain_it(void *arg) { return (void *)(intptr_t)corio_drain(arg); }
+
+static void *fifo_write_main(void *arg)
+{
+    int *fds = arg; /* reader, writer */
+    ticks = 0;
+    corio_task *t = corio_spawn(ticker, NULL);
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, fifo_reader, &fds[0]), 0);
+    corio_stream *out = corio_stream_from_fd(fds[1]);
+    CHECK(out);
+    static char data[TTY_BIG];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (char)('a' + i % 26);
+    CHECK_OK(corio_write(out, data, sizeof data));
+    corio_task *d = corio_spawn(drain_it, out);
+    int before = ticks;
+    CHECK_OK(corio_sleep_ms(50)); /* nobody reads the FIFO yet */
+    CHECK(ticks - before >= 5);
+    atomic_store(&fifo_go, true);
+    void *dr;
+    CHECK_OK(corio_join(d, &dr));
+    CHECK_OK((int)(intptr_t)dr);
+    CHECK_OK(corio_stream_aclose(out));
+    void *got = NULL;
+    CHECK_OK(corio_to_thread(join_it, &th, &got));
+    CHECK_EQ((intptr_t)got, TTY_BIG);
+    corio_cancel(t);
+    CHECK_OK(corio_join(t, NULL));
+    return NULL;
+}
+
+TEST(stream_over_a_named_fifo_big_write_does_not_block_the_loop)
+{
+    char dir[] = "/tmp/corio-fifo.XXXXXX", path[64];
+    CHECK(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/f", dir);
+    CHECK_OK(mkfifo(path, 0600));
+    int fds[2];
+    fds[0] = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* so the writer's open does not wait */
+    CHECK(fds[0] >= 0);
+    fds[1] = open(path, O_WRONLY | O_CLOEXEC); /* a blocking description */
+    CHECK(fds[1] >= 0);
+    CHECK_OK(fcntl(fds[0], F_SETFL, 0)); /* the reader thread blocks */
+    alarm(20);
+    test_run(fifo_write_main, fds);
+    close(fds[0]);
+    unlink(path);
+    rmdir(dir);
+}

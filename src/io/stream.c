@@ -109,8 +109,8 @@ struct corio_stream {
     bool mfallback;      /* the ring ran dry last time: next read uses a plain recv */
     bool rbusy;          /* a reader is inside multi_wait (or a file-layer read) */
     bool regular;        /* S_FILE on a regular file or block device */
-    bool tty_nb;         /* S_FILE on a private non-blocking reopen of a tty (see tty_reopen) */
-    int shared_fd;       /* with tty_nb: the fd the stream was given, closed with it; else -1 */
+    bool reopened;       /* S_FILE on a private non-blocking reopen (tty, named FIFO: see private_reopen) */
+    int shared_fd;       /* with reopened: the fd the stream was given, closed with it; else -1 */
     bool rpinned;        /* readuntil's result points into rbuf: don't move or reuse those bytes */
     char *rold;          /* the buffer readuntil's result points into, if rbuf moved since */
     corio_task *rwait;   /* that reader while parked */
@@ -154,17 +154,27 @@ corio_stream *corio__stream_new(int fd)
     return s;
 }
 
-/* A tty has no RWF_NOWAIT, and a plain write to it after POLLOUT blocks
- * until all of it is taken (for as long as the terminal is stopped or
- * not read).  Its description is usually shared (stdin/stdout with the
- * shell), so O_NONBLOCK cannot be set on it; but a tty may be opened again:
- * that gives the stream a description of its own, made non-blocking
- * (corio__reopen_nonblock; not for a pty master).  Returns the new fd, or
- * -1 (the stream then falls back to plain calls after poll). */
-static int tty_reopen(int fd, const struct stat *st)
+/* A tty or a named FIFO has no RWF_NOWAIT (Linux 6.x answers
+ * EOPNOTSUPP), and a plain write to it after POLLOUT blocks until all of
+ * it is taken: for as long as the terminal is stopped or the FIFO's reader
+ * is slow.  Its description is usually shared (stdin/stdout with the
+ * shell, a FIFO other processes use), so O_NONBLOCK cannot be set on it;
+ * but both may be opened again: that gives the stream a description of its
+ * own, made non-blocking (corio__reopen_nonblock; not for a pty master).
+ * Pipes made by pipe(2) keep RWF_NOWAIT, which needs no second
+ * description.  Returns the new fd, or -1 (the stream then falls back to
+ * plain calls after poll). */
+static int private_reopen(int fd, const struct stat *st)
 {
-    if (!S_ISCHR(st->st_mode) || !corio__can_reopen(fd, st))
+    if (!corio__can_reopen(fd, st))
         return -1;
+    if (S_ISFIFO(st->st_mode)) {
+        char path[40], link[16];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(path, link, sizeof link);
+        if (n >= 5 && memcmp(link, "pipe:", 5) == 0)
+            return -1; /* anonymous: RWF_NOWAIT works */
+    }
     return corio__reopen_nonblock(fd, fcntl(fd, F_GETFL));
 }
 
@@ -184,11 +194,11 @@ corio_stream *corio_stream_from_fd(int fd)
             s->flags |= S_FILE;
             s->multi = false;
             s->regular = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
-            int nfd = tty_reopen(fd, &st);
+            int nfd = private_reopen(fd, &st);
             if (nfd >= 0) {
                 s->shared_fd = fd;
                 s->fd = nfd;
-                s->tty_nb = true;
+                s->reopened = true;
             }
         }
         return s;
@@ -275,10 +285,10 @@ static void maybe_finalize(corio_stream *s)
  * block" per call (pipes, and regular files served from the page cache).
  * When that would block, the task waits for readiness with a POLL op
  * (cancellable, and cancelled by close through s->rop) and tries again;
- * a tty is reopened privately non-blocking (tty_reopen) and called
- * plainly; other fds that don't know RWF_NOWAIT (/dev/null, a pty master,
- * a tty that could not be reopened) are called plainly once poll says they
- * are ready.  Regular files that need the disk go through the file
+ * a tty or named FIFO is reopened privately non-blocking (private_reopen)
+ * and called plainly; other fds that don't know RWF_NOWAIT (/dev/null, a
+ * pty master, a tty or FIFO that could not be reopened) are called plainly
+ * once poll says they are ready.  Regular files that need the disk go through the file
  * layer (io_uring or the thread pool).  Returns bytes, 0 at EOF, -errno,
  * or GONE when the stream was closed meanwhile. */
 static ssize_t fd_io(corio_stream *s, bool writing, void *buf, size_t n)
@@ -286,7 +296,7 @@ static ssize_t fd_io(corio_stream *s, bool writing, void *buf, size_t n)
     struct iovec iov = {.iov_base = buf, .iov_len = n};
     for (;;) {
         ssize_t r;
-        if (s->tty_nb) /* a description of our own, already non-blocking */
+        if (s->reopened) /* a description of our own, already non-blocking */
             r = writing ? write(s->fd, buf, n) : read(s->fd, buf, n);
         else
             r = writing ? pwritev2(s->fd, &iov, 1, -1, RWF_NOWAIT) : preadv2(s->fd, &iov, 1, -1, RWF_NOWAIT);
@@ -855,7 +865,7 @@ static ssize_t file_try_write(corio_stream *s, const void *p, size_t n)
     struct iovec iov = {.iov_base = (void *)p, .iov_len = n};
     ssize_t r;
     do
-        r = s->tty_nb ? write(s->fd, p, n) : pwritev2(s->fd, &iov, 1, -1, RWF_NOWAIT);
+        r = s->reopened ? write(s->fd, p, n) : pwritev2(s->fd, &iov, 1, -1, RWF_NOWAIT);
     while (r < 0 && errno == EINTR);
     if (r >= 0)
         return r;
