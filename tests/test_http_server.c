@@ -772,3 +772,53 @@ static void c_big_after_idle(tctx *t)
     close(fd);
 }
 TEST(large_request_wakes_a_parked_connection) { run_client(c_big_after_idle, NULL); }
+
+/* corio_http_serve_until_signal: one waiter per process (a second task,
+ * or a loop on another thread, gets -EBUSY), the signal's number comes
+ * back, and the slot is free again afterwards. */
+#include <pthread.h>
+#include <signal.h>
+
+static void *sig_waiter(void *arg) { return (void *)(intptr_t)corio_http_serve_until_signal(arg); }
+
+static void *other_loop_main(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)corio_http_serve_until_signal(NULL);
+}
+
+static void *other_loop_thread(void *arg)
+{
+    void *res = NULL;
+    int r = corio_run(NULL, other_loop_main, NULL, &res);
+    *(int *)arg = r < 0 ? r : (int)(intptr_t)res;
+    return NULL;
+}
+
+static void *other_loop_join(void *arg)
+{
+    pthread_join(*(pthread_t *)arg, NULL);
+    return NULL;
+}
+
+static void *signal_main(void *arg)
+{
+    (void)arg;
+    for (int round = 0; round < 2; round++) {
+        corio_task *a = corio_spawn(sig_waiter, NULL);
+        CHECK_OK(corio_sleep_ms(10)); /* a waits now */
+        CHECK_ERR(corio_http_serve_until_signal(NULL), -EBUSY);
+        int other = 0;
+        pthread_t th;
+        CHECK_EQ(pthread_create(&th, NULL, other_loop_thread, &other), 0);
+        CHECK_OK(corio_to_thread(other_loop_join, &th, NULL));
+        CHECK_ERR(other, -EBUSY);
+        CHECK_OK(raise(round ? SIGINT : SIGTERM));
+        void *res;
+        CHECK_OK(corio_join(a, &res));
+        CHECK_EQ((int)(intptr_t)res, round ? SIGINT : SIGTERM);
+    }
+    return NULL;
+}
+
+TEST(serve_until_signal_one_waiter_per_process) { test_run(signal_main, NULL); }

@@ -64,6 +64,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1659,6 +1660,9 @@ int corio_http_server_close(corio_http_server *srv, uint64_t grace_ms)
 /* ------------------------------------------------------------------ */
 
 static int sig_pipe[2] = {-1, -1};
+/* Signals are the process's: one caller at a time, whatever its thread
+ * (a second loop's call is -EBUSY, not a second handler on the same pipe). */
+static atomic_bool sig_serving;
 
 static void on_signal(int sig)
 {
@@ -1675,11 +1679,13 @@ int corio_http_serve_until_signal(corio_http_server *srv)
     int r = corio__check();
     if (r < 0)
         return r;
-    if (sig_pipe[0] >= 0)
+    if (atomic_exchange(&sig_serving, true))
         return -EBUSY;
     if (pipe2(sig_pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+        r = -errno;
         sig_pipe[0] = sig_pipe[1] = -1;
-        return -errno;
+        atomic_store(&sig_serving, false);
+        return r;
     }
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
@@ -1710,5 +1716,6 @@ int corio_http_serve_until_signal(corio_http_server *srv)
     corio__close_fd(corio__loop(), sig_pipe[0]);
     close(sig_pipe[1]);
     sig_pipe[0] = sig_pipe[1] = -1;
+    atomic_store(&sig_serving, false);
     return result;
 }
