@@ -7,6 +7,7 @@
  */
 #include "runner.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/wait.h>
@@ -59,6 +60,17 @@ uint64_t test_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int test_fd_count(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    CHECK(d);
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
 }
 
 static int run_forked(int i, unsigned timeout_s)

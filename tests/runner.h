@@ -109,4 +109,7 @@ void *test_run(corio_fn fn, void *arg);
 /* Monotonic milliseconds, for generous upper bounds on elapsed time. */
 uint64_t test_ms(void);
 
+/* Open fds of this process (for "back to baseline" checks). */
+int test_fd_count(void);
+
 #endif

@@ -471,20 +471,26 @@ static void *send_one_later(void *arg)
     return arg;
 }
 
+/* A connected pair whose server side s has been registered by a recv
+ * that had to wait, and whose short read marked it drained. */
+static void drained_pair(int *c, int *s)
+{
+    char buf[64];
+    tcp_pair(c, s);
+    oob_peer = *c;
+    corio_task *w = corio_spawn(send_one_later, NULL);
+    CHECK_EQ(op_recv_hint(*s, buf, sizeof buf, false), 1);
+    CHECK_OK(corio_join(w, NULL));
+}
+
 /* TCP urgent data makes recv stop short at the urgent mark with more data
  * queued behind it, and no new event will announce that data: a short read
  * must not be taken as proof that the socket is empty then. */
 static void *oob_main(void *arg)
 {
     int c, s;
-    tcp_pair(&c, &s);
-    oob_peer = c;
+    drained_pair(&c, &s);
     char buf[64];
-    /* Register s with a recv that has to wait; its short read marks the
-     * socket drained. */
-    corio_task *w = corio_spawn(send_one_later, NULL);
-    CHECK_EQ(op_recv_hint(s, buf, sizeof buf, false), 1);
-    CHECK_OK(corio_join(w, NULL));
     CHECK_EQ(send(c, "abc", 3, 0), 3);
     CHECK_EQ(send(c, "d", 1, MSG_OOB), 1);
     CHECK_EQ(send(c, "efg", 3, 0), 3);
@@ -509,12 +515,8 @@ TEST(urgent_data_does_not_strand_a_poll_first_recv) { test_run(oob_main, NULL); 
 static void *fin_main(void *arg)
 {
     int c, s;
-    tcp_pair(&c, &s);
-    oob_peer = c;
+    drained_pair(&c, &s);
     char buf[64];
-    corio_task *w = corio_spawn(send_one_later, NULL);
-    CHECK_EQ(op_recv_hint(s, buf, sizeof buf, false), 1);
-    CHECK_OK(corio_join(w, NULL));
     /* Data + FIN in one go, harvested while nobody reads. */
     CHECK_EQ(send(c, "hello", 5, 0), 5);
     CHECK_OK(shutdown(c, SHUT_WR));

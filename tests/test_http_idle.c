@@ -9,7 +9,6 @@
 #include "corio/http.h"
 #include "internal.h"
 
-#include <dirent.h>
 #include <sys/resource.h>
 
 #define NCONN 1000
@@ -17,17 +16,6 @@
  * before the first of them times out (TEST_SLOWDOWN: under TSan that
  * takes several times longer). */
 #define KEEPALIVE_MS (300 * TEST_SLOWDOWN)
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        n++;
-    closedir(d);
-    return n;
-}
 
 static void hello(corio_http_request *req, corio_http_response *resp, void *arg)
 {
@@ -41,17 +29,31 @@ typedef struct client {
 
 static int idle_clients; /* clients that got their answer and now wait (all on the loop thread) */
 
-static void *client_task(void *arg)
+/* Connect, make one request and read its answer.  Returns the stream
+ * (to close), with *answered telling whether the answer came; NULL if the
+ * connection failed. */
+static corio_stream *get_once(uint16_t port, bool *answered)
 {
-    client *c = arg;
     corio_stream *s;
-    if (corio_open_connection("127.0.0.1", c->port, &s) < 0)
+    *answered = false;
+    if (corio_open_connection("127.0.0.1", port, &s) < 0)
         return NULL;
     static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     size_t len;
     int err;
-    if (corio_write(s, req, sizeof req - 1) == 0 && corio_drain(s) == 0 &&
-        corio_readuntil(s, "Hello, world!", 13, &len, &err)) {
+    *answered = corio_write(s, req, sizeof req - 1) == 0 && corio_drain(s) == 0 &&
+                corio_readuntil(s, "Hello, world!", 13, &len, &err);
+    return s;
+}
+
+static void *client_task(void *arg)
+{
+    client *c = arg;
+    bool answered;
+    corio_stream *s = get_once(c->port, &answered);
+    if (!s)
+        return NULL;
+    if (answered) {
         char b[16];
         idle_clients++;
         /* now idle: the next thing the server does is close us */
@@ -66,7 +68,7 @@ static void *client_task(void *arg)
 
 static void *idle_main(void *arg)
 {
-    int baseline = count_fds();
+    int baseline = test_fd_count();
     corio_http_server_config cfg = {.keepalive_timeout_ms = KEEPALIVE_MS};
     corio_http_server *srv;
     CHECK_OK(corio_http_server_start("127.0.0.1", 0, hello, NULL, &cfg, &srv));
@@ -96,7 +98,7 @@ static void *idle_main(void *arg)
     CHECK(el >= KEEPALIVE_MS && el < 8000 * TEST_SLOWDOWN); /* closed at the timeout, not before */
     CHECK_EQ(corio_http_server_connections(srv), 0);
     CHECK_OK(corio_http_server_close(srv, 1000));
-    CHECK_EQ(count_fds(), baseline);
+    CHECK_EQ(test_fd_count(), baseline);
     return NULL;
 }
 
@@ -120,14 +122,11 @@ static client gone[NGONE];
 static void *gone_client(void *arg)
 {
     client *c = arg;
-    corio_stream *s;
-    if (corio_open_connection("127.0.0.1", c->port, &s) < 0)
+    bool answered;
+    corio_stream *s = get_once(c->port, &answered);
+    if (!s)
         return NULL;
-    static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-    size_t len;
-    int err;
-    if (corio_write(s, req, sizeof req - 1) == 0 && corio_drain(s) == 0 &&
-        corio_readuntil(s, "Hello, world!", 13, &len, &err)) {
+    if (answered) {
         c->result = 1;
         corio_sleep_ms(50); /* the server parks the connection */
         if ((c - gone) % 2) {
@@ -142,7 +141,7 @@ static void *gone_client(void *arg)
 static void *gone_main(void *arg)
 {
     (void)arg;
-    int baseline = count_fds();
+    int baseline = test_fd_count();
     corio_http_server_config cfg = {.keepalive_timeout_ms = 60000};
     corio_http_server *srv;
     CHECK_OK(corio_http_server_start("127.0.0.1", 0, hello, NULL, &cfg, &srv));
@@ -161,7 +160,7 @@ static void *gone_main(void *arg)
         CHECK_OK(corio_sleep_ms(5));
     CHECK_EQ(corio_http_server_connections(srv), 0);
     CHECK_OK(corio_http_server_close(srv, 1000));
-    CHECK_EQ(count_fds(), baseline);
+    CHECK_EQ(test_fd_count(), baseline);
     return NULL;
 }
 
@@ -172,7 +171,7 @@ TEST(parked_connections_whose_clients_reset_or_close_are_released) { test_run(go
 static void *close_parked_main(void *arg)
 {
     (void)arg;
-    int baseline = count_fds();
+    int baseline = test_fd_count();
     corio_http_server_config cfg = {.keepalive_timeout_ms = 60000};
     corio_http_server *srv;
     CHECK_OK(corio_http_server_start("127.0.0.1", 0, hello, NULL, &cfg, &srv));
@@ -192,7 +191,7 @@ static void *close_parked_main(void *arg)
     CHECK_OK(corio_gather(t, NGONE, NULL));
     for (int i = 0; i < NGONE; i++)
         CHECK_EQ(c[i].result, 1); /* answered, then EOF */
-    CHECK_EQ(count_fds(), baseline);
+    CHECK_EQ(test_fd_count(), baseline);
     return NULL;
 }
 

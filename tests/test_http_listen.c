@@ -18,7 +18,6 @@
 #include <corio/http.h>
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <dlfcn.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -77,17 +76,6 @@ void freeaddrinfo(struct addrinfo *ai)
 }
 
 /* ---- helpers ---- */
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        n++;
-    closedir(d);
-    return n;
-}
 
 /* Whether this machine can bind ::1 (else the IPv6 parts are skipped). */
 static bool have_ipv6(void)
@@ -388,18 +376,18 @@ static void *graceful_main(void *a)
      * thread pool that resolves the name) */
     CHECK_OK(corio_http_server_start(DUAL_NAME, 0, handler, NULL, NULL, &srv));
     CHECK_OK(corio_http_server_close(srv, 0));
-    int baseline = count_fds();
+    int baseline = test_fd_count();
 
     CHECK_OK(corio_http_server_start(DUAL_NAME, 0, handler, NULL, NULL, &srv));
     g->port = corio_http_server_port(srv);
-    CHECK_EQ(count_fds(), baseline + (g->v6 ? 2 : 1));
+    CHECK_EQ(test_fd_count(), baseline + (g->v6 ? 2 : 1));
     corio_task *ct = corio_spawn(client_task, g);
     CHECK(ct);
     while (!__atomic_load_n(&slow_started, __ATOMIC_SEQ_CST))
         CHECK_OK(corio_sleep_ms(2));
     CHECK_OK(corio_http_server_close(srv, 3000));
     CHECK_OK(corio_join(ct, NULL));
-    CHECK_EQ(count_fds(), baseline);
+    CHECK_EQ(test_fd_count(), baseline);
     CHECK_ERR(cconnect(AF_INET, g->port), -ECONNREFUSED);
     if (g->v6)
         CHECK_ERR(cconnect(AF_INET6, g->port), -ECONNREFUSED);

@@ -183,14 +183,24 @@ static void *server_main(void *a)
     return NULL;
 }
 
-static void run_client(void (*client)(tctx *t), const corio_http_server_config *cfg)
+/* Run client against a fresh server; with close_after_ms > 0 the server
+ * is closed (grace grace_ms) that long after the client started. */
+static void run_client_closing(void (*client)(tctx *t), const corio_http_server_config *cfg,
+                               uint64_t close_after_ms, uint64_t grace_ms)
 {
     tctx t;
     memset(&t, 0, sizeof t);
     if (cfg)
         t.cfg = *cfg;
     t.client = client;
+    t.close_after_ms = close_after_ms;
+    t.grace_ms = grace_ms;
     test_run(server_main, &t);
+}
+
+static void run_client(void (*client)(tctx *t), const corio_http_server_config *cfg)
+{
+    run_client_closing(client, cfg, 0, 0);
 }
 
 #define OK_HELLO                                                                                             \
@@ -564,20 +574,7 @@ static void c_graceful(tctx *t)
     close(fd);
 }
 
-static void *graceful_main(void *a)
-{
-    tctx *t = a;
-    t->close_after_ms = 100;
-    t->grace_ms = 3000;
-    return server_main(t);
-}
-TEST(graceful_close_finishes_in_flight)
-{
-    tctx t;
-    memset(&t, 0, sizeof t);
-    t.client = c_graceful;
-    test_run(graceful_main, &t);
-}
+TEST(graceful_close_finishes_in_flight) { run_client_closing(c_graceful, NULL, 100, 3000); }
 
 static void c_grace_expires(tctx *t)
 {
@@ -590,20 +587,7 @@ static void c_grace_expires(tctx *t)
     close(busy);
 }
 
-static void *grace_expires_main(void *a)
-{
-    tctx *t = a;
-    t->close_after_ms = 100;
-    t->grace_ms = 50;
-    return server_main(t);
-}
-TEST(graceful_close_grace_expires)
-{
-    tctx t;
-    memset(&t, 0, sizeof t);
-    t.client = c_grace_expires;
-    test_run(grace_expires_main, &t);
-}
+TEST(graceful_close_grace_expires) { run_client_closing(c_grace_expires, NULL, 100, 50); }
 
 static void c_body_timeout(tctx *t)
 {

@@ -245,15 +245,15 @@ TEST(stream_over_a_pipe_waits_for_a_slow_reader)
 
 #define TTY_BIG (256 * 1024)
 
-static atomic_bool tty_go;
-static bool tty_fallback_used;
+static atomic_bool reader_go;
+static bool reader_fallback_used;
 
-static void *tty_reader(void *arg)
+static void *slow_reader(void *arg)
 {
     int master = *(int *)arg;
-    for (int i = 0; i < 1000 && !atomic_load(&tty_go); i++)
+    for (int i = 0; i < 1000 && !atomic_load(&reader_go); i++)
         usleep(1000);
-    tty_fallback_used = !atomic_load(&tty_go);
+    reader_fallback_used = !atomic_load(&reader_go);
     static char buf[TTY_BIG];
     size_t got = 0;
     while (got < TTY_BIG) {
@@ -275,13 +275,13 @@ static void *join_it(void *arg)
     return res;
 }
 
-static void *tty_write_main(void *arg)
+static void *big_write_main(void *arg)
 {
-    int *fds = arg; /* master, slave */
+    int *fds = arg; /* the side a slow thread reads, the side the stream writes */
     ticks = 0;
     corio_task *t = corio_spawn(ticker, NULL);
     pthread_t th;
-    CHECK_EQ(pthread_create(&th, NULL, tty_reader, &fds[0]), 0);
+    CHECK_EQ(pthread_create(&th, NULL, slow_reader, &fds[0]), 0);
     corio_stream *out = corio_stream_from_fd(fds[1]);
     CHECK(out);
     static char data[TTY_BIG];
@@ -291,12 +291,12 @@ static void *tty_write_main(void *arg)
     int before = ticks;
     CHECK_OK(corio_sleep_ms(50)); /* nobody reads the terminal yet */
     CHECK(ticks - before >= 5);
-    atomic_store(&tty_go, true);
+    atomic_store(&reader_go, true);
     CHECK_OK(corio_stream_aclose(out));
     void *got = NULL;
     CHECK_OK(corio_to_thread(join_it, &th, &got));
     CHECK_EQ((intptr_t)got, TTY_BIG);
-    CHECK(!tty_fallback_used); /* the loop was never stuck in write() */
+    CHECK(!reader_fallback_used); /* the loop was never stuck in write() */
     corio_cancel(t);
     CHECK_OK(corio_join(t, NULL));
     return NULL;
@@ -312,7 +312,7 @@ TEST(stream_over_a_tty_big_write_does_not_block_the_loop)
     cfmakeraw(&tio); /* bytes through unchanged */
     CHECK_OK(tcsetattr(fds[1], TCSANOW, &tio));
     alarm(20);
-    test_run(tty_write_main, fds);
+    test_run(big_write_main, fds);
     /* the slave's description is left as it was */
     close(fds[0]);
 }
@@ -357,63 +357,10 @@ static void *close_parked_main(void *arg)
 
 TEST(pipe_stream_closed_while_a_reader_is_parked) { test_run(close_parked_main, NULL); }
 
-/* The same for a named FIFO opened blocking (no RWF_NOWAIT either): a write
- * bigger than the pipe leaves the loop running while the reader is slow,
- * and every byte arrives in order. */
+/* As for a tty above, for a named FIFO opened blocking (no RWF_NOWAIT
+ * either): a write bigger than the pipe leaves the loop running while the
+ * reader is slow, and every byte arrives in order. */
 #include <sys/stat.h>
-
-static atomic_bool fifo_go;
-
-static void *fifo_reader(void *arg)
-{
-    int fd = *(int *)arg;
-    while (!atomic_load(&fifo_go))
-        usleep(1000);
-    static char buf[TTY_BIG];
-    size_t got = 0;
-    while (got < TTY_BIG) {
-        ssize_t n = read(fd, buf + got, TTY_BIG - got);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    for (size_t i = 0; i < got; i++)
-        if (buf[i] != (char)('a' + i % 26))
-            return (void *)-1;
-    return (void *)got;
-}
-
-static void *drain_it(void *arg) { return (void *)(intptr_t)corio_drain(arg); }
-
-static void *fifo_write_main(void *arg)
-{
-    int *fds = arg; /* reader, writer */
-    ticks = 0;
-    corio_task *t = corio_spawn(ticker, NULL);
-    pthread_t th;
-    CHECK_EQ(pthread_create(&th, NULL, fifo_reader, &fds[0]), 0);
-    corio_stream *out = corio_stream_from_fd(fds[1]);
-    CHECK(out);
-    static char data[TTY_BIG];
-    for (size_t i = 0; i < sizeof data; i++)
-        data[i] = (char)('a' + i % 26);
-    CHECK_OK(corio_write(out, data, sizeof data));
-    corio_task *d = corio_spawn(drain_it, out);
-    int before = ticks;
-    CHECK_OK(corio_sleep_ms(50)); /* nobody reads the FIFO yet */
-    CHECK(ticks - before >= 5);
-    atomic_store(&fifo_go, true);
-    void *dr;
-    CHECK_OK(corio_join(d, &dr));
-    CHECK_OK((int)(intptr_t)dr);
-    CHECK_OK(corio_stream_aclose(out));
-    void *got = NULL;
-    CHECK_OK(corio_to_thread(join_it, &th, &got));
-    CHECK_EQ((intptr_t)got, TTY_BIG);
-    corio_cancel(t);
-    CHECK_OK(corio_join(t, NULL));
-    return NULL;
-}
 
 TEST(stream_over_a_named_fifo_big_write_does_not_block_the_loop)
 {
@@ -428,7 +375,7 @@ TEST(stream_over_a_named_fifo_big_write_does_not_block_the_loop)
     CHECK(fds[1] >= 0);
     CHECK_OK(fcntl(fds[0], F_SETFL, 0)); /* the reader thread blocks */
     alarm(20);
-    test_run(fifo_write_main, fds);
+    test_run(big_write_main, fds);
     close(fds[0]);
     unlink(path);
     rmdir(dir);
