@@ -533,11 +533,7 @@ static void *fin_main(void *arg)
     corio__close_fd(corio__loop(), s);
 
     /* A reset while a POLL_FIRST recv waits. */
-    tcp_pair(&c, &s);
-    oob_peer = c;
-    w = corio_spawn(send_one_later, NULL);
-    CHECK_EQ(op_recv_hint(s, buf, sizeof buf, false), 1);
-    CHECK_OK(corio_join(w, NULL));
+    drained_pair(&c, &s);
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     CHECK_OK(setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg));
     close(c); /* RST; c was never registered with the loop */
