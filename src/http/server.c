@@ -1506,15 +1506,17 @@ static void *accept_main(void *arg)
                 corio__close_fd(srv->loop, r);
             if (w < 0)
                 break;
-        } else if (r == -ECANCELED || r == -ETIMEDOUT) {
-            break;
-        } else if (r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM) {
-            if (corio_sleep_ms(100) < 0)
+        } else {
+            int kind = corio__accept_error(r);
+            if (kind == CORIO__ACCEPT_STOP)
                 break;
-        } else if (r != -ECONNABORTED && r != -EINTR && r != -EAGAIN && r != -EPROTO && r != -EPERM) {
-            fprintf(stderr, "corio http: accept failed: %s; this listener accepts no more connections\n",
-                    corio_strerror(r));
-            break;
+            if (kind == CORIO__ACCEPT_PAUSE && corio_sleep_ms(CORIO__ACCEPT_PAUSE_MS) < 0)
+                break;
+            if (kind == CORIO__ACCEPT_BROKEN) {
+                fprintf(stderr, "corio http: accept failed: %s; this listener accepts no more connections\n",
+                        corio_strerror(r));
+                break;
+            }
         }
     }
     corio__close_fd(srv->loop, ls->fd);

@@ -146,3 +146,16 @@ int corio__listen_all(const char *host, uint16_t port, const corio__listen_opts 
     freeaddrinfo(res);
     return r;
 }
+
+int corio__accept_error(int r)
+{
+    if (r == -ECANCELED || r == -ETIMEDOUT)
+        return CORIO__ACCEPT_STOP;
+    if (r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM)
+        return CORIO__ACCEPT_PAUSE;
+    if (r == -ECONNABORTED || r == -EINTR || r == -EAGAIN || r == -EPROTO || r == -EPERM || r == -ENETDOWN ||
+        r == -ENOPROTOOPT || r == -EHOSTDOWN || r == -ENONET || r == -EHOSTUNREACH || r == -EOPNOTSUPP ||
+        r == -ENETUNREACH)
+        return CORIO__ACCEPT_RETRY;
+    return CORIO__ACCEPT_BROKEN;
+}

@@ -42,6 +42,15 @@ int corio__listen_all(const char *host, uint16_t port, const corio__listen_opts 
  * -1 with errno set. */
 int corio__tcp_socket(int family);
 
+/* What an accept that failed with r means for its listener, the same for
+ * both servers: the task was interrupted (STOP), the process or system is
+ * out of fds or memory (PAUSE: wait CORIO__ACCEPT_PAUSE_MS, then go on),
+ * the failure was the peer's or its network's, as accept(2) lists them
+ * (RETRY at once), or the listener itself is broken (BROKEN: stop). */
+enum { CORIO__ACCEPT_STOP, CORIO__ACCEPT_PAUSE, CORIO__ACCEPT_RETRY, CORIO__ACCEPT_BROKEN };
+#define CORIO__ACCEPT_PAUSE_MS 100
+int corio__accept_error(int r);
+
 /* The local port fd is bound to, 0 if it can not be read. */
 uint16_t corio__fd_port(int fd);
 

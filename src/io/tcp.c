@@ -35,7 +35,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define ACCEPT_PAUSE_MS 100
 
 typedef struct listener {
     int fd;
@@ -149,22 +148,22 @@ static void start_conn(corio_server *srv, int fd, const struct sockaddr_storage 
  * listener stops.  Suspends (the pause after EMFILE). */
 static int accept_failed(corio_server *srv, listener *ls, int r)
 {
-    if (r == -ECANCELED || r == -ETIMEDOUT)
+    switch (corio__accept_error(r)) {
+    case CORIO__ACCEPT_STOP:
         return 0;
-    if (r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM) {
+    case CORIO__ACCEPT_PAUSE:
         if (!srv->fd_limit_logged) {
             srv->fd_limit_logged = true;
             fprintf(stderr, "corio: accept: %s; pausing accepts for %d ms at a time until it clears\n",
-                    corio_strerror(r), ACCEPT_PAUSE_MS);
+                    corio_strerror(r), CORIO__ACCEPT_PAUSE_MS);
         }
-        return corio_sleep_ms(ACCEPT_PAUSE_MS) == 0;
-    }
-    if (r == -ECONNABORTED || r == -EINTR || r == -EAGAIN || r == -EPROTO || r == -EPERM || r == -ENETDOWN ||
-        r == -ENOPROTOOPT || r == -EHOSTDOWN || r == -ENONET || r == -EHOSTUNREACH || r == -EOPNOTSUPP ||
-        r == -ENETUNREACH)
+        return corio_sleep_ms(CORIO__ACCEPT_PAUSE_MS) == 0;
+    case CORIO__ACCEPT_RETRY:
         return 1; /* the peer's problem, not the listener's (see accept(2)) */
-    fprintf(stderr, "corio: accept on fd %d failed: %s; this listener stops\n", ls->fd, corio_strerror(r));
-    return 0;
+    default:
+        fprintf(stderr, "corio: accept on fd %d failed: %s; this listener stops\n", ls->fd, corio_strerror(r));
+        return 0;
+    }
 }
 
 /* Every completion of a multishot accept (loop context). */
