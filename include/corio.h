@@ -12,6 +12,14 @@
  *    -ECONNRESET, ...), exactly as io_uring completions report them;
  *    corio_strerror() turns one into text.  Functions returning pointers
  *    return NULL and set errno.
+ *  - Misuse is an error, never a crash.  A NULL handle, or NULL for any
+ *    other pointer a function needs (a buffer counts only when its length
+ *    is above 0; a pointer its comment calls optional may be NULL), is
+ *    caught before anything else is done: functions returning int or
+ *    ssize_t return -EINVAL, functions returning a pointer return NULL with
+ *    errno EINVAL, queries answering bool or a number answer false / 0, and
+ *    void functions do nothing (corio_stream_close(NULL) is a no-op, like
+ *    free(NULL)).
  *  - "Suspends" means the calling task may be parked while the loop runs
  *    others.  Every suspending call must be made from inside a task, and
  *    every one of them honours cancellation (-ECANCELED) and the task's
@@ -72,7 +80,8 @@ typedef enum corio_backend_kind {
 } corio_backend_kind;
 
 typedef struct corio_config {
-    size_t stack_size;          /* per task; 0 = default (256 KiB, committed lazily) */
+    size_t stack_size;          /* per task; 0 = default (256 KiB, committed lazily); a task that
+                                   overflows its stack aborts the process with a message naming it */
     corio_backend_kind backend; /* AUTO honours the CORIO_BACKEND environment variable */
     unsigned stack_pool_max;    /* stacks kept for reuse; 0 = default (1024) */
     unsigned ring_entries;      /* io_uring SQ size; 0 = default (1024) */
@@ -87,8 +96,10 @@ typedef struct corio_config {
  * what it waits for to stderr, cancels every task (their waits return
  * -ECANCELED, so their cleanup runs) and, once they have ended, returns
  * -CORIO_EDEADLOCK instead of hanging.  *result (if not NULL) receives main_fn's return value.
- * Returns 0, -EBUSY if this thread already runs a loop, -ENOMEM, or the
- * backend's setup error.  cfg may be NULL for defaults. */
+ * Returns 0, -EBUSY if this thread already runs a loop, -ENOMEM, -EINVAL
+ * for a config no loop can honour (stack_size above SIZE_MAX / 128, a
+ * backend value outside the enum), or the backend's setup error.  cfg may
+ * be NULL for defaults. */
 CORIO_API int corio_run(const corio_config *cfg, corio_fn main_fn, void *arg, void **result);
 
 /* Name of the backend the running loop uses ("io_uring" or "epoll"), or
@@ -98,12 +109,19 @@ CORIO_API const char *corio_backend_name(void);
 /* Start fn(arg) as a new task; it first runs at the loop's next turn (the
  * caller keeps running).  The returned handle must be passed to exactly one
  * of corio_join, corio_gather or corio_detach.  Does not suspend.  Returns
- * NULL with errno ENOMEM (or EAGAIN when no stack can be mapped). */
+ * NULL with errno ENOMEM (or EAGAIN when no stack can be mapped).  The task
+ * runs on a stack of corio_config.stack_size bytes: if it overflows it,
+ * the process aborts (SIGABRT) after printing "corio: stack overflow in
+ * task '<name>'" to stderr (there is no way to resume a task whose stack
+ * is gone); give deep recursion its own corio_spawn_named size. */
 CORIO_API corio_task *corio_spawn(corio_fn fn, void *arg);
 
-/* As corio_spawn, with a name (copied; up to 31 bytes are kept) used in
- * stall reports and stack-overflow messages, and a stack size (0 = the
- * loop's default). */
+/* As corio_spawn, with a name (copied; up to 31 bytes are kept; NULL for
+ * none) used in stall reports and stack-overflow messages, and a stack
+ * size (0 = the loop's default; rounded up to whole pages, at least
+ * 16 KiB).  Overflowing it aborts the process as for corio_spawn.  A size
+ * above SIZE_MAX / 128, which no address space could hold, gives NULL with
+ * errno EINVAL. */
 CORIO_API corio_task *corio_spawn_named(const char *name, size_t stack_size, corio_fn fn, void *arg);
 
 /* Wait for task t to end and store its return value in *result (may be
@@ -260,7 +278,7 @@ CORIO_API ssize_t corio_readexactly(corio_stream *s, void *buf, size_t n, size_t
  * NULL with *err set to: -CORIO_ELIMIT if the buffer limit is reached
  * without a separator (the data stays buffered), -CORIO_EINCOMPLETE at EOF
  * before a separator (the partial data is still returned by corio_read),
- * or a read error. */
+ * or a read error (errno is set to the same code, negated). */
 CORIO_API const char *corio_readuntil(corio_stream *s, const void *sep, size_t sep_len, size_t *len,
                                       int *err);
 
@@ -333,7 +351,7 @@ typedef struct corio_server_config {
     int backlog;      /* listen(2) backlog; 0 = 4096 */
     bool reuse_port;  /* SO_REUSEPORT */
     bool disable_nodelay; /* TCP_NODELAY is on by default; true turns it off */
-    size_t stack_size; /* for handler tasks; 0 = the loop's default */
+    size_t stack_size; /* for handler tasks; 0 = the loop's default; above SIZE_MAX / 128: -EINVAL */
 } corio_server_config;
 
 /* Bind and listen on host:port (host NULL or "" = all interfaces, IPv6
@@ -374,7 +392,7 @@ CORIO_API int corio_server_close(corio_server *srv, uint64_t grace_ms);
 CORIO_API int corio_open_connection(const char *host, uint16_t port, corio_stream **out);
 
 /* Format an address as "host:port" ("[v6]:port" for IPv6) into buf.
- * Returns buf. */
+ * Returns buf; NULL with errno EINVAL if cap is 0. */
 CORIO_API char *corio_format_addr(const struct sockaddr *addr, char *buf, size_t cap);
 
 /* ------------------------------------------------------------------ */

@@ -24,6 +24,11 @@
  * -501, -505), not as -errno: what the caller does with them is answer that
  * status once and close the connection.
  *
+ * NULL arguments follow corio.h's rule for the whole module, parser and
+ * server alike: -EINVAL from functions returning a status (never a valid
+ * negated HTTP status), NULL with errno EINVAL from functions returning a
+ * pointer, false / 0 from queries, nothing from void functions.
+ *
  * Decisions where RFC 9112 leaves a choice:
  *  - Lines end with CRLF only; a bare LF or a bare CR anywhere is a 400.
  *  - Methods are any token (case-sensitive); none is refused with 501.
@@ -134,7 +139,8 @@ CORIO_API ssize_t corio_http_parse_request(corio_http_request *req, const char *
 
 /* The value of the first header named name (ASCII case-insensitive), or NULL
  * when there is none.  *len (if len is not NULL) gets the value's length.
- * The pointer is into the parsed buffer, not NUL-terminated. */
+ * The pointer is into the parsed buffer, not NUL-terminated.  Not found
+ * leaves errno alone (misuse sets EINVAL). */
 CORIO_API const char *corio_http_header_get(const corio_http_request *req, const char *name, size_t *len);
 
 /* The reason phrase for a status code ("Bad Request"); "Unknown" for codes it
@@ -233,7 +239,7 @@ typedef struct corio_http_server_config {
     uint32_t keepalive_timeout_ms; /* idle between requests: 15000 */
     size_t max_drain;              /* unread body bytes dropped to keep the connection: 65536 */
     int backlog;                   /* listen(2): 4096 */
-    size_t stack_size;             /* connection task stacks: the loop's default */
+    size_t stack_size;             /* connection task stacks: the loop's default; above SIZE_MAX / 128: -EINVAL */
     const char *server_header;     /* Server header value: "corio" ("" omits the header) */
 } corio_http_server_config;
 
@@ -286,7 +292,8 @@ CORIO_API unsigned corio_http_server_connections(const corio_http_server *srv);
  * that this task waits on).  The previous dispositions are restored before
  * it returns.  One waiter per process at a time.  Suspends.  Returns the
  * signal number, -ECANCELED / -ETIMEDOUT if the task was interrupted, or
- * -errno (-EBUSY if another task is already waiting). */
+ * -errno (-EBUSY if another task is already waiting).  srv is not used
+ * (it may be NULL). */
 CORIO_API int corio_http_serve_until_signal(corio_http_server *srv);
 
 /* Stop accepting at once (every listening socket is closed by the time it
@@ -370,7 +377,7 @@ CORIO_API int corio_http_response_end(corio_http_response *resp);
 CORIO_API int corio_http_respond_file(corio_http_response *resp, int status, const char *content_type, int fd,
                                       int64_t off, uint64_t len);
 
-/* The client's address as text ("127.0.0.1", "::1"; "-" when unknown)
+/* The client's address as text ("127.0.0.1", "::1"; "-" when unknown or req is NULL)
  * into buf[0..n), NUL-terminated (truncated to fit).  For access logs.
  * Does not suspend. */
 CORIO_API void corio_http_request_peer(const corio_http_request *req, char *buf, size_t n);

@@ -65,13 +65,21 @@ enum { CORIO__STACK_GUARD = 1, CORIO__STACK_CANARY = 2 };
 
 typedef struct corio__stack_pool corio__stack_pool;
 
+/* The largest stack size accepted; beyond it every call taking a size fails
+ * with EINVAL.  Far larger than any address space, and small enough that no
+ * size computation in stack.c (rounding up to pages, a slab of 64 stacks
+ * with their guard pages) can wrap around. */
+#define CORIO__STACK_SIZE_MAX (SIZE_MAX / 128)
+
 /* Create a pool handing out stacks of (at least) size bytes; max_free
- * stacks are kept for reuse.  NULL on ENOMEM. */
+ * stacks are kept for reuse.  NULL with errno ENOMEM, or EINVAL for a size
+ * above CORIO__STACK_SIZE_MAX. */
 corio__stack_pool *corio__stack_pool_new(size_t size, unsigned max_free);
 void corio__stack_pool_free(corio__stack_pool *p);
 
 /* Get a stack of the pool's size (size 0) or of a specific size.  Returns
- * NULL with errno set (ENOMEM, EAGAIN when the map count is exhausted). */
+ * NULL with errno set (ENOMEM, EAGAIN when the map count is exhausted,
+ * EINVAL for a size above CORIO__STACK_SIZE_MAX). */
 corio__stack *corio__stack_get(corio__stack_pool *p, size_t size);
 void corio__stack_put(corio__stack_pool *p, corio__stack *s);
 

@@ -125,6 +125,7 @@ static void global_init(void)
     g_secret |= 1; /* never zero, which fresh memory would match */
 }
 
+/* Callers keep n <= CORIO__STACK_SIZE_MAX, so this cannot wrap to 0. */
 static size_t round_page(size_t n) { return (n + g_page - 1) & ~(g_page - 1); }
 
 static long guard_limit(void)
@@ -169,6 +170,10 @@ int corio__stack_in_guard(const corio__stack *s, const void *addr)
 corio__stack_pool *corio__stack_pool_new(size_t size, unsigned max_free)
 {
     pthread_once(&g_init_once, global_init);
+    if (size > CORIO__STACK_SIZE_MAX) {
+        errno = EINVAL;
+        return NULL;
+    }
     corio__stack_pool *p = calloc(1, sizeof *p);
     if (!p) {
         errno = ENOMEM;
@@ -323,6 +328,10 @@ static void canary_release(corio__stack_pool *p, corio__stack *s)
 
 corio__stack *corio__stack_get(corio__stack_pool *p, size_t size)
 {
+    if (size > CORIO__STACK_SIZE_MAX) {
+        errno = EINVAL;
+        return NULL;
+    }
     size_t S = size ? round_page(size < MIN_STACK ? MIN_STACK : size) : p->default_S;
     stack_class *c = class_get(p, S, 1);
     if (!c) {

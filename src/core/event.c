@@ -26,6 +26,8 @@ static inline event_impl *impl(corio_event *e) { return (event_impl *)(void *)e;
 
 void corio_event_init(corio_event *e)
 {
+    if (!e)
+        return;
     event_impl *ev = impl(e);
     corio__list_init(&ev->waiters);
     ev->is_set = false;
@@ -33,6 +35,8 @@ void corio_event_init(corio_event *e)
 
 void corio_event_set(corio_event *e)
 {
+    if (!e)
+        return;
     event_impl *ev = impl(e);
     ev->is_set = true;
     while (!corio__list_empty(&ev->waiters)) {
@@ -42,9 +46,13 @@ void corio_event_set(corio_event *e)
     }
 }
 
-void corio_event_clear(corio_event *e) { impl(e)->is_set = false; }
+void corio_event_clear(corio_event *e)
+{
+    if (e)
+        impl(e)->is_set = false;
+}
 
-bool corio_event_is_set(const corio_event *e) { return ((const event_impl *)(const void *)e)->is_set; }
+bool corio_event_is_set(const corio_event *e) { return e && ((const event_impl *)(const void *)e)->is_set; }
 
 static void event_wait_interrupted(corio_task *t, int reason)
 {
@@ -55,6 +63,8 @@ static void event_wait_interrupted(corio_task *t, int reason)
 
 int corio_event_wait(corio_event *e)
 {
+    if (!e)
+        return -EINVAL;
     event_impl *ev = impl(e);
     int r = corio__check();
     if (r)

@@ -196,8 +196,17 @@ static int loop_run(corio_loop *l)
     }
 }
 
+/* A config no loop can honour (the counts are clamped instead, since any of
+ * them can be served somehow). */
+static bool config_ok(const corio_config *cfg)
+{
+    return !cfg || (cfg->stack_size <= CORIO__STACK_SIZE_MAX && (unsigned)cfg->backend <= CORIO_BACKEND_IO_URING);
+}
+
 int corio_run(const corio_config *cfg, corio_fn main_fn, void *arg, void **result)
 {
+    if (!main_fn || !config_ok(cfg))
+        return -EINVAL;
     if (corio__loop())
         return -EBUSY;
     corio_loop *l = corio__calloc(1, sizeof *l);

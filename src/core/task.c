@@ -26,8 +26,16 @@ corio_task *corio_current(void) { return corio__current_task(); }
 
 uint64_t corio_now_ns(void) { return tls_loop ? tls_loop->now : corio__clock_ns(); }
 
-const char *corio_task_name(const corio_task *t) { return t->name; }
-bool corio_task_done(const corio_task *t) { return (t->flags & CORIO__T_DONE) != 0; }
+const char *corio_task_name(const corio_task *t)
+{
+    if (!t) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return t->name;
+}
+
+bool corio_task_done(const corio_task *t) { return t && (t->flags & CORIO__T_DONE) != 0; }
 
 /* ------------------------------------------------------------------ */
 /* Switching                                                           */
@@ -251,6 +259,10 @@ corio_task *corio__spawn(corio_loop *l, const char *name, size_t stack_size, cor
 corio_task *corio_spawn_named(const char *name, size_t stack_size, corio_fn fn, void *arg)
 {
     corio_loop *l = tls_loop;
+    if (!fn) {
+        errno = EINVAL;
+        return NULL;
+    }
     if (!l) {
         errno = EPERM;
         return NULL;
@@ -307,6 +319,8 @@ void corio__task_finished(corio_loop *l, corio_task *t)
 
 int corio_cancel(corio_task *t)
 {
+    if (!t)
+        return -EINVAL;
     if (t->flags & CORIO__T_DONE)
         return -EALREADY;
     t->flags |= CORIO__T_CANCELLED;
@@ -344,6 +358,8 @@ static void take_result(corio_task *t, void **result)
 int corio_join(corio_task *t, void **result)
 {
     corio_task *self = corio__current_task();
+    if (!t)
+        return -EINVAL;
     if (!self)
         return -EPERM;
     if (t == self || t->joiner || (t->flags & CORIO__T_DETACHED))
@@ -389,6 +405,8 @@ static bool gather_list_ok(corio_task *self, corio_task **tasks, size_t n)
 int corio_gather(corio_task **tasks, size_t n, void **results)
 {
     corio_task *self = corio__current_task();
+    if (!tasks && n)
+        return -EINVAL;
     if (!self)
         return -EPERM;
     if (!gather_list_ok(self, tasks, n))

@@ -17,6 +17,7 @@
  */
 #include "corio/http.h"
 
+#include <errno.h>
 #include <string.h>
 
 /* tchar (RFC 9110 section 5.6.2): the characters of a token. */
@@ -79,6 +80,8 @@ static limits get_limits(const corio_http_limits *l, unsigned cap)
 
 void corio_http_request_init(corio_http_request *req, corio_http_header *headers, unsigned cap)
 {
+    if (!req)
+        return;
     memset(req, 0, sizeof *req);
     req->headers = headers;
     req->cap_headers_ = headers ? cap : 0;
@@ -348,6 +351,8 @@ static int parse_head(corio_http_request *req, const char *buf, size_t s, size_t
 ssize_t corio_http_parse_request(corio_http_request *req, const char *buf, size_t len,
                                  const corio_http_limits *lim)
 {
+    if (!req || (!buf && len))
+        return -EINVAL;
     limits L = get_limits(lim, req->cap_headers_);
     size_t limit = len < L.max_head ? len : L.max_head;
     size_t pos = req->scan_pos_, ls = req->line_start_, hs = req->head_start_, end = 0;
@@ -388,6 +393,12 @@ ssize_t corio_http_parse_request(corio_http_request *req, const char *buf, size_
 
 const char *corio_http_header_get(const corio_http_request *req, const char *name, size_t *len)
 {
+    if (len)
+        *len = 0;
+    if (!req || !name) {
+        errno = EINVAL;
+        return NULL;
+    }
     for (unsigned i = 0; i < req->nheaders; i++) {
         const corio_http_header *h = &req->headers[i];
         if (ieq(h->name.ptr, h->name.len, name)) {
@@ -396,8 +407,6 @@ const char *corio_http_header_get(const corio_http_request *req, const char *nam
             return h->value.ptr;
         }
     }
-    if (len)
-        *len = 0;
     return NULL;
 }
 
@@ -463,12 +472,14 @@ enum {
 
 void corio_http_chunked_init(corio_http_chunked *c, uint64_t max_body)
 {
+    if (!c)
+        return;
     memset(c, 0, sizeof *c);
     c->state_ = C_SIZE0;
     c->max_body_ = max_body ? max_body : CORIO_HTTP_DEFAULT_MAX_BODY;
 }
 
-bool corio_http_chunked_done(const corio_http_chunked *c) { return c->state_ == C_DONE; }
+bool corio_http_chunked_done(const corio_http_chunked *c) { return c && c->state_ == C_DONE; }
 
 static int hexval(unsigned char c)
 {
@@ -504,6 +515,8 @@ static ssize_t chunk_fail(corio_http_chunked *c, int status)
 ssize_t corio_http_chunked_decode(corio_http_chunked *c, const char *buf, size_t len, const char **data,
                                   size_t *data_len)
 {
+    if (!c || (!buf && len) || !data || !data_len)
+        return -EINVAL;
     *data = NULL;
     *data_len = 0;
     if (c->state_ == C_ERROR)

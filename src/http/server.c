@@ -627,11 +627,17 @@ static ssize_t body_read(conn *c, char *buf, size_t n)
 
 ssize_t corio_http_body_read(corio_http_request *req, void *buf, size_t n)
 {
+    if (!req || (!buf && n))
+        return -EINVAL;
     return body_read(req_conn(req), buf, n);
 }
 
 int corio_http_read_body(corio_http_request *req, size_t cap, const char **ptr, size_t *len)
 {
+    if (!req || !ptr || !len)
+        return -EINVAL;
+    if (cap > SIZE_MAX - 2) /* cap + 1 (room for the NUL) must not wrap to 0 */
+        cap = SIZE_MAX - 2;
     conn *c = req_conn(req);
     size_t size = 0, mcap = c->bmode == B_LENGTH && c->body_left < cap ? (size_t)c->body_left + 1 : 4096;
     if (mcap > cap + 1)
@@ -746,6 +752,8 @@ static bool reserved_name(const char *name, size_t nl)
 
 int corio_http_response_add_header(corio_http_response *resp, const char *name, const char *value)
 {
+    if (!resp || !name || !value)
+        return -EINVAL;
     conn *c = resp->c;
     if (c->rstate != R_NONE)
         return -EALREADY;
@@ -807,6 +815,8 @@ static int begin_sized(conn *c, int status, const char *content_type, uint64_t l
 int corio_http_respond(corio_http_response *resp, int status, const char *content_type, const void *body,
                        size_t len)
 {
+    if (!resp || (!body && len))
+        return -EINVAL;
     conn *c = resp->c;
     int done_r;
     int r = begin_sized(c, status, content_type, len, &done_r);
@@ -825,6 +835,8 @@ int corio_http_respond(corio_http_response *resp, int status, const char *conten
 
 int corio_http_response_begin(corio_http_response *resp, int status, const char *content_type)
 {
+    if (!resp)
+        return -EINVAL;
     conn *c = resp->c;
     if (c->rstate != R_NONE)
         return -EALREADY;
@@ -841,6 +853,8 @@ int corio_http_response_begin(corio_http_response *resp, int status, const char 
 
 int corio_http_response_write(corio_http_response *resp, const void *data, size_t len)
 {
+    if (!resp || (!data && len))
+        return -EINVAL;
     conn *c = resp->c;
     if (c->rstate != R_STREAM)
         return -EINVAL;
@@ -860,6 +874,8 @@ int corio_http_response_write(corio_http_response *resp, const void *data, size_
 
 int corio_http_response_end(corio_http_response *resp)
 {
+    if (!resp)
+        return -EINVAL;
     conn *c = resp->c;
     if (c->rstate != R_STREAM)
         return -EINVAL;
@@ -877,9 +893,9 @@ int corio_http_response_end(corio_http_response *resp)
 int corio_http_respond_file(corio_http_response *resp, int status, const char *content_type, int fd,
                             int64_t off, uint64_t len)
 {
-    conn *c = resp->c;
-    if (off < 0)
+    if (!resp || off < 0)
         return -EINVAL;
+    conn *c = resp->c;
     int done_r;
     int r = begin_sized(c, status, content_type, len, &done_r);
     if (r != 0)
@@ -935,14 +951,13 @@ int corio_http_respond_file(corio_http_response *resp, int status, const char *c
 
 void corio_http_request_peer(const corio_http_request *req, char *buf, size_t n)
 {
-    if (n == 0)
+    if (!buf || n == 0)
         return;
-    conn *c = req_conn((corio_http_request *)req);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     const char *s = NULL;
     char tmp[INET6_ADDRSTRLEN];
-    if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0) {
+    if (req && getpeername(req_conn((corio_http_request *)req)->fd, (struct sockaddr *)&ss, &sl) == 0) {
         if (ss.ss_family == AF_INET)
             s = inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, tmp, sizeof tmp);
         else if (ss.ss_family == AF_INET6)
@@ -1428,7 +1443,9 @@ fail:
 
 int corio_http_server_serve_fd(corio_http_server *srv, int fd)
 {
-    if (!srv || !corio_current())
+    if (!srv)
+        return -EINVAL;
+    if (!corio_current())
         return -EPERM;
     if (srv->closing)
         return -ESHUTDOWN;
@@ -1534,10 +1551,10 @@ int corio_http_server_new(corio_http_handler handler, void *arg, const corio_htt
                           corio_http_server **out)
 {
     corio_loop *l = corio__loop();
+    if (!handler || !out || (cfg && cfg->stack_size > CORIO__STACK_SIZE_MAX))
+        return -EINVAL;
     if (!l || !corio_current())
         return -EPERM;
-    if (!handler || !out)
-        return -EINVAL;
     corio_http_server *srv = corio__calloc(1, sizeof *srv);
     if (!srv)
         return -ENOMEM;
@@ -1579,6 +1596,8 @@ int corio_http_server_new(corio_http_handler handler, void *arg, const corio_htt
 int corio_http_server_start(const char *host, uint16_t port, corio_http_handler handler, void *arg,
                             const corio_http_server_config *cfg, corio_http_server **out)
 {
+    if (!out)
+        return -EINVAL;
     corio_http_server *srv;
     int r = corio_http_server_new(handler, arg, cfg, &srv);
     if (r < 0)
@@ -1615,9 +1634,9 @@ int corio_http_server_start(const char *host, uint16_t port, corio_http_handler 
     return 0;
 }
 
-uint16_t corio_http_server_port(const corio_http_server *srv) { return srv->port; }
+uint16_t corio_http_server_port(const corio_http_server *srv) { return srv ? srv->port : 0; }
 
-unsigned corio_http_server_connections(const corio_http_server *srv) { return srv->nconns; }
+unsigned corio_http_server_connections(const corio_http_server *srv) { return srv ? srv->nconns : 0; }
 
 /* Cancel the connections waiting for a request (all == false), or every
  * one.  The others see `closing` once their current request is answered. */
@@ -1634,6 +1653,8 @@ static void cancel_conns(corio_http_server *srv, bool all)
 
 int corio_http_server_close(corio_http_server *srv, uint64_t grace_ms)
 {
+    if (!srv)
+        return -EINVAL;
     int ret = corio__check();
     srv->closing = true;
     srv->closer = corio_current();

@@ -14,11 +14,12 @@
 char *corio_format_addr(const struct sockaddr *addr, char *buf, size_t cap)
 {
     char host[INET6_ADDRSTRLEN];
-    if (!buf || cap == 0)
-        return buf;
-    buf[0] = '\0';
-    if (!addr)
-        return buf;
+    if (!buf || cap == 0 || !addr) {
+        if (buf && cap)
+            buf[0] = '\0';
+        errno = EINVAL;
+        return NULL;
+    }
     switch (addr->sa_family) {
     case AF_INET: {
         const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)addr;

@@ -496,6 +496,8 @@ static ssize_t rw_uring(corio__op *op, bool is_write)
 
 static ssize_t rw(uint8_t kind, int fd, void *buf, size_t len, int64_t off)
 {
+    if (!buf && len)
+        return -EINVAL;
     if (!in_task())
         return -EPERM;
     corio__op op = {.kind = kind, .fd = fd, .buf = buf, .len = len, .off = off};
@@ -556,10 +558,10 @@ ssize_t corio_file_pwritev(int fd, const struct iovec *iov, int iovcnt, int64_t 
 
 static int path_op(uint8_t kind, const char *path, int flags, size_t mode)
 {
+    if (!path)
+        return -EINVAL;
     if (!in_task())
         return -EPERM;
-    if (!path)
-        return -EFAULT;
     corio__op op = {.kind = kind, .fd = AT_FDCWD, .buf = (void *)(uintptr_t)path, .flags = flags, .len = mode};
     return run_op(&op);
 }
@@ -735,10 +737,10 @@ static void statx_to_stat(const struct statx *x, struct stat *st)
 
 static int stat_op(int dirfd, const char *path, int flags, struct stat *st)
 {
+    if (!path || !st)
+        return -EINVAL;
     if (!in_task())
         return -EPERM;
-    if (!path || !st)
-        return -EFAULT;
     struct statx x;
     corio__op op = {.kind = CORIO__OP_STATX, .fd = dirfd, .buf = (void *)(uintptr_t)path, .flags = flags, .stx = &x};
     int r = run_op(&op);
@@ -762,10 +764,10 @@ int corio_file_mkdir(const char *path, mode_t mode) { return path_op(CORIO__OP_M
 
 int corio_file_rename(const char *from, const char *to)
 {
+    if (!from || !to)
+        return -EINVAL;
     if (!in_task())
         return -EPERM;
-    if (!from || !to)
-        return -EFAULT;
     corio__op op = {.kind = CORIO__OP_RENAMEAT, .fd = AT_FDCWD, .buf = (void *)(uintptr_t)from, .path2 = to};
     return run_op(&op);
 }
@@ -777,7 +779,7 @@ int corio_file_rename(const char *from, const char *to)
 int corio_file_read_all(const char *path, size_t cap, char **out, size_t *len)
 {
     if (!out)
-        return -EFAULT;
+        return -EINVAL;
     *out = NULL;
     if (len)
         *len = 0;
@@ -892,7 +894,7 @@ static int write_fully_and_close(int fd, const void *buf, size_t len)
 int corio_file_write_all(const char *path, const void *buf, size_t len, mode_t mode)
 {
     if (!buf && len)
-        return -EFAULT;
+        return -EINVAL;
     int fd = corio_file_open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
     if (fd < 0)
         return fd;
@@ -902,7 +904,7 @@ int corio_file_write_all(const char *path, const void *buf, size_t len, mode_t m
 int corio_file_append(const char *path, const void *buf, size_t len)
 {
     if (!buf && len)
-        return -EFAULT;
+        return -EINVAL;
     int fd = corio_file_open(path, O_WRONLY | O_CREAT | O_APPEND, 0666);
     if (fd < 0)
         return fd;

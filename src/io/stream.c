@@ -645,6 +645,8 @@ static inline bool reader_busy(const corio_stream *s) { return s->rop || s->rbus
 
 ssize_t corio_read(corio_stream *s, void *buf, size_t n)
 {
+    if (!s || (!buf && n))
+        return -EINVAL;
     unpin(s);
     if (n == 0)
         return 0;
@@ -673,6 +675,8 @@ ssize_t corio_readexactly(corio_stream *s, void *buf, size_t n, size_t *got)
     size_t have = 0;
     if (got)
         *got = 0;
+    if (!s || (!buf && n))
+        return -EINVAL;
     unpin(s);
     /* Another reader is parked: only what is already buffered may be taken
      * without waiting (waiting would take its place). */
@@ -754,10 +758,11 @@ static int scan(corio_stream *s, const void *sep, size_t sep_len, size_t *len)
 const char *corio_readuntil(corio_stream *s, const void *sep, size_t sep_len, size_t *len, int *err)
 {
     size_t n = 0;
-    int r = scan(s, sep, sep_len, &n);
+    int r = s && sep ? scan(s, sep, sep_len, &n) : -EINVAL;
     if (err)
         *err = r;
     if (r < 0) {
+        errno = -r;
         if (len)
             *len = 0;
         return NULL;
@@ -772,6 +777,8 @@ const char *corio_readuntil(corio_stream *s, const void *sep, size_t sep_len, si
 
 ssize_t corio_readline(corio_stream *s, char *buf, size_t cap)
 {
+    if (!s || (!buf && cap))
+        return -EINVAL;
     size_t n = 0;
     int r = scan(s, "\n", 1, &n);
     if (r == -CORIO_EINCOMPLETE) {
@@ -789,9 +796,13 @@ ssize_t corio_readline(corio_stream *s, char *buf, size_t cap)
     return (ssize_t)n;
 }
 
-bool corio_at_eof(const corio_stream *s) { return (s->flags & S_EOF) && s->rstart == s->rend; }
+bool corio_at_eof(const corio_stream *s) { return s && (s->flags & S_EOF) && s->rstart == s->rend; }
 
-void corio_stream_set_limit(corio_stream *s, size_t limit) { s->limit = limit ? limit : 1; }
+void corio_stream_set_limit(corio_stream *s, size_t limit)
+{
+    if (s)
+        s->limit = limit ? limit : 1;
+}
 
 /* ------------------------------------------------------------------ */
 /* Write side                                                          */
@@ -981,6 +992,8 @@ static int enqueue(corio_stream *s, const char *p, size_t n)
 
 int corio_write(corio_stream *s, const void *buf, size_t n)
 {
+    if (CORIO__UNLIKELY(!s || (!buf && n)))
+        return -EINVAL;
     if (CORIO__UNLIKELY(s->werr))
         return s->werr;
     if (CORIO__UNLIKELY(s->flags & (S_WSHUT | S_CLOSING)))
@@ -1058,6 +1071,8 @@ static int wait_queue(corio_stream *s, size_t target)
 
 int corio_drain(corio_stream *s)
 {
+    if (!s)
+        return -EINVAL;
     int r = corio__check();
     if (r)
         return r;
@@ -1070,16 +1085,20 @@ int corio_drain(corio_stream *s)
 
 void corio_stream_set_write_limits(corio_stream *s, size_t high, size_t low)
 {
+    if (!s)
+        return;
     if (low > high)
         low = high;
     s->high = high;
     s->low = low;
 }
 
-size_t corio_write_buffer_size(const corio_stream *s) { return s->wsize; }
+size_t corio_write_buffer_size(const corio_stream *s) { return s ? s->wsize : 0; }
 
 int corio_write_eof(corio_stream *s)
 {
+    if (!s)
+        return -EINVAL;
     if (s->flags & S_WSHUT)
         return 0;
     int r = corio__check();
@@ -1142,6 +1161,8 @@ void corio_stream_close(corio_stream *s)
 
 int corio_stream_aclose(corio_stream *s)
 {
+    if (!s)
+        return -EINVAL;
     int r = corio__check();
     if (r == 0 && s->wsize && !s->werr)
         r = wait_queue(s, 0);
@@ -1151,10 +1172,12 @@ int corio_stream_aclose(corio_stream *s)
     return r;
 }
 
-int corio_stream_fd(const corio_stream *s) { return s->shared_fd >= 0 ? s->shared_fd : s->fd; }
+int corio_stream_fd(const corio_stream *s) { return !s ? -EINVAL : s->shared_fd >= 0 ? s->shared_fd : s->fd; }
 
 int corio_stream_sockname(const corio_stream *s, struct sockaddr_storage *addr, socklen_t *len)
 {
+    if (!s || !addr)
+        return -EINVAL;
     socklen_t l = sizeof *addr;
     if (getsockname(s->fd, (struct sockaddr *)addr, &l) < 0)
         return -errno;
@@ -1165,6 +1188,8 @@ int corio_stream_sockname(const corio_stream *s, struct sockaddr_storage *addr, 
 
 int corio_stream_peername(const corio_stream *s, struct sockaddr_storage *addr, socklen_t *len)
 {
+    if (!s || !addr)
+        return -EINVAL;
     socklen_t l = sizeof *addr;
     if (getpeername(s->fd, (struct sockaddr *)addr, &l) < 0)
         return -errno;

@@ -258,7 +258,7 @@ int corio_start_server(const char *host, uint16_t port, corio_conn_fn handler, v
     static const corio_server_config defaults;
     if (out)
         *out = NULL;
-    if (!handler || !out)
+    if (!handler || !out || (cfg && cfg->stack_size > CORIO__STACK_SIZE_MAX))
         return -EINVAL;
     corio_loop *l = corio__loop();
     if (!l)
@@ -332,6 +332,8 @@ static void serve_interrupted(corio_task *t, int reason)
 
 int corio_serve_forever(corio_server *srv)
 {
+    if (!srv)
+        return -EINVAL;
     int r = corio__check();
     if (r)
         return r;
@@ -346,6 +348,8 @@ int corio_serve_forever(corio_server *srv)
 
 int corio_server_sockname(const corio_server *srv, unsigned i, struct sockaddr_storage *addr, socklen_t *len)
 {
+    if (!srv || !addr)
+        return -EINVAL;
     if (i >= srv->nlisteners || srv->ls[i].fd < 0)
         return -ENOENT;
     socklen_t l = sizeof *addr;
@@ -358,7 +362,7 @@ int corio_server_sockname(const corio_server *srv, unsigned i, struct sockaddr_s
 
 uint16_t corio_server_port(const corio_server *srv)
 {
-    if (srv->nlisteners == 0 || srv->ls[0].fd < 0)
+    if (!srv || srv->nlisteners == 0 || srv->ls[0].fd < 0)
         return 0;
     return corio__fd_port(srv->ls[0].fd);
 }
@@ -384,7 +388,7 @@ static void leave_server(corio_server *srv, corio_task *me)
 int corio_server_close(corio_server *srv, uint64_t grace_ms)
 {
     if (!srv)
-        return 0;
+        return -EINVAL;
     corio_task *me = corio__current_task();
     int ret = 0;
     leave_server(srv, me);

@@ -1,0 +1,423 @@
+/*
+ * Misuse of the public API gives a clean error, never a crash (issue 8):
+ * a NULL handle or required pointer is -EINVAL from functions returning a
+ * status, NULL with errno EINVAL from functions returning a pointer, false
+ * or 0 from queries, and nothing at all from void functions (as free(NULL)).
+ * A stack size no address space can hold is EINVAL too.  Every public
+ * function of corio.h and corio/http.h that takes a pointer is called here
+ * with NULL; after each group a real call on the same objects shows that
+ * nothing was disturbed.
+ */
+#include "runner.h"
+
+#include "corio/http.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+static void *return_arg(void *arg) { return arg; }
+
+/* A pointer-returning call that must give NULL with errno EINVAL. */
+#define CHECK_NULL_EINVAL(expr)                                                                              \
+    do {                                                                                                     \
+        errno = 0;                                                                                           \
+        const void *p_ = (expr);                                                                             \
+        if (p_ != NULL || errno != EINVAL)                                                                   \
+            test_fail(__FILE__, __LINE__, "%s gave %p with errno %d, expected NULL and EINVAL", #expr, p_,   \
+                      errno);                                                                                \
+    } while (0)
+
+/* ---- loop, tasks, events ---- */
+
+TEST(run_rejects_impossible_config_and_null_main)
+{
+    void *res = (void *)1;
+    corio_config huge = {.stack_size = SIZE_MAX};
+    CHECK_ERR(corio_run(&huge, return_arg, NULL, &res), -EINVAL);
+    corio_config wrap = {.stack_size = SIZE_MAX / 64}; /* a slab of 64 such stacks overflows size_t */
+    CHECK_ERR(corio_run(&wrap, return_arg, NULL, &res), -EINVAL);
+    corio_config bad_backend = {.backend = (corio_backend_kind)77};
+    CHECK_ERR(corio_run(&bad_backend, return_arg, NULL, &res), -EINVAL);
+    CHECK_ERR(corio_run(NULL, NULL, NULL, &res), -EINVAL);
+    CHECK(res == (void *)1); /* untouched */
+    /* nothing was left behind: a loop starts on this thread as usual */
+    corio_config big = {.stack_size = 1u << 20};
+    CHECK_ERR(corio_run(&big, return_arg, (void *)7, &res), 0);
+    CHECK(res == (void *)7);
+}
+
+static void *spawn_main(void *arg)
+{
+    errno = 0;
+    CHECK(corio_spawn_named("huge", SIZE_MAX, return_arg, NULL) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    errno = 0;
+    CHECK(corio_spawn_named("wraps", SIZE_MAX / 64, return_arg, NULL) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    CHECK_NULL_EINVAL(corio_spawn(NULL, NULL));
+    CHECK_NULL_EINVAL(corio_spawn_named("nofn", 0, NULL, NULL));
+    /* the loop is fine: a task with an unusual but possible size runs */
+    corio_task *t = corio_spawn_named("odd size", 100001, return_arg, (void *)5);
+    CHECK(t);
+    void *r = NULL;
+    CHECK_OK(corio_join(t, &r));
+    CHECK(r == (void *)5);
+    return NULL;
+}
+
+TEST(spawn_rejects_unmappable_stack_and_null_function)
+{
+    test_run(spawn_main, NULL);
+}
+
+static void *task_null_main(void *arg)
+{
+    void *r = (void *)1;
+    CHECK_ERR(corio_cancel(NULL), -EINVAL);
+    CHECK_ERR(corio_join(NULL, &r), -EINVAL);
+    CHECK(r == (void *)1);
+    CHECK_ERR(corio_detach(NULL), -EINVAL);
+    CHECK_ERR(corio_gather(NULL, 2, NULL), -EINVAL);
+    CHECK_ERR(corio_gather(NULL, 0, NULL), 0); /* an empty list needs no array */
+    corio_task *list[2] = {corio_spawn(return_arg, NULL), NULL};
+    CHECK_ERR(corio_gather(list, 2, NULL), -EINVAL); /* nothing joined: list[0] is still ours */
+    CHECK_NULL_EINVAL(corio_task_name(NULL));
+    CHECK(!corio_task_done(NULL));
+    CHECK_OK(corio_join(list[0], NULL));
+    return NULL;
+}
+
+TEST(task_functions_reject_null)
+{
+    test_run(task_null_main, NULL);
+    /* outside a loop the NULL is still what is reported */
+    CHECK_ERR(corio_join(NULL, NULL), -EINVAL);
+    CHECK_ERR(corio_cancel(NULL), -EINVAL);
+}
+
+static void *event_null_main(void *arg)
+{
+    corio_event_init(NULL);
+    corio_event_set(NULL);
+    corio_event_clear(NULL);
+    CHECK(!corio_event_is_set(NULL));
+    CHECK_ERR(corio_event_wait(NULL), -EINVAL);
+    corio_event e;
+    corio_event_init(&e);
+    corio_event_set(&e);
+    CHECK_OK(corio_event_wait(&e));
+    return NULL;
+}
+
+TEST(event_functions_reject_null)
+{
+    test_run(event_null_main, NULL);
+}
+
+/* ---- streams ---- */
+
+static void *stream_null_main(void *arg)
+{
+    char buf[16];
+    size_t got = 99, len = 99;
+    int err = 0;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    CHECK_ERR(corio_read(NULL, buf, sizeof buf), -EINVAL);
+    CHECK_ERR(corio_readexactly(NULL, buf, sizeof buf, &got), -EINVAL);
+    CHECK_EQ(got, 0);
+    CHECK_NULL_EINVAL(corio_readuntil(NULL, "\n", 1, &len, &err));
+    CHECK_EQ(err, -EINVAL);
+    CHECK_EQ(len, 0);
+    CHECK_ERR(corio_readline(NULL, buf, sizeof buf), -EINVAL);
+    CHECK(!corio_at_eof(NULL));
+    corio_stream_set_limit(NULL, 10);
+    CHECK_ERR(corio_write(NULL, "x", 1), -EINVAL);
+    CHECK_ERR(corio_drain(NULL), -EINVAL);
+    corio_stream_set_write_limits(NULL, 10, 5);
+    CHECK_EQ(corio_write_buffer_size(NULL), 0);
+    CHECK_ERR(corio_write_eof(NULL), -EINVAL);
+    corio_stream_close(NULL);
+    CHECK_ERR(corio_stream_aclose(NULL), -EINVAL);
+    CHECK_ERR(corio_stream_fd(NULL), -EINVAL);
+    CHECK_ERR(corio_stream_sockname(NULL, &ss, &sl), -EINVAL);
+    CHECK_ERR(corio_stream_peername(NULL, &ss, &sl), -EINVAL);
+
+    /* a real stream: NULL buffers and separators are refused and the
+     * bytes stay where they were */
+    int sv[2];
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    corio_stream *a = corio_stream_from_fd(sv[0]), *b = corio_stream_from_fd(sv[1]);
+    CHECK(a && b);
+    CHECK_ERR(corio_write(a, NULL, 3), -EINVAL);
+    CHECK_ERR(corio_write(a, NULL, 0), 0);
+    CHECK_OK(corio_write(a, "one\ntwo\n", 8));
+    CHECK_ERR(corio_read(b, NULL, 4), -EINVAL);
+    CHECK_ERR(corio_readexactly(b, NULL, 4, NULL), -EINVAL);
+    err = 0;
+    CHECK_NULL_EINVAL(corio_readuntil(b, NULL, 1, &len, &err));
+    CHECK_EQ(err, -EINVAL);
+    CHECK_ERR(corio_readline(b, NULL, 8), -EINVAL);
+    CHECK_ERR(corio_stream_sockname(b, NULL, &sl), -EINVAL);
+    CHECK_ERR(corio_stream_peername(b, NULL, &sl), -EINVAL);
+    const char *line = corio_readuntil(b, "\n", 1, &len, &err);
+    CHECK(line && len == 4 && memcmp(line, "one\n", 4) == 0);
+    CHECK_EQ(corio_readline(b, buf, sizeof buf), 4);
+    CHECK_STR(buf, "two\n");
+    CHECK_OK(corio_stream_aclose(a));
+    CHECK_EQ(corio_read(b, buf, sizeof buf), 0);
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(stream_functions_reject_null)
+{
+    test_run(stream_null_main, NULL);
+}
+
+/* ---- TCP ---- */
+
+static void conn_ignore(corio_stream *s, void *arg) {}
+
+static void *tcp_null_main(void *arg)
+{
+    corio_server *srv = (corio_server *)1;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    CHECK_ERR(corio_start_server("127.0.0.1", 0, NULL, NULL, NULL, &srv), -EINVAL);
+    CHECK(srv == NULL);
+    CHECK_ERR(corio_start_server("127.0.0.1", 0, conn_ignore, NULL, NULL, NULL), -EINVAL);
+    corio_server_config huge = {.stack_size = SIZE_MAX};
+    CHECK_ERR(corio_start_server("127.0.0.1", 0, conn_ignore, NULL, &huge, &srv), -EINVAL);
+    CHECK_ERR(corio_serve_forever(NULL), -EINVAL);
+    CHECK_ERR(corio_server_sockname(NULL, 0, &ss, &sl), -EINVAL);
+    CHECK_EQ(corio_server_port(NULL), 0);
+    CHECK_ERR(corio_server_close(NULL, 0), -EINVAL);
+    CHECK_ERR(corio_open_connection("127.0.0.1", 1, NULL), -EINVAL);
+
+    char buf[32] = "junk";
+    CHECK_NULL_EINVAL(corio_format_addr(NULL, buf, sizeof buf));
+    CHECK_STR(buf, "");
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(80), .sin_addr = {htonl(0x7f000001)}};
+    CHECK_NULL_EINVAL(corio_format_addr((struct sockaddr *)&sin, NULL, 32));
+    CHECK_NULL_EINVAL(corio_format_addr((struct sockaddr *)&sin, buf, 0));
+    CHECK_STR(corio_format_addr((struct sockaddr *)&sin, buf, sizeof buf), "127.0.0.1:80");
+
+    CHECK_OK(corio_start_server("127.0.0.1", 0, conn_ignore, NULL, NULL, &srv));
+    CHECK_ERR(corio_server_sockname(srv, 0, NULL, &sl), -EINVAL);
+    CHECK(corio_server_port(srv) != 0);
+    CHECK_OK(corio_server_close(srv, 0));
+    return NULL;
+}
+
+TEST(tcp_functions_reject_null)
+{
+    test_run(tcp_null_main, NULL);
+}
+
+/* ---- threads ---- */
+
+static void never_called(void *arg) { abort(); }
+
+static void *thread_null_main(void *arg)
+{
+    void *r = (void *)1;
+    CHECK_ERR(corio_to_thread(NULL, NULL, &r), -EINVAL);
+    corio_loop_ref_release(NULL);
+    CHECK_ERR(corio_call_soon_threadsafe(NULL, never_called, NULL), -EINVAL);
+    corio_loop_ref *ref = corio_loop_get_ref();
+    CHECK(ref);
+    CHECK_ERR(corio_call_soon_threadsafe(ref, NULL, NULL), -EINVAL);
+    corio_loop_ref_release(ref);
+    return NULL;
+}
+
+TEST(thread_functions_reject_null)
+{
+    test_run(thread_null_main, NULL);
+}
+
+/* ---- files ---- */
+
+static void *file_null_main(void *arg)
+{
+    char dir[] = "/tmp/corio-misuse-XXXXXX";
+    CHECK(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/f", dir);
+    struct stat st;
+    char *out = (char *)1;
+    size_t len = 99;
+
+    CHECK_ERR(corio_file_open(NULL, O_RDONLY, 0), -EINVAL);
+    CHECK_ERR(corio_file_stat(NULL, &st), -EINVAL);
+    CHECK_ERR(corio_file_stat(dir, NULL), -EINVAL);
+    CHECK_ERR(corio_file_unlink(NULL), -EINVAL);
+    CHECK_ERR(corio_file_rmdir(NULL), -EINVAL);
+    CHECK_ERR(corio_file_mkdir(NULL, 0700), -EINVAL);
+    CHECK_ERR(corio_file_rename(NULL, path), -EINVAL);
+    CHECK_ERR(corio_file_rename(path, NULL), -EINVAL);
+    CHECK_ERR(corio_file_read_all(NULL, 100, &out, &len), -EINVAL);
+    CHECK(out == NULL);
+    CHECK_EQ(len, 0);
+    CHECK_ERR(corio_file_read_all(path, 100, NULL, &len), -EINVAL);
+    CHECK_ERR(corio_file_write_all(NULL, "x", 1, 0600), -EINVAL);
+    CHECK_ERR(corio_file_write_all(path, NULL, 1, 0600), -EINVAL);
+    CHECK_ERR(corio_file_append(NULL, "x", 1), -EINVAL);
+    CHECK_ERR(corio_file_append(path, NULL, 1), -EINVAL);
+    CHECK_ERR(corio_file_stat(path, &st), -ENOENT); /* none of them created it */
+
+    int fd = corio_file_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    CHECK_OK(fd);
+    CHECK_ERR(corio_file_write(fd, NULL, 3), -EINVAL);
+    CHECK_ERR(corio_file_pwrite(fd, NULL, 3, 0), -EINVAL);
+    CHECK_ERR(corio_file_writev(fd, NULL, 1), -EINVAL);
+    CHECK_ERR(corio_file_pwritev(fd, NULL, 1, 0), -EINVAL);
+    CHECK_EQ(corio_file_write(fd, "abc", 3), 3);
+    CHECK_ERR(corio_file_read(fd, NULL, 3), -EINVAL);
+    CHECK_ERR(corio_file_pread(fd, NULL, 3, 0), -EINVAL);
+    CHECK_ERR(corio_file_readv(fd, NULL, 1), -EINVAL);
+    CHECK_ERR(corio_file_preadv(fd, NULL, 1, 0), -EINVAL);
+    CHECK_ERR(corio_file_fstat(fd, NULL), -EINVAL);
+    CHECK_OK(corio_file_fstat(fd, &st));
+    CHECK_EQ(st.st_size, 3);
+    char buf[4] = {0};
+    CHECK_EQ(corio_file_pread(fd, buf, 3, 0), 3);
+    CHECK_STR(buf, "abc");
+    CHECK_OK(corio_file_close(fd));
+    CHECK_OK(corio_file_unlink(path));
+    CHECK_OK(corio_file_rmdir(dir));
+    return NULL;
+}
+
+TEST(file_functions_reject_null)
+{
+    test_run(file_null_main, NULL);
+}
+
+/* ---- HTTP parser ---- */
+
+TEST(http_parser_functions_reject_null)
+{
+    corio_http_header hdrs[4];
+    corio_http_request req;
+    corio_http_request_init(NULL, hdrs, 4);
+    corio_http_request_init(&req, hdrs, 4);
+    static const char head[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    CHECK_ERR(corio_http_parse_request(NULL, head, sizeof head - 1, NULL), -EINVAL);
+    CHECK_ERR(corio_http_parse_request(&req, NULL, 5, NULL), -EINVAL);
+    CHECK_EQ(corio_http_parse_request(&req, head, sizeof head - 1, NULL), (ssize_t)(sizeof head - 1));
+    size_t len = 99;
+    CHECK_NULL_EINVAL(corio_http_header_get(NULL, "Host", &len));
+    CHECK_EQ(len, 0);
+    CHECK_NULL_EINVAL(corio_http_header_get(&req, NULL, &len));
+    const char *host = corio_http_header_get(&req, "host", &len);
+    CHECK(host && len == 1 && host[0] == 'x');
+    /* not found is NULL too, but errno is left alone */
+    errno = 0;
+    CHECK(corio_http_header_get(&req, "Cookie", NULL) == NULL);
+    CHECK_EQ(errno, 0);
+
+    corio_http_chunked c;
+    corio_http_chunked_init(NULL, 0);
+    CHECK(!corio_http_chunked_done(NULL));
+    corio_http_chunked_init(&c, 0);
+    const char *data;
+    size_t dlen;
+    static const char body[] = "3\r\nabc\r\n0\r\n\r\n";
+    CHECK_ERR(corio_http_chunked_decode(NULL, body, sizeof body - 1, &data, &dlen), -EINVAL);
+    CHECK_ERR(corio_http_chunked_decode(&c, NULL, 3, &data, &dlen), -EINVAL);
+    CHECK_ERR(corio_http_chunked_decode(&c, body, sizeof body - 1, NULL, &dlen), -EINVAL);
+    CHECK_ERR(corio_http_chunked_decode(&c, body, sizeof body - 1, &data, NULL), -EINVAL);
+    /* the decoder was not disturbed */
+    ssize_t used = corio_http_chunked_decode(&c, body, sizeof body - 1, &data, &dlen);
+    CHECK(used > 0 && dlen == 3 && memcmp(data, "abc", 3) == 0);
+}
+
+/* ---- HTTP server ---- */
+
+static void http_handler(corio_http_request *req, corio_http_response *resp, void *arg)
+{
+    char peer[16];
+    const char *ptr = NULL;
+    size_t len = 0;
+    CHECK_ERR(corio_http_body_read(req, NULL, 4), -EINVAL);
+    CHECK_ERR(corio_http_read_body(req, 100, NULL, &len), -EINVAL);
+    CHECK_ERR(corio_http_read_body(req, 100, &ptr, NULL), -EINVAL);
+    /* the largest cap there is: room for the NUL must not wrap to 0 */
+    CHECK_OK(corio_http_read_body(req, SIZE_MAX, &ptr, &len));
+    CHECK(len == 5 && memcmp(ptr, "hello", 5) == 0);
+    corio_http_request_peer(req, NULL, 16);
+    corio_http_request_peer(NULL, peer, sizeof peer);
+    CHECK_STR(peer, "-");
+    CHECK_ERR(corio_http_response_add_header(resp, NULL, "v"), -EINVAL);
+    CHECK_ERR(corio_http_response_add_header(resp, "X-A", NULL), -EINVAL);
+    CHECK_ERR(corio_http_respond(resp, 200, "text/plain", NULL, 5), -EINVAL);
+    CHECK_ERR(corio_http_response_write(resp, NULL, 0), -EINVAL); /* not begun: as before */
+    CHECK_OK(corio_http_response_begin(resp, 200, "text/plain"));
+    CHECK_ERR(corio_http_response_write(resp, NULL, 3), -EINVAL);
+    CHECK_OK(corio_http_response_write(resp, ptr, len));
+    CHECK_OK(corio_http_response_end(resp));
+}
+
+static void *http_null_main(void *arg)
+{
+    corio_http_server *srv = (corio_http_server *)1;
+    char buf[16];
+    const char *ptr;
+    size_t len;
+    CHECK_ERR(corio_http_server_start("127.0.0.1", 0, NULL, NULL, NULL, &srv), -EINVAL);
+    CHECK_ERR(corio_http_server_start("127.0.0.1", 0, http_handler, NULL, NULL, NULL), -EINVAL);
+    CHECK_ERR(corio_http_server_new(NULL, NULL, NULL, &srv), -EINVAL);
+    CHECK_ERR(corio_http_server_new(http_handler, NULL, NULL, NULL), -EINVAL);
+    corio_http_server_config huge = {.stack_size = SIZE_MAX};
+    CHECK_ERR(corio_http_server_new(http_handler, NULL, &huge, &srv), -EINVAL);
+    CHECK_ERR(corio_http_server_start("127.0.0.1", 0, http_handler, NULL, &huge, &srv), -EINVAL);
+    CHECK_ERR(corio_http_server_serve_fd(NULL, 0), -EINVAL);
+    CHECK_EQ(corio_http_server_port(NULL), 0);
+    CHECK_EQ(corio_http_server_connections(NULL), 0);
+    CHECK_ERR(corio_http_server_close(NULL, 0), -EINVAL);
+    CHECK_ERR(corio_http_body_read(NULL, buf, sizeof buf), -EINVAL);
+    CHECK_ERR(corio_http_read_body(NULL, 100, &ptr, &len), -EINVAL);
+    CHECK_ERR(corio_http_response_add_header(NULL, "X-A", "b"), -EINVAL);
+    CHECK_ERR(corio_http_respond(NULL, 200, "text/plain", "x", 1), -EINVAL);
+    CHECK_ERR(corio_http_response_begin(NULL, 200, NULL), -EINVAL);
+    CHECK_ERR(corio_http_response_write(NULL, "x", 1), -EINVAL);
+    CHECK_ERR(corio_http_response_end(NULL), -EINVAL);
+    CHECK_ERR(corio_http_respond_file(NULL, 200, NULL, 0, 0, 1), -EINVAL);
+
+    /* a real request through a server fed by a socketpair */
+    CHECK_OK(corio_http_server_new(http_handler, NULL, NULL, &srv));
+    int sv[2];
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    CHECK_OK(corio_http_server_serve_fd(srv, sv[0]));
+    corio_stream *s = corio_stream_from_fd(sv[1]);
+    CHECK(s);
+    static const char rq[] = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
+    CHECK_OK(corio_write(s, rq, sizeof rq - 1));
+    char resp[1024];
+    size_t got = 0;
+    corio_deadline d = corio_deadline_push(30000 * TEST_SLOWDOWN);
+    ssize_t n;
+    while ((n = corio_read(s, resp + got, sizeof resp - 1 - got)) > 0)
+        got += (size_t)n;
+    corio_deadline_pop(d);
+    CHECK_EQ(n, 0);
+    resp[got] = 0;
+    CHECK(strncmp(resp, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    CHECK(strstr(resp, "\r\n\r\n5\r\nhello\r\n0\r\n\r\n"));
+    corio_stream_close(s);
+    CHECK_OK(corio_http_server_close(srv, 1000));
+    return NULL;
+}
+
+TEST(http_server_functions_reject_null)
+{
+    test_run(http_null_main, NULL);
+}
