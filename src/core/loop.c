@@ -155,6 +155,11 @@ static int loop_run(corio_loop *l)
     bool stalled = false;
     for (;;) {
         run_ready(l);
+        /* The tasks just run may have taken long (a loaded machine,
+         * valgrind): the wait for the next timer must count from now, not
+         * from the start of the turn, or every timer they armed would be
+         * late by that much. */
+        l->now = corio__clock_ns();
         if (l->main_task->flags & CORIO__T_DONE) {
             /* Calls handed over by other threads and not yet started keep
              * the loop going: an accepted call always runs. */
