@@ -274,7 +274,7 @@ static void *backpressure_main(void *arg)
         }
     }
     corio_deadline_pop(d);
-    CHECK_ERR(r, -ETIMEDOUT);
+    CHECK_ERR(r, -CORIO_EDEADLINE);
     CHECK(test_ms() - t0 >= 150);
     CHECK(corio_write_buffer_size(a) > 8 * 1024); /* drain really was blocked */
     CHECK(corio_write_buffer_size(a) <= 32 * 1024 + sizeof chunk);
@@ -486,7 +486,7 @@ static void *cancel_read_main(void *arg)
 
     /* a deadline on a read */
     corio_deadline d = corio_deadline_push(30);
-    CHECK_ERR(corio_read(a, buf, sizeof buf), -ETIMEDOUT);
+    CHECK_ERR(corio_read(a, buf, sizeof buf), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
     corio_stream_close(a);
     corio_stream_close(b);
@@ -756,7 +756,7 @@ static void *aclose_deadline_main(void *arg)
     memset(data, 'd', sizeof data);
     CHECK_OK(corio_write(a, data, sizeof data));
     corio_deadline d = corio_deadline_push(30);
-    CHECK_ERR(corio_stream_aclose(a), -ETIMEDOUT);
+    CHECK_ERR(corio_stream_aclose(a), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
     /* the peer is still open and unread: the closed stream lingers */
     CHECK_OK(corio_sleep_ms(10));
@@ -781,7 +781,7 @@ static void *write_eof_cancel_main(void *arg)
     memset(data, 'e', sizeof data);
     CHECK_OK(corio_write(a, data, sizeof data));
     corio_deadline d = corio_deadline_push(20);
-    CHECK_ERR(corio_write_eof(a), -ETIMEDOUT);
+    CHECK_ERR(corio_write_eof(a), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
     CHECK_OK(corio_write(a, "!", 1)); /* not shut down yet */
     static char buf[1 << 16];

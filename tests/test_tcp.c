@@ -292,7 +292,7 @@ static void *backpressure_main(void *arg)
         }
     }
     corio_deadline_pop(d);
-    CHECK_ERR(r, -ETIMEDOUT);
+    CHECK_ERR(r, -CORIO_EDEADLINE);
     CHECK(written > 0);
     CHECK(max_queued <= 64 * 1024 + sizeof chunk); /* the default high mark bounds the queue */
     CHECK(corio_write_buffer_size(s) > 16 * 1024); /* the drain was really blocked */
@@ -385,7 +385,7 @@ static void *cancel_connect_main(void *arg)
     /* and a deadline on connect */
     corio_stream *s = NULL;
     corio_deadline d = corio_deadline_push(50);
-    CHECK_ERR(corio_open_connection("127.0.0.1", port, &s), -ETIMEDOUT);
+    CHECK_ERR(corio_open_connection("127.0.0.1", port, &s), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
     CHECK(s == NULL);
 
@@ -488,7 +488,7 @@ static void *close_cancelled_main(void *arg)
     CHECK_OK(corio_write(sl, "s", 1));
     CHECK_OK(corio_sleep_ms(20));
     corio_deadline d = corio_deadline_push(50);
-    CHECK_ERR(corio_server_close(srv, 10000), -ETIMEDOUT); /* interrupted: handlers still awaited */
+    CHECK_ERR(corio_server_close(srv, 10000), -CORIO_EDEADLINE); /* interrupted: handlers still awaited */
     corio_deadline_pop(d);
     CHECK_EQ(slow_cancelled, 1);
     corio_stream_close(sl);
