@@ -260,22 +260,30 @@ CORIO_API ssize_t corio_read(corio_stream *s, void *buf, size_t n);
  * count in *got, and the read side fails with -ENOMEM from then on. */
 CORIO_API ssize_t corio_readexactly(corio_stream *s, void *buf, size_t n, size_t *got);
 
-/* Read through the first occurrence of sep (sep_len bytes, 1..64) and return
- * a pointer to it inside the stream's buffer, valid until the next call on
- * this stream; *len receives its length including the separator.  Returns
- * NULL with *err set to: -CORIO_ELIMIT if the buffer limit is reached
- * without a separator (the data stays buffered), -CORIO_EINCOMPLETE at EOF
- * before a separator (the partial data is still returned by corio_read),
- * or a read error. */
-CORIO_API const char *corio_readuntil(corio_stream *s, const void *sep, size_t sep_len, size_t *len,
-                                      int *err);
+/* Read through the first occurrence of a separator, without copying.
+ * sep is sep_len bytes (1..64).  On success *out points at the data inside
+ * the stream's buffer (not NUL-terminated), valid until the next call on
+ * this stream, and the length including the separator is returned (> 0).
+ * Suspends while no separator is buffered.  Errors, with *out NULL and
+ * nothing consumed (everything read so far stays buffered, in order, for
+ * the next call of any read function):
+ *  - -CORIO_ELIMIT: the stream's limit (corio_stream_set_limit) was
+ *    reached without a separator;
+ *  - -CORIO_EINCOMPLETE: EOF came before a separator (corio_read returns
+ *    the partial data);
+ *  - -EINVAL for a NULL sep or out, or sep_len outside 1..64; a read error,
+ *    -ECANCELED or -CORIO_EDEADLINE. */
+CORIO_API ssize_t corio_readuntil(corio_stream *s, const void *sep, size_t sep_len, const char **out);
 
-/* Copy a line ending in '\n' (included) into buf of size cap and NUL
- * terminate it.  Returns the line length; an unterminated tail at EOF is
- * returned as a line (as asyncio does); 0 at EOF with nothing buffered.
- * Errors: -CORIO_ELIMIT (no '\n' within the stream's limit; the data stays
- * buffered), -ENOBUFS if cap is too small for the line (it stays
- * buffered), or a read error.  Suspends while no full line is buffered. */
+/* Copy one line into buf and NUL-terminate it.
+ * The line ends in '\n' (included) and is copied into buf of size cap.
+ * Returns the line's length; an unterminated tail at EOF is returned as a
+ * line (as asyncio does); 0 at EOF with nothing buffered.  Suspends while
+ * no full line is buffered.  Errors, with nothing consumed (the whole line
+ * stays buffered, so a larger buffer, a higher limit or corio_read gets it
+ * all): -CORIO_ELIMIT when the line is longer than the stream's limit or
+ * does not fit in cap with its NUL; otherwise a read error, -ECANCELED or
+ * -CORIO_EDEADLINE. */
 CORIO_API ssize_t corio_readline(corio_stream *s, char *buf, size_t cap);
 
 /* True once EOF was received and everything buffered has been consumed. */

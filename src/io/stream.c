@@ -749,23 +749,21 @@ static int scan(corio_stream *s, const void *sep, size_t sep_len, size_t *len)
     }
 }
 
-const char *corio_readuntil(corio_stream *s, const void *sep, size_t sep_len, size_t *len, int *err)
+ssize_t corio_readuntil(corio_stream *s, const void *sep, size_t sep_len, const char **out)
 {
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!sep)
+        return -EINVAL;
     size_t n = 0;
     int r = scan(s, sep, sep_len, &n);
-    if (err)
-        *err = r;
-    if (r < 0) {
-        if (len)
-            *len = 0;
-        return NULL;
-    }
-    const char *p = s->rbuf + s->rstart;
+    if (r < 0)
+        return r;
+    *out = s->rbuf + s->rstart;
     s->rstart += n;
     s->rpinned = true; /* the multishot must not reuse these bytes until the next read call */
-    if (len)
-        *len = n;
-    return p;
+    return (ssize_t)n;
 }
 
 ssize_t corio_readline(corio_stream *s, char *buf, size_t cap)
@@ -780,7 +778,7 @@ ssize_t corio_readline(corio_stream *s, char *buf, size_t cap)
         return r;
     }
     if (n + 1 > cap)
-        return -ENOBUFS;
+        return -CORIO_ELIMIT; /* over the caller's limit, as over the stream's: the line stays buffered */
     memcpy(buf, s->rbuf + s->rstart, n);
     buf[n] = '\0';
     s->rstart += n;
