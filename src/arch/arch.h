@@ -59,6 +59,7 @@ typedef struct corio__stack {
     uint8_t kind; /* CORIO__STACK_GUARD or CORIO__STACK_CANARY */
     struct corio__stack *next_free;
     void *owner;  /* stack.c private: the canary slab, or NULL */
+    unsigned valgrind_id; /* stack.c private: the stack as registered with valgrind */
 } corio__stack;
 
 enum { CORIO__STACK_GUARD = 1, CORIO__STACK_CANARY = 2 };

@@ -36,6 +36,14 @@
  * returned to their slab with their deep pages discarded (canary); an empty
  * slab is unmapped.  A pool belongs to one thread (its loop); only the
  * guard-stack count is shared process-wide, because the map count is.
+ *
+ * Valgrind: every stack is registered with it for as long as it is mapped
+ * (when <valgrind/valgrind.h> was there at build time; outside valgrind
+ * the requests cost a few instructions).  Without that, memcheck takes a
+ * switch to a task stack less than --max-stackframe away for the stack
+ * pointer moving within one stack, and marks the memory in between as
+ * dead, then reports every later access to it (other stacks, thread-local
+ * storage) as invalid.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
@@ -52,6 +60,16 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <unistd.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef VALGRIND_STACK_REGISTER
+#define VALGRIND_STACK_REGISTER(lo, hi) 0u
+#define VALGRIND_STACK_DEREGISTER(id) ((void)(id))
+#endif
 
 #define SLAB_STACKS 64
 #define CANARY_BYTES 16
@@ -126,6 +144,11 @@ static void global_init(void)
 }
 
 /* Callers keep n <= CORIO__STACK_SIZE_MAX, so this cannot wrap to 0. */
+static void valgrind_register(corio__stack *s)
+{
+    s->valgrind_id = VALGRIND_STACK_REGISTER((char *)s->lo, (char *)s->lo + s->size);
+}
+
 static size_t round_page(size_t n) { return (n + g_page - 1) & ~(g_page - 1); }
 
 static long guard_limit(void)
@@ -223,11 +246,13 @@ static corio__stack *guard_new(size_t S)
     s->kind = CORIO__STACK_GUARD;
     s->next_free = NULL;
     s->owner = NULL;
+    valgrind_register(s);
     return s;
 }
 
 static void guard_release(corio__stack *s)
 {
+    VALGRIND_STACK_DEREGISTER(s->valgrind_id);
     munmap((char *)s->lo - g_page, g_page + s->size);
     free(s);
     atomic_fetch_sub_explicit(&g_guard_count, 1, memory_order_relaxed);
@@ -271,6 +296,7 @@ static stack_slab *slab_new(corio__stack_pool *p, stack_class *c)
         s->size = stride - CANARY_BYTES;
         s->kind = CORIO__STACK_CANARY;
         s->owner = sl;
+        valgrind_register(s);
         /* Hand out slot 0 first: slot i+1's canary then lands in the top
          * page of the already-live slot i. */
         sl->free_idx[i] = (uint8_t)(SLAB_STACKS - 1 - i);
@@ -287,6 +313,8 @@ static stack_slab *slab_new(corio__stack_pool *p, stack_class *c)
 
 static void slab_free(corio__stack_pool *p, stack_slab *sl)
 {
+    for (unsigned i = 0; i < SLAB_STACKS; i++)
+        VALGRIND_STACK_DEREGISTER(sl->st[i].valgrind_id);
     munmap(sl->base, sl->map_len);
     if (sl->prev_all)
         sl->prev_all->next_all = sl->next_all;
