@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages a task needs, only those missing.
-#   scripts/deps.sh build|test|asan|tsan|bench...
+#   scripts/deps.sh build|test|asan|tsan|valgrind|bench...
 #   build: compiler, cmake, pkg-config, liburing (io_uring backend)
 #   test:  + curl and python3 (client tests), qemu-user and the aarch64 cross
 #          compiler (the aarch64 suite; skipped when absent)
 #   asan:  + clang and its sanitizer runtime
 #   tsan:  the same (ThreadSanitizer's runtime is in the same package)
+#   valgrind: + valgrind (memcheck, and <valgrind/valgrind.h> for the stack
+#          registration in src/arch/stack.c)
 #   bench: + the peers: libuv, nginx, wrk, uvloop, aiofiles, h2load
 # As root it runs apt-get; otherwise it prints the command to run.
 set -euo pipefail
@@ -14,13 +16,14 @@ declare -A groups=(
     [test]="curl python3 util-linux apache2-utils nghttp2-client qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
     [asan]="clang libclang-rt-14-dev"
     [tsan]="clang libclang-rt-14-dev"
+    [valgrind]="valgrind"
     [bench]="libuv1-dev nginx-light h2o wrk python3-uvloop python3-aiofiles bc nghttp2-client curl gnuplot-nox"
 )
 command -v dpkg >/dev/null || exit 0 # not Debian: nothing we can check
 want=()
 for g in "$@"; do
     [[ -n ${groups[$g]:-} ]] || { echo "deps.sh: unknown group $g" >&2; exit 2; }
-    case $g in test | asan | tsan | bench) want+=(${groups[build]}) ;; esac
+    case $g in test | asan | tsan | valgrind | bench) want+=(${groups[build]}) ;; esac
     want+=(${groups[$g]})
 done
 missing=()
