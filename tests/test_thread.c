@@ -586,10 +586,21 @@ TEST(calls_queued_at_the_loop_end_still_run)
 
 /* ---- stall detection ----------------------------------------------------- */
 
+static atomic_bool sleeper_started;
+
 static void *sleep_300ms(void *arg)
 {
+    atomic_store(&sleeper_started, true);
     usleep(300 * 1000);
     return arg;
+}
+
+static void *cancel_once_running(void *arg)
+{
+    while (!atomic_load(&sleeper_started))
+        CHECK_OK(corio_sleep_ms(1));
+    CHECK_OK(corio_cancel(arg));
+    return NULL;
 }
 
 static void *stall_main(void *arg)
@@ -598,11 +609,12 @@ static void *stall_main(void *arg)
     /* Nothing else is alive, no timer is armed, no I/O is in flight. */
     CHECK_ERR(corio_to_thread(sleep_300ms, (void *)3, &res), 0);
     CHECK(res == (void *)3);
-    /* Interrupted while running: the task waits for the worker, still not a
-     * stall. */
-    corio_deadline d = corio_deadline_push(20);
-    CHECK_ERR(corio_to_thread(sleep_300ms, (void *)4, &res), -CORIO_EDEADLINE);
-    corio_deadline_pop(d);
+    /* Interrupted while running (once the worker has started fn, however
+     * long that takes on a slow machine): the task waits for the worker,
+     * alone, still not a stall. */
+    atomic_store(&sleeper_started, false);
+    CHECK_OK(corio_detach(corio_spawn(cancel_once_running, corio_current())));
+    CHECK_ERR(corio_to_thread(sleep_300ms, (void *)4, &res), -ECANCELED);
     CHECK(res == (void *)4);
     return arg;
 }
