@@ -166,9 +166,24 @@ CORIO_API int corio_sleep_ms(uint64_t ms);
 /* As corio_sleep_ms with nanosecond resolution. */
 CORIO_API int corio_sleep_ns(uint64_t ns);
 
-/* Monotonic time in nanoseconds, cached once per loop turn (fresh when
- * called outside a loop). */
+/* The loop's time: monotonic nanoseconds, read once per loop turn.
+ * Inside a loop this is the value read when the loop last polled for I/O
+ * (it does so whenever no task is ready, and at least every 128 task
+ * resumptions): the tasks run in one turn all see the same value, and it
+ * does not move while a task computes or hands over to ready tasks without
+ * waiting (corio_yield, spawn, join of a finished task).  That makes it
+ * free to call and consistent across tasks, but stale by however long the
+ * turn has run so far; it catches up at the next wait for I/O or a timer
+ * (any corio_sleep_ms).  corio_clock_read_ns gives a fresh reading of the
+ * same clock (CLOCK_MONOTONIC); outside a loop corio_now_ns is one too. */
 CORIO_API uint64_t corio_now_ns(void);
+
+/* A fresh reading of the monotonic clock (CLOCK_MONOTONIC) in nanoseconds.
+ * Unlike corio_now_ns it is read at every call (a vDSO call, no system
+ * call: tens of nanoseconds), so it measures time spent inside one turn,
+ * e.g. the cost of a computation.  Works inside and outside a loop; does
+ * not suspend. */
+CORIO_API uint64_t corio_clock_read_ns(void);
 
 /* ------------------------------------------------------------------ */
 /* Deadlines (asyncio.timeout)                                         */
