@@ -384,7 +384,8 @@ typedef void (*corio_conn_fn)(corio_stream *s, void *arg);
 typedef struct corio_server_config {
     int backlog;      /* listen(2) backlog; 0 = 4096 */
     bool reuse_port;  /* SO_REUSEPORT */
-    bool nagle;           /* true: keep Nagle's algorithm (TCP_NODELAY off); default false: small writes leave at once */
+    /* true: keep Nagle's algorithm (TCP_NODELAY off); default false: small writes leave at once */
+    bool nagle;
     size_t stack_size; /* for handler tasks; 0 = the loop's default */
 } corio_server_config;
 
