@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages a task needs, only those missing.
-#   scripts/deps.sh build|test|asan|tsan|valgrind|bench...
+#   scripts/deps.sh build|test|asan|tsan|valgrind|format|bench...
 #   build: compiler, cmake, pkg-config, liburing (io_uring backend)
 #   test:  + curl and python3 (client tests), qemu-user and the aarch64 cross
 #          compiler (the aarch64 suite; skipped when absent)
@@ -8,6 +8,7 @@
 #   tsan:  the same (ThreadSanitizer's runtime is in the same package)
 #   valgrind: + valgrind (memcheck, and <valgrind/valgrind.h> for the stack
 #          registration in src/arch/stack.c)
+#   format: clang-format (the version .clang-format is written for)
 #   bench: + the peers: libuv, nginx, wrk, uvloop, aiofiles, h2load
 # As root it runs apt-get; otherwise it prints the command to run.
 set -euo pipefail
@@ -17,6 +18,7 @@ declare -A groups=(
     [asan]="clang libclang-rt-14-dev"
     [tsan]="clang libclang-rt-14-dev"
     [valgrind]="valgrind"
+    [format]="clang-format"
     [bench]="libuv1-dev nginx-light h2o wrk python3-uvloop python3-aiofiles bc nghttp2-client curl gnuplot-nox"
 )
 command -v dpkg >/dev/null || exit 0 # not Debian: nothing we can check
