@@ -71,10 +71,7 @@ static void *spawn_main(void *arg)
     return NULL;
 }
 
-TEST(spawn_rejects_unmappable_stack_and_null_function)
-{
-    test_run(spawn_main, NULL);
-}
+TEST(spawn_rejects_unmappable_stack_and_null_function) { test_run(spawn_main, NULL); }
 
 static void *task_null_main(void *arg)
 {
@@ -115,10 +112,7 @@ static void *event_null_main(void *arg)
     return NULL;
 }
 
-TEST(event_functions_reject_null)
-{
-    test_run(event_null_main, NULL);
-}
+TEST(event_functions_reject_null) { test_run(event_null_main, NULL); }
 
 /* ---- streams ---- */
 
@@ -174,10 +168,7 @@ static void *stream_null_main(void *arg)
     return NULL;
 }
 
-TEST(stream_functions_reject_null)
-{
-    test_run(stream_null_main, NULL);
-}
+TEST(stream_functions_reject_null) { test_run(stream_null_main, NULL); }
 
 /* ---- TCP ---- */
 
@@ -214,10 +205,7 @@ static void *tcp_null_main(void *arg)
     return NULL;
 }
 
-TEST(tcp_functions_reject_null)
-{
-    test_run(tcp_null_main, NULL);
-}
+TEST(tcp_functions_reject_null) { test_run(tcp_null_main, NULL); }
 
 /* ---- threads ---- */
 
@@ -236,10 +224,7 @@ static void *thread_null_main(void *arg)
     return NULL;
 }
 
-TEST(thread_functions_reject_null)
-{
-    test_run(thread_null_main, NULL);
-}
+TEST(thread_functions_reject_null) { test_run(thread_null_main, NULL); }
 
 /* ---- files ---- */
 
@@ -294,10 +279,7 @@ static void *file_null_main(void *arg)
     return NULL;
 }
 
-TEST(file_functions_reject_null)
-{
-    test_run(file_null_main, NULL);
-}
+TEST(file_functions_reject_null) { test_run(file_null_main, NULL); }
 
 /* ---- HTTP parser ---- */
 
@@ -397,7 +379,8 @@ static void *http_null_main(void *arg)
     CHECK_OK(corio_http_server_serve_fd(srv, sv[0]));
     corio_stream *s = corio_stream_from_fd(sv[1]);
     CHECK(s);
-    static const char rq[] = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
+    static const char rq[] =
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
     CHECK_OK(corio_write(s, rq, sizeof rq - 1));
     char resp[1024];
     size_t got = 0;
@@ -415,7 +398,4 @@ static void *http_null_main(void *arg)
     return NULL;
 }
 
-TEST(http_server_functions_reject_null)
-{
-    test_run(http_null_main, NULL);
-}
+TEST(http_server_functions_reject_null) { test_run(http_null_main, NULL); }

@@ -38,7 +38,4 @@ static void *long_turn_main(void *arg)
     return NULL;
 }
 
-TEST(timer_armed_late_in_a_long_turn_is_not_late)
-{
-    test_run(long_turn_main, NULL);
-}
+TEST(timer_armed_late_in_a_long_turn_is_not_late) { test_run(long_turn_main, NULL); }

@@ -241,7 +241,7 @@ typedef struct corio_http_server_config {
     uint32_t keepalive_timeout_ms; /* idle between requests: 15000 */
     size_t max_drain;              /* unread body bytes dropped to keep the connection: 65536 */
     int backlog;                   /* listen(2): 4096 */
-    size_t stack_size;             /* connection task stacks: the loop's default; above SIZE_MAX / 128: -EINVAL */
+    size_t stack_size;             /* task stacks: the loop's default; above SIZE_MAX / 128: -EINVAL */
     const char *server_header;     /* Server header value: "corio" ("" omits the header) */
 } corio_http_server_config;
 

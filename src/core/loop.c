@@ -207,7 +207,8 @@ static int loop_run(corio_loop *l)
  * them can be served somehow). */
 static bool config_ok(const corio_config *cfg)
 {
-    return !cfg || (cfg->stack_size <= CORIO__STACK_SIZE_MAX && (unsigned)cfg->backend <= CORIO_BACKEND_IO_URING);
+    return !cfg ||
+           (cfg->stack_size <= CORIO__STACK_SIZE_MAX && (unsigned)cfg->backend <= CORIO_BACKEND_IO_URING);
 }
 
 int corio_run(const corio_config *cfg, corio_fn main_fn, void *arg, void **result)
