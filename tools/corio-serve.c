@@ -17,7 +17,8 @@
  *    HTML listing (names sorted bytewise, HTML-escaped, links
  *    percent-encoded, '/' after directories); a directory asked for
  *    without the trailing '/' is redirected (301) to it, so relative links
- *    work;
+ *    work (the Location is the cleaned path: one leading '/', re-encoded);
+ *    a file asked for with a trailing '/' is a 404;
  *  - a regular file gets Content-Type from its extension, Last-Modified,
  *    an ETag "size-mtime" (hex, mtime in ns), Accept-Ranges; If-None-Match
  *    (and, without it, If-Modified-Since) give 304; a single Range gives
@@ -175,6 +176,31 @@ static void sb_urlenc(sbuf *b, const char *s)
     }
 }
 
+/* A relative path from clean_path as an absolute URL path: a single
+ * leading '/', each segment percent-encoded, the '/' between them kept. */
+static void sb_urlpath(sbuf *b, const char *rel)
+{
+    sb_puts(b, "/");
+    if (!strcmp(rel, "."))
+        return;
+    char seg[NAME_MAX + 1];
+    while (*rel) {
+        size_t n = strcspn(rel, "/");
+        if (n < sizeof seg) {
+            memcpy(seg, rel, n);
+            seg[n] = 0;
+            sb_urlenc(b, seg);
+        } else {
+            b->oom = true; /* no such name on Linux: the open would have failed */
+        }
+        rel += n;
+        if (*rel == '/') {
+            sb_puts(b, "/");
+            rel++;
+        }
+    }
+}
+
 static int hexval(char c)
 {
     if (c >= '0' && c <= '9')
@@ -287,7 +313,9 @@ static void reply_error(answer *a, int status)
 /* ------------------------------------------------------------------ */
 
 /* Turn the request path into a relative path under DIR ("." for DIR
- * itself) in out (size >= len + 2).  Returns 0, or the status to answer:
+ * itself) in out (size >= len + 2); *trailing_slash says whether it ends
+ * in '/' or a "." segment (it names a directory, or nothing at all).
+ * Returns 0, or the status to answer:
  * 400 for a broken escape, an encoded '/' or '\', a NUL, a ".." segment,
  * or a path that does not start with '/'. */
 static int clean_path(const char *p, size_t len, char *out, bool *trailing_slash)
@@ -298,7 +326,6 @@ static int clean_path(const char *p, size_t len, char *out, bool *trailing_slash
     }
     if (p[0] != '/')
         return 400;
-    *trailing_slash = p[len - 1] == '/';
     size_t o = 0, seg = 0;
     for (size_t i = 0; i <= len; i++) {
         char ch;
@@ -323,7 +350,10 @@ static int clean_path(const char *p, size_t len, char *out, bool *trailing_slash
         }
         /* end of the segment out[seg..o) */
         size_t sl = o - seg;
-        if (sl == 0 || (sl == 1 && out[seg] == '.')) {
+        bool dropped = sl == 0 || (sl == 1 && out[seg] == '.');
+        if (i == len)
+            *trailing_slash = dropped; /* "/x/" or "/x/.": only a directory fits */
+        if (dropped) {
             o = seg; /* empty or "." segment: drop it */
         } else if (sl == 2 && out[seg] == '.' && out[seg + 1] == '.') {
             return 400;
@@ -654,9 +684,12 @@ static void serve(answer *a)
         reply_error(a, 500);
     } else if (S_ISDIR(st.st_mode)) {
         if (!slash) {
-            /* relative links in the page need the trailing '/' */
+            /* Relative links in the page need the trailing '/'.  The
+             * Location is rebuilt from the cleaned path: the request's own
+             * could start with "//", which a browser reads as another
+             * host ("//evil.com/"). */
             sbuf loc = {0};
-            sb_add(&loc, req->path.len ? req->path.ptr : "/", req->path.len ? req->path.len : 1);
+            sb_urlpath(&loc, rel);
             sb_puts(&loc, "/");
             if (req->query.len) {
                 sb_puts(&loc, "?");
@@ -696,6 +729,8 @@ static void serve(answer *a)
             if (ifd >= 0)
                 close(ifd);
         }
+    } else if (slash) {
+        reply_error(a, 404); /* "/file.txt/": only a directory has a '/' after it */
     } else if (S_ISREG(st.st_mode)) {
         send_file(a, fd, &st, rel);
     } else {
