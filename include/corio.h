@@ -8,14 +8,15 @@
  *
  * Conventions, valid for every function below unless its comment says
  * otherwise:
- *  - Errors are returned as negative errno values (-ECANCELED, -ETIMEDOUT,
- *    -ECONNRESET, ...), exactly as io_uring completions report them;
+ *  - Errors are returned as negative errno values (-ECANCELED, -ECONNRESET,
+ *    -ETIMEDOUT, ...), exactly as io_uring completions report them, or as
+ *    negative CORIO_E* codes of corio's own (below);
  *    corio_strerror() turns one into text.  Functions returning pointers
  *    return NULL and set errno.
  *  - "Suspends" means the calling task may be parked while the loop runs
  *    others.  Every suspending call must be made from inside a task, and
  *    every one of them honours cancellation (-ECANCELED) and the task's
- *    deadline (-ETIMEDOUT).
+ *    deadline (-CORIO_EDEADLINE).
  *  - A buffer handed to a suspending call must stay valid until the call
  *    returns; corio guarantees the kernel no longer touches it by then, also
  *    after cancellation or a deadline.
@@ -63,6 +64,11 @@ extern "C" {
 #define CORIO_EINCOMPLETE 4096 /* readexactly hit EOF before n bytes */
 #define CORIO_ELIMIT 4097      /* readuntil/readline: separator not found within the limit */
 #define CORIO_EDEADLOCK 4098   /* every task is waiting and nothing can wake them */
+/* The calling task's deadline (corio_deadline_push) passed.  Distinct from
+ * -ETIMEDOUT, which only ever means the network or the kernel gave up (a
+ * connect or a TCP keep-alive that timed out), so a caller can tell "my
+ * own time budget ran out" from "the peer stopped answering". */
+#define CORIO_EDEADLINE 4099
 
 /* Text for an error code (negative or positive errno, or a CORIO_E* value).
  * Never NULL; the string is static. */
@@ -121,7 +127,7 @@ CORIO_API corio_task *corio_spawn_named(const char *name, size_t stack_size, cor
 
 /* Wait for task t to end and store its return value in *result (may be
  * NULL); then t is freed.  Suspends.  Returns 0; or -ECANCELED /
- * -ETIMEDOUT if the *waiting* task was cancelled or hit its deadline, in
+ * -CORIO_EDEADLINE if the *waiting* task was cancelled or hit its deadline, in
  * which case t keeps running and is still owned by the caller; -EINVAL if t
  * is the caller or already has a joiner. */
 CORIO_API int corio_join(corio_task *t, void **result);
@@ -130,7 +136,7 @@ CORIO_API int corio_join(corio_task *t, void **result);
  * receives task i's return value and every task is freed.  If the waiting
  * task is cancelled or hits its deadline, the tasks not yet finished are
  * cancelled, awaited, and freed, and the error is returned.  Returns 0 or
- * -ECANCELED / -ETIMEDOUT; -EINVAL, with nothing joined, cancelled or
+ * -ECANCELED / -CORIO_EDEADLINE; -EINVAL, with nothing joined, cancelled or
  * freed, if a task is listed twice, is the caller, is detached or already
  * has a joiner.  While the gather runs, the tasks are its own: corio_join
  * on one of them from another task is -EINVAL. */
@@ -162,11 +168,11 @@ CORIO_API const char *corio_task_name(const corio_task *t);
 CORIO_API bool corio_task_done(const corio_task *t);
 
 /* Let every other ready task run once, then continue.  Suspends.  Returns
- * 0, -ECANCELED or -ETIMEDOUT. */
+ * 0, -ECANCELED or -CORIO_EDEADLINE. */
 CORIO_API int corio_yield(void);
 
 /* Sleep for ms milliseconds (0 behaves like corio_yield).  Suspends.
- * Returns 0, -ECANCELED, or -ETIMEDOUT if the task's deadline comes
+ * Returns 0, -ECANCELED, or -CORIO_EDEADLINE if the task's deadline comes
  * first. */
 CORIO_API int corio_sleep_ms(uint64_t ms);
 
@@ -187,8 +193,8 @@ typedef struct corio_deadline {
 } corio_deadline;
 
 /* Open a deadline scope of timeout_ms from now on the current task: every
- * suspending call inside fails with -ETIMEDOUT once it passes (a call
- * already suspended is woken with -ETIMEDOUT).  A nested scope can only
+ * suspending call inside fails with -CORIO_EDEADLINE once it passes (a call
+ * already suspended is woken with -CORIO_EDEADLINE).  A nested scope can only
  * shorten the enclosing one.  Pass the returned token to
  * corio_deadline_pop when the scope ends, in LIFO order. */
 CORIO_API corio_deadline corio_deadline_push(uint64_t timeout_ms);
@@ -226,7 +232,7 @@ CORIO_API void corio_event_clear(corio_event *e);
 CORIO_API bool corio_event_is_set(const corio_event *e);
 
 /* Wait until e is set (returns at once if it is).  Suspends.  Returns 0,
- * -ECANCELED or -ETIMEDOUT. */
+ * -ECANCELED or -CORIO_EDEADLINE. */
 CORIO_API int corio_event_wait(corio_event *e);
 
 /* ------------------------------------------------------------------ */
@@ -254,7 +260,7 @@ CORIO_API corio_stream *corio_stream_from_fd(int fd);
 CORIO_API corio_stream *corio_stream_stdin(void);
 
 /* Read up to n bytes.  Returns bytes read (>0), 0 at EOF, or -errno
- * (-ECONNRESET, -ECANCELED, -ETIMEDOUT, ...).  Suspends only when nothing
+ * (-ECONNRESET, -ECANCELED, -CORIO_EDEADLINE, ...).  Suspends only when nothing
  * is buffered. */
 CORIO_API ssize_t corio_read(corio_stream *s, void *buf, size_t n);
 
@@ -267,22 +273,30 @@ CORIO_API ssize_t corio_read(corio_stream *s, void *buf, size_t n);
  * count in *got, and the read side fails with -ENOMEM from then on. */
 CORIO_API ssize_t corio_readexactly(corio_stream *s, void *buf, size_t n, size_t *got);
 
-/* Read through the first occurrence of sep (sep_len bytes, 1..64) and return
- * a pointer to it inside the stream's buffer, valid until the next call on
- * this stream; *len receives its length including the separator.  Returns
- * NULL with *err set to: -CORIO_ELIMIT if the buffer limit is reached
- * without a separator (the data stays buffered), -CORIO_EINCOMPLETE at EOF
- * before a separator (the partial data is still returned by corio_read),
- * or a read error. */
-CORIO_API const char *corio_readuntil(corio_stream *s, const void *sep, size_t sep_len, size_t *len,
-                                      int *err);
+/* Read through the first occurrence of a separator, without copying.
+ * sep is sep_len bytes (1..64).  On success *out points at the data inside
+ * the stream's buffer (not NUL-terminated), valid until the next call on
+ * this stream, and the length including the separator is returned (> 0).
+ * Suspends while no separator is buffered.  Errors, with *out NULL and
+ * nothing consumed (everything read so far stays buffered, in order, for
+ * the next call of any read function):
+ *  - -CORIO_ELIMIT: the stream's limit (corio_stream_set_limit) was
+ *    reached without a separator;
+ *  - -CORIO_EINCOMPLETE: EOF came before a separator (corio_read returns
+ *    the partial data);
+ *  - -EINVAL for a NULL sep or out, or sep_len outside 1..64; a read error,
+ *    -ECANCELED or -CORIO_EDEADLINE. */
+CORIO_API ssize_t corio_readuntil(corio_stream *s, const void *sep, size_t sep_len, const char **out);
 
-/* Copy a line ending in '\n' (included) into buf of size cap and NUL
- * terminate it.  Returns the line length; an unterminated tail at EOF is
- * returned as a line (as asyncio does); 0 at EOF with nothing buffered.
- * Errors: -CORIO_ELIMIT (no '\n' within the stream's limit; the data stays
- * buffered), -ENOBUFS if cap is too small for the line (it stays
- * buffered), or a read error.  Suspends while no full line is buffered. */
+/* Copy one line into buf and NUL-terminate it.
+ * The line ends in '\n' (included) and is copied into buf of size cap.
+ * Returns the line's length; an unterminated tail at EOF is returned as a
+ * line (as asyncio does); 0 at EOF with nothing buffered.  Suspends while
+ * no full line is buffered.  Errors, with nothing consumed (the whole line
+ * stays buffered, so a larger buffer, a higher limit or corio_read gets it
+ * all): -CORIO_ELIMIT when the line is longer than the stream's limit or
+ * does not fit in cap with its NUL; otherwise a read error, -ECANCELED or
+ * -CORIO_EDEADLINE. */
 CORIO_API ssize_t corio_readline(corio_stream *s, char *buf, size_t cap);
 
 /* True once EOF was received and everything buffered has been consumed. */
@@ -299,7 +313,7 @@ CORIO_API int corio_write(corio_stream *s, const void *buf, size_t n);
 
 /* Wait until the write buffer is below the low-water mark (it returns at
  * once if it is already below the high mark).  Suspends.  Returns 0 or the
- * connection's error (-EPIPE, -ECONNRESET, -ECANCELED, -ETIMEDOUT). */
+ * connection's error (-EPIPE, -ECONNRESET, -ECANCELED, -CORIO_EDEADLINE). */
 CORIO_API int corio_drain(corio_stream *s);
 
 /* Set the write buffer's water marks (defaults 64 KiB / 16 KiB). */
@@ -345,7 +359,7 @@ typedef void (*corio_conn_fn)(corio_stream *s, void *arg);
 typedef struct corio_server_config {
     int backlog;      /* listen(2) backlog; 0 = 4096 */
     bool reuse_port;  /* SO_REUSEPORT */
-    bool disable_nodelay; /* TCP_NODELAY is on by default; true turns it off */
+    bool nagle;           /* true: keep Nagle's algorithm (TCP_NODELAY off); default false: small writes leave at once */
     size_t stack_size; /* for handler tasks; 0 = the loop's default */
 } corio_server_config;
 
@@ -359,7 +373,7 @@ CORIO_API int corio_start_server(const char *host, uint16_t port, corio_conn_fn 
                                  const corio_server_config *cfg, corio_server **out);
 
 /* Wait until the server is closed (by corio_server_close from another
- * task).  Suspends.  Returns 0 once closed, or -ECANCELED / -ETIMEDOUT. */
+ * task).  Suspends.  Returns 0 once closed, or -ECANCELED / -CORIO_EDEADLINE. */
 CORIO_API int corio_serve_forever(corio_server *srv);
 
 /* Address of the server's i-th listening socket (port 0 at start gives the
@@ -372,7 +386,7 @@ CORIO_API uint16_t corio_server_port(const corio_server *srv);
 
 /* Stop accepting at once, then wait up to grace_ms for the connection
  * handlers to finish; handlers still running after that are cancelled and
- * awaited.  Frees srv.  Suspends.  Returns 0, or -ECANCELED / -ETIMEDOUT
+ * awaited.  Frees srv.  Suspends.  Returns 0, or -ECANCELED / -CORIO_EDEADLINE
  * if the calling task was interrupted (the handlers are cancelled and
  * awaited all the same before it returns).  May be called from one of the
  * server's own handlers, which is then neither waited for nor cancelled.
@@ -383,7 +397,7 @@ CORIO_API int corio_server_close(corio_server *srv, uint64_t grace_ms);
 /* Connect to host:port (name resolved without blocking the loop, every
  * address tried in order) and return a stream in *out.  TCP_NODELAY is
  * set.  Suspends.  Returns 0 or -errno (-ECONNREFUSED, -ENOENT for an
- * unknown host, -ECANCELED, -ETIMEDOUT). */
+ * unknown host, -ECANCELED, -CORIO_EDEADLINE). */
 CORIO_API int corio_open_connection(const char *host, uint16_t port, corio_stream **out);
 
 /* Format an address as "host:port" ("[v6]:port" for IPv6) into buf.
@@ -403,12 +417,12 @@ CORIO_API char *corio_format_addr(const struct sockaddr *addr, char *buf, size_t
  * Returns 0 with fn's return value in *result (result may be NULL).
  * Cancellation and deadlines:
  *  - fn not started yet: the call is dropped, fn never runs, *result is
- *    NULL, and -ECANCELED / -ETIMEDOUT is returned at once;
+ *    NULL, and -ECANCELED / -CORIO_EDEADLINE is returned at once;
  *  - fn already running: unlike Python, the call does NOT return early.  A
  *    running fn usually works on memory the caller owns (arg, buffers on
  *    its stack), so the task waits, uninterruptibly, until fn returns; then
  *    *result receives fn's return value (free what it owns) and
- *    -ECANCELED / -ETIMEDOUT is returned.  A long fn therefore delays the
+ *    -ECANCELED / -CORIO_EDEADLINE is returned.  A long fn therefore delays the
  *    cancel by its own duration: keep fn bounded, or give it a stop flag
  *    in arg that the task sets before cancelling.
  *  - the same holds for an interrupt that arrives after fn returned but
@@ -468,7 +482,7 @@ CORIO_API int corio_call_soon_threadsafe(corio_loop_ref *ref, void (*fn)(void *a
  * POSIX calls too.
  *
  * All of them suspend and honour cancellation and deadlines like every
- * other corio call: an interrupted call returns -ECANCELED / -ETIMEDOUT,
+ * other corio call: an interrupted call returns -ECANCELED / -CORIO_EDEADLINE,
  * and its buffer (and path) are no longer touched by the kernel or a
  * worker once it returns.  An operation already running when the
  * interrupt arrives is waited for; if it had succeeded its real result is
@@ -519,14 +533,14 @@ CORIO_API int corio_file_open(const char *path, int flags, mode_t mode);
  * is cancelled or past its deadline (then it is closed without waiting in
  * the loop): so it is safe as the single exit of a task.  Returns 0 or the
  * error close(2) reports (-EIO, -ENOSPC on some file systems: data may
- * have been lost; -EBADF); never -ECANCELED / -ETIMEDOUT.  Suspends (only
+ * have been lost; -EBADF); never -ECANCELED / -CORIO_EDEADLINE.  Suspends (only
  * when not interrupted). */
 CORIO_API int corio_file_close(int fd);
 
 /* Read up to n bytes at the file position (advancing it) into buf.
  * Returns the bytes read (short only at end of file or, for pipes and
  * ttys, when less is available), 0 at end of file, or -errno (-EISDIR,
- * -EBADF, -ECANCELED, -ETIMEDOUT, ...).  Suspends; buf is the caller's
+ * -EBADF, -ECANCELED, -CORIO_EDEADLINE, ...).  Suspends; buf is the caller's
  * and is no longer written once the call returns. */
 CORIO_API ssize_t corio_file_read(int fd, void *buf, size_t n);
 

@@ -156,7 +156,7 @@ static void *readline_small_buf_main(void *arg)
     make_pair(&a, &b);
     CHECK_OK(corio_write(b, "a long line\n", 12));
     char line[8];
-    CHECK_ERR(corio_readline(a, line, sizeof line), -ENOBUFS);
+    CHECK_ERR(corio_readline(a, line, sizeof line), -CORIO_ELIMIT);
     char big[16];
     CHECK_EQ(corio_readline(a, big, sizeof big), 12); /* it stayed buffered */
     CHECK_STR(big, "a long line\n");
@@ -176,15 +176,13 @@ static void *readuntil_main(void *arg)
     script sc = {b, p, 3, true};
     corio_task *t = corio_spawn(play, &sc);
     CHECK(t);
-    size_t len = 0;
-    int err = 1;
-    const char *head = corio_readuntil(a, "\r\n\r\n", 4, &len, &err);
+    const char *head = NULL;
+    ssize_t len = corio_readuntil(a, "\r\n\r\n", 4, &head);
+    CHECK_EQ(len, (ssize_t)strlen("GET / HTTP/1.1\r\nA: b\r\n\r\n"));
     CHECK(head);
-    CHECK_EQ(err, 0);
-    CHECK_EQ(len, strlen("GET / HTTP/1.1\r\nA: b\r\n\r\n"));
-    CHECK_MEM(head, "GET / HTTP/1.1\r\nA: b\r\n\r\n", len);
-    CHECK(corio_readuntil(a, "\r\n\r\n", 4, &len, &err) == NULL);
-    CHECK_ERR(err, -CORIO_EINCOMPLETE);
+    CHECK_MEM(head, "GET / HTTP/1.1\r\nA: b\r\n\r\n", (size_t)len);
+    CHECK_ERR(corio_readuntil(a, "\r\n\r\n", 4, &head), -CORIO_EINCOMPLETE);
+    CHECK(head == NULL);
     char rest[16];
     CHECK_EQ(corio_read(a, rest, sizeof rest), 4); /* the partial data is still there */
     CHECK_MEM(rest, "body", 4);
@@ -205,10 +203,9 @@ static void *readuntil_limit_main(void *arg)
     for (size_t i = 0; i < sizeof data; i++)
         data[i] = (char)('a' + i % 26);
     CHECK_OK(corio_write(b, data, sizeof data));
-    size_t len;
-    int err = 0;
-    CHECK(corio_readuntil(a, "\n", 1, &len, &err) == NULL);
-    CHECK_ERR(err, -CORIO_ELIMIT);
+    const char *p;
+    CHECK_ERR(corio_readuntil(a, "\n", 1, &p), -CORIO_ELIMIT);
+    CHECK(p == NULL);
     char line[400];
     CHECK_ERR(corio_readline(a, line, sizeof line), -CORIO_ELIMIT);
     /* nothing was lost: every byte can still be read in order */
@@ -222,8 +219,7 @@ static void *readuntil_limit_main(void *arg)
     char *junk = malloc(256 * 1024);
     memset(junk, 'x', 256 * 1024);
     CHECK_OK(corio_write(b, junk, 256 * 1024));
-    CHECK(corio_readuntil(a, "\r\n\r\n", 4, &len, &err) == NULL);
-    CHECK_ERR(err, -CORIO_ELIMIT);
+    CHECK_ERR(corio_readuntil(a, "\r\n\r\n", 4, &p), -CORIO_ELIMIT);
     free(junk);
     corio_stream_close(a);
     corio_stream_close(b);
@@ -238,11 +234,9 @@ static void *readuntil_at_limit_main(void *arg)
     make_pair(&a, &b);
     corio_stream_set_limit(a, 10);
     CHECK_OK(corio_write(b, "123456789\nXY", 12)); /* 10 bytes with the separator: fits exactly */
-    size_t len;
-    int err;
-    const char *p = corio_readuntil(a, "\n", 1, &len, &err);
-    CHECK(p);
-    CHECK_EQ(len, 10);
+    const char *p;
+    CHECK_EQ(corio_readuntil(a, "\n", 1, &p), 10);
+    CHECK_MEM(p, "123456789\n", 10);
     corio_stream_close(a);
     corio_stream_close(b);
     return NULL;
@@ -274,7 +268,7 @@ static void *backpressure_main(void *arg)
         }
     }
     corio_deadline_pop(d);
-    CHECK_ERR(r, -ETIMEDOUT);
+    CHECK_ERR(r, -CORIO_EDEADLINE);
     CHECK(test_ms() - t0 >= 150);
     CHECK(corio_write_buffer_size(a) > 8 * 1024); /* drain really was blocked */
     CHECK(corio_write_buffer_size(a) <= 32 * 1024 + sizeof chunk);
@@ -486,7 +480,7 @@ static void *cancel_read_main(void *arg)
 
     /* a deadline on a read */
     corio_deadline d = corio_deadline_push(30);
-    CHECK_ERR(corio_read(a, buf, sizeof buf), -ETIMEDOUT);
+    CHECK_ERR(corio_read(a, buf, sizeof buf), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
     corio_stream_close(a);
     corio_stream_close(b);
@@ -686,11 +680,8 @@ static void *readuntil_result_stable_main(void *arg)
     corio_stream *a, *b;
     make_pair(&a, &b);
     CHECK_OK(corio_write(b, "first line\n", 11));
-    size_t len = 0;
-    int err = 1;
-    const char *line = corio_readuntil(a, "\n", 1, &len, &err);
-    CHECK(line);
-    CHECK_EQ(len, 11);
+    const char *line;
+    CHECK_EQ(corio_readuntil(a, "\n", 1, &line), 11);
     /* the peer goes on sending (more than the buffer holds, so it would
      * have to grow), while this task only sleeps */
     static char junk[48 * 1024];
@@ -756,7 +747,7 @@ static void *aclose_deadline_main(void *arg)
     memset(data, 'd', sizeof data);
     CHECK_OK(corio_write(a, data, sizeof data));
     corio_deadline d = corio_deadline_push(30);
-    CHECK_ERR(corio_stream_aclose(a), -ETIMEDOUT);
+    CHECK_ERR(corio_stream_aclose(a), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
     /* the peer is still open and unread: the closed stream lingers */
     CHECK_OK(corio_sleep_ms(10));
@@ -781,7 +772,7 @@ static void *write_eof_cancel_main(void *arg)
     memset(data, 'e', sizeof data);
     CHECK_OK(corio_write(a, data, sizeof data));
     corio_deadline d = corio_deadline_push(20);
-    CHECK_ERR(corio_write_eof(a), -ETIMEDOUT);
+    CHECK_ERR(corio_write_eof(a), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
     CHECK_OK(corio_write(a, "!", 1)); /* not shut down yet */
     static char buf[1 << 16];

@@ -294,10 +294,14 @@ static void *deadline_main(void *arg)
 {
     uint64_t t0 = test_ms();
     corio_deadline d = corio_deadline_push(30);
-    CHECK_ERR(corio_sleep_ms(10000), -ETIMEDOUT);
+    CHECK_ERR(corio_sleep_ms(10000), -CORIO_EDEADLINE);
     CHECK(corio_deadline_expired());
-    CHECK_ERR(corio_yield(), -ETIMEDOUT); /* every wait inside the scope fails */
+    CHECK_ERR(corio_yield(), -CORIO_EDEADLINE); /* every wait inside the scope fails */
     corio_deadline_pop(d);
+    /* a deadline is told apart from the network's -ETIMEDOUT, by code and by text */
+    CHECK(CORIO_EDEADLINE != ETIMEDOUT);
+    CHECK_STR(corio_strerror(-CORIO_EDEADLINE), "the task's deadline passed");
+    CHECK(strcmp(corio_strerror(-CORIO_EDEADLINE), corio_strerror(-ETIMEDOUT)) != 0);
     uint64_t el = test_ms() - t0;
     CHECK(el >= 25 && el < 2000);
     CHECK(!corio_deadline_expired());
@@ -312,7 +316,7 @@ static void *deadline_main(void *arg)
     t0 = test_ms();
     corio_deadline outer = corio_deadline_push(30);
     corio_deadline inner = corio_deadline_push(5000);
-    CHECK_ERR(corio_sleep_ms(10000), -ETIMEDOUT);
+    CHECK_ERR(corio_sleep_ms(10000), -CORIO_EDEADLINE);
     corio_deadline_pop(inner);
     corio_deadline_pop(outer);
     CHECK(test_ms() - t0 < 2000);
@@ -320,7 +324,7 @@ static void *deadline_main(void *arg)
     /* nested: an inner shorter deadline wins, the outer one still holds after */
     outer = corio_deadline_push(200);
     inner = corio_deadline_push(10);
-    CHECK_ERR(corio_sleep_ms(100), -ETIMEDOUT);
+    CHECK_ERR(corio_sleep_ms(100), -CORIO_EDEADLINE);
     corio_deadline_pop(inner);
     CHECK_OK(corio_sleep_ms(5));
     corio_deadline_pop(outer);
@@ -333,7 +337,7 @@ static void *deadline_join_main(void *arg)
 {
     corio_task *t = corio_spawn(long_sleeper, NULL);
     corio_deadline d = corio_deadline_push(20);
-    CHECK_ERR(corio_join(t, NULL), -ETIMEDOUT);
+    CHECK_ERR(corio_join(t, NULL), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
     CHECK_OK(corio_cancel(t));
     CHECK_OK(corio_join(t, NULL));
@@ -817,7 +821,7 @@ static void *deadline_zero_main(void *arg)
 {
     corio_deadline d = corio_deadline_push(0);
     CHECK(corio_deadline_expired());
-    CHECK_ERR(corio_yield(), -ETIMEDOUT);
+    CHECK_ERR(corio_yield(), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
     CHECK(!corio_deadline_expired());
     CHECK(corio_now_ns() > 0);

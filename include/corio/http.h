@@ -285,7 +285,7 @@ CORIO_API unsigned corio_http_server_connections(const corio_http_server *srv);
  * arrives while the loop keeps serving (the handler only writes to a pipe
  * that this task waits on).  The previous dispositions are restored before
  * it returns.  One waiter per process at a time.  Suspends.  Returns the
- * signal number, -ECANCELED / -ETIMEDOUT if the task was interrupted, or
+ * signal number, -ECANCELED / -CORIO_EDEADLINE if the task was interrupted, or
  * -errno (-EBUSY if another task is already waiting). */
 CORIO_API int corio_http_serve_until_signal(corio_http_server *srv);
 
@@ -294,7 +294,7 @@ CORIO_API int corio_http_serve_until_signal(corio_http_server *srv);
  * finish (their responses say "Connection: close") for up to grace_ms,
  * then cancel what is left and wait for it.  Frees srv.
  * Suspends; must not be called from one of srv's handlers.  Returns 0, or
- * -ECANCELED / -ETIMEDOUT if the calling task was interrupted (the
+ * -ECANCELED / -CORIO_EDEADLINE if the calling task was interrupted (the
  * connections are cancelled and awaited all the same). */
 CORIO_API int corio_http_server_close(corio_http_server *srv, uint64_t grace_ms);
 
@@ -306,7 +306,7 @@ CORIO_API int corio_http_server_close(corio_http_server *srv, uint64_t grace_ms)
  * Returns bytes (> 0), 0 at the end of the body (at once for a request
  * without one), or -errno: -EBADMSG for a malformed chunked body, -EFBIG
  * beyond the limit on the body size, -CORIO_EINCOMPLETE if the client
- * closed before the end, -ETIMEDOUT (body_timeout_ms or the task's
+ * closed before the end, -CORIO_EDEADLINE (body_timeout_ms or the task's
  * deadline), -ECANCELED, -ECONNRESET.  After an error the connection is
  * closed once the handler returns (the server answers 400 / 413 itself if
  * the handler does not answer). */
@@ -335,7 +335,7 @@ CORIO_API int corio_http_response_add_header(corio_http_response *resp, const ch
  * batch is done.  Suspends only while earlier output is being flushed.
  * Returns 0, -EALREADY if this request was already answered, -EINVAL for a
  * status outside 200..999 (1xx interim answers are the server's), or a write
- * error (-EPIPE, -ECONNRESET, -ETIMEDOUT, -ECANCELED). */
+ * error (-EPIPE, -ECONNRESET, -CORIO_EDEADLINE, -ECANCELED). */
 CORIO_API int corio_http_respond(corio_http_response *resp, int status, const char *content_type,
                                  const void *body, size_t len);
 

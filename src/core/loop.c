@@ -68,6 +68,7 @@ static int backend_setup(corio_loop *l, const corio_config *cfg)
             }
         }
     }
+    l->caps = 0; /* the backend's init says what it can do */
     if (forced) {
         l->backend = forced;
         return forced->init(l, cfg);
@@ -80,6 +81,7 @@ static int backend_setup(corio_loop *l, const corio_config *cfg)
     if (!atomic_exchange_explicit(&fallback_logged, true, memory_order_relaxed))
         fprintf(stderr, "corio: io_uring unavailable (%s); using epoll\n", corio_strerror(r));
 #endif
+    l->caps = 0;
     l->backend = &corio__backend_epoll;
     return l->backend->init(l, cfg);
 }

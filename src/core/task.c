@@ -123,7 +123,7 @@ static void task_timer_fired(corio__timer *tm)
     if (t->sleep_until != CORIO__NO_DEADLINE && t->sleep_until <= t->deadline)
         corio__wake(t, 0);
     else
-        interrupt(t, -ETIMEDOUT);
+        interrupt(t, -CORIO_EDEADLINE);
 }
 
 int corio__check(void)
@@ -137,7 +137,7 @@ int corio__check(void)
      * reading so a deadline that passed during this turn counts now. */
     if (CORIO__UNLIKELY(t->deadline != CORIO__NO_DEADLINE) &&
         (t->deadline <= t->loop->now || t->deadline <= corio__clock_ns()))
-        return -ETIMEDOUT;
+        return -CORIO_EDEADLINE;
     return 0;
 }
 
