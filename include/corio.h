@@ -24,11 +24,13 @@
  *    close/free call.  Nothing is thread-safe unless stated: a loop and all
  *    its objects belong to the thread that runs it.
  *  - No SIGPIPE: a write to a pipe, FIFO, tty or socket whose reader is gone
- *    returns -EPIPE (or -ECONNRESET) and never raises a signal, and the
- *    process's signal dispositions are left alone.  Sends on sockets carry
- *    MSG_NOSIGNAL; for the calls that cannot (write(2) to a pipe,
- *    sendfile(2)), SIGPIPE is blocked in the loop thread's mask while
- *    corio_run runs (the thread pool's workers block every signal).  So
+ *    returns -EPIPE (or -ECONNRESET) and no SIGPIPE is ever delivered for
+ *    it, while the process's signal dispositions are left alone.  Sends on
+ *    sockets carry MSG_NOSIGNAL; for the calls that cannot (write(2) to a
+ *    pipe, sendfile(2)), SIGPIPE is blocked in the loop thread's mask while
+ *    corio_run runs.  That covers io_uring's writes too: the kernel issues
+ *    them inline in this thread or on its io-wq workers, which block every
+ *    signal, as the thread pool's workers do.  So
  *    while the run lasts, this thread's mask shows SIGPIPE blocked, a
  *    SIGPIPE raised there (also by the program's own write(2) calls in a
  *    task) is only marked pending, and threads created from a task inherit

@@ -75,27 +75,30 @@ static void *stream_pipe_main(void *arg)
 TEST(stream_on_pipe_without_reader) { test_run(stream_pipe_main, NULL); }
 
 /* The reader takes a little, then leaves while the writer waits for room. */
-typedef struct {
-    int rfd;
-} reader_arg;
-
 static void *read_some_then_close(void *arg)
 {
-    reader_arg *a = arg;
+    int rfd = (int)(intptr_t)arg;
     char buf[1000];
-    CHECK_EQ(corio_file_read(a->rfd, buf, sizeof buf), sizeof buf);
-    CHECK_OK(corio_file_close(a->rfd));
+    CHECK_EQ(corio_file_read(rfd, buf, sizeof buf), sizeof buf);
+    CHECK_OK(corio_file_close(rfd));
     return NULL;
+}
+
+/* A pipe whose reader task (read_some_then_close) is already spawned:
+ * returns the write end, *reader the task to join. */
+static int pipe_with_leaving_reader(corio_task **reader)
+{
+    int fds[2];
+    CHECK(pipe2(fds, O_CLOEXEC) == 0);
+    *reader = corio_spawn(read_some_then_close, (void *)(intptr_t)fds[0]);
+    CHECK(*reader);
+    return fds[1];
 }
 
 static void *stream_pipe_leaves_main(void *arg)
 {
-    int fds[2];
-    CHECK(pipe2(fds, O_CLOEXEC) == 0);
-    reader_arg ra = {fds[0]};
-    corio_task *t = corio_spawn(read_some_then_close, &ra);
-    CHECK(t);
-    corio_stream *s = corio_stream_from_fd(fds[1]);
+    corio_task *t;
+    corio_stream *s = corio_stream_from_fd(pipe_with_leaving_reader(&t));
     CHECK(s);
     char *b = big_buffer();
     CHECK_ERR(stream_write_all(s, b, BIG), -EPIPE);
@@ -136,19 +139,16 @@ TEST(file_write_on_pipe_without_reader) { test_run(file_pipe_main, NULL); }
 
 static void *file_pipe_leaves_main(void *arg)
 {
-    int fds[2];
-    CHECK(pipe2(fds, O_CLOEXEC) == 0);
-    reader_arg ra = {fds[0]};
-    corio_task *t = corio_spawn(read_some_then_close, &ra);
-    CHECK(t);
+    corio_task *t;
+    int wfd = pipe_with_leaving_reader(&t);
     char *b = big_buffer();
     /* blocking description: the write waits for room until the reader
      * leaves, returns what went out, and the next one reports -EPIPE */
-    ssize_t n = corio_file_write(fds[1], b, BIG);
+    ssize_t n = corio_file_write(wfd, b, BIG);
     CHECK(n > 0 && n < (ssize_t)BIG);
-    CHECK_ERR(corio_file_write(fds[1], b, BIG), -EPIPE);
+    CHECK_ERR(corio_file_write(wfd, b, BIG), -EPIPE);
     CHECK_OK(corio_join(t, NULL));
-    CHECK_OK(corio_file_close(fds[1]));
+    CHECK_OK(corio_file_close(wfd));
     free(b);
     return NULL;
 }
