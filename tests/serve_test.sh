@@ -2,9 +2,12 @@
 # corio-serve against a temporary directory, with curl and the system
 # Python: listings, exact bytes (a 5 MB file too), Content-Type, HEAD,
 # Range (206, 416), 304 by If-Modified-Since and If-None-Match, index.html,
-# 404, and every way out of DIR we know of (../, %2e%2e, %2f, %5c, %00,
-# a symlink out, an absolute URL) must fail without serving the secret
-# file next to DIR.  Then SIGTERM must stop it with status 0.
+# 404 (also for a file with a trailing '/'), redirects to the cleaned path
+# only (never "//host/"), and every way out of DIR we know of (../,
+# %2e%2e, %2f, %5c, %00, a symlink out, an absolute URL) must fail without
+# serving the secret file next to DIR.  Downloads aborted part-way (curl |
+# head, resets) must leave it serving.  Then SIGTERM must stop it with
+# status 0.
 #   serve_test.sh BUILD_DIR      (CORIO_BACKEND picks the backend)
 set -euo pipefail
 build=$1
