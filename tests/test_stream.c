@@ -8,6 +8,7 @@
 #include "runner.h"
 #include "internal.h"
 
+#include <fcntl.h>
 #include <malloc.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -793,3 +794,53 @@ static void *write_eof_cancel_main(void *arg)
 }
 
 TEST(write_eof_interrupted_then_retried) { test_run(write_eof_cancel_main, NULL); }
+
+/* ---- ownership of the fd when wrapping fails ---------------------------- */
+
+/* corio_stream_from_fd that fails leaves fd exactly as it was given: open,
+ * still blocking, close-on-exec unchanged, and still the caller's (a socket
+ * used to be made non-blocking before the allocation that failed). */
+static void check_from_fd_failure_leaves_fd(int fd, int peer)
+{
+    int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD);
+    CHECK(fl >= 0 && fdfl >= 0);
+    CHECK(!(fl & O_NONBLOCK));
+    corio__fail_after(1); /* the stream's allocation */
+    errno = 0;
+    corio_stream *s = corio_stream_from_fd(fd);
+    corio__fail_after(0);
+    CHECK(s == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    CHECK_EQ(fcntl(fd, F_GETFL), fl);
+    CHECK_EQ(fcntl(fd, F_GETFD), fdfl);
+    char c = 0;
+    CHECK_EQ(write(peer, "x", 1), 1);
+    CHECK_EQ(read(fd, &c, 1), 1); /* still open, still usable */
+    CHECK_EQ(c, 'x');
+}
+
+static void *from_fd_failure_main(void *arg)
+{
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    check_from_fd_failure_leaves_fd(sv[0], sv[1]);
+    /* and the fd can still be wrapped once memory is there */
+    corio_stream *s = corio_stream_from_fd(sv[0]);
+    CHECK(s);
+    CHECK(fcntl(sv[0], F_GETFL) & O_NONBLOCK);
+    corio_stream_close(s);
+    close(sv[1]);
+
+    int p[2];
+    CHECK(pipe(p) == 0);
+    check_from_fd_failure_leaves_fd(p[0], p[1]);
+    close(p[0]);
+    close(p[1]);
+
+    errno = 0;
+    CHECK(corio_stream_from_fd(-1) == NULL);
+    CHECK_EQ(errno, EBADF);
+    return arg;
+}
+
+TEST(from_fd_failure_leaves_the_fd_to_the_caller) { test_run(from_fd_failure_main, NULL); }

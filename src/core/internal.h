@@ -211,8 +211,8 @@ typedef void (*corio__op_done_fn)(corio__op *op);
 struct corio__op {
     uint8_t kind;
     uint8_t state;      /* CORIO__OPS_* */
-    uint8_t more;
-    uint8_t hint;       /* CORIO__OPH_*: optional backend hints */       /* multishot: 1 while more completions will follow */
+    uint8_t more;       /* multishot: 1 while more completions will follow */
+    uint8_t hint;       /* CORIO__OPH_*: optional backend hints */
     int32_t res;        /* result: >=0 or -errno */
     int fd;
     int flags;          /* recv/send flags, or poll events */

@@ -202,12 +202,18 @@ corio_stream *corio_stream_from_fd(int fd)
         }
         return s;
     }
+    /* Allocate first: a failure must leave the caller's fd exactly as it
+     * was given (still blocking, close-on-exec unchanged). */
+    corio_stream *s = corio__stream_new(fd);
+    if (!s)
+        return NULL;
     int r = corio__set_nonblock(fd);
     if (r < 0) {
+        corio__free(s);
         errno = -r;
         return NULL;
     }
-    return corio__stream_new(fd);
+    return s;
 }
 
 corio_stream *corio_stream_stdin(void)
