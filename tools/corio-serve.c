@@ -766,14 +766,14 @@ static void serve(answer *a)
 #define LOG_NOTE_MAX 80         /* room for the "lines dropped" note */
 
 static struct {
-    char *queued;                /* lines the writer has not taken yet */
+    char *queued; /* lines the writer has not taken yet */
     size_t queued_len;
-    char *batch;                 /* the lines it is writing now */
-    bool dropping;               /* a line did not fit: drop all until the writer takes the queue */
-    unsigned long long dropped;  /* lines dropped since the writer last took the queue */
-    int fd;                      /* duplicate of fd 2; -1 when the log is off or broken */
-    bool closing;                /* log_close: write what is queued, then end */
-    corio_event wake;            /* set when lines are queued (or at close) */
+    char *batch;                /* the lines it is writing now */
+    bool dropping;              /* a line did not fit: drop all until the writer takes the queue */
+    unsigned long long dropped; /* lines dropped since the writer last took the queue */
+    int fd;                     /* duplicate of fd 2; -1 when the log is off or broken */
+    bool closing;               /* log_close: write what is queued, then end */
+    corio_event wake;           /* set when lines are queued (or at close) */
     corio_task *writer;
 } logq = {.fd = -1};
 
@@ -841,8 +841,9 @@ static bool log_open(void)
     logq.batch = malloc(LOG_BUFFER + LOG_NOTE_MAX);
     logq.fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
     corio_event_init(&logq.wake);
-    logq.writer = logq.queued && logq.batch && logq.fd >= 0 ? corio_spawn_named("access log", 0, log_writer, NULL)
-                                                             : NULL;
+    logq.writer = logq.queued && logq.batch && logq.fd >= 0
+                      ? corio_spawn_named("access log", 0, log_writer, NULL)
+                      : NULL;
     if (!logq.writer) {
         if (logq.fd >= 0)
             close(logq.fd);
