@@ -23,8 +23,8 @@
  * when the run began (the caller had it blocked) is the caller's and is
  * left alone; ours are then indistinguishable from it and merged into it,
  * as the kernel would have merged them anyway.  (A SIGPIPE sent to the
- * process with kill(2) during the run, while every thread blocks it, looks
- * just like ours and is consumed too: nobody could have received it.)
+ * process with kill(2) during the run while every thread blocks it cannot
+ * be told from ours and is consumed too.)
  *
  * Threads created from inside a task inherit the blocked SIGPIPE, as any
  * thread inherits its creator's mask.
@@ -44,8 +44,8 @@ void corio__sigpipe_block(corio__sigpipe_state *st)
 {
     sigset_t pipe_set, old, pending;
     sigpipe_only(&pipe_set);
-    /* pthread_sigmask fails only for a bad `how`; the state stays "ours
-     * to undo nothing" if it ever did. */
+    /* pthread_sigmask fails only for a bad `how`; if it ever did,
+     * was_blocked stays true and the restore unblocks nothing. */
     st->was_blocked = true;
     if (pthread_sigmask(SIG_BLOCK, &pipe_set, &old) == 0)
         st->was_blocked = sigismember(&old, SIGPIPE) == 1;
