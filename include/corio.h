@@ -31,6 +31,21 @@
  *  - Objects are owned by whoever created them until handed to the matching
  *    close/free call.  Nothing is thread-safe unless stated: a loop and all
  *    its objects belong to the thread that runs it.
+ *  - No SIGPIPE: a write to a pipe, FIFO, tty or socket whose reader is gone
+ *    returns -EPIPE (or -ECONNRESET) and no SIGPIPE is ever delivered for
+ *    it, while the process's signal dispositions are left alone.  Sends on
+ *    sockets carry MSG_NOSIGNAL; for the calls that cannot (write(2) to a
+ *    pipe, sendfile(2)), SIGPIPE is blocked in the loop thread's mask while
+ *    corio_run runs.  That covers io_uring's writes too: the kernel issues
+ *    them inline in this thread or on its io-wq workers, which block every
+ *    signal, as the thread pool's workers do.  So
+ *    while the run lasts, this thread's mask shows SIGPIPE blocked, a
+ *    SIGPIPE raised there (also by the program's own write(2) calls in a
+ *    task) is only marked pending, and threads created from a task inherit
+ *    the blocked SIGPIPE.  When corio_run returns, a SIGPIPE left pending
+ *    by those writes is consumed, unless one was already pending when the
+ *    run began (that one is the caller's and stays), and SIGPIPE's place
+ *    in the caller's mask is exactly what it was.
  */
 #ifndef CORIO_H
 #define CORIO_H
@@ -283,8 +298,8 @@ typedef struct corio_stream corio_stream;
  * stdin's is with the shell): each read and write is made non-blocking on
  * its own, waiting for readiness in between, so the loop never blocks.  On
  * such fds write_eof only flushes (there is no half-close), and a write to
- * a pipe whose reader is gone raises SIGPIPE unless the program ignores it
- * (then -EPIPE).  Does not suspend.  NULL with errno EBADF or ENOMEM. */
+ * a pipe whose reader is gone fails with -EPIPE (no SIGPIPE: see the
+ * conventions above).  Does not suspend.  NULL with errno EBADF or ENOMEM. */
 CORIO_API corio_stream *corio_stream_from_fd(int fd);
 
 /* A new stream reading standard input (asyncio's connect_read_pipe on sys.stdin).
@@ -602,8 +617,7 @@ CORIO_API ssize_t corio_file_read(int fd, void *buf, size_t n);
  * it is cancelled, passes its deadline or fails after part of the data
  * went out, it returns that count; the interrupt or error comes with the
  * next call.  Suspends.  Writing to a pipe whose reader is gone
- * gives -EPIPE, and also raises SIGPIPE unless the program ignores it
- * (sockets never do: streams send with MSG_NOSIGNAL). */
+ * gives -EPIPE, without SIGPIPE (see the conventions above). */
 CORIO_API ssize_t corio_file_write(int fd, const void *buf, size_t n);
 
 /* Read / write at byte offset off, leaving the file position alone (pread/pwrite).
