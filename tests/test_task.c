@@ -91,22 +91,26 @@ static void *sleeper(void *arg)
 {
     uintptr_t ms = (uintptr_t)arg;
     CHECK_OK(corio_sleep_ms(ms));
-    mark((char)('0' + ms / 10));
+    mark((char)('0' + ms / 100));
     return (void *)(ms * 2);
 }
 
+/* Each sleeper's clock starts when it first runs, one after the other:
+ * the 100 ms steps keep the order of their deadlines even when a slow
+ * machine (or valgrind translating the code on first use) spends several
+ * milliseconds on each start. */
 static void *sleep_order_main(void *arg)
 {
     order_len = 0;
     uint64_t t0 = test_ms();
-    corio_task *t[4] = {corio_spawn(sleeper, (void *)30), corio_spawn(sleeper, (void *)10),
-                        corio_spawn(sleeper, (void *)40), corio_spawn(sleeper, (void *)20)};
+    corio_task *t[4] = {corio_spawn(sleeper, (void *)300), corio_spawn(sleeper, (void *)100),
+                        corio_spawn(sleeper, (void *)400), corio_spawn(sleeper, (void *)200)};
     void *res[4];
     CHECK_OK(corio_gather(t, 4, res));
     CHECK_STR(order, "1234");
-    CHECK(res[0] == (void *)60 && res[1] == (void *)20 && res[2] == (void *)80 && res[3] == (void *)40);
+    CHECK(res[0] == (void *)600 && res[1] == (void *)200 && res[2] == (void *)800 && res[3] == (void *)400);
     uint64_t el = test_ms() - t0;
-    CHECK(el >= 40);
+    CHECK(el >= 400);
     CHECK(el < 2000);
     return NULL;
 }
