@@ -3,10 +3,11 @@
  * a NULL handle or required pointer is -EINVAL from functions returning a
  * status, NULL with errno EINVAL from functions returning a pointer, false
  * or 0 from queries, and nothing at all from void functions (as free(NULL)).
- * A stack size no address space can hold is EINVAL too.  Every public
- * function of corio.h and corio/http.h that takes a pointer is called here
- * with NULL; after each group a real call on the same objects shows that
- * nothing was disturbed.
+ * A stack size no address space can hold is EINVAL too, and the largest
+ * time-outs mean "as long as it takes" instead of wrapping around.  Every
+ * public function of corio.h and corio/http.h that takes a pointer is
+ * called here with NULL; after each group a real call on the same objects
+ * shows that nothing was disturbed.
  */
 #include "runner.h"
 
@@ -399,3 +400,73 @@ static void *http_null_main(void *arg)
 }
 
 TEST(http_server_functions_reject_null) { test_run(http_null_main, NULL); }
+
+/* ---- time-outs at their largest ---- */
+
+/* grace_ms = UINT64_MAX is "as long as the handlers take": it wrapped around
+ * to a time already past, so the handlers were cancelled at once. */
+
+static void slow_conn(corio_stream *s, void *arg)
+{
+    CHECK_OK(corio_write(s, "hi", 2));
+    const char *word = corio_sleep_ms(200) == 0 ? "done" : "cancelled";
+    corio_write(s, word, strlen(word));
+}
+
+static void *tcp_endless_grace_main(void *arg)
+{
+    corio_server *srv;
+    CHECK_OK(corio_start_server("127.0.0.1", 0, slow_conn, NULL, NULL, &srv));
+    corio_stream *s;
+    CHECK_OK(corio_open_connection("127.0.0.1", corio_server_port(srv), &s));
+    char buf[16] = {0};
+    CHECK_EQ(corio_readexactly(s, buf, 2, NULL), 2); /* the handler runs */
+    CHECK_OK(corio_server_close(srv, UINT64_MAX));
+    size_t got = 0;
+    CHECK_ERR(corio_readexactly(s, buf, 5, &got), -CORIO_EINCOMPLETE);
+    CHECK_EQ(got, 4);
+    CHECK_STR(buf, "done");
+    corio_stream_close(s);
+    return NULL;
+}
+
+TEST(tcp_server_close_with_endless_grace_lets_handlers_finish) { test_run(tcp_endless_grace_main, NULL); }
+
+static bool slow_http_started;
+
+static void slow_http(corio_http_request *req, corio_http_response *resp, void *arg)
+{
+    slow_http_started = true;
+    if (corio_sleep_ms(200) == 0)
+        corio_http_respond(resp, 200, "text/plain", "done", 4);
+}
+
+static void *http_endless_grace_main(void *arg)
+{
+    corio_http_server *srv;
+    CHECK_OK(corio_http_server_new(slow_http, NULL, NULL, &srv));
+    int sv[2];
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    CHECK_OK(corio_http_server_serve_fd(srv, sv[0]));
+    corio_stream *s = corio_stream_from_fd(sv[1]);
+    CHECK(s);
+    static const char rq[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    CHECK_OK(corio_write(s, rq, sizeof rq - 1));
+    slow_http_started = false;
+    while (!slow_http_started)
+        CHECK_OK(corio_sleep_ms(1));
+    CHECK_OK(corio_http_server_close(srv, UINT64_MAX));
+    char resp[1024];
+    size_t got = 0;
+    ssize_t n;
+    while ((n = corio_read(s, resp + got, sizeof resp - 1 - got)) > 0)
+        got += (size_t)n;
+    CHECK_EQ(n, 0);
+    resp[got] = 0;
+    CHECK(strncmp(resp, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    CHECK(got >= 4 && memcmp(resp + got - 4, "done", 4) == 0);
+    corio_stream_close(s);
+    return NULL;
+}
+
+TEST(http_server_close_with_endless_grace_lets_handlers_finish) { test_run(http_endless_grace_main, NULL); }

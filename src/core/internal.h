@@ -32,6 +32,15 @@
 #define CORIO__CONTAINER_OF(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
 #define CORIO__NO_DEADLINE UINT64_MAX
 
+/* The clock time ms milliseconds after now (ns), saturating just below
+ * CORIO__NO_DEADLINE: a huge time-out (UINT64_MAX for "as long as it
+ * takes") must not wrap around to a time already past. */
+static inline uint64_t corio__ns_after_ms(uint64_t now, uint64_t ms)
+{
+    uint64_t room = CORIO__NO_DEADLINE - 1 - now;
+    return ms > room / 1000000u ? CORIO__NO_DEADLINE - 1 : now + ms * 1000000u;
+}
+
 typedef struct corio_loop corio_loop;
 typedef struct corio__op corio__op;
 typedef struct corio__timer corio__timer;

@@ -494,9 +494,7 @@ corio_deadline corio_deadline_push(uint64_t timeout_ms)
     if (!t)
         return tok;
     tok.prev_ns = t->deadline;
-    uint64_t now = corio__clock_ns();
-    uint64_t add = timeout_ms > (UINT64_MAX - 1 - now) / 1000000u ? UINT64_MAX - 1 - now : timeout_ms * 1000000u;
-    uint64_t when = now + add;
+    uint64_t when = corio__ns_after_ms(corio__clock_ns(), timeout_ms);
     if (when < t->deadline)
         t->deadline = when;
     return tok;

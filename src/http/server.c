@@ -1655,7 +1655,7 @@ int corio_http_server_close(corio_http_server *srv, uint64_t grace_ms)
         if (srv->ls[i].task)
             corio_cancel(srv->ls[i].task);
     cancel_conns(srv, false);
-    uint64_t end = corio_now_ns() + grace_ms * 1000000u;
+    uint64_t end = corio__ns_after_ms(corio_now_ns(), grace_ms);
     while (ret == 0 && (srv->nconns > 0 || srv->nacceptors > 0) && corio_now_ns() < end) {
         int r = corio__suspend(NULL, srv, "http server close", end);
         if (r < 0)

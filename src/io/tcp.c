@@ -426,7 +426,8 @@ int corio_server_close(corio_server *srv, uint64_t grace_ms)
     if (srv->nconns > 0 && grace_ms > 0) {
         ret = corio__check();
         if (ret == 0) {
-            int r = corio__suspend(NULL, srv, "server close: grace period", corio_now_ns() + grace_ms * 1000000u);
+            int r = corio__suspend(NULL, srv, "server close: grace period",
+                                   corio__ns_after_ms(corio_now_ns(), grace_ms));
             if (r < 0)
                 ret = r;
         }
