@@ -16,7 +16,7 @@
  * read buffer and spawn a new task), or on epoll a POLLIN op (its
  * completion spawns a task whose first wait is a recv).  The timer, a
  * server close or an eviction stops that op and its last completion closes
- * the connection.  About 600 bytes per idle connection, plus the kernel's
+ * the connection.  About 700 bytes per idle connection, plus the kernel's
  * socket.  Parked connections are also on the server's idle list, least
  * recently parked first (O(1) per park and unpark), so that when accept
  * runs out of file descriptors the server can close the longest-idle ones
