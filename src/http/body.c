@@ -122,7 +122,8 @@ static ssize_t body_read(conn *c, char *buf, size_t n)
         if (c->body_pos < c->rend) {
             const char *d;
             size_t dl;
-            ssize_t u = corio_http_chunked_decode(&c->ch, c->rbuf + c->body_pos, c->rend - c->body_pos, &d, &dl);
+            ssize_t u =
+                corio_http_chunked_decode(&c->ch, c->rbuf + c->body_pos, c->rend - c->body_pos, &d, &dl);
             if (u < 0)
                 return c->body_err = u == -413 ? -EFBIG : -EBADMSG;
             c->body_pos += (size_t)u;

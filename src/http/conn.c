@@ -33,10 +33,11 @@
 
 #define BODY_MIN_ROOM 4096 /* at least this much room after a head when its handler starts */
 #define LINGER_MS 1000     /* after an error answer: how long unread input is drained */
-#define PAUSE_AT 16384     /* unread bytes held before the multishot recv is paused: like
-                            * the kernel socket buffer it stands in for, bounded per
-                            * connection whatever the client sends */
-#define OBUF_KEEP 65536    /* output buffers larger than this are not kept */
+#define PAUSE_AT                                                                                             \
+    16384               /* unread bytes held before the multishot recv is paused: like                       \
+                         * the kernel socket buffer it stands in for, bounded per                            \
+                         * connection whatever the client sends */
+#define OBUF_KEEP 65536 /* output buffers larger than this are not kept */
 
 static void *conn_main(void *arg);
 static void conn_exit(conn *c);
@@ -215,7 +216,8 @@ static bool park(conn *c)
     if (corio_cancelled())
         return false;
     corio__timer_init(&c->ka_timer, park_timeout);
-    if (corio__timer_arm(l, &c->ka_timer, corio_now_ns() + (uint64_t)srv->cfg.keepalive_timeout_ms * 1000000u) < 0)
+    if (corio__timer_arm(l, &c->ka_timer,
+                         corio_now_ns() + (uint64_t)srv->cfg.keepalive_timeout_ms * 1000000u) < 0)
         return false;
     if (!corio__sockin_park(&c->in)) {
         corio__timer_disarm(l, &c->ka_timer);

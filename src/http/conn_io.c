@@ -108,7 +108,6 @@ int corio__http_flush(conn *c)
     return r;
 }
 
-
 bool corio__http_ob_reserve(conn *c, size_t n)
 {
     if (c->ocap - c->olen >= n)

@@ -78,7 +78,8 @@ static int out_of_fds(listener *ls)
     unsigned n = srv->nidle / 8;
     n = n < 1 ? 1 : n > EVICT_MAX ? EVICT_MAX : n;
     corio__http_idle_evict(srv, n);
-    return wait_for_room(ls, "http accept (out of fds)", corio_now_ns() + CORIO__ACCEPT_PAUSE_MS * 1000000ull);
+    return wait_for_room(ls, "http accept (out of fds)",
+                         corio_now_ns() + CORIO__ACCEPT_PAUSE_MS * 1000000ull);
 }
 
 /* One listener's accept task: accept until the server closes, leaving new
@@ -106,7 +107,8 @@ static void *accept_main(void *arg)
             /* another listener may have filled the last place while this
              * accept was pending: hold the connection until one frees */
             int w = 0;
-            while (!srv->closing && srv->nconns >= srv->cfg.max_connections && (w = wait_for_room(ls, AT_CAP, CORIO__NO_DEADLINE)) == 0)
+            while (!srv->closing && srv->nconns >= srv->cfg.max_connections &&
+                   (w = wait_for_room(ls, AT_CAP, CORIO__NO_DEADLINE)) == 0)
                 ;
             if (srv->closing || w < 0 || corio__http_conn_start(srv, r) < 0)
                 corio__close_fd(srv->loop, r);
@@ -129,7 +131,8 @@ static void *accept_main(void *arg)
     ls->fd = -1;
     ls->task = NULL;
     srv->nacceptors--;
-    if (srv->nacceptors == 0 && !srv->closing) /* the loop is ending without a close: let parked connections go */
+    if (srv->nacceptors == 0 &&
+        !srv->closing) /* the loop is ending without a close: let parked connections go */
         corio__http_conns_cancel(srv, false);
     if (srv->closer)
         corio__wake(srv->closer, 0);
@@ -343,4 +346,3 @@ int corio_http_serve_until_signal(corio_http_server *srv)
     atomic_store(&sig_serving, false);
     return result;
 }
-

@@ -60,7 +60,8 @@ typedef enum conn_state {
     CONN_HANDLING,    /* the task runs a request: handler, then what it left of the body */
     CONN_FLUSHING,    /* the task sends the answers of a batch */
     CONN_PARKED,      /* no task, no buffers: the socket input and ka_timer wait for the next request */
-    CONN_PARK_ENDING, /* parked, and told to go (time-out, close, eviction): the input's last completion closes it */
+    CONN_PARK_ENDING, /* parked, and told to go (time-out, close, eviction): the input's last completion
+                         closes it */
     CONN_CLOSING,     /* the task's last flush and linger before the end */
     CONN_EXITING,     /* off the server's list; freed once the socket input is quiet */
     CONN_STATE_COUNT
@@ -78,7 +79,7 @@ struct conn {
     uint8_t bmode;         /* B_* */
     /* facts about the request being served */
     bool keep_alive;
-    bool linger;     /* an error answer went out: drain unread input before closing */
+    bool linger; /* an error answer went out: drain unread input before closing */
     bool is_head;
     bool continue_sent;
     bool raw_stream; /* streaming to a 1.0 client: no chunk framing */

@@ -50,27 +50,27 @@ struct corio__sockin {
     corio_loop *loop;
     int fd;
     const corio__sockin_ops *ops;
-    uint8_t bg;         /* CORIO__SOCKIN_* */
-    bool multi;         /* use the multishot recv (cleared if the backend refuses it) */
-    bool fallback;      /* the ring ran dry: the next wait is one plain recv */
-    bool drained;       /* the last plain recv came back short: poll before trying */
-    bool discard;       /* the owner is done with the input: arriving bytes are dropped */
-    bool ready;         /* the park POLL saw the socket readable (or broken) */
-    bool eof;           /* the peer shut its side (recv gave 0) */
-    bool pinned;        /* bytes before `start` are still referenced: don't move them */
-    int err;            /* sticky receive error (never an interrupt) */
-    size_t pause_at;    /* unread bytes at which the multishot is paused */
-    size_t plain_from;  /* a wait into this much caller memory with nothing armed uses one plain recv */
+    uint8_t bg;        /* CORIO__SOCKIN_* */
+    bool multi;        /* use the multishot recv (cleared if the backend refuses it) */
+    bool fallback;     /* the ring ran dry: the next wait is one plain recv */
+    bool drained;      /* the last plain recv came back short: poll before trying */
+    bool discard;      /* the owner is done with the input: arriving bytes are dropped */
+    bool ready;        /* the park POLL saw the socket readable (or broken) */
+    bool eof;          /* the peer shut its side (recv gave 0) */
+    bool pinned;       /* bytes before `start` are still referenced: don't move them */
+    int err;           /* sticky receive error (never an interrupt) */
+    size_t pause_at;   /* unread bytes at which the multishot is paused */
+    size_t plain_from; /* a wait into this much caller memory with nothing armed uses one plain recv */
     /* unread bytes: buf[start, end) of cap */
     char *buf;
     size_t start, end, cap;
-    char *old;          /* while pinned: the block the pinned bytes live in, if buf moved */
+    char *old; /* while pinned: the block the pinned bytes live in, if buf moved */
     /* the task in corio__sockin_wait and its memory */
     corio_task *reader;
     char *dst;
     size_t dst_cap, dst_got;
-    corio__op *plain;   /* the owner's plain recv/poll in flight (a close cancels it) */
-    corio__op op;       /* the multishot recv or the park POLL */
+    corio__op *plain; /* the owner's plain recv/poll in flight (a close cancels it) */
+    corio__op op;     /* the multishot recv or the park POLL */
 };
 
 /* Set up in for fd (non-blocking, connected).  multi is on when l has
