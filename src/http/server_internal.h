@@ -84,7 +84,6 @@ struct conn {
     bool continue_sent;
     bool raw_stream; /* streaming to a 1.0 client: no chunk framing */
     bool body_done;
-    bool closes_server; /* this connection's handler closed the server: free it after this one */
     int body_err;
     char *rbuf;
     size_t rcap, rpos, rend;
