@@ -347,6 +347,32 @@ static void http_handler(corio_http_request *req, corio_http_response *resp, voi
     CHECK_OK(corio_http_response_end(resp));
 }
 
+/* A stream on one end of a socketpair whose other end srv serves. */
+static corio_stream *serve_pair(corio_http_server *srv)
+{
+    int sv[2];
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    CHECK_OK(corio_http_server_serve_fd(srv, sv[0]));
+    corio_stream *s = corio_stream_from_fd(sv[1]);
+    CHECK(s);
+    return s;
+}
+
+/* Read s until EOF (within a generous deadline) into buf, NUL-terminated;
+ * returns the length. */
+static size_t read_to_eof(corio_stream *s, char *buf, size_t cap)
+{
+    size_t got = 0;
+    corio_deadline d = corio_deadline_push(30000 * TEST_SLOWDOWN);
+    ssize_t n;
+    while ((n = corio_read(s, buf + got, cap - 1 - got)) > 0)
+        got += (size_t)n;
+    corio_deadline_pop(d);
+    CHECK_EQ(n, 0);
+    buf[got] = 0;
+    return got;
+}
+
 static void *http_null_main(void *arg)
 {
     corio_http_server *srv = (corio_http_server *)1;
@@ -375,23 +401,12 @@ static void *http_null_main(void *arg)
 
     /* a real request through a server fed by a socketpair */
     CHECK_OK(corio_http_server_new(http_handler, NULL, NULL, &srv));
-    int sv[2];
-    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
-    CHECK_OK(corio_http_server_serve_fd(srv, sv[0]));
-    corio_stream *s = corio_stream_from_fd(sv[1]);
-    CHECK(s);
+    corio_stream *s = serve_pair(srv);
     static const char rq[] =
         "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
     CHECK_OK(corio_write(s, rq, sizeof rq - 1));
     char resp[1024];
-    size_t got = 0;
-    corio_deadline d = corio_deadline_push(30000 * TEST_SLOWDOWN);
-    ssize_t n;
-    while ((n = corio_read(s, resp + got, sizeof resp - 1 - got)) > 0)
-        got += (size_t)n;
-    corio_deadline_pop(d);
-    CHECK_EQ(n, 0);
-    resp[got] = 0;
+    read_to_eof(s, resp, sizeof resp);
     CHECK(strncmp(resp, "HTTP/1.1 200 OK\r\n", 17) == 0);
     CHECK(strstr(resp, "\r\n\r\n5\r\nhello\r\n0\r\n\r\n"));
     corio_stream_close(s);
@@ -445,11 +460,7 @@ static void *http_endless_grace_main(void *arg)
 {
     corio_http_server *srv;
     CHECK_OK(corio_http_server_new(slow_http, NULL, NULL, &srv));
-    int sv[2];
-    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
-    CHECK_OK(corio_http_server_serve_fd(srv, sv[0]));
-    corio_stream *s = corio_stream_from_fd(sv[1]);
-    CHECK(s);
+    corio_stream *s = serve_pair(srv);
     static const char rq[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     CHECK_OK(corio_write(s, rq, sizeof rq - 1));
     slow_http_started = false;
@@ -457,12 +468,7 @@ static void *http_endless_grace_main(void *arg)
         CHECK_OK(corio_sleep_ms(1));
     CHECK_OK(corio_http_server_close(srv, UINT64_MAX));
     char resp[1024];
-    size_t got = 0;
-    ssize_t n;
-    while ((n = corio_read(s, resp + got, sizeof resp - 1 - got)) > 0)
-        got += (size_t)n;
-    CHECK_EQ(n, 0);
-    resp[got] = 0;
+    size_t got = read_to_eof(s, resp, sizeof resp);
     CHECK(strncmp(resp, "HTTP/1.1 200 OK\r\n", 17) == 0);
     CHECK(got >= 4 && memcmp(resp + got - 4, "done", 4) == 0);
     corio_stream_close(s);
