@@ -95,6 +95,20 @@ void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((
 #endif
 #define TEST_SLOWDOWN (TEST_TSAN ? 4 : 1)
 
+/* TEST_VALGRIND is true while the test runs under valgrind (make
+ * test-valgrind); always false when <valgrind/valgrind.h> was missing at
+ * build time.  Only for what valgrind cannot emulate faithfully, never for
+ * timing (a test must cope with a slow machine anyway). */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define TEST_VALGRIND (RUNNING_ON_VALGRIND != 0)
+#endif
+#endif
+#ifndef TEST_VALGRIND
+#define TEST_VALGRIND 0
+#endif
+
 #define SKIP(why)                                                                                            \
     do {                                                                                                     \
         printf("SKIP: %s\n", why);                                                                           \

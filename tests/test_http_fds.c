@@ -140,7 +140,16 @@ static void *fds_main(void *arg)
     return NULL;
 }
 
-TEST(out_of_fds_closes_the_longest_idle_keepalive_connections) { test_run(fds_main, NULL); }
+TEST(out_of_fds_closes_the_longest_idle_keepalive_connections)
+{
+    /* valgrind enforces a lowered RLIMIT_NOFILE itself, after the kernel's
+     * accept4 has already taken the connection: it closes the new fd and
+     * reports EMFILE, so the client is dropped instead of waiting in the
+     * backlog as it does under the kernel's own limit. */
+    if (TEST_VALGRIND)
+        SKIP("valgrind emulates RLIMIT_NOFILE after accept4 took the connection");
+    test_run(fds_main, NULL);
+}
 
 /* ---- corio_http_server_close from a handler ---- */
 
