@@ -24,9 +24,12 @@ typedef struct job {
     unsigned sleep_us;
 } job;
 
+static atomic_int jobs_started; /* job_work calls begun (any worker) */
+
 static void job_work(void *arg)
 {
     job *j = arg;
+    atomic_fetch_add(&jobs_started, 1);
     j->ran_on = pthread_self();
     if (j->sleep_us)
         usleep(j->sleep_us);
@@ -124,9 +127,14 @@ TEST(cancel_and_deadline_during_a_running_item)
 static void *wait_abandoned_main(void *arg)
 {
     atomic_store(&abandoned_count, 0);
+    atomic_store(&jobs_started, 0);
     corio_task *t = corio_spawn(slow_job_task, NULL);
     CHECK(t);
-    CHECK_OK(corio_sleep_ms(10));
+    /* cancel once the worker runs the job (not after a guess at how long
+     * starting it takes: under valgrind 10 ms was not enough, the job was
+     * dropped unstarted and abandoned at once) */
+    while (atomic_load(&jobs_started) == 0)
+        CHECK_OK(corio_sleep_ms(1));
     CHECK_OK(corio_cancel(t));
     CHECK_OK(corio_join(t, NULL));
     /* The abandon hook runs on the loop thread once the worker is done
