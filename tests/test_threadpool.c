@@ -1,5 +1,5 @@
 /*
- * The thread pool (src/io/threadpool.c) and DNS (src/io/dns.c): work runs
+ * The thread pool (src/core/threadpool.c) and DNS (src/io/dns.c): work runs
  * off the loop thread and wakes its task, many items and tasks at once,
  * cancellation and deadlines while an item runs (abandon hook), the
  * slow-class limit that keeps DNS from starving file work, and name
@@ -8,7 +8,7 @@
 #include "runner.h"
 #include "internal.h"
 #include "io/dns.h"
-#include "io/threadpool.h"
+#include "core/threadpool.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

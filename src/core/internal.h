@@ -391,7 +391,7 @@ struct corio_loop {
     corio_task *task_cache;   /* freed task structs kept for reuse */
     unsigned task_cache_len;
     struct corio__threadpool *pool;
-    struct corio_loop_ref *ref; /* cross-thread handle and call queue (src/io/thread.c), NULL until asked for */
+    struct corio_loop_ref *ref; /* cross-thread handle and call queue (src/core/loop_ref.c), NULL until asked for */
     const corio_config *cfg;
 };
 
@@ -470,11 +470,11 @@ void corio__fail_after(long n);
  * over by other threads (thread-pool completions). */
 void corio__loop_on_notify(corio_loop *l);
 
-/* Thread pool hooks the loop calls (src/io/threadpool.c). */
+/* Thread pool hooks the loop calls (src/core/threadpool.c). */
 void corio__pool_drain(corio_loop *l);
 void corio__pool_shutdown(corio_loop *l);
 
-/* Loop references and corio_call_soon_threadsafe (src/io/thread.c); all
+/* Loop references and corio_call_soon_threadsafe (src/core/loop_ref.c); all
  * loop thread only, and cheap no-ops while l->ref is NULL.
  *  - drain: from corio__loop_on_notify; hands queued calls to the task
  *    that runs them (spawned when none is running).
