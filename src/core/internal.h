@@ -438,22 +438,6 @@ uint64_t corio__clock_ns(void);
 /* Make fd non-blocking and close-on-exec.  Returns 0 or -errno. */
 int corio__set_nonblock(int fd);
 
-/* Private non-blocking descriptions (src/io/file.c, "Streams").
- *  - corio__can_reopen: may fd be opened again that way?  True for a FIFO
- *    and for a tty other than a pty master (opening /dev/ptmx again would
- *    make a new pty); st is fd's fstat.
- *  - corio__reopen_nonblock: open fd's tty or FIFO again through
- *    /proc/self/fd, non-blocking, so that calls on the new description
- *    cannot block while fd's own description, which is often shared (a
- *    shell's terminal, a FIFO other processes use too), stays as it is.
- *    Only for fds corio__can_reopen accepts; fl is fd's F_GETFL flags (the
- *    access mode is kept).  Returns the new fd (O_CLOEXEC, O_NOCTTY; the
- *    caller closes it) or -1 with errno set: no /proc, an exclusive tty,
- *    no permission, a FIFO's write side without a reader (ENXIO). */
-struct stat;
-bool corio__can_reopen(int fd, const struct stat *st);
-int corio__reopen_nonblock(int fd, int fl);
-
 /* Close fd, letting the backend forget it first. */
 void corio__close_fd(corio_loop *l, int fd);
 
