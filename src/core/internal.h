@@ -32,6 +32,20 @@
 #define CORIO__CONTAINER_OF(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
 #define CORIO__NO_DEADLINE UINT64_MAX
 
+/* Invariants that must hold whatever the program does (op and task state
+ * transitions, timer heap and list links).  Checked where CORIO_ASSERTS is
+ * defined (Debug and sanitizer builds, see CMakeLists.txt): a broken one
+ * prints file:line and the condition, then aborts, at the transition that
+ * broke it instead of as a crash far away.  Elsewhere compiled out but still
+ * type-checked (sizeof does not evaluate its operand).  Not for errors a
+ * caller can cause: those return an error code. */
+#ifdef CORIO_ASSERTS
+#define CORIO__ASSERT(cond) (CORIO__LIKELY(cond) ? (void)0 : corio__assert_fail(#cond, __FILE__, __LINE__))
+#else
+#define CORIO__ASSERT(cond) ((void)sizeof((cond) ? 1 : 0))
+#endif
+__attribute__((noreturn, cold)) void corio__assert_fail(const char *cond, const char *file, int line);
+
 typedef struct corio_loop corio_loop;
 typedef struct corio__op corio__op;
 typedef struct corio__timer corio__timer;
@@ -45,8 +59,12 @@ typedef struct corio__list {
 
 static inline void corio__list_init(corio__list *l) { l->prev = l->next = l; }
 static inline bool corio__list_empty(const corio__list *l) { return l->next == l; }
+/* A node is unlinked when it points to itself (after corio__list_remove)
+ * or has never been linked (zeroed). */
 static inline void corio__list_push_back(corio__list *l, corio__list *n)
 {
+    CORIO__ASSERT(n->next == NULL || n->next == n);
+    CORIO__ASSERT(l->prev->next == l);
     n->prev = l->prev;
     n->next = l;
     l->prev->next = n;
@@ -54,6 +72,7 @@ static inline void corio__list_push_back(corio__list *l, corio__list *n)
 }
 static inline void corio__list_remove(corio__list *n)
 {
+    CORIO__ASSERT(n->next != n && n->next->prev == n && n->prev->next == n);
     n->prev->next = n->next;
     n->next->prev = n->prev;
     n->prev = n->next = n;

@@ -266,6 +266,7 @@ static int pool_submit(int cls, void (*work)(void *arg), void *arg, void (*aband
     it->task = t;
     it->abandoned = false;
     it->sync = sync;
+    corio__list_init(&it->link);
 
     pthread_mutex_lock(&p->mu);
     corio__list_push_back(&p->queue[it->cls], &it->link);

@@ -1,6 +1,7 @@
 /*
  * Small services every layer uses: error text, the allocation wrappers with
- * their fail-injection hook, the monotonic clock, and fd helpers.
+ * their fail-injection hook, the report of a broken invariant, the
+ * monotonic clock, and fd helpers.
  *
  * Fail injection: when the environment variable CORIO_FAIL_AT=N is set, the
  * Nth call through corio__should_fail() (counted per process) reports
@@ -13,6 +14,7 @@
 
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -98,6 +100,12 @@ void *corio__realloc(void *p, size_t n)
 }
 
 void corio__free(void *p) { free(p); }
+
+void corio__assert_fail(const char *cond, const char *file, int line)
+{
+    fprintf(stderr, "corio: %s:%d: invariant broken: %s\n", file, line, cond);
+    abort();
+}
 
 uint64_t corio__clock_ns(void)
 {

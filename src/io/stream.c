@@ -1011,9 +1011,7 @@ static int wait_queue(corio_stream *s, size_t target)
         return s->werr;
     if (s->wsize <= target)
         return 0;
-    drain_waiter w;
-    w.task = corio__current_task();
-    w.target = target;
+    drain_waiter w = {.task = corio__current_task(), .target = target};
     corio__list_push_back(&s->waiters, &w.link);
     return corio__suspend(drain_interrupted, &w, "drain", CORIO__NO_DEADLINE);
 }
