@@ -494,11 +494,7 @@ static void ep_notify(corio_loop *l)
     ep_backend *b = l->backend_data;
     if (atomic_exchange(&b->notified, true))
         return;
-    uint64_t one = 1;
-    int saved = errno;
-    while (write(b->evfd, &one, sizeof one) < 0 && errno == EINTR) {
-    }
-    errno = saved;
+    corio__eventfd_kick(b->evfd);
 }
 
 const corio__backend_ops corio__backend_epoll = {

@@ -644,11 +644,7 @@ static void uring_notify(corio_loop *l)
     uring *u = U(l);
     if (atomic_exchange(&u->notified, 1))
         return;
-    int saved = errno; /* async-signal safety */
-    uint64_t one = 1;
-    while (write(u->evfd, &one, sizeof one) < 0 && errno == EINTR) {
-    }
-    errno = saved;
+    corio__eventfd_kick(u->evfd);
 }
 
 const corio__backend_ops corio__backend_uring = {

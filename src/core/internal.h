@@ -457,6 +457,13 @@ uint64_t corio__clock_ns(void);
 /* Make fd non-blocking and close-on-exec.  Returns 0 or -errno. */
 int corio__set_nonblock(int fd);
 
+/* Add 1 to the eventfd fd, for a backend's notify(): async-signal safe,
+ * errno preserved.  The caller has already claimed "a wake-up is on its
+ * way" (its notified flag), so the write must not be lost: it is retried
+ * on every error but those that mean the counter already wakes the reader
+ * (EAGAIN: full) or that retrying cannot mend (EBADF, EINVAL). */
+void corio__eventfd_kick(int fd);
+
 /* Close fd, letting the backend forget it first. */
 void corio__close_fd(corio_loop *l, int fd);
 

@@ -125,6 +125,15 @@ int corio__set_nonblock(int fd)
     return 0;
 }
 
+void corio__eventfd_kick(int fd)
+{
+    int saved = errno;
+    uint64_t one = 1;
+    while (write(fd, &one, sizeof one) < 0 && errno != EAGAIN && errno != EBADF && errno != EINVAL) {
+    }
+    errno = saved;
+}
+
 void corio__close_fd(corio_loop *l, int fd)
 {
     if (fd < 0)
