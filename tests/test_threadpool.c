@@ -343,11 +343,9 @@ static void *arm_fail_pool_main(void *arg)
     atomic_store(&slow_job_abandoned, 0);
     int *flag = calloc(1, sizeof *flag);
     corio_deadline d = corio_deadline_push(100000);
-    /* pool_get: calloc x2, item_new: malloc, spawn_worker: 1 => the 5th is
-     * the heap growth in park. */
-    corio__fail_after(5);
+    corio_fi_fail_next("realloc", 1); /* the heap growth in park */
     int r = corio__pool_run(CORIO__POOL_FAST, slow_job_work, flag, slow_job_abandon);
-    corio__fail_after(0);
+    corio_fi_fail_next("realloc", 0);
     corio_deadline_pop(d);
     CHECK_ERR(r, -ENOMEM);
     uint64_t t0 = test_ms();

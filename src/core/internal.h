@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -467,15 +468,6 @@ void corio__eventfd_kick(int fd);
 /* Close fd, letting the backend forget it first. */
 void corio__close_fd(corio_loop *l, int fd);
 
-/* Fail-injection hook: every syscall/allocation wrapper asks this; a test
- * build sets CORIO_FAIL_AT=N to make the Nth call fail. */
-bool corio__should_fail(void);
-
-/* Test hook: make the nth call to corio__should_fail() from now on fail
- * (n >= 1; 0 turns injection off).  For tests that need one specific
- * failure rather than a CORIO_FAIL_AT sweep. */
-void corio__fail_after(long n);
-
 /* Called by a backend when notify() woke it: the loop runs work handed
  * over by other threads (thread-pool completions). */
 void corio__loop_on_notify(corio_loop *l);
@@ -503,9 +495,12 @@ bool corio__loop_ref_busy(corio_loop *l);
 bool corio__loop_ref_close(corio_loop *l);
 void corio__loop_ref_shutdown(corio_loop *l);
 
-void *corio__malloc(size_t n);
-void *corio__calloc(size_t n, size_t m);
-void *corio__realloc(void *p, size_t n);
-void corio__free(void *p);
+/* The library's allocations.  Plain libc: fail injection wraps malloc,
+ * calloc and realloc themselves, with every system call, in the test
+ * builds only (tests/failinject.c). */
+static inline void *corio__malloc(size_t n) { return malloc(n); }
+static inline void *corio__calloc(size_t n, size_t m) { return calloc(n, m); }
+static inline void *corio__realloc(void *p, size_t n) { return realloc(p, n); }
+static inline void corio__free(void *p) { free(p); }
 
 #endif

@@ -169,8 +169,6 @@ static pool *pool_get(corio_loop *l)
  * all, so a handler never runs on a worker behind the program's back. */
 static int spawn_worker(pool *p)
 {
-    if (corio__should_fail())
-        return -EAGAIN;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
