@@ -21,6 +21,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdatomic.h>
@@ -179,6 +180,8 @@ WRAP(int, unlinkat, (int dfd, const char *p, int fl), (dfd, p, fl), -1, EIO)
 WRAP(int, fsync, (int fd), (fd), -1, EIO)
 WRAP(int, fdatasync, (int fd), (fd), -1, EIO)
 WRAP(ssize_t, getrandom, (void *b, size_t n, unsigned fl), (b, n, fl), -1, EAGAIN)
+WRAP(int, sigaction, (int sig, const struct sigaction *sa, struct sigaction *old), (sig, sa, old), -1, EINVAL)
+WRAP(int, sigaltstack, (const stack_t *ss, stack_t *old), (ss, old), -1, ENOMEM)
 
 /* The variadic ones pass their optional argument on as the word it is
  * (an int or a pointer; both travel in one register on the ABIs corio
@@ -274,6 +277,14 @@ int corio_fi_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(v
     if (fail_now("pthread_create", __builtin_return_address(0)))
         return EAGAIN;
     return pthread_create(t, a, fn, arg);
+}
+
+int corio_fi_pthread_sigmask(int how, const sigset_t *set, sigset_t *old);
+int corio_fi_pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+    if (fail_now("pthread_sigmask", __builtin_return_address(0)))
+        return EINVAL;
+    return pthread_sigmask(how, set, old);
 }
 
 int corio_fi_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res);

@@ -80,6 +80,9 @@
     FI(syscall)                                                                                              \
     FI(getrandom)                                                                                            \
     FI(pthread_create)                                                                                       \
+    FI(pthread_sigmask)                                                                                      \
+    FI(sigaction)                                                                                            \
+    FI(sigaltstack)                                                                                          \
     FI(getaddrinfo)                                                                                          \
     CORIO_FI_URING(FI)
 
