@@ -171,8 +171,12 @@ static int spawn_worker(pool *p)
 {
     sigset_t all, old;
     sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int r = pthread_create(&p->threads[p->nthreads], NULL, worker_main, p);
+    /* Without the mask there is no `old` to restore, and a worker started
+     * anyway would take the program's signals. */
+    int r = pthread_sigmask(SIG_SETMASK, &all, &old);
+    if (r)
+        return -EAGAIN;
+    r = pthread_create(&p->threads[p->nthreads], NULL, worker_main, p);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r)
         return -r;
