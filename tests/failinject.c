@@ -187,18 +187,26 @@ WRAP(int, sigaltstack, (const stack_t *ss, stack_t *old), (ss, old), -1, ENOMEM)
 /* The variadic ones read their optional argument only when the call has
  * one, and pass it on as the word it is (an int or a pointer; both travel
  * in one register on the ABIs corio supports). */
+/* open and openat: the mode is passed only with O_CREAT or O_TMPFILE. */
+#define OPEN_MODE(ap, fl) ((fl) & (O_CREAT | __O_TMPFILE) ? va_arg(ap, mode_t) : 0)
+
+static int open_or_fail(const char *fn, void *site, int dfd, const char *p, int fl, mode_t m)
+{
+    if (fail_now(fn, site)) {
+        errno = EMFILE;
+        return -1;
+    }
+    return openat(dfd, p, fl, m); /* open(p, ...) is openat(AT_FDCWD, p, ...) */
+}
+
 int corio_fi_open(const char *p, int fl, ...);
 int corio_fi_open(const char *p, int fl, ...)
 {
     va_list ap;
     va_start(ap, fl);
-    mode_t m = (fl & (O_CREAT | __O_TMPFILE)) ? va_arg(ap, mode_t) : 0;
+    mode_t m = OPEN_MODE(ap, fl);
     va_end(ap);
-    if (fail_now("open", __builtin_return_address(0))) {
-        errno = EMFILE;
-        return -1;
-    }
-    return open(p, fl, m);
+    return open_or_fail("open", __builtin_return_address(0), AT_FDCWD, p, fl, m);
 }
 
 int corio_fi_openat(int dfd, const char *p, int fl, ...);
@@ -206,13 +214,9 @@ int corio_fi_openat(int dfd, const char *p, int fl, ...)
 {
     va_list ap;
     va_start(ap, fl);
-    mode_t m = (fl & (O_CREAT | __O_TMPFILE)) ? va_arg(ap, mode_t) : 0;
+    mode_t m = OPEN_MODE(ap, fl);
     va_end(ap);
-    if (fail_now("openat", __builtin_return_address(0))) {
-        errno = EMFILE;
-        return -1;
-    }
-    return openat(dfd, p, fl, m);
+    return open_or_fail("openat", __builtin_return_address(0), dfd, p, fl, m);
 }
 
 int corio_fi_fcntl(int fd, int cmd, ...);
