@@ -231,8 +231,8 @@ typedef void (*corio__op_done_fn)(corio__op *op);
 struct corio__op {
     uint8_t kind;
     uint8_t state;      /* CORIO__OPS_* */
-    uint8_t more;
-    uint8_t hint;       /* CORIO__OPH_*: optional backend hints */       /* multishot: 1 while more completions will follow */
+    uint8_t more;       /* multishot: 1 while more completions will follow */
+    uint8_t hint;       /* CORIO__OPH_*: optional backend hints */
     int32_t res;        /* result: >=0 or -errno */
     int fd;
     int flags;          /* recv/send flags, or poll events */
@@ -382,6 +382,18 @@ void corio__op_cancel(corio_loop *l, corio__op *op);
 /* Loop                                                                */
 /* ------------------------------------------------------------------ */
 
+/* The loop thread's SIGPIPE while corio_run runs (src/core/sigpipe.c). */
+typedef struct corio__sigpipe_state {
+    bool was_blocked; /* in the caller's mask already: leave it blocked */
+    bool was_pending; /* the caller's own, pending at the start: never consume it */
+} corio__sigpipe_state;
+
+/* Block SIGPIPE in this thread, remembering how the caller had it. */
+void corio__sigpipe_block(corio__sigpipe_state *st);
+/* Consume a SIGPIPE corio's writes left pending (unless the caller had one
+ * pending before), then give SIGPIPE back its place in the caller's mask. */
+void corio__sigpipe_restore(const corio__sigpipe_state *st);
+
 typedef struct corio__heap {
     corio__timer **items;
     uint32_t len, cap;
@@ -413,6 +425,7 @@ struct corio_loop {
     struct corio__threadpool *pool;
     struct corio_loop_ref *ref; /* cross-thread handle and call queue (src/core/loop_ref.c), NULL until asked for */
     const corio_config *cfg;
+    corio__sigpipe_state sigpipe; /* the caller's SIGPIPE, given back when the run ends */
 };
 
 /* The loop running on this thread, or NULL. */

@@ -223,6 +223,9 @@ int corio_run(const corio_config *cfg, corio_fn main_fn, void *arg, void **resul
         return r;
     }
     corio__stack_overflow_handler_install();
+    /* From here to the end of the run a write's SIGPIPE is only marked
+     * pending, never delivered (sigpipe.c). */
+    corio__sigpipe_block(&l->sigpipe);
     corio__set_loop(l);
     /* The loop's context is whatever this thread runs on now: tasks switch
      * back to this fiber. */
@@ -260,6 +263,7 @@ int corio_run(const corio_config *cfg, corio_fn main_fn, void *arg, void **resul
     corio__free(l->timers.items);
     corio__stack_pool_free(l->stacks);
     corio__set_loop(NULL);
+    corio__sigpipe_restore(&l->sigpipe);
     corio__free(l);
     return r;
 }

@@ -26,6 +26,8 @@ corio_task *corio_current(void) { return corio__current_task(); }
 
 uint64_t corio_now_ns(void) { return tls_loop ? tls_loop->now : corio__clock_ns(); }
 
+uint64_t corio_clock_read_ns(void) { return corio__clock_ns(); }
+
 const char *corio_task_name(const corio_task *t) { return t->name; }
 bool corio_task_done(const corio_task *t) { return (t->flags & CORIO__T_DONE) != 0; }
 

@@ -138,10 +138,9 @@ static void linger_expired(corio__timer *t);
 
 corio_stream *corio__stream_new(int fd)
 {
-    corio_stream *s = corio__malloc(sizeof *s);
+    corio_stream *s = corio__calloc(1, sizeof *s);
     if (!s)
         return NULL;
-    memset(s, 0, sizeof *s);
     s->fd = fd;
     s->shared_fd = -1;
     s->loop = corio__loop();
@@ -179,12 +178,18 @@ corio_stream *corio_stream_from_fd(int fd)
         }
         return s;
     }
+    /* Allocate first: a failure must leave the caller's fd exactly as it
+     * was given (still blocking, close-on-exec unchanged). */
+    corio_stream *s = corio__stream_new(fd);
+    if (!s)
+        return NULL;
     int r = corio__set_nonblock(fd);
     if (r < 0) {
+        corio__free(s);
         errno = -r;
         return NULL;
     }
-    return corio__stream_new(fd);
+    return s;
 }
 
 corio_stream *corio_stream_stdin(void)
@@ -718,23 +723,21 @@ static int scan(corio_stream *s, const void *sep, size_t sep_len, size_t *len)
     }
 }
 
-const char *corio_readuntil(corio_stream *s, const void *sep, size_t sep_len, size_t *len, int *err)
+ssize_t corio_readuntil(corio_stream *s, const void *sep, size_t sep_len, const char **out)
 {
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!sep)
+        return -EINVAL;
     size_t n = 0;
     int r = scan(s, sep, sep_len, &n);
-    if (err)
-        *err = r;
-    if (r < 0) {
-        if (len)
-            *len = 0;
-        return NULL;
-    }
-    const char *p = s->rbuf + s->rstart;
+    if (r < 0)
+        return r;
+    *out = s->rbuf + s->rstart;
     s->rstart += n;
     s->rpinned = true; /* the multishot must not reuse these bytes until the next read call */
-    if (len)
-        *len = n;
-    return p;
+    return (ssize_t)n;
 }
 
 ssize_t corio_readline(corio_stream *s, char *buf, size_t cap)
@@ -749,7 +752,7 @@ ssize_t corio_readline(corio_stream *s, char *buf, size_t cap)
         return r;
     }
     if (n + 1 > cap)
-        return -ENOBUFS;
+        return -CORIO_ELIMIT; /* over the caller's limit, as over the stream's: the line stays buffered */
     memcpy(buf, s->rbuf + s->rstart, n);
     buf[n] = '\0';
     s->rstart += n;

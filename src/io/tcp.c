@@ -271,7 +271,7 @@ int corio_start_server(const char *host, uint16_t port, corio_conn_fn handler, v
     corio__listen_opts lo = {
         .backlog = cfg->backlog,
         .reuse_port = cfg->reuse_port,
-        .nodelay = !cfg->disable_nodelay,
+        .nodelay = !cfg->nagle,
     };
     int n = corio__listen_all(host, port, &lo, fds, CORIO__MAX_LISTENERS);
     if (n < 0)
