@@ -45,13 +45,13 @@
 
 #define CORIO__UNLIKELY_FI(x) __builtin_expect(!!(x), 0)
 
-static atomic_long calls;         /* wrapped calls so far */
-static atomic_long fail_at = -1;  /* call number that fails; -1: CORIO_FAIL_AT not read yet, 0: none */
+static atomic_long calls;        /* wrapped calls so far */
+static atomic_long fail_at = -1; /* call number that fails; -1: CORIO_FAIL_AT not read yet, 0: none */
 static atomic_uintptr_t failed_site;
 static _Atomic(const char *) failed_fn;
 static _Atomic(const char *) target_fn; /* corio_fi_fail_next */
 static atomic_long target_left;
-static uintptr_t *trace;           /* corio_fi_trace */
+static uintptr_t *trace; /* corio_fi_trace */
 static const char **trace_fns;
 static long trace_cap;
 
@@ -128,8 +128,8 @@ const char *corio_fi_failed_fn(void) { return atomic_load(&failed_fn); }
 WRAP(void *, malloc, (size_t n), (n), NULL, ENOMEM)
 WRAP(void *, calloc, (size_t n, size_t m), (n, m), NULL, ENOMEM)
 WRAP(void *, realloc, (void *p, size_t n), (p, n), NULL, ENOMEM)
-WRAP(void *, mmap, (void *a, size_t n, int prot, int fl, int fd, off_t off), (a, n, prot, fl, fd, off), MAP_FAILED,
-     ENOMEM)
+WRAP(void *, mmap, (void *a, size_t n, int prot, int fl, int fd, off_t off), (a, n, prot, fl, fd, off),
+     MAP_FAILED, ENOMEM)
 WRAP(int, mprotect, (void *a, size_t n, int prot), (a, n, prot), -1, ENOMEM)
 WRAP(int, munmap, (void *a, size_t n), (a, n), -1, ENOMEM)
 WRAP(int, madvise, (void *a, size_t n, int adv), (a, n, adv), -1, EAGAIN)
@@ -152,7 +152,7 @@ WRAP(int, epoll_pwait2, (int ep, struct epoll_event *ev, int n, const struct tim
      (ep, ev, n, t, m), -1, EINTR)
 WRAP(int, eventfd, (unsigned v, int fl), (v, fl), -1, EMFILE)
 WRAP(int, pipe2, (int fds[2], int fl), (fds, fl), -1, EMFILE)
-WRAP(int, poll, (struct pollfd *p, nfds_t n, int ms), (p, n, ms), -1, ENOMEM)
+WRAP(int, poll, (struct pollfd * p, nfds_t n, int ms), (p, n, ms), -1, ENOMEM)
 
 WRAP(ssize_t, read, (int fd, void *b, size_t n), (fd, b, n), -1, EIO)
 WRAP(ssize_t, write, (int fd, const void *b, size_t n), (fd, b, n), -1, EIO)
@@ -166,13 +166,15 @@ WRAP(ssize_t, readv, (int fd, const struct iovec *v, int n), (fd, v, n), -1, EIO
 WRAP(ssize_t, writev, (int fd, const struct iovec *v, int n), (fd, v, n), -1, EIO)
 WRAP(ssize_t, preadv, (int fd, const struct iovec *v, int n, off_t off), (fd, v, n, off), -1, EIO)
 WRAP(ssize_t, pwritev, (int fd, const struct iovec *v, int n, off_t off), (fd, v, n, off), -1, EIO)
-WRAP(ssize_t, preadv2, (int fd, const struct iovec *v, int n, off_t off, int fl), (fd, v, n, off, fl), -1, EIO)
-WRAP(ssize_t, pwritev2, (int fd, const struct iovec *v, int n, off_t off, int fl), (fd, v, n, off, fl), -1, EIO)
+WRAP(ssize_t, preadv2, (int fd, const struct iovec *v, int n, off_t off, int fl), (fd, v, n, off, fl), -1,
+     EIO)
+WRAP(ssize_t, pwritev2, (int fd, const struct iovec *v, int n, off_t off, int fl), (fd, v, n, off, fl), -1,
+     EIO)
 
 WRAP(int, fstat, (int fd, struct stat *st), (fd, st), -1, ENOMEM)
 WRAP(int, fstatfs, (int fd, struct statfs *st), (fd, st), -1, EIO)
-WRAP(int, statx, (int dfd, const char *p, int fl, unsigned mask, struct statx *st), (dfd, p, fl, mask, st), -1,
-     ENOMEM)
+WRAP(int, statx, (int dfd, const char *p, int fl, unsigned mask, struct statx *st), (dfd, p, fl, mask, st),
+     -1, ENOMEM)
 WRAP(off_t, lseek, (int fd, off_t off, int whence), (fd, off, whence), -1, EIO)
 WRAP(ssize_t, readlink, (const char *p, char *b, size_t n), (p, b, n), -1, EACCES)
 WRAP(int, mkdirat, (int dfd, const char *p, mode_t m), (dfd, p, m), -1, EIO)
@@ -307,8 +309,10 @@ int corio_fi_pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
     return pthread_sigmask(how, set, old);
 }
 
-int corio_fi_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res);
-int corio_fi_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res)
+int corio_fi_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                         struct addrinfo **res);
+int corio_fi_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                         struct addrinfo **res)
 {
     if (fail_now("getaddrinfo", __builtin_return_address(0)))
         return EAI_AGAIN;
@@ -326,16 +330,18 @@ int corio_fi_getaddrinfo(const char *node, const char *service, const struct add
         return name args;                                                                                    \
     }
 
-WRAP_URING(io_uring_queue_init_params, (unsigned n, struct io_uring *r, struct io_uring_params *p), (n, r, p), ENOMEM)
-WRAP_URING(io_uring_submit, (struct io_uring *r), (r), EINTR)
-WRAP_URING(io_uring_submit_and_wait, (struct io_uring *r, unsigned n), (r, n), EINTR)
-WRAP_URING(io_uring_submit_and_wait_timeout,
-           (struct io_uring *r, struct io_uring_cqe **c, unsigned n, struct __kernel_timespec *ts, sigset_t *m),
-           (r, c, n, ts, m), EINTR)
-WRAP_URING(io_uring_submit_and_get_events, (struct io_uring *r), (r), EINTR)
-WRAP_URING(io_uring_register_buf_ring, (struct io_uring *r, struct io_uring_buf_reg *reg, unsigned fl), (r, reg, fl),
+WRAP_URING(io_uring_queue_init_params, (unsigned n, struct io_uring *r, struct io_uring_params *p), (n, r, p),
            ENOMEM)
-WRAP_URING(io_uring_register_ring_fd, (struct io_uring *r), (r), EINVAL)
+WRAP_URING(io_uring_submit, (struct io_uring * r), (r), EINTR)
+WRAP_URING(io_uring_submit_and_wait, (struct io_uring * r, unsigned n), (r, n), EINTR)
+WRAP_URING(io_uring_submit_and_wait_timeout,
+           (struct io_uring * r, struct io_uring_cqe **c, unsigned n, struct __kernel_timespec *ts,
+            sigset_t *m),
+           (r, c, n, ts, m), EINTR)
+WRAP_URING(io_uring_submit_and_get_events, (struct io_uring * r), (r), EINTR)
+WRAP_URING(io_uring_register_buf_ring, (struct io_uring * r, struct io_uring_buf_reg *reg, unsigned fl),
+           (r, reg, fl), ENOMEM)
+WRAP_URING(io_uring_register_ring_fd, (struct io_uring * r), (r), EINVAL)
 
 struct io_uring_probe *corio_fi_io_uring_get_probe_ring(struct io_uring *r);
 struct io_uring_probe *corio_fi_io_uring_get_probe_ring(struct io_uring *r)

@@ -175,7 +175,8 @@ static int file_steps(void)
         return (int)n;
     if (rc < 0)
         return rc;
-    if ((r = corio_file_rename(a, b)) < 0 || (r = corio_file_stat(b, &st)) < 0 || (r = corio_file_unlink(b)) < 0)
+    if ((r = corio_file_rename(a, b)) < 0 || (r = corio_file_stat(b, &st)) < 0 ||
+        (r = corio_file_unlink(b)) < 0)
         return r;
     if ((r = corio_file_mkdir(d, 0700)) < 0)
         return r;
@@ -286,8 +287,8 @@ static int run_child(scenario_fn fn, long n, sweep_trace *tr)
         test_fail(__FILE__, __LINE__, "call %ld (%s at %#lx) failing: killed by signal %d%s", n, what,
                   (unsigned long)at, WTERMSIG(st), WTERMSIG(st) == SIGALRM ? " (hang)" : "");
     if (WEXITSTATUS(st) != 0 && WEXITSTATUS(st) != 3)
-        test_fail(__FILE__, __LINE__, "call %ld (%s at %#lx) failing: exit status %d", n, what, (unsigned long)at,
-                  WEXITSTATUS(st));
+        test_fail(__FILE__, __LINE__, "call %ld (%s at %#lx) failing: exit status %d", n, what,
+                  (unsigned long)at, WEXITSTATUS(st));
     return WEXITSTATUS(st);
 }
 
@@ -350,17 +351,11 @@ static void sweep(scenario_fn fn)
     CHECK(nsites > 10);
 }
 
-TEST(scenario_works_without_injection)
-{
-    CHECK_OK((intptr_t)test_run(scenario, NULL));
-}
+TEST(scenario_works_without_injection) { CHECK_OK((intptr_t)test_run(scenario, NULL)); }
 
 TEST(every_injected_failure_is_a_clean_error) { sweep(scenario); }
 
-TEST(http_scenario_works_without_injection)
-{
-    CHECK_OK((intptr_t)test_run(http_scenario, NULL));
-}
+TEST(http_scenario_works_without_injection) { CHECK_OK((intptr_t)test_run(http_scenario, NULL)); }
 
 TEST(every_injected_failure_in_http_is_a_clean_error) { sweep(http_scenario); }
 

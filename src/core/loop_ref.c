@@ -35,12 +35,12 @@ typedef struct call_list {
 } call_list;
 
 struct corio_loop_ref {
-    atomic_uint refs;  /* the loop's own (while it runs) + one per corio_loop_get_ref */
+    atomic_uint refs; /* the loop's own (while it runs) + one per corio_loop_get_ref */
     pthread_mutex_t mu;
-    corio_loop *loop;  /* NULL once closed (under mu) */
-    call_list queued;  /* accepted calls, oldest first (under mu) */
+    corio_loop *loop; /* NULL once closed (under mu) */
+    call_list queued; /* accepted calls, oldest first (under mu) */
     /* Loop thread only: */
-    call_list local;   /* taken from queued, not started yet */
+    call_list local;        /* taken from queued, not started yet */
     corio_task *dispatcher; /* the task running `local`, NULL when none */
 };
 
@@ -215,8 +215,8 @@ bool corio__loop_ref_busy(corio_loop *l)
     if (!ref)
         return false;
     pthread_mutex_lock(&ref->mu);
-    bool busy = ref->queued.head != NULL ||
-                (ref->loop && atomic_load_explicit(&ref->refs, memory_order_relaxed) > 1);
+    bool busy =
+        ref->queued.head != NULL || (ref->loop && atomic_load_explicit(&ref->refs, memory_order_relaxed) > 1);
     pthread_mutex_unlock(&ref->mu);
     return busy;
 }

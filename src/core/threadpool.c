@@ -37,7 +37,7 @@ enum { ITEM_QUEUED, ITEM_RUNNING, ITEM_FINISHED };
 typedef struct pool_item {
     corio__list link; /* queue, then done list (under the mutex) */
     int cls;
-    int state;        /* ITEM_* (under the mutex) */
+    int state; /* ITEM_* (under the mutex) */
     void (*work)(void *);
     void *arg;
     void (*abandon)(void *);
@@ -52,7 +52,7 @@ struct corio__threadpool {
     pthread_cond_t cv;
     corio__list queue[2]; /* indexed by class */
     corio__list done;
-    unsigned queued;      /* items in both queues */
+    unsigned queued; /* items in both queues */
     unsigned nthreads, max_threads;
     unsigned idle;
     unsigned slow_running, slow_limit;
@@ -291,8 +291,8 @@ static int pool_submit(int cls, void (*work)(void *arg), void *arg, void (*aband
     pthread_mutex_unlock(&p->mu);
 
     l->external_pending++;
-    return corio__suspend(pool_interrupted, it, cls == CORIO__POOL_SLOW ? "thread pool (slow)" : "thread pool",
-                          CORIO__NO_DEADLINE);
+    return corio__suspend(pool_interrupted, it,
+                          cls == CORIO__POOL_SLOW ? "thread pool (slow)" : "thread pool", CORIO__NO_DEADLINE);
 
 fail:
     if (abandon)

@@ -69,13 +69,13 @@ ssize_t corio__anyfd_nowait(const corio__op *op, bool is_write)
     off_t off = op->off < 0 ? (off_t)-1 : (off_t)op->off;
     ssize_t r;
     do
-        r = is_write ? pwritev2(op->fd, iov, cnt, off, RWF_NOWAIT) : preadv2(op->fd, iov, cnt, off, RWF_NOWAIT);
+        r = is_write ? pwritev2(op->fd, iov, cnt, off, RWF_NOWAIT)
+                     : preadv2(op->fd, iov, cnt, off, RWF_NOWAIT);
     while (r < 0 && errno == EINTR);
     if (r >= 0)
         return r;
     return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 }
-
 
 bool corio__can_reopen(int fd, const struct stat *st)
 {
