@@ -29,8 +29,9 @@
 # Servers: epoll, uring (examples/http_hello with CORIO_BACKEND forced),
 # nginx (one worker, generated config), h2o (num-threads 1, file handler;
 # Debian package h2o), libuv (bench/peers/http_libuv.c), uvloop
-# (bench/peers/http_uvloop.py on /usr/bin/python3).  Missing ones are
-# skipped with a note.  Progress goes to stderr, `name: value unit` to stdout.
+# (bench/peers/http_uvloop.py on /usr/bin/python3); epoll_base and
+# uring_base are the same program from BASE_BUILD, an older corio build, for
+# before/after figures in one run.  Missing ones are skipped with a note.  Progress goes to stderr, `name: value unit` to stdout.
 #
 # Knobs: BUILD (build dir, default build), DURATION (3), WARMUP (1), REPS (3),
 # LOADS ("c1 c100 pipe16_c100"), SERVERS ("epoll uring nginx h2o libuv
@@ -63,6 +64,10 @@ command -v wrk >/dev/null || { echo "http_bench: wrk not installed (apt-get inst
 command -v curl >/dev/null || { echo "http_bench: curl not installed" >&2; exit 2; }
 HELLO=$(first_file "$BUILD/http_hello" "$BUILD/examples/http_hello") || HELLO=
 LIBUV=$(first_file "$BUILD/bench/http_libuv" "$BUILD/http_libuv") || LIBUV=
+# An older corio build to compare against in the same run (servers
+# epoll_base and uring_base), e.g. a build of the previous release.
+BASE_HELLO=
+[[ -n ${BASE_BUILD:-} ]] && { BASE_HELLO=$(first_file "$BASE_BUILD/http_hello" "$BASE_BUILD/examples/http_hello") || BASE_HELLO=; }
 IDLE=$(first_file "$BUILD/bench/idle_conns" "$BUILD/idle_conns") || IDLE=
 NGINX=$(command -v nginx || first_file /usr/sbin/nginx) || NGINX=
 H2O=$(command -v h2o || first_file /usr/sbin/h2o) || H2O=
@@ -142,6 +147,8 @@ server_cmd() {
     case $1 in
     epoll) [[ -n $HELLO ]] && printf '%s\n' env CORIO_BACKEND=epoll "$HELLO" "$2" ;;
     uring) [[ -n $HELLO ]] && printf '%s\n' env CORIO_BACKEND=io_uring "$HELLO" "$2" ;;
+    epoll_base) [[ -n $BASE_HELLO ]] && printf '%s\n' env CORIO_BACKEND=epoll "$BASE_HELLO" "$2" ;;
+    uring_base) [[ -n $BASE_HELLO ]] && printf '%s\n' env CORIO_BACKEND=io_uring "$BASE_HELLO" "$2" ;;
     nginx) [[ -n $NGINX ]] || return 1
         write_nginx_conf "$tmp/nginx$2" "$2"
         printf '%s\n' "$NGINX" -p "$tmp/nginx$2" -c "$tmp/nginx$2/nginx.conf" -e "$tmp/nginx$2/error.log" ;;
@@ -255,7 +262,7 @@ for ((rep = 0; rep < REPS; rep++)); do
 done
 
 for load in $LOADS; do
-    report_key "http_$load" nginx h2o libuv uvloop
+    report_key "http_$load" nginx h2o libuv uvloop epoll_base uring_base
 done
 
 # Idle keep-alive connections: stop the loaded servers, then one fresh
@@ -283,7 +290,7 @@ if ((IDLE_CONNS > 0)); then
             stop_server "$s"
         done
         for a in epoll uring; do
-            for b in nginx h2o libuv uvloop; do
+            for b in nginx h2o libuv uvloop epoll_base uring_base; do
                 [[ -n ${IDLEB[$a]:-} && -n ${IDLEB[$b]:-} ]] || continue
                 awk -v k="http_idle_${a}_vs_$b" -v x="${IDLEB[$a]}" -v y="${IDLEB[$b]}" \
                     'BEGIN { if (y > 0) printf "%s: %.2f x\n", k, x / y }'

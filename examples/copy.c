@@ -160,7 +160,7 @@ static void *copier(void *arg)
             fprintf(stderr, "copy: %s/%s: %s\n", g.src, e->rel, corio_strerror(r));
             g.failures++;
         }
-        if (r == -ECANCELED || r == -ETIMEDOUT)
+        if (r == -ECANCELED || r == -CORIO_EDEADLINE)
             break;
     }
     free(buf);

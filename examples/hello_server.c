@@ -32,12 +32,12 @@ static const char response[] = "HTTP/1.1 200 OK\r\n"
 static void handle_request(corio_stream *s, void *arg)
 {
     (void)arg;
-    size_t len = 0;
-    int err = 0;
+    const char *request;
     char tail[4096];
-    const char *request = corio_readuntil(s, "\r\n\r\n", 4, &len, &err);
-    if (!request) {
-        if (err != -CORIO_EINCOMPLETE)
+    ssize_t got = corio_readuntil(s, "\r\n\r\n", 4, &request);
+    size_t len = got > 0 ? (size_t)got : 0;
+    if (got < 0) {
+        if (got != -CORIO_EINCOMPLETE)
             return; /* reset, limit, cancelled: nothing to answer (the stream is closed for us) */
         /* EOF before a blank line: like the seed, answer whatever came */
         ssize_t n = corio_read(s, tail, sizeof tail);

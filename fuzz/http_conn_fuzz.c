@@ -261,7 +261,7 @@ static void *fuzz_main(void *arg)
             FUZZ_CHECK(fr->out);
         }
         ssize_t r = corio_read(s, fr->out + fr->out_len, fr->out_cap - fr->out_len);
-        if (r == -ETIMEDOUT) {
+        if (r == -CORIO_EDEADLINE) {
             fprintf(stderr, "http_conn_fuzz: the server neither answered nor closed within %d ms\n",
                     CLIENT_DEADLINE_MS);
             abort();

@@ -8,24 +8,41 @@
  *
  * Conventions, valid for every function below unless its comment says
  * otherwise:
- *  - Errors are returned as negative errno values (-ECANCELED, -ETIMEDOUT,
- *    -ECONNRESET, ...), exactly as io_uring completions report them;
+ *  - Errors are returned as negative errno values (-ECANCELED, -ECONNRESET,
+ *    -ETIMEDOUT, ...), exactly as io_uring completions report them, or as
+ *    negative CORIO_E* codes of corio's own (below);
  *    corio_strerror() turns one into text.  Functions returning pointers
  *    return NULL and set errno.
  *  - "Suspends" means the calling task may be parked while the loop runs
  *    others.  Every suspending call must be made from inside a task, and
  *    every one of them honours cancellation (-ECANCELED) and the task's
- *    deadline (-ETIMEDOUT).
+ *    deadline (-CORIO_EDEADLINE).
  *  - A buffer handed to a suspending call must stay valid until the call
  *    returns; corio guarantees the kernel no longer touches it by then, also
  *    after cancellation or a deadline.
  *  - Objects are owned by whoever created them until handed to the matching
  *    close/free call.  Nothing is thread-safe unless stated: a loop and all
  *    its objects belong to the thread that runs it.
+ *  - No SIGPIPE: a write to a pipe, FIFO, tty or socket whose reader is gone
+ *    returns -EPIPE (or -ECONNRESET) and no SIGPIPE is ever delivered for
+ *    it, while the process's signal dispositions are left alone.  Sends on
+ *    sockets carry MSG_NOSIGNAL; for the calls that cannot (write(2) to a
+ *    pipe, sendfile(2)), SIGPIPE is blocked in the loop thread's mask while
+ *    corio_run runs.  That covers io_uring's writes too: the kernel issues
+ *    them inline in this thread or on its io-wq workers, which block every
+ *    signal, as the thread pool's workers do.  So
+ *    while the run lasts, this thread's mask shows SIGPIPE blocked, a
+ *    SIGPIPE raised there (also by the program's own write(2) calls in a
+ *    task) is only marked pending, and threads created from a task inherit
+ *    the blocked SIGPIPE.  When corio_run returns, a SIGPIPE left pending
+ *    by those writes is consumed, unless one was already pending when the
+ *    run began (that one is the caller's and stays), and SIGPIPE's place
+ *    in the caller's mask is exactly what it was.
  */
 #ifndef CORIO_H
 #define CORIO_H
 
+#include <errno.h> /* the E* codes the contracts below return */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,6 +67,11 @@ extern "C" {
 #define CORIO_EINCOMPLETE 4096 /* readexactly hit EOF before n bytes */
 #define CORIO_ELIMIT 4097      /* readuntil/readline: separator not found within the limit */
 #define CORIO_EDEADLOCK 4098   /* every task is waiting and nothing can wake them */
+/* The calling task's deadline (corio_deadline_push) passed.  Distinct from
+ * -ETIMEDOUT, which only ever means the network or the kernel gave up (a
+ * connect or a TCP keep-alive that timed out), so a caller can tell "my
+ * own time budget ran out" from "the peer stopped answering". */
+#define CORIO_EDEADLINE 4099
 
 /* Text for an error code (negative or positive errno, or a CORIO_E* value).
  * Never NULL; the string is static. */
@@ -79,61 +101,69 @@ typedef struct corio_config {
     unsigned threadpool_size;   /* worker threads (2..64); 0 = CORIO_THREADPOOL_SIZE or default (4) */
 } corio_config;
 
-/* Create a loop on this thread, run main_fn(arg) as its main task, and
- * return when the main task has returned and every other task has ended.
- * Tasks still alive when the main task returns are cancelled (as
+/* Run main_fn(arg) as the main task of a new loop on this thread (asyncio.run).
+ * Returns when the main task has returned and every other task has ended;
+ * tasks still alive when the main task returns are cancelled (as
  * asyncio.run does) and awaited.  If every live task is waiting and nothing
  * can wake any of them, the loop prints a report naming each live task and
  * what it waits for to stderr, cancels every task (their waits return
  * -ECANCELED, so their cleanup runs) and, once they have ended, returns
- * -CORIO_EDEADLOCK instead of hanging.  *result (if not NULL) receives main_fn's return value.
+ * -CORIO_EDEADLOCK instead of hanging.  *result (if result is not NULL)
+ * receives main_fn's return value.  cfg may be NULL for defaults.
  * Returns 0, -EBUSY if this thread already runs a loop, -ENOMEM, or the
- * backend's setup error.  cfg may be NULL for defaults. */
+ * backend's setup error. */
 CORIO_API int corio_run(const corio_config *cfg, corio_fn main_fn, void *arg, void **result);
 
-/* Name of the backend the running loop uses ("io_uring" or "epoll"), or
- * NULL outside a loop. */
+/* Name of the running loop's backend: "io_uring" or "epoll"; NULL outside a loop. */
 CORIO_API const char *corio_backend_name(void);
 
-/* Start fn(arg) as a new task; it first runs at the loop's next turn (the
- * caller keeps running).  The returned handle must be passed to exactly one
- * of corio_join, corio_gather or corio_detach.  Does not suspend.  Returns
- * NULL with errno ENOMEM (or EAGAIN when no stack can be mapped). */
+/* Start fn(arg) as a new task, which first runs at the loop's next turn.
+ * The caller keeps running.  The returned handle must be passed to exactly
+ * one of corio_join, corio_gather or corio_detach.  Does not suspend.
+ * Returns NULL with errno ENOMEM (or EAGAIN when no stack can be mapped). */
 CORIO_API corio_task *corio_spawn(corio_fn fn, void *arg);
 
-/* As corio_spawn, with a name (copied; up to 31 bytes are kept) used in
- * stall reports and stack-overflow messages, and a stack size (0 = the
- * loop's default). */
+/* Start a task as corio_spawn does, with a name and a stack size of its own.
+ * The name is copied (up to 31 bytes are kept) and shows in stall reports
+ * and stack-overflow messages; stack_size 0 means the loop's default. */
 CORIO_API corio_task *corio_spawn_named(const char *name, size_t stack_size, corio_fn fn, void *arg);
 
-/* Wait for task t to end and store its return value in *result (may be
- * NULL); then t is freed.  Suspends.  Returns 0; or -ECANCELED /
- * -ETIMEDOUT if the *waiting* task was cancelled or hit its deadline, in
- * which case t keeps running and is still owned by the caller; -EINVAL if t
- * is the caller or already has a joiner. */
+/* Wait for task t to end, store its return value in *result, and free t.
+ * result may be NULL.  Suspends.  Returns 0; or -ECANCELED /
+ * -CORIO_EDEADLINE if the *waiting* task was cancelled or hit its deadline,
+ * in which case t keeps running and is still owned by the caller.  In a
+ * task already cancelled (cancellation stays in force) that happens at once
+ * unless t has already ended, so cleanup code after a cancellation cannot
+ * wait for a child this way: corio_gather can (it cancels the child and
+ * waits for it), or corio_detach lets it finish alone.  -EINVAL if t is the
+ * caller or already has a joiner. */
 CORIO_API int corio_join(corio_task *t, void **result);
 
-/* Wait for all n tasks (asyncio.gather).  results[i] (results may be NULL)
- * receives task i's return value and every task is freed.  If the waiting
- * task is cancelled or hits its deadline, the tasks not yet finished are
- * cancelled, awaited, and freed, and the error is returned.  Returns 0 or
- * -ECANCELED / -ETIMEDOUT; -EINVAL, with nothing joined, cancelled or
+/* Wait for all n tasks to end, then free them (asyncio.gather).
+ * results[i] (results may be NULL) receives task i's return value.  If the
+ * waiting task is cancelled or hits its deadline, the tasks not yet
+ * finished are cancelled, awaited (uninterruptibly), and freed, and the
+ * error is returned; in a task cancelled before the call this happens at
+ * once, which makes corio_gather the way for cleanup code to stop its
+ * children and wait until their own cleanup has run.  Returns 0 or
+ * -ECANCELED / -CORIO_EDEADLINE; -EINVAL, with nothing joined, cancelled or
  * freed, if a task is listed twice, is the caller, is detached or already
  * has a joiner.  While the gather runs, the tasks are its own: corio_join
  * on one of them from another task is -EINVAL. */
 CORIO_API int corio_gather(corio_task **tasks, size_t n, void **results);
 
-/* Give up the handle: the task runs to completion and frees itself.  Does
- * not suspend.  Returns 0, or -EINVAL (nothing changes) if t is NULL,
+/* Give up the handle: the task runs to completion and frees itself.
+ * Does not suspend.  Returns 0, or -EINVAL (nothing changes) if t is NULL,
  * already detached, or being awaited by corio_join / corio_gather (the
  * waiter owns it). */
 CORIO_API int corio_detach(corio_task *t);
 
-/* Request cancellation of t.  Delivered as -ECANCELED at t's next
- * suspension point, or at once if t is suspended now (an I/O wait is
- * aborted first, buffers stay safe); stays in force until t returns, so
- * every later suspending call in t also fails with -ECANCELED.  Returns 0,
- * or -EALREADY if t has already finished.  t may be the caller. */
+/* Request cancellation of t.
+ * Delivered as -ECANCELED at t's next suspension point, or at once if t is
+ * suspended now (an I/O wait is aborted first, buffers stay safe); stays in
+ * force until t returns, so every later suspending call in t also fails
+ * with -ECANCELED.  Does not suspend.  Returns 0, or -EALREADY if t has
+ * already finished.  t may be the caller. */
 CORIO_API int corio_cancel(corio_task *t);
 
 /* True once the current task has been cancelled. */
@@ -142,27 +172,44 @@ CORIO_API bool corio_cancelled(void);
 /* The running task, or NULL when called outside a task. */
 CORIO_API corio_task *corio_current(void);
 
-/* The task's name ("" if none was given).  Valid while the handle is. */
+/* The task's name, "" if none was given.
+ * The string is valid while the handle is. */
 CORIO_API const char *corio_task_name(const corio_task *t);
 
 /* True once t's function has returned. */
 CORIO_API bool corio_task_done(const corio_task *t);
 
-/* Let every other ready task run once, then continue.  Suspends.  Returns
- * 0, -ECANCELED or -ETIMEDOUT. */
+/* Let every other ready task run once, then continue.
+ * Suspends.  Returns 0, -ECANCELED or -CORIO_EDEADLINE. */
 CORIO_API int corio_yield(void);
 
-/* Sleep for ms milliseconds (0 behaves like corio_yield).  Suspends.
- * Returns 0, -ECANCELED, or -ETIMEDOUT if the task's deadline comes
- * first. */
+/* Sleep for ms milliseconds.
+ * 0 behaves like corio_yield.  The time is counted from a fresh clock
+ * reading, so the sleep never ends early.  Suspends.  Returns 0,
+ * -ECANCELED, or -CORIO_EDEADLINE if the task's deadline comes first. */
 CORIO_API int corio_sleep_ms(uint64_t ms);
 
-/* As corio_sleep_ms with nanosecond resolution. */
+/* Sleep for ns nanoseconds; otherwise as corio_sleep_ms. */
 CORIO_API int corio_sleep_ns(uint64_t ns);
 
-/* Monotonic time in nanoseconds, cached once per loop turn (fresh when
- * called outside a loop). */
+/* The loop's time: monotonic nanoseconds, read once per loop turn.
+ * Inside a loop this is the value read when the loop last polled for I/O
+ * (it does so whenever no task is ready, and at least every 128 task
+ * resumptions): the tasks run in one turn all see the same value, and it
+ * does not move while a task computes or hands over to ready tasks without
+ * waiting (corio_yield, spawn, join of a finished task).  That makes it
+ * free to call and consistent across tasks, but stale by however long the
+ * turn has run so far; it catches up at the next wait for I/O or a timer
+ * (any corio_sleep_ms).  corio_clock_read_ns gives a fresh reading of the
+ * same clock (CLOCK_MONOTONIC); outside a loop corio_now_ns is one too. */
 CORIO_API uint64_t corio_now_ns(void);
+
+/* A fresh reading of the monotonic clock (CLOCK_MONOTONIC) in nanoseconds.
+ * Unlike corio_now_ns it is read at every call (a vDSO call, no system
+ * call: tens of nanoseconds), so it measures time spent inside one turn,
+ * e.g. the cost of a computation.  Works inside and outside a loop; does
+ * not suspend. */
+CORIO_API uint64_t corio_clock_read_ns(void);
 
 /* ------------------------------------------------------------------ */
 /* Deadlines (asyncio.timeout)                                         */
@@ -173,14 +220,14 @@ typedef struct corio_deadline {
     uint64_t prev_ns;
 } corio_deadline;
 
-/* Open a deadline scope of timeout_ms from now on the current task: every
- * suspending call inside fails with -ETIMEDOUT once it passes (a call
- * already suspended is woken with -ETIMEDOUT).  A nested scope can only
+/* Open a deadline scope of timeout_ms from now on the current task.
+ * Every suspending call inside fails with -CORIO_EDEADLINE once it passes (a call
+ * already suspended is woken with -CORIO_EDEADLINE).  A nested scope can only
  * shorten the enclosing one.  Pass the returned token to
  * corio_deadline_pop when the scope ends, in LIFO order. */
 CORIO_API corio_deadline corio_deadline_push(uint64_t timeout_ms);
 
-/* Close the scope opened by the matching push. */
+/* Close the scope opened by the matching push, restoring the enclosing deadline. */
 CORIO_API void corio_deadline_pop(corio_deadline token);
 
 /* True if the current task's deadline has passed. */
@@ -201,19 +248,21 @@ typedef struct corio_event {
 /* Initialise e as not set.  Does not suspend. */
 CORIO_API void corio_event_init(corio_event *e);
 
-/* Set e and wake every task waiting for it (they run in the order they
- * started waiting).  Does not suspend; callable from any task of the loop
- * that owns e. */
+/* Set e and wake every task waiting for it.
+ * The waiters run in the order they started waiting.  Does not suspend;
+ * callable from any task of the loop that owns e. */
 CORIO_API void corio_event_set(corio_event *e);
 
-/* Reset e to not set.  Tasks waiting keep waiting. */
+/* Reset e to not set.
+ * Tasks waiting keep waiting.  Does not suspend. */
 CORIO_API void corio_event_clear(corio_event *e);
 
 /* True while e is set. */
 CORIO_API bool corio_event_is_set(const corio_event *e);
 
-/* Wait until e is set (returns at once if it is).  Suspends.  Returns 0,
- * -ECANCELED or -ETIMEDOUT. */
+/* Wait until e is set.
+ * Returns at once if it is.  Suspends.  Returns 0, -ECANCELED or
+ * -CORIO_EDEADLINE. */
 CORIO_API int corio_event_wait(corio_event *e);
 
 /* ------------------------------------------------------------------ */
@@ -222,71 +271,84 @@ CORIO_API int corio_event_wait(corio_event *e);
 
 typedef struct corio_stream corio_stream;
 
-/* Wrap fd in a stream; the stream owns fd from now on (closed by
- * corio_stream_close).  A connected stream socket is made non-blocking.
+/* Wrap fd in a stream, which owns fd from then on.
+ * On success fd is the stream's: corio_stream_close closes it.  On
+ * failure (NULL) fd stays the caller's, open and unchanged.  A connected
+ * stream socket is made non-blocking and close-on-exec.
  * Any other fd — a pipe, a tty, a regular file, /dev/null — works too and
  * keeps its O_NONBLOCK setting (its file description is often shared, as
  * stdin's is with the shell): each read and write is made non-blocking on
  * its own, waiting for readiness in between, so the loop never blocks.  On
  * such fds write_eof only flushes (there is no half-close), and a write to
- * a pipe whose reader is gone raises SIGPIPE unless the program ignores it
- * (then -EPIPE).  Does not suspend.  NULL with errno EBADF or ENOMEM. */
+ * a pipe whose reader is gone fails with -EPIPE (no SIGPIPE: see the
+ * conventions above).  Does not suspend.  NULL with errno EBADF or ENOMEM. */
 CORIO_API corio_stream *corio_stream_from_fd(int fd);
 
-/* A stream reading standard input (asyncio's connect_read_pipe on
- * sys.stdin): a task can await a line from the user while others run,
- * whether stdin is a tty, a pipe, a regular file or /dev/null.  It reads a
- * duplicate of fd 0, so closing the stream leaves fd 0 open.  Does not
- * suspend.  NULL with errno set. */
+/* A new stream reading standard input (asyncio's connect_read_pipe on sys.stdin).
+ * A task can await a line from the user while others run, whether stdin
+ * is a tty, a pipe, a regular file or /dev/null.  It reads a duplicate of
+ * fd 0, so closing the stream leaves fd 0 open.  Does not suspend.  NULL
+ * with errno set. */
 CORIO_API corio_stream *corio_stream_stdin(void);
 
-/* Read up to n bytes.  Returns bytes read (>0), 0 at EOF, or -errno
- * (-ECONNRESET, -ECANCELED, -ETIMEDOUT, ...).  Suspends only when nothing
- * is buffered. */
+/* Read up to n bytes.
+ * Returns bytes read (>0), 0 at EOF, or -errno (-ECONNRESET, -ECANCELED,
+ * -CORIO_EDEADLINE, ...).  Suspends only when nothing is buffered. */
 CORIO_API ssize_t corio_read(corio_stream *s, void *buf, size_t n);
 
-/* Read exactly n bytes.  Returns n, or -CORIO_EINCOMPLETE when EOF came
- * first: the bytes that did arrive are in buf and their count is in
- * *got (got may be NULL).  Other errors as corio_read; when cancelled or
+/* Read exactly n bytes.
+ * Returns n, or -CORIO_EINCOMPLETE when EOF came first: the bytes that did
+ * arrive are in buf and their count is in *got (got may be NULL).
+ * Suspends while fewer than n bytes are buffered.  Other errors as
+ * corio_read; when cancelled or
  * past its deadline, the bytes already taken go back into the stream (a
  * later read returns them) and *got is 0 — unless there is no memory to
  * put them back: then it returns -ENOMEM with the bytes in buf and their
  * count in *got, and the read side fails with -ENOMEM from then on. */
 CORIO_API ssize_t corio_readexactly(corio_stream *s, void *buf, size_t n, size_t *got);
 
-/* Read through the first occurrence of sep (sep_len bytes, 1..64) and return
- * a pointer to it inside the stream's buffer, valid until the next call on
- * this stream; *len receives its length including the separator.  Returns
- * NULL with *err set to: -CORIO_ELIMIT if the buffer limit is reached
- * without a separator (the data stays buffered), -CORIO_EINCOMPLETE at EOF
- * before a separator (the partial data is still returned by corio_read),
- * or a read error. */
-CORIO_API const char *corio_readuntil(corio_stream *s, const void *sep, size_t sep_len, size_t *len,
-                                      int *err);
+/* Read through the first occurrence of a separator, without copying.
+ * sep is sep_len bytes (1..64).  On success *out points at the data inside
+ * the stream's buffer (not NUL-terminated), valid until the next call on
+ * this stream, and the length including the separator is returned (> 0).
+ * Suspends while no separator is buffered.  Errors, with *out NULL and
+ * nothing consumed (everything read so far stays buffered, in order, for
+ * the next call of any read function):
+ *  - -CORIO_ELIMIT: the stream's limit (corio_stream_set_limit) was
+ *    reached without a separator;
+ *  - -CORIO_EINCOMPLETE: EOF came before a separator (corio_read returns
+ *    the partial data);
+ *  - -EINVAL for a NULL sep or out, or sep_len outside 1..64; a read error,
+ *    -ECANCELED or -CORIO_EDEADLINE. */
+CORIO_API ssize_t corio_readuntil(corio_stream *s, const void *sep, size_t sep_len, const char **out);
 
-/* Copy a line ending in '\n' (included) into buf of size cap and NUL
- * terminate it.  Returns the line length; an unterminated tail at EOF is
- * returned as a line (as asyncio does); 0 at EOF with nothing buffered.
- * Errors: -CORIO_ELIMIT (no '\n' within the stream's limit; the data stays
- * buffered), -ENOBUFS if cap is too small for the line (it stays
- * buffered), or a read error.  Suspends while no full line is buffered. */
+/* Copy one line into buf and NUL-terminate it.
+ * The line ends in '\n' (included) and is copied into buf of size cap.
+ * Returns the line's length; an unterminated tail at EOF is returned as a
+ * line (as asyncio does); 0 at EOF with nothing buffered.  Suspends while
+ * no full line is buffered.  Errors, with nothing consumed (the whole line
+ * stays buffered, so a larger buffer, a higher limit or corio_read gets it
+ * all): -CORIO_ELIMIT when the line is longer than the stream's limit or
+ * does not fit in cap with its NUL; otherwise a read error, -ECANCELED or
+ * -CORIO_EDEADLINE. */
 CORIO_API ssize_t corio_readline(corio_stream *s, char *buf, size_t cap);
 
 /* True once EOF was received and everything buffered has been consumed. */
 CORIO_API bool corio_at_eof(const corio_stream *s);
 
-/* Maximum bytes buffered while searching for a separator (default
- * 64 KiB). */
+/* Set the most bytes buffered while searching for a separator (default 64 KiB). */
 CORIO_API void corio_stream_set_limit(corio_stream *s, size_t limit);
 
-/* Buffer n bytes for sending; never suspends.  The data is copied (or
- * sent at once when nothing is queued).  Returns 0, -EPIPE after
- * write_eof/close, or the error that broke the connection earlier. */
+/* Queue n bytes for sending; never suspends.
+ * The data is copied (or sent at once when nothing is queued).  Returns 0,
+ * -EPIPE after write_eof/close, or the error that broke the connection
+ * earlier. */
 CORIO_API int corio_write(corio_stream *s, const void *buf, size_t n);
 
-/* Wait until the write buffer is below the low-water mark (it returns at
- * once if it is already below the high mark).  Suspends.  Returns 0 or the
- * connection's error (-EPIPE, -ECONNRESET, -ECANCELED, -ETIMEDOUT). */
+/* Wait until the write buffer is below the low-water mark.
+ * Returns at once if it is already below the high mark.  Suspends.
+ * Returns 0 or the connection's error (-EPIPE, -ECONNRESET, -ECANCELED,
+ * -CORIO_EDEADLINE). */
 CORIO_API int corio_drain(corio_stream *s);
 
 /* Set the write buffer's water marks (defaults 64 KiB / 16 KiB). */
@@ -303,18 +365,23 @@ CORIO_API int corio_write_eof(corio_stream *s);
  * Never fails, never suspends.  Data still queued keeps being sent in the
  * background (like an asyncio transport's close) for up to 10 s, after
  * which it is dropped; then the fd is closed and the memory freed.  Use
- * corio_stream_aclose to wait for the flush and learn its result.  Another task still blocked reading or draining s is woken
- * with an error (-EBADF / -EPIPE). */
+ * corio_stream_aclose to wait for the flush and learn its result.  Another
+ * task still blocked reading or draining s is woken with an error (-EBADF
+ * / -EPIPE). */
 CORIO_API void corio_stream_close(corio_stream *s);
 
-/* Flush buffered data (suspends, honours cancellation and deadlines), then
- * close and free s as corio_stream_close.  Returns the flush result. */
+/* Flush buffered data, then close and free s as corio_stream_close does.
+ * Suspends while flushing (and honours cancellation and deadlines); s is
+ * closed whatever the result.  Returns the flush result. */
 CORIO_API int corio_stream_aclose(corio_stream *s);
 
-/* The underlying fd (still owned by the stream). */
+/* The underlying fd, still owned by the stream. */
 CORIO_API int corio_stream_fd(const corio_stream *s);
 
-/* Local / peer address of the stream's socket.  Returns 0 or -errno. */
+/* Local / peer address of the stream's socket, into *addr.
+ * *len (len may be NULL; it is only written) receives the address's
+ * length.  Does not suspend.  Returns 0 or -errno (-ENOTSOCK when the
+ * stream is not over a socket). */
 CORIO_API int corio_stream_sockname(const corio_stream *s, struct sockaddr_storage *addr, socklen_t *len);
 CORIO_API int corio_stream_peername(const corio_stream *s, struct sockaddr_storage *addr, socklen_t *len);
 
@@ -332,34 +399,37 @@ typedef void (*corio_conn_fn)(corio_stream *s, void *arg);
 typedef struct corio_server_config {
     int backlog;      /* listen(2) backlog; 0 = 4096 */
     bool reuse_port;  /* SO_REUSEPORT */
-    bool disable_nodelay; /* TCP_NODELAY is on by default; true turns it off */
+    /* true: keep Nagle's algorithm (TCP_NODELAY off); default false: small writes leave at once */
+    bool nagle;
     size_t stack_size; /* for handler tasks; 0 = the loop's default */
 } corio_server_config;
 
-/* Bind and listen on host:port (host NULL or "" = all interfaces, IPv6
- * and IPv4 where available; a name is resolved without blocking the loop;
- * port 0 picks an ephemeral port) and start accepting: every connection
- * runs handler(stream, arg) in a new task.  Suspends (name resolution).
+/* Bind and listen on host:port and run handler(stream, arg) for every connection.
+ * host NULL or "" means all interfaces, IPv6 and IPv4 where available; a
+ * name is resolved without blocking the loop; port 0 picks an ephemeral
+ * port.  Every connection runs handler in a new task.  Suspends (name resolution).
  * Returns 0 and *out, or -errno (-EADDRINUSE, -EACCES, -ENOENT for an
  * unknown host, ...).  cfg may be NULL. */
 CORIO_API int corio_start_server(const char *host, uint16_t port, corio_conn_fn handler, void *arg,
                                  const corio_server_config *cfg, corio_server **out);
 
-/* Wait until the server is closed (by corio_server_close from another
- * task).  Suspends.  Returns 0 once closed, or -ECANCELED / -ETIMEDOUT. */
+/* Wait until the server is closed by corio_server_close from another task.
+ * Suspends.  Returns 0 once closed, or -ECANCELED / -CORIO_EDEADLINE. */
 CORIO_API int corio_serve_forever(corio_server *srv);
 
-/* Address of the server's i-th listening socket (port 0 at start gives the
- * chosen port here).  Returns 0 or -ENOENT past the last socket. */
+/* Address of the server's i-th listening socket, into *addr.
+ * A server started on port 0 shows the chosen port here.  *len (len may
+ * be NULL; it is only written) receives the address's length.  Does not
+ * suspend.  Returns 0, or -ENOENT past the last socket. */
 CORIO_API int corio_server_sockname(const corio_server *srv, unsigned i, struct sockaddr_storage *addr,
                                     socklen_t *len);
 
-/* The bound port of the first listening socket. */
+/* The bound port of the first listening socket; 0 if there is none. */
 CORIO_API uint16_t corio_server_port(const corio_server *srv);
 
-/* Stop accepting at once, then wait up to grace_ms for the connection
- * handlers to finish; handlers still running after that are cancelled and
- * awaited.  Frees srv.  Suspends.  Returns 0, or -ECANCELED / -ETIMEDOUT
+/* Stop accepting, wait up to grace_ms for the handlers, cancel the rest, free srv.
+ * Accepting stops at once; handlers still running after grace_ms are
+ * cancelled and awaited.  Suspends.  Returns 0, or -ECANCELED / -CORIO_EDEADLINE
  * if the calling task was interrupted (the handlers are cancelled and
  * awaited all the same before it returns).  May be called from one of the
  * server's own handlers, which is then neither waited for nor cancelled.
@@ -367,13 +437,14 @@ CORIO_API uint16_t corio_server_port(const corio_server *srv);
  * the others wait until that is done and return 0 (srv is freed once). */
 CORIO_API int corio_server_close(corio_server *srv, uint64_t grace_ms);
 
-/* Connect to host:port (name resolved without blocking the loop, every
- * address tried in order) and return a stream in *out.  TCP_NODELAY is
- * set.  Suspends.  Returns 0 or -errno (-ECONNREFUSED, -ENOENT for an
- * unknown host, -ECANCELED, -ETIMEDOUT). */
+/* Connect to host:port and return a stream in *out.
+ * The name is resolved without blocking the loop and every address is
+ * tried in order.  TCP_NODELAY is set.  Suspends.  Returns 0 or -errno
+ * (-ECONNREFUSED, -ENOENT for an unknown host, -ECANCELED,
+ * -CORIO_EDEADLINE). */
 CORIO_API int corio_open_connection(const char *host, uint16_t port, corio_stream **out);
 
-/* Format an address as "host:port" ("[v6]:port" for IPv6) into buf.
+/* Format an address as "host:port" ("[v6]:port" for IPv6) into buf of size cap.
  * Returns buf. */
 CORIO_API char *corio_format_addr(const struct sockaddr *addr, char *buf, size_t cap);
 
@@ -381,8 +452,8 @@ CORIO_API char *corio_format_addr(const struct sockaddr *addr, char *buf, size_t
 /* Threads (asyncio.to_thread, loop.call_soon_threadsafe)              */
 /* ------------------------------------------------------------------ */
 
-/* Run fn(arg) on a worker of the loop's thread pool and suspend the task
- * until it has returned (asyncio.to_thread).  fn runs on another thread: it
+/* Run fn(arg) on a worker thread and wait for it to return (asyncio.to_thread).
+ * The task is suspended meanwhile.  fn runs on another thread: it
  * must not call corio functions or touch the loop's objects.  The pool is
  * bounded (corio_config.threadpool_size, else CORIO_THREADPOOL_SIZE, else 4
  * workers; at least 2) and started on first use; calls beyond its size
@@ -390,12 +461,12 @@ CORIO_API char *corio_format_addr(const struct sockaddr *addr, char *buf, size_t
  * Returns 0 with fn's return value in *result (result may be NULL).
  * Cancellation and deadlines:
  *  - fn not started yet: the call is dropped, fn never runs, *result is
- *    NULL, and -ECANCELED / -ETIMEDOUT is returned at once;
+ *    NULL, and -ECANCELED / -CORIO_EDEADLINE is returned at once;
  *  - fn already running: unlike Python, the call does NOT return early.  A
  *    running fn usually works on memory the caller owns (arg, buffers on
  *    its stack), so the task waits, uninterruptibly, until fn returns; then
  *    *result receives fn's return value (free what it owns) and
- *    -ECANCELED / -ETIMEDOUT is returned.  A long fn therefore delays the
+ *    -ECANCELED / -CORIO_EDEADLINE is returned.  A long fn therefore delays the
  *    cancel by its own duration: keep fn bounded, or give it a stop flag
  *    in arg that the task sets before cancelling.
  *  - the same holds for an interrupt that arrives after fn returned but
@@ -411,8 +482,9 @@ CORIO_API int corio_to_thread(void *(*fn)(void *), void *arg, void **result);
  * corio_call_soon_threadsafe).  Opaque and reference counted. */
 typedef struct corio_loop_ref corio_loop_ref;
 
-/* From inside a loop (a task, or a function it calls): a new reference to
- * the running loop.  Every reference must be given back exactly once with
+/* A new reference to the running loop, for other threads to hold.
+ * Call it from inside a loop (a task, or a function it calls).  Every
+ * reference must be given back exactly once with
  * corio_loop_ref_release, from any thread, at any time -- also after the
  * loop has ended: the handle stays valid memory until its last release,
  * and calls through it after the loop ended fail with -ESHUTDOWN.  While
@@ -421,12 +493,12 @@ typedef struct corio_loop_ref corio_loop_ref;
  * used any more.  Returns NULL with errno EPERM outside a loop, ENOMEM. */
 CORIO_API corio_loop_ref *corio_loop_get_ref(void);
 
-/* Give back a reference (NULL is ignored).  Thread-safe; never blocks on
- * the loop. */
+/* Give back a reference from corio_loop_get_ref.
+ * NULL is ignored.  Thread-safe; never blocks on the loop. */
 CORIO_API void corio_loop_ref_release(corio_loop_ref *ref);
 
-/* From any thread (the loop's own included): queue fn(arg) to run on the
- * loop's thread, and wake the loop (asyncio's call_soon_threadsafe).  Calls
+/* Queue fn(arg) to run on the loop's thread, from any thread (call_soon_threadsafe).
+ * Callable from the loop's own thread too; the loop is woken.  Calls
  * run one after another, in the order they were queued (all threads
  * together), inside a task named "call_soon_threadsafe" that the loop keeps
  * while calls are waiting.  fn may suspend, but the calls queued behind it
@@ -455,7 +527,7 @@ CORIO_API int corio_call_soon_threadsafe(corio_loop_ref *ref, void (*fn)(void *a
  * POSIX calls too.
  *
  * All of them suspend and honour cancellation and deadlines like every
- * other corio call: an interrupted call returns -ECANCELED / -ETIMEDOUT,
+ * other corio call: an interrupted call returns -ECANCELED / -CORIO_EDEADLINE,
  * and its buffer (and path) are no longer touched by the kernel or a
  * worker once it returns.  An operation already running when the
  * interrupt arrives is waited for; if it had succeeded its real result is
@@ -495,30 +567,31 @@ CORIO_API int corio_call_soon_threadsafe(corio_loop_ref *ref, void (*fn)(void *a
 struct stat;
 struct iovec;
 
-/* open(2) path with flags and mode (mode is used with O_CREAT/O_TMPFILE);
- * O_CLOEXEC is always added.  Returns the new fd (owned by the caller,
- * release it with corio_file_close) or -errno: -ENOENT, -EISDIR (a
- * directory opened for writing), -EACCES, -EEXIST (O_CREAT|O_EXCL), ...
- * Suspends. */
+/* Open path with flags and mode, as open(2) does.
+ * mode is used with O_CREAT/O_TMPFILE; O_CLOEXEC is always added.
+ * Returns the new fd (owned by the caller, release it with
+ * corio_file_close) or -errno: -ENOENT, -EISDIR (a directory opened for
+ * writing), -EACCES, -EEXIST (O_CREAT|O_EXCL), ...  Suspends. */
 CORIO_API int corio_file_open(const char *path, int flags, mode_t mode);
 
-/* Close fd.  The fd is released on every path, also when the calling task
+/* Close fd, on every path: also when the calling task is interrupted.
+ * The fd is released on every path, also when the calling task
  * is cancelled or past its deadline (then it is closed without waiting in
  * the loop): so it is safe as the single exit of a task.  Returns 0 or the
  * error close(2) reports (-EIO, -ENOSPC on some file systems: data may
- * have been lost; -EBADF); never -ECANCELED / -ETIMEDOUT.  Suspends (only
+ * have been lost; -EBADF); never -ECANCELED / -CORIO_EDEADLINE.  Suspends (only
  * when not interrupted). */
 CORIO_API int corio_file_close(int fd);
 
 /* Read up to n bytes at the file position (advancing it) into buf.
  * Returns the bytes read (short only at end of file or, for pipes and
  * ttys, when less is available), 0 at end of file, or -errno (-EISDIR,
- * -EBADF, -ECANCELED, -ETIMEDOUT, ...).  Suspends; buf is the caller's
+ * -EBADF, -ECANCELED, -CORIO_EDEADLINE, ...).  Suspends; buf is the caller's
  * and is no longer written once the call returns. */
 CORIO_API ssize_t corio_file_read(int fd, void *buf, size_t n);
 
-/* Write up to n bytes from buf at the file position (at the end with
- * O_APPEND).  Returns the bytes written (may be short: a full disk or
+/* Write up to n bytes from buf at the file position (at the end with O_APPEND).
+ * Returns the bytes written (may be short: a full disk or
  * RLIMIT_FSIZE stop it part-way, and the next write reports -ENOSPC /
  * -EFBIG) or -errno.  On a pipe, FIFO, tty or socket it returns, as
  * write(2) would: in blocking mode once all n bytes are written (waiting
@@ -526,38 +599,39 @@ CORIO_API ssize_t corio_file_read(int fd, void *buf, size_t n);
  * it is cancelled, passes its deadline or fails after part of the data
  * went out, it returns that count; the interrupt or error comes with the
  * next call.  Suspends.  Writing to a pipe whose reader is gone
- * gives -EPIPE, and also raises SIGPIPE unless the program ignores it
- * (sockets never do: streams send with MSG_NOSIGNAL). */
+ * gives -EPIPE, without SIGPIPE (see the conventions above). */
 CORIO_API ssize_t corio_file_write(int fd, const void *buf, size_t n);
 
-/* As corio_file_read / corio_file_write at byte offset off (>= 0),
- * leaving the file position alone (pread/pwrite).  -ESPIPE on pipes,
+/* Read / write at byte offset off, leaving the file position alone (pread/pwrite).
+ * Otherwise as corio_file_read / corio_file_write.  -ESPIPE on pipes,
  * -EINVAL for a negative offset. */
 CORIO_API ssize_t corio_file_pread(int fd, void *buf, size_t n, int64_t off);
 CORIO_API ssize_t corio_file_pwrite(int fd, const void *buf, size_t n, int64_t off);
 
-/* Scatter/gather variants (readv/writev; preadv/pwritev at offset off >=
- * 0).  iov (and every buffer it names) must stay valid until the call
- * returns; iovcnt 1..IOV_MAX.  Results as the single-buffer calls (a
- * vectored read may also be short before the end of a regular file). */
+/* Read / write into several buffers at once (readv/writev, preadv/pwritev).
+ * The p variants work at offset off (>= 0).  iov (and every buffer it
+ * names) must stay valid until the call returns; iovcnt 1..IOV_MAX.
+ * Results as the single-buffer calls (a vectored read may also be short
+ * before the end of a regular file). */
 CORIO_API ssize_t corio_file_readv(int fd, const struct iovec *iov, int iovcnt);
 CORIO_API ssize_t corio_file_writev(int fd, const struct iovec *iov, int iovcnt);
 CORIO_API ssize_t corio_file_preadv(int fd, const struct iovec *iov, int iovcnt, int64_t off);
 CORIO_API ssize_t corio_file_pwritev(int fd, const struct iovec *iov, int iovcnt, int64_t off);
 
-/* Flush fd's data and metadata (fsync) or data only (fdatasync) to
- * stable storage.  Returns 0 or -errno (-EIO, -ENOSPC, -EINVAL for fds
+/* Flush fd's data and metadata (fsync) or data only (fdatasync) to stable storage.
+ * Returns 0 or -errno (-EIO, -ENOSPC, -EINVAL for fds
  * that cannot be synced).  Suspends. */
 CORIO_API int corio_file_fsync(int fd);
 CORIO_API int corio_file_fdatasync(int fd);
 
-/* Fill *st for fd (fstat) or path (stat, following symlinks).  Returns 0
- * or -errno (-ENOENT, -ENOTDIR, -EBADF, ...).  Suspends. */
+/* Fill *st for fd (fstat) or path (stat, following symlinks).
+ * Returns 0 or -errno (-ENOENT, -ENOTDIR, -EBADF, ...).  Suspends. */
 CORIO_API int corio_file_fstat(int fd, struct stat *st);
 CORIO_API int corio_file_stat(const char *path, struct stat *st);
 
-/* unlink(2), rmdir(2), rename(2) (replacing `to` atomically if it exists)
- * and mkdir(2) (mode filtered by the umask).  Return 0 or -errno (-ENOENT,
+/* Remove a file, remove a directory, rename, make a directory.
+ * As unlink(2), rmdir(2), rename(2) (replacing `to` atomically if it
+ * exists) and mkdir(2) (mode filtered by the umask).  Return 0 or -errno (-ENOENT,
  * -EISDIR / -ENOTDIR, -ENOTEMPTY, -EEXIST for an existing directory, ...).
  * Suspend. */
 CORIO_API int corio_file_unlink(const char *path);
@@ -565,7 +639,8 @@ CORIO_API int corio_file_rmdir(const char *path);
 CORIO_API int corio_file_rename(const char *from, const char *to);
 CORIO_API int corio_file_mkdir(const char *path, mode_t mode);
 
-/* Read the whole file at path into a new buffer.  On success returns 0,
+/* Read the whole file at path into a new buffer.
+ * On success returns 0,
  * *out is a malloc'd buffer the caller releases with free() (NUL
  * terminated for convenience, the terminator not counted) and *len its
  * length.  On failure *out is NULL and nothing needs freeing: -EFBIG if
@@ -574,9 +649,10 @@ CORIO_API int corio_file_mkdir(const char *path, mode_t mode);
  * Suspends. */
 CORIO_API int corio_file_read_all(const char *path, size_t cap, char **out, size_t *len);
 
-/* Create or truncate path (mode as open(2) with O_CREAT) and write the
- * len bytes of buf, continuing after short writes; corio_file_append
- * instead adds them at the end (created with mode 0666 if missing).
+/* Write the len bytes of buf as the whole file at path, or append them to it.
+ * corio_file_write_all creates or truncates path (mode as open(2) with
+ * O_CREAT); corio_file_append adds the bytes at the end (created with mode
+ * 0666 if missing).  Both continue after short writes.
  * Returns 0 only when every byte was written and the close succeeded;
  * else -errno (-ENOSPC, -EFBIG, -EIO, -ECANCELED, ...), in which case the
  * file may hold a prefix of the data.  buf stays the caller's.  Suspends. */

@@ -6,6 +6,7 @@
 #          compiler (the aarch64 suite; skipped when absent)
 #   asan:  + clang and its sanitizer runtime
 #   tsan:  the same (ThreadSanitizer's runtime is in the same package)
+#   format: clang-format (the version .clang-format is written for)
 #   bench: + the peers: libuv, nginx, wrk, uvloop, aiofiles, h2load
 # As root it runs apt-get; otherwise it prints the command to run.
 set -euo pipefail
@@ -14,6 +15,7 @@ declare -A groups=(
     [test]="curl python3 util-linux apache2-utils nghttp2-client qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
     [asan]="clang libclang-rt-14-dev"
     [tsan]="clang libclang-rt-14-dev"
+    [format]="clang-format"
     [bench]="libuv1-dev nginx-light h2o wrk python3-uvloop python3-aiofiles bc nghttp2-client curl gnuplot-nox"
 )
 command -v dpkg >/dev/null || exit 0 # not Debian: nothing we can check

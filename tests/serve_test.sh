@@ -2,9 +2,12 @@
 # corio-serve against a temporary directory, with curl and the system
 # Python: listings, exact bytes (a 5 MB file too), Content-Type, HEAD,
 # Range (206, 416), 304 by If-Modified-Since and If-None-Match, index.html,
-# 404, and every way out of DIR we know of (../, %2e%2e, %2f, %5c, %00,
-# a symlink out, an absolute URL) must fail without serving the secret
-# file next to DIR.  Then SIGTERM must stop it with status 0.
+# 404 (also for a file with a trailing '/'), redirects to the cleaned path
+# only (never "//host/"), and every way out of DIR we know of (../,
+# %2e%2e, %2f, %5c, %00, a symlink out, an absolute URL) must fail without
+# serving the secret file next to DIR.  Downloads aborted part-way (curl |
+# head, resets) must leave it serving.  Then SIGTERM must stop it with
+# status 0.
 #   serve_test.sh BUILD_DIR      (CORIO_BACKEND picks the backend)
 set -euo pipefail
 build=$1
@@ -53,6 +56,14 @@ grep -q 'href="we%3Cir%3Ed%20%26%20%22name%22.txt"' <<<"$list" || fail "listing 
 [[ $(code "$url/sub") == 301 ]] || fail "no redirect for a directory without '/'"
 [[ $(curl -s --max-time "$wait_s" -o /dev/null -w '%{redirect_url}' "$url/sub") == "$url/sub/" ]] || fail "redirect target"
 curl -s --max-time "$wait_s" "$url/sub/" | grep -q 'href="deeper/"' || fail "sub listing"
+# the Location is the cleaned path: "//evil.com" must not send a browser to
+# another host; names are re-encoded
+mkdir "$root/evil.com" "$root/sp ace"
+loc() { curl -s --path-as-is -D - -o /dev/null --max-time "$wait_s" "$url$1" | tr -d '\r' | sed -n 's/^Location: //p'; }
+[[ $(loc //evil.com) == /evil.com/ ]] || fail "//evil.com redirects to '$(loc //evil.com)'"
+[[ $(loc ///evil.com) == /evil.com/ ]] || fail "///evil.com redirects to '$(loc ///evil.com)'"
+[[ $(loc '/./sub?x=1') == '/sub/?x=1' ]] || fail "/./sub redirects to '$(loc '/./sub?x=1')'"
+[[ $(loc /sp%20ace) == /sp%20ace/ ]] || fail "/sp%20ace redirects to '$(loc /sp%20ace)'"
 
 # exact bytes and types
 [[ $(curl -s --max-time "$wait_s" "$url/a.txt") == hello ]] || fail "a.txt"
@@ -75,6 +86,8 @@ ctype() { curl -s -o /dev/null -w '%{content_type}' --max-time "$wait_s" "$url/$
 # 404 / 405
 [[ $(code "$url/missing") == 404 ]] || fail "missing file"
 [[ $(code "$url/a.txt/x") == 404 ]] || fail "file as a directory"
+[[ $(code "$url/a.txt/") == 404 ]] || fail "file with a trailing slash"
+[[ $(code --path-as-is "$url/a.txt/.") == 404 ]] || fail "file with a trailing /."
 [[ $(code -X POST -d x "$url/a.txt") == 405 ]] || fail "POST"
 
 # HEAD: the GET's headers, no body
@@ -164,6 +177,29 @@ grep -qE '^127\.0\.0\.1 - - \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9:]{8} \+0000\]
     fail "access log: $(head -5 "$tmp/log")"
 grep -qE '"GET /big\.bin HTTP/1\.1" 200 5000000$' "$tmp/log" || fail "access log bytes"
 grep -qE '"GET /missing HTTP/1\.1" 404 [0-9]+$' "$tmp/log" || fail "access log 404"
+
+# clients that abort a sendfile download part-way (curl | head closes;
+# a reset with SO_LINGER 0) never take the server down: it keeps serving
+for _ in $(seq 5); do
+    curl -s --max-time "$wait_s" "$url/big.bin" 2>/dev/null | head -c 100 >/dev/null || true
+done
+/usr/bin/python3 - "$port" <<'PY' || fail "aborted downloads"
+import socket, struct, sys
+for _ in range(10):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+    s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = b""
+    while len(got) < 100:
+        b = s.recv(100 - len(got))
+        assert b, got
+        got += b
+    assert got.startswith(b"HTTP/1.1 200 "), got
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+PY
+kill -0 "$pid" 2>/dev/null || fail "the server died when downloads were aborted"
+curl -s --max-time "$((wait_s * 2))" "$url/big.bin" -o "$tmp/big.again"
+cmp "$tmp/big.again" "$root/big.bin" || fail "5 MB file after aborted downloads"
 
 # ApacheBench with keep-alive and h2load over HTTP/1.1 (pipelined): every
 # request answered with the file, none failed

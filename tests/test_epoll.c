@@ -163,7 +163,7 @@ static void *deadline_main(void *arg)
     char buf[4];
     uint64_t t0 = test_ms();
     corio_deadline d = corio_deadline_push(20);
-    CHECK_ERR(op_recv(sv[0], buf, sizeof buf), -ETIMEDOUT);
+    CHECK_ERR(op_recv(sv[0], buf, sizeof buf), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
     uint64_t el = test_ms() - t0;
     CHECK(el >= 19 && el < 1000);

@@ -67,7 +67,7 @@ static void *event_cancel_main(void *arg)
 
     corio_event_clear(&ev);
     corio_deadline d = corio_deadline_push(20);
-    CHECK_ERR(corio_event_wait(&ev), -ETIMEDOUT);
+    CHECK_ERR(corio_event_wait(&ev), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
     return NULL;
 }

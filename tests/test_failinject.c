@@ -81,11 +81,10 @@ static void hello_handler(corio_http_request *req, corio_http_response *resp, vo
 static int expect_hellos(corio_stream *c, int count)
 {
     for (int i = 0; i < count; i++) {
-        size_t len;
-        int err = 0;
-        const char *p = corio_readuntil(c, HELLO_RESP_END, strlen(HELLO_RESP_END), &len, &err);
-        if (!p)
-            return err;
+        const char *p;
+        ssize_t len = corio_readuntil(c, HELLO_RESP_END, strlen(HELLO_RESP_END), &p);
+        if (len < 0)
+            return (int)len;
         if (len < 17 || memcmp(p, "HTTP/1.1 200 OK\r\n", 17) != 0)
             return -EPROTO;
     }

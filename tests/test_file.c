@@ -457,7 +457,7 @@ static void *fifo_main(void *arg)
     corio_deadline d = corio_deadline_push(60);
     ssize_t n = corio_file_read(fd, buf, sizeof buf);
     corio_deadline_pop(d);
-    CHECK_ERR(n, -ETIMEDOUT);
+    CHECK_ERR(n, -CORIO_EDEADLINE);
     uint64_t el = test_ms() - t0;
     CHECK(el >= 50 && el < 2000);
 
@@ -487,7 +487,7 @@ static void *fifo_main(void *arg)
     d = corio_deadline_push(50);
     n = corio_file_write(fd, fill, sizeof fill);
     corio_deadline_pop(d);
-    CHECK_ERR(n, -ETIMEDOUT);
+    CHECK_ERR(n, -CORIO_EDEADLINE);
 
     CHECK_OK(corio_file_close(fd));
     tmpdir_remove();
@@ -605,7 +605,7 @@ static void *pool_sync_main(void *arg)
     /* Deadline on a queued item. */
     corio_deadline d = corio_deadline_push(30);
     slow_job j2 = {.sleep_ms = 0};
-    CHECK_ERR(corio__pool_run_sync(CORIO__POOL_FAST, slow_work, &j2), -ETIMEDOUT);
+    CHECK_ERR(corio__pool_run_sync(CORIO__POOL_FAST, slow_work, &j2), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
     CHECK(!atomic_load(&j2.started));
 

@@ -262,7 +262,7 @@ static void *tty_interrupt_main(void *arg)
         char buf[64];
         uint64_t t0 = test_ms();
         corio_deadline d = corio_deadline_push(60);
-        CHECK_ERR(corio_file_read(s, buf, sizeof buf), -ETIMEDOUT);
+        CHECK_ERR(corio_file_read(s, buf, sizeof buf), -CORIO_EDEADLINE);
         corio_deadline_pop(d);
         uint64_t el = test_ms() - t0;
         CHECK(el >= 50 && el < 2000);

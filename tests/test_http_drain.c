@@ -31,10 +31,9 @@ static void *drain_main(void *arg)
     int answers = 0;
     corio_deadline d = corio_deadline_push(5000);
     for (int i = 0; i < 2; i++) {
-        size_t len;
-        int err;
-        const char *p = corio_readuntil(s, "\r\n\r\nok", 6, &len, &err);
-        if (!p)
+        const char *p;
+        ssize_t len = corio_readuntil(s, "\r\n\r\nok", 6, &p);
+        if (len < 0)
             break;
         CHECK(strncmp(p, "HTTP/1.1 200 OK\r\n", 17) == 0);
         CHECK(!memmem(p, len, "Connection: close", 17));

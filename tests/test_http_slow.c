@@ -41,9 +41,8 @@ static corio_stream *ask(corio_http_server *srv)
 /* Read the head, then the body in 1 MiB steps with a pause after each. */
 static size_t read_body(corio_stream *s, unsigned pause_ms)
 {
-    size_t len;
-    int err;
-    CHECK(corio_readuntil(s, "\r\n\r\n", 4, &len, &err));
+    const char *head;
+    CHECK(corio_readuntil(s, "\r\n\r\n", 4, &head) > 0);
     static char buf[1 << 20];
     size_t got = 0;
     for (;;) {

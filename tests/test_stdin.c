@@ -169,7 +169,7 @@ static void *cancel_stdin_main(void *arg)
     CHECK(in);
     char line[64];
     corio_deadline d = corio_deadline_push(30);
-    CHECK_ERR(corio_readline(in, line, sizeof line), -ETIMEDOUT);
+    CHECK_ERR(corio_readline(in, line, sizeof line), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
     corio_stream_close(in);
     return NULL;

@@ -8,6 +8,7 @@
 #include "runner.h"
 #include "internal.h"
 
+#include <fcntl.h>
 #include <malloc.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -156,7 +157,7 @@ static void *readline_small_buf_main(void *arg)
     make_pair(&a, &b);
     CHECK_OK(corio_write(b, "a long line\n", 12));
     char line[8];
-    CHECK_ERR(corio_readline(a, line, sizeof line), -ENOBUFS);
+    CHECK_ERR(corio_readline(a, line, sizeof line), -CORIO_ELIMIT);
     char big[16];
     CHECK_EQ(corio_readline(a, big, sizeof big), 12); /* it stayed buffered */
     CHECK_STR(big, "a long line\n");
@@ -176,15 +177,13 @@ static void *readuntil_main(void *arg)
     script sc = {b, p, 3, true};
     corio_task *t = corio_spawn(play, &sc);
     CHECK(t);
-    size_t len = 0;
-    int err = 1;
-    const char *head = corio_readuntil(a, "\r\n\r\n", 4, &len, &err);
+    const char *head = NULL;
+    ssize_t len = corio_readuntil(a, "\r\n\r\n", 4, &head);
+    CHECK_EQ(len, (ssize_t)strlen("GET / HTTP/1.1\r\nA: b\r\n\r\n"));
     CHECK(head);
-    CHECK_EQ(err, 0);
-    CHECK_EQ(len, strlen("GET / HTTP/1.1\r\nA: b\r\n\r\n"));
-    CHECK_MEM(head, "GET / HTTP/1.1\r\nA: b\r\n\r\n", len);
-    CHECK(corio_readuntil(a, "\r\n\r\n", 4, &len, &err) == NULL);
-    CHECK_ERR(err, -CORIO_EINCOMPLETE);
+    CHECK_MEM(head, "GET / HTTP/1.1\r\nA: b\r\n\r\n", (size_t)len);
+    CHECK_ERR(corio_readuntil(a, "\r\n\r\n", 4, &head), -CORIO_EINCOMPLETE);
+    CHECK(head == NULL);
     char rest[16];
     CHECK_EQ(corio_read(a, rest, sizeof rest), 4); /* the partial data is still there */
     CHECK_MEM(rest, "body", 4);
@@ -205,10 +204,9 @@ static void *readuntil_limit_main(void *arg)
     for (size_t i = 0; i < sizeof data; i++)
         data[i] = (char)('a' + i % 26);
     CHECK_OK(corio_write(b, data, sizeof data));
-    size_t len;
-    int err = 0;
-    CHECK(corio_readuntil(a, "\n", 1, &len, &err) == NULL);
-    CHECK_ERR(err, -CORIO_ELIMIT);
+    const char *p;
+    CHECK_ERR(corio_readuntil(a, "\n", 1, &p), -CORIO_ELIMIT);
+    CHECK(p == NULL);
     char line[400];
     CHECK_ERR(corio_readline(a, line, sizeof line), -CORIO_ELIMIT);
     /* nothing was lost: every byte can still be read in order */
@@ -222,8 +220,7 @@ static void *readuntil_limit_main(void *arg)
     char *junk = malloc(256 * 1024);
     memset(junk, 'x', 256 * 1024);
     CHECK_OK(corio_write(b, junk, 256 * 1024));
-    CHECK(corio_readuntil(a, "\r\n\r\n", 4, &len, &err) == NULL);
-    CHECK_ERR(err, -CORIO_ELIMIT);
+    CHECK_ERR(corio_readuntil(a, "\r\n\r\n", 4, &p), -CORIO_ELIMIT);
     free(junk);
     corio_stream_close(a);
     corio_stream_close(b);
@@ -238,11 +235,9 @@ static void *readuntil_at_limit_main(void *arg)
     make_pair(&a, &b);
     corio_stream_set_limit(a, 10);
     CHECK_OK(corio_write(b, "123456789\nXY", 12)); /* 10 bytes with the separator: fits exactly */
-    size_t len;
-    int err;
-    const char *p = corio_readuntil(a, "\n", 1, &len, &err);
-    CHECK(p);
-    CHECK_EQ(len, 10);
+    const char *p;
+    CHECK_EQ(corio_readuntil(a, "\n", 1, &p), 10);
+    CHECK_MEM(p, "123456789\n", 10);
     corio_stream_close(a);
     corio_stream_close(b);
     return NULL;
@@ -274,7 +269,7 @@ static void *backpressure_main(void *arg)
         }
     }
     corio_deadline_pop(d);
-    CHECK_ERR(r, -ETIMEDOUT);
+    CHECK_ERR(r, -CORIO_EDEADLINE);
     CHECK(test_ms() - t0 >= 150);
     CHECK(corio_write_buffer_size(a) > 8 * 1024); /* drain really was blocked */
     CHECK(corio_write_buffer_size(a) <= 32 * 1024 + sizeof chunk);
@@ -486,7 +481,7 @@ static void *cancel_read_main(void *arg)
 
     /* a deadline on a read */
     corio_deadline d = corio_deadline_push(30);
-    CHECK_ERR(corio_read(a, buf, sizeof buf), -ETIMEDOUT);
+    CHECK_ERR(corio_read(a, buf, sizeof buf), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
     corio_stream_close(a);
     corio_stream_close(b);
@@ -686,11 +681,8 @@ static void *readuntil_result_stable_main(void *arg)
     corio_stream *a, *b;
     make_pair(&a, &b);
     CHECK_OK(corio_write(b, "first line\n", 11));
-    size_t len = 0;
-    int err = 1;
-    const char *line = corio_readuntil(a, "\n", 1, &len, &err);
-    CHECK(line);
-    CHECK_EQ(len, 11);
+    const char *line;
+    CHECK_EQ(corio_readuntil(a, "\n", 1, &line), 11);
     /* the peer goes on sending (more than the buffer holds, so it would
      * have to grow), while this task only sleeps */
     static char junk[48 * 1024];
@@ -756,7 +748,7 @@ static void *aclose_deadline_main(void *arg)
     memset(data, 'd', sizeof data);
     CHECK_OK(corio_write(a, data, sizeof data));
     corio_deadline d = corio_deadline_push(30);
-    CHECK_ERR(corio_stream_aclose(a), -ETIMEDOUT);
+    CHECK_ERR(corio_stream_aclose(a), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
     /* the peer is still open and unread: the closed stream lingers */
     CHECK_OK(corio_sleep_ms(10));
@@ -781,7 +773,7 @@ static void *write_eof_cancel_main(void *arg)
     memset(data, 'e', sizeof data);
     CHECK_OK(corio_write(a, data, sizeof data));
     corio_deadline d = corio_deadline_push(20);
-    CHECK_ERR(corio_write_eof(a), -ETIMEDOUT);
+    CHECK_ERR(corio_write_eof(a), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
     CHECK_OK(corio_write(a, "!", 1)); /* not shut down yet */
     static char buf[1 << 16];
@@ -802,3 +794,53 @@ static void *write_eof_cancel_main(void *arg)
 }
 
 TEST(write_eof_interrupted_then_retried) { test_run(write_eof_cancel_main, NULL); }
+
+/* ---- ownership of the fd when wrapping fails ---------------------------- */
+
+/* corio_stream_from_fd that fails leaves fd exactly as it was given: open,
+ * still blocking, close-on-exec unchanged, and still the caller's (a socket
+ * used to be made non-blocking before the allocation that failed). */
+static void check_from_fd_failure_leaves_fd(int fd, int peer)
+{
+    int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD);
+    CHECK(fl >= 0 && fdfl >= 0);
+    CHECK(!(fl & O_NONBLOCK));
+    corio__fail_after(1); /* the stream's allocation */
+    errno = 0;
+    corio_stream *s = corio_stream_from_fd(fd);
+    corio__fail_after(0);
+    CHECK(s == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    CHECK_EQ(fcntl(fd, F_GETFL), fl);
+    CHECK_EQ(fcntl(fd, F_GETFD), fdfl);
+    char c = 0;
+    CHECK_EQ(write(peer, "x", 1), 1);
+    CHECK_EQ(read(fd, &c, 1), 1); /* still open, still usable */
+    CHECK_EQ(c, 'x');
+}
+
+static void *from_fd_failure_main(void *arg)
+{
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    check_from_fd_failure_leaves_fd(sv[0], sv[1]);
+    /* and the fd can still be wrapped once memory is there */
+    corio_stream *s = corio_stream_from_fd(sv[0]);
+    CHECK(s);
+    CHECK(fcntl(sv[0], F_GETFL) & O_NONBLOCK);
+    corio_stream_close(s);
+    close(sv[1]);
+
+    int p[2];
+    CHECK(pipe(p) == 0);
+    check_from_fd_failure_leaves_fd(p[0], p[1]);
+    close(p[0]);
+    close(p[1]);
+
+    errno = 0;
+    CHECK(corio_stream_from_fd(-1) == NULL);
+    CHECK_EQ(errno, EBADF);
+    return arg;
+}
+
+TEST(from_fd_failure_leaves_the_fd_to_the_caller) { test_run(from_fd_failure_main, NULL); }

@@ -294,10 +294,14 @@ static void *deadline_main(void *arg)
 {
     uint64_t t0 = test_ms();
     corio_deadline d = corio_deadline_push(30);
-    CHECK_ERR(corio_sleep_ms(10000), -ETIMEDOUT);
+    CHECK_ERR(corio_sleep_ms(10000), -CORIO_EDEADLINE);
     CHECK(corio_deadline_expired());
-    CHECK_ERR(corio_yield(), -ETIMEDOUT); /* every wait inside the scope fails */
+    CHECK_ERR(corio_yield(), -CORIO_EDEADLINE); /* every wait inside the scope fails */
     corio_deadline_pop(d);
+    /* a deadline is told apart from the network's -ETIMEDOUT, by code and by text */
+    CHECK(CORIO_EDEADLINE != ETIMEDOUT);
+    CHECK_STR(corio_strerror(-CORIO_EDEADLINE), "the task's deadline passed");
+    CHECK(strcmp(corio_strerror(-CORIO_EDEADLINE), corio_strerror(-ETIMEDOUT)) != 0);
     uint64_t el = test_ms() - t0;
     CHECK(el >= 25 && el < 2000);
     CHECK(!corio_deadline_expired());
@@ -312,7 +316,7 @@ static void *deadline_main(void *arg)
     t0 = test_ms();
     corio_deadline outer = corio_deadline_push(30);
     corio_deadline inner = corio_deadline_push(5000);
-    CHECK_ERR(corio_sleep_ms(10000), -ETIMEDOUT);
+    CHECK_ERR(corio_sleep_ms(10000), -CORIO_EDEADLINE);
     corio_deadline_pop(inner);
     corio_deadline_pop(outer);
     CHECK(test_ms() - t0 < 2000);
@@ -320,7 +324,7 @@ static void *deadline_main(void *arg)
     /* nested: an inner shorter deadline wins, the outer one still holds after */
     outer = corio_deadline_push(5000); /* far beyond the inner one, even on a busy CPU */
     inner = corio_deadline_push(10);
-    CHECK_ERR(corio_sleep_ms(100), -ETIMEDOUT);
+    CHECK_ERR(corio_sleep_ms(100), -CORIO_EDEADLINE);
     corio_deadline_pop(inner);
     CHECK_OK(corio_sleep_ms(5));
     corio_deadline_pop(outer);
@@ -333,7 +337,7 @@ static void *deadline_join_main(void *arg)
 {
     corio_task *t = corio_spawn(long_sleeper, NULL);
     corio_deadline d = corio_deadline_push(20);
-    CHECK_ERR(corio_join(t, NULL), -ETIMEDOUT);
+    CHECK_ERR(corio_join(t, NULL), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
     CHECK_OK(corio_cancel(t));
     CHECK_OK(corio_join(t, NULL));
@@ -879,7 +883,7 @@ static void *deadline_zero_main(void *arg)
 {
     corio_deadline d = corio_deadline_push(0);
     CHECK(corio_deadline_expired());
-    CHECK_ERR(corio_yield(), -ETIMEDOUT);
+    CHECK_ERR(corio_yield(), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
     CHECK(!corio_deadline_expired());
     CHECK(corio_now_ns() > 0);
@@ -890,6 +894,34 @@ static void *deadline_zero_main(void *arg)
 }
 
 TEST(zero_deadline_is_expired_at_once_and_now_advances) { test_run(deadline_zero_main, NULL); }
+
+/* corio_now_ns is the turn's cached reading: it stands still while a task
+ * computes without suspending, though corio_clock_read_ns (same clock, read
+ * afresh) moves on; the next wait for a timer catches up. */
+static void *clock_main(void *arg)
+{
+    uint64_t cached = corio_now_ns();
+    uint64_t fresh = corio_clock_read_ns();
+    CHECK(fresh >= cached);
+    while (corio_clock_read_ns() - fresh < 2000000) {
+        /* busy for 2 ms of monotonic time, no suspension */
+    }
+    CHECK_EQ(corio_now_ns(), cached);
+    uint64_t later = corio_clock_read_ns();
+    CHECK(later >= fresh + 2000000);
+    CHECK_OK(corio_sleep_ms(1));
+    CHECK(corio_now_ns() >= later + 1000000); /* refreshed when the loop polled */
+    CHECK(corio_clock_read_ns() >= corio_now_ns());
+    return arg;
+}
+
+TEST(now_is_cached_per_turn_and_clock_read_is_fresh)
+{
+    test_run(clock_main, NULL);
+    /* outside a loop both read the clock */
+    uint64_t a = corio_now_ns();
+    CHECK(corio_clock_read_ns() >= a);
+}
 
 /* After a stall report every task is cancelled, so cleanup code runs and an
  * event waiter leaves the event's list before its stack goes away. */
@@ -971,3 +1003,48 @@ static void *detach_joined_main(void *arg)
 }
 
 TEST(detach_refuses_a_task_being_joined) { test_run(detach_joined_main, NULL); }
+
+/* Cleanup code in a cancelled task: corio_join gives up at once (the child
+ * keeps running and stays the caller's), corio_gather cancels the child and
+ * waits until the child's own cleanup has run.  The contracts in corio.h
+ * and docs/asyncio-guide.md say both. */
+static int gathered_cleanups;
+
+static void *sleeping_child(void *arg)
+{
+    CHECK_ERR(corio_sleep_ms(60000), -ECANCELED);
+    gathered_cleanups++;
+    return arg;
+}
+
+static void *cancelled_parent(void *arg)
+{
+    corio_task *child = corio_spawn(sleeping_child, (void *)(intptr_t)7);
+    CHECK(child);
+    CHECK_ERR(corio_sleep_ms(60000), -ECANCELED);
+    /* cleanup from here on */
+    CHECK_ERR(corio_join(child, NULL), -ECANCELED);
+    CHECK(!corio_task_done(child));
+    void *res = NULL;
+    CHECK_ERR(corio_gather(&child, 1, &res), -ECANCELED);
+    CHECK_EQ(gathered_cleanups, 1);
+    CHECK_EQ((intptr_t)res, 7);
+    return arg;
+}
+
+static void *cleanup_wait_main(void *arg)
+{
+    corio_task *p = corio_spawn(cancelled_parent, NULL);
+    CHECK(p);
+    CHECK_OK(corio_yield());
+    CHECK_OK(corio_cancel(p));
+    CHECK_OK(corio_join(p, NULL));
+    CHECK_EQ(gathered_cleanups, 1);
+    return arg;
+}
+
+TEST(cancelled_task_join_gives_up_gather_waits_for_child)
+{
+    gathered_cleanups = 0;
+    test_run(cleanup_wait_main, NULL);
+}

@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -98,6 +99,41 @@ static void *handler_name_main(void *arg)
 }
 
 TEST(handler_task_named_and_stream_closed_on_return) { test_run(handler_name_main, NULL); }
+
+/* The handler reports the accepted socket's TCP_NODELAY, then answers. */
+static void nodelay_handler(corio_stream *s, void *arg)
+{
+    int on = -1;
+    socklen_t len = sizeof on;
+    if (getsockopt(corio_stream_fd(s), IPPROTO_TCP, TCP_NODELAY, &on, &len) < 0)
+        on = -1;
+    char c = on < 0 ? 'E' : on ? '1' : '0';
+    corio_write(s, &c, 1);
+    corio_drain(s);
+}
+
+static char nodelay_of_server(bool nagle)
+{
+    corio_server_config cfg = {.nagle = nagle};
+    corio_server *srv;
+    CHECK_OK(corio_start_server("127.0.0.1", 0, nodelay_handler, NULL, &cfg, &srv));
+    corio_stream *s;
+    CHECK_OK(corio_open_connection("127.0.0.1", corio_server_port(srv), &s));
+    char c = '?';
+    CHECK_EQ(corio_read(s, &c, 1), 1);
+    corio_stream_close(s);
+    CHECK_OK(corio_server_close(srv, 0));
+    return c;
+}
+
+static void *nagle_main(void *arg)
+{
+    CHECK_EQ(nodelay_of_server(false), '1'); /* the default: small writes leave at once */
+    CHECK_EQ(nodelay_of_server(true), '0');  /* nagle asked for: TCP_NODELAY stays off */
+    return NULL;
+}
+
+TEST(nodelay_by_default_nagle_on_request) { test_run(nagle_main, NULL); }
 
 static void *refused_main(void *arg)
 {
@@ -292,7 +328,7 @@ static void *backpressure_main(void *arg)
         }
     }
     corio_deadline_pop(d);
-    CHECK_ERR(r, -ETIMEDOUT);
+    CHECK_ERR(r, -CORIO_EDEADLINE);
     CHECK(written > 0);
     CHECK(max_queued <= 64 * 1024 + sizeof chunk); /* the default high mark bounds the queue */
     CHECK(corio_write_buffer_size(s) > 16 * 1024); /* the drain was really blocked */
@@ -385,7 +421,7 @@ static void *cancel_connect_main(void *arg)
     /* and a deadline on connect */
     corio_stream *s = NULL;
     corio_deadline d = corio_deadline_push(50);
-    CHECK_ERR(corio_open_connection("127.0.0.1", port, &s), -ETIMEDOUT);
+    CHECK_ERR(corio_open_connection("127.0.0.1", port, &s), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
     CHECK(s == NULL);
 
@@ -489,7 +525,7 @@ static void *close_cancelled_main(void *arg)
     CHECK_OK(corio_write(sl, "s", 1));
     CHECK_OK(corio_sleep_ms(20));
     corio_deadline d = corio_deadline_push(50);
-    CHECK_ERR(corio_server_close(srv, 10000), -ETIMEDOUT); /* interrupted: handlers still awaited */
+    CHECK_ERR(corio_server_close(srv, 10000), -CORIO_EDEADLINE); /* interrupted: handlers still awaited */
     corio_deadline_pop(d);
     CHECK_EQ(slow_cancelled, 1);
     corio_stream_close(sl);

@@ -189,7 +189,7 @@ static void check_queued(bool use_deadline)
     queued_ctx c = {.use_deadline = use_deadline};
     corio_config cfg = {.threadpool_size = 2};
     run_with(&cfg, queued_main, &c);
-    CHECK_ERR(c.rc, use_deadline ? -ETIMEDOUT : -ECANCELED);
+    CHECK_ERR(c.rc, use_deadline ? -CORIO_EDEADLINE : -ECANCELED);
     CHECK(c.res == NULL);
     CHECK(!atomic_load(&never_ran_flag)); /* dropped from the queue */
     CHECK(c.took_ms < 1000);               /* and at once, not when a worker freed up */
@@ -257,7 +257,7 @@ static void check_running(bool use_deadline)
 {
     running_ctx c = {.use_deadline = use_deadline};
     test_run(running_main, &c);
-    CHECK_ERR(c.rc, use_deadline ? -ETIMEDOUT : -ECANCELED);
+    CHECK_ERR(c.rc, use_deadline ? -CORIO_EDEADLINE : -ECANCELED);
     CHECK(c.res == (void *)0x5eed); /* the result is handed back all the same */
     CHECK(c.took_ms >= 190);         /* waited for the function */
 }
@@ -601,7 +601,7 @@ static void *stall_main(void *arg)
     /* Interrupted while running: the task waits for the worker, still not a
      * stall. */
     corio_deadline d = corio_deadline_push(20);
-    CHECK_ERR(corio_to_thread(sleep_300ms, (void *)4, &res), -ETIMEDOUT);
+    CHECK_ERR(corio_to_thread(sleep_300ms, (void *)4, &res), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
     CHECK(res == (void *)4);
     return arg;

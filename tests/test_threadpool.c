@@ -117,7 +117,7 @@ static void *cancel_main(void *arg)
     corio_deadline d = corio_deadline_push(10);
     void *r2 = slow_job_task(NULL);
     corio_deadline_pop(d);
-    CHECK_EQ((intptr_t)r2, -ETIMEDOUT);
+    CHECK_EQ((intptr_t)r2, -CORIO_EDEADLINE);
     /* The loop end waits for the abandoned items and frees them. */
     return arg;
 }

@@ -7,7 +7,7 @@
  */
 #include "runner.h"
 #include "internal.h"
-#include "backend/uring.h"
+
 #include "io/threadpool.h"
 
 #include <arpa/inet.h>
@@ -144,7 +144,7 @@ static void *deadline_recv_main(void *arg)
     char buf[8];
     uint64_t t0 = test_ms();
     corio_deadline d = corio_deadline_push(30);
-    CHECK_ERR(op_recv(sv[0], buf, sizeof buf), -ETIMEDOUT);
+    CHECK_ERR(op_recv(sv[0], buf, sizeof buf), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
     CHECK(test_ms() - t0 >= 25);
     CHECK_EQ(write(sv[1], "x", 1), 1);
@@ -477,8 +477,8 @@ static void *multi_accept_main(void *arg)
     struct sockaddr_in addr;
     int lfd = tcp_listener(&addr);
     m.op = (corio__op){.kind = CORIO__OP_ACCEPT_MULTI, .fd = lfd, .done = accept_cb};
-    if (!on_uring() || !corio__uring_has_multishot(l)) {
-        CHECK(!corio__uring_has_multishot(l));
+    if (!on_uring() || !corio__loop_can(l, CORIO__CAP_MULTISHOT)) {
+        CHECK(!corio__loop_can(l, CORIO__CAP_MULTISHOT));
         CHECK_EQ(l->backend->submit(l, &m.op), 1);
         CHECK_ERR(m.op.res, -EOPNOTSUPP);
         xclose(lfd);
@@ -553,19 +553,19 @@ static void recv_cb(corio__op *op)
     m->completions++;
     if (op->res > 0) {
         CHECK(op->buf_id != CORIO__NO_BUF);
-        CHECK((size_t)op->res <= corio__uring_buf_size(l));
+        CHECK((size_t)op->res <= corio__buf_size(l));
         if (m->hold) {
             CHECK(m->nheld < 4096);
             m->held[m->nheld].id = op->buf_id;
             m->held[m->nheld].len = op->res;
             m->nheld++;
         } else {
-            memcpy(m->data + m->got, corio__uring_buf(l, op->buf_id), (size_t)op->res);
-            corio__uring_buf_put(l, op->buf_id);
+            memcpy(m->data + m->got, corio__buf(l, op->buf_id), (size_t)op->res);
+            corio__buf_put(l, op->buf_id);
         }
         m->got += (size_t)op->res;
     } else if (op->buf_id != CORIO__NO_BUF) {
-        corio__uring_buf_put(l, op->buf_id);
+        corio__buf_put(l, op->buf_id);
     }
     if (!op->more) {
         m->final = true;
@@ -582,14 +582,14 @@ static void multi_recv(bool hold, size_t total)
     int sv[2];
     nb_socketpair(sv);
     m.op = (corio__op){.kind = CORIO__OP_RECV_MULTI, .fd = sv[0], .done = recv_cb};
-    if (!on_uring() || !corio__uring_has_multishot(l)) {
+    if (!on_uring() || !corio__loop_can(l, CORIO__CAP_MULTISHOT)) {
         CHECK_EQ(l->backend->submit(l, &m.op), 1);
         CHECK_ERR(m.op.res, -EOPNOTSUPP);
         xclose(sv[0]);
         xclose(sv[1]);
         SKIP("multishot recv needs io_uring");
     }
-    CHECK_OK(corio__uring_bufring_get(l));
+    CHECK_OK(corio__bufring_get(l));
     m.hold = hold;
     m.data = malloc(total);
     CHECK(m.data);
@@ -618,9 +618,9 @@ static void multi_recv(bool hold, size_t total)
         CHECK(rearms >= 1);
         size_t off = 0;
         for (int i = 0; i < m.nheld; i++) {
-            memcpy(m.data + off, corio__uring_buf(l, m.held[i].id), (size_t)m.held[i].len);
+            memcpy(m.data + off, corio__buf(l, m.held[i].id), (size_t)m.held[i].len);
             off += (size_t)m.held[i].len;
-            corio__uring_buf_put(l, m.held[i].id);
+            corio__buf_put(l, m.held[i].id);
         }
     } else {
         CHECK_EQ(rearms, 0);
@@ -659,7 +659,7 @@ static void *multi_recv_cancel_main(void *arg)
     memset(&m, 0, sizeof m);
     int sv[2];
     nb_socketpair(sv);
-    if (!on_uring() || !corio__uring_has_multishot(l)) {
+    if (!on_uring() || !corio__loop_can(l, CORIO__CAP_MULTISHOT)) {
         xclose(sv[0]);
         xclose(sv[1]);
         SKIP("multishot recv needs io_uring");
@@ -725,7 +725,7 @@ static void *leftover_main(void *arg)
     corio_loop *l = corio__loop();
     memset(&leftover, 0, sizeof leftover);
     nb_socketpair(leftover_fds);
-    if (!on_uring() || !corio__uring_has_multishot(l))
+    if (!on_uring() || !corio__loop_can(l, CORIO__CAP_MULTISHOT))
         SKIP("multishot recv needs io_uring");
     static unsigned char data[16];
     leftover.data = data;

@@ -17,7 +17,8 @@
  *    HTML listing (names sorted bytewise, HTML-escaped, links
  *    percent-encoded, '/' after directories); a directory asked for
  *    without the trailing '/' is redirected (301) to it, so relative links
- *    work;
+ *    work (the Location is the cleaned path: one leading '/', re-encoded);
+ *    a file asked for with a trailing '/' is a 404;
  *  - a regular file gets Content-Type from its extension, Last-Modified,
  *    an ETag "size-mtime" (hex, mtime in ns), Accept-Ranges; If-None-Match
  *    (and, without it, If-Modified-Since) give 304; a single Range gives
@@ -26,7 +27,9 @@
  *  - the body is sent with sendfile(2) (corio_http_respond_file): zero
  *    copy on both backends;
  *  - one access log line per request goes to stderr in the common log
- *    format (--quiet turns it off).
+ *    format (--quiet turns it off), through a bounded buffer that a task
+ *    writes out, so a stalled stderr never stalls the server (lines that
+ *    do not fit are dropped and counted: see "Access log" below).
  *
  * Opening files and reading directories are done inline, as nginx does by
  * default: they are page-cache metadata operations, and a thread hop per
@@ -80,6 +83,10 @@ static const char usage_text[] =
     "\n"
     "    One line per request is logged to standard error:\n"
     "        ADDR - - [DATE] \"METHOD TARGET HTTP/1.x\" STATUS BYTES\n"
+    "    The log never holds up the server: when the reader of standard\n"
+    "    error stalls and the 256 KiB log buffer is full, lines are dropped\n"
+    "    and counted, and \"corio-serve: N log lines dropped\" follows the\n"
+    "    kept lines once the reader is back.\n"
     "\n"
     "OPTIONS\n"
     "    -p, --port N     listen on port N (default 8000; 0 picks a free port)\n"
@@ -171,6 +178,31 @@ static void sb_urlenc(sbuf *b, const char *s)
         } else {
             char e[4] = {'%', "0123456789ABCDEF"[ch >> 4], "0123456789ABCDEF"[ch & 15], 0};
             sb_add(b, e, 3);
+        }
+    }
+}
+
+/* A relative path from clean_path as an absolute URL path: a single
+ * leading '/', each segment percent-encoded, the '/' between them kept. */
+static void sb_urlpath(sbuf *b, const char *rel)
+{
+    sb_puts(b, "/");
+    if (!strcmp(rel, "."))
+        return;
+    char seg[NAME_MAX + 1];
+    while (*rel) {
+        size_t n = strcspn(rel, "/");
+        if (n < sizeof seg) {
+            memcpy(seg, rel, n);
+            seg[n] = 0;
+            sb_urlenc(b, seg);
+        } else {
+            b->oom = true; /* no such name on Linux: the open would have failed */
+        }
+        rel += n;
+        if (*rel == '/') {
+            sb_puts(b, "/");
+            rel++;
         }
     }
 }
@@ -287,7 +319,9 @@ static void reply_error(answer *a, int status)
 /* ------------------------------------------------------------------ */
 
 /* Turn the request path into a relative path under DIR ("." for DIR
- * itself) in out (size >= len + 2).  Returns 0, or the status to answer:
+ * itself) in out (size >= len + 2); *trailing_slash says whether it ends
+ * in '/' or a "." segment (it names a directory, or nothing at all).
+ * Returns 0, or the status to answer:
  * 400 for a broken escape, an encoded '/' or '\', a NUL, a ".." segment,
  * or a path that does not start with '/'. */
 static int clean_path(const char *p, size_t len, char *out, bool *trailing_slash)
@@ -298,7 +332,6 @@ static int clean_path(const char *p, size_t len, char *out, bool *trailing_slash
     }
     if (p[0] != '/')
         return 400;
-    *trailing_slash = p[len - 1] == '/';
     size_t o = 0, seg = 0;
     for (size_t i = 0; i <= len; i++) {
         char ch;
@@ -323,7 +356,10 @@ static int clean_path(const char *p, size_t len, char *out, bool *trailing_slash
         }
         /* end of the segment out[seg..o) */
         size_t sl = o - seg;
-        if (sl == 0 || (sl == 1 && out[seg] == '.')) {
+        bool dropped = sl == 0 || (sl == 1 && out[seg] == '.');
+        if (i == len)
+            *trailing_slash = dropped; /* "/x/" or "/x/.": only a directory fits */
+        if (dropped) {
             o = seg; /* empty or "." segment: drop it */
         } else if (sl == 2 && out[seg] == '.' && out[seg + 1] == '.') {
             return 400;
@@ -654,9 +690,12 @@ static void serve(answer *a)
         reply_error(a, 500);
     } else if (S_ISDIR(st.st_mode)) {
         if (!slash) {
-            /* relative links in the page need the trailing '/' */
+            /* Relative links in the page need the trailing '/'.  The
+             * Location is rebuilt from the cleaned path: the request's own
+             * could start with "//", which a browser reads as another
+             * host ("//evil.com/"). */
             sbuf loc = {0};
-            sb_add(&loc, req->path.len ? req->path.ptr : "/", req->path.len ? req->path.len : 1);
+            sb_urlpath(&loc, rel);
             sb_puts(&loc, "/");
             if (req->query.len) {
                 sb_puts(&loc, "?");
@@ -696,6 +735,8 @@ static void serve(answer *a)
             if (ifd >= 0)
                 close(ifd);
         }
+    } else if (slash) {
+        reply_error(a, 404); /* "/file.txt/": only a directory has a '/' after it */
     } else if (S_ISREG(st.st_mode)) {
         send_file(a, fd, &st, rel);
     } else {
@@ -703,6 +744,138 @@ static void serve(answer *a)
     }
     close(fd);
     free(rel);
+}
+
+/* ------------------------------------------------------------------ */
+/* Access log                                                           */
+/* ------------------------------------------------------------------ */
+
+/* The log must never hold up the server: stderr may be a pipe or FIFO
+ * whose reader stalls, or a stopped terminal, and a write(2) there would
+ * block the loop thread and every connection with it.  So handlers only
+ * append lines to a bounded buffer, and one task (log_writer) writes them
+ * out with corio_file_write on a duplicate of fd 2: that call waits for
+ * room without blocking the loop, and makes each attempt non-blocking on
+ * its own, so the O_NONBLOCK flag of stderr's description (shared with
+ * the shell and whoever else writes to it) is left alone.  While the
+ * buffer is full, lines are dropped and counted; once the writer has got
+ * out everything queued before them (the reader is back) it logs
+ * "corio-serve: N log lines dropped". */
+
+#define LOG_BUFFER (256 * 1024) /* lines waiting for the writer, at most */
+#define LOG_NOTE_MAX 80         /* room for the "lines dropped" note */
+
+static struct {
+    char *queued; /* lines the writer has not taken yet */
+    size_t queued_len;
+    char *batch;                /* the lines it is writing now */
+    bool dropping;              /* a line did not fit: drop all until the writer takes the queue */
+    unsigned long long dropped; /* lines dropped since the writer last took the queue */
+    int fd;                     /* duplicate of fd 2; -1 when the log is off or broken */
+    bool closing;               /* log_close: write what is queued, then end */
+    corio_event wake;           /* set when lines are queued (or at close) */
+    corio_task *writer;
+} logq = {.fd = -1};
+
+/* Queue n bytes of text (whole lines) for the log, or drop and count them. */
+static void log_queue(const char *text, size_t n)
+{
+    if (logq.fd < 0)
+        return;
+    if (logq.dropping || n > LOG_BUFFER - logq.queued_len) {
+        logq.dropping = true;
+        logq.dropped++;
+        return;
+    }
+    memcpy(logq.queued + logq.queued_len, text, n);
+    logq.queued_len += n;
+    corio_event_set(&logq.wake);
+}
+
+static void *log_writer(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        if (logq.queued_len == 0 && logq.dropped == 0) {
+            if (logq.closing)
+                break;
+            corio_event_clear(&logq.wake);
+            if (corio_event_wait(&logq.wake) < 0)
+                break;
+            continue;
+        }
+        /* take the queue: handlers fill the other buffer meanwhile */
+        char *b = logq.queued;
+        size_t n = logq.queued_len;
+        logq.queued = logq.batch;
+        logq.queued_len = 0;
+        logq.batch = b;
+        if (logq.dropped) {
+            /* every line dropped came after the ones taken here */
+            n += (size_t)snprintf(b + n, LOG_NOTE_MAX, "corio-serve: %llu log lines dropped\n", logq.dropped);
+            logq.dropped = 0;
+        }
+        logq.dropping = false;
+        for (size_t done = 0; done < n;) {
+            ssize_t w = corio_file_write(logq.fd, b + done, n - done);
+            if (w < 0) {
+                if (w != -ECANCELED) {
+                    /* stderr is gone (EPIPE, EBADF, a full disk): stop logging */
+                    close(logq.fd);
+                    logq.fd = -1;
+                }
+                return NULL;
+            }
+            done += (size_t)w;
+        }
+    }
+    return NULL;
+}
+
+/* Start the log writer (also with --quiet: the exit note goes through it).
+ * Returns false when out of memory or fds (the server then runs without a
+ * log). */
+static bool log_open(void)
+{
+    logq.queued = malloc(LOG_BUFFER + LOG_NOTE_MAX);
+    logq.batch = malloc(LOG_BUFFER + LOG_NOTE_MAX);
+    logq.fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    corio_event_init(&logq.wake);
+    logq.writer = logq.queued && logq.batch && logq.fd >= 0
+                      ? corio_spawn_named("access log", 0, log_writer, NULL)
+                      : NULL;
+    if (!logq.writer) {
+        if (logq.fd >= 0)
+            close(logq.fd);
+        logq.fd = -1;
+        free(logq.queued);
+        free(logq.batch);
+        return false;
+    }
+    return true;
+}
+
+/* Write out what is queued, waiting up to timeout_ms for a stalled
+ * reader, then stop the writer. */
+static void log_close(uint64_t timeout_ms)
+{
+    if (!logq.writer)
+        return;
+    logq.closing = true;
+    corio_event_set(&logq.wake);
+    corio_deadline d = corio_deadline_push(timeout_ms);
+    int r = corio_join(logq.writer, NULL);
+    corio_deadline_pop(d);
+    if (r < 0) {
+        corio_cancel(logq.writer);
+        corio_join(logq.writer, NULL);
+    }
+    logq.writer = NULL;
+    if (logq.fd >= 0)
+        close(logq.fd);
+    logq.fd = -1;
+    free(logq.queued);
+    free(logq.batch);
 }
 
 static void access_log(answer *a)
@@ -729,11 +902,8 @@ static void access_log(answer *a)
     int n = snprintf(line, sizeof line, "%s - - [%s] \"%.*s %s HTTP/1.%d\" %d %llu\n", peer, date,
                      (int)(req->method.len > 32 ? 32 : req->method.len), req->method.ptr, target,
                      req->version_minor, a->status, (unsigned long long)a->bytes);
-    if (n > 0) {
-        size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
-        ssize_t w = write(2, line, len);
-        (void)w; /* a log that can not be written is not worth failing a request */
-    }
+    if (n > 0)
+        log_queue(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
 static void handler(corio_http_request *req, corio_http_response *resp, void *arg)
@@ -768,10 +938,18 @@ static void *main_task(void *arg)
                v6 ? "]" : "", port);
     }
     fflush(stdout);
+    if (!log_open())
+        fputs("corio-serve: no log (out of memory or file descriptors)\n", stderr);
     r = corio_http_serve_until_signal(srv);
-    if (r > 0)
-        fprintf(stderr, "\n%s received, exiting.\n", r == SIGINT ? "Keyboard interrupt" : "Termination signal");
+    if (r > 0) {
+        /* through the log, after its lines, and never blocking the exit */
+        char note[64];
+        int n = snprintf(note, sizeof note, "\n%s received, exiting.\n",
+                         r == SIGINT ? "Keyboard interrupt" : "Termination signal");
+        log_queue(note, (size_t)n);
+    }
     corio_http_server_close(srv, 5000);
+    log_close(2000);
     return NULL;
 }
 

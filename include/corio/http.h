@@ -110,17 +110,17 @@ typedef struct corio_http_request {
     size_t scan_pos_, line_start_, head_start_;
 } corio_http_request;
 
-/* Prepare req for a new request, with headers[0..cap) as storage for the
- * header fields (the caller owns the array; it must outlive the results).
- * Call it again before parsing the next (e.g. pipelined) request. */
+/* Prepare req for a new request, with headers[0..cap) as header storage.
+ * The caller owns the array; it must outlive the results.  Call it again
+ * before parsing the next (e.g. pipelined) request. */
 CORIO_API void corio_http_request_init(corio_http_request *req, corio_http_header *headers, unsigned cap);
 
-/* Parse the head of the request that starts at buf[0]; buf[0..len) are all
- * bytes received for it so far (the same bytes as in earlier calls, plus
- * more; the buffer may have moved between calls, the state is offsets).
- * lim may be NULL (defaults) and must be the same in every call for one
- * request.  Empty lines (CRLF) before the request
- * line are skipped, as RFC 9112 section 2.2 allows, and count as head bytes.
+/* Parse the head of the request that starts at buf[0], as far as it has arrived.
+ * buf[0..len) are all bytes received for it so far (the same bytes as in
+ * earlier calls, plus more; the buffer may have moved between calls, the
+ * state is offsets).  lim may be NULL (defaults) and must be the same in
+ * every call for one request.  Empty lines (CRLF) before the request line
+ * are skipped, as RFC 9112 section 2.2 allows, and count as head bytes.
  * Returns:
  *   > 0   the head is complete and valid: it is that many bytes (the body,
  *         or the next pipelined request, starts right after); req is filled.
@@ -132,13 +132,14 @@ CORIO_API void corio_http_request_init(corio_http_request *req, corio_http_heade
 CORIO_API ssize_t corio_http_parse_request(corio_http_request *req, const char *buf, size_t len,
                                            const corio_http_limits *lim);
 
-/* The value of the first header named name (ASCII case-insensitive), or NULL
- * when there is none.  *len (if len is not NULL) gets the value's length.
+/* The value of the first header named name, or NULL when there is none.
+ * Names compare ASCII case-insensitively.  *len (if len is not NULL)
+ * gets the value's length.
  * The pointer is into the parsed buffer, not NUL-terminated. */
 CORIO_API const char *corio_http_header_get(const corio_http_request *req, const char *name, size_t *len);
 
-/* The reason phrase for a status code ("Bad Request"); "Unknown" for codes it
- * does not know.  Static string. */
+/* The reason phrase for a status code, e.g. "Bad Request" for 400.
+ * "Unknown" for codes it does not know.  Static string. */
 CORIO_API const char *corio_http_reason(int status);
 
 /* ---- chunked body decoding ---- */
@@ -152,12 +153,13 @@ typedef struct corio_http_chunked {
     uint64_t max_body_;
 } corio_http_chunked;
 
-/* Start decoding a chunked body of at most max_body data bytes (0: the
- * default CORIO_HTTP_DEFAULT_MAX_BODY; UINT64_MAX: unbounded). */
+/* Start decoding a chunked body of at most max_body data bytes.
+ * 0 means the default CORIO_HTTP_DEFAULT_MAX_BODY; UINT64_MAX, unbounded. */
 CORIO_API void corio_http_chunked_init(corio_http_chunked *c, uint64_t max_body);
 
-/* Decode the body bytes buf[0..len) that follow those given before (unlike
- * the head parser this one streams: pass only the new bytes).  It stops
+/* Decode the next body bytes buf[0..len), up to the first run of chunk data.
+ * Unlike the head parser this one streams: pass only the bytes that follow
+ * those given before.  It stops
  * after the first run of chunk data it meets: *data and *data_len (both
  * required) then point at that data inside buf, else they are NULL/0.
  * A return of len with no data and not done means "need more bytes".
@@ -237,8 +239,8 @@ typedef struct corio_http_server_config {
     const char *server_header;     /* Server header value: "corio" ("" omits the header) */
 } corio_http_server_config;
 
-/* Bind and listen on host:port and start serving: handler(req, resp, arg)
- * runs for every request.  Binds as corio_start_server does: host NULL or
+/* Bind and listen on host:port and run handler(req, resp, arg) for every request.
+ * Binds as corio_start_server does: host NULL or
  * "" is every interface, IPv4 and IPv6, through one dual-stack socket
  * (IPv4 only on a machine without IPv6); "0.0.0.0" is every IPv4
  * interface only and "::" every IPv6 one only; any other host is resolved
@@ -254,17 +256,17 @@ typedef struct corio_http_server_config {
 CORIO_API int corio_http_server_start(const char *host, uint16_t port, corio_http_handler handler, void *arg,
                                       const corio_http_server_config *cfg, corio_http_server **out);
 
-/* A server with no listener: connections reach it only through
- * corio_http_server_serve_fd (a socket accepted elsewhere, one end of a
- * socketpair, an inherited fd).  Same handler, arg and cfg as
+/* Make a server with no listener, fed only through corio_http_server_serve_fd.
+ * Its connections come from the caller: a socket accepted elsewhere, one
+ * end of a socketpair, an inherited fd.  Same handler, arg and cfg as
  * corio_http_server_start; corio_http_server_port gives 0.  Must run in a
  * task.  Does not suspend.  Returns 0 and *out, -EINVAL, -ENOMEM, or
  * -EPERM outside a task.  Closed (and freed) by corio_http_server_close. */
 CORIO_API int corio_http_server_new(corio_http_handler handler, void *arg, const corio_http_server_config *cfg,
                                     corio_http_server **out);
 
-/* Serve one already-connected stream socket fd exactly like an accepted
- * connection: it counts in corio_http_server_connections and
+/* Serve one already-connected stream socket fd like an accepted connection.
+ * It counts in corio_http_server_connections and
  * max_connections, gets every timeout, and is closed by
  * corio_http_server_close.  fd is made non-blocking.  Works on any server
  * (listening or not).  Must run in a task; does not suspend (the
@@ -274,27 +276,28 @@ CORIO_API int corio_http_server_new(corio_http_handler handler, void *arg, const
  * closing, -EBADF, -ENOMEM, -EPERM outside a task. */
 CORIO_API int corio_http_server_serve_fd(corio_http_server *srv, int fd);
 
-/* The bound port, the same for every listening socket (useful after port
- * 0); 0 for a server made by corio_http_server_new. */
+/* The bound port, the same for every listening socket (useful after port 0).
+ * 0 for a server made by corio_http_server_new. */
 CORIO_API uint16_t corio_http_server_port(const corio_http_server *srv);
 
-/* Open connections right now. */
+/* The number of connections open right now. */
 CORIO_API unsigned corio_http_server_connections(const corio_http_server *srv);
 
-/* Install handlers for SIGINT and SIGTERM and wait until one of them
- * arrives while the loop keeps serving (the handler only writes to a pipe
- * that this task waits on).  The previous dispositions are restored before
+/* Wait for SIGINT or SIGTERM while the loop keeps serving.
+ * Installs handlers for both that only write to a pipe this task waits
+ * on.  The previous dispositions are restored before
  * it returns.  One waiter per process at a time.  Suspends.  Returns the
- * signal number, -ECANCELED / -ETIMEDOUT if the task was interrupted, or
+ * signal number, -ECANCELED / -CORIO_EDEADLINE if the task was interrupted, or
  * -errno (-EBUSY if another task is already waiting). */
 CORIO_API int corio_http_serve_until_signal(corio_http_server *srv);
 
-/* Stop accepting at once (every listening socket is closed by the time it
- * returns), close idle keep-alive connections, let requests in flight
- * finish (their responses say "Connection: close") for up to grace_ms,
- * then cancel what is left and wait for it.  Frees srv.
+/* Stop accepting, let requests in flight finish for up to grace_ms, free srv.
+ * Every listening socket is closed by the time it returns and idle
+ * keep-alive connections are closed at once; requests in flight may finish
+ * (their responses say "Connection: close") for up to grace_ms, then what
+ * is left is cancelled and awaited.  Frees srv.
  * Suspends; must not be called from one of srv's handlers.  Returns 0, or
- * -ECANCELED / -ETIMEDOUT if the calling task was interrupted (the
+ * -ECANCELED / -CORIO_EDEADLINE if the calling task was interrupted (the
  * connections are cancelled and awaited all the same). */
 CORIO_API int corio_http_server_close(corio_http_server *srv, uint64_t grace_ms);
 
@@ -306,58 +309,61 @@ CORIO_API int corio_http_server_close(corio_http_server *srv, uint64_t grace_ms)
  * Returns bytes (> 0), 0 at the end of the body (at once for a request
  * without one), or -errno: -EBADMSG for a malformed chunked body, -EFBIG
  * beyond the limit on the body size, -CORIO_EINCOMPLETE if the client
- * closed before the end, -ETIMEDOUT (body_timeout_ms or the task's
+ * closed before the end, -CORIO_EDEADLINE (body_timeout_ms or the task's
  * deadline), -ECANCELED, -ECONNRESET.  After an error the connection is
  * closed once the handler returns (the server answers 400 / 413 itself if
  * the handler does not answer). */
 CORIO_API ssize_t corio_http_body_read(corio_http_request *req, void *buf, size_t n);
 
-/* Read the whole (rest of the) body into memory owned by the request
- * (valid until the handler returns; NUL-terminated for convenience, the
- * terminator not counted).  Returns 0 with *ptr and *len, -EFBIG if the
+/* Read the whole (rest of the) body into memory owned by the request.
+ * The memory is valid until the handler returns (NUL-terminated for
+ * convenience, the terminator not counted).  Returns 0 with *ptr and *len, -EFBIG if the
  * body is longer than cap, or an error as corio_http_body_read.  Suspends. */
 CORIO_API int corio_http_read_body(corio_http_request *req, size_t cap, const char **ptr, size_t *len);
 
 /* -- response -- */
 
-/* Add a header field to the response about to be sent (before
- * corio_http_respond / corio_http_response_begin).  name and value are
+/* Add a header field to the response about to be sent.
+ * Call it before corio_http_respond / corio_http_response_begin.  name and value are
  * copied; they must not contain CR or LF (-EINVAL).  "Connection: close"
  * makes the server close after this response.  Content-Length,
  * Transfer-Encoding, Date and Server are the server's (-EINVAL).  Does not
  * suspend.  Returns 0, -EINVAL, -EALREADY once the head was sent, -ENOMEM. */
 CORIO_API int corio_http_response_add_header(corio_http_response *resp, const char *name, const char *value);
 
-/* Answer with status, a Content-Type (NULL: none), the added headers,
- * Content-Length: len, Date, Server, and body[0..len) (not for HEAD, and
- * never for 1xx / 204 / 304).  The bytes join the batch's output (the data
+/* Answer the request with status and the body body[0..len).
+ * The head holds the status, a Content-Type (NULL: none), the added
+ * headers, Content-Length: len, Date and Server; the body is sent except
+ * for HEAD and for 1xx / 204 / 304.  The bytes join the batch's output (the data
  * is copied, or sent directly when it is large); they are flushed when the
  * batch is done.  Suspends only while earlier output is being flushed.
  * Returns 0, -EALREADY if this request was already answered, -EINVAL for a
  * status outside 200..999 (1xx interim answers are the server's), or a write
- * error (-EPIPE, -ECONNRESET, -ETIMEDOUT, -ECANCELED). */
+ * error (-EPIPE, -ECONNRESET, -CORIO_EDEADLINE, -ECANCELED). */
 CORIO_API int corio_http_respond(corio_http_response *resp, int status, const char *content_type,
                                  const void *body, size_t len);
 
-/* Start a streamed response: the head with "Transfer-Encoding: chunked"
- * (HTTP/1.0 clients get a body delimited by closing the connection
- * instead).  Then corio_http_response_write any number of times and
+/* Start a streamed response, whose body follows in chunks.
+ * The head says "Transfer-Encoding: chunked" (HTTP/1.0 clients get a body
+ * delimited by closing the connection instead).  Then call
+ * corio_http_response_write any number of times and
  * corio_http_response_end once.  For HEAD only the head is sent.  Returns
  * as corio_http_respond. */
 CORIO_API int corio_http_response_begin(corio_http_response *resp, int status, const char *content_type);
 
-/* Send one chunk (len 0 is a no-op).  Data is copied into the output
+/* Send one chunk of a streamed response.
+ * len 0 is a no-op.  Data is copied into the output
  * buffer; once it holds more than 64 KiB the call suspends to flush it
  * (so a handler producing much data is paced by the client).  Returns 0,
  * -EINVAL before begin or after end, or a write error. */
 CORIO_API int corio_http_response_write(corio_http_response *resp, const void *data, size_t len);
 
-/* End a streamed response (the last chunk).  Returns 0 or as
- * corio_http_response_write. */
+/* End a streamed response (the last chunk).
+ * Returns 0 or as corio_http_response_write. */
 CORIO_API int corio_http_response_end(corio_http_response *resp);
 
-/* Answer like corio_http_respond, with the body being len bytes of the
- * file fd from offset off: the head (and any earlier pipelined answers)
+/* Answer with len bytes of the file fd from offset off as the body.
+ * Otherwise like corio_http_respond: the head (and any earlier pipelined answers)
  * is flushed first, then the bytes go from the page cache to the socket
  * with sendfile(2), without passing through user memory.  fd stays the
  * caller's (it is not closed) and must be a regular file opened for
@@ -370,9 +376,9 @@ CORIO_API int corio_http_response_end(corio_http_response *resp);
 CORIO_API int corio_http_respond_file(corio_http_response *resp, int status, const char *content_type, int fd,
                                       int64_t off, uint64_t len);
 
-/* The client's address as text ("127.0.0.1", "::1"; "-" when unknown)
- * into buf[0..n), NUL-terminated (truncated to fit).  For access logs.
- * Does not suspend. */
+/* The client's address as text ("127.0.0.1", "::1"; "-" when unknown).
+ * Written into buf[0..n), NUL-terminated (truncated to fit).  For access
+ * logs.  Does not suspend. */
 CORIO_API void corio_http_request_peer(const corio_http_request *req, char *buf, size_t n);
 
 #ifdef __cplusplus

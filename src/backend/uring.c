@@ -20,10 +20,17 @@
  * original op's completion matters), 1 for the internal eventfd read that
  * lets other threads wake the loop.  Neither counts as pending work.
  *
- * Multishot accept/recv and the provided-buffer ring are described in
- * uring.h.
+ * Multishot accept/recv and the provided-buffer ring (CORIO__CAP_MULTISHOT,
+ * contract in src/core/internal.h): multishot recv takes no buffer; the
+ * kernel picks one from a ring of buffers the loop owns.  Returned buffers
+ * are published to the kernel in batches, at the next poll, so a put costs
+ * no system call and no atomic.  The ring is created on first use, starts
+ * with a modest number of buffers and grows (up to its capacity) whenever a
+ * multishot recv ends with -ENOBUFS, so memory follows the real number of
+ * bytes parked in user space; the buffer memory is reserved once and
+ * committed lazily by the kernel.
  */
-#include "uring.h"
+#include "../core/internal.h"
 
 #include <liburing.h>
 #include <stdatomic.h>
@@ -214,15 +221,8 @@ static void bufring_destroy(uring *u)
     b->state = 0;
 }
 
-bool corio__uring_has_multishot(corio_loop *l)
+static int uring_bufring_get(corio_loop *l)
 {
-    return l->backend == &corio__backend_uring && U(l)->has_multishot;
-}
-
-int corio__uring_bufring_get(corio_loop *l)
-{
-    if (l->backend != &corio__backend_uring)
-        return -EOPNOTSUPP;
     uring *u = U(l);
     if (CORIO__LIKELY(u->br.state == 1))
         return 0;
@@ -238,15 +238,15 @@ int corio__uring_bufring_get(corio_loop *l)
     return r;
 }
 
-void *corio__uring_buf(corio_loop *l, uint16_t id) { return U(l)->br.mem + (size_t)id * BR_BUF_SIZE; }
+static void *uring_buf_addr(corio_loop *l, uint16_t id) { return U(l)->br.mem + (size_t)id * BR_BUF_SIZE; }
 
-size_t corio__uring_buf_size(corio_loop *l)
+static size_t uring_buf_size(corio_loop *l)
 {
     (void)l;
     return BR_BUF_SIZE;
 }
 
-void corio__uring_buf_put(corio_loop *l, uint16_t id)
+static void uring_buf_put(corio_loop *l, uint16_t id)
 {
     /* Published in bulk by the next poll (or an SQ flush): the kernel only
      * looks at the ring when it runs our requests. */
@@ -318,6 +318,7 @@ static int uring_init(corio_loop *l, const corio_config *cfg)
                            io_uring_opcode_supported(probe, IORING_OP_ACCEPT);
         io_uring_free_probe(probe);
     }
+    l->caps = CORIO__CAP_FILE_OPS | (u->has_multishot ? CORIO__CAP_MULTISHOT : 0);
 
     if (corio__should_fail()) {
         r = -EMFILE;
@@ -391,7 +392,7 @@ static int uring_submit(corio_loop *l, corio__op *op)
     if (CORIO__UNLIKELY(kind >= CORIO__OP_ACCEPT_MULTI)) {
         int r = !u->has_multishot ? -EOPNOTSUPP : !op->done ? -EINVAL : 0;
         if (!r && kind == CORIO__OP_RECV_MULTI)
-            r = corio__uring_bufring_get(l);
+            r = uring_bufring_get(l);
         if (r) {
             op->res = r;
             return 1;
@@ -660,4 +661,8 @@ const corio__backend_ops corio__backend_uring = {
     .forget_fd = uring_forget_fd,
     .pending = uring_pending,
     .notify = uring_notify,
+    .bufring_get = uring_bufring_get,
+    .buf_addr = uring_buf_addr,
+    .buf_size = uring_buf_size,
+    .buf_put = uring_buf_put,
 };

@@ -84,7 +84,7 @@ uint64_t corio__timers_next(corio_loop *l, uint64_t now);
 
 /* Called when a cancel or deadline hits a parked task.  It must arrange for
  * corio__wake(t, ...) to be called, now or later (reason is -ECANCELED or
- * -ETIMEDOUT). */
+ * -CORIO_EDEADLINE). */
 typedef void (*corio__interrupt_fn)(corio_task *t, int reason);
 
 enum {
@@ -140,7 +140,7 @@ int corio__suspend(corio__interrupt_fn on_interrupt, void *wait_obj, const char 
  * children). */
 int corio__suspend_uninterruptible(void *wait_obj, const char *what);
 
-/* -ECANCELED if the current task is cancelled, -ETIMEDOUT if its deadline
+/* -ECANCELED if the current task is cancelled, -CORIO_EDEADLINE if its deadline
  * passed, else 0.  Every suspending public call starts with this. */
 int corio__check(void);
 
@@ -194,12 +194,11 @@ enum corio__op_kind {
     CORIO__OP_MKDIRAT,  /* mkdirat(fd, buf, mode = len) */
     CORIO__OP_READV,    /* readv/preadv(fd, iov = buf, iovcnt = len, off) (off < 0: current position) */
     CORIO__OP_WRITEV,   /* writev/pwritev */
-    /* Multishot kinds (io_uring only; the epoll backend completes them at
-     * once with -EOPNOTSUPP, so check corio__uring_has_multishot() first).
-     * The op stays armed: every completion calls op->done (required) with
-     * op->res set and op->more = 1 while more completions will follow; the
-     * last one (more = 0) goes through corio__op_complete.  See
-     * src/backend/uring.h. */
+    /* Multishot kinds (CORIO__CAP_MULTISHOT; a backend without it completes
+     * them at once with -EOPNOTSUPP).  The op stays armed: every completion
+     * calls op->done (required) with op->res set and op->more = 1 while
+     * more completions will follow; the last one (more = 0) goes through
+     * corio__op_complete.  Contract below, at CORIO__CAP_MULTISHOT. */
     CORIO__OP_ACCEPT_MULTI, /* accept4 repeatedly; res = new fd or -errno */
     CORIO__OP_RECV_MULTI,   /* recv repeatedly into the loop's provided buffer ring; res = bytes, buf_id */
     CORIO__OP_KIND_COUNT
@@ -212,8 +211,8 @@ typedef void (*corio__op_done_fn)(corio__op *op);
 struct corio__op {
     uint8_t kind;
     uint8_t state;      /* CORIO__OPS_* */
-    uint8_t more;
-    uint8_t hint;       /* CORIO__OPH_*: optional backend hints */       /* multishot: 1 while more completions will follow */
+    uint8_t more;       /* multishot: 1 while more completions will follow */
+    uint8_t hint;       /* CORIO__OPH_*: optional backend hints */
     int32_t res;        /* result: >=0 or -errno */
     int fd;
     int flags;          /* recv/send flags, or poll events */
@@ -274,7 +273,45 @@ typedef struct corio__backend_ops {
     unsigned (*pending)(corio_loop *l);
     /* Wake a loop blocked in poll from another thread (async-signal safe). */
     void (*notify)(corio_loop *l);
+    /* The provided-buffer ring of CORIO__CAP_MULTISHOT (NULL on a backend
+     * without it); reached through corio__bufring_get() and friends below,
+     * never directly. */
+    int (*bufring_get)(corio_loop *l);
+    void *(*buf_addr)(corio_loop *l, uint16_t id);
+    size_t (*buf_size)(corio_loop *l);
+    void (*buf_put)(corio_loop *l, uint16_t id);
 } corio__backend_ops;
+
+/* What the running backend can do beyond the ops every backend has, as bits
+ * in l->caps (set by the backend's init).  The I/O layer asks for a
+ * capability and never for a particular backend, so a new backend only has
+ * to say what it offers.
+ *  - FILE_OPS: the file kinds (OPENAT ... WRITEV) and READ/WRITE on regular
+ *    files run natively and never block the loop; without it they complete
+ *    at once with -EOPNOTSUPP and src/io/file.c uses the thread pool.
+ *  - MULTISHOT: ACCEPT_MULTI and RECV_MULTI work, with the provided-buffer
+ *    ring below.  Contract of a multishot op, for its owner:
+ *     - op->done is required; it is called for every completion with
+ *       op->res, op->more and (RECV_MULTI) op->buf_id set.  While
+ *       op->more == 1 the op stays armed and its memory must stay put; the
+ *       completion with op->more == 0 is the last one (it goes through
+ *       corio__op_complete, so op->state is DONE by then) and after it the
+ *       op may be reused or freed.
+ *     - RECV_MULTI takes no buffer: the kernel picks one from a ring the
+ *       loop owns and reports its id in op->buf_id.  res > 0 comes with a
+ *       buffer; res == 0 is EOF (final); -ENOBUFS (final) means the ring ran
+ *       dry because the reader holds every buffer: put some back, then
+ *       start the op again.  Any completion with buf_id != CORIO__NO_BUF
+ *       carries a buffer that must be put back, even a final one.
+ *     - ACCEPT_MULTI: res is a new fd (SOCK_NONBLOCK|SOCK_CLOEXEC, owned by
+ *       the callback from then on) or -errno; a final error ends the op
+ *       (start it again to keep accepting, e.g. after -EMFILE).
+ *       op->addr/addrlen are normally NULL: every accept would overwrite
+ *       the same memory (use getpeername on the new fd instead).
+ *     - corio__op_cancel() stops either kind; the last completion (usually
+ *       -ECANCELED) still arrives, possibly after a few more results that
+ *       were already queued. */
+enum { CORIO__CAP_FILE_OPS = 1u << 0, CORIO__CAP_MULTISHOT = 1u << 1 };
 
 extern const corio__backend_ops corio__backend_epoll;
 #ifdef CORIO_HAVE_URING
@@ -303,15 +340,39 @@ int32_t corio__op_syscall(corio__op *op);
 
 /* Run op from the current task and wait for it: the one "wait for this
  * operation" primitive.  Checks cancel/deadline first (returns -ECANCELED /
- * -ETIMEDOUT without starting it); on interrupt while pending it cancels
+ * -CORIO_EDEADLINE without starting it); on interrupt while pending it cancels
  * the op and waits for its completion: if the op still succeeded, its
  * result is returned (nothing is lost; the cancel stays sticky for the next
  * call), else the interrupt reason.  Returns op->res. */
 int corio__op_run(corio__op *op);
 
+/* Start op with no task parked on it (multishot ops, parked connections):
+ * its completions call op->done.  The only place besides corio__op_run and
+ * corio__op_cancel that moves op->state.  Returns 1 if the op completed at
+ * once (op->res holds the result, state DONE, no callback is made), 0 if it
+ * is pending.  op must not be pending already. */
+int corio__op_start(corio_loop *l, corio__op *op);
+
+/* Ask a pending op started with corio__op_start to end early; its final
+ * completion still arrives through op->done.  Does nothing unless the op is
+ * pending and not already being cancelled, so it is safe to call twice. */
+void corio__op_cancel(corio_loop *l, corio__op *op);
+
 /* ------------------------------------------------------------------ */
 /* Loop                                                                */
 /* ------------------------------------------------------------------ */
+
+/* The loop thread's SIGPIPE while corio_run runs (src/core/sigpipe.c). */
+typedef struct corio__sigpipe_state {
+    bool was_blocked; /* in the caller's mask already: leave it blocked */
+    bool was_pending; /* the caller's own, pending at the start: never consume it */
+} corio__sigpipe_state;
+
+/* Block SIGPIPE in this thread, remembering how the caller had it. */
+void corio__sigpipe_block(corio__sigpipe_state *st);
+/* Consume a SIGPIPE corio's writes left pending (unless the caller had one
+ * pending before), then give SIGPIPE back its place in the caller's mask. */
+void corio__sigpipe_restore(const corio__sigpipe_state *st);
 
 typedef struct corio__heap {
     corio__timer **items;
@@ -321,6 +382,7 @@ typedef struct corio__heap {
 struct corio_loop {
     const corio__backend_ops *backend;
     void *backend_data;
+    unsigned caps;            /* CORIO__CAP_* of the backend, set by its init */
     uint64_t now;             /* cached monotonic ns, refreshed each turn */
     corio_task *ready_head, *ready_tail; /* spawned, yielded, woken by another task */
     corio_task *woken_head, *woken_tail; /* woken by a harvest, or by those tasks: run first (loop.c) */
@@ -346,10 +408,45 @@ struct corio_loop {
     struct corio__threadpool *pool;
     struct corio_loop_ref *ref; /* cross-thread handle and call queue (src/io/thread.c), NULL until asked for */
     const corio_config *cfg;
+    corio__sigpipe_state sigpipe; /* the caller's SIGPIPE, given back when the run ends */
 };
 
 /* The loop running on this thread, or NULL. */
 corio_loop *corio__loop(void);
+
+/* True if l's backend has every capability in caps (CORIO__CAP_*). */
+static inline bool corio__loop_can(const corio_loop *l, unsigned caps)
+{
+    return (l->caps & caps) == caps;
+}
+
+/* The provided-buffer ring, for owners of RECV_MULTI ops; only with
+ * CORIO__CAP_MULTISHOT.  Loop thread only; none of them suspends.
+ *  - bufring_get: make sure the ring exists (it is also created by the first
+ *    RECV_MULTI).  Returns 0 or -errno (-ENOMEM, the kernel's refusal);
+ *    idempotent, and after a failure other than -ENOMEM it keeps returning
+ *    that error.
+ *  - buf: the address of buffer id (ids come from op->buf_id).
+ *  - buf_size: the size of every buffer (the most one completion delivers).
+ *  - buf_put: give buffer id back; its memory must not be touched after.
+ *    Each id is put exactly once per completion that delivered it.  Costs
+ *    no system call: returned buffers are published at the next poll. */
+static inline int corio__bufring_get(corio_loop *l)
+{
+    return corio__loop_can(l, CORIO__CAP_MULTISHOT) ? l->backend->bufring_get(l) : -EOPNOTSUPP;
+}
+static inline void *corio__buf(corio_loop *l, uint16_t id)
+{
+    return l->backend->buf_addr(l, id);
+}
+static inline size_t corio__buf_size(corio_loop *l)
+{
+    return l->backend->buf_size(l);
+}
+static inline void corio__buf_put(corio_loop *l, uint16_t id)
+{
+    l->backend->buf_put(l, id);
+}
 
 /* Monotonic clock in ns (not cached). */
 uint64_t corio__clock_ns(void);

@@ -70,6 +70,7 @@ static int backend_setup(corio_loop *l, const corio_config *cfg)
             }
         }
     }
+    l->caps = 0; /* the backend's init says what it can do */
     if (forced) {
         l->backend = forced;
         return forced->init(l, cfg);
@@ -82,6 +83,7 @@ static int backend_setup(corio_loop *l, const corio_config *cfg)
     if (!atomic_exchange_explicit(&fallback_logged, true, memory_order_relaxed))
         fprintf(stderr, "corio: io_uring unavailable (%s); using epoll\n", corio_strerror(r));
 #endif
+    l->caps = 0;
     l->backend = &corio__backend_epoll;
     return l->backend->init(l, cfg);
 }
@@ -250,6 +252,9 @@ int corio_run(const corio_config *cfg, corio_fn main_fn, void *arg, void **resul
         return r;
     }
     corio__stack_overflow_handler_install();
+    /* From here to the end of the run a write's SIGPIPE is only marked
+     * pending, never delivered (sigpipe.c). */
+    corio__sigpipe_block(&l->sigpipe);
     corio__set_loop(l);
     /* The loop's context is whatever this thread runs on now: tasks switch
      * back to this fiber. */
@@ -287,6 +292,7 @@ int corio_run(const corio_config *cfg, corio_fn main_fn, void *arg, void **resul
     corio__free(l->timers.items);
     corio__stack_pool_free(l->stacks);
     corio__set_loop(NULL);
+    corio__sigpipe_restore(&l->sigpipe);
     corio__free(l);
     return r;
 }

@@ -15,8 +15,25 @@ static void op_interrupted(corio_task *t, int reason)
 {
     corio__op *op = t->wait_obj;
     op->interrupt_reason = reason;
+    corio__op_cancel(t->loop, op);
+}
+
+int corio__op_start(corio_loop *l, corio__op *op)
+{
+    op->state = CORIO__OPS_PENDING;
+    if (l->backend->submit(l, op)) {
+        op->state = CORIO__OPS_DONE;
+        return 1;
+    }
+    return 0;
+}
+
+void corio__op_cancel(corio_loop *l, corio__op *op)
+{
+    if (op->state != CORIO__OPS_PENDING)
+        return;
     op->state = CORIO__OPS_CANCELLING;
-    t->loop->backend->cancel(t->loop, op);
+    l->backend->cancel(l, op);
 }
 
 void corio__op_complete(corio__op *op, int32_t res)
@@ -46,12 +63,9 @@ int corio__op_run(corio__op *op)
     corio_loop *l = corio__loop();
     op->task = l->current;
     op->done = NULL;
-    op->state = CORIO__OPS_PENDING;
     op->interrupt_reason = 0;
-    if (l->backend->submit(l, op)) {
-        op->state = CORIO__OPS_DONE;
+    if (corio__op_start(l, op))
         return op->res;
-    }
     const char *what = op->kind < CORIO__OP_KIND_COUNT && op_names[op->kind] ? op_names[op->kind] : "op";
     r = corio__suspend(op_interrupted, op, what,
                        CORIO__NO_DEADLINE);

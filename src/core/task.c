@@ -26,6 +26,8 @@ corio_task *corio_current(void) { return corio__current_task(); }
 
 uint64_t corio_now_ns(void) { return tls_loop ? tls_loop->now : corio__clock_ns(); }
 
+uint64_t corio_clock_read_ns(void) { return corio__clock_ns(); }
+
 const char *corio_task_name(const corio_task *t) { return t->name; }
 bool corio_task_done(const corio_task *t) { return (t->flags & CORIO__T_DONE) != 0; }
 
@@ -135,7 +137,7 @@ static void task_timer_fired(corio__timer *tm)
     if (t->sleep_until != CORIO__NO_DEADLINE && t->sleep_until <= t->deadline)
         corio__wake(t, 0);
     else
-        interrupt(t, -ETIMEDOUT);
+        interrupt(t, -CORIO_EDEADLINE);
 }
 
 int corio__check(void)
@@ -149,7 +151,7 @@ int corio__check(void)
      * reading so a deadline that passed during this turn counts now. */
     if (CORIO__UNLIKELY(t->deadline != CORIO__NO_DEADLINE) &&
         (t->deadline <= t->loop->now || t->deadline <= corio__clock_ns()))
-        return -ETIMEDOUT;
+        return -CORIO_EDEADLINE;
     return 0;
 }
 

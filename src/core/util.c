@@ -31,6 +31,8 @@ const char *corio_strerror(int err)
         return "separator not found within the stream's buffer limit";
     case CORIO_EDEADLOCK:
         return "every task is waiting and nothing can wake them";
+    case CORIO_EDEADLINE:
+        return "the task's deadline passed";
     default:
         return strerror(err);
     }

@@ -54,7 +54,6 @@
  * connection and accept task) for the ones in a request.
  */
 #include "../core/internal.h"
-#include "../backend/uring.h"
 #include "../io/listen.h"
 #include "corio/http.h"
 
@@ -260,8 +259,7 @@ static bool multi_arm(conn *c)
     c->rop.fd = c->fd;
     c->rop.off = -1;
     c->rop.done = multi_done;
-    c->rop.state = CORIO__OPS_PENDING;
-    if (l->backend->submit(l, &c->rop))
+    if (corio__op_start(l, &c->rop))
         return false;
     c->marmed = true;
     c->mflow = false;
@@ -270,10 +268,8 @@ static bool multi_arm(conn *c)
 
 static void multi_cancel(conn *c)
 {
-    if (c->marmed && c->rop.state == CORIO__OPS_PENDING) {
-        c->rop.state = CORIO__OPS_CANCELLING;
-        c->srv->loop->backend->cancel(c->srv->loop, &c->rop);
-    }
+    if (c->marmed)
+        corio__op_cancel(c->srv->loop, &c->rop);
 }
 
 static void rwait_interrupted(corio_task *t, int reason)
@@ -1017,7 +1013,7 @@ static bool serve_one(conn *c, size_t head_len)
             respond_error(c, 413);
         else if (c->body_err == -EBADMSG)
             respond_error(c, 400);
-        else if (c->body_err == -ETIMEDOUT)
+        else if (c->body_err == -CORIO_EDEADLINE)
             respond_error(c, 408);
         else if (c->body_err)
             c->keep_alive = false; /* the client is gone or broken: nothing to answer */
@@ -1151,11 +1147,9 @@ static bool park(conn *c)
         c->rop.flags = POLLIN;
         c->rop.off = -1;
         c->rop.done = park_done;
-        c->rop.state = CORIO__OPS_PENDING;
-        if (l->backend->submit(l, &c->rop)) {
+        if (corio__op_start(l, &c->rop)) {
             /* readable already (or an error the recv will report) */
             corio__timer_disarm(l, &c->ka_timer);
-            c->rop.state = CORIO__OPS_DONE;
             return false;
         }
     }
@@ -1177,9 +1171,8 @@ static void unpark_cancel(conn *c)
     corio__timer_disarm(l, &c->ka_timer);
     if (c->multi) {
         multi_cancel(c);
-    } else if (c->rop.state == CORIO__OPS_PENDING) {
-        c->rop.state = CORIO__OPS_CANCELLING;
-        l->backend->cancel(l, &c->rop);
+    } else {
+        corio__op_cancel(l, &c->rop);
     }
 }
 
@@ -1234,7 +1227,7 @@ static void multi_done(corio__op *op)
     bool arrived = false;
     if (op->buf_id != CORIO__NO_BUF) {
         if (res > 0 && !c->exiting && !(c->parked && c->park_cancelled)) {
-            const char *p = corio__uring_buf(l, op->buf_id);
+            const char *p = corio__buf(l, op->buf_id);
             size_t n = (size_t)res;
             if (c->parked && !c->rbuf) {
                 if (bufs_get(c)) {
@@ -1258,7 +1251,7 @@ static void multi_done(corio__op *op)
             if (n && !spill_add(c, p, n) && !c->rerr)
                 c->rerr = -ENOMEM;
         }
-        corio__uring_buf_put(l, op->buf_id);
+        corio__buf_put(l, op->buf_id);
     }
     if (res == 0)
         c->reof = true;
@@ -1380,7 +1373,7 @@ static void *conn_main(void *arg)
         woken = false;
         if (srv->closing)
             break; /* a request that arrives as we close is not started: the client may retry it */
-        if (r == -ETIMEDOUT && parsing && !corio_deadline_expired()) {
+        if (r == -CORIO_EDEADLINE && parsing && !corio_deadline_expired()) {
             respond_error(c, 408);
             break;
         }
@@ -1408,7 +1401,7 @@ static int start_conn(corio_http_server *srv, int fd)
     c->fd = fd;
     c->resp.c = c;
     c->rcap = srv->cfg.limits.max_head + BODY_SLACK;
-    c->multi = corio__uring_has_multishot(srv->loop) && corio__uring_bufring_get(srv->loop) == 0;
+    c->multi = corio__loop_can(srv->loop, CORIO__CAP_MULTISHOT) && corio__bufring_get(srv->loop) == 0;
     if (!bufs_get(c))
         goto fail;
     int one = 1;
@@ -1454,7 +1447,7 @@ static void cancel_conns(corio_http_server *srv, bool all);
  * accept task takes that role and the others park with `capped` set;
  * whichever resumes first wakes the rest to look again (one of them then
  * takes the role if the server is still at the cap).  Returns 0 (look
- * again), or -ECANCELED / -ETIMEDOUT: this accept task stops. */
+ * again), or -ECANCELED / -CORIO_EDEADLINE: this accept task stops. */
 static int wait_at_cap(listener *ls)
 {
     corio_http_server *srv = ls->srv;

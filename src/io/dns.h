@@ -20,7 +20,7 @@
  * (which must be a task) while a pool worker runs getaddrinfo.
  * Returns 0, -ENOENT (unknown host or no address of the wanted kind),
  * -EAGAIN (temporary resolver failure), -ENOMEM, -EINVAL (bad hints),
- * -ECANCELED / -ETIMEDOUT (the task was interrupted: the lookup's result is
+ * -ECANCELED / -CORIO_EDEADLINE (the task was interrupted: the lookup's result is
  * freed when it finishes), or another -errno. */
 int corio__resolve(const char *host, uint16_t port, int socktype, int flags, struct addrinfo **out);
 

@@ -81,15 +81,9 @@ static void op_block(void *arg)
     op->res = corio__op_syscall(op);
 }
 
-static inline bool on_uring(corio_loop *l)
-{
-#ifdef CORIO_HAVE_URING
-    return l->backend == &corio__backend_uring;
-#else
-    (void)l;
-    return false;
-#endif
-}
+/* Does the backend run file operations itself, without blocking the loop?
+ * (io_uring does; on epoll they go to the thread pool.) */
+static inline bool native_files(corio_loop *l) { return corio__loop_can(l, CORIO__CAP_FILE_OPS); }
 
 /* Run op on the thread pool and return its result. */
 static int run_pool(corio__op *op)
@@ -98,12 +92,12 @@ static int run_pool(corio__op *op)
     return r < 0 ? r : op->res;
 }
 
-/* Run op natively when the loop is on io_uring, else on the pool.  The
+/* Run op natively when the backend can, else on the pool.  The
  * caller has checked that a task is running. */
 static int run_op(corio__op *op)
 {
     corio_loop *l = corio__loop();
-    if (on_uring(l)) {
+    if (native_files(l)) {
         int r = corio__op_run(op);
         /* A kernel that predates the opcode says EINVAL; these calls have no
          * effect when they fail that way, so running them again on the
@@ -452,7 +446,7 @@ static ssize_t rw_on_loop(corio__op *op, bool is_write)
 }
 
 /* The io_uring executor for READ/WRITE/READV/WRITEV. */
-static ssize_t rw_uring(corio__op *op, bool is_write)
+static ssize_t rw_native(corio__op *op, bool is_write)
 {
     if (op->off >= 0) {
         /* The ring ignores the offset on pipes and other streams (the call
@@ -501,8 +495,8 @@ static ssize_t rw(uint8_t kind, int fd, void *buf, size_t len, int64_t off)
     corio__op op = {.kind = kind, .fd = fd, .buf = buf, .len = len, .off = off};
     bool is_write = kind == CORIO__OP_WRITE || kind == CORIO__OP_WRITEV;
     corio_loop *l = corio__loop();
-    if (on_uring(l))
-        return rw_uring(&op, is_write);
+    if (native_files(l))
+        return rw_native(&op, is_write);
     return rw_on_loop(&op, is_write);
 }
 
@@ -613,7 +607,7 @@ static int open_cached(const char *path, int flags)
 int corio_file_open(const char *path, int flags, mode_t mode)
 {
     flags |= O_CLOEXEC;
-    if (path && in_task() && !on_uring(corio__loop())) {
+    if (path && in_task() && !native_files(corio__loop())) {
         int r = corio__check();
         if (r)
             return r;
@@ -683,7 +677,7 @@ int corio_file_close(int fd)
     if (l)
         l->backend->forget_fd(l, fd);
     int r = -ECANCELED;
-    if (in_task() && !on_uring(l) && close_inline_ok(fd)) {
+    if (in_task() && !native_files(l) && close_inline_ok(fd)) {
         /* Closing is never refused for a pending cancel: the fd would leak. */
         r = close(fd) < 0 && errno != EINTR ? -errno : 0;
         return r;
@@ -695,7 +689,7 @@ int corio_file_close(int fd)
     /* Interrupted (or outside a task) before the close ran: it must still
      * happen.  close(2) of a file is quick; an NFS flush is the rare slow
      * case and a price worth paying for never leaking the fd. */
-    if (r == -ECANCELED || r == -ETIMEDOUT || r == -EPERM || r == -ENOMEM || r == -EAGAIN || r == -EBUSY) {
+    if (r == -ECANCELED || r == -CORIO_EDEADLINE || r == -EPERM || r == -ENOMEM || r == -EAGAIN || r == -EBUSY) {
         r = close(fd) < 0 && errno != EINTR ? -errno : 0;
     }
     return r;

@@ -149,7 +149,7 @@ int corio__listen_all(const char *host, uint16_t port, const corio__listen_opts 
 
 int corio__accept_error(int r)
 {
-    if (r == -ECANCELED || r == -ETIMEDOUT)
+    if (r == -ECANCELED || r == -CORIO_EDEADLINE)
         return CORIO__ACCEPT_STOP;
     if (r == -EMFILE || r == -ENFILE || r == -ENOBUFS || r == -ENOMEM)
         return CORIO__ACCEPT_PAUSE;

@@ -33,7 +33,7 @@ typedef struct corio__listen_opts {
  * Every socket is non-blocking, close-on-exec and has SO_REUSEADDR.  At
  * most max sockets are opened into fds[0..n).  Returns n >= 1, or -errno
  * (-EADDRINUSE, -EACCES, -ENOENT for an unknown host, -ECANCELED /
- * -ETIMEDOUT if the task was interrupted while resolving, ...) with no
+ * -CORIO_EDEADLINE if the task was interrupted while resolving, ...) with no
  * socket left open. */
 int corio__listen_all(const char *host, uint16_t port, const corio__listen_opts *o, int *fds, unsigned max);
 

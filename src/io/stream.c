@@ -50,7 +50,6 @@
  * at most LINGER_MS, after which it is cancelled and the rest discarded.
  */
 #include "stream.h"
-#include "../backend/uring.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -148,7 +147,7 @@ corio_stream *corio__stream_new(int fd)
     s->limit = 64u * 1024u;
     s->high = 64u * 1024u;
     s->low = 16u * 1024u;
-    s->multi = s->loop && corio__uring_has_multishot(s->loop);
+    s->multi = s->loop && corio__loop_can(s->loop, CORIO__CAP_MULTISHOT);
     corio__list_init(&s->waiters);
     corio__timer_init(&s->linger_timer, linger_expired);
     return s;
@@ -203,12 +202,18 @@ corio_stream *corio_stream_from_fd(int fd)
         }
         return s;
     }
+    /* Allocate first: a failure must leave the caller's fd exactly as it
+     * was given (still blocking, close-on-exec unchanged). */
+    corio_stream *s = corio__stream_new(fd);
+    if (!s)
+        return NULL;
     int r = corio__set_nonblock(fd);
     if (r < 0) {
+        corio__free(s);
         errno = -r;
         return NULL;
     }
-    return corio__stream_new(fd);
+    return s;
 }
 
 corio_stream *corio_stream_stdin(void)
@@ -365,7 +370,7 @@ static ssize_t recv_op(corio_stream *s, void *buf, size_t n)
             return r;
         if (r == 0)
             s->flags |= S_EOF;
-        else if (r < 0 && r != -ECANCELED && r != -ETIMEDOUT && r != -EAGAIN && r != -EINTR)
+        else if (r < 0 && r != -ECANCELED && r != -CORIO_EDEADLINE && r != -EAGAIN && r != -EINTR)
             s->rerr = (int)r;
         return r;
     }
@@ -391,7 +396,7 @@ static ssize_t recv_op(corio_stream *s, void *buf, size_t n)
         s->flags &= ~S_DRAINED;
     if (r == 0)
         s->flags |= S_EOF;
-    else if (r < 0 && r != -ECANCELED && r != -ETIMEDOUT && r != -EAGAIN && r != -EINTR)
+    else if (r < 0 && r != -ECANCELED && r != -CORIO_EDEADLINE && r != -EAGAIN && r != -EINTR)
         s->rerr = r;
     return r;
 }
@@ -494,7 +499,7 @@ static void multi_done(corio__op *op)
     int res = op->res;
     if (op->buf_id != CORIO__NO_BUF) {
         if (res > 0 && !(s->flags & S_CLOSING)) {
-            const char *p = corio__uring_buf(l, op->buf_id);
+            const char *p = corio__buf(l, op->buf_id);
             size_t n = (size_t)res;
             if (s->rdst && s->rstart == s->rend && s->rdst_got < s->rdst_cap) {
                 size_t k = s->rdst_cap - s->rdst_got < n ? s->rdst_cap - s->rdst_got : n;
@@ -506,7 +511,7 @@ static void multi_done(corio__op *op)
             if (n && rbuf_append(s, p, n) < 0 && !s->rerr)
                 s->rerr = -ENOMEM;
         }
-        corio__uring_buf_put(l, op->buf_id);
+        corio__buf_put(l, op->buf_id);
     }
     if (res == 0)
         s->flags |= S_EOF;
@@ -524,7 +529,7 @@ static void multi_done(corio__op *op)
     } else if (!s->mcancel && s->rend - s->rstart >= (s->limit > 65536 ? s->limit : 65536)) {
         /* nobody reads: stop taking data until the buffer drains */
         s->mcancel = true;
-        l->backend->cancel(l, op);
+        corio__op_cancel(l, op);
     }
     if (s->rwait)
         corio__wake(s->rwait, 0);
@@ -540,7 +545,7 @@ static void rwait_interrupted(corio_task *t, int reason)
 
 /* Wait for input through the multishot recv (armed here if needed).
  * Returns >0 bytes delivered straight into dst, 0 when the caller should
- * look at the buffer / EOF / error again, -ECANCELED, -ETIMEDOUT or GONE. */
+ * look at the buffer / EOF / error again, -ECANCELED, -CORIO_EDEADLINE or GONE. */
 static ssize_t multi_wait(corio_stream *s, void *dst, size_t cap)
 {
     int r = corio__check();
@@ -553,8 +558,7 @@ static ssize_t multi_wait(corio_stream *s, void *dst, size_t cap)
         s->mop.fd = s->fd;
         s->mop.off = -1;
         s->mop.done = multi_done;
-        s->mop.state = CORIO__OPS_PENDING;
-        if (l->backend->submit(l, &s->mop)) {
+        if (corio__op_start(l, &s->mop)) {
             /* refused (ring unavailable, SQ full): plain recvs from now on */
             s->multi = false;
             return 0;
@@ -700,7 +704,7 @@ ssize_t corio_readexactly(corio_stream *s, void *buf, size_t n, size_t *got)
         if (r == GONE)
             return r;
         if (r < 0) {
-            if (have && (r == -ECANCELED || r == -ETIMEDOUT) && !unread(s, p, have)) {
+            if (have && (r == -ECANCELED || r == -CORIO_EDEADLINE) && !unread(s, p, have)) {
                 /* The bytes could not go back: they are only in buf now,
                  * and the caller (told "interrupted, nothing taken")
                  * would lose them silently.  Say so, and break the read
@@ -710,7 +714,7 @@ ssize_t corio_readexactly(corio_stream *s, void *buf, size_t n, size_t *got)
                     s->rerr = -ENOMEM;
                 r = -ENOMEM;
             }
-            if (got && !(r == -ECANCELED || r == -ETIMEDOUT))
+            if (got && !(r == -ECANCELED || r == -CORIO_EDEADLINE))
                 *got = have;
             return r;
         }
@@ -751,23 +755,21 @@ static int scan(corio_stream *s, const void *sep, size_t sep_len, size_t *len)
     }
 }
 
-const char *corio_readuntil(corio_stream *s, const void *sep, size_t sep_len, size_t *len, int *err)
+ssize_t corio_readuntil(corio_stream *s, const void *sep, size_t sep_len, const char **out)
 {
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!sep)
+        return -EINVAL;
     size_t n = 0;
     int r = scan(s, sep, sep_len, &n);
-    if (err)
-        *err = r;
-    if (r < 0) {
-        if (len)
-            *len = 0;
-        return NULL;
-    }
-    const char *p = s->rbuf + s->rstart;
+    if (r < 0)
+        return r;
+    *out = s->rbuf + s->rstart;
     s->rstart += n;
     s->rpinned = true; /* the multishot must not reuse these bytes until the next read call */
-    if (len)
-        *len = n;
-    return p;
+    return (ssize_t)n;
 }
 
 ssize_t corio_readline(corio_stream *s, char *buf, size_t cap)
@@ -782,7 +784,7 @@ ssize_t corio_readline(corio_stream *s, char *buf, size_t cap)
         return r;
     }
     if (n + 1 > cap)
-        return -ENOBUFS;
+        return -CORIO_ELIMIT; /* over the caller's limit, as over the stream's: the line stays buffered */
     memcpy(buf, s->rbuf + s->rstart, n);
     buf[n] = '\0';
     s->rstart += n;
@@ -933,7 +935,7 @@ static void *flusher_main(void *arg)
         if ((s->flags & S_CLOSING) && (!s->linger || (r < 0 && r != -EAGAIN && r != -EINTR)))
             break; /* cancelled by close, the linger ran out, or the peer is gone */
         if (r < 0 && r != -EAGAIN && r != -EINTR) {
-            write_failed(s, r == -ECANCELED || r == -ETIMEDOUT ? -EPIPE : r);
+            write_failed(s, r == -ECANCELED || r == -CORIO_EDEADLINE ? -EPIPE : r);
             break;
         }
         wake_ready(s);
@@ -1040,7 +1042,7 @@ static void drain_interrupted(corio_task *t, int reason)
 }
 
 /* Park until the queue holds at most target bytes (or the connection
- * breaks).  Returns 0, the connection's error, -ECANCELED or -ETIMEDOUT.
+ * breaks).  Returns 0, the connection's error, -ECANCELED or -CORIO_EDEADLINE.
  * The result comes through the wake, so a stream closed meanwhile is not
  * touched after waking. */
 static int wait_queue(corio_stream *s, size_t target)
@@ -1123,10 +1125,8 @@ void corio_stream_close(corio_stream *s)
         else
             corio_cancel(s->flusher);
     }
-    if (s->rop && s->rop->state == CORIO__OPS_PENDING) {
-        s->rop->state = CORIO__OPS_CANCELLING;
-        l->backend->cancel(l, s->rop);
-    }
+    if (s->rop)
+        corio__op_cancel(l, s->rop);
     if (s->rwait) { /* a reader parked on the multishot: it finalizes with GONE */
         corio_task *t = s->rwait;
         s->rwait = NULL;
@@ -1135,7 +1135,7 @@ void corio_stream_close(corio_stream *s)
     }
     if (s->marmed && !s->mcancel) {
         s->mcancel = true;
-        l->backend->cancel(l, &s->mop);
+        corio__op_cancel(l, &s->mop);
     }
     maybe_finalize(s);
 }

@@ -26,7 +26,6 @@
 #include "dns.h"
 #include "listen.h"
 #include "stream.h"
-#include "../backend/uring.h"
 
 #include <netdb.h>
 #include <netinet/in.h>
@@ -185,8 +184,7 @@ static void accept_multi_interrupted(corio_task *t, int reason)
 {
     listener *ls = t->wait_obj;
     ls->interrupted = reason;
-    ls->mop.state = CORIO__OPS_CANCELLING;
-    t->loop->backend->cancel(t->loop, &ls->mop);
+    corio__op_cancel(t->loop, &ls->mop);
     /* the final completion wakes the task */
 }
 
@@ -202,9 +200,8 @@ static int accept_multishot(corio_server *srv, listener *ls)
         ls->mop.fd = ls->fd;
         ls->mop.off = -1;
         ls->mop.done = accept_multi_done;
-        ls->mop.state = CORIO__OPS_PENDING;
         ls->interrupted = 0;
-        if (l->backend->submit(l, &ls->mop))
+        if (corio__op_start(l, &ls->mop))
             return 1;
         int r = corio__suspend(accept_multi_interrupted, ls, "accept", CORIO__NO_DEADLINE);
         if (ls->interrupted)
@@ -219,7 +216,7 @@ static void *accept_main(void *arg)
 {
     listener *ls = arg;
     corio_server *srv = ls->srv;
-    if (!corio__uring_has_multishot(srv->loop) || accept_multishot(srv, ls) == 1) {
+    if (!corio__loop_can(srv->loop, CORIO__CAP_MULTISHOT) || accept_multishot(srv, ls) == 1) {
         while (!srv->closing) {
             struct sockaddr_storage peer;
             socklen_t plen = sizeof peer;
@@ -273,7 +270,7 @@ int corio_start_server(const char *host, uint16_t port, corio_conn_fn handler, v
     corio__listen_opts lo = {
         .backlog = cfg->backlog,
         .reuse_port = cfg->reuse_port,
-        .nodelay = !cfg->disable_nodelay,
+        .nodelay = !cfg->nagle,
     };
     int n = corio__listen_all(host, port, &lo, fds, CORIO__MAX_LISTENERS);
     if (n < 0)
@@ -499,7 +496,7 @@ int corio_open_connection(const char *host, uint16_t port, corio_stream **out)
         }
         corio__close_fd(l, fd);
         err = r;
-        if (r == -ECANCELED || r == -ETIMEDOUT || r == -ENOMEM)
+        if (r == -ECANCELED || r == -CORIO_EDEADLINE || r == -ENOMEM)
             break;
     }
     freeaddrinfo(res);

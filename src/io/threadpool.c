@@ -162,7 +162,9 @@ static pool *pool_get(corio_loop *l)
 }
 
 /* Under the mutex.  Signals stay with the loop thread: workers block them
- * all, so a handler never runs on a worker behind the program's back. */
+ * all, so a handler never runs on a worker behind the program's back, and
+ * a SIGPIPE raised by a worker's write stays pending there, harmless
+ * (src/core/sigpipe.c). */
 static int spawn_worker(pool *p)
 {
     if (corio__should_fail())

@@ -25,7 +25,7 @@ enum {
  * Returns 0 once work(arg) has finished: the caller owns arg again and
  * reads its results from it.
  *
- * Any other return (-ECANCELED / -ETIMEDOUT when the task was interrupted
+ * Any other return (-ECANCELED / -CORIO_EDEADLINE when the task was interrupted
  * before or while waiting, -ENOMEM, -EAGAIN when no worker thread could be
  * started, -EPERM outside a task) means arg now belongs to abandon: the
  * pool calls abandon(arg) on the loop thread, either before returning or,
@@ -49,11 +49,11 @@ int corio__pool_run(int cls, void (*work)(void *arg), void *arg, void (*abandon)
 
 /* As corio__pool_run, but the caller keeps arg whatever happens, so arg
  * may live on its stack and point into a user's buffer: an interrupt drops
- * a still-queued item (returns -ECANCELED / -ETIMEDOUT, work never runs)
+ * a still-queued item (returns -ECANCELED / -CORIO_EDEADLINE, work never runs)
  * but waits, uninterruptibly, for an item a worker already runs and then
  * returns 0 (the work's results are in arg; the cancellation stays sticky
  * for the next wait).  Returns 0 once work(arg) has run; -ECANCELED /
- * -ETIMEDOUT (interrupted before it started), -ENOMEM, -EAGAIN, -EPERM
+ * -CORIO_EDEADLINE (interrupted before it started), -ENOMEM, -EAGAIN, -EPERM
  * mean it never ran.  Use it for work that ends on its own in bounded
  * time (file I/O on regular files), never for work that may block
  * indefinitely: the task could not be cancelled out of it. */
