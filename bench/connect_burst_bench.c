@@ -24,17 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
-#include <time.h>
 
 static int nclients = 1000;
 static int nruns = 7;
-
-static uint64_t clock_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t cpu_ns(void)
 {
@@ -64,7 +56,7 @@ static void *client(void *arg)
     const char *answer;
     if (corio_write(s, req, sizeof req - 1) == 0 && corio_drain(s) == 0 &&
         corio_readuntil(s, "Hello, world!", 13, &answer) > 0) {
-        uint64_t now = clock_ns();
+        uint64_t now = corio_clock_read_ns();
         if (!answered++)
             t_first = now;
         t_last = now;
@@ -82,7 +74,7 @@ static void *run_once(void *arg)
     corio_task **t = calloc((size_t)nclients, sizeof *t);
     answered = 0;
     uint64_t cpu0 = cpu_ns();
-    t_start = clock_ns();
+    t_start = corio_clock_read_ns();
     for (int i = 0; i < nclients; i++)
         t[i] = corio_spawn(client, (void *)(uintptr_t)corio_http_server_port(srv));
     corio_gather(t, (size_t)nclients, NULL);
