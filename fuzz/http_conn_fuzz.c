@@ -1,6 +1,6 @@
 /*
  * libFuzzer target for a whole HTTP connection: the server module
- * (src/http/server.c) on corio's loop, fed through a socketpair.  Each input
+ * (src/http/) on corio's loop, fed through a socketpair.  Each input
  * runs in a fresh loop (corio_run), so this also checks that loops can be
  * set up and torn down again and again in one process without leaking.
  *

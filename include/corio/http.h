@@ -295,8 +295,12 @@ CORIO_API int corio_http_serve_until_signal(corio_http_server *srv);
  * Every listening socket is closed by the time it returns and idle
  * keep-alive connections are closed at once; requests in flight may finish
  * (their responses say "Connection: close") for up to grace_ms, then what
- * is left is cancelled and awaited.  Frees srv.
- * Suspends; must not be called from one of srv's handlers.  Returns 0, or
+ * is left is cancelled and awaited.  Frees srv.  May be called from one of
+ * srv's handlers (a "shutdown" request), as corio_server_close may: that
+ * handler's connection is then neither waited for nor cancelled; it
+ * answers (with "Connection: close") once the handler returns, and srv is
+ * freed when it is done, so srv must not be used after the call either
+ * way.  Call it once per server.  Suspends.  Returns 0, or
  * -ECANCELED / -CORIO_EDEADLINE if the calling task was interrupted (the
  * connections are cancelled and awaited all the same). */
 CORIO_API int corio_http_server_close(corio_http_server *srv, uint64_t grace_ms);

@@ -13,7 +13,8 @@
  * multishot recv armed per stream once a read needs the kernel with less
  * than 64 KiB of room (readuntil, readline, small reads; a big read into the
  * caller's memory is served better by one plain recv, which is not limited
- * to the ring's 16 KiB buffers and copies once): the kernel fills
+ * to the ring's 16 KiB buffers and copies once).  That machinery is the
+ * socket input shared with the HTTP server (src/io/sockin.c): the kernel fills
  * buffers from the loop's provided-buffer ring, the completion callback
  * copies them straight into a parked reader's memory (or into the read
  * buffer when nobody waits or the reader's memory is full) and gives the
@@ -49,6 +50,7 @@
  * transport, the flusher keeps sending it in the background ("linger"), for
  * at most LINGER_MS, after which it is cancelled and the rest discarded.
  */
+#include "sockin.h"
 #include "stream.h"
 
 #include <fcntl.h>
@@ -70,10 +72,8 @@
 #define LINGER_MS 10000u /* how long a closed stream may keep flushing in the background */
 
 enum {
-    S_EOF = 1u << 0,     /* recv returned 0 */
     S_WSHUT = 1u << 1,   /* write_eof done: no more writes */
     S_CLOSING = 1u << 2, /* close called while an operation was in flight */
-    S_DRAINED = 1u << 3, /* the last recv came back short: the socket is empty */
     S_FILE = 1u << 4,    /* not a socket (pipe, tty, regular file, /dev/null): see fd_io below */
 };
 
@@ -95,27 +95,15 @@ struct corio_stream {
     int fd;
     unsigned flags;
     corio_loop *loop;
-    /* read side: live bytes are rbuf[rstart, rend) */
-    char *rbuf;
-    size_t rstart, rend, rcap;
+    /* read side: the socket input (src/io/sockin.c), whose unread buffer
+     * in.buf[in.start, in.end) is the stream's read buffer; on a non-socket
+     * only that buffer, eof, err and plain are used */
+    corio__sockin in;
     size_t limit;
-    int rerr;            /* sticky read error (not cancel/timeout) */
-    corio__op *rop;      /* the reader's operation while one is in flight */
-    /* multishot receive (io_uring) */
-    bool multi;          /* use it on this stream */
-    bool marmed;         /* mop is in the kernel */
-    bool mcancel;        /* a cancel for mop was requested */
-    bool mfallback;      /* the ring ran dry last time: next read uses a plain recv */
     bool rbusy;          /* a reader is inside multi_wait (or a file-layer read) */
     bool regular;        /* S_FILE on a regular file or block device */
     bool reopened;       /* S_FILE on a private non-blocking reopen (tty, named FIFO: see private_reopen) */
     int shared_fd;       /* with reopened: the fd the stream was given, closed with it; else -1 */
-    bool rpinned;        /* readuntil's result points into rbuf: don't move or reuse those bytes */
-    char *rold;          /* the buffer readuntil's result points into, if rbuf moved since */
-    corio_task *rwait;   /* that reader while parked */
-    char *rdst;          /* its memory for direct delivery (NULL: use rbuf) */
-    size_t rdst_cap, rdst_got;
-    corio__op mop;
     /* write side */
     wchunk *whead, *wtail;
     size_t wsize;        /* bytes queued (including those in flight) */
@@ -134,6 +122,8 @@ struct corio_stream {
 /* ------------------------------------------------------------------ */
 
 static void linger_expired(corio__timer *t);
+static bool input_event(corio__sockin *in);
+static const corio__sockin_ops stream_input = {.event = input_event};
 
 corio_stream *corio__stream_new(int fd)
 {
@@ -144,10 +134,11 @@ corio_stream *corio__stream_new(int fd)
     s->fd = fd;
     s->shared_fd = -1;
     s->loop = corio__loop();
-    s->limit = 64u * 1024u;
+    corio__sockin_init(&s->in, s->loop, fd, &stream_input);
+    corio_stream_set_limit(s, 64u * 1024u);
+    s->in.plain_from = MULTI_DIRECT_MAX;
     s->high = 64u * 1024u;
     s->low = 16u * 1024u;
-    s->multi = s->loop && corio__loop_can(s->loop, CORIO__CAP_MULTISHOT);
     corio__list_init(&s->waiters);
     corio__timer_init(&s->linger_timer, linger_expired);
     return s;
@@ -191,12 +182,12 @@ corio_stream *corio_stream_from_fd(int fd)
         corio_stream *s = corio__stream_new(fd);
         if (s) {
             s->flags |= S_FILE;
-            s->multi = false;
+            s->in.multi = false;
             s->regular = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
             int nfd = private_reopen(fd, &st);
             if (nfd >= 0) {
                 s->shared_fd = fd;
-                s->fd = nfd;
+                s->fd = s->in.fd = nfd;
                 s->reopened = true;
             }
         }
@@ -263,8 +254,7 @@ static void finalize(corio_stream *s)
         corio__timer_disarm(s->loop, &s->linger_timer);
     wake_all(s, -EPIPE);
     free_chunks(s);
-    corio__free(s->rbuf);
-    corio__free(s->rold);
+    corio__sockin_free_buf(&s->in);
     corio__close_fd(s->loop ? s->loop : corio__loop(), s->fd);
     if (s->shared_fd >= 0)
         close(s->shared_fd);
@@ -273,7 +263,7 @@ static void finalize(corio_stream *s)
 
 static void maybe_finalize(corio_stream *s)
 {
-    if ((s->flags & S_CLOSING) && !s->flusher && !s->rop && !s->rbusy && !s->marmed)
+    if ((s->flags & S_CLOSING) && !s->flusher && !s->in.plain && !s->rbusy && s->in.bg == CORIO__SOCKIN_OFF)
         finalize(s);
 }
 
@@ -289,7 +279,7 @@ static void maybe_finalize(corio_stream *s)
  * without touching O_NONBLOCK: RWF_NOWAIT asks for "only if it won't
  * block" per call (pipes, and regular files served from the page cache).
  * When that would block, the task waits for readiness with a POLL op
- * (cancellable, and cancelled by close through s->rop) and tries again;
+ * (cancellable, and cancelled by close through s->in.plain) and tries again;
  * a tty or named FIFO is reopened privately non-blocking (private_reopen)
  * and called plainly; other fds that don't know RWF_NOWAIT (/dev/null, a
  * pty master, a tty or FIFO that could not be reopened) are called plainly
@@ -333,10 +323,10 @@ static ssize_t fd_io(corio_stream *s, bool writing, void *buf, size_t n)
         op.fd = s->fd;
         op.flags = writing ? POLLOUT : POLLIN;
         if (!writing)
-            s->rop = &op;
+            s->in.plain = &op;
         int pr = corio__op_run(&op);
         if (!writing) {
-            s->rop = NULL;
+            s->in.plain = NULL;
             if (s->flags & S_CLOSING) {
                 maybe_finalize(s);
                 return GONE;
@@ -359,45 +349,26 @@ static ssize_t fd_io(corio_stream *s, bool writing, void *buf, size_t n)
  * recorded as sticky), or GONE. */
 static ssize_t recv_op(corio_stream *s, void *buf, size_t n)
 {
-    if (s->rerr)
-        return s->rerr;
+    if (s->in.err)
+        return s->in.err;
     if (CORIO__UNLIKELY(!s->loop)) /* wrapped before the loop started */
-        s->loop = corio__loop();
+        s->loop = s->in.loop = corio__loop();
     if (s->flags & S_FILE) {
         int c = corio__check();
         ssize_t r = c ? c : fd_io(s, false, buf, n);
         if (r == GONE)
             return r;
         if (r == 0)
-            s->flags |= S_EOF;
+            s->in.eof = true;
         else if (r < 0 && r != -ECANCELED && r != -CORIO_EDEADLINE && r != -EAGAIN && r != -EINTR)
-            s->rerr = (int)r;
+            s->in.err = (int)r;
         return r;
     }
-    corio__op op;
-    memset(&op, 0, sizeof op);
-    op.kind = CORIO__OP_RECV;
-    op.fd = s->fd;
-    op.buf = buf;
-    op.len = n;
-    op.off = -1;
-    if (s->flags & S_DRAINED)
-        op.hint = CORIO__OPH_POLL_FIRST;
-    s->rop = &op;
-    int r = corio__op_run(&op);
-    s->rop = NULL;
+    ssize_t r = corio__sockin_recv(&s->in, buf, n);
     if (CORIO__UNLIKELY(s->flags & S_CLOSING)) {
         maybe_finalize(s);
         return GONE;
     }
-    if (r > 0 && (size_t)r < n)
-        s->flags |= S_DRAINED; /* a short read emptied the socket */
-    else
-        s->flags &= ~S_DRAINED;
-    if (r == 0)
-        s->flags |= S_EOF;
-    else if (r < 0 && r != -ECANCELED && r != -CORIO_EDEADLINE && r != -EAGAIN && r != -EINTR)
-        s->rerr = r;
     return r;
 }
 
@@ -405,38 +376,38 @@ static ssize_t recv_op(corio_stream *s, void *buf, size_t n)
  * want bytes of capacity (want >= RBUF_INIT).  Returns 0 or -ENOMEM. */
 static int rbuf_make_room(corio_stream *s, size_t want)
 {
-    if (s->rstart == s->rend) {
-        s->rstart = s->rend = 0;
-        if (s->rcap > RBUF_KEEP) { /* a burst is over: go back to a small buffer */
-            corio__free(s->rbuf);
-            s->rbuf = NULL;
-            s->rcap = 0;
+    if (s->in.start == s->in.end) {
+        s->in.start = s->in.end = 0;
+        if (s->in.cap > RBUF_KEEP) { /* a burst is over: go back to a small buffer */
+            corio__free(s->in.buf);
+            s->in.buf = NULL;
+            s->in.cap = 0;
         }
     }
-    if (!s->rbuf) {
-        s->rbuf = corio__malloc(RBUF_INIT);
-        if (!s->rbuf)
+    if (!s->in.buf) {
+        s->in.buf = corio__malloc(RBUF_INIT);
+        if (!s->in.buf)
             return -ENOMEM;
-        s->rcap = RBUF_INIT;
+        s->in.cap = RBUF_INIT;
     }
-    if (s->rend < s->rcap)
+    if (s->in.end < s->in.cap)
         return 0;
-    if (s->rstart > 0) {
-        memmove(s->rbuf, s->rbuf + s->rstart, s->rend - s->rstart);
-        s->rend -= s->rstart;
-        s->rstart = 0;
+    if (s->in.start > 0) {
+        memmove(s->in.buf, s->in.buf + s->in.start, s->in.end - s->in.start);
+        s->in.end -= s->in.start;
+        s->in.start = 0;
         return 0;
     }
-    size_t ncap = s->rcap * 2;
+    size_t ncap = s->in.cap * 2;
     if (ncap > want)
         ncap = want;
-    if (ncap <= s->rcap)
+    if (ncap <= s->in.cap)
         return -CORIO_ELIMIT;
-    char *nb = corio__realloc(s->rbuf, ncap);
+    char *nb = corio__realloc(s->in.buf, ncap);
     if (!nb)
         return -ENOMEM;
-    s->rbuf = nb;
-    s->rcap = ncap;
+    s->in.buf = nb;
+    s->in.cap = ncap;
     return 0;
 }
 
@@ -447,139 +418,35 @@ static ssize_t fill(corio_stream *s, size_t want)
     int r = rbuf_make_room(s, want < RBUF_INIT ? RBUF_INIT : want);
     if (r < 0)
         return r;
-    ssize_t n = recv_op(s, s->rbuf + s->rend, s->rcap - s->rend);
+    ssize_t n = recv_op(s, s->in.buf + s->in.end, s->in.cap - s->in.end);
     if (n > 0)
-        s->rend += (size_t)n;
+        s->in.end += (size_t)n;
     return n;
 }
 
-/* Append n bytes to the read buffer, growing it as needed (multishot
- * completions: the data has already left the kernel).  While readuntil's
- * result is pinned (the caller may hold it across waits on other things),
- * the bytes before rstart are neither overwritten nor moved, and a buffer
- * that has to grow keeps its old memory alive in rold until the next read
- * call.  Returns 0 or -ENOMEM. */
-static int rbuf_append(corio_stream *s, const char *p, size_t n)
+/* A completion of the multishot recv: once the last one is in, a closed
+ * stream can go. */
+static bool input_event(corio__sockin *in)
 {
-    if (s->rstart == s->rend && !s->rpinned)
-        s->rstart = s->rend = 0;
-    if (s->rcap - s->rend < n) {
-        size_t avail = s->rend - s->rstart;
-        if (s->rstart && s->rcap - avail >= n && !s->rpinned) {
-            memmove(s->rbuf, s->rbuf + s->rstart, avail);
-        } else {
-            size_t ncap = s->rcap ? s->rcap : RBUF_INIT;
-            while (ncap < avail + n)
-                ncap *= 2;
-            char *nb = corio__malloc(ncap);
-            if (!nb)
-                return -ENOMEM;
-            if (avail)
-                memcpy(nb, s->rbuf + s->rstart, avail);
-            if (s->rpinned && !s->rold)
-                s->rold = s->rbuf; /* it holds the pinned result */
-            else
-                corio__free(s->rbuf);
-            s->rbuf = nb;
-            s->rcap = ncap;
-        }
-        s->rstart = 0;
-        s->rend = avail;
+    corio_stream *s = CORIO__CONTAINER_OF(in, corio_stream, in);
+    if ((s->flags & S_CLOSING) && in->bg == CORIO__SOCKIN_OFF) {
+        maybe_finalize(s);
+        return true;
     }
-    memcpy(s->rbuf + s->rend, p, n);
-    s->rend += n;
-    return 0;
+    return false;
 }
 
-/* Every completion of the stream's multishot recv (loop context). */
-static void multi_done(corio__op *op)
-{
-    corio_stream *s = CORIO__CONTAINER_OF(op, corio_stream, mop);
-    corio_loop *l = s->loop;
-    int res = op->res;
-    if (op->buf_id != CORIO__NO_BUF) {
-        if (res > 0 && !(s->flags & S_CLOSING)) {
-            const char *p = corio__buf(l, op->buf_id);
-            size_t n = (size_t)res;
-            if (s->rdst && s->rstart == s->rend && s->rdst_got < s->rdst_cap) {
-                size_t k = s->rdst_cap - s->rdst_got < n ? s->rdst_cap - s->rdst_got : n;
-                memcpy(s->rdst + s->rdst_got, p, k);
-                s->rdst_got += k;
-                p += k;
-                n -= k;
-            }
-            if (n && rbuf_append(s, p, n) < 0 && !s->rerr)
-                s->rerr = -ENOMEM;
-        }
-        corio__buf_put(l, op->buf_id);
-    }
-    if (res == 0)
-        s->flags |= S_EOF;
-    else if (res == -ENOBUFS)
-        s->mfallback = true;
-    else if (res < 0 && res != -ECANCELED && !s->rerr)
-        s->rerr = res;
-    if (!op->more) {
-        s->marmed = false;
-        s->mcancel = false;
-        if (s->flags & S_CLOSING) {
-            maybe_finalize(s);
-            return;
-        }
-    } else if (!s->mcancel && s->rend - s->rstart >= (s->limit > 65536 ? s->limit : 65536)) {
-        /* nobody reads: stop taking data until the buffer drains */
-        s->mcancel = true;
-        corio__op_cancel(l, op);
-    }
-    if (s->rwait)
-        corio__wake(s->rwait, 0);
-}
-
-static void rwait_interrupted(corio_task *t, int reason)
-{
-    corio_stream *s = t->wait_obj;
-    s->rwait = NULL;
-    s->rdst = NULL;
-    corio__wake(t, reason);
-}
-
-/* Wait for input through the multishot recv (armed here if needed).
- * Returns >0 bytes delivered straight into dst, 0 when the caller should
- * look at the buffer / EOF / error again, -ECANCELED, -CORIO_EDEADLINE or GONE. */
+/* Wait for input through the multishot recv (armed if needed).  Returns
+ * as corio__sockin_wait, or GONE. */
 static ssize_t multi_wait(corio_stream *s, void *dst, size_t cap)
 {
-    int r = corio__check();
-    if (r)
-        return r;
-    corio_loop *l = s->loop;
-    if (!s->marmed) {
-        memset(&s->mop, 0, sizeof s->mop);
-        s->mop.kind = CORIO__OP_RECV_MULTI;
-        s->mop.fd = s->fd;
-        s->mop.off = -1;
-        s->mop.done = multi_done;
-        if (corio__op_start(l, &s->mop)) {
-            /* refused (ring unavailable, SQ full): plain recvs from now on */
-            s->multi = false;
-            return 0;
-        }
-        s->marmed = true;
-    }
-    s->rdst = dst;
-    s->rdst_cap = dst ? cap : 0;
-    s->rdst_got = 0;
-    s->rwait = corio__current_task();
     s->rbusy = true;
-    r = corio__suspend(rwait_interrupted, s, "recv", CORIO__NO_DEADLINE);
+    ssize_t r = corio__sockin_wait(&s->in, dst, cap);
     s->rbusy = false;
-    s->rwait = NULL;
-    s->rdst = NULL;
     if (CORIO__UNLIKELY(s->flags & S_CLOSING)) {
         maybe_finalize(s);
         return GONE;
     }
-    if (s->rdst_got)
-        return (ssize_t)s->rdst_got;
     return r;
 }
 
@@ -589,18 +456,15 @@ static ssize_t multi_wait(corio_stream *s, void *dst, size_t cap)
  * / GONE.  want caps the read buffer's growth.  Suspends. */
 static ssize_t more_input(corio_stream *s, void *dst, size_t cap, size_t want)
 {
-    if (s->rerr)
-        return s->rerr;
-    if (s->flags & S_EOF)
+    if (s->in.err)
+        return s->in.err;
+    if (s->in.eof)
         return 0;
-    if (s->rstart != s->rend)
+    if (s->in.start != s->in.end)
         dst = NULL;
-    /* A big read into the caller's memory is better served by one plain
-     * recv (one copy, no 16 KiB provided-buffer pieces) unless the
-     * multishot is already armed (it owns the ordering of arriving data). */
-    if (s->multi && !s->mfallback && (s->marmed || !dst || cap < MULTI_DIRECT_MAX))
+    if (corio__sockin_wants_multi(&s->in, dst, cap))
         return multi_wait(s, dst, cap);
-    s->mfallback = false;
+    s->in.fallback = false;
     if (dst && cap >= RBUF_INIT) {
         ssize_t r = recv_op(s, dst, cap);
         return r; /* 0 (EOF) is recorded: the caller sees it */
@@ -610,24 +474,17 @@ static ssize_t more_input(corio_stream *s, void *dst, size_t cap, size_t want)
 }
 
 /* A read call: readuntil's previous result may go now. */
-static inline void unpin(corio_stream *s)
-{
-    if (CORIO__UNLIKELY(s->rpinned)) {
-        s->rpinned = false;
-        corio__free(s->rold);
-        s->rold = NULL;
-    }
-}
+static inline void unpin(corio_stream *s) { corio__sockin_unpin(&s->in); }
 
 /* Put bytes a cancelled readexactly already took back in front of the
  * buffer, so an interrupted call loses nothing.  False when out of memory
  * (the caller then reports -ENOMEM with the bytes in its memory). */
 static bool unread(corio_stream *s, const void *p, size_t n)
 {
-    size_t avail = s->rend - s->rstart;
-    if (n <= s->rstart) {
-        s->rstart -= n;
-        memcpy(s->rbuf + s->rstart, p, n);
+    size_t avail = s->in.end - s->in.start;
+    if (n <= s->in.start) {
+        s->in.start -= n;
+        memcpy(s->in.buf + s->in.start, p, n);
         return true;
     }
     size_t ncap = n + avail > RBUF_INIT ? n + avail : RBUF_INIT;
@@ -636,16 +493,16 @@ static bool unread(corio_stream *s, const void *p, size_t n)
         return false;
     memcpy(nb, p, n);
     if (avail)
-        memcpy(nb + n, s->rbuf + s->rstart, avail);
-    corio__free(s->rbuf);
-    s->rbuf = nb;
-    s->rcap = ncap;
-    s->rstart = 0;
-    s->rend = n + avail;
+        memcpy(nb + n, s->in.buf + s->in.start, avail);
+    corio__free(s->in.buf);
+    s->in.buf = nb;
+    s->in.cap = ncap;
+    s->in.start = 0;
+    s->in.end = n + avail;
     return true;
 }
 
-static inline bool reader_busy(const corio_stream *s) { return s->rop || s->rbusy; }
+static inline bool reader_busy(const corio_stream *s) { return s->in.plain || s->rbusy; }
 
 ssize_t corio_read(corio_stream *s, void *buf, size_t n)
 {
@@ -653,15 +510,15 @@ ssize_t corio_read(corio_stream *s, void *buf, size_t n)
     if (n == 0)
         return 0;
     for (;;) {
-        size_t avail = s->rend - s->rstart;
+        size_t avail = s->in.end - s->in.start;
         if (avail) {
             if (n > avail)
                 n = avail;
-            memcpy(buf, s->rbuf + s->rstart, n);
-            s->rstart += n;
+            memcpy(buf, s->in.buf + s->in.start, n);
+            s->in.start += n;
             return (ssize_t)n;
         }
-        if (s->flags & S_EOF)
+        if (s->in.eof)
             return 0;
         if (reader_busy(s))
             return -EBUSY;
@@ -680,18 +537,18 @@ ssize_t corio_readexactly(corio_stream *s, void *buf, size_t n, size_t *got)
     unpin(s);
     /* Another reader is parked: only what is already buffered may be taken
      * without waiting (waiting would take its place). */
-    if (reader_busy(s) && s->rend - s->rstart < n)
+    if (reader_busy(s) && s->in.end - s->in.start < n)
         return -EBUSY;
     while (have < n) {
-        size_t avail = s->rend - s->rstart;
+        size_t avail = s->in.end - s->in.start;
         if (avail) {
             size_t k = n - have < avail ? n - have : avail;
-            memcpy(p + have, s->rbuf + s->rstart, k);
-            s->rstart += k;
+            memcpy(p + have, s->in.buf + s->in.start, k);
+            s->in.start += k;
             have += k;
             continue;
         }
-        if (s->flags & S_EOF) {
+        if (s->in.eof) {
             if (got)
                 *got = have;
             return -CORIO_EINCOMPLETE;
@@ -710,8 +567,8 @@ ssize_t corio_readexactly(corio_stream *s, void *buf, size_t n, size_t *got)
                  * would lose them silently.  Say so, and break the read
                  * side so that later reads cannot return data with a
                  * hole in it. */
-                if (!s->rerr)
-                    s->rerr = -ENOMEM;
+                if (!s->in.err)
+                    s->in.err = -ENOMEM;
                 r = -ENOMEM;
             }
             if (got && !(r == -ECANCELED || r == -CORIO_EDEADLINE))
@@ -734,10 +591,10 @@ static int scan(corio_stream *s, const void *sep, size_t sep_len, size_t *len)
     if (reader_busy(s))
         return -EBUSY;
     for (;;) {
-        size_t avail = s->rend - s->rstart;
+        size_t avail = s->in.end - s->in.start;
         size_t window = avail < s->limit ? avail : s->limit;
         if (window >= sep_len) {
-            const char *base = s->rbuf + s->rstart;
+            const char *base = s->in.buf + s->in.start;
             const char *hit = memmem(base + searched, window - searched, sep, sep_len);
             if (hit) {
                 *len = (size_t)(hit - base) + sep_len;
@@ -747,7 +604,7 @@ static int scan(corio_stream *s, const void *sep, size_t sep_len, size_t *len)
         }
         if (avail >= s->limit)
             return -CORIO_ELIMIT;
-        if (s->flags & S_EOF)
+        if (s->in.eof)
             return -CORIO_EINCOMPLETE;
         ssize_t r = more_input(s, NULL, 0, s->limit);
         if (r < 0)
@@ -766,9 +623,9 @@ ssize_t corio_readuntil(corio_stream *s, const void *sep, size_t sep_len, const 
     int r = scan(s, sep, sep_len, &n);
     if (r < 0)
         return r;
-    *out = s->rbuf + s->rstart;
-    s->rstart += n;
-    s->rpinned = true; /* the multishot must not reuse these bytes until the next read call */
+    *out = s->in.buf + s->in.start;
+    s->in.start += n;
+    s->in.pinned = true; /* the multishot must not reuse these bytes until the next read call */
     return (ssize_t)n;
 }
 
@@ -777,7 +634,7 @@ ssize_t corio_readline(corio_stream *s, char *buf, size_t cap)
     size_t n = 0;
     int r = scan(s, "\n", 1, &n);
     if (r == -CORIO_EINCOMPLETE) {
-        n = s->rend - s->rstart; /* the unterminated tail is the last line */
+        n = s->in.end - s->in.start; /* the unterminated tail is the last line */
         if (n == 0)
             return 0;
     } else if (r < 0) {
@@ -785,15 +642,20 @@ ssize_t corio_readline(corio_stream *s, char *buf, size_t cap)
     }
     if (n + 1 > cap)
         return -CORIO_ELIMIT; /* over the caller's limit, as over the stream's: the line stays buffered */
-    memcpy(buf, s->rbuf + s->rstart, n);
+    memcpy(buf, s->in.buf + s->in.start, n);
     buf[n] = '\0';
-    s->rstart += n;
+    s->in.start += n;
     return (ssize_t)n;
 }
 
-bool corio_at_eof(const corio_stream *s) { return (s->flags & S_EOF) && s->rstart == s->rend; }
+bool corio_at_eof(const corio_stream *s) { return (s->in.eof) && s->in.start == s->in.end; }
 
-void corio_stream_set_limit(corio_stream *s, size_t limit) { s->limit = limit ? limit : 1; }
+void corio_stream_set_limit(corio_stream *s, size_t limit)
+{
+    s->limit = limit ? limit : 1;
+    /* the multishot pauses once more than a full separator window is unread */
+    s->in.pause_at = s->limit > 65536 ? s->limit : 65536;
+}
 
 /* ------------------------------------------------------------------ */
 /* Write side                                                          */
@@ -1019,7 +881,7 @@ int corio_write(corio_stream *s, const void *buf, size_t n)
     }
     if (!s->flusher) {
         if (!s->loop) /* a stream wrapped before the loop started */
-            s->loop = corio__loop();
+            s->loop = s->in.loop = corio__loop();
         if (!s->loop) {
             write_failed(s, -EPERM);
             return -EPERM;
@@ -1125,18 +987,12 @@ void corio_stream_close(corio_stream *s)
         else
             corio_cancel(s->flusher);
     }
-    if (s->rop)
-        corio__op_cancel(l, s->rop);
-    if (s->rwait) { /* a reader parked on the multishot: it finalizes with GONE */
-        corio_task *t = s->rwait;
-        s->rwait = NULL;
-        s->rdst = NULL;
-        corio__wake(t, GONE);
-    }
-    if (s->marmed && !s->mcancel) {
-        s->mcancel = true;
-        corio__op_cancel(l, &s->mop);
-    }
+    if (s->in.plain)
+        corio__op_cancel(l, s->in.plain);
+    /* a reader parked on the multishot finalizes with GONE */
+    (void)corio__sockin_wake_reader(&s->in, GONE);
+    s->in.discard = true;
+    corio__sockin_stop(&s->in);
     maybe_finalize(s);
 }
 

@@ -12,6 +12,10 @@
  * rest.  Running out of file descriptors while accepting (EMFILE/ENFILE)
  * pauses that accept task for 100 ms instead of spinning on a listening
  * socket that stays readable or giving up; it is reported once per server.
+ * (The HTTP server closes its longest-idle keep-alive connections to make
+ * room instead; here every connection belongs to a handler that may be
+ * between reads for good reason, so none is "idle" to close, and the
+ * pause, tested by emfile_in_accept_pauses_and_recovers, is all it does.)
  *
  * On io_uring with multishot support an accept task keeps one multishot
  * accept armed instead of submitting an accept per connection: the

@@ -1,0 +1,340 @@
+/*
+ * The response (src/http/server_internal.h has the map): the head the
+ * server writes (status line, the handler's extra headers, framing, Date,
+ * Server, Connection), bodies of known length (small ones copied into the
+ * output buffer, large ones sent from the caller's memory), streamed
+ * bodies (chunked, or raw for HTTP/1.0 clients), file bodies through
+ * sendfile, and the server's own error answers.  Responses pile up in the
+ * output buffer and go out with the batch, or as soon as OUT_FLUSH_AT bytes
+ * are waiting (so a handler producing much data is paced by the client).
+ */
+#include "server_internal.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <strings.h>
+#include <sys/sendfile.h>
+#include <time.h>
+
+#define DIRECT_SEND_AT 16384 /* bodies this large are sent from the caller's memory */
+
+/* Date header: formatted once per wall-clock second. */
+static __thread char date_buf[32];
+static __thread uint64_t date_next_ns; /* monotonic time of the next wall second */
+
+static const char *http_date(void)
+{
+    uint64_t now = corio_now_ns();
+    if (CORIO__UNLIKELY(now >= date_next_ns || date_buf[0] == 0)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(date_buf, sizeof date_buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        /* the cached loop time may lag a little: refresh at the next
+         * second boundary as seen from the fresh clock */
+        date_next_ns = corio__clock_ns() + (1000000000ull - (uint64_t)ts.tv_nsec);
+    }
+    return date_buf;
+}
+
+/* Append a response head.  len < 0: no Content-Length (chunked or raw
+ * stream, as c's flags say). */
+static int put_head(conn *c, int status, const char *ctype, int64_t len, bool chunked)
+{
+    const char *reason = corio_http_reason(status);
+    const char *server = c->srv->cfg.server_header;
+    const char *date = http_date();
+    size_t need = 64 + strlen(reason) + (ctype ? strlen(ctype) + 16 : 0) + c->xhlen + strlen(server) + 160;
+    if (!corio__http_ob_reserve(c, need))
+        return -ENOMEM;
+    corio__http_ob_puts(c, "HTTP/1.1 ");
+    corio__http_ob_putu(c, (uint64_t)status);
+    corio__http_ob_put(c, " ", 1);
+    corio__http_ob_puts(c, reason);
+    corio__http_ob_put(c, "\r\n", 2);
+    if (ctype) {
+        corio__http_ob_puts(c, "Content-Type: ");
+        corio__http_ob_puts(c, ctype);
+        corio__http_ob_put(c, "\r\n", 2);
+    }
+    if (c->xhlen)
+        corio__http_ob_put(c, c->xh, c->xhlen);
+    if (len >= 0) {
+        corio__http_ob_puts(c, "Content-Length: ");
+        corio__http_ob_putu(c, (uint64_t)len);
+        corio__http_ob_put(c, "\r\n", 2);
+    }
+    if (chunked)
+        corio__http_ob_puts(c, "Transfer-Encoding: chunked\r\n");
+    corio__http_ob_puts(c, "Date: ");
+    corio__http_ob_puts(c, date);
+    corio__http_ob_put(c, "\r\n", 2);
+    if (*server) {
+        corio__http_ob_puts(c, "Server: ");
+        corio__http_ob_puts(c, server);
+        corio__http_ob_put(c, "\r\n", 2);
+    }
+    if (!c->keep_alive)
+        corio__http_ob_puts(c, "Connection: close\r\n");
+    else if (c->req.version_minor == 0)
+        corio__http_ob_puts(c, "Connection: keep-alive\r\n");
+    corio__http_ob_put(c, "\r\n", 2);
+    return 0;
+}
+
+/* Length of a header name or value, or -1 if it may not go on the wire
+ * (CR, LF; for a name also controls, space, ':' and non-ASCII). */
+static ssize_t header_len(const char *s, bool token)
+{
+    const char *p = s;
+    for (; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '\r' || ch == '\n')
+            return -1;
+        if (token && (ch <= ' ' || ch == ':' || ch >= 127))
+            return -1;
+    }
+    return p - s;
+}
+
+/* The fields the server writes itself, told apart by length first: this
+ * runs for every header of every response. */
+static bool reserved_name(const char *name, size_t nl)
+{
+    switch (nl) {
+    case 4:
+        return !strcasecmp(name, "Date");
+    case 6:
+        return !strcasecmp(name, "Server");
+    case 14:
+        return !strcasecmp(name, "Content-Length");
+    case 17:
+        return !strcasecmp(name, "Transfer-Encoding");
+    default:
+        return false;
+    }
+}
+
+int corio_http_response_add_header(corio_http_response *resp, const char *name, const char *value)
+{
+    conn *c = resp->c;
+    if (c->rstate != R_NONE)
+        return -EALREADY;
+    ssize_t nls = header_len(name, true), vls = header_len(value, false);
+    if (nls <= 0 || vls < 0)
+        return -EINVAL;
+    size_t nl = (size_t)nls, vl = (size_t)vls, need = nl + vl + 4;
+    if (reserved_name(name, nl))
+        return -EINVAL;
+    if (nl == 10 && !strcasecmp(name, "Connection")) {
+        if (strcasestr(value, "close"))
+            c->keep_alive = false;
+        return 0; /* the server writes its own Connection field */
+    }
+    if (c->xhcap - c->xhlen < need) {
+        size_t cap = c->xhcap ? c->xhcap : 256;
+        while (cap - c->xhlen < need)
+            cap *= 2;
+        char *p = corio__realloc(c->xh, cap);
+        if (!p)
+            return -ENOMEM;
+        c->xh = p;
+        c->xhcap = cap;
+    }
+    char *d = c->xh + c->xhlen;
+    memcpy(d, name, nl);
+    d[nl] = ':';
+    d[nl + 1] = ' ';
+    memcpy(d + nl + 2, value, vl);
+    d[nl + 2 + vl] = '\r';
+    d[nl + 3 + vl] = '\n';
+    c->xhlen += need;
+    return 0;
+}
+
+/* The common start of a response whose length is known: check and claim
+ * the response, settle keep-alive, queue the head.  Returns 1 when the
+ * head was all there is to send (HEAD, 204/304, an empty body; *done_r
+ * holds the call's result), 0 when the body follows, or -errno. */
+static int begin_sized(conn *c, int status, const char *content_type, uint64_t len, int *done_r)
+{
+    if (c->rstate != R_NONE)
+        return -EALREADY;
+    if (status < 200 || status > 999)
+        return -EINVAL;
+    c->rstate = R_SENT;
+    corio__http_settle_keep_alive(c);
+    bool no_body = status == 204 || status == 304;
+    int r = put_head(c, status, content_type, no_body ? -1 : (int64_t)len, false);
+    if (r < 0)
+        return r;
+    if (no_body || c->is_head || len == 0) {
+        *done_r = c->olen > OUT_FLUSH_AT ? corio__http_flush(c) : c->werr;
+        return 1;
+    }
+    return 0;
+}
+
+int corio_http_respond(corio_http_response *resp, int status, const char *content_type, const void *body,
+                       size_t len)
+{
+    conn *c = resp->c;
+    int done_r;
+    int r = begin_sized(c, status, content_type, len, &done_r);
+    if (r != 0)
+        return r < 0 ? r : done_r;
+    if (len >= DIRECT_SEND_AT) {
+        struct iovec iov[2] = {{c->obuf, c->olen}, {(void *)body, len}};
+        c->olen = 0;
+        return corio__http_send_all(c, iov, 2);
+    }
+    if (!corio__http_ob_reserve(c, len))
+        return -ENOMEM;
+    corio__http_ob_put(c, body, len);
+    return c->olen > OUT_FLUSH_AT ? corio__http_flush(c) : c->werr;
+}
+
+int corio_http_response_begin(corio_http_response *resp, int status, const char *content_type)
+{
+    conn *c = resp->c;
+    if (c->rstate != R_NONE)
+        return -EALREADY;
+    if (status < 200 || status > 999)
+        return -EINVAL;
+    c->rstate = R_STREAM;
+    corio__http_settle_keep_alive(c);
+    c->raw_stream = c->req.version_minor == 0;
+    if (c->raw_stream)
+        c->keep_alive = false; /* the end of the body is the end of the connection */
+    int r = put_head(c, status, content_type, -1, !c->raw_stream);
+    return r < 0 ? r : c->werr;
+}
+
+int corio_http_response_write(corio_http_response *resp, const void *data, size_t len)
+{
+    conn *c = resp->c;
+    if (c->rstate != R_STREAM)
+        return -EINVAL;
+    if (len == 0 || c->is_head)
+        return c->werr;
+    if (!corio__http_ob_reserve(c, len + 24))
+        return -ENOMEM;
+    if (!c->raw_stream) {
+        corio__http_ob_puthex(c, len);
+        corio__http_ob_put(c, "\r\n", 2);
+    }
+    corio__http_ob_put(c, data, len);
+    if (!c->raw_stream)
+        corio__http_ob_put(c, "\r\n", 2);
+    return c->olen > OUT_FLUSH_AT ? corio__http_flush(c) : c->werr;
+}
+
+int corio_http_response_end(corio_http_response *resp)
+{
+    conn *c = resp->c;
+    if (c->rstate != R_STREAM)
+        return -EINVAL;
+    c->rstate = R_ENDED;
+    if (c->is_head || c->raw_stream)
+        return c->werr;
+    if (!corio__http_ob_reserve(c, 8))
+        return -ENOMEM;
+    corio__http_ob_puts(c, "0\r\n\r\n");
+    return c->olen > OUT_FLUSH_AT ? corio__http_flush(c) : c->werr;
+}
+
+/* Zero-copy file bodies: sendfile(2) straight to the (non-blocking)
+ * socket, and a POLLOUT wait whenever the socket buffer is full. */
+int corio_http_respond_file(corio_http_response *resp, int status, const char *content_type, int fd,
+                            int64_t off, uint64_t len)
+{
+    conn *c = resp->c;
+    if (off < 0)
+        return -EINVAL;
+    int done_r;
+    int r = begin_sized(c, status, content_type, len, &done_r);
+    if (r != 0)
+        return r < 0 ? r : done_r;
+    if ((r = corio__http_flush(c)) < 0)
+        return r;
+    off_t pos = (off_t)off;
+    size_t since_yield = 0;
+    while (len > 0) {
+        size_t n = len > (1u << 20) ? (1u << 20) : (size_t)len;
+        ssize_t w = sendfile(c->in.fd, fd, &pos, n);
+        if (w > 0) {
+            len -= (uint64_t)w;
+            /* a fast client never makes sendfile wait: let the other
+             * connections have a turn every few MiB all the same */
+            if ((since_yield += (size_t)w) >= (4u << 20) && len > 0) {
+                since_yield = 0;
+                if ((r = corio_yield()) < 0) {
+                    c->werr = r;
+                    return r;
+                }
+            }
+            continue;
+        }
+        if (w == 0) {
+            /* the file shrank under us: the promised length can not be kept */
+            c->keep_alive = false;
+            c->werr = -EIO;
+            return c->werr;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN) {
+            c->werr = -errno;
+            return c->werr;
+        }
+        corio__op op;
+        memset(&op, 0, sizeof op);
+        op.kind = CORIO__OP_POLL;
+        op.fd = c->in.fd;
+        op.flags = POLLOUT;
+        op.off = -1;
+        corio_deadline d = corio_deadline_push(c->srv->cfg.write_timeout_ms);
+        r = corio__op_run(&op);
+        corio_deadline_pop(d);
+        if (r < 0) {
+            c->werr = r == -EAGAIN ? -ETIMEDOUT : r;
+            return c->werr;
+        }
+    }
+    return 0;
+}
+
+void corio_http_request_peer(const corio_http_request *req, char *buf, size_t n)
+{
+    if (n == 0)
+        return;
+    conn *c = req_conn((corio_http_request *)req);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    const char *s = NULL;
+    char tmp[INET6_ADDRSTRLEN];
+    if (getpeername(c->in.fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET)
+            s = inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, tmp, sizeof tmp);
+        else if (ss.ss_family == AF_INET6)
+            s = inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, tmp, sizeof tmp);
+    }
+    snprintf(buf, n, "%s", s ? s : "-");
+}
+
+void corio__http_respond_error(conn *c, int status)
+{
+    c->keep_alive = false;
+    c->linger = true;
+    c->xhlen = 0;
+    c->is_head = false;
+    const char *reason = corio_http_reason(status);
+    char body[64];
+    int n = snprintf(body, sizeof body, "%d %s\n", status, reason);
+    c->rstate = R_SENT;
+    if (put_head(c, status, "text/plain", n, false) == 0 && corio__http_ob_reserve(c, (size_t)n))
+        corio__http_ob_put(c, body, (size_t)n);
+}

@@ -1,0 +1,147 @@
+/*
+ * Socket input shared by streams (src/io/stream.c) and the HTTP server
+ * (src/http/): how bytes get from a connected socket to the task that wants
+ * them, on every backend.
+ *
+ * With CORIO__CAP_MULTISHOT one multishot recv stays armed for most of the
+ * socket's life: the kernel fills buffers from the loop's provided-buffer
+ * ring and the completion copies them straight into the memory of the task
+ * waiting in corio__sockin_wait (or, when nobody waits or its memory is
+ * full, into the unread buffer), then gives the ring buffer back at once,
+ * so no socket ever pins ring memory.  Flow control: with pause_at bytes
+ * unread the multishot is cancelled, and the next wait arms it again.
+ * Without the capability (epoll, older kernels), a wait is one plain recv
+ * operation.  An owner with no task (an idle HTTP connection) parks the
+ * input instead: the multishot, or a POLLIN operation, then stands in for
+ * the task and the owner's event hook hears of the next bytes.
+ *
+ * The owner keeps the struct in its own object and reads the unread buffer
+ * (buf[start, end)) as it likes: a stream uses it as its read buffer, the
+ * HTTP server as a spill for bytes that arrived while a handler ran.
+ * Internal to io/ and http/; loop thread only.
+ */
+#ifndef CORIO_IO_SOCKIN_H
+#define CORIO_IO_SOCKIN_H
+
+#include "../core/internal.h"
+
+typedef struct corio__sockin corio__sockin;
+
+/* What the owner hears of the background operation (both optional). */
+typedef struct corio__sockin_ops {
+    /* Bytes of a multishot completion, before they go anywhere else: the
+     * owner may take some and returns how many (n drops the rest too). */
+    size_t (*claim)(corio__sockin *in, const char *p, size_t n);
+    /* After every completion of the multishot or of the park POLL, once
+     * eof/err/bg are updated.  Returns true if the owner took care of it
+     * (it may have freed `in`); false: a waiting reader is woken. */
+    bool (*event)(corio__sockin *in);
+} corio__sockin_ops;
+
+/* What runs in the background (op). */
+enum {
+    CORIO__SOCKIN_OFF = 0,  /* nothing in the kernel */
+    CORIO__SOCKIN_RECV,     /* the multishot recv is armed */
+    CORIO__SOCKIN_POLL,     /* the park POLL is armed (no multishot) */
+    CORIO__SOCKIN_STOPPING, /* a cancel was asked for; the last completion is due */
+};
+
+struct corio__sockin {
+    corio_loop *loop;
+    int fd;
+    const corio__sockin_ops *ops;
+    uint8_t bg;        /* CORIO__SOCKIN_* */
+    bool multi;        /* use the multishot recv (cleared if the backend refuses it) */
+    bool fallback;     /* the ring ran dry: the next wait is one plain recv */
+    bool drained;      /* the last plain recv came back short: poll before trying */
+    bool discard;      /* the owner is done with the input: arriving bytes are dropped */
+    bool ready;        /* the park POLL saw the socket readable (or broken) */
+    bool eof;          /* the peer shut its side (recv gave 0) */
+    bool pinned;       /* bytes before `start` are still referenced: don't move them */
+    int err;           /* sticky receive error (never an interrupt) */
+    size_t pause_at;   /* unread bytes at which the multishot is paused */
+    size_t plain_from; /* a wait into this much caller memory with nothing armed uses one plain recv */
+    /* unread bytes: buf[start, end) of cap */
+    char *buf;
+    size_t start, end, cap;
+    char *old; /* while pinned: the block the pinned bytes live in, if buf moved */
+    /* the task in corio__sockin_wait and its memory */
+    corio_task *reader;
+    char *dst;
+    size_t dst_cap, dst_got;
+    corio__op *plain; /* the owner's plain recv/poll in flight (a close cancels it) */
+    corio__op op;     /* the multishot recv or the park POLL */
+};
+
+/* Set up in for fd (non-blocking, connected).  multi is on when l has
+ * CORIO__CAP_MULTISHOT; pause_at defaults to 16 KiB and plain_from to
+ * "never".  Does not touch the kernel. */
+void corio__sockin_init(corio__sockin *in, corio_loop *l, int fd, const corio__sockin_ops *ops);
+
+static inline size_t corio__sockin_unread(const corio__sockin *in) { return in->end - in->start; }
+
+/* Should a wait for up to cap bytes into dst (NULL: the unread buffer) go
+ * through the multishot?  Always while it is armed (it owns the order of
+ * arriving bytes); otherwise not after a dry ring (one plain recv first),
+ * nor for a big read into the caller's memory (one plain recv copies once
+ * and is not cut into ring-buffer pieces).  The caller clears `fallback`
+ * when it makes the plain recv. */
+static inline bool corio__sockin_wants_multi(const corio__sockin *in, const void *dst, size_t cap)
+{
+    return in->multi && (in->bg != CORIO__SOCKIN_OFF || (!in->fallback && (!dst || cap < in->plain_from)));
+}
+
+/* Move up to n unread bytes into dst.  Returns how many. */
+size_t corio__sockin_take(corio__sockin *in, void *dst, size_t n);
+
+/* Append n bytes to the unread buffer, growing it (bytes before start are
+ * neither moved nor overwritten while pinned: a buffer that must grow
+ * keeps the old block in `old` until corio__sockin_unpin).  Returns 0 or
+ * -ENOMEM. */
+int corio__sockin_append(corio__sockin *in, const char *p, size_t n);
+
+/* The pinned bytes may go now. */
+static inline void corio__sockin_unpin(corio__sockin *in)
+{
+    if (CORIO__UNLIKELY(in->pinned)) {
+        in->pinned = false;
+        corio__free(in->old);
+        in->old = NULL;
+    }
+}
+
+/* Free the unread buffer (with whatever it holds). */
+void corio__sockin_free_buf(corio__sockin *in);
+
+/* One plain recv operation into buf (in->plain points at it meanwhile).
+ * Records EOF, a receive error and whether the socket was drained.
+ * Suspends.  Returns bytes, 0 at EOF or -errno. */
+ssize_t corio__sockin_recv(corio__sockin *in, void *buf, size_t n);
+
+/* Wait for the multishot (armed here if needed).  dst (may be NULL) takes
+ * up to cap bytes while the unread buffer is empty.  Returns > 0: bytes put
+ * in dst (an interrupt that came with them surfaces at the next wait); 0:
+ * look at the unread buffer, eof and err again (also when the backend
+ * refused the multishot: multi is then off); or -ECANCELED /
+ * -CORIO_EDEADLINE, or what corio__sockin_wake_reader passed.  Suspends. */
+ssize_t corio__sockin_wait(corio__sockin *in, void *dst, size_t cap);
+
+/* Wake the task in corio__sockin_wait with r (its dst is no longer
+ * written).  Returns false if none waits. */
+bool corio__sockin_wake_reader(corio__sockin *in, int r);
+
+/* Arm the multishot.  False if the backend refused it. */
+bool corio__sockin_arm(corio__sockin *in);
+
+/* Let the input wait without a task: the multishot stays armed, or (no
+ * multishot) a POLLIN operation is started; their completions call the
+ * event hook (`ready` says the POLL saw the socket readable or broken).
+ * Returns true if parked, false if there is input to read already (or
+ * the backend refused, or the POLL completed at once): read it now. */
+bool corio__sockin_park(corio__sockin *in);
+
+/* Stop the background operation: its last completion still comes through
+ * the event hook (with bg back to OFF).  Safe to call in any state. */
+void corio__sockin_stop(corio__sockin *in);
+
+#endif
