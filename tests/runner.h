@@ -13,6 +13,7 @@
 
 #define _GNU_SOURCE 1
 #include "corio.h"
+#include "failinject.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -10,7 +10,7 @@
  */
 #include "runner.h"
 #include "internal.h"
-#include "io/threadpool.h"
+#include "core/threadpool.h"
 
 #include <fcntl.h>
 #include <ftw.h>

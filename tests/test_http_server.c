@@ -826,3 +826,34 @@ static void *signal_main(void *arg)
 }
 
 TEST(serve_until_signal_one_waiter_per_process) { test_run(signal_main, NULL); }
+
+/* A handler that cannot be installed is an error at once (the old code
+ * ignored it, waited for ever and then "restored" an uninitialised
+ * sigaction); the other signal's handler and the slot are left as they
+ * were. */
+static void *signal_fail_main(void *arg)
+{
+    (void)arg;
+    struct sigaction before, after;
+    for (int which = 1; which <= 2; which++) {
+        CHECK_OK(sigaction(SIGINT, NULL, &before));
+        corio_fi_fail_next("sigaction", which); /* SIGINT's, then SIGTERM's */
+        corio_deadline d = corio_deadline_push(2000);
+        int r = corio_http_serve_until_signal(NULL);
+        corio_deadline_pop(d);
+        corio_fi_fail_next("sigaction", 0);
+        CHECK_ERR(r, -EINVAL);
+        CHECK_OK(sigaction(SIGINT, NULL, &after));
+        CHECK(after.sa_handler == before.sa_handler);
+    }
+    /* the slot is free: a real wait still works */
+    corio_task *a = corio_spawn(sig_waiter, NULL);
+    CHECK_OK(corio_sleep_ms(10));
+    CHECK_OK(raise(SIGTERM));
+    void *res;
+    CHECK_OK(corio_join(a, &res));
+    CHECK_EQ((int)(intptr_t)res, SIGTERM);
+    return NULL;
+}
+
+TEST(serve_until_signal_reports_a_handler_it_cannot_install) { test_run(signal_fail_main, NULL); }

@@ -805,10 +805,10 @@ static void check_from_fd_failure_leaves_fd(int fd, int peer)
     int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD);
     CHECK(fl >= 0 && fdfl >= 0);
     CHECK(!(fl & O_NONBLOCK));
-    corio__fail_after(1); /* the stream's allocation */
+    corio_fi_fail_next("calloc", 1); /* the stream's allocation */
     errno = 0;
     corio_stream *s = corio_stream_from_fd(fd);
-    corio__fail_after(0);
+    corio_fi_fail_next("calloc", 0);
     CHECK(s == NULL);
     CHECK_EQ(errno, ENOMEM);
     CHECK_EQ(fcntl(fd, F_GETFL), fl);

@@ -564,10 +564,10 @@ static void *arm_fail_op_main(void *arg)
     fill_timer_heap();
     memset(buf, 0, sizeof buf);
     corio_deadline d = corio_deadline_push(100000);
-    corio__fail_after(1); /* the heap growth in park */
+    corio_fi_fail_next("realloc", 1); /* the heap growth in park */
     corio__op op2 = {.kind = CORIO__OP_RECV, .fd = sv[0], .buf = buf, .len = sizeof buf};
     int r = corio__op_run(&op2);
-    corio__fail_after(0);
+    corio_fi_fail_next("realloc", 0);
     corio_deadline_pop(d);
     CHECK_ERR(r, -ENOMEM);
     /* The op is over: nothing in flight, and data sent now stays in the
@@ -604,9 +604,9 @@ static void *arm_fail_join_main(void *arg)
     CHECK_OK(corio_yield());
     CHECK_EQ(corio__loop()->timers.len, corio__loop()->timers.cap);
     corio_deadline d = corio_deadline_push(100000);
-    corio__fail_after(1);
+    corio_fi_fail_next("realloc", 1); /* the heap growth in park */
     int r = corio_join(c, NULL);
-    corio__fail_after(0);
+    corio_fi_fail_next("realloc", 0);
     corio_deadline_pop(d);
     CHECK_ERR(r, -ENOMEM);
     /* A later sleep of this task is not cut short by c ending. */

@@ -1,5 +1,5 @@
 /*
- * Threads and the loop (src/io/thread.c): corio_to_thread's result, many
+ * Threads and the loop (src/core/threadpool.c, src/core/loop_ref.c): corio_to_thread's result, many
  * concurrent calls, cancellation and deadlines while a call is queued and
  * while it runs (the task waits for a running function before it returns),
  * the pool size from corio_config and the environment, and

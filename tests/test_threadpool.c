@@ -1,5 +1,5 @@
 /*
- * The thread pool (src/io/threadpool.c) and DNS (src/io/dns.c): work runs
+ * The thread pool (src/core/threadpool.c) and DNS (src/io/dns.c): work runs
  * off the loop thread and wakes its task, many items and tasks at once,
  * cancellation and deadlines while an item runs (abandon hook), the
  * slow-class limit that keeps DNS from starving file work, and name
@@ -8,11 +8,12 @@
 #include "runner.h"
 #include "internal.h"
 #include "io/dns.h"
-#include "io/threadpool.h"
+#include "core/threadpool.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
@@ -345,6 +346,31 @@ static void slow_job_abandon(void *arg)
 /* The item is queued before the task parks; if the park cannot arm the
  * deadline timer (heap growth fails), the item must be abandoned properly
  * (abandon hook, no stray wake-up of the task later). */
+/* Workers start with every signal blocked; when the mask cannot be set
+ * no worker is started (-EAGAIN) and the loop thread's own mask is left
+ * as it was (the old code "restored" an uninitialised set over it). */
+static void *ret_arg(void *arg) { return arg; }
+
+static void *sigmask_fail_main(void *arg)
+{
+    sigset_t before, after;
+    CHECK_EQ(pthread_sigmask(SIG_BLOCK, NULL, &before), 0);
+    corio_fi_fail_next("pthread_sigmask", 1);
+    void *res = NULL;
+    int r = corio_to_thread(ret_arg, (void *)5, &res);
+    corio_fi_fail_next("pthread_sigmask", 0);
+    CHECK_ERR(r, -EAGAIN);
+    CHECK_EQ(pthread_sigmask(SIG_BLOCK, NULL, &after), 0);
+    for (int sig = 1; sig < NSIG; sig++)
+        CHECK_EQ(sigismember(&after, sig), sigismember(&before, sig));
+    /* the next call starts a worker normally */
+    CHECK_OK(corio_to_thread(ret_arg, (void *)6, &res));
+    CHECK_EQ((intptr_t)res, 6);
+    return arg;
+}
+
+TEST(worker_start_without_a_signal_mask_fails_cleanly) { test_run(sigmask_fail_main, NULL); }
+
 static void *arm_fail_pool_main(void *arg)
 {
     corio_loop *l = corio__loop();
@@ -355,11 +381,9 @@ static void *arm_fail_pool_main(void *arg)
     atomic_store(&slow_job_abandoned, 0);
     int *flag = calloc(1, sizeof *flag);
     corio_deadline d = corio_deadline_push(100000);
-    /* pool_get: calloc x2, item_new: malloc, spawn_worker: 1 => the 5th is
-     * the heap growth in park. */
-    corio__fail_after(5);
+    corio_fi_fail_next("realloc", 1); /* the heap growth in park */
     int r = corio__pool_run(CORIO__POOL_FAST, slow_job_work, flag, slow_job_abandon);
-    corio__fail_after(0);
+    corio_fi_fail_next("realloc", 0);
     corio_deadline_pop(d);
     CHECK_ERR(r, -ENOMEM);
     uint64_t t0 = test_ms();

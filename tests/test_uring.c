@@ -8,7 +8,7 @@
 #include "runner.h"
 #include "internal.h"
 
-#include "io/threadpool.h"
+#include "core/threadpool.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

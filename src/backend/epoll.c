@@ -176,15 +176,15 @@ static int ep_init(corio_loop *l, const corio_config *cfg)
     corio__list_init(&b->deferred);
     b->have_pwait2 = true;
     atomic_init(&b->notified, false);
-    b->epfd = corio__should_fail() ? (errno = EMFILE, -1) : epoll_create1(EPOLL_CLOEXEC);
+    b->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (b->epfd < 0) {
         int e = errno;
         corio__free(b);
         return -e;
     }
-    b->evfd = corio__should_fail() ? (errno = EMFILE, -1) : eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    b->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = NOTIFY_KEY};
-    if (b->evfd < 0 || (corio__should_fail() ? (errno = ENOMEM, -1) : epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->evfd, &ev)) < 0) {
+    if (b->evfd < 0 || epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->evfd, &ev) < 0) {
         int e = errno;
         if (b->evfd >= 0)
             close(b->evfd);
@@ -235,7 +235,7 @@ static int wait_for(ep_backend *b, corio__op *op, int dir)
             .events = EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET,
             .data.u64 = ((uint64_t)s->gen << 32) | (uint32_t)op->fd,
         };
-        int r = corio__should_fail() ? (errno = ENOMEM, -1) : epoll_ctl(b->epfd, EPOLL_CTL_ADD, op->fd, &ev);
+        int r = epoll_ctl(b->epfd, EPOLL_CTL_ADD, op->fd, &ev);
         /* EEXIST: the fd number is still in the set from before a
          * forget_fd whose close did not happen (a dup keeps it alive);
          * refresh it so it carries the current generation. */
@@ -494,11 +494,7 @@ static void ep_notify(corio_loop *l)
     ep_backend *b = l->backend_data;
     if (atomic_exchange(&b->notified, true))
         return;
-    uint64_t one = 1;
-    int saved = errno;
-    while (write(b->evfd, &one, sizeof one) < 0 && errno == EINTR) {
-    }
-    errno = saved;
+    corio__eventfd_kick(b->evfd);
 }
 
 const corio__backend_ops corio__backend_epoll = {

@@ -178,8 +178,6 @@ static bool bufring_grow(uring *u, uint32_t n)
 static int bufring_create(uring *u)
 {
     bufring *b = &u->br;
-    if (corio__should_fail())
-        return -ENOMEM;
     size_t ring_bytes = BR_MAX_BUFS * sizeof(struct io_uring_buf);
     size_t mem_bytes = (size_t)BR_MAX_BUFS * BR_BUF_SIZE;
     void *ring = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -259,8 +257,6 @@ static void uring_buf_put(corio_loop *l, uint16_t id)
 
 static int uring_init(corio_loop *l, const corio_config *cfg)
 {
-    if (corio__should_fail())
-        return -ENOMEM;
     uring *u = corio__calloc(1, sizeof *u);
     if (!u)
         return -ENOMEM;
@@ -320,10 +316,6 @@ static int uring_init(corio_loop *l, const corio_config *cfg)
     }
     l->caps = CORIO__CAP_FILE_OPS | (u->has_multishot ? CORIO__CAP_MULTISHOT : 0);
 
-    if (corio__should_fail()) {
-        r = -EMFILE;
-        goto fail_ring;
-    }
     /* Blocking on purpose: the kernel then arms a poll for the read instead
      * of failing it with EAGAIN.  Writers never block (the counter would
      * have to reach 2^64-2). */
@@ -644,11 +636,7 @@ static void uring_notify(corio_loop *l)
     uring *u = U(l);
     if (atomic_exchange(&u->notified, 1))
         return;
-    int saved = errno; /* async-signal safety */
-    uint64_t one = 1;
-    while (write(u->evfd, &one, sizeof one) < 0 && errno == EINTR) {
-    }
-    errno = saved;
+    corio__eventfd_kick(u->evfd);
 }
 
 const corio__backend_ops corio__backend_uring = {

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -31,6 +32,20 @@
 #define CORIO__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define CORIO__CONTAINER_OF(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
 #define CORIO__NO_DEADLINE UINT64_MAX
+
+/* Invariants that must hold whatever the program does (op and task state
+ * transitions, timer heap and list links).  Checked where CORIO_ASSERTS is
+ * defined (Debug and sanitizer builds, see CMakeLists.txt): a broken one
+ * prints file:line and the condition, then aborts, at the transition that
+ * broke it instead of as a crash far away.  Elsewhere compiled out but still
+ * type-checked (sizeof does not evaluate its operand).  Not for errors a
+ * caller can cause: those return an error code. */
+#ifdef CORIO_ASSERTS
+#define CORIO__ASSERT(cond) (CORIO__LIKELY(cond) ? (void)0 : corio__assert_fail(#cond, __FILE__, __LINE__))
+#else
+#define CORIO__ASSERT(cond) ((void)sizeof((cond) ? 1 : 0))
+#endif
+__attribute__((noreturn, cold)) void corio__assert_fail(const char *cond, const char *file, int line);
 
 typedef struct corio_loop corio_loop;
 typedef struct corio__op corio__op;
@@ -45,8 +60,12 @@ typedef struct corio__list {
 
 static inline void corio__list_init(corio__list *l) { l->prev = l->next = l; }
 static inline bool corio__list_empty(const corio__list *l) { return l->next == l; }
+/* A node is unlinked when it points to itself (after corio__list_remove)
+ * or has never been linked (zeroed). */
 static inline void corio__list_push_back(corio__list *l, corio__list *n)
 {
+    CORIO__ASSERT(n->next == NULL || n->next == n);
+    CORIO__ASSERT(l->prev->next == l);
     n->prev = l->prev;
     n->next = l;
     l->prev->next = n;
@@ -54,6 +73,7 @@ static inline void corio__list_push_back(corio__list *l, corio__list *n)
 }
 static inline void corio__list_remove(corio__list *n)
 {
+    CORIO__ASSERT(n->next != n && n->next->prev == n && n->prev->next == n);
     n->prev->next = n->next;
     n->next->prev = n->prev;
     n->prev = n->next = n;
@@ -406,7 +426,7 @@ struct corio_loop {
     corio_task *task_cache;   /* freed task structs kept for reuse */
     unsigned task_cache_len;
     struct corio__threadpool *pool;
-    struct corio_loop_ref *ref; /* cross-thread handle and call queue (src/io/thread.c), NULL until asked for */
+    struct corio_loop_ref *ref; /* cross-thread handle and call queue (src/core/loop_ref.c), NULL until asked for */
     const corio_config *cfg;
     corio__sigpipe_state sigpipe; /* the caller's SIGPIPE, given back when the run ends */
 };
@@ -454,43 +474,25 @@ uint64_t corio__clock_ns(void);
 /* Make fd non-blocking and close-on-exec.  Returns 0 or -errno. */
 int corio__set_nonblock(int fd);
 
-/* Private non-blocking descriptions (src/io/file.c, "Streams").
- *  - corio__can_reopen: may fd be opened again that way?  True for a FIFO
- *    and for a tty other than a pty master (opening /dev/ptmx again would
- *    make a new pty); st is fd's fstat.
- *  - corio__reopen_nonblock: open fd's tty or FIFO again through
- *    /proc/self/fd, non-blocking, so that calls on the new description
- *    cannot block while fd's own description, which is often shared (a
- *    shell's terminal, a FIFO other processes use too), stays as it is.
- *    Only for fds corio__can_reopen accepts; fl is fd's F_GETFL flags (the
- *    access mode is kept).  Returns the new fd (O_CLOEXEC, O_NOCTTY; the
- *    caller closes it) or -1 with errno set: no /proc, an exclusive tty,
- *    no permission, a FIFO's write side without a reader (ENXIO). */
-struct stat;
-bool corio__can_reopen(int fd, const struct stat *st);
-int corio__reopen_nonblock(int fd, int fl);
+/* Add 1 to the eventfd fd, for a backend's notify(): async-signal safe,
+ * errno preserved.  The caller has already claimed "a wake-up is on its
+ * way" (its notified flag), so the write must not be lost: it is retried
+ * on every error but those that mean the counter already wakes the reader
+ * (EAGAIN: full) or that retrying cannot mend (EBADF, EINVAL). */
+void corio__eventfd_kick(int fd);
 
 /* Close fd, letting the backend forget it first. */
 void corio__close_fd(corio_loop *l, int fd);
-
-/* Fail-injection hook: every syscall/allocation wrapper asks this; a test
- * build sets CORIO_FAIL_AT=N to make the Nth call fail. */
-bool corio__should_fail(void);
-
-/* Test hook: make the nth call to corio__should_fail() from now on fail
- * (n >= 1; 0 turns injection off).  For tests that need one specific
- * failure rather than a CORIO_FAIL_AT sweep. */
-void corio__fail_after(long n);
 
 /* Called by a backend when notify() woke it: the loop runs work handed
  * over by other threads (thread-pool completions). */
 void corio__loop_on_notify(corio_loop *l);
 
-/* Thread pool hooks the loop calls (src/io/threadpool.c). */
+/* Thread pool hooks the loop calls (src/core/threadpool.c). */
 void corio__pool_drain(corio_loop *l);
 void corio__pool_shutdown(corio_loop *l);
 
-/* Loop references and corio_call_soon_threadsafe (src/io/thread.c); all
+/* Loop references and corio_call_soon_threadsafe (src/core/loop_ref.c); all
  * loop thread only, and cheap no-ops while l->ref is NULL.
  *  - drain: from corio__loop_on_notify; hands queued calls to the task
  *    that runs them (spawned when none is running).
@@ -509,9 +511,12 @@ bool corio__loop_ref_busy(corio_loop *l);
 bool corio__loop_ref_close(corio_loop *l);
 void corio__loop_ref_shutdown(corio_loop *l);
 
-void *corio__malloc(size_t n);
-void *corio__calloc(size_t n, size_t m);
-void *corio__realloc(void *p, size_t n);
-void corio__free(void *p);
+/* The library's allocations.  Plain libc: fail injection wraps malloc,
+ * calloc and realloc themselves, with every system call, in the test
+ * builds only (tests/failinject.c). */
+static inline void *corio__malloc(size_t n) { return malloc(n); }
+static inline void *corio__calloc(size_t n, size_t m) { return calloc(n, m); }
+static inline void *corio__realloc(void *p, size_t n) { return realloc(p, n); }
+static inline void corio__free(void *p) { free(p); }
 
 #endif

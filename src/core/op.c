@@ -20,6 +20,8 @@ static void op_interrupted(corio_task *t, int reason)
 
 int corio__op_start(corio_loop *l, corio__op *op)
 {
+    CORIO__ASSERT(op->state != CORIO__OPS_PENDING && op->state != CORIO__OPS_CANCELLING);
+    CORIO__ASSERT(op->done || op->task);
     op->state = CORIO__OPS_PENDING;
     if (l->backend->submit(l, op)) {
         op->state = CORIO__OPS_DONE;
@@ -34,10 +36,12 @@ void corio__op_cancel(corio_loop *l, corio__op *op)
         return;
     op->state = CORIO__OPS_CANCELLING;
     l->backend->cancel(l, op);
+    CORIO__ASSERT(op->state == CORIO__OPS_CANCELLING || op->state == CORIO__OPS_DONE);
 }
 
 void corio__op_complete(corio__op *op, int32_t res)
 {
+    CORIO__ASSERT(op->state == CORIO__OPS_PENDING || op->state == CORIO__OPS_CANCELLING);
     op->res = res;
     op->state = CORIO__OPS_DONE;
     if (op->done)

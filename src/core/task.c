@@ -58,6 +58,7 @@ static inline void switch_to_scheduler(corio_loop *l, corio_task *t)
 /* Called by the scheduler: run t until it suspends or ends. */
 void corio__task_resume(corio_loop *l, corio_task *t)
 {
+    CORIO__ASSERT(t->stack && !(t->flags & (CORIO__T_READY | CORIO__T_PARKED | CORIO__T_DONE)));
     l->current = t;
     corio__asan_start_switch(&l->sched_asan_fake_stack, t->stack->lo, t->stack->size);
     corio__tsan_fiber_switch(t->tsan_fiber);
@@ -71,6 +72,7 @@ static void task_entry(void *arg)
     corio_task *t = arg;
     corio__asan_finish_switch(NULL, &t->loop->sched_stack_bottom, &t->loop->sched_stack_size);
     t->result = t->fn(t->arg);
+    CORIO__ASSERT(!(t->flags & (CORIO__T_PARKED | CORIO__T_READY)));
     t->flags |= CORIO__T_DONE;
     switch_to_scheduler(t->loop, t);
     abort(); /* a finished task is never resumed */
@@ -90,6 +92,7 @@ static void task_entry(void *arg)
  * task run first. */
 static inline void ready_push(corio_loop *l, corio_task *t)
 {
+    CORIO__ASSERT(!(t->flags & (CORIO__T_READY | CORIO__T_PARKED | CORIO__T_DONE)));
     t->flags |= CORIO__T_READY;
     t->next_ready = NULL;
     bool woken = l->to_woken && t != l->current;
@@ -159,6 +162,7 @@ static int park(corio_task *t, corio__interrupt_fn on_interrupt, void *wait_obj,
                 uint64_t wake_at)
 {
     corio_loop *l = t->loop;
+    CORIO__ASSERT(t == l->current && !(t->flags & (CORIO__T_READY | CORIO__T_PARKED | CORIO__T_DONE)));
     t->on_interrupt = on_interrupt;
     t->wait_obj = wait_obj;
     t->wait_what = what;
@@ -255,6 +259,7 @@ corio_task *corio__spawn(corio_loop *l, const char *name, size_t stack_size, cor
      * corio__task_release_stack), even for a recycled task struct: TSan
      * then names each report after the task that made the access. */
     t->tsan_fiber = corio__tsan_fiber_create(t->name[0] ? t->name : "task");
+    corio__list_init(&t->live); /* unlinked, also for a fresh malloc */
     corio__list_push_back(&l->live_tasks, &t->live);
     l->live_count++;
     l->spawn_seq++;
@@ -302,6 +307,7 @@ void corio__task_release_stack(corio_loop *l, corio_task *t)
  * loop's stack, so t's stack can be recycled). */
 void corio__task_finished(corio_loop *l, corio_task *t)
 {
+    CORIO__ASSERT((t->flags & CORIO__T_DONE) && !(t->flags & (CORIO__T_READY | CORIO__T_PARKED)));
     corio__task_release_stack(l, t);
     if (corio__timer_armed(&t->timer))
         corio__timer_disarm(l, &t->timer);
@@ -349,6 +355,7 @@ static void join_interrupted(corio_task *self, int reason)
 
 static void take_result(corio_task *t, void **result)
 {
+    CORIO__ASSERT(task_over(t) && !(t->flags & CORIO__T_DETACHED));
     if (result)
         *result = t->result;
     corio__list_remove(&t->live);

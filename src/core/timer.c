@@ -62,7 +62,9 @@ static void sift_down(corio__heap *h, uint32_t i)
 int corio__timer_arm(corio_loop *l, corio__timer *t, uint64_t when)
 {
     corio__heap *h = &l->timers;
+    CORIO__ASSERT(t->fire != NULL);
     if (corio__timer_armed(t)) {
+        CORIO__ASSERT(t->heap_index < h->len && h->items[t->heap_index] == t);
         uint64_t old = t->when;
         t->when = when;
         if (when < old)
@@ -91,6 +93,7 @@ void corio__timer_disarm(corio_loop *l, corio__timer *t)
     corio__heap *h = &l->timers;
     if (!corio__timer_armed(t))
         return;
+    CORIO__ASSERT(t->heap_index < h->len && h->items[t->heap_index] == t);
     uint32_t i = t->heap_index;
     t->heap_index = UINT32_MAX;
     corio__timer *last = h->items[--h->len];
@@ -110,6 +113,7 @@ void corio__timers_run(corio_loop *l, uint64_t now)
     corio__heap *h = &l->timers;
     while (h->len && h->items[0]->when <= now) {
         corio__timer *t = h->items[0];
+        CORIO__ASSERT(t->heap_index == 0);
         corio__timer_disarm(l, t);
         t->fire(t);
     }

@@ -319,9 +319,21 @@ int corio_http_serve_until_signal(corio_http_server *srv)
     sa.sa_handler = on_signal;
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
     int result = 0;
+    /* A handler that could not be installed has no old one to restore. */
+    if (sigaction(SIGINT, &sa, &old_int) < 0) {
+        result = -errno;
+    } else if (sigaction(SIGTERM, &sa, &old_term) < 0) {
+        result = -errno;
+        sigaction(SIGINT, &old_int, NULL);
+    }
+    if (result < 0) {
+        corio__close_fd(corio__loop(), sig_pipe[0]);
+        close(sig_pipe[1]);
+        sig_pipe[0] = sig_pipe[1] = -1;
+        atomic_store(&sig_serving, false);
+        return result;
+    }
     while (result == 0) {
         corio__op op;
         memset(&op, 0, sizeof op);

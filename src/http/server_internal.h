@@ -32,7 +32,6 @@
 #include "../io/sockin.h"
 #include "corio/http.h"
 
-#include <assert.h>
 #include <string.h>
 #include <sys/uio.h>
 
@@ -123,8 +122,8 @@ static inline void conn_set_state(conn *c, conn_state to)
         [CONN_CLOSING] = CONN_TO(CONN_EXITING),
         [CONN_EXITING] = 0,
     };
-    (void)next; /* with NDEBUG, only the assignment is left */
-    assert(c->state < CONN_STATE_COUNT && (next[c->state] & CONN_TO(to)));
+    (void)next; /* without CORIO_ASSERTS, only the assignment is left */
+    CORIO__ASSERT(c->state < CONN_STATE_COUNT && (next[c->state] & CONN_TO(to)));
     c->state = (uint8_t)to;
 }
 

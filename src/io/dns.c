@@ -9,7 +9,7 @@
  * "127.0.0.1" / "::1" case costs no thread hand-off.
  */
 #include "dns.h"
-#include "threadpool.h"
+#include "../core/threadpool.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -22,7 +22,7 @@
  * waits for readiness with a POLL op instead and tries again on the loop
  * thread, each try made so that it cannot block even on a blocking file
  * description, without changing that description (which a shell or
- * another process may share); see "Streams" below for how.
+ * another process may share); see "Streams" below and src/io/anyfd.c.
  *
  * On io_uring, writes to unseekable fds take the same path: the ring
  * issues a write to a tty inline as soon as poll reports some room, and
@@ -44,7 +44,8 @@
  */
 #define _GNU_SOURCE 1
 #include "../core/internal.h"
-#include "threadpool.h"
+#include "../core/threadpool.h"
+#include "anyfd.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -113,32 +114,6 @@ static inline bool in_task(void) { return corio__current_task() != NULL; }
 /* ------------------------------------------------------------------ */
 /* Reads and writes                                                    */
 /* ------------------------------------------------------------------ */
-
-/* One attempt on the loop thread that cannot block: -EAGAIN when it
- * would, -EOPNOTSUPP when the fd does not do RWF_NOWAIT. */
-static ssize_t rw_nowait(corio__op *op, bool is_write)
-{
-    struct iovec one;
-    const struct iovec *iov;
-    int cnt;
-    if (op->kind == CORIO__OP_READV || op->kind == CORIO__OP_WRITEV) {
-        iov = op->buf;
-        cnt = (int)op->len;
-    } else {
-        one.iov_base = op->buf;
-        one.iov_len = op->len > CORIO__MAX_RW ? CORIO__MAX_RW : op->len;
-        iov = &one;
-        cnt = 1;
-    }
-    off_t off = op->off < 0 ? (off_t)-1 : (off_t)op->off;
-    ssize_t r;
-    do
-        r = is_write ? pwritev2(op->fd, iov, cnt, off, RWF_NOWAIT) : preadv2(op->fd, iov, cnt, off, RWF_NOWAIT);
-    while (r < 0 && errno == EINTR);
-    if (r >= 0)
-        return r;
-    return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-}
 
 /* Is fd a stream: anything but a regular file, block device or directory
  * (pipes, FIFOs, ttys, sockets, eventfds, character devices)?  Those wait
@@ -216,39 +191,8 @@ static void op_rest(const corio__op *op, size_t done, corio__op *rest)
  * that cannot block, with a wait for readiness (a POLL op: cancellable,
  * and it holds no thread) whenever one says EAGAIN.  So a read woken for
  * data that another reader took first just waits again, and a write of
- * more than fits writes what fits and waits for room.
- *
- * What makes one attempt non-blocking depends on the fd (a "way", chosen
- * once per call):
- *  - WAY_NOWAIT: preadv2/pwritev2 with RWF_NOWAIT, which asks for "only if
- *    it won't block" per call.  Linux honours it on pipes made by pipe(2),
- *    sockets and eventfds (checked on 6.18 on blocking descriptions: EAGAIN
- *    from an empty pipe; a write that does not fit writes what does, or
- *    says EAGAIN).  The common case; it touches nothing.
- *  - WAY_REOPEN: ttys, and FIFOs opened by name, answer RWF_NOWAIT with
- *    EOPNOTSUPP (6.18 too).  Their file description is usually shared (a
- *    shell's terminal, a FIFO that other processes write too), so
- *    O_NONBLOCK must not be set on it even briefly: another process
- *    writing the same terminal meanwhile would get EAGAIN and might lose
- *    its output.  But both can be opened again: each attempt opens a
- *    private non-blocking description of the same tty or pipe
- *    (corio__reopen_nonblock), makes the call on it and closes it, so
- *    nothing outlives the attempt (a FIFO sees one more reader or writer
- *    for that long, next to the fd's own, so nobody sees an end close).
- *  - WAY_TOGGLE: other pollable fds without RWF_NOWAIT, where opening
- *    again would make a new object (a pty master: /dev/ptmx) or is not
- *    possible (inotify and other anonymous fds).  These belong to the
- *    program that made them rather than to a shell, so O_NONBLOCK is set
- *    for the one call and restored before anything else runs on this
- *    thread; a mutex keeps loops on other threads from taking the flag
- *    for the user's.
- *  - WAY_POOL: fds that cannot be polled (readiness means nothing there),
- *    and ttys or FIFOs that could not be opened again (no /proc, TIOCEXCL,
- *    no permission): wait for readiness if possible, then the blocking
- *    call on a worker, as before.  Rare, and the one place where a stalled
- *    stream can still hold a worker.
- *
- * A description that is already non-blocking is called plainly.
+ * more than fits writes what fits and waits for room.  How one attempt is
+ * made so that it cannot block (a "way" per fd) is src/io/anyfd.c's job.
  *
  * Results follow read(2) and write(2) on the fd's own description: a read
  * returns what is there (at least one byte, or 0 at end of file); a write
@@ -256,103 +200,6 @@ static void op_rest(const corio__op *op, size_t done, corio__op *rest)
  * is written, while on a non-blocking one it returns once some went out.
  * A write interrupted (cancel, deadline, error) after some bytes went out
  * returns their count; the interrupt stays pending for the next call. */
-
-enum { WAY_NOWAIT, WAY_REOPEN, WAY_TOGGLE, WAY_POOL };
-
-/* corio__can_reopen and corio__reopen_nonblock: contracts in internal.h
- * (src/io/stream.c uses them for ttys too). */
-bool corio__can_reopen(int fd, const struct stat *st)
-{
-    int n;
-    if (S_ISFIFO(st->st_mode))
-        return true;
-    /* TIOCGPTN answers on a pty master only. */
-    return S_ISCHR(st->st_mode) && isatty(fd) && ioctl(fd, TIOCGPTN, &n) < 0;
-}
-
-int corio__reopen_nonblock(int fd, int fl)
-{
-    if (fl < 0) {
-        errno = EBADF;
-        return -1;
-    }
-    char path[40];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    /* O_NONBLOCK also keeps the open itself from waiting: for a FIFO's
-     * other end, for a serial line's carrier. */
-    return open(path, (fl & O_ACCMODE) | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-}
-
-/* Does fd's file support poll?  epoll refuses (EPERM) the files that do
- * not; for those, readiness says nothing about whether a call blocks. */
-static bool fd_can_poll(int fd)
-{
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    if (ep < 0)
-        return false;
-    struct epoll_event ev = {.events = EPOLLIN};
-    bool ok = epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0;
-    close(ep);
-    return ok;
-}
-
-/* The way for a stream fd without RWF_NOWAIT; st is its fstat. */
-static int stream_way(int fd, const struct stat *st)
-{
-    if (corio__can_reopen(fd, st))
-        return WAY_REOPEN;
-    return fd_can_poll(fd) ? WAY_TOGGLE : WAY_POOL;
-}
-
-static pthread_mutex_t toggle_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* WAY_TOGGLE's attempt: op's call with O_NONBLOCK set on fd's description
- * for its duration.  *fl receives the description's own flags. */
-static ssize_t call_toggled(corio__op *op, int *fl)
-{
-    ssize_t n;
-    pthread_mutex_lock(&toggle_lock);
-    int f = fcntl(op->fd, F_GETFL);
-    if (f < 0)
-        n = -errno;
-    else if (f & O_NONBLOCK)
-        n = corio__op_syscall(op);
-    else if (fcntl(op->fd, F_SETFL, f | O_NONBLOCK) < 0)
-        n = -errno;
-    else {
-        n = corio__op_syscall(op);
-        (void)fcntl(op->fd, F_SETFL, f);
-    }
-    pthread_mutex_unlock(&toggle_lock);
-    *fl = f;
-    return n;
-}
-
-/* One attempt at op that cannot block, made the way *way says: bytes, 0,
- * -EAGAIN when it has to wait, or -errno.  A reopen that is refused turns
- * *way into WAY_POOL (and says -EAGAIN).  *fl caches fd's F_GETFL flags
- * (-1 until read). */
-static ssize_t stream_try(corio__op *op, bool is_write, int *way, int *fl)
-{
-    if (*way == WAY_NOWAIT)
-        return rw_nowait(op, is_write);
-    if (*way == WAY_TOGGLE)
-        return call_toggled(op, fl);
-    /* WAY_REOPEN */
-    if (*fl < 0 && (*fl = fcntl(op->fd, F_GETFL)) < 0)
-        return -errno;
-    if (*fl & O_NONBLOCK)
-        return corio__op_syscall(op);
-    corio__op mine = *op;
-    mine.fd = corio__reopen_nonblock(op->fd, *fl);
-    if (mine.fd < 0) {
-        *way = WAY_POOL;
-        return -EAGAIN;
-    }
-    ssize_t n = corio__op_syscall(&mine);
-    close(mine.fd);
-    return n;
-}
 
 /* A read or write on a stream (see "Streams" above), done bytes of it
  * already written.  Suspends in POLL ops; returns as the comment above
@@ -367,8 +214,8 @@ static ssize_t rw_stream(corio__op *op, bool is_write, int way, size_t done)
         corio__op rest;
         op_rest(op, done, &rest);
         ssize_t n;
-        if (way != WAY_POOL)
-            n = stream_try(&rest, is_write, &way, &fl);
+        if (way != CORIO__WAY_POOL)
+            n = corio__anyfd_try(&rest, is_write, &way, &fl);
         else
             n = ready ? run_pool(&rest) : -EAGAIN;
         if (n == -EAGAIN) {
@@ -414,7 +261,7 @@ static ssize_t rw_on_loop(corio__op *op, bool is_write)
     int r = corio__check();
     if (r)
         return r;
-    ssize_t n = rw_nowait(op, is_write);
+    ssize_t n = corio__anyfd_nowait(op, is_write);
     if (n >= 0) {
         /* A read served partly from the page cache stops where the cached
          * data ends; finish it on a worker so that a short read of a
@@ -428,7 +275,7 @@ static ssize_t rw_on_loop(corio__op *op, bool is_write)
             if (m > 0)
                 n += m;
         } else if (is_write && n > 0 && (size_t)n < op_bytes(op) && fd_is_stream(op->fd)) {
-            return rw_stream(op, true, WAY_NOWAIT, (size_t)n); /* a pipe took part of it */
+            return rw_stream(op, true, CORIO__WAY_NOWAIT, (size_t)n); /* a pipe took part of it */
         }
         return n;
     }
@@ -442,7 +289,7 @@ static ssize_t rw_on_loop(corio__op *op, bool is_write)
     struct stat st;
     if (fstat(op->fd, &st) < 0 || !mode_is_stream(st.st_mode))
         return run_pool(op); /* a regular file or block device (or an error the call will report) */
-    return rw_stream(op, is_write, n == -EAGAIN ? WAY_NOWAIT : stream_way(op->fd, &st), 0);
+    return rw_stream(op, is_write, n == -EAGAIN ? CORIO__WAY_NOWAIT : corio__anyfd_way(op->fd, &st), 0);
 }
 
 /* The io_uring executor for READ/WRITE/READV/WRITEV. */

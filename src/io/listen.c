@@ -14,10 +14,6 @@
 
 int corio__tcp_socket(int family)
 {
-    if (corio__should_fail()) {
-        errno = EMFILE;
-        return -1;
-    }
     return socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 }
 

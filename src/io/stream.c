@@ -52,6 +52,7 @@
  */
 #include "sockin.h"
 #include "stream.h"
+#include "anyfd.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -102,7 +103,7 @@ struct corio_stream {
     size_t limit;
     bool rbusy;          /* a reader is inside multi_wait (or a file-layer read) */
     bool regular;        /* S_FILE on a regular file or block device */
-    bool reopened;       /* S_FILE on a private non-blocking reopen (tty, named FIFO: see private_reopen) */
+    bool reopened;       /* S_FILE on a private non-blocking reopen (tty, named FIFO: see corio__reopen_private) */
     int shared_fd;       /* with reopened: the fd the stream was given, closed with it; else -1 */
     /* write side */
     wchunk *whead, *wtail;
@@ -127,10 +128,9 @@ static const corio__sockin_ops stream_input = {.event = input_event};
 
 corio_stream *corio__stream_new(int fd)
 {
-    corio_stream *s = corio__malloc(sizeof *s);
+    corio_stream *s = corio__calloc(1, sizeof *s);
     if (!s)
         return NULL;
-    memset(s, 0, sizeof *s);
     s->fd = fd;
     s->shared_fd = -1;
     s->loop = corio__loop();
@@ -142,30 +142,6 @@ corio_stream *corio__stream_new(int fd)
     corio__list_init(&s->waiters);
     corio__timer_init(&s->linger_timer, linger_expired);
     return s;
-}
-
-/* A tty or a named FIFO has no RWF_NOWAIT (Linux 6.x answers
- * EOPNOTSUPP), and a plain write to it after POLLOUT blocks until all of
- * it is taken: for as long as the terminal is stopped or the FIFO's reader
- * is slow.  Its description is usually shared (stdin/stdout with the
- * shell, a FIFO other processes use), so O_NONBLOCK cannot be set on it;
- * but both may be opened again: that gives the stream a description of its
- * own, made non-blocking (corio__reopen_nonblock; not for a pty master).
- * Pipes made by pipe(2) keep RWF_NOWAIT, which needs no second
- * description.  Returns the new fd, or -1 (the stream then falls back to
- * plain calls after poll). */
-static int private_reopen(int fd, const struct stat *st)
-{
-    if (!corio__can_reopen(fd, st))
-        return -1;
-    if (S_ISFIFO(st->st_mode)) {
-        char path[40], link[16];
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-        ssize_t n = readlink(path, link, sizeof link);
-        if (n >= 5 && memcmp(link, "pipe:", 5) == 0)
-            return -1; /* anonymous: RWF_NOWAIT works */
-    }
-    return corio__reopen_nonblock(fd, fcntl(fd, F_GETFL));
 }
 
 corio_stream *corio_stream_from_fd(int fd)
@@ -184,7 +160,7 @@ corio_stream *corio_stream_from_fd(int fd)
             s->flags |= S_FILE;
             s->in.multi = false;
             s->regular = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
-            int nfd = private_reopen(fd, &st);
+            int nfd = corio__reopen_private(fd, &st);
             if (nfd >= 0) {
                 s->shared_fd = fd;
                 s->fd = s->in.fd = nfd;
@@ -280,7 +256,7 @@ static void maybe_finalize(corio_stream *s)
  * block" per call (pipes, and regular files served from the page cache).
  * When that would block, the task waits for readiness with a POLL op
  * (cancellable, and cancelled by close through s->in.plain) and tries again;
- * a tty or named FIFO is reopened privately non-blocking (private_reopen)
+ * a tty or named FIFO is reopened privately non-blocking (corio__reopen_private)
  * and called plainly; other fds that don't know RWF_NOWAIT (/dev/null, a
  * pty master, a tty or FIFO that could not be reopened) are called plainly
  * once poll says they are ready.  Regular files that need the disk go through the file
@@ -288,20 +264,15 @@ static void maybe_finalize(corio_stream *s)
  * or GONE when the stream was closed meanwhile. */
 static ssize_t fd_io(corio_stream *s, bool writing, void *buf, size_t n)
 {
-    struct iovec iov = {.iov_base = buf, .iov_len = n};
+    corio__op attempt = {.kind = writing ? CORIO__OP_WRITE : CORIO__OP_READ, .fd = s->fd, .buf = buf, .len = n, .off = -1};
     for (;;) {
-        ssize_t r;
-        if (s->reopened) /* a description of our own, already non-blocking */
-            r = writing ? write(s->fd, buf, n) : read(s->fd, buf, n);
-        else
-            r = writing ? pwritev2(s->fd, &iov, 1, -1, RWF_NOWAIT) : preadv2(s->fd, &iov, 1, -1, RWF_NOWAIT);
+        /* A reopened description is our own and already non-blocking. */
+        ssize_t r = s->reopened ? corio__op_syscall(&attempt) : corio__anyfd_nowait(&attempt, writing);
         if (r >= 0)
             return r;
-        int e = errno;
-        if (e == EINTR)
-            continue;
+        int e = (int)-r;
         if (e != EAGAIN && e != EOPNOTSUPP && e != EINVAL)
-            return -e;
+            return r;
         if (s->regular) {
             /* not in the page cache (or no RWF_NOWAIT): let the file layer
              * do it.  A writer is the flusher, which close waits for; a
@@ -337,10 +308,7 @@ static ssize_t fd_io(corio_stream *s, bool writing, void *buf, size_t n)
         if (e == EAGAIN)
             continue;
         /* no RWF_NOWAIT for this fd: it is ready, so one plain call */
-        do
-            r = writing ? write(s->fd, buf, n) : read(s->fd, buf, n);
-        while (r < 0 && errno == EINTR);
-        return r < 0 ? -errno : r;
+        return corio__op_syscall(&attempt);
     }
 }
 
@@ -726,14 +694,9 @@ static int fill_iov(corio_stream *s, struct iovec *iov, int max)
  * -errno. */
 static ssize_t file_try_write(corio_stream *s, const void *p, size_t n)
 {
-    struct iovec iov = {.iov_base = (void *)p, .iov_len = n};
-    ssize_t r;
-    do
-        r = s->reopened ? write(s->fd, p, n) : pwritev2(s->fd, &iov, 1, -1, RWF_NOWAIT);
-    while (r < 0 && errno == EINTR);
-    if (r >= 0)
-        return r;
-    return errno == EAGAIN || errno == EOPNOTSUPP || errno == EINVAL ? -EAGAIN : -errno;
+    corio__op attempt = {.kind = CORIO__OP_WRITE, .fd = s->fd, .buf = (void *)(uintptr_t)p, .len = n, .off = -1};
+    ssize_t r = s->reopened ? corio__op_syscall(&attempt) : corio__anyfd_nowait(&attempt, true);
+    return r == -EOPNOTSUPP || r == -EINVAL ? -EAGAIN : r;
 }
 
 /* Non-blocking sends of the queue until it is empty or the socket is full.
@@ -913,9 +876,7 @@ static int wait_queue(corio_stream *s, size_t target)
         return s->werr;
     if (s->wsize <= target)
         return 0;
-    drain_waiter w;
-    w.task = corio__current_task();
-    w.target = target;
+    drain_waiter w = {.task = corio__current_task(), .target = target};
     corio__list_push_back(&s->waiters, &w.link);
     return corio__suspend(drain_interrupted, &w, "drain", CORIO__NO_DEADLINE);
 }

@@ -139,6 +139,7 @@ static void start_conn(corio_server *srv, int fd, const struct sockaddr_storage 
         return;
     }
     corio_detach(c->task); /* it unlinks itself; close cancels it through the list */
+    corio__list_init(&c->link);
     corio__list_push_back(&srv->conns, &c->link);
     srv->nconns++;
 }
@@ -338,8 +339,7 @@ int corio_serve_forever(corio_server *srv)
         return r;
     if (srv->closing)
         return 0;
-    serve_waiter w;
-    w.task = corio__current_task();
+    serve_waiter w = {.task = corio__current_task()};
     corio__list_push_back(&srv->serve_waiters, &w.link);
     /* the result comes through the wake: srv may be freed by then */
     return corio__suspend(serve_interrupted, &w, "serve_forever", CORIO__NO_DEADLINE);
@@ -396,8 +396,7 @@ int corio_server_close(corio_server *srv, uint64_t grace_ms)
         ret = corio__check();
         if (ret)
             return ret;
-        serve_waiter w;
-        w.task = me;
+        serve_waiter w = {.task = me};
         corio__list_push_back(&srv->close_waiters, &w.link);
         /* the result comes through the wake: srv is freed by then */
         return corio__suspend(serve_interrupted, &w, "server close: closed by another task", CORIO__NO_DEADLINE);

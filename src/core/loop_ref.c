@@ -1,73 +1,24 @@
 /*
- * Threads meeting the loop, in both directions.
+ * Loop references and corio_call_soon_threadsafe (asyncio's
+ * call_soon_threadsafe): any thread queues a function for the loop and
+ * wakes it through the backend's notify().
  *
- * corio_to_thread() (asyncio.to_thread) hands a blocking function to the
- * thread pool and parks the task until it has run.  It differs from Python
- * in one deliberate way: a task interrupted while its function is already
- * running waits for the function to finish before it returns the interrupt
- * error.  Python can walk away because the thread only holds references to
- * garbage-collected objects; a C function usually works on memory the
- * caller owns (its stack, a buffer it frees on the error path), so returning
- * early would leave a thread writing into freed memory.  The pool's sync
- * mode (corio__pool_run_sync) does the waiting, so the call record lives on
- * the caller's stack.
+ * The reference is a small refcounted object shared by the loop and every
+ * holder, so that a thread may keep it after the loop has ended and get
+ * -ESHUTDOWN instead of touching freed memory.  Queued calls run on the
+ * loop thread, one after another in the order they were queued, inside one
+ * dispatcher task that exists only while calls are waiting: a safe point
+ * (never inside the backend's poll), where a call may suspend or spawn
+ * tasks, at the cost of one task however many calls arrive.
  *
- * corio_loop_ref / corio_call_soon_threadsafe (asyncio's
- * call_soon_threadsafe) go the other way: any thread queues a function for
- * the loop and wakes it through the backend's notify().  The reference is a
- * small refcounted object shared by the loop and every holder, so that a
- * thread may keep it after the loop has ended and get -ESHUTDOWN instead of
- * touching freed memory.  Queued calls run on the loop thread, one after
- * another in the order they were queued, inside one dispatcher task that
- * exists only while calls are waiting: a safe point (never inside the
- * backend's poll), where a call may suspend or spawn tasks, at the cost of
- * one task however many calls arrive.
- *
- * The reference and its queue nodes are allocated with plain malloc: other
- * threads allocate and free them, and counting those calls in the
- * fail-injection sequence behind corio__malloc (process-wide) would make a
- * CORIO_FAIL_AT run depend on thread timing.
+ * It lives in core because the loop itself asks it, each turn and at its
+ * end, whether a call may still arrive (corio__loop_ref_busy and friends).
  */
-#include "threadpool.h"
+#include "internal.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-
-/* ------------------------------------------------------------------ */
-/* to_thread                                                           */
-/* ------------------------------------------------------------------ */
-
-typedef struct to_thread_call {
-    void *(*fn)(void *);
-    void *arg;
-    void *result; /* written by the worker */
-} to_thread_call;
-
-static void to_thread_work(void *p)
-{
-    to_thread_call *c = p;
-    c->result = c->fn(c->arg);
-}
-
-int corio_to_thread(void *(*fn)(void *), void *arg, void **result)
-{
-    if (!fn)
-        return -EINVAL;
-    to_thread_call c = {.fn = fn, .arg = arg};
-    /* The sync mode drops a queued call on an interrupt but waits for a
-     * running one and then reports success; the item counts in
-     * external_pending all along, so the wait is never taken for a stall. */
-    int r = corio__pool_run_sync(CORIO__POOL_FAST, to_thread_work, &c);
-    if (result)
-        *result = r == 0 ? c.result : NULL;
-    if (r != 0)
-        return r;
-    /* fn ran.  Cancellation and deadlines are checked before the call is
-     * queued, so one in force now arrived while it was queued or running:
-     * report it, as asyncio would, with the result still handed over. */
-    return corio__check();
-}
 
 /* ------------------------------------------------------------------ */
 /* Loop references and call_soon_threadsafe                            */
@@ -84,12 +35,12 @@ typedef struct call_list {
 } call_list;
 
 struct corio_loop_ref {
-    atomic_uint refs;  /* the loop's own (while it runs) + one per corio_loop_get_ref */
+    atomic_uint refs; /* the loop's own (while it runs) + one per corio_loop_get_ref */
     pthread_mutex_t mu;
-    corio_loop *loop;  /* NULL once closed (under mu) */
-    call_list queued;  /* accepted calls, oldest first (under mu) */
+    corio_loop *loop; /* NULL once closed (under mu) */
+    call_list queued; /* accepted calls, oldest first (under mu) */
     /* Loop thread only: */
-    call_list local;   /* taken from queued, not started yet */
+    call_list local;        /* taken from queued, not started yet */
     corio_task *dispatcher; /* the task running `local`, NULL when none */
 };
 
@@ -264,8 +215,8 @@ bool corio__loop_ref_busy(corio_loop *l)
     if (!ref)
         return false;
     pthread_mutex_lock(&ref->mu);
-    bool busy = ref->queued.head != NULL ||
-                (ref->loop && atomic_load_explicit(&ref->refs, memory_order_relaxed) > 1);
+    bool busy =
+        ref->queued.head != NULL || (ref->loop && atomic_load_explicit(&ref->refs, memory_order_relaxed) > 1);
     pthread_mutex_unlock(&ref->mu);
     return busy;
 }

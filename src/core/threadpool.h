@@ -11,7 +11,7 @@
 #ifndef CORIO_THREADPOOL_H
 #define CORIO_THREADPOOL_H
 
-#include "../core/internal.h"
+#include "internal.h"
 
 enum {
     CORIO__POOL_FAST = 0, /* file I/O, CPU work: short and bounded */

@@ -16,6 +16,10 @@
  * the mutex plus the work function and its argument.  Interrupting a waiting
  * task removes a still-queued item outright and otherwise abandons it: the
  * worker finishes, and the loop calls the item's abandon hook.
+ *
+ * The pool is part of core because the loop drives it (corio__pool_drain on
+ * every notify, corio__pool_shutdown at its end); src/io (files, DNS) and
+ * corio_to_thread below are its users.
  */
 #define _GNU_SOURCE 1
 #include "threadpool.h"
@@ -33,7 +37,7 @@ enum { ITEM_QUEUED, ITEM_RUNNING, ITEM_FINISHED };
 typedef struct pool_item {
     corio__list link; /* queue, then done list (under the mutex) */
     int cls;
-    int state;        /* ITEM_* (under the mutex) */
+    int state; /* ITEM_* (under the mutex) */
     void (*work)(void *);
     void *arg;
     void (*abandon)(void *);
@@ -48,7 +52,7 @@ struct corio__threadpool {
     pthread_cond_t cv;
     corio__list queue[2]; /* indexed by class */
     corio__list done;
-    unsigned queued;      /* items in both queues */
+    unsigned queued; /* items in both queues */
     unsigned nthreads, max_threads;
     unsigned idle;
     unsigned slow_running, slow_limit;
@@ -167,12 +171,14 @@ static pool *pool_get(corio_loop *l)
  * (src/core/sigpipe.c). */
 static int spawn_worker(pool *p)
 {
-    if (corio__should_fail())
-        return -EAGAIN;
     sigset_t all, old;
     sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int r = pthread_create(&p->threads[p->nthreads], NULL, worker_main, p);
+    /* Without the mask there is no `old` to restore, and a worker started
+     * anyway would take the program's signals. */
+    int r = pthread_sigmask(SIG_SETMASK, &all, &old);
+    if (r)
+        return -EAGAIN;
+    r = pthread_create(&p->threads[p->nthreads], NULL, worker_main, p);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r)
         return -r;
@@ -264,6 +270,7 @@ static int pool_submit(int cls, void (*work)(void *arg), void *arg, void (*aband
     it->task = t;
     it->abandoned = false;
     it->sync = sync;
+    corio__list_init(&it->link);
 
     pthread_mutex_lock(&p->mu);
     corio__list_push_back(&p->queue[it->cls], &it->link);
@@ -284,8 +291,8 @@ static int pool_submit(int cls, void (*work)(void *arg), void *arg, void (*aband
     pthread_mutex_unlock(&p->mu);
 
     l->external_pending++;
-    return corio__suspend(pool_interrupted, it, cls == CORIO__POOL_SLOW ? "thread pool (slow)" : "thread pool",
-                          CORIO__NO_DEADLINE);
+    return corio__suspend(pool_interrupted, it,
+                          cls == CORIO__POOL_SLOW ? "thread pool (slow)" : "thread pool", CORIO__NO_DEADLINE);
 
 fail:
     if (abandon)
@@ -356,4 +363,48 @@ void corio__pool_shutdown(corio_loop *l)
     corio__free(p->threads);
     corio__free(p);
     l->pool = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* corio_to_thread: the pool's public face                            */
+/* ------------------------------------------------------------------ */
+
+/* asyncio.to_thread, with one deliberate difference: a task interrupted
+ * while its function is already running waits for the function to finish
+ * before it returns the interrupt error.  Python can walk away because the
+ * thread only holds references to garbage-collected objects; a C function
+ * usually works on memory the caller owns (its stack, a buffer it frees on
+ * the error path), so returning early would leave a thread writing into
+ * freed memory.  The sync mode (corio__pool_run_sync) does the waiting, so
+ * the call record lives on the caller's stack. */
+
+typedef struct to_thread_call {
+    void *(*fn)(void *);
+    void *arg;
+    void *result; /* written by the worker */
+} to_thread_call;
+
+static void to_thread_work(void *p)
+{
+    to_thread_call *c = p;
+    c->result = c->fn(c->arg);
+}
+
+int corio_to_thread(void *(*fn)(void *), void *arg, void **result)
+{
+    if (!fn)
+        return -EINVAL;
+    to_thread_call c = {.fn = fn, .arg = arg};
+    /* The sync mode drops a queued call on an interrupt but waits for a
+     * running one and then reports success; the item counts in
+     * external_pending all along, so the wait is never taken for a stall. */
+    int r = corio__pool_run_sync(CORIO__POOL_FAST, to_thread_work, &c);
+    if (result)
+        *result = r == 0 ? c.result : NULL;
+    if (r != 0)
+        return r;
+    /* fn ran.  Cancellation and deadlines are checked before the call is
+     * queued, so one in force now arrived while it was queued or running:
+     * report it, as asyncio would, with the result still handed over. */
+    return corio__check();
 }
