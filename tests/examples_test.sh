@@ -15,13 +15,14 @@ hello_server)
     port=$(wait_port "$tmp/log" "Server running on \('127.0.0.1', ([0-9]+)") || fail "no 'Server running on' line"
     expected=$'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: GET, POST, PUT, DELETE, OPTIONS\r\nAccess-Control-Allow-Headers: Content-Type\r\n\r\nHello, world!'
     for i in 1 2 3; do
-        got=$(curl -s -i --max-time 5 "http://127.0.0.1:$port/")
+        got=$(curl -s -i --max-time "$wait_s" "http://127.0.0.1:$port/")
         [[ $got == "$expected" ]] || fail "response $i differs: $(printf %q "$got")"
     done
-    sleep 0.1
+    # the server may log its last line after the client has the answer
+    processed3() { [[ $(grep -c "^Request processed" "$tmp/log") == 3 ]]; }
+    wait_until processed3 || fail "expected 3 'Request processed' lines"
     grep -q "^Handling request" "$tmp/log" || fail "no 'Handling request' line"
     grep -q "^GET / HTTP/1.1" "$tmp/log" || fail "request not printed"
-    [[ $(grep -c "^Request processed" "$tmp/log") == 3 ]] || fail "expected 3 'Request processed' lines"
     ;;
 echo)
     "$build/echo_server" 0 >"$tmp/log" 2>&1 &

@@ -16,26 +16,26 @@ port=$(wait_port "$tmp/log" "Server running on \('127.0.0.1', ([0-9]+)") ||
     fail "no 'Server running on' line: $(cat "$tmp/log")"
 
 # curl: the seed's headers, exactly and in order, plus what HTTP requires
-got=$(curl -s -i --max-time 5 "http://127.0.0.1:$port/" | sed -E 's/^Date: .*\r$/Date: X\r/')
+got=$(curl -s -i --max-time "$wait_s" "http://127.0.0.1:$port/" | sed -E 's/^Date: .*\r$/Date: X\r/')
 expected=$'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: GET, POST, PUT, DELETE, OPTIONS\r\nAccess-Control-Allow-Headers: Content-Type\r\nContent-Length: 13\r\nDate: X\r\nServer: corio\r\n\r\nHello, world!'
 [[ $got == "$expected" ]] || fail "curl response differs: $(printf %q "$got")"
 
 # curl keep-alive: three URLs, one connection
-out=$(curl -sv --max-time 5 "http://127.0.0.1:$port/a" "http://127.0.0.1:$port/b" "http://127.0.0.1:$port/c" 2>"$tmp/curl.err")
+out=$(curl -sv --max-time "$wait_s" "http://127.0.0.1:$port/a" "http://127.0.0.1:$port/b" "http://127.0.0.1:$port/c" 2>"$tmp/curl.err")
 [[ $out == "Hello, world!Hello, world!Hello, world!" ]] || fail "curl keep-alive bodies: $out"
 grep -q "Re-using existing connection" "$tmp/curl.err" || fail "curl did not reuse the connection"
 
 # HEAD and POST
-code=$(curl -s -o "$tmp/head" -w '%{http_code}' -I --max-time 5 "http://127.0.0.1:$port/")
+code=$(curl -s -o "$tmp/head" -w '%{http_code}' -I --max-time "$wait_s" "http://127.0.0.1:$port/")
 [[ $code == 200 ]] || fail "HEAD status $code"
 grep -q "Content-Length: 13" "$tmp/head" || fail "HEAD lacks Content-Length"
-out=$(curl -s --max-time 5 -d 'some=data' "http://127.0.0.1:$port/form")
+out=$(curl -s --max-time "$wait_s" -d 'some=data' "http://127.0.0.1:$port/form")
 [[ $out == "Hello, world!" ]] || fail "POST body: $out"
 
 # Python http.client, keep-alive on one connection (the system python)
 /usr/bin/python3 - "$port" <<'PY' || fail "python http.client"
 import http.client, sys
-c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=5)
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=30)
 socks = set()
 for i in range(5):
     c.request("GET" if i % 2 == 0 else "POST", f"/{i}", body=None if i % 2 == 0 else b"x" * 1000)

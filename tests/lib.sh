@@ -7,9 +7,17 @@
 # a test appends each background server to pids ("pids+=($!)").
 #
 #   fail TEXT...         print "FAIL: TEXT..." on stderr and exit 1
-#   wait_port LOG ERE    wait up to 5 s for a line of LOG matching ERE, print its first group (the port); fail (status 1) if none
-#   stop_server PID      SIGTERM PID, then fail() unless it exits within 5 s with status 0; drop it from pids
+#   wait_port LOG ERE    wait up to $wait_s for a line of LOG matching ERE, print its first group (the port); fail (status 1) if none
+#   wait_until CMD...    run CMD every 50 ms until it succeeds, for at most $wait_s; status 1 if it never did
+#   stop_server PID      SIGTERM PID, then fail() unless it exits within $wait_s with status 0; drop it from pids
+#
+# wait_s (30 s) is the one ceiling for every wait, curl's --max-time and
+# Python's socket time-outs included: far above what the slowest machine
+# needs (make test-slow gives each test a fraction of one busy CPU), so a
+# pass never depends on a quiet machine; the waits end as soon as the
+# event happens.
 
+wait_s=30
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
@@ -23,7 +31,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 wait_port() {
     local line
-    for _ in $(seq 100); do
+    for _ in $(seq $((wait_s * 20))); do
         if [[ -e $1 ]]; then
             while IFS= read -r line || [[ -n $line ]]; do
                 if [[ $line =~ $2 ]]; then
@@ -37,14 +45,22 @@ wait_port() {
     return 1
 }
 
+wait_until() {
+    for _ in $(seq $((wait_s * 20))); do
+        "$@" && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
 stop_server() {
     local p status=0 left=()
     kill -TERM "$1"
-    for _ in $(seq 100); do
+    for _ in $(seq $((wait_s * 20))); do
         kill -0 "$1" 2>/dev/null || break
         sleep 0.05
     done
-    if kill -0 "$1" 2>/dev/null; then fail "still running 5 s after SIGTERM"; fi
+    if kill -0 "$1" 2>/dev/null; then fail "still running $wait_s s after SIGTERM"; fi
     wait "$1" || status=$?
     for p in "${pids[@]}"; do [[ $p == "$1" ]] || left+=("$p"); done
     pids=("${left[@]}")

@@ -38,10 +38,8 @@ ok=$(grep -c '^200$' <<<"$codes" || true)
 cat <&3 >"$tmp/log" &
 reader=$!
 pids+=("$reader")
-for _ in $(seq 600); do
-    grep -q 'log lines dropped' "$tmp/log" && break
-    sleep 0.05
-done
+dropped_noted() { grep -q 'log lines dropped' "$tmp/log"; }
+wait_until dropped_noted || true
 note=$(grep 'log lines dropped' "$tmp/log") || fail "no dropped-lines note: $(tail -3 "$tmp/log")"
 [[ $note =~ ^corio-serve:\ ([0-9]+)\ log\ lines\ dropped$ ]] || fail "note: $note"
 dropped=${BASH_REMATCH[1]}
@@ -51,18 +49,12 @@ kept=$(grep -c '"GET /a\.txt?[0-9]* HTTP/1\.1" 200 6$' "$tmp/log" || true)
 [[ $(tail -1 "$tmp/log") == "$note" ]] || fail "the note is not after the kept lines"
 
 # Logging goes on once the reader is back.
-[[ $(curl -s --max-time 10 "$url/a.txt?after") == hello ]] || fail "request after the stall"
-for _ in $(seq 200); do
-    grep -q '"GET /a\.txt?after HTTP/1\.1" 200 6$' "$tmp/log" && break
-    sleep 0.05
-done
-grep -q '"GET /a\.txt?after HTTP/1\.1" 200 6$' "$tmp/log" || fail "no log line after the stall"
+[[ $(curl -s --max-time "$wait_s" "$url/a.txt?after") == hello ]] || fail "request after the stall"
+logged_after() { grep -q '"GET /a\.txt?after HTTP/1\.1" 200 6$' "$tmp/log"; }
+wait_until logged_after || fail "no log line after the stall"
 
 stop_server "$pid"
-for _ in $(seq 100); do
-    grep -q '^Termination signal received, exiting\.$' "$tmp/log" && break
-    sleep 0.05
-done
-grep -q '^Termination signal received, exiting\.$' "$tmp/log" || fail "no exit note: $(tail -2 "$tmp/log")"
+exit_noted() { grep -q '^Termination signal received, exiting\.$' "$tmp/log"; }
+wait_until exit_noted || fail "no exit note: $(tail -2 "$tmp/log")"
 kill "$reader" 2>/dev/null || true
 echo "PASS corio-serve log on ${CORIO_BACKEND:-auto}"

@@ -43,10 +43,10 @@ port=$(wait_port "$tmp/out" '^Serving HTTP on 127\.0\.0\.1 port ([0-9]+) \(http:
 url=http://127.0.0.1:$port
 
 # status of a request (extra curl args allowed)
-code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@"; }
+code() { curl -s -o /dev/null -w '%{http_code}' --max-time "$wait_s" "$@"; }
 
 # listing: sorted, escaped, '/' after directories
-list=$(curl -s --max-time 5 "$url/")
+list=$(curl -s --max-time "$wait_s" "$url/")
 grep -q '<a href="sub/">sub/</a>' <<<"$list" || fail "listing lacks sub/: $list"
 grep -q '<a href="a.txt">a.txt</a>' <<<"$list" || fail "listing lacks a.txt"
 grep -q 'we&lt;ir&gt;d &amp; &quot;name&quot;.txt' <<<"$list" || fail "listing does not escape names"
@@ -54,26 +54,26 @@ grep -q 'href="we%3Cir%3Ed%20%26%20%22name%22.txt"' <<<"$list" || fail "listing 
 [[ $(grep -o 'href="[^"]*"' <<<"$list" | head -3 | tr '\n' ' ') == 'href="a.txt" href="abs_link" href="big.bin" ' ]] ||
     fail "listing not sorted: $list"
 [[ $(code "$url/sub") == 301 ]] || fail "no redirect for a directory without '/'"
-[[ $(curl -s --max-time 5 -o /dev/null -w '%{redirect_url}' "$url/sub") == "$url/sub/" ]] || fail "redirect target"
-curl -s --max-time 5 "$url/sub/" | grep -q 'href="deeper/"' || fail "sub listing"
+[[ $(curl -s --max-time "$wait_s" -o /dev/null -w '%{redirect_url}' "$url/sub") == "$url/sub/" ]] || fail "redirect target"
+curl -s --max-time "$wait_s" "$url/sub/" | grep -q 'href="deeper/"' || fail "sub listing"
 # the Location is the cleaned path: "//evil.com" must not send a browser to
 # another host; names are re-encoded
 mkdir "$root/evil.com" "$root/sp ace"
-loc() { curl -s --path-as-is -D - -o /dev/null --max-time 5 "$url$1" | tr -d '\r' | sed -n 's/^Location: //p'; }
+loc() { curl -s --path-as-is -D - -o /dev/null --max-time "$wait_s" "$url$1" | tr -d '\r' | sed -n 's/^Location: //p'; }
 [[ $(loc //evil.com) == /evil.com/ ]] || fail "//evil.com redirects to '$(loc //evil.com)'"
 [[ $(loc ///evil.com) == /evil.com/ ]] || fail "///evil.com redirects to '$(loc ///evil.com)'"
 [[ $(loc '/./sub?x=1') == '/sub/?x=1' ]] || fail "/./sub redirects to '$(loc '/./sub?x=1')'"
 [[ $(loc /sp%20ace) == /sp%20ace/ ]] || fail "/sp%20ace redirects to '$(loc /sp%20ace)'"
 
 # exact bytes and types
-[[ $(curl -s --max-time 5 "$url/a.txt") == hello ]] || fail "a.txt"
-curl -s --max-time 20 "$url/big.bin" -o "$tmp/big.got"
+[[ $(curl -s --max-time "$wait_s" "$url/a.txt") == hello ]] || fail "a.txt"
+curl -s --max-time "$((wait_s * 2))" "$url/big.bin" -o "$tmp/big.got"
 cmp "$tmp/big.got" "$root/big.bin" || fail "5 MB file differs"
-[[ $(curl -s --max-time 5 "$url/sub/deeper/n.txt") == nested ]] || fail "nested file"
-[[ $(curl -s --max-time 5 "$url/%61.txt") == hello ]] || fail "percent-decoded path"
-[[ $(curl -s --max-time 5 "$url/./sub//deeper/n.txt") == nested ]] || fail "dot and empty segments"
-[[ $(curl -s --max-time 5 "$url/in_link") == hello ]] || fail "symlink inside DIR"
-ctype() { curl -s -o /dev/null -w '%{content_type}' --max-time 5 "$url/$1"; }
+[[ $(curl -s --max-time "$wait_s" "$url/sub/deeper/n.txt") == nested ]] || fail "nested file"
+[[ $(curl -s --max-time "$wait_s" "$url/%61.txt") == hello ]] || fail "percent-decoded path"
+[[ $(curl -s --max-time "$wait_s" "$url/./sub//deeper/n.txt") == nested ]] || fail "dot and empty segments"
+[[ $(curl -s --max-time "$wait_s" "$url/in_link") == hello ]] || fail "symlink inside DIR"
+ctype() { curl -s -o /dev/null -w '%{content_type}' --max-time "$wait_s" "$url/$1"; }
 [[ $(ctype a.txt) == "text/plain; charset=utf-8" ]] || fail "txt type $(ctype a.txt)"
 [[ $(ctype style.css) == "text/css; charset=utf-8" ]] || fail "css type"
 [[ $(ctype data.json) == "application/json" ]] || fail "json type"
@@ -82,7 +82,7 @@ ctype() { curl -s -o /dev/null -w '%{content_type}' --max-time 5 "$url/$1"; }
 [[ $(ctype "") == "text/html; charset=utf-8" ]] || fail "listing type"
 
 # index.html
-[[ $(curl -s --max-time 5 "$url/site/") == "<h1>index</h1>" ]] || fail "index.html"
+[[ $(curl -s --max-time "$wait_s" "$url/site/") == "<h1>index</h1>" ]] || fail "index.html"
 # 404 / 405
 [[ $(code "$url/missing") == 404 ]] || fail "missing file"
 [[ $(code "$url/a.txt/x") == 404 ]] || fail "file as a directory"
@@ -91,20 +91,20 @@ ctype() { curl -s -o /dev/null -w '%{content_type}' --max-time 5 "$url/$1"; }
 [[ $(code -X POST -d x "$url/a.txt") == 405 ]] || fail "POST"
 
 # HEAD: the GET's headers, no body
-curl -s -I --max-time 5 "$url/big.bin" >"$tmp/head"
+curl -s -I --max-time "$wait_s" "$url/big.bin" >"$tmp/head"
 grep -q $'^Content-Length: 5000000\r$' "$tmp/head" || fail "HEAD Content-Length: $(cat "$tmp/head")"
 grep -q '^ETag: "' "$tmp/head" || fail "HEAD ETag"
 grep -q '^Last-Modified: ' "$tmp/head" || fail "HEAD Last-Modified"
 
 # Range
-[[ $(curl -s --max-time 5 -r 1-3 "$url/a.txt") == ell ]] || fail "range 1-3"
+[[ $(curl -s --max-time "$wait_s" -r 1-3 "$url/a.txt") == ell ]] || fail "range 1-3"
 [[ $(code -r 1-3 "$url/a.txt") == 206 ]] || fail "range status"
-curl -s -D "$tmp/h206" -o "$tmp/r206" --max-time 5 -r 4000000- "$url/big.bin"
+curl -s -D "$tmp/h206" -o "$tmp/r206" --max-time "$wait_s" -r 4000000- "$url/big.bin"
 grep -q $'^Content-Range: bytes 4000000-4999999/5000000\r$' "$tmp/h206" || fail "Content-Range: $(cat "$tmp/h206")"
 cmp "$tmp/r206" <(tail -c 1000000 "$root/big.bin") || fail "open range bytes"
-[[ $(curl -s --max-time 5 -r -2 "$url/a.txt" | od -An -c | tr -d ' ') == 'o\n' ]] || fail "suffix range"
-[[ $(curl -s --max-time 5 -r 2-100 "$url/a.txt") == llo ]] || fail "range past the end is clamped"
-curl -s -D "$tmp/h416" -o /dev/null --max-time 5 -r 100-200 "$url/a.txt"
+[[ $(curl -s --max-time "$wait_s" -r -2 "$url/a.txt" | od -An -c | tr -d ' ') == 'o\n' ]] || fail "suffix range"
+[[ $(curl -s --max-time "$wait_s" -r 2-100 "$url/a.txt") == llo ]] || fail "range past the end is clamped"
+curl -s -D "$tmp/h416" -o /dev/null --max-time "$wait_s" -r 100-200 "$url/a.txt"
 grep -q '^HTTP/1.1 416' "$tmp/h416" || fail "416: $(cat "$tmp/h416")"
 grep -q $'^Content-Range: bytes \\*/6\r$' "$tmp/h416" || fail "416 Content-Range: $(cat "$tmp/h416")"
 [[ $(code -r 0-0,2-3 "$url/a.txt") == 200 ]] || fail "multiple ranges answer 200"
@@ -123,7 +123,7 @@ lm=$(grep -i '^Last-Modified:' "$tmp/head" | cut -d' ' -f2- | tr -d '\r')
 for p in "/../outside/secret.txt" "/%2e%2e/outside/secret.txt" "/sub/%2E%2E/%2e%2e/outside/secret.txt" \
     "/..%2foutside%2fsecret.txt" "/..%5coutside%5csecret.txt" "/a.txt%00" "/abs_link" "/rel_link" \
     "/dir_link/secret.txt" "/dir_link/" "/%zz"; do
-    c=$(curl -s --path-as-is -o "$tmp/esc" -w '%{http_code}' --max-time 5 "$url$p")
+    c=$(curl -s --path-as-is -o "$tmp/esc" -w '%{http_code}' --max-time "$wait_s" "$url$p")
     [[ $c == 400 || $c == 403 || $c == 404 ]] || fail "$p answered $c"
     if grep -q "top secret" "$tmp/esc"; then fail "$p served the secret"; fi
 done
@@ -136,7 +136,7 @@ done
 import socket, sys
 port = int(sys.argv[1])
 def raw(req):
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
     s.sendall(req)
     data = b""
     while True:
@@ -163,7 +163,7 @@ r = raw(b"GET http://other.example/a.txt HTTP/1.1\r\nHost: x\r\nConnection: clos
 assert r.startswith(b"HTTP/1.1 200") and r.endswith(b"hello\n"), r
 # keep-alive across files, with http.client
 import http.client
-c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 for path, want in [("/a.txt", b"hello\n"), ("/sub/deeper/n.txt", b"nested"), ("/a.txt", b"hello\n")]:
     c.request("GET", path)
     resp = c.getresponse()
@@ -181,12 +181,12 @@ grep -qE '"GET /missing HTTP/1\.1" 404 [0-9]+$' "$tmp/log" || fail "access log 4
 # clients that abort a sendfile download part-way (curl | head closes;
 # a reset with SO_LINGER 0) never take the server down: it keeps serving
 for _ in $(seq 5); do
-    curl -s --max-time 10 "$url/big.bin" 2>/dev/null | head -c 100 >/dev/null || true
+    curl -s --max-time "$wait_s" "$url/big.bin" 2>/dev/null | head -c 100 >/dev/null || true
 done
 /usr/bin/python3 - "$port" <<'PY' || fail "aborted downloads"
 import socket, struct, sys
 for _ in range(10):
-    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
     s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
     got = b""
     while len(got) < 100:
@@ -198,7 +198,7 @@ for _ in range(10):
     s.close()
 PY
 kill -0 "$pid" 2>/dev/null || fail "the server died when downloads were aborted"
-curl -s --max-time 20 "$url/big.bin" -o "$tmp/big.again"
+curl -s --max-time "$((wait_s * 2))" "$url/big.bin" -o "$tmp/big.again"
 cmp "$tmp/big.again" "$root/big.bin" || fail "5 MB file after aborted downloads"
 
 # ApacheBench with keep-alive and h2load over HTTP/1.1 (pipelined): every

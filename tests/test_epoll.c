@@ -408,28 +408,34 @@ TEST(epoll_rejects_multishot) { test_run(multishot_main, NULL); }
 
 /* ---- sub-millisecond timers do not round up to 1 ms --------------------- */
 
+/* 0.1 ms and 1 ms sleeps, interleaved so that whatever load the machine
+ * carries weighs on both series alike: rounding every wait up to a whole
+ * millisecond would make the two series take the same time, and a loaded
+ * machine adds its latency to both.  What is compared is the difference
+ * (about 500 x 0.9 ms = 450 ms), against half of it; no wall-clock budget. */
 static void *short_sleep_main(void *arg)
 {
     struct rusage ru0, ru1;
     getrusage(RUSAGE_SELF, &ru0);
-    uint64_t t0 = test_ms();
-    for (int i = 0; i < 500; i++)
+    uint64_t short_ns = 0, long_ns = 0;
+    for (int i = 0; i < 500; i++) {
+        uint64_t t0 = corio__clock_ns();
         CHECK_OK(corio_sleep_ns(100000));
-    uint64_t el = test_ms() - t0;
+        uint64_t t1 = corio__clock_ns();
+        CHECK_OK(corio_sleep_ns(1000000));
+        short_ns += t1 - t0;
+        long_ns += corio__clock_ns() - t1;
+    }
     getrusage(RUSAGE_SELF, &ru1);
-    /* 500 x 0.1 ms: about 50 ms, far under the 500 ms that rounding every
-     * wait up to a whole millisecond would take (generous for a loaded
-     * machine). */
-    CHECK(el >= 50);
-    if (el >= 200)
-        printf("note: 500 x 100us sleeps took %llu ms\n", (unsigned long long)el);
-    CHECK(el < 400);
-    /* And the loop slept rather than spun. */
-    long cpu_us = (ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) * 1000000L +
-                  (ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) +
-                  (ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1000000L +
-                  (ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec);
-    CHECK(cpu_us < (long)el * 1000 / 2);
+    CHECK(short_ns >= 500 * 100000ull);
+    CHECK(long_ns >= 500 * 1000000ull);
+    if (long_ns - short_ns < 400 * 1000000ull || short_ns > 200 * 1000000ull)
+        printf("note: 500 x 100us sleeps took %llu ms, 500 x 1 ms %llu ms\n",
+               (unsigned long long)(short_ns / 1000000), (unsigned long long)(long_ns / 1000000));
+    CHECK(long_ns > short_ns + 225 * 1000000ull);
+    /* And the loop slept rather than spun: every sleep blocked in the
+     * kernel, a voluntary context switch (spinning makes none). */
+    CHECK(ru1.ru_nvcsw - ru0.ru_nvcsw >= 500);
     return arg;
 }
 

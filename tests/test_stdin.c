@@ -6,6 +6,7 @@
 #include "runner.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <pty.h>
 #include <termios.h>
 #include <sys/wait.h>
@@ -13,11 +14,25 @@
 
 static int ticks;
 
+/* The "user" (a child process) types once the ticker has ticked 5 times
+ * while the read waits: the event, not a guess at how fast a loaded
+ * machine ticks.  -1: nobody waits for it. */
+static int go_fd = -1;
+
 static void *ticker(void *arg)
 {
     while (corio_sleep_ms(2) == 0)
-        ticks++;
+        if (++ticks == 5 && go_fd >= 0)
+            CHECK(write(go_fd, "g", 1) == 1);
     return NULL;
+}
+
+/* In the child: wait for the parent's ticker (at most 30 s: a loop that
+ * does not tick then fails the ticks check instead of hanging). */
+static void wait_for_go(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    poll(&p, 1, 30000);
 }
 
 typedef struct line_result {
@@ -50,16 +65,18 @@ static void redirect_stdin(int fd)
 
 TEST(stdin_pipe_line_arrives_while_others_run)
 {
-    int p[2];
+    int p[2], go[2];
     CHECK_OK(pipe(p));
+    CHECK_OK(pipe(go));
     redirect_stdin(p[0]);
     pid_t pid = fork();
     if (pid == 0) {
-        usleep(60 * 1000); /* the user types after a while */
+        wait_for_go(go[0]); /* the user types after a while */
         CHECK(write(p[1], "hello from the pipe\nsecond\n", 27) == 27);
         _exit(0);
     }
     close(p[1]);
+    go_fd = go[1];
     line_result lr = {0};
     test_run(read_line_main, &lr);
     CHECK_EQ(lr.n, 20);
@@ -74,14 +91,17 @@ TEST(stdin_tty_line_arrives_while_others_run)
     int master, slave;
     if (openpty(&master, &slave, NULL, NULL, NULL) < 0)
         SKIP("no pty available");
+    int go[2];
+    CHECK_OK(pipe(go));
     redirect_stdin(slave);
     pid_t pid = fork();
     if (pid == 0) {
-        usleep(60 * 1000);
+        wait_for_go(go[0]);
         CHECK(write(master, "typed line\n", 11) == 11);
         usleep(200 * 1000);
         _exit(0);
     }
+    go_fd = go[1];
     line_result lr = {0};
     test_run(read_line_main, &lr);
     CHECK_STR(lr.line, "typed line\n");
@@ -289,7 +309,11 @@ static void *big_write_main(void *arg)
         data[i] = (char)('a' + i % 26);
     CHECK_OK(corio_write(out, data, sizeof data));
     int before = ticks;
-    CHECK_OK(corio_sleep_ms(50)); /* nobody reads the terminal yet */
+    /* nobody reads the terminal yet, and the loop keeps ticking (waiting
+     * for the ticks themselves, with a ceiling far above their 2 ms) */
+    uint64_t t0 = test_ms();
+    while (ticks - before < 5 && test_ms() - t0 < 30000)
+        CHECK_OK(corio_sleep_ms(2));
     CHECK(ticks - before >= 5);
     atomic_store(&reader_go, true);
     CHECK_OK(corio_stream_aclose(out));

@@ -472,7 +472,8 @@ static void *grace_main(void *arg)
     CHECK_OK(corio_open_connection("127.0.0.1", port, &sl));
     CHECK_OK(corio_write(q, "q", 1));
     CHECK_OK(corio_write(sl, "s", 1));
-    CHECK_OK(corio_sleep_ms(20));
+    for (int i = 0; i < 30000 && !slow_started; i++) /* the event, with a 30 s ceiling */
+        CHECK_OK(corio_sleep_ms(1));
     CHECK_EQ(slow_started, 1);
     uint64_t t0 = test_ms();
     CHECK_OK(corio_server_close(srv, 300));

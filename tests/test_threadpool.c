@@ -99,9 +99,13 @@ static void *slow_job_task(void *arg)
 static void *cancel_main(void *arg)
 {
     atomic_store(&abandoned_count, 0);
+    atomic_store(&jobs_started, 0);
     corio_task *t = corio_spawn(slow_job_task, NULL);
     CHECK(t);
-    CHECK_OK(corio_sleep_ms(20)); /* the worker is inside usleep now */
+    /* the worker is inside usleep now (waiting for it, with a ceiling) */
+    for (int i = 0; i < 30000 && atomic_load(&jobs_started) == 0; i++)
+        CHECK_OK(corio_sleep_ms(1));
+    CHECK_EQ(atomic_load(&jobs_started), 1);
     uint64_t t0 = test_ms();
     CHECK_OK(corio_cancel(t));
     void *res;
@@ -180,13 +184,16 @@ TEST(cancel_drops_queued_items)
 /* ---- slow work cannot occupy every worker ------------------------------ */
 
 static atomic_int slow_running_now, slow_running_max;
+static atomic_bool slow_release; /* the slow items end once the fast one is back */
 static void slow_work(void *arg)
 {
     int n = atomic_fetch_add(&slow_running_now, 1) + 1;
     int m = atomic_load(&slow_running_max);
     while (n > m && !atomic_compare_exchange_weak(&slow_running_max, &m, n)) {
     }
-    usleep(50000);
+    /* at most 10 s: a fast item queued behind these then waits that long */
+    for (int i = 0; i < 10000 && !atomic_load(&slow_release); i++)
+        usleep(1000);
     atomic_fetch_sub(&slow_running_now, 1);
 }
 
@@ -216,7 +223,9 @@ static void *starve_main(void *arg)
     CHECK(f);
     void *waited;
     CHECK_OK(corio_join(f, &waited));
-    CHECK((uintptr_t)waited < 150); /* did not queue behind 200 ms of DNS */
+    /* did not queue behind the slow items, which only end after it */
+    CHECK((uintptr_t)waited < 5000);
+    atomic_store(&slow_release, true);
     CHECK_OK(corio_gather(s, 8, NULL));
     CHECK_EQ(atomic_load(&slow_running_max), 2);
     return arg;

@@ -413,7 +413,10 @@ struct corio_loop {
     void *backend_data;
     unsigned caps;            /* CORIO__CAP_* of the backend, set by its init */
     uint64_t now;             /* cached monotonic ns, refreshed each turn */
-    corio_task *ready_head, *ready_tail;
+    corio_task *ready_head, *ready_tail; /* spawned, yielded, woken by another task */
+    corio_task *woken_head, *woken_tail; /* woken by a harvest, or by those tasks: run first (loop.c) */
+    unsigned woken_len;
+    bool to_woken;            /* harvesting or running woken_*: what is made ready joins woken_* */
     corio_task *current;      /* running task, NULL on the scheduler */
     corio__ctx sched_ctx;     /* the loop's own context (thread stack) */
     void *sched_asan_fake_stack;

@@ -8,7 +8,9 @@
  * free of system calls, the ready queue is drained in rounds and the backend
  * is polled without blocking only every POLL_EVERY task runs; I/O therefore
  * cannot be starved by tasks that keep yielding, and a quiet loop costs one
- * system call per wake-up.
+ * system call per wake-up.  The tasks the completions and timers woke (and
+ * what they start) run first in the next round, not behind every task
+ * queued before them (run_ready).
  *
  * When the main task returns, the remaining tasks are cancelled and awaited
  * (asyncio.run's contract).  If at some point no task is ready, no timer is
@@ -111,18 +113,42 @@ static void report_stall(corio_loop *l)
     }
 }
 
+static void run_one(corio_loop *l, corio_task *t)
+{
+    t->flags &= ~CORIO__T_READY;
+    corio__task_resume(l, t);
+    if (t->flags & CORIO__T_DONE)
+        corio__task_finished(l, t);
+}
+
+/* One round: first the tasks in woken_* (those the last harvest woke), and
+ * what they make ready in turn (see ready_push in task.c), at most
+ * POLL_EVERY more than were there at the start; then up to POLL_EVERY of
+ * the others.  Without the first step a task whose I/O completed waited
+ * behind every task queued before it, e.g. behind hundreds of freshly
+ * spawned clients that each start a connect before any answer is read
+ * (docs/benchmarks.md, "Wake-up order").  Both steps are bounded, so
+ * neither queue starves the other or the next poll. */
 static void run_ready(corio_loop *l)
 {
+    unsigned budget = l->woken_len + POLL_EVERY;
+    l->to_woken = true;
+    while (l->woken_head && budget-- > 0) {
+        corio_task *t = l->woken_head;
+        l->woken_head = t->next_ready;
+        if (!l->woken_head)
+            l->woken_tail = NULL;
+        l->woken_len--;
+        run_one(l, t);
+    }
+    l->to_woken = false;
     unsigned ran = 0;
     while (l->ready_head && ran < POLL_EVERY) {
         corio_task *t = l->ready_head;
         l->ready_head = t->next_ready;
         if (!l->ready_head)
             l->ready_tail = NULL;
-        t->flags &= ~CORIO__T_READY;
-        corio__task_resume(l, t);
-        if (t->flags & CORIO__T_DONE)
-            corio__task_finished(l, t);
+        run_one(l, t);
         ran++;
     }
 }
@@ -178,7 +204,7 @@ static int loop_run(corio_loop *l)
                 continue;
             }
         }
-        uint64_t timeout = l->ready_head ? 0 : corio__timers_next(l, l->now);
+        uint64_t timeout = l->ready_head || l->woken_head ? 0 : corio__timers_next(l, l->now);
         if (timeout == UINT64_MAX && l->backend->pending(l) == 0 && l->external_pending == 0 &&
             !corio__loop_ref_busy(l)) {
             /* Nothing can wake anyone.  Say who is stuck where, then cancel
@@ -193,13 +219,16 @@ static int loop_run(corio_loop *l)
             cancel_all(l);
             continue;
         }
+        l->to_woken = true;
         int r = l->backend->poll(l, timeout);
         if (r < 0 && r != -EINTR) {
+            l->to_woken = false;
             fprintf(stderr, "corio: backend %s poll failed: %s\n", l->backend->name, corio_strerror(r));
             return r;
         }
         l->now = corio__clock_ns();
         corio__timers_run(l, l->now);
+        l->to_woken = false;
     }
 }
 

@@ -90,16 +90,28 @@ static void task_entry(void *arg)
 /* Run queue and waking                                                */
 /* ------------------------------------------------------------------ */
 
+/* Two FIFO queues (src/core/loop.c, run_ready): woken_*, which each round
+ * runs first, and ready_* for the rest.  woken_* takes the tasks that
+ * completions and timers wake, and what those tasks make ready while they
+ * run (the connection task an accept spawns, the waiter their data wakes),
+ * so the work an I/O event starts is not queued behind every task that was
+ * ready before the event came in.  A task that yields goes to the back of
+ * ready_*, whichever queue it ran from: a yield lets every other ready
+ * task run first. */
 static inline void ready_push(corio_loop *l, corio_task *t)
 {
     CORIO__ASSERT(!(t->flags & (CORIO__T_READY | CORIO__T_PARKED | CORIO__T_DONE)));
     t->flags |= CORIO__T_READY;
     t->next_ready = NULL;
-    if (l->ready_tail)
-        l->ready_tail->next_ready = t;
+    bool woken = l->to_woken && t != l->current;
+    corio_task **head = woken ? &l->woken_head : &l->ready_head;
+    corio_task **tail = woken ? &l->woken_tail : &l->ready_tail;
+    if (*tail)
+        (*tail)->next_ready = t;
     else
-        l->ready_head = t;
-    l->ready_tail = t;
+        *head = t;
+    *tail = t;
+    l->woken_len += woken;
 }
 
 void corio__wake(corio_task *t, int r)
