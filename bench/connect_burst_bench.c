@@ -43,19 +43,19 @@ static void hello(corio_http_request *req, corio_http_response *resp, void *arg)
 {
     (void)req;
     (void)arg;
-    corio_http_respond(resp, 200, "text/plain", "Hello, world!", 13);
+    corio_http_response_send(resp, 200, "text/plain", "Hello, world!", 13);
 }
 
 static void *client(void *arg)
 {
     uint16_t port = (uint16_t)(uintptr_t)arg;
     corio_stream *s;
-    if (corio_open_connection("127.0.0.1", port, &s) < 0)
+    if (corio_stream_connect("127.0.0.1", port, &s) < 0)
         return NULL;
     static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     const char *answer;
-    if (corio_write(s, req, sizeof req - 1) == 0 && corio_drain(s) == 0 &&
-        corio_readuntil(s, "Hello, world!", 13, &answer) > 0) {
+    if (corio_stream_write(s, req, sizeof req - 1) == 0 && corio_stream_drain(s) == 0 &&
+        corio_stream_readuntil(s, "Hello, world!", 13, &answer) > 0) {
         uint64_t now = corio_clock_read_ns();
         if (!answered++)
             t_first = now;

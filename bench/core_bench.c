@@ -3,7 +3,7 @@
  *
  * Two figures, each printed as `name: value unit`:
  *
- *   spawn_join_ns    time for corio_spawn + first run + corio_join of an
+ *   spawn_join_ns    time for corio_spawn + first run + corio_task_join of an
  *                    empty task, averaged over ITER iterations (default
  *                    1,000,000); the median of 5 such runs is printed, so
  *                    one descheduled run on a shared machine does not move
@@ -90,9 +90,9 @@ static int bench_spawn_join(void)
                 fprintf(stderr, "core_bench: corio_spawn: %s\n", strerror(errno));
                 return -1;
             }
-            int r = corio_join(t, NULL);
+            int r = corio_task_join(t, NULL);
             if (r < 0) {
-                fprintf(stderr, "core_bench: corio_join: %s\n", corio_strerror(r));
+                fprintf(stderr, "core_bench: corio_task_join: %s\n", corio_strerror(r));
                 return -1;
             }
         }
@@ -122,7 +122,7 @@ static int bench_task_rss(void)
         if (!tasks[i]) {
             fprintf(stderr, "core_bench: corio_spawn #%ld: %s\n", i, strerror(errno));
             for (long j = 0; j < i; j++)
-                corio_cancel(tasks[j]);
+                corio_task_cancel(tasks[j]);
             corio_gather(tasks, (size_t)i, NULL);
             return -1;
         }
@@ -132,7 +132,7 @@ static int bench_task_rss(void)
     long after = rss_bytes();
 
     for (long i = 0; i < ntasks; i++)
-        corio_cancel(tasks[i]);
+        corio_task_cancel(tasks[i]);
     int r = corio_gather(tasks, (size_t)ntasks, results);
     if (r < 0) {
         fprintf(stderr, "core_bench: corio_gather: %s\n", corio_strerror(r));

@@ -29,15 +29,15 @@ typedef struct args {
 static int round_trip(corio_stream *s, const char *line)
 {
     size_t n = strlen(line);
-    int r = corio_write(s, line, n);
+    int r = corio_stream_write(s, line, n);
     if (r == 0 && (n == 0 || line[n - 1] != '\n'))
-        r = corio_write(s, "\n", 1);
+        r = corio_stream_write(s, "\n", 1);
     if (r == 0)
-        r = corio_drain(s);
+        r = corio_stream_drain(s);
     if (r < 0)
         return r;
     char buf[65536];
-    ssize_t got = corio_readline(s, buf, sizeof buf);
+    ssize_t got = corio_stream_readline(s, buf, sizeof buf);
     if (got < 0)
         return (int)got;
     if (got == 0)
@@ -51,7 +51,7 @@ static void *main_task(void *arg)
 {
     args *a = arg;
     corio_stream *s;
-    int r = corio_open_connection(a->host, a->port, &s);
+    int r = corio_stream_connect(a->host, a->port, &s);
     if (r < 0) {
         fprintf(stderr, "echo_client: cannot connect to %s:%u: %s\n", a->host, a->port, corio_strerror(r));
         return (void *)1;
@@ -66,7 +66,7 @@ static void *main_task(void *arg)
         } else {
             char line[65000];
             ssize_t n;
-            while (r == 0 && (n = corio_readline(in, line, sizeof line)) > 0)
+            while (r == 0 && (n = corio_stream_readline(in, line, sizeof line)) > 0)
                 r = round_trip(s, line);
             if (r == 0 && n < 0)
                 r = (int)n;

@@ -28,10 +28,10 @@ static void echo(corio_stream *s, void *arg)
     if (!buf)
         return;
     for (;;) {
-        ssize_t n = corio_read(s, buf, READ_SIZE);
+        ssize_t n = corio_stream_read(s, buf, READ_SIZE);
         if (n <= 0)
             break; /* EOF, reset, or the server is closing */
-        if (corio_write(s, buf, (size_t)n) < 0 || corio_drain(s) < 0)
+        if (corio_stream_write(s, buf, (size_t)n) < 0 || corio_stream_drain(s) < 0)
             break;
     }
     free(buf);
@@ -41,14 +41,14 @@ static void *main_task(void *arg)
 {
     uint16_t port = (uint16_t)(uintptr_t)arg;
     corio_server *srv;
-    int r = corio_start_server("127.0.0.1", port, echo, NULL, NULL, &srv);
+    int r = corio_server_start("127.0.0.1", port, echo, NULL, NULL, &srv);
     if (r < 0) {
         fprintf(stderr, "echo_server: cannot listen on 127.0.0.1:%u: %s\n", port, corio_strerror(r));
         return (void *)1;
     }
     printf("listening on 127.0.0.1:%u\n", corio_server_port(srv));
     fflush(stdout);
-    corio_serve_forever(srv);
+    corio_server_serve_forever(srv);
     corio_server_close(srv, 1000);
     return NULL;
 }

@@ -34,13 +34,13 @@ static void handle_request(corio_stream *s, void *arg)
     (void)arg;
     const char *request;
     char tail[4096];
-    ssize_t got = corio_readuntil(s, "\r\n\r\n", 4, &request);
+    ssize_t got = corio_stream_readuntil(s, "\r\n\r\n", 4, &request);
     size_t len = got > 0 ? (size_t)got : 0;
     if (got < 0) {
         if (got != -CORIO_EINCOMPLETE)
             return; /* reset, limit, cancelled: nothing to answer (the stream is closed for us) */
         /* EOF before a blank line: like the seed, answer whatever came */
-        ssize_t n = corio_read(s, tail, sizeof tail);
+        ssize_t n = corio_stream_read(s, tail, sizeof tail);
         request = tail;
         len = n > 0 ? (size_t)n : 0;
     }
@@ -48,8 +48,8 @@ static void handle_request(corio_stream *s, void *arg)
         printf("Handling request\n%.*s\n", (int)len, request);
     }
 
-    corio_write(s, response, sizeof response - 1);
-    corio_drain(s); /* flush data to client */
+    corio_stream_write(s, response, sizeof response - 1);
+    corio_stream_drain(s); /* flush data to client */
     corio_stream_close(s);
     if (!quiet)
         printf("Request processed\n");
@@ -61,7 +61,7 @@ static void *main_task(void *arg)
 {
     (void)arg;
     corio_server *srv;
-    int r = corio_start_server("127.0.0.1", port, handle_request, NULL, NULL, &srv);
+    int r = corio_server_start("127.0.0.1", port, handle_request, NULL, NULL, &srv);
     if (r < 0) {
         fprintf(stderr, "hello_server: cannot listen on 127.0.0.1:%u: %s\n", port, corio_strerror(r));
         return (void *)1;
@@ -72,7 +72,7 @@ static void *main_task(void *arg)
     inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
     printf("Server running on ('%s', %u)\n", host, corio_server_port(srv));
     fflush(stdout);
-    corio_serve_forever(srv); /* runs until the process is stopped */
+    corio_server_serve_forever(srv); /* runs until the process is stopped */
     corio_server_close(srv, 1000);
     return NULL;
 }

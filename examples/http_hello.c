@@ -25,7 +25,7 @@ static void handle(corio_http_request *req, corio_http_response *resp, void *arg
     corio_http_response_add_header(resp, "Access-Control-Allow-Origin", "*");
     corio_http_response_add_header(resp, "Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS");
     corio_http_response_add_header(resp, "Access-Control-Allow-Headers", "Content-Type");
-    corio_http_respond(resp, 200, "text/plain", hello, sizeof hello - 1);
+    corio_http_response_send(resp, 200, "text/plain", hello, sizeof hello - 1);
 }
 
 static uint16_t port = 8000;
@@ -41,7 +41,7 @@ static void *main_task(void *arg)
     }
     printf("Server running on ('127.0.0.1', %u)\n", corio_http_server_port(srv));
     fflush(stdout);
-    r = corio_http_serve_until_signal(srv);
+    r = corio_http_server_serve_until_signal(srv);
     if (r > 0)
         printf("Got %s, shutting down\n", r == SIGINT ? "SIGINT" : "SIGTERM");
     corio_http_server_close(srv, 5000);

@@ -73,7 +73,7 @@ static void handler(corio_http_request *req, corio_http_response *resp, void *ar
     if (head) /* the client can not tell a HEAD answer's empty body otherwise */
         corio_http_response_add_header(resp, "X-Fuzz-Head", "1");
     if (mode == 'n') {
-        corio_http_respond(resp, 200, "text/plain", FIXED_BODY, sizeof FIXED_BODY - 1);
+        corio_http_response_send(resp, 200, "text/plain", FIXED_BODY, sizeof FIXED_BODY - 1);
         return;
     }
     char peer[64];
@@ -82,7 +82,7 @@ static void handler(corio_http_request *req, corio_http_response *resp, void *ar
     if (mode == 'r') { /* the body in small reads, the answer from a file */
         char piece[7];
         ssize_t r;
-        while ((r = corio_http_body_read(req, piece, sizeof piece)) > 0)
+        while ((r = corio_http_request_read(req, piece, sizeof piece)) > 0)
             FUZZ_CHECK(r <= (ssize_t)sizeof piece);
         if (r < 0)
             return;
@@ -91,12 +91,12 @@ static void handler(corio_http_request *req, corio_http_response *resp, void *ar
             file = memfd_create("http_conn_fuzz", MFD_CLOEXEC);
             FUZZ_CHECK(file >= 0 && write(file, FIXED_BODY, sizeof FIXED_BODY - 1) == sizeof FIXED_BODY - 1);
         }
-        corio_http_respond_file(resp, 200, "text/plain", file, 0, sizeof FIXED_BODY - 1);
+        corio_http_response_send_file(resp, 200, "text/plain", file, 0, sizeof FIXED_BODY - 1);
         return;
     }
     const char *body;
     size_t len;
-    if (corio_http_read_body(req, BODY_CAP, &body, &len) < 0)
+    if (corio_http_request_read_body(req, BODY_CAP, &body, &len) < 0)
         return;
     FUZZ_CHECK(body[len] == 0);
     if (mode == 's') {
@@ -107,7 +107,7 @@ static void handler(corio_http_request *req, corio_http_response *resp, void *ar
         corio_http_response_end(resp);
         return;
     }
-    corio_http_respond(resp, 200, "text/plain", FIXED_BODY, sizeof FIXED_BODY - 1);
+    corio_http_response_send(resp, 200, "text/plain", FIXED_BODY, sizeof FIXED_BODY - 1);
 }
 
 static void *writer_main(void *arg)
@@ -124,13 +124,13 @@ static void *writer_main(void *arg)
         size_t end = i + 1 == pieces ? fr->size : cuts[i];
         if (end < pos)
             end = pos;
-        if (end > pos && (corio_write(s, fr->data + pos, end - pos) < 0 || corio_drain(s) < 0))
+        if (end > pos && (corio_stream_write(s, fr->data + pos, end - pos) < 0 || corio_stream_drain(s) < 0))
             break; /* the server closed on us: fine, it may after a bad request */
         pos = end;
         corio_yield();
         corio_yield();
     }
-    corio_write_eof(s);
+    corio_stream_write_eof(s);
     corio_stream_close(s);
     return NULL;
 }
@@ -260,7 +260,7 @@ static void *fuzz_main(void *arg)
             fr->out = realloc(fr->out, fr->out_cap);
             FUZZ_CHECK(fr->out);
         }
-        ssize_t r = corio_read(s, fr->out + fr->out_len, fr->out_cap - fr->out_len);
+        ssize_t r = corio_stream_read(s, fr->out + fr->out_len, fr->out_cap - fr->out_len);
         if (r == -CORIO_EDEADLINE) {
             fprintf(stderr, "http_conn_fuzz: the server neither answered nor closed within %d ms\n",
                     CLIENT_DEADLINE_MS);
@@ -274,7 +274,7 @@ static void *fuzz_main(void *arg)
         fr->out_len += (size_t)r;
     }
     corio_deadline_pop(d);
-    FUZZ_CHECK(corio_join(w, NULL) == 0);
+    FUZZ_CHECK(corio_task_join(w, NULL) == 0);
     corio_stream_close(s);
     if (getenv("HTTP_CONN_FUZZ_PRINT")) /* for looking at what a seed gets */
         fwrite(fr->out, 1, fr->out_len, stderr);

@@ -99,13 +99,13 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     corio_http_header h1[NHDR], h2[NHDR];
     corio_http_request r1, r2;
     corio_http_request_init(&r1, h1, NHDR);
-    ssize_t v1 = corio_http_parse_request(&r1, buf, len, &lim);
+    ssize_t v1 = corio_http_request_parse(&r1, buf, len, &lim);
     FUZZ_CHECK(v1 >= -505 && v1 <= (ssize_t)len);
 
     corio_http_request_init(&r2, h2, NHDR);
-    ssize_t v2 = corio_http_parse_request(&r2, buf, cut, &lim);
+    ssize_t v2 = corio_http_request_parse(&r2, buf, cut, &lim);
     if (v2 == 0)
-        v2 = corio_http_parse_request(&r2, buf, len, &lim);
+        v2 = corio_http_request_parse(&r2, buf, len, &lim);
     FUZZ_CHECK(v1 == v2);
 
     if (v1 > 0) {

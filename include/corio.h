@@ -3,8 +3,19 @@
  *
  * One thread runs an event loop; work is written as straight-line tasks
  * (stackful coroutines) that suspend at every wait while the loop runs the
- * others.  This is the single public header of the core library: loop,
- * tasks, time, cancellation and deadlines, streams and TCP.
+ * others.  This header is the core library: loop, tasks, time,
+ * cancellation and deadlines, events, streams, TCP, the thread pool and
+ * files; include/corio/http.h adds the HTTP/1.1 server.
+ *
+ * Names: a function that acts on an object is corio_<object>_<verb> and
+ * takes the object first (corio_stream_read, corio_task_join,
+ * corio_server_close, corio_http_response_send); a constructor is named for
+ * the object it makes (corio_stream_connect, corio_server_start).
+ * Functions that act on the calling task or its loop, with no object, are
+ * corio_<verb> (corio_run, corio_spawn, corio_gather, corio_sleep_ms,
+ * corio_yield, corio_cancelled, corio_to_thread).  Types are corio_<object>,
+ * constants CORIO_*, and names with two underscores (corio__*) are
+ * internal.
  *
  * Conventions, valid for every function below unless its comment says
  * otherwise:
@@ -92,7 +103,7 @@ CORIO_API const char *corio_strerror(int err);
 typedef struct corio_task corio_task;
 
 /* A task body: receives the argument given at spawn, returns the task's
- * result (read by corio_join / corio_gather). */
+ * result (read by corio_task_join / corio_gather). */
 typedef void *(*corio_fn)(void *arg);
 
 typedef enum corio_backend_kind {
@@ -129,7 +140,7 @@ CORIO_API const char *corio_backend_name(void);
 
 /* Start fn(arg) as a new task, which first runs at the loop's next turn.
  * The caller keeps running.  The returned handle must be passed to exactly
- * one of corio_join, corio_gather or corio_detach.  Does not suspend.
+ * one of corio_task_join, corio_gather or corio_task_detach.  Does not suspend.
  * Returns NULL with errno ENOMEM (or EAGAIN when no stack can be mapped).
  * The task runs on a stack of corio_config.stack_size bytes: if it
  * overflows it, the process aborts (SIGABRT) after printing "corio: stack
@@ -153,9 +164,9 @@ CORIO_API corio_task *corio_spawn_named(const char *name, size_t stack_size, cor
  * task already cancelled (cancellation stays in force) that happens at once
  * unless t has already ended, so cleanup code after a cancellation cannot
  * wait for a child this way: corio_gather can (it cancels the child and
- * waits for it), or corio_detach lets it finish alone.  -EINVAL if t is the
+ * waits for it), or corio_task_detach lets it finish alone.  -EINVAL if t is the
  * caller or already has a joiner. */
-CORIO_API int corio_join(corio_task *t, void **result);
+CORIO_API int corio_task_join(corio_task *t, void **result);
 
 /* Wait for all n tasks to end, then free them (asyncio.gather).
  * results[i] (results may be NULL) receives task i's return value.  If the
@@ -166,15 +177,15 @@ CORIO_API int corio_join(corio_task *t, void **result);
  * children and wait until their own cleanup has run.  Returns 0 or
  * -ECANCELED / -CORIO_EDEADLINE; -EINVAL, with nothing joined, cancelled or
  * freed, if a task is listed twice, is the caller, is detached or already
- * has a joiner.  While the gather runs, the tasks are its own: corio_join
+ * has a joiner.  While the gather runs, the tasks are its own: corio_task_join
  * on one of them from another task is -EINVAL. */
 CORIO_API int corio_gather(corio_task **tasks, size_t n, void **results);
 
 /* Give up the handle: the task runs to completion and frees itself.
  * Does not suspend.  Returns 0, or -EINVAL (nothing changes) if t is NULL,
- * already detached, or being awaited by corio_join / corio_gather (the
+ * already detached, or being awaited by corio_task_join / corio_gather (the
  * waiter owns it). */
-CORIO_API int corio_detach(corio_task *t);
+CORIO_API int corio_task_detach(corio_task *t);
 
 /* Request cancellation of t.
  * Delivered as -ECANCELED at t's next suspension point, or at once if t is
@@ -182,7 +193,7 @@ CORIO_API int corio_detach(corio_task *t);
  * force until t returns, so every later suspending call in t also fails
  * with -ECANCELED.  Does not suspend.  Returns 0, or -EALREADY if t has
  * already finished.  t may be the caller. */
-CORIO_API int corio_cancel(corio_task *t);
+CORIO_API int corio_task_cancel(corio_task *t);
 
 /* True once the current task has been cancelled. */
 CORIO_API bool corio_cancelled(void);
@@ -312,18 +323,18 @@ CORIO_API corio_stream *corio_stream_stdin(void);
 /* Read up to n bytes.
  * Returns bytes read (>0), 0 at EOF, or -errno (-ECONNRESET, -ECANCELED,
  * -CORIO_EDEADLINE, ...).  Suspends only when nothing is buffered. */
-CORIO_API ssize_t corio_read(corio_stream *s, void *buf, size_t n);
+CORIO_API ssize_t corio_stream_read(corio_stream *s, void *buf, size_t n);
 
 /* Read exactly n bytes.
  * Returns n, or -CORIO_EINCOMPLETE when EOF came first: the bytes that did
  * arrive are in buf and their count is in *got (got may be NULL).
  * Suspends while fewer than n bytes are buffered.  Other errors as
- * corio_read; when cancelled or
+ * corio_stream_read; when cancelled or
  * past its deadline, the bytes already taken go back into the stream (a
  * later read returns them) and *got is 0 — unless there is no memory to
  * put them back: then it returns -ENOMEM with the bytes in buf and their
  * count in *got, and the read side fails with -ENOMEM from then on. */
-CORIO_API ssize_t corio_readexactly(corio_stream *s, void *buf, size_t n, size_t *got);
+CORIO_API ssize_t corio_stream_readexactly(corio_stream *s, void *buf, size_t n, size_t *got);
 
 /* Read through the first occurrence of a separator, without copying.
  * sep is sep_len bytes (1..64).  On success *out points at the data inside
@@ -334,25 +345,25 @@ CORIO_API ssize_t corio_readexactly(corio_stream *s, void *buf, size_t n, size_t
  * the next call of any read function):
  *  - -CORIO_ELIMIT: the stream's limit (corio_stream_set_limit) was
  *    reached without a separator;
- *  - -CORIO_EINCOMPLETE: EOF came before a separator (corio_read returns
+ *  - -CORIO_EINCOMPLETE: EOF came before a separator (corio_stream_read returns
  *    the partial data);
  *  - -EINVAL for a NULL sep or out, or sep_len outside 1..64; a read error,
  *    -ECANCELED or -CORIO_EDEADLINE. */
-CORIO_API ssize_t corio_readuntil(corio_stream *s, const void *sep, size_t sep_len, const char **out);
+CORIO_API ssize_t corio_stream_readuntil(corio_stream *s, const void *sep, size_t sep_len, const char **out);
 
 /* Copy one line into buf and NUL-terminate it.
  * The line ends in '\n' (included) and is copied into buf of size cap.
  * Returns the line's length; an unterminated tail at EOF is returned as a
  * line (as asyncio does); 0 at EOF with nothing buffered.  Suspends while
  * no full line is buffered.  Errors, with nothing consumed (the whole line
- * stays buffered, so a larger buffer, a higher limit or corio_read gets it
+ * stays buffered, so a larger buffer, a higher limit or corio_stream_read gets it
  * all): -CORIO_ELIMIT when the line is longer than the stream's limit or
  * does not fit in cap with its NUL; otherwise a read error, -ECANCELED or
  * -CORIO_EDEADLINE. */
-CORIO_API ssize_t corio_readline(corio_stream *s, char *buf, size_t cap);
+CORIO_API ssize_t corio_stream_readline(corio_stream *s, char *buf, size_t cap);
 
 /* True once EOF was received and everything buffered has been consumed. */
-CORIO_API bool corio_at_eof(const corio_stream *s);
+CORIO_API bool corio_stream_at_eof(const corio_stream *s);
 
 /* Set the most bytes buffered while searching for a separator (default 64 KiB). */
 CORIO_API void corio_stream_set_limit(corio_stream *s, size_t limit);
@@ -361,23 +372,23 @@ CORIO_API void corio_stream_set_limit(corio_stream *s, size_t limit);
  * The data is copied (or sent at once when nothing is queued).  Returns 0,
  * -EPIPE after write_eof/close, or the error that broke the connection
  * earlier. */
-CORIO_API int corio_write(corio_stream *s, const void *buf, size_t n);
+CORIO_API int corio_stream_write(corio_stream *s, const void *buf, size_t n);
 
 /* Wait until the write buffer is below the low-water mark.
  * Returns at once if it is already below the high mark.  Suspends.
  * Returns 0 or the connection's error (-EPIPE, -ECONNRESET, -ECANCELED,
  * -CORIO_EDEADLINE). */
-CORIO_API int corio_drain(corio_stream *s);
+CORIO_API int corio_stream_drain(corio_stream *s);
 
 /* Set the write buffer's water marks (defaults 64 KiB / 16 KiB). */
 CORIO_API void corio_stream_set_write_limits(corio_stream *s, size_t high, size_t low);
 
 /* Bytes queued for sending. */
-CORIO_API size_t corio_write_buffer_size(const corio_stream *s);
+CORIO_API size_t corio_stream_write_buffer_size(const corio_stream *s);
 
 /* Flush what is buffered, then shut down the sending side (half-close).
- * Suspends while flushing.  Returns 0 or an error as corio_drain. */
-CORIO_API int corio_write_eof(corio_stream *s);
+ * Suspends while flushing.  Returns 0 or an error as corio_stream_drain. */
+CORIO_API int corio_stream_write_eof(corio_stream *s);
 
 /* Close the stream and give up the handle: s must not be used again.
  * Never fails, never suspends.  Data still queued keeps being sent in the
@@ -428,12 +439,12 @@ typedef struct corio_server_config {
  * port.  Every connection runs handler in a new task.  Suspends (name resolution).
  * Returns 0 and *out, or -errno (-EADDRINUSE, -EACCES, -ENOENT for an
  * unknown host, ...).  cfg may be NULL. */
-CORIO_API int corio_start_server(const char *host, uint16_t port, corio_conn_fn handler, void *arg,
+CORIO_API int corio_server_start(const char *host, uint16_t port, corio_conn_fn handler, void *arg,
                                  const corio_server_config *cfg, corio_server **out);
 
 /* Wait until the server is closed by corio_server_close from another task.
  * Suspends.  Returns 0 once closed, or -ECANCELED / -CORIO_EDEADLINE. */
-CORIO_API int corio_serve_forever(corio_server *srv);
+CORIO_API int corio_server_serve_forever(corio_server *srv);
 
 /* Address of the server's i-th listening socket, into *addr.
  * A server started on port 0 shows the chosen port here.  *len (len may
@@ -460,11 +471,11 @@ CORIO_API int corio_server_close(corio_server *srv, uint64_t grace_ms);
  * tried in order.  TCP_NODELAY is set.  Suspends.  Returns 0 or -errno
  * (-ECONNREFUSED, -ENOENT for an unknown host, -ECANCELED,
  * -CORIO_EDEADLINE). */
-CORIO_API int corio_open_connection(const char *host, uint16_t port, corio_stream **out);
+CORIO_API int corio_stream_connect(const char *host, uint16_t port, corio_stream **out);
 
 /* Format an address as "host:port" ("[v6]:port" for IPv6) into buf of size cap.
  * Returns buf; NULL with errno EINVAL if cap is 0. */
-CORIO_API char *corio_format_addr(const struct sockaddr *addr, char *buf, size_t cap);
+CORIO_API char *corio_addr_format(const struct sockaddr *addr, char *buf, size_t cap);
 
 /* ------------------------------------------------------------------ */
 /* Threads (asyncio.to_thread, loop.call_soon_threadsafe)              */
@@ -497,7 +508,7 @@ CORIO_API char *corio_format_addr(const struct sockaddr *addr, char *buf, size_t
 CORIO_API int corio_to_thread(void *(*fn)(void *), void *arg, void **result);
 
 /* A handle on a running loop that other threads may hold (for
- * corio_call_soon_threadsafe).  Opaque and reference counted. */
+ * corio_loop_ref_call_soon).  Opaque and reference counted. */
 typedef struct corio_loop_ref corio_loop_ref;
 
 /* A new reference to the running loop, for other threads to hold.
@@ -509,9 +520,9 @@ typedef struct corio_loop_ref corio_loop_ref;
  * another thread may still hold a reference, the loop does not report a
  * stall (a call may yet arrive), so release references that will not be
  * used any more.  Returns NULL with errno EPERM outside a loop, ENOMEM. */
-CORIO_API corio_loop_ref *corio_loop_get_ref(void);
+CORIO_API corio_loop_ref *corio_loop_ref_get(void);
 
-/* Give back a reference from corio_loop_get_ref.
+/* Give back a reference from corio_loop_ref_get.
  * NULL is ignored.  Thread-safe; never blocks on the loop. */
 CORIO_API void corio_loop_ref_release(corio_loop_ref *ref);
 
@@ -521,7 +532,7 @@ CORIO_API void corio_loop_ref_release(corio_loop_ref *ref);
  * together), inside a task named "call_soon_threadsafe" that the loop keeps
  * while calls are waiting.  fn may suspend, but the calls queued behind it
  * wait until it returns: for anything long, spawn a task from fn
- * (corio_spawn + corio_detach) and return.
+ * (corio_spawn + corio_task_detach) and return.
  * Returns 0: fn(arg) will run exactly once (the loop does not end before
  * every accepted call has started; a call starting after the main task
  * returned runs in a cancelled task: its waits fail with -ECANCELED, as for
@@ -531,7 +542,7 @@ CORIO_API void corio_loop_ref_release(corio_loop_ref *ref);
  * NULL ref or fn.  Thread-safe but not
  * async-signal-safe (it takes a mutex and allocates); from a signal handler,
  * write to a pipe that a task reads instead.  Does not suspend. */
-CORIO_API int corio_call_soon_threadsafe(corio_loop_ref *ref, void (*fn)(void *arg), void *arg);
+CORIO_API int corio_loop_ref_call_soon(corio_loop_ref *ref, void (*fn)(void *arg), void *arg);
 
 /* ------------------------------------------------------------------ */
 /* Files (aiofiles without the threads, where the kernel allows)       */

@@ -30,13 +30,13 @@ static void *main_task(void *arg)
     if (!t)
         return (void *)1;
     void *res = NULL;
-    if (corio_join(t, &res) != 0 || res != (void *)7)
+    if (corio_task_join(t, &res) != 0 || res != (void *)7)
         return (void *)2;
     if (corio_to_thread(square, (void *)12, &res) != 0 || res != (void *)144)
         return (void *)3;
-    corio_loop_ref *ref = corio_loop_get_ref();
+    corio_loop_ref *ref = corio_loop_ref_get();
     int ran = 0;
-    if (!ref || corio_call_soon_threadsafe(ref, posted, &ran) != 0)
+    if (!ref || corio_loop_ref_call_soon(ref, posted, &ran) != 0)
         return (void *)4;
     corio_loop_ref_release(ref);
     /* The call runs in its own task once the loop drains the queue. */

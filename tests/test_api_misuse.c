@@ -67,7 +67,7 @@ static void *spawn_main(void *arg)
     corio_task *t = corio_spawn_named("odd size", 100001, return_arg, (void *)5);
     CHECK(t);
     void *r = NULL;
-    CHECK_OK(corio_join(t, &r));
+    CHECK_OK(corio_task_join(t, &r));
     CHECK(r == (void *)5);
     return NULL;
 }
@@ -77,17 +77,17 @@ TEST(spawn_rejects_unmappable_stack_and_null_function) { test_run(spawn_main, NU
 static void *task_null_main(void *arg)
 {
     void *r = (void *)1;
-    CHECK_ERR(corio_cancel(NULL), -EINVAL);
-    CHECK_ERR(corio_join(NULL, &r), -EINVAL);
+    CHECK_ERR(corio_task_cancel(NULL), -EINVAL);
+    CHECK_ERR(corio_task_join(NULL, &r), -EINVAL);
     CHECK(r == (void *)1);
-    CHECK_ERR(corio_detach(NULL), -EINVAL);
+    CHECK_ERR(corio_task_detach(NULL), -EINVAL);
     CHECK_ERR(corio_gather(NULL, 2, NULL), -EINVAL);
     CHECK_ERR(corio_gather(NULL, 0, NULL), 0); /* an empty list needs no array */
     corio_task *list[2] = {corio_spawn(return_arg, NULL), NULL};
     CHECK_ERR(corio_gather(list, 2, NULL), -EINVAL); /* nothing joined: list[0] is still ours */
     CHECK_NULL_EINVAL(corio_task_name(NULL));
     CHECK(!corio_task_done(NULL));
-    CHECK_OK(corio_join(list[0], NULL));
+    CHECK_OK(corio_task_join(list[0], NULL));
     return NULL;
 }
 
@@ -95,8 +95,8 @@ TEST(task_functions_reject_null)
 {
     test_run(task_null_main, NULL);
     /* outside a loop the NULL is still what is reported */
-    CHECK_ERR(corio_join(NULL, NULL), -EINVAL);
-    CHECK_ERR(corio_cancel(NULL), -EINVAL);
+    CHECK_ERR(corio_task_join(NULL, NULL), -EINVAL);
+    CHECK_ERR(corio_task_cancel(NULL), -EINVAL);
 }
 
 static void *event_null_main(void *arg)
@@ -124,19 +124,19 @@ static void *stream_null_main(void *arg)
     const char *found = "junk";
     struct sockaddr_storage ss;
     socklen_t sl;
-    CHECK_ERR(corio_read(NULL, buf, sizeof buf), -EINVAL);
-    CHECK_ERR(corio_readexactly(NULL, buf, sizeof buf, &got), -EINVAL);
+    CHECK_ERR(corio_stream_read(NULL, buf, sizeof buf), -EINVAL);
+    CHECK_ERR(corio_stream_readexactly(NULL, buf, sizeof buf, &got), -EINVAL);
     CHECK_EQ(got, 0);
-    CHECK_ERR(corio_readuntil(NULL, "\n", 1, &found), -EINVAL);
+    CHECK_ERR(corio_stream_readuntil(NULL, "\n", 1, &found), -EINVAL);
     CHECK(found == NULL);
-    CHECK_ERR(corio_readline(NULL, buf, sizeof buf), -EINVAL);
-    CHECK(!corio_at_eof(NULL));
+    CHECK_ERR(corio_stream_readline(NULL, buf, sizeof buf), -EINVAL);
+    CHECK(!corio_stream_at_eof(NULL));
     corio_stream_set_limit(NULL, 10);
-    CHECK_ERR(corio_write(NULL, "x", 1), -EINVAL);
-    CHECK_ERR(corio_drain(NULL), -EINVAL);
+    CHECK_ERR(corio_stream_write(NULL, "x", 1), -EINVAL);
+    CHECK_ERR(corio_stream_drain(NULL), -EINVAL);
     corio_stream_set_write_limits(NULL, 10, 5);
-    CHECK_EQ(corio_write_buffer_size(NULL), 0);
-    CHECK_ERR(corio_write_eof(NULL), -EINVAL);
+    CHECK_EQ(corio_stream_write_buffer_size(NULL), 0);
+    CHECK_ERR(corio_stream_write_eof(NULL), -EINVAL);
     corio_stream_close(NULL);
     CHECK_ERR(corio_stream_aclose(NULL), -EINVAL);
     CHECK_ERR(corio_stream_fd(NULL), -EINVAL);
@@ -149,22 +149,22 @@ static void *stream_null_main(void *arg)
     CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
     corio_stream *a = corio_stream_from_fd(sv[0]), *b = corio_stream_from_fd(sv[1]);
     CHECK(a && b);
-    CHECK_ERR(corio_write(a, NULL, 3), -EINVAL);
-    CHECK_ERR(corio_write(a, NULL, 0), 0);
-    CHECK_OK(corio_write(a, "one\ntwo\n", 8));
-    CHECK_ERR(corio_read(b, NULL, 4), -EINVAL);
-    CHECK_ERR(corio_readexactly(b, NULL, 4, NULL), -EINVAL);
-    CHECK_ERR(corio_readuntil(b, NULL, 1, &found), -EINVAL);
-    CHECK_ERR(corio_readuntil(b, "\n", 1, NULL), -EINVAL);
-    CHECK_ERR(corio_readline(b, NULL, 8), -EINVAL);
+    CHECK_ERR(corio_stream_write(a, NULL, 3), -EINVAL);
+    CHECK_ERR(corio_stream_write(a, NULL, 0), 0);
+    CHECK_OK(corio_stream_write(a, "one\ntwo\n", 8));
+    CHECK_ERR(corio_stream_read(b, NULL, 4), -EINVAL);
+    CHECK_ERR(corio_stream_readexactly(b, NULL, 4, NULL), -EINVAL);
+    CHECK_ERR(corio_stream_readuntil(b, NULL, 1, &found), -EINVAL);
+    CHECK_ERR(corio_stream_readuntil(b, "\n", 1, NULL), -EINVAL);
+    CHECK_ERR(corio_stream_readline(b, NULL, 8), -EINVAL);
     CHECK_ERR(corio_stream_sockname(b, NULL, &sl), -EINVAL);
     CHECK_ERR(corio_stream_peername(b, NULL, &sl), -EINVAL);
-    CHECK_EQ(corio_readuntil(b, "\n", 1, &found), 4);
+    CHECK_EQ(corio_stream_readuntil(b, "\n", 1, &found), 4);
     CHECK(memcmp(found, "one\n", 4) == 0);
-    CHECK_EQ(corio_readline(b, buf, sizeof buf), 4);
+    CHECK_EQ(corio_stream_readline(b, buf, sizeof buf), 4);
     CHECK_STR(buf, "two\n");
     CHECK_OK(corio_stream_aclose(a));
-    CHECK_EQ(corio_read(b, buf, sizeof buf), 0);
+    CHECK_EQ(corio_stream_read(b, buf, sizeof buf), 0);
     corio_stream_close(b);
     return NULL;
 }
@@ -180,26 +180,26 @@ static void *tcp_null_main(void *arg)
     corio_server *srv = (corio_server *)1;
     struct sockaddr_storage ss;
     socklen_t sl;
-    CHECK_ERR(corio_start_server("127.0.0.1", 0, NULL, NULL, NULL, &srv), -EINVAL);
+    CHECK_ERR(corio_server_start("127.0.0.1", 0, NULL, NULL, NULL, &srv), -EINVAL);
     CHECK(srv == NULL);
-    CHECK_ERR(corio_start_server("127.0.0.1", 0, conn_ignore, NULL, NULL, NULL), -EINVAL);
+    CHECK_ERR(corio_server_start("127.0.0.1", 0, conn_ignore, NULL, NULL, NULL), -EINVAL);
     corio_server_config huge = {.stack_size = SIZE_MAX};
-    CHECK_ERR(corio_start_server("127.0.0.1", 0, conn_ignore, NULL, &huge, &srv), -EINVAL);
-    CHECK_ERR(corio_serve_forever(NULL), -EINVAL);
+    CHECK_ERR(corio_server_start("127.0.0.1", 0, conn_ignore, NULL, &huge, &srv), -EINVAL);
+    CHECK_ERR(corio_server_serve_forever(NULL), -EINVAL);
     CHECK_ERR(corio_server_sockname(NULL, 0, &ss, &sl), -EINVAL);
     CHECK_EQ(corio_server_port(NULL), 0);
     CHECK_ERR(corio_server_close(NULL, 0), -EINVAL);
-    CHECK_ERR(corio_open_connection("127.0.0.1", 1, NULL), -EINVAL);
+    CHECK_ERR(corio_stream_connect("127.0.0.1", 1, NULL), -EINVAL);
 
     char buf[32] = "junk";
-    CHECK_NULL_EINVAL(corio_format_addr(NULL, buf, sizeof buf));
+    CHECK_NULL_EINVAL(corio_addr_format(NULL, buf, sizeof buf));
     CHECK_STR(buf, "");
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(80), .sin_addr = {htonl(0x7f000001)}};
-    CHECK_NULL_EINVAL(corio_format_addr((struct sockaddr *)&sin, NULL, 32));
-    CHECK_NULL_EINVAL(corio_format_addr((struct sockaddr *)&sin, buf, 0));
-    CHECK_STR(corio_format_addr((struct sockaddr *)&sin, buf, sizeof buf), "127.0.0.1:80");
+    CHECK_NULL_EINVAL(corio_addr_format((struct sockaddr *)&sin, NULL, 32));
+    CHECK_NULL_EINVAL(corio_addr_format((struct sockaddr *)&sin, buf, 0));
+    CHECK_STR(corio_addr_format((struct sockaddr *)&sin, buf, sizeof buf), "127.0.0.1:80");
 
-    CHECK_OK(corio_start_server("127.0.0.1", 0, conn_ignore, NULL, NULL, &srv));
+    CHECK_OK(corio_server_start("127.0.0.1", 0, conn_ignore, NULL, NULL, &srv));
     CHECK_ERR(corio_server_sockname(srv, 0, NULL, &sl), -EINVAL);
     CHECK(corio_server_port(srv) != 0);
     CHECK_OK(corio_server_close(srv, 0));
@@ -217,10 +217,10 @@ static void *thread_null_main(void *arg)
     void *r = (void *)1;
     CHECK_ERR(corio_to_thread(NULL, NULL, &r), -EINVAL);
     corio_loop_ref_release(NULL);
-    CHECK_ERR(corio_call_soon_threadsafe(NULL, never_called, NULL), -EINVAL);
-    corio_loop_ref *ref = corio_loop_get_ref();
+    CHECK_ERR(corio_loop_ref_call_soon(NULL, never_called, NULL), -EINVAL);
+    corio_loop_ref *ref = corio_loop_ref_get();
     CHECK(ref);
-    CHECK_ERR(corio_call_soon_threadsafe(ref, NULL, NULL), -EINVAL);
+    CHECK_ERR(corio_loop_ref_call_soon(ref, NULL, NULL), -EINVAL);
     corio_loop_ref_release(ref);
     return NULL;
 }
@@ -291,18 +291,18 @@ TEST(http_parser_functions_reject_null)
     corio_http_request_init(NULL, hdrs, 4);
     corio_http_request_init(&req, hdrs, 4);
     static const char head[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-    CHECK_ERR(corio_http_parse_request(NULL, head, sizeof head - 1, NULL), -EINVAL);
-    CHECK_ERR(corio_http_parse_request(&req, NULL, 5, NULL), -EINVAL);
-    CHECK_EQ(corio_http_parse_request(&req, head, sizeof head - 1, NULL), (ssize_t)(sizeof head - 1));
+    CHECK_ERR(corio_http_request_parse(NULL, head, sizeof head - 1, NULL), -EINVAL);
+    CHECK_ERR(corio_http_request_parse(&req, NULL, 5, NULL), -EINVAL);
+    CHECK_EQ(corio_http_request_parse(&req, head, sizeof head - 1, NULL), (ssize_t)(sizeof head - 1));
     size_t len = 99;
-    CHECK_NULL_EINVAL(corio_http_header_get(NULL, "Host", &len));
+    CHECK_NULL_EINVAL(corio_http_request_header(NULL, "Host", &len));
     CHECK_EQ(len, 0);
-    CHECK_NULL_EINVAL(corio_http_header_get(&req, NULL, &len));
-    const char *host = corio_http_header_get(&req, "host", &len);
+    CHECK_NULL_EINVAL(corio_http_request_header(&req, NULL, &len));
+    const char *host = corio_http_request_header(&req, "host", &len);
     CHECK(host && len == 1 && host[0] == 'x');
     /* not found is NULL too, but errno is left alone */
     errno = 0;
-    CHECK(corio_http_header_get(&req, "Cookie", NULL) == NULL);
+    CHECK(corio_http_request_header(&req, "Cookie", NULL) == NULL);
     CHECK_EQ(errno, 0);
 
     corio_http_chunked c;
@@ -328,18 +328,18 @@ static void http_handler(corio_http_request *req, corio_http_response *resp, voi
     char peer[16];
     const char *ptr = NULL;
     size_t len = 0;
-    CHECK_ERR(corio_http_body_read(req, NULL, 4), -EINVAL);
-    CHECK_ERR(corio_http_read_body(req, 100, NULL, &len), -EINVAL);
-    CHECK_ERR(corio_http_read_body(req, 100, &ptr, NULL), -EINVAL);
+    CHECK_ERR(corio_http_request_read(req, NULL, 4), -EINVAL);
+    CHECK_ERR(corio_http_request_read_body(req, 100, NULL, &len), -EINVAL);
+    CHECK_ERR(corio_http_request_read_body(req, 100, &ptr, NULL), -EINVAL);
     /* the largest cap there is: room for the NUL must not wrap to 0 */
-    CHECK_OK(corio_http_read_body(req, SIZE_MAX, &ptr, &len));
+    CHECK_OK(corio_http_request_read_body(req, SIZE_MAX, &ptr, &len));
     CHECK(len == 5 && memcmp(ptr, "hello", 5) == 0);
     corio_http_request_peer(req, NULL, 16);
     corio_http_request_peer(NULL, peer, sizeof peer);
     CHECK_STR(peer, "-");
     CHECK_ERR(corio_http_response_add_header(resp, NULL, "v"), -EINVAL);
     CHECK_ERR(corio_http_response_add_header(resp, "X-A", NULL), -EINVAL);
-    CHECK_ERR(corio_http_respond(resp, 200, "text/plain", NULL, 5), -EINVAL);
+    CHECK_ERR(corio_http_response_send(resp, 200, "text/plain", NULL, 5), -EINVAL);
     CHECK_ERR(corio_http_response_write(resp, NULL, 0), -EINVAL); /* not begun: as before */
     CHECK_OK(corio_http_response_begin(resp, 200, "text/plain"));
     CHECK_ERR(corio_http_response_write(resp, NULL, 3), -EINVAL);
@@ -365,7 +365,7 @@ static size_t read_to_eof(corio_stream *s, char *buf, size_t cap)
     size_t got = 0;
     corio_deadline d = corio_deadline_push(30000 * TEST_SLOWDOWN);
     ssize_t n;
-    while ((n = corio_read(s, buf + got, cap - 1 - got)) > 0)
+    while ((n = corio_stream_read(s, buf + got, cap - 1 - got)) > 0)
         got += (size_t)n;
     corio_deadline_pop(d);
     CHECK_EQ(n, 0);
@@ -390,21 +390,21 @@ static void *http_null_main(void *arg)
     CHECK_EQ(corio_http_server_port(NULL), 0);
     CHECK_EQ(corio_http_server_connections(NULL), 0);
     CHECK_ERR(corio_http_server_close(NULL, 0), -EINVAL);
-    CHECK_ERR(corio_http_body_read(NULL, buf, sizeof buf), -EINVAL);
-    CHECK_ERR(corio_http_read_body(NULL, 100, &ptr, &len), -EINVAL);
+    CHECK_ERR(corio_http_request_read(NULL, buf, sizeof buf), -EINVAL);
+    CHECK_ERR(corio_http_request_read_body(NULL, 100, &ptr, &len), -EINVAL);
     CHECK_ERR(corio_http_response_add_header(NULL, "X-A", "b"), -EINVAL);
-    CHECK_ERR(corio_http_respond(NULL, 200, "text/plain", "x", 1), -EINVAL);
+    CHECK_ERR(corio_http_response_send(NULL, 200, "text/plain", "x", 1), -EINVAL);
     CHECK_ERR(corio_http_response_begin(NULL, 200, NULL), -EINVAL);
     CHECK_ERR(corio_http_response_write(NULL, "x", 1), -EINVAL);
     CHECK_ERR(corio_http_response_end(NULL), -EINVAL);
-    CHECK_ERR(corio_http_respond_file(NULL, 200, NULL, 0, 0, 1), -EINVAL);
+    CHECK_ERR(corio_http_response_send_file(NULL, 200, NULL, 0, 0, 1), -EINVAL);
 
     /* a real request through a server fed by a socketpair */
     CHECK_OK(corio_http_server_new(http_handler, NULL, NULL, &srv));
     corio_stream *s = serve_pair(srv);
     static const char rq[] =
         "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
-    CHECK_OK(corio_write(s, rq, sizeof rq - 1));
+    CHECK_OK(corio_stream_write(s, rq, sizeof rq - 1));
     char resp[1024];
     read_to_eof(s, resp, sizeof resp);
     CHECK(strncmp(resp, "HTTP/1.1 200 OK\r\n", 17) == 0);
@@ -423,22 +423,22 @@ TEST(http_server_functions_reject_null) { test_run(http_null_main, NULL); }
 
 static void slow_conn(corio_stream *s, void *arg)
 {
-    CHECK_OK(corio_write(s, "hi", 2));
+    CHECK_OK(corio_stream_write(s, "hi", 2));
     const char *word = corio_sleep_ms(200) == 0 ? "done" : "cancelled";
-    corio_write(s, word, strlen(word));
+    corio_stream_write(s, word, strlen(word));
 }
 
 static void *tcp_endless_grace_main(void *arg)
 {
     corio_server *srv;
-    CHECK_OK(corio_start_server("127.0.0.1", 0, slow_conn, NULL, NULL, &srv));
+    CHECK_OK(corio_server_start("127.0.0.1", 0, slow_conn, NULL, NULL, &srv));
     corio_stream *s;
-    CHECK_OK(corio_open_connection("127.0.0.1", corio_server_port(srv), &s));
+    CHECK_OK(corio_stream_connect("127.0.0.1", corio_server_port(srv), &s));
     char buf[16] = {0};
-    CHECK_EQ(corio_readexactly(s, buf, 2, NULL), 2); /* the handler runs */
+    CHECK_EQ(corio_stream_readexactly(s, buf, 2, NULL), 2); /* the handler runs */
     CHECK_OK(corio_server_close(srv, UINT64_MAX));
     size_t got = 0;
-    CHECK_ERR(corio_readexactly(s, buf, 5, &got), -CORIO_EINCOMPLETE);
+    CHECK_ERR(corio_stream_readexactly(s, buf, 5, &got), -CORIO_EINCOMPLETE);
     CHECK_EQ(got, 4);
     CHECK_STR(buf, "done");
     corio_stream_close(s);
@@ -453,7 +453,7 @@ static void slow_http(corio_http_request *req, corio_http_response *resp, void *
 {
     slow_http_started = true;
     if (corio_sleep_ms(200) == 0)
-        corio_http_respond(resp, 200, "text/plain", "done", 4);
+        corio_http_response_send(resp, 200, "text/plain", "done", 4);
 }
 
 static void *http_endless_grace_main(void *arg)
@@ -462,7 +462,7 @@ static void *http_endless_grace_main(void *arg)
     CHECK_OK(corio_http_server_new(slow_http, NULL, NULL, &srv));
     corio_stream *s = serve_pair(srv);
     static const char rq[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-    CHECK_OK(corio_write(s, rq, sizeof rq - 1));
+    CHECK_OK(corio_stream_write(s, rq, sizeof rq - 1));
     slow_http_started = false;
     while (!slow_http_started)
         CHECK_OK(corio_sleep_ms(1));

@@ -78,11 +78,11 @@ static void *wait_main(void *arg)
     CHECK_EQ(op_recv(sv[0], buf, sizeof buf), 5);
     CHECK(test_ms() - t0 >= 9);
     CHECK_MEM(buf, "later", 5);
-    CHECK_OK(corio_join(w, NULL));
+    CHECK_OK(corio_task_join(w, NULL));
     /* EOF arrives as a completion too. */
     corio_task *c = corio_spawn(late_writer, "");
     CHECK(c);
-    CHECK_OK(corio_join(c, NULL));
+    CHECK_OK(corio_task_join(c, NULL));
     corio__close_fd(corio__loop(), sv[1]);
     CHECK_EQ(op_recv(sv[0], buf, sizeof buf), 0);
     corio__close_fd(corio__loop(), sv[0]);
@@ -114,8 +114,8 @@ static void *two_readers_main(void *arg)
     CHECK_OK(corio_yield());
     CHECK_EQ(write(sv[1], "abcdef", 6), 6); /* one edge, enough for both */
     void *ra, *rb;
-    CHECK_OK(corio_join(a, &ra));
-    CHECK_OK(corio_join(b, &rb));
+    CHECK_OK(corio_task_join(a, &ra));
+    CHECK_OK(corio_task_join(b, &rb));
     CHECK_EQ((intptr_t)ra, 3);
     CHECK_EQ((intptr_t)rb, 3);
     corio__close_fd(corio__loop(), sv[0]);
@@ -137,9 +137,9 @@ static void *cancel_main(void *arg)
     CHECK_OK(corio_sleep_ms(5)); /* r is parked in recv now */
     if (is_epoll())
         CHECK_EQ(corio__loop()->backend->pending(corio__loop()), 1);
-    CHECK_OK(corio_cancel(r));
+    CHECK_OK(corio_task_cancel(r));
     void *res;
-    CHECK_OK(corio_join(r, &res));
+    CHECK_OK(corio_task_join(r, &res));
     CHECK_EQ((intptr_t)res, -ECANCELED);
     if (is_epoll())
         CHECK_EQ(corio__loop()->backend->pending(corio__loop()), 0);
@@ -148,7 +148,7 @@ static void *cancel_main(void *arg)
     CHECK(r);
     CHECK_OK(corio_sleep_ms(2));
     CHECK_EQ(write(sv[1], "xyz", 3), 3);
-    CHECK_OK(corio_join(r, &res));
+    CHECK_OK(corio_task_join(r, &res));
     CHECK_EQ((intptr_t)res, 3);
     corio__close_fd(corio__loop(), sv[0]);
     corio__close_fd(corio__loop(), sv[1]);
@@ -187,7 +187,7 @@ static void *abandoned_main(void *arg)
         {
             corio_task *t = corio_spawn(reader, NULL);
             CHECK(t);
-            corio_detach(t);
+            corio_task_detach(t);
         }
     CHECK_OK(corio_sleep_ms(2));
     return arg;
@@ -234,7 +234,7 @@ static void *connect_main(void *arg)
     char buf[8];
     CHECK_EQ(op_recv(cfd, buf, sizeof buf), 4);
     CHECK_MEM(buf, "pong", 4);
-    CHECK_OK(corio_join(a, NULL));
+    CHECK_OK(corio_task_join(a, NULL));
     corio__close_fd(corio__loop(), cfd);
 
     /* Nothing listens any more: refused. */
@@ -273,13 +273,13 @@ static void *poll_pipe_main(void *arg)
     corio__op rd = {.kind = CORIO__OP_READ, .fd = p[0], .buf = &c, .len = 1, .off = -1};
     CHECK_EQ(corio__op_run(&rd), 1);
     CHECK_EQ(c, 'p');
-    CHECK_OK(corio_join(w, NULL));
+    CHECK_OK(corio_task_join(w, NULL));
     /* READ that has to wait on an empty pipe. */
     w = corio_spawn(pipe_writer, NULL);
     CHECK(w);
     corio__op rd2 = {.kind = CORIO__OP_READ, .fd = p[0], .buf = &c, .len = 1, .off = -1};
     CHECK_EQ(corio__op_run(&rd2), 1);
-    CHECK_OK(corio_join(w, NULL));
+    CHECK_OK(corio_task_join(w, NULL));
     /* POLLOUT on an empty pipe is immediate. */
     corio__op po = {.kind = CORIO__OP_POLL, .fd = p[1], .flags = POLLOUT};
     CHECK(corio__op_run(&po) & POLLOUT);
@@ -356,7 +356,7 @@ static void *bulk_main(void *arg)
         off += (size_t)n;
     }
     void *res;
-    CHECK_OK(corio_join(r, &res));
+    CHECK_OK(corio_task_join(r, &res));
     CHECK_EQ((uintptr_t)res, BULK);
     free(data);
     corio__close_fd(corio__loop(), sv[0]);
@@ -382,7 +382,7 @@ static void *reuse_main(void *arg)
         CHECK_OK(corio_yield());
         CHECK_EQ(write(sv[1], "abc", 3), 3);
         void *res;
-        CHECK_OK(corio_join(r, &res));
+        CHECK_OK(corio_task_join(r, &res));
         CHECK_EQ((intptr_t)res, 3);
         corio__close_fd(corio__loop(), sv[0]);
         corio__close_fd(corio__loop(), sv[1]);
@@ -500,7 +500,7 @@ static void drained_pair(int *c, int *s)
     oob_peer = *c;
     corio_task *w = corio_spawn(send_one_later, NULL);
     CHECK_EQ(op_recv_hint(*s, buf, sizeof buf, false), 1);
-    CHECK_OK(corio_join(w, NULL));
+    CHECK_OK(corio_task_join(w, NULL));
 }
 
 /* TCP urgent data makes recv stop short at the urgent mark with more data

@@ -55,13 +55,13 @@ static void *event_cancel_main(void *arg)
     corio_task *ta = corio_spawn(waiter, &a);
     corio_task *tb = corio_spawn(waiter, &b);
     CHECK_OK(corio_sleep_ms(2));
-    CHECK_OK(corio_cancel(ta));
+    CHECK_OK(corio_task_cancel(ta));
     void *r;
-    CHECK_OK(corio_join(ta, &r));
+    CHECK_OK(corio_task_join(ta, &r));
     CHECK_ERR((intptr_t)r, -ECANCELED);
     /* the cancelled waiter left the list: setting wakes only b */
     corio_event_set(&ev);
-    CHECK_OK(corio_join(tb, &r));
+    CHECK_OK(corio_task_join(tb, &r));
     CHECK_EQ((intptr_t)r, 0);
     CHECK_MEM(order, "ab", 2);
 

@@ -24,8 +24,8 @@ static void echo_handler(corio_stream *s, void *arg)
 {
     char buf[256];
     ssize_t n;
-    while ((n = corio_read(s, buf, sizeof buf)) > 0) {
-        if (corio_write(s, buf, (size_t)n) < 0 || corio_drain(s) < 0)
+    while ((n = corio_stream_read(s, buf, sizeof buf)) > 0) {
+        if (corio_stream_write(s, buf, (size_t)n) < 0 || corio_stream_drain(s) < 0)
             return;
     }
 }
@@ -53,18 +53,18 @@ static void *scenario(void *arg)
     if (r < 0)
         return (void *)(intptr_t)r;
     corio_server *srv;
-    r = corio_start_server("127.0.0.1", 0, echo_handler, NULL, NULL, &srv);
+    r = corio_server_start("127.0.0.1", 0, echo_handler, NULL, NULL, &srv);
     if (r < 0)
         return (void *)(intptr_t)r;
     corio_stream *c = NULL;
-    r = corio_open_connection("localhost", corio_server_port(srv), &c);
+    r = corio_stream_connect("localhost", corio_server_port(srv), &c);
     if (r == 0) {
         char line[64];
-        r = corio_write(c, "ping\n", 5);
+        r = corio_stream_write(c, "ping\n", 5);
         if (r == 0)
-            r = corio_drain(c);
+            r = corio_stream_drain(c);
         if (r == 0) {
-            ssize_t got = corio_readline(c, line, sizeof line);
+            ssize_t got = corio_stream_readline(c, line, sizeof line);
             r = got == 5 && !memcmp(line, "ping\n", 5) ? 0 : (got < 0 ? (int)got : -EPROTO);
         }
         corio_stream_close(c);
@@ -80,7 +80,7 @@ static void hello_handler(corio_http_request *req, corio_http_response *resp, vo
 {
     (void)req;
     (void)arg;
-    corio_http_respond(resp, 200, "text/plain", "hello", 5);
+    corio_http_response_send(resp, 200, "text/plain", "hello", 5);
 }
 
 #define HELLO_RESP_END "\r\n\r\nhello"
@@ -89,7 +89,7 @@ static int expect_hellos(corio_stream *c, int count)
 {
     for (int i = 0; i < count; i++) {
         const char *p;
-        ssize_t len = corio_readuntil(c, HELLO_RESP_END, strlen(HELLO_RESP_END), &p);
+        ssize_t len = corio_stream_readuntil(c, HELLO_RESP_END, strlen(HELLO_RESP_END), &p);
         if (len < 0)
             return (int)len;
         if (len < 17 || memcmp(p, "HTTP/1.1 200 OK\r\n", 17) != 0)
@@ -106,18 +106,18 @@ static void *http_scenario(void *arg)
     if (r < 0)
         return (void *)(intptr_t)r;
     corio_stream *c = NULL;
-    r = corio_open_connection("127.0.0.1", corio_http_server_port(srv), &c);
+    r = corio_stream_connect("127.0.0.1", corio_http_server_port(srv), &c);
     static const char get[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
     if (r == 0) {
-        r = corio_write(c, get, strlen(get));
+        r = corio_stream_write(c, get, strlen(get));
         if (r == 0)
             r = expect_hellos(c, 1);
         if (r == 0)
             r = corio_sleep_ms(20); /* the server parks the connection */
         if (r == 0)
-            r = corio_write(c, get, strlen(get));
+            r = corio_stream_write(c, get, strlen(get));
         if (r == 0)
-            r = corio_write(c, get, strlen(get));
+            r = corio_stream_write(c, get, strlen(get));
         if (r == 0)
             r = expect_hellos(c, 2);
         corio_stream_close(c);
@@ -200,12 +200,12 @@ static int pipe_steps(void)
         corio_stream_close(w);
         return -ENOMEM;
     }
-    int r = corio_write(w, "through a pipe\n", 15);
+    int r = corio_stream_write(w, "through a pipe\n", 15);
     if (r == 0)
-        r = corio_drain(w);
+        r = corio_stream_drain(w);
     char line[32];
     if (r == 0) {
-        ssize_t got = corio_readline(rd, line, sizeof line);
+        ssize_t got = corio_stream_readline(rd, line, sizeof line);
         r = got == 15 && !memcmp(line, "through a pipe\n", 15) ? 0 : (got < 0 ? (int)got : -EPROTO);
     }
     corio_stream_close(w);
@@ -221,11 +221,11 @@ static int thread_steps(void)
         return r;
     if (res != (void *)81)
         return -EPROTO;
-    corio_loop_ref *ref = corio_loop_get_ref();
+    corio_loop_ref *ref = corio_loop_ref_get();
     if (!ref)
         return -errno;
     int ran = 0;
-    r = corio_call_soon_threadsafe(ref, posted, &ran);
+    r = corio_loop_ref_call_soon(ref, posted, &ran);
     corio_loop_ref_release(ref);
     for (int i = 0; r == 0 && !ran && i < 1000; i++)
         r = corio_sleep_ms(1);

@@ -445,8 +445,8 @@ static void *fifo_main(void *arg)
     CHECK_OK(corio_sleep_ms(50));
     CHECK(!corio_task_done(t)); /* really blocked */
     uint64_t t0 = test_ms();
-    CHECK_OK(corio_cancel(t));
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_OK(corio_task_cancel(t));
+    CHECK_OK(corio_task_join(t, NULL));
     CHECK(test_ms() - t0 < 2000);
     CHECK_ERR(r.res, -ECANCELED);
     CHECK(r.intact);
@@ -472,7 +472,7 @@ static void *fifo_main(void *arg)
     t = corio_spawn(fifo_read_task, &r);
     CHECK_OK(corio_sleep_ms(20));
     CHECK_ERR(corio_file_write(fd, "hello", 5), 5);
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_OK(corio_task_join(t, NULL));
     CHECK_ERR(r.res, 5);
     CHECK_MEM(r.buf, "hello", 5);
 
@@ -502,7 +502,7 @@ static void *precancel_main(void *arg)
     tmpdir_make();
     int fd = corio_file_open(P("c"), O_CREAT | O_RDWR, 0600);
     CHECK_OK(fd);
-    CHECK_OK(corio_cancel(corio_current()));
+    CHECK_OK(corio_task_cancel(corio_current()));
     CHECK_ERR(corio_file_open(P("never"), O_CREAT | O_WRONLY, 0600), -ECANCELED);
     CHECK_ERR(access(P("never"), F_OK), -1);
     char buf[4];
@@ -572,8 +572,8 @@ static void *pool_sync_main(void *arg)
     corio_task *t = corio_spawn(sync_task, &c);
     while (!atomic_load(&c.job.started))
         CHECK_OK(corio_sleep_ms(1));
-    CHECK_OK(corio_cancel(t));
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_OK(corio_task_cancel(t));
+    CHECK_OK(corio_task_join(t, NULL));
     CHECK_EQ(c.res, 0);
     CHECK(c.finished_at_return); /* it did wait for the worker */
     CHECK_STR(c.job.out, "written by the worker");
@@ -596,8 +596,8 @@ static void *pool_sync_main(void *arg)
     CHECK_OK(corio_sleep_ms(30));
     CHECK(!atomic_load(&q.job.started));
     uint64_t t0 = test_ms();
-    CHECK_OK(corio_cancel(t));
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_OK(corio_task_cancel(t));
+    CHECK_OK(corio_task_join(t, NULL));
     CHECK_ERR(q.res, -ECANCELED);
     CHECK(q.returned_ms - t0 < 500); /* did not wait for a worker (1 s) */
     CHECK(!atomic_load(&q.job.started));

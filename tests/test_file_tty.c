@@ -192,7 +192,7 @@ static void *race_main(void *arg)
 
     for (int i = 0; i < NREADERS; i++)
         if (!rd[i].done)
-            CHECK_OK(corio_cancel(t[i]));
+            CHECK_OK(corio_task_cancel(t[i]));
     CHECK_OK(corio_gather(t, NREADERS, NULL));
     for (int i = 0; i < NREADERS; i++)
         CHECK(rd[i].n > 0 || rd[i].n == -ECANCELED);
@@ -273,8 +273,8 @@ static void *tty_interrupt_main(void *arg)
         CHECK_OK(corio_sleep_ms(30));
         CHECK(!rd.done); /* waits, also on a non-blocking description */
         t0 = test_ms();
-        CHECK_OK(corio_cancel(t));
-        CHECK_OK(corio_join(t, NULL));
+        CHECK_OK(corio_task_cancel(t));
+        CHECK_OK(corio_task_join(t, NULL));
         CHECK(test_ms() - t0 < 2000);
         CHECK_ERR(rd.n, -ECANCELED);
 
@@ -285,7 +285,7 @@ static void *tty_interrupt_main(void *arg)
         CHECK_OK(corio_sleep_ms(20));
         CHECK(!rd.done);
         CHECK_EQ(write(m, "typed\n", 6), 6);
-        CHECK_OK(corio_join(t, NULL));
+        CHECK_OK(corio_task_join(t, NULL));
         CHECK_ERR(rd.n, 6);
         CHECK_MEM(rd.buf, "typed\n", 6);
 
@@ -334,7 +334,7 @@ static void *inotify_main(void *arg)
     memcpy(&ev, won->buf, sizeof ev);
     CHECK(ev.mask & IN_CREATE);
     CHECK_STR(won->buf + sizeof ev, "new");
-    CHECK_OK(corio_cancel(t[rd[0].done ? 1 : 0]));
+    CHECK_OK(corio_task_cancel(t[rd[0].done ? 1 : 0]));
     CHECK_OK(corio_gather(t, 2, NULL));
     CHECK_ERR((rd[0].n < 0 ? rd[0].n : rd[1].n), -ECANCELED);
     CHECK_EQ(fcntl(ifd, F_GETFL), fl);
@@ -476,8 +476,8 @@ static void *tty_write_cancel_main(void *arg)
     CHECK_OK(corio_sleep_ms(50));
     CHECK(!w.done);
     uint64_t t0 = test_ms();
-    CHECK_OK(corio_cancel(t));
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_OK(corio_task_cancel(t));
+    CHECK_OK(corio_task_join(t, NULL));
     CHECK(test_ms() - t0 < 2000);
     CHECK(w.n > 0 && w.n < BIG); /* part of it went out before the tty filled */
     /* Read back what is in the tty without blocking. */
@@ -527,7 +527,7 @@ static void *fifo_big_write_main(void *arg)
             CHECK_OK(corio_sleep_ms(50));
             CHECK(!w.done); /* the FIFO is full */
             atomic_store(&dr.go, true);
-            CHECK_OK(corio_join(t, NULL));
+            CHECK_OK(corio_task_join(t, NULL));
             n = w.n;
         } else {
             /* pieces that straddle the pipe's pages */

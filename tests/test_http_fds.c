@@ -23,7 +23,7 @@ static void hello(corio_http_request *req, corio_http_response *resp, void *arg)
 {
     (void)req;
     (void)arg;
-    corio_http_respond(resp, 200, "text/plain", "Hello, world!", 13);
+    corio_http_response_send(resp, 200, "text/plain", "Hello, world!", 13);
 }
 
 /* Send one request on s and wait (at most ANSWER_MS) for its answer.
@@ -33,8 +33,8 @@ static bool ask(corio_stream *s)
     static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     const char *line;
     corio_deadline d = corio_deadline_push(ANSWER_MS);
-    bool ok = corio_write(s, req, sizeof req - 1) == 0 && corio_drain(s) == 0 &&
-              corio_readuntil(s, "Hello, world!", 13, &line) > 0;
+    bool ok = corio_stream_write(s, req, sizeof req - 1) == 0 && corio_stream_drain(s) == 0 &&
+              corio_stream_readuntil(s, "Hello, world!", 13, &line) > 0;
     corio_deadline_pop(d);
     return ok;
 }
@@ -44,7 +44,7 @@ static corio_stream *client(uint16_t port)
 {
     corio_stream *s;
     corio_deadline d = corio_deadline_push(ANSWER_MS);
-    int r = corio_open_connection("127.0.0.1", port, &s);
+    int r = corio_stream_connect("127.0.0.1", port, &s);
     corio_deadline_pop(d);
     if (r < 0)
         return NULL;
@@ -60,7 +60,7 @@ static bool sees_eof(corio_stream *s)
 {
     char b[64];
     corio_deadline d = corio_deadline_push(ANSWER_MS);
-    ssize_t n = corio_read(s, b, sizeof b);
+    ssize_t n = corio_stream_read(s, b, sizeof b);
     corio_deadline_pop(d);
     return n == 0;
 }
@@ -162,10 +162,10 @@ static void shutdown_handler(corio_http_request *req, corio_http_response *resp,
     if (req->path.len == 9 && memcmp(req->path.ptr, "/shutdown", 9) == 0) {
         close_result = corio_http_server_close(closing_srv, 1000);
         /* the server is closed, but this connection still answers */
-        corio_http_respond(resp, 200, "text/plain", "bye", 3);
+        corio_http_response_send(resp, 200, "text/plain", "bye", 3);
         return;
     }
-    corio_http_respond(resp, 200, "text/plain", "Hello, world!", 13);
+    corio_http_response_send(resp, 200, "text/plain", "Hello, world!", 13);
 }
 
 /* Read everything until EOF (bounded); returns the length, -1 on error. */
@@ -174,7 +174,7 @@ static ssize_t read_all(corio_stream *s, char *buf, size_t cap)
     size_t have = 0;
     corio_deadline d = corio_deadline_push(ANSWER_MS);
     for (;;) {
-        ssize_t n = corio_read(s, buf + have, cap - 1 - have);
+        ssize_t n = corio_stream_read(s, buf + have, cap - 1 - have);
         if (n <= 0) {
             corio_deadline_pop(d);
             buf[have] = 0;
@@ -194,9 +194,9 @@ static void *close_main(void *arg)
     corio_stream *idle = client(port); /* a parked keep-alive connection */
     CHECK(idle);
     corio_stream *s;
-    CHECK_OK(corio_open_connection("127.0.0.1", port, &s));
+    CHECK_OK(corio_stream_connect("127.0.0.1", port, &s));
     static const char req[] = "GET /shutdown HTTP/1.1\r\nHost: x\r\n\r\n";
-    CHECK_OK(corio_write(s, req, sizeof req - 1));
+    CHECK_OK(corio_stream_write(s, req, sizeof req - 1));
     char buf[1024];
     ssize_t n = read_all(s, buf, sizeof buf);
     CHECK(n > 0);
@@ -211,7 +211,7 @@ static void *close_main(void *arg)
      * that), and no new connection is taken */
     CHECK_EQ(test_fd_count(), baseline);
     corio_stream *late;
-    CHECK_ERR(corio_open_connection("127.0.0.1", port, &late), -ECONNREFUSED);
+    CHECK_ERR(corio_stream_connect("127.0.0.1", port, &late), -ECONNREFUSED);
     return NULL;
 }
 

@@ -15,7 +15,7 @@
 
 static void hello(corio_http_request *req, corio_http_response *resp, void *arg)
 {
-    corio_http_respond(resp, 200, "text/plain", "Hello, world!", 13);
+    corio_http_response_send(resp, 200, "text/plain", "Hello, world!", 13);
 }
 
 typedef struct client {
@@ -36,12 +36,12 @@ static corio_stream *get_once(uint16_t port, bool *answered)
 {
     corio_stream *s;
     *answered = false;
-    if (corio_open_connection("127.0.0.1", port, &s) < 0)
+    if (corio_stream_connect("127.0.0.1", port, &s) < 0)
         return NULL;
     static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     const char *answer;
-    *answered = corio_write(s, req, sizeof req - 1) == 0 && corio_drain(s) == 0 &&
-                corio_readuntil(s, "Hello, world!", 13, &answer) > 0;
+    *answered = corio_stream_write(s, req, sizeof req - 1) == 0 && corio_stream_drain(s) == 0 &&
+                corio_stream_readuntil(s, "Hello, world!", 13, &answer) > 0;
     return s;
 }
 
@@ -58,7 +58,7 @@ static void *client_task(void *arg)
         idle_clients++;
         /* now idle: the next thing the server does is close us */
         corio_deadline d = corio_deadline_push(idle_read_ms ? idle_read_ms : 60000);
-        ssize_t n = corio_read(s, b, sizeof b);
+        ssize_t n = corio_stream_read(s, b, sizeof b);
         corio_deadline_pop(d);
         c->eof_ms = test_ms();
         c->result = n == 0 ? 1 : -1;

@@ -1,6 +1,6 @@
 /*
  * Where the HTTP server listens (corio_http_server_start, through
- * src/io/listen.c like corio_start_server): host NULL or "" answers on IPv4
+ * src/io/listen.c like corio_server_start): host NULL or "" answers on IPv4
  * and IPv6 through one dual-stack socket; a numeric IPv4 host answers on
  * IPv4 only; a name answers on every address it resolves to, all on one
  * port, each listener with its own accept task.  The connection cap is
@@ -101,7 +101,7 @@ static void handler(corio_http_request *req, corio_http_response *resp, void *ar
     }
     char peer[64];
     corio_http_request_peer(req, peer, sizeof peer);
-    corio_http_respond(resp, 200, "text/plain", peer, strlen(peer));
+    corio_http_response_send(resp, 200, "text/plain", peer, strlen(peer));
 }
 
 /* Connect to loopback of family on port: the fd, or -errno. */
@@ -386,7 +386,7 @@ static void *graceful_main(void *a)
     while (!__atomic_load_n(&slow_started, __ATOMIC_SEQ_CST))
         CHECK_OK(corio_sleep_ms(2));
     CHECK_OK(corio_http_server_close(srv, 3000));
-    CHECK_OK(corio_join(ct, NULL));
+    CHECK_OK(corio_task_join(ct, NULL));
     CHECK_EQ(test_fd_count(), baseline);
     CHECK_ERR(cconnect(AF_INET, g->port), -ECONNREFUSED);
     if (g->v6)

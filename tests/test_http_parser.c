@@ -193,13 +193,13 @@ static void run_head_case(const head_case *c)
     corio_http_request whole, bytewise;
 
     corio_http_request_init(&whole, h1, NHDR);
-    ssize_t r1 = corio_http_parse_request(&whole, buf, c->len, c->lim);
+    ssize_t r1 = corio_http_request_parse(&whole, buf, c->len, c->lim);
 
     corio_http_request_init(&bytewise, h2, NHDR);
     ssize_t r2 = 0;
     size_t n;
     for (n = 1; n <= c->len; n++)
-        if ((r2 = corio_http_parse_request(&bytewise, buf, n, c->lim)) != 0)
+        if ((r2 = corio_http_request_parse(&bytewise, buf, n, c->lim)) != 0)
             break;
 
     long long want = c->status == NEED_MORE ? 0 : c->status ? -c->status : (long long)(c->consumed ? c->consumed : c->len);
@@ -248,15 +248,15 @@ TEST(header_lookup_is_case_insensitive)
     corio_http_header h[NHDR];
     corio_http_request req;
     corio_http_request_init(&req, h, NHDR);
-    CHECK_EQ(corio_http_parse_request(&req, in, sizeof in - 1, NULL), sizeof in - 1);
+    CHECK_EQ(corio_http_request_parse(&req, in, sizeof in - 1, NULL), sizeof in - 1);
     size_t len = 99;
-    const char *v = corio_http_header_get(&req, "x-THING", &len);
+    const char *v = corio_http_request_header(&req, "x-THING", &len);
     CHECK(v && len == 3 && memcmp(v, "one", 3) == 0);
-    v = corio_http_header_get(&req, "empty", &len);
+    v = corio_http_request_header(&req, "empty", &len);
     CHECK(v && len == 0);
-    CHECK(corio_http_header_get(&req, "X-Thin", &len) == NULL);
+    CHECK(corio_http_request_header(&req, "X-Thin", &len) == NULL);
     CHECK_EQ(len, 0);
-    CHECK(corio_http_header_get(&req, "host", NULL) == in + 22);
+    CHECK(corio_http_request_header(&req, "host", NULL) == in + 22);
     CHECK_STR(corio_http_reason(431), "Request Header Fields Too Large");
 }
 
@@ -266,7 +266,7 @@ TEST(header_array_capacity_caps_max_headers)
     corio_http_header h[1];
     corio_http_request req;
     corio_http_request_init(&req, h, 1);
-    CHECK_EQ(corio_http_parse_request(&req, in, sizeof in - 1, NULL), -431);
+    CHECK_EQ(corio_http_request_parse(&req, in, sizeof in - 1, NULL), -431);
 }
 
 TEST(pipelined_requests_consume_exactly_their_bytes)
@@ -279,7 +279,7 @@ TEST(pipelined_requests_consume_exactly_their_bytes)
     corio_http_request req;
 
     corio_http_request_init(&req, h, NHDR);
-    CHECK_EQ(corio_http_parse_request(&req, in, len, NULL), first);
+    CHECK_EQ(corio_http_request_parse(&req, in, len, NULL), first);
     check_str("path", "first", req.path, "/a");
     CHECK_EQ(req.content_length, 5);
     CHECK(req.keep_alive);
@@ -287,13 +287,13 @@ TEST(pipelined_requests_consume_exactly_their_bytes)
     corio_http_request_init(&req, h, NHDR);
     size_t n;
     for (n = 1; n <= len; n++)
-        if (corio_http_parse_request(&req, in, n, NULL) != 0)
+        if (corio_http_request_parse(&req, in, n, NULL) != 0)
             break;
     CHECK_EQ(n, first);
 
     size_t off = first + 5;
     corio_http_request_init(&req, h, NHDR);
-    ssize_t r = corio_http_parse_request(&req, in + off, len - off, NULL);
+    ssize_t r = corio_http_request_parse(&req, in + off, len - off, NULL);
     CHECK_EQ(r, strlen("GET /b HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"));
     check_str("path", "second", req.path, "/b");
     CHECK(!req.keep_alive);
@@ -301,13 +301,13 @@ TEST(pipelined_requests_consume_exactly_their_bytes)
 
     off += (size_t)r;
     corio_http_request_init(&req, h, NHDR);
-    r = corio_http_parse_request(&req, in + off, len - off, NULL);
+    r = corio_http_request_parse(&req, in + off, len - off, NULL);
     CHECK_EQ(r, strlen("GET /c HTTP/1.1\r\nHost: h\r\n\r\n"));
     check_str("path", "third", req.path, "/c");
 
     off += (size_t)r;
     corio_http_request_init(&req, h, NHDR);
-    CHECK_EQ(corio_http_parse_request(&req, in + off, len - off, NULL), 0); /* "GET": need more */
+    CHECK_EQ(corio_http_request_parse(&req, in + off, len - off, NULL), 0); /* "GET": need more */
 }
 
 /* ---- chunked ------------------------------------------------------------ */

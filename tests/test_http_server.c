@@ -37,16 +37,16 @@ static void handler(corio_http_request *req, corio_http_response *resp, void *ar
     if (path_is(req, "/echo")) {
         const char *b;
         size_t n;
-        int r = corio_http_read_body(req, 1 << 20, &b, &n);
+        int r = corio_http_request_read_body(req, 1 << 20, &b, &n);
         if (r < 0)
             return; /* the server answers 400 / 408 / 413 itself */
-        corio_http_respond(resp, 200, "text/plain", b, n);
+        corio_http_response_send(resp, 200, "text/plain", b, n);
     } else if (path_is(req, "/pieces")) {
         /* streamed body reads in small pieces, echoed as a chunked response */
         corio_http_response_begin(resp, 200, "text/plain");
         char buf[3];
         ssize_t r;
-        while ((r = corio_http_body_read(req, buf, sizeof buf)) > 0)
+        while ((r = corio_http_request_read(req, buf, sizeof buf)) > 0)
             corio_http_response_write(resp, buf, (size_t)r);
         corio_http_response_end(resp);
     } else if (path_is(req, "/stream")) {
@@ -55,28 +55,28 @@ static void handler(corio_http_request *req, corio_http_response *resp, void *ar
         corio_http_response_write(resp, "cde", 3);
         corio_http_response_end(resp);
     } else if (path_is(req, "/noread")) {
-        corio_http_respond(resp, 200, "text/plain", "ok", 2);
+        corio_http_response_send(resp, 200, "text/plain", "ok", 2);
     } else if (path_is(req, "/slow")) {
         corio_sleep_ms(300);
-        corio_http_respond(resp, 200, "text/plain", "slow", 4);
+        corio_http_response_send(resp, 200, "text/plain", "slow", 4);
     } else if (path_is(req, "/release")) {
         /* answers once the client says so (release_slow): in flight for
          * as long as the client needs, however slow the machine */
         for (int i = 0; i < 60000 && !__atomic_load_n(&release_slow, __ATOMIC_SEQ_CST); i++)
             if (corio_sleep_ms(1) < 0)
                 return;
-        corio_http_respond(resp, 200, "text/plain", "slow", 4);
+        corio_http_response_send(resp, 200, "text/plain", "slow", 4);
     } else if (path_is(req, "/hang")) {
         corio_sleep_ms(600000); /* until the server's close cancels it */
     } else if (path_is(req, "/q")) {
-        corio_http_respond(resp, 200, NULL, req->query.ptr, req->query.len);
+        corio_http_response_send(resp, 200, NULL, req->query.ptr, req->query.len);
     } else if (path_is(req, "/hdr")) {
         size_t n = 0;
-        const char *v = corio_http_header_get(req, "x-thing", &n);
+        const char *v = corio_http_request_header(req, "x-thing", &n);
         CHECK_OK(corio_http_response_add_header(resp, "X-Echo", "yes"));
-        corio_http_respond(resp, 200, "text/plain", v ? v : "none", v ? n : 4);
+        corio_http_response_send(resp, 200, "text/plain", v ? v : "none", v ? n : 4);
     } else {
-        corio_http_respond(resp, 200, "text/plain", "hello", 5);
+        corio_http_response_send(resp, 200, "text/plain", "hello", 5);
     }
 }
 
@@ -186,9 +186,9 @@ static void *server_main(void *a)
         while (__atomic_load_n(&handled, __ATOMIC_SEQ_CST) < t->close_at_handled)
             CHECK_OK(corio_sleep_ms(1));
         CHECK_OK(corio_http_server_close(t->srv, t->grace_ms));
-        CHECK_OK(corio_join(ct, NULL));
+        CHECK_OK(corio_task_join(ct, NULL));
     } else {
-        CHECK_OK(corio_join(ct, NULL));
+        CHECK_OK(corio_task_join(ct, NULL));
         CHECK_OK(corio_http_server_close(t->srv, 1000));
     }
     return NULL;
@@ -686,7 +686,7 @@ static void *idle_many_main(void *a)
     CHECK_EQ(corio_http_server_connections(t->srv), 100);
     CHECK(corio__loop()->live_count < 10);
     __atomic_store_n(&idle_phase, 2, __ATOMIC_SEQ_CST);
-    CHECK_OK(corio_join(ct, NULL));
+    CHECK_OK(corio_task_join(ct, NULL));
     CHECK_OK(corio_http_server_close(t->srv, 1000));
     return NULL;
 }
@@ -777,18 +777,18 @@ static void c_big_after_idle(tctx *t)
 }
 TEST(large_request_wakes_a_parked_connection) { run_client(c_big_after_idle, NULL); }
 
-/* corio_http_serve_until_signal: one waiter per process (a second task,
+/* corio_http_server_serve_until_signal: one waiter per process (a second task,
  * or a loop on another thread, gets -EBUSY), the signal's number comes
  * back, and the slot is free again afterwards. */
 #include <pthread.h>
 #include <signal.h>
 
-static void *sig_waiter(void *arg) { return (void *)(intptr_t)corio_http_serve_until_signal(arg); }
+static void *sig_waiter(void *arg) { return (void *)(intptr_t)corio_http_server_serve_until_signal(arg); }
 
 static void *other_loop_main(void *arg)
 {
     (void)arg;
-    return (void *)(intptr_t)corio_http_serve_until_signal(NULL);
+    return (void *)(intptr_t)corio_http_server_serve_until_signal(NULL);
 }
 
 static void *other_loop_thread(void *arg)
@@ -811,7 +811,7 @@ static void *signal_main(void *arg)
     for (int round = 0; round < 2; round++) {
         corio_task *a = corio_spawn(sig_waiter, NULL);
         CHECK_OK(corio_sleep_ms(10)); /* a waits now */
-        CHECK_ERR(corio_http_serve_until_signal(NULL), -EBUSY);
+        CHECK_ERR(corio_http_server_serve_until_signal(NULL), -EBUSY);
         int other = 0;
         pthread_t th;
         CHECK_EQ(pthread_create(&th, NULL, other_loop_thread, &other), 0);
@@ -819,7 +819,7 @@ static void *signal_main(void *arg)
         CHECK_ERR(other, -EBUSY);
         CHECK_OK(raise(round ? SIGINT : SIGTERM));
         void *res;
-        CHECK_OK(corio_join(a, &res));
+        CHECK_OK(corio_task_join(a, &res));
         CHECK_EQ((int)(intptr_t)res, round ? SIGINT : SIGTERM);
     }
     return NULL;
@@ -839,7 +839,7 @@ static void *signal_fail_main(void *arg)
         CHECK_OK(sigaction(SIGINT, NULL, &before));
         corio_fi_fail_next("sigaction", which); /* SIGINT's, then SIGTERM's */
         corio_deadline d = corio_deadline_push(2000);
-        int r = corio_http_serve_until_signal(NULL);
+        int r = corio_http_server_serve_until_signal(NULL);
         corio_deadline_pop(d);
         corio_fi_fail_next("sigaction", 0);
         CHECK_ERR(r, -EINVAL);
@@ -851,7 +851,7 @@ static void *signal_fail_main(void *arg)
     CHECK_OK(corio_sleep_ms(10));
     CHECK_OK(raise(SIGTERM));
     void *res;
-    CHECK_OK(corio_join(a, &res));
+    CHECK_OK(corio_task_join(a, &res));
     CHECK_EQ((int)(intptr_t)res, SIGTERM);
     return NULL;
 }

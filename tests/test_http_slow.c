@@ -15,7 +15,7 @@ static char *body;
 
 static void big(corio_http_request *req, corio_http_response *resp, void *arg)
 {
-    corio_http_respond(resp, 200, "application/octet-stream", body, BODY);
+    corio_http_response_send(resp, 200, "application/octet-stream", body, BODY);
 }
 
 static corio_http_server *start(void)
@@ -31,10 +31,10 @@ static corio_http_server *start(void)
 static corio_stream *ask(corio_http_server *srv)
 {
     corio_stream *s;
-    CHECK_OK(corio_open_connection("127.0.0.1", corio_http_server_port(srv), &s));
+    CHECK_OK(corio_stream_connect("127.0.0.1", corio_http_server_port(srv), &s));
     static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-    CHECK_OK(corio_write(s, req, sizeof req - 1));
-    CHECK_OK(corio_drain(s));
+    CHECK_OK(corio_stream_write(s, req, sizeof req - 1));
+    CHECK_OK(corio_stream_drain(s));
     return s;
 }
 
@@ -42,11 +42,11 @@ static corio_stream *ask(corio_http_server *srv)
 static size_t read_body(corio_stream *s, unsigned pause_ms)
 {
     const char *head;
-    CHECK(corio_readuntil(s, "\r\n\r\n", 4, &head) > 0);
+    CHECK(corio_stream_readuntil(s, "\r\n\r\n", 4, &head) > 0);
     static char buf[1 << 20];
     size_t got = 0;
     for (;;) {
-        ssize_t n = corio_read(s, buf, sizeof buf);
+        ssize_t n = corio_stream_read(s, buf, sizeof buf);
         if (n <= 0)
             break;
         if (memcmp(buf, body + got, (size_t)n) != 0)

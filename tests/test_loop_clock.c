@@ -31,8 +31,8 @@ static void *long_turn_main(void *arg)
      * timer BUSY_MS after the turn began */
     corio_task *b = corio_spawn(busy, NULL), *s = corio_spawn(sleeper, &elapsed);
     CHECK(b && s);
-    CHECK_OK(corio_join(b, NULL));
-    CHECK_OK(corio_join(s, NULL));
+    CHECK_OK(corio_task_join(b, NULL));
+    CHECK_OK(corio_task_join(s, NULL));
     /* counted from the turn's start the wait would last BUSY_MS + 10 */
     CHECK(elapsed < BUSY_MS * 9 / 10);
     return NULL;

@@ -60,8 +60,8 @@ static int pipe_without_reader(void)
 static int stream_write_all(corio_stream *s, const void *buf, size_t n)
 {
     corio_stream_set_write_limits(s, 0, 0);
-    int r = corio_write(s, buf, n);
-    return r < 0 ? r : corio_drain(s);
+    int r = corio_stream_write(s, buf, n);
+    return r < 0 ? r : corio_stream_drain(s);
 }
 
 static void *stream_pipe_main(void *arg)
@@ -102,7 +102,7 @@ static void *stream_pipe_leaves_main(void *arg)
     CHECK(s);
     char *b = big_buffer();
     CHECK_ERR(stream_write_all(s, b, BIG), -EPIPE);
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_OK(corio_task_join(t, NULL));
     corio_stream_close(s);
     free(b);
     return NULL;
@@ -147,7 +147,7 @@ static void *file_pipe_leaves_main(void *arg)
     ssize_t n = corio_file_write(wfd, b, BIG);
     CHECK(n > 0 && n < (ssize_t)BIG);
     CHECK_ERR(corio_file_write(wfd, b, BIG), -EPIPE);
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_OK(corio_task_join(t, NULL));
     CHECK_OK(corio_file_close(wfd));
     free(b);
     return NULL;
@@ -218,11 +218,11 @@ static void http_handler(corio_http_request *req, corio_http_response *resp, voi
     http_ctx *h = arg;
     int r;
     if (path_is(req, "/copy"))
-        r = corio_http_respond(resp, 200, "application/octet-stream", h->body, BIG);
+        r = corio_http_response_send(resp, 200, "application/octet-stream", h->body, BIG);
     else if (path_is(req, "/sendfile"))
-        r = corio_http_respond_file(resp, 200, "application/octet-stream", h->file_fd, 0, BIG);
+        r = corio_http_response_send_file(resp, 200, "application/octet-stream", h->file_fd, 0, BIG);
     else
-        r = corio_http_respond(resp, 200, "text/plain", "hello", 5);
+        r = corio_http_response_send(resp, 200, "text/plain", "hello", 5);
     if (r < 0 && h->naborted < 2)
         h->aborted_results[h->naborted++] = r;
 }

@@ -49,11 +49,11 @@ static void *read_line_main(void *arg)
     corio_task *t = corio_spawn(ticker, NULL);
     corio_stream *in = corio_stream_stdin();
     CHECK(in);
-    lr->n = corio_readline(in, lr->line, sizeof lr->line);
+    lr->n = corio_stream_readline(in, lr->line, sizeof lr->line);
     lr->ticks_while_waiting = ticks;
     corio_stream_close(in);
-    corio_cancel(t);
-    CHECK_OK(corio_join(t, NULL));
+    corio_task_cancel(t);
+    CHECK_OK(corio_task_join(t, NULL));
     return NULL;
 }
 
@@ -132,10 +132,10 @@ static void *read_all_main(void *arg)
     char buf[64];
     ssize_t n;
     size_t total = 0;
-    while ((n = corio_read(in, buf, sizeof buf)) > 0)
+    while ((n = corio_stream_read(in, buf, sizeof buf)) > 0)
         total += (size_t)n;
     CHECK_EQ(n, 0);
-    CHECK(corio_at_eof(in));
+    CHECK(corio_stream_at_eof(in));
     corio_stream_close(in);
     return (void *)total;
 }
@@ -169,7 +169,7 @@ static void *cancel_stdin_main(void *arg)
     CHECK(in);
     char line[64];
     corio_deadline d = corio_deadline_push(30);
-    CHECK_ERR(corio_readline(in, line, sizeof line), -CORIO_EDEADLINE);
+    CHECK_ERR(corio_stream_readline(in, line, sizeof line), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
     corio_stream_close(in);
     return NULL;
@@ -189,8 +189,8 @@ static void *pipe_write_main(void *arg)
     int *p = arg;
     corio_stream *out = corio_stream_from_fd(p[1]);
     CHECK(out);
-    CHECK_OK(corio_write(out, "to the pipe\n", 12));
-    CHECK_OK(corio_drain(out));
+    CHECK_OK(corio_stream_write(out, "to the pipe\n", 12));
+    CHECK_OK(corio_stream_drain(out));
     CHECK_OK(corio_stream_aclose(out));
     return NULL;
 }
@@ -215,11 +215,11 @@ static void *pipe_big_write_main(void *arg)
     static char data[1 << 20];
     for (size_t i = 0; i < sizeof data; i++)
         data[i] = (char)(i * 13 + 1);
-    CHECK_OK(corio_write(out, data, sizeof data)); /* far more than a pipe holds */
-    CHECK(corio_write_buffer_size(out) > 0);
-    CHECK_OK(corio_drain(out));
-    CHECK_OK(corio_write_eof(out)); /* flush only: a pipe has no half-close */
-    CHECK_ERR(corio_write(out, "x", 1), -EPIPE);
+    CHECK_OK(corio_stream_write(out, data, sizeof data)); /* far more than a pipe holds */
+    CHECK(corio_stream_write_buffer_size(out) > 0);
+    CHECK_OK(corio_stream_drain(out));
+    CHECK_OK(corio_stream_write_eof(out)); /* flush only: a pipe has no half-close */
+    CHECK_ERR(corio_stream_write(out, "x", 1), -EPIPE);
     CHECK_OK(corio_stream_aclose(out));
     return NULL;
 }
@@ -307,7 +307,7 @@ static void *big_write_main(void *arg)
     static char data[TTY_BIG];
     for (size_t i = 0; i < sizeof data; i++)
         data[i] = (char)('a' + i % 26);
-    CHECK_OK(corio_write(out, data, sizeof data));
+    CHECK_OK(corio_stream_write(out, data, sizeof data));
     int before = ticks;
     /* nobody reads the terminal yet, and the loop keeps ticking (waiting
      * for the ticks themselves, with a ceiling far above their 2 ms) */
@@ -321,8 +321,8 @@ static void *big_write_main(void *arg)
     CHECK_OK(corio_to_thread(join_it, &th, &got));
     CHECK_EQ((intptr_t)got, TTY_BIG);
     CHECK(!reader_fallback_used); /* the loop was never stuck in write() */
-    corio_cancel(t);
-    CHECK_OK(corio_join(t, NULL));
+    corio_task_cancel(t);
+    CHECK_OK(corio_task_join(t, NULL));
     return NULL;
 }
 
@@ -354,7 +354,7 @@ static void *parked_reader(void *arg)
 {
     close_race *c = arg;
     char buf[64];
-    c->r = corio_read(c->s, buf, sizeof buf);
+    c->r = corio_stream_read(c->s, buf, sizeof buf);
     c->done = true;
     return NULL;
 }
@@ -371,7 +371,7 @@ static void *close_parked_main(void *arg)
     CHECK_OK(corio_sleep_ms(10)); /* parked in the poll */
     CHECK(!c.done);
     corio_stream_close(c.s);
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_OK(corio_task_join(t, NULL));
     CHECK(c.done);
     CHECK(c.r < 0);
     CHECK(fcntl(p[0], F_GETFD) < 0); /* closed */

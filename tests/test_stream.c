@@ -35,12 +35,12 @@ static void *play(void *arg)
 {
     script *sc = arg;
     for (int i = 0; i < sc->n; i++) {
-        CHECK_OK(corio_write(sc->s, sc->pieces[i], strlen(sc->pieces[i])));
-        CHECK_OK(corio_drain(sc->s));
+        CHECK_OK(corio_stream_write(sc->s, sc->pieces[i], strlen(sc->pieces[i])));
+        CHECK_OK(corio_stream_drain(sc->s));
         CHECK_OK(corio_sleep_ms(5));
     }
     if (sc->eof)
-        CHECK_OK(corio_write_eof(sc->s));
+        CHECK_OK(corio_stream_write_eof(sc->s));
     return NULL;
 }
 
@@ -56,15 +56,15 @@ static void *readexactly_main(void *arg)
     CHECK(t);
     char buf[32];
     size_t got = 99;
-    CHECK_EQ(corio_readexactly(a, buf, 4, &got), 4);
+    CHECK_EQ(corio_stream_readexactly(a, buf, 4, &got), 4);
     CHECK_MEM(buf, "0123", 4);
     memset(buf, 0, sizeof buf);
-    CHECK_ERR(corio_readexactly(a, buf, 20, &got), -CORIO_EINCOMPLETE);
+    CHECK_ERR(corio_stream_readexactly(a, buf, 20, &got), -CORIO_EINCOMPLETE);
     CHECK_EQ(got, 6);
     CHECK_MEM(buf, "456789", 6);
-    CHECK(corio_at_eof(a));
-    CHECK_EQ(corio_read(a, buf, sizeof buf), 0);
-    CHECK_OK(corio_join(t, NULL));
+    CHECK(corio_stream_at_eof(a));
+    CHECK_EQ(corio_stream_read(a, buf, sizeof buf), 0);
+    CHECK_OK(corio_task_join(t, NULL));
     corio_stream_close(a);
     corio_stream_close(b);
     return NULL;
@@ -88,13 +88,13 @@ static void *bulk_writer(void *arg)
         size_t k = bk->n - off < sizeof chunk ? bk->n - off : sizeof chunk;
         for (size_t i = 0; i < k; i++)
             chunk[i] = pattern(off + i);
-        CHECK_OK(corio_write(bk->s, chunk, k));
-        CHECK_OK(corio_drain(bk->s));
+        CHECK_OK(corio_stream_write(bk->s, chunk, k));
+        CHECK_OK(corio_stream_drain(bk->s));
         off += k;
         if ((off / k) % 16 == 0)
             CHECK_OK(corio_yield());
     }
-    CHECK_OK(corio_write_eof(bk->s));
+    CHECK_OK(corio_stream_write_eof(bk->s));
     return NULL;
 }
 
@@ -107,15 +107,15 @@ static void *readexactly_big_main(void *arg)
     CHECK(t);
     unsigned char *buf = malloc(bk.n);
     unsigned char small[5];
-    CHECK_EQ(corio_readexactly(a, small, 5, NULL), 5); /* leaves a partial buffer behind */
+    CHECK_EQ(corio_stream_readexactly(a, small, 5, NULL), 5); /* leaves a partial buffer behind */
     for (size_t i = 0; i < 5; i++)
         CHECK_EQ(small[i], pattern(i));
-    CHECK_EQ(corio_readexactly(a, buf, bk.n - 5, NULL), bk.n - 5);
+    CHECK_EQ(corio_stream_readexactly(a, buf, bk.n - 5, NULL), bk.n - 5);
     for (size_t i = 0; i < bk.n - 5; i++)
         if (buf[i] != pattern(i + 5))
             test_fail(__FILE__, __LINE__, "byte %zu differs", i + 5);
-    CHECK_EQ(corio_read(a, small, 1), 0);
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_EQ(corio_stream_read(a, small, 1), 0);
+    CHECK_OK(corio_task_join(t, NULL));
     free(buf);
     corio_stream_close(a);
     corio_stream_close(b);
@@ -133,17 +133,17 @@ static void *readline_main(void *arg)
     corio_task *t = corio_spawn(play, &sc);
     CHECK(t);
     char line[64];
-    CHECK_EQ(corio_readline(a, line, sizeof line), 6);
+    CHECK_EQ(corio_stream_readline(a, line, sizeof line), 6);
     CHECK_STR(line, "hello\n");
-    CHECK_EQ(corio_readline(a, line, sizeof line), 6);
+    CHECK_EQ(corio_stream_readline(a, line, sizeof line), 6);
     CHECK_STR(line, "world\n");
-    CHECK_EQ(corio_readline(a, line, sizeof line), 1);
+    CHECK_EQ(corio_stream_readline(a, line, sizeof line), 1);
     CHECK_STR(line, "\n");
-    CHECK_EQ(corio_readline(a, line, sizeof line), 4); /* unterminated tail at EOF */
+    CHECK_EQ(corio_stream_readline(a, line, sizeof line), 4); /* unterminated tail at EOF */
     CHECK_STR(line, "tail");
-    CHECK_EQ(corio_readline(a, line, sizeof line), 0);
-    CHECK(corio_at_eof(a));
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_EQ(corio_stream_readline(a, line, sizeof line), 0);
+    CHECK(corio_stream_at_eof(a));
+    CHECK_OK(corio_task_join(t, NULL));
     corio_stream_close(a);
     corio_stream_close(b);
     return NULL;
@@ -155,11 +155,11 @@ static void *readline_small_buf_main(void *arg)
 {
     corio_stream *a, *b;
     make_pair(&a, &b);
-    CHECK_OK(corio_write(b, "a long line\n", 12));
+    CHECK_OK(corio_stream_write(b, "a long line\n", 12));
     char line[8];
-    CHECK_ERR(corio_readline(a, line, sizeof line), -CORIO_ELIMIT);
+    CHECK_ERR(corio_stream_readline(a, line, sizeof line), -CORIO_ELIMIT);
     char big[16];
-    CHECK_EQ(corio_readline(a, big, sizeof big), 12); /* it stayed buffered */
+    CHECK_EQ(corio_stream_readline(a, big, sizeof big), 12); /* it stayed buffered */
     CHECK_STR(big, "a long line\n");
     corio_stream_close(a);
     corio_stream_close(b);
@@ -178,16 +178,16 @@ static void *readuntil_main(void *arg)
     corio_task *t = corio_spawn(play, &sc);
     CHECK(t);
     const char *head = NULL;
-    ssize_t len = corio_readuntil(a, "\r\n\r\n", 4, &head);
+    ssize_t len = corio_stream_readuntil(a, "\r\n\r\n", 4, &head);
     CHECK_EQ(len, (ssize_t)strlen("GET / HTTP/1.1\r\nA: b\r\n\r\n"));
     CHECK(head);
     CHECK_MEM(head, "GET / HTTP/1.1\r\nA: b\r\n\r\n", (size_t)len);
-    CHECK_ERR(corio_readuntil(a, "\r\n\r\n", 4, &head), -CORIO_EINCOMPLETE);
+    CHECK_ERR(corio_stream_readuntil(a, "\r\n\r\n", 4, &head), -CORIO_EINCOMPLETE);
     CHECK(head == NULL);
     char rest[16];
-    CHECK_EQ(corio_read(a, rest, sizeof rest), 4); /* the partial data is still there */
+    CHECK_EQ(corio_stream_read(a, rest, sizeof rest), 4); /* the partial data is still there */
     CHECK_MEM(rest, "body", 4);
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_OK(corio_task_join(t, NULL));
     corio_stream_close(a);
     corio_stream_close(b);
     return NULL;
@@ -203,15 +203,15 @@ static void *readuntil_limit_main(void *arg)
     char data[300];
     for (size_t i = 0; i < sizeof data; i++)
         data[i] = (char)('a' + i % 26);
-    CHECK_OK(corio_write(b, data, sizeof data));
+    CHECK_OK(corio_stream_write(b, data, sizeof data));
     const char *p;
-    CHECK_ERR(corio_readuntil(a, "\n", 1, &p), -CORIO_ELIMIT);
+    CHECK_ERR(corio_stream_readuntil(a, "\n", 1, &p), -CORIO_ELIMIT);
     CHECK(p == NULL);
     char line[400];
-    CHECK_ERR(corio_readline(a, line, sizeof line), -CORIO_ELIMIT);
+    CHECK_ERR(corio_stream_readline(a, line, sizeof line), -CORIO_ELIMIT);
     /* nothing was lost: every byte can still be read in order */
     char back[300];
-    CHECK_EQ(corio_readexactly(a, back, sizeof back, NULL), sizeof back);
+    CHECK_EQ(corio_stream_readexactly(a, back, sizeof back, NULL), sizeof back);
     CHECK_MEM(back, data, sizeof data);
 
     /* the default limit (64 KiB) holds against a peer that never sends the
@@ -219,8 +219,8 @@ static void *readuntil_limit_main(void *arg)
     corio_stream_set_limit(a, 64 * 1024);
     char *junk = malloc(256 * 1024);
     memset(junk, 'x', 256 * 1024);
-    CHECK_OK(corio_write(b, junk, 256 * 1024));
-    CHECK_ERR(corio_readuntil(a, "\r\n\r\n", 4, &p), -CORIO_ELIMIT);
+    CHECK_OK(corio_stream_write(b, junk, 256 * 1024));
+    CHECK_ERR(corio_stream_readuntil(a, "\r\n\r\n", 4, &p), -CORIO_ELIMIT);
     free(junk);
     corio_stream_close(a);
     corio_stream_close(b);
@@ -234,9 +234,9 @@ static void *readuntil_at_limit_main(void *arg)
     corio_stream *a, *b;
     make_pair(&a, &b);
     corio_stream_set_limit(a, 10);
-    CHECK_OK(corio_write(b, "123456789\nXY", 12)); /* 10 bytes with the separator: fits exactly */
+    CHECK_OK(corio_stream_write(b, "123456789\nXY", 12)); /* 10 bytes with the separator: fits exactly */
     const char *p;
-    CHECK_EQ(corio_readuntil(a, "\n", 1, &p), 10);
+    CHECK_EQ(corio_stream_readuntil(a, "\n", 1, &p), 10);
     CHECK_MEM(p, "123456789\n", 10);
     corio_stream_close(a);
     corio_stream_close(b);
@@ -261,32 +261,32 @@ static void *backpressure_main(void *arg)
     corio_deadline d = corio_deadline_push(200);
     uint64_t t0 = test_ms();
     while (r == 0) {
-        r = corio_write(a, chunk, sizeof chunk);
+        r = corio_stream_write(a, chunk, sizeof chunk);
         if (r == 0) {
             written += sizeof chunk;
-            CHECK(corio_write_buffer_size(a) <= 32 * 1024 + sizeof chunk);
-            r = corio_drain(a);
+            CHECK(corio_stream_write_buffer_size(a) <= 32 * 1024 + sizeof chunk);
+            r = corio_stream_drain(a);
         }
     }
     corio_deadline_pop(d);
     CHECK_ERR(r, -CORIO_EDEADLINE);
     CHECK(test_ms() - t0 >= 150);
-    CHECK(corio_write_buffer_size(a) > 8 * 1024); /* drain really was blocked */
-    CHECK(corio_write_buffer_size(a) <= 32 * 1024 + sizeof chunk);
+    CHECK(corio_stream_write_buffer_size(a) > 8 * 1024); /* drain really was blocked */
+    CHECK(corio_stream_write_buffer_size(a) <= 32 * 1024 + sizeof chunk);
 
     /* once the peer reads, drain completes and every byte arrives */
     size_t total = 0;
     char buf[65536];
     while (total < written) {
-        ssize_t n = corio_read(b, buf, sizeof buf);
+        ssize_t n = corio_stream_read(b, buf, sizeof buf);
         CHECK(n > 0);
         for (ssize_t i = 0; i < n; i++)
             CHECK(buf[i] == 'z');
         total += (size_t)n;
     }
     CHECK_EQ(total, written);
-    CHECK_EQ(corio_write_buffer_size(a), 0);
-    CHECK_OK(corio_drain(a));
+    CHECK_EQ(corio_stream_write_buffer_size(a), 0);
+    CHECK_OK(corio_stream_drain(a));
     corio_stream_close(a);
     corio_stream_close(b);
     return NULL;
@@ -307,9 +307,9 @@ static void *drain_task(void *arg)
     memset(chunk, 'q', sizeof chunk);
     int r = 0;
     while (r == 0) {
-        r = corio_write(d->s, chunk, sizeof chunk);
+        r = corio_stream_write(d->s, chunk, sizeof chunk);
         if (r == 0)
-            r = corio_drain(d->s);
+            r = corio_stream_drain(d->s);
     }
     d->result = r;
     d->done = true;
@@ -325,9 +325,9 @@ static void *cancel_drain_main(void *arg)
     CHECK(t);
     CHECK_OK(corio_sleep_ms(50));
     CHECK(!d.done);
-    CHECK(corio_write_buffer_size(a) > 0);
-    CHECK_OK(corio_cancel(t));
-    CHECK_OK(corio_join(t, NULL));
+    CHECK(corio_stream_write_buffer_size(a) > 0);
+    CHECK_OK(corio_task_cancel(t));
+    CHECK_OK(corio_task_join(t, NULL));
     CHECK_ERR(d.result, -ECANCELED);
     corio_stream_close(a); /* with a flusher still holding a send: must not leak or crash */
     corio_stream_close(b);
@@ -343,13 +343,13 @@ static void *half_close_peer(void *arg)
     char buf[64];
     size_t total = 0;
     ssize_t n;
-    while ((n = corio_read(b, buf, sizeof buf)) > 0)
+    while ((n = corio_stream_read(b, buf, sizeof buf)) > 0)
         total += (size_t)n;
     CHECK_EQ(n, 0);
     CHECK_EQ(total, 5);
-    CHECK(corio_at_eof(b));
-    CHECK_OK(corio_write(b, "reply", 5)); /* the other direction still works */
-    CHECK_OK(corio_write_eof(b));
+    CHECK(corio_stream_at_eof(b));
+    CHECK_OK(corio_stream_write(b, "reply", 5)); /* the other direction still works */
+    CHECK_OK(corio_stream_write_eof(b));
     return NULL;
 }
 
@@ -359,14 +359,14 @@ static void *half_close_main(void *arg)
     make_pair(&a, &b);
     corio_task *t = corio_spawn(half_close_peer, b);
     CHECK(t);
-    CHECK_OK(corio_write(a, "hello", 5));
-    CHECK_OK(corio_write_eof(a));
-    CHECK_ERR(corio_write(a, "x", 1), -EPIPE);
+    CHECK_OK(corio_stream_write(a, "hello", 5));
+    CHECK_OK(corio_stream_write_eof(a));
+    CHECK_ERR(corio_stream_write(a, "x", 1), -EPIPE);
     char buf[16];
-    CHECK_EQ(corio_readexactly(a, buf, 5, NULL), 5);
+    CHECK_EQ(corio_stream_readexactly(a, buf, 5, NULL), 5);
     CHECK_MEM(buf, "reply", 5);
-    CHECK_EQ(corio_read(a, buf, sizeof buf), 0);
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_EQ(corio_stream_read(a, buf, sizeof buf), 0);
+    CHECK_OK(corio_task_join(t, NULL));
     corio_stream_close(a);
     corio_stream_close(b);
     return NULL;
@@ -381,10 +381,10 @@ static void *epipe_main(void *arg)
     corio_stream_close(b);
     int r = 0;
     for (int i = 0; i < 4 && r == 0; i++)
-        r = corio_write(a, "data", 4); /* no SIGPIPE: the process survives */
+        r = corio_stream_write(a, "data", 4); /* no SIGPIPE: the process survives */
     CHECK(r == -EPIPE || r == -ECONNRESET);
-    CHECK_ERR(corio_write(a, "more", 4), r); /* remembered */
-    CHECK_ERR(corio_drain(a), r);
+    CHECK_ERR(corio_stream_write(a, "more", 4), r); /* remembered */
+    CHECK_ERR(corio_stream_drain(a), r);
     corio_stream_close(a);
     return NULL;
 }
@@ -400,7 +400,7 @@ static void *bg_reader(void *arg)
     size_t got = 0;
     CHECK_OK(corio_sleep_ms(30)); /* let the writer fill the socket first */
     ssize_t n;
-    while ((n = corio_read(b, buf + got, sizeof buf - got)) > 0)
+    while ((n = corio_stream_read(b, buf + got, sizeof buf - got)) > 0)
         got += (size_t)n;
     CHECK_EQ(got, sizeof buf);
     for (size_t i = 0; i < got; i++)
@@ -418,10 +418,10 @@ static void *background_flush_main(void *arg)
     static unsigned char data[1 << 20];
     for (size_t i = 0; i < sizeof data; i++)
         data[i] = pattern(i);
-    CHECK_OK(corio_write(a, data, sizeof data));
-    CHECK(corio_write_buffer_size(a) > 0);
+    CHECK_OK(corio_stream_write(a, data, sizeof data));
+    CHECK(corio_stream_write_buffer_size(a) > 0);
     CHECK_OK(corio_stream_aclose(a)); /* flushes everything, then EOF */
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_OK(corio_task_join(t, NULL));
     corio_stream_close(b);
     return NULL;
 }
@@ -439,7 +439,7 @@ static void *blocked_reader(void *arg)
 {
     reader_state *rs = arg;
     char buf[16];
-    rs->result = corio_read(rs->s, buf, sizeof buf);
+    rs->result = corio_stream_read(rs->s, buf, sizeof buf);
     return NULL;
 }
 
@@ -447,7 +447,7 @@ static void *blocked_exact_reader(void *arg)
 {
     reader_state *rs = arg;
     char buf[8192];
-    rs->result = corio_readexactly(rs->s, buf, sizeof buf, NULL);
+    rs->result = corio_stream_readexactly(rs->s, buf, sizeof buf, NULL);
     return NULL;
 }
 
@@ -459,29 +459,29 @@ static void *cancel_read_main(void *arg)
     corio_task *t = corio_spawn(blocked_reader, &rs);
     CHECK(t);
     CHECK_OK(corio_sleep_ms(20));
-    CHECK_OK(corio_cancel(t));
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_OK(corio_task_cancel(t));
+    CHECK_OK(corio_task_join(t, NULL));
     CHECK_ERR(rs.result, -ECANCELED);
 
     /* a cancelled readexactly loses nothing it already took */
     rs.result = 1;
     t = corio_spawn(blocked_exact_reader, &rs);
     CHECK(t);
-    CHECK_OK(corio_write(b, "partial", 7));
+    CHECK_OK(corio_stream_write(b, "partial", 7));
     CHECK_OK(corio_sleep_ms(20));
-    CHECK_OK(corio_cancel(t));
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_OK(corio_task_cancel(t));
+    CHECK_OK(corio_task_join(t, NULL));
     CHECK_ERR(rs.result, -ECANCELED);
 
     /* the stream is still usable by another task */
-    CHECK_OK(corio_write(b, "!", 1));
+    CHECK_OK(corio_stream_write(b, "!", 1));
     char buf[16];
-    CHECK_EQ(corio_readexactly(a, buf, 8, NULL), 8);
+    CHECK_EQ(corio_stream_readexactly(a, buf, 8, NULL), 8);
     CHECK_MEM(buf, "partial!", 8);
 
     /* a deadline on a read */
     corio_deadline d = corio_deadline_push(30);
-    CHECK_ERR(corio_read(a, buf, sizeof buf), -CORIO_EDEADLINE);
+    CHECK_ERR(corio_stream_read(a, buf, sizeof buf), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
     corio_stream_close(a);
     corio_stream_close(b);
@@ -499,7 +499,7 @@ static void *close_while_reading_main(void *arg)
     CHECK(t);
     CHECK_OK(corio_sleep_ms(20));
     corio_stream_close(a); /* the reader is woken; the memory goes when it is out */
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_OK(corio_task_join(t, NULL));
     CHECK(rs.result < 0);
     corio_stream_close(b);
     return NULL;
@@ -517,9 +517,9 @@ static void *busy_main(void *arg)
     CHECK_OK(corio_sleep_ms(10));
     CHECK_EQ(rs.result, 1); /* still parked (else the read below would wait forever) */
     char buf[4];
-    CHECK_ERR(corio_read(a, buf, sizeof buf), -EBUSY);
-    CHECK_OK(corio_write(b, "ok", 2));
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_ERR(corio_stream_read(a, buf, sizeof buf), -EBUSY);
+    CHECK_OK(corio_stream_write(b, "ok", 2));
+    CHECK_OK(corio_task_join(t, NULL));
     CHECK_EQ(rs.result, 2);
     corio_stream_close(a);
     corio_stream_close(b);
@@ -538,8 +538,8 @@ static void *flow_writer(void *arg)
     for (size_t i = 0; i < sizeof data; i++)
         data[i] = pattern(i);
     for (size_t off = 0; off < sizeof data; off += 65536) {
-        CHECK_OK(corio_write(b, data + off, 65536));
-        CHECK_OK(corio_drain(b)); /* keeps the writer's own queue small */
+        CHECK_OK(corio_stream_write(b, data + off, 65536));
+        CHECK_OK(corio_stream_drain(b)); /* keeps the writer's own queue small */
     }
     CHECK_OK(corio_stream_aclose(b));
     return NULL;
@@ -550,8 +550,8 @@ static void *flow_control_main(void *arg)
     corio_stream *a, *b;
     make_pair(&a, &b);
     char first[10];
-    CHECK_OK(corio_write(b, "0123456789", 10));
-    CHECK_EQ(corio_readexactly(a, first, 10, NULL), 10); /* arms the reader side */
+    CHECK_OK(corio_stream_write(b, "0123456789", 10));
+    CHECK_EQ(corio_stream_readexactly(a, first, 10, NULL), 10); /* arms the reader side */
     struct mallinfo2 m0 = mallinfo2();
     corio_task *t = corio_spawn(flow_writer, b);
     CHECK(t);
@@ -563,15 +563,15 @@ static void *flow_control_main(void *arg)
     size_t got = 0;
     ssize_t n;
     unsigned char extra[16];
-    while ((n = got < sizeof buf ? corio_read(a, buf + got, sizeof buf - got > 1000 ? 1000 : sizeof buf - got)
-                                 : corio_read(a, extra, sizeof extra)) > 0)
+    while ((n = got < sizeof buf ? corio_stream_read(a, buf + got, sizeof buf - got > 1000 ? 1000 : sizeof buf - got)
+                                 : corio_stream_read(a, extra, sizeof extra)) > 0)
         got += (size_t)n;
     CHECK_EQ(n, 0);
     CHECK_EQ(got, sizeof buf);
     for (size_t i = 0; i < got; i++)
         if (buf[i] != pattern(i))
             test_fail(__FILE__, __LINE__, "byte %zu differs", i);
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_OK(corio_task_join(t, NULL));
     corio_stream_close(a);
     return NULL;
 }
@@ -587,15 +587,15 @@ static void *linger_main(void *arg)
     static unsigned char data[1 << 20];
     for (size_t i = 0; i < sizeof data; i++)
         data[i] = pattern(i);
-    CHECK_OK(corio_write(a, data, sizeof data));
-    CHECK(corio_write_buffer_size(a) > 0);
+    CHECK_OK(corio_stream_write(a, data, sizeof data));
+    CHECK(corio_stream_write_buffer_size(a) > 0);
     corio_stream_close(a); /* never suspends */
     CHECK_OK(corio_sleep_ms(20)); /* the reader starts late */
     static unsigned char buf[1 << 20];
     size_t got = 0;
     ssize_t n;
     unsigned char extra[16];
-    while ((n = got < sizeof buf ? corio_read(b, buf + got, sizeof buf - got) : corio_read(b, extra, sizeof extra)) > 0)
+    while ((n = got < sizeof buf ? corio_stream_read(b, buf + got, sizeof buf - got) : corio_stream_read(b, extra, sizeof extra)) > 0)
         got += (size_t)n;
     CHECK_EQ(n, 0);
     CHECK_EQ(got, sizeof data);
@@ -623,7 +623,7 @@ typedef struct racer {
 static void *small_reader(void *arg)
 {
     racer *r = arg;
-    r->result = corio_read(r->s, r->buf, 4);
+    r->result = corio_stream_read(r->s, r->buf, 4);
     return NULL;
 }
 
@@ -631,7 +631,7 @@ static void *eager_exact_reader(void *arg)
 {
     racer *r = arg;
     for (;;) {
-        r->result = corio_readexactly(r->s, r->buf, 200, NULL);
+        r->result = corio_stream_readexactly(r->s, r->buf, 200, NULL);
         if (r->result != -EBUSY)
             break;
         r->busy_seen++;
@@ -654,13 +654,13 @@ static void *second_reader_with_data_buffered_main(void *arg)
     corio_task *tb = corio_spawn(eager_exact_reader, &rb);
     CHECK(tb);
     CHECK_OK(corio_yield()); /* rb is now spinning on -EBUSY, ahead of ra in the run queue */
-    CHECK_OK(corio_write(b, data, 100));
+    CHECK_OK(corio_stream_write(b, data, 100));
     corio_deadline d = corio_deadline_push(2000);
-    CHECK_OK(corio_join(ta, NULL));
+    CHECK_OK(corio_task_join(ta, NULL));
     CHECK_EQ(ra.result, 4);
     CHECK_MEM(ra.buf, data, 4);
-    CHECK_OK(corio_write(b, data + 100, 104));
-    CHECK_OK(corio_join(tb, NULL));
+    CHECK_OK(corio_stream_write(b, data + 100, 104));
+    CHECK_OK(corio_task_join(tb, NULL));
     corio_deadline_pop(d);
     CHECK(rb.busy_seen > 0);
     CHECK_EQ(rb.result, 200);
@@ -680,22 +680,22 @@ static void *readuntil_result_stable_main(void *arg)
 {
     corio_stream *a, *b;
     make_pair(&a, &b);
-    CHECK_OK(corio_write(b, "first line\n", 11));
+    CHECK_OK(corio_stream_write(b, "first line\n", 11));
     const char *line;
-    CHECK_EQ(corio_readuntil(a, "\n", 1, &line), 11);
+    CHECK_EQ(corio_stream_readuntil(a, "\n", 1, &line), 11);
     /* the peer goes on sending (more than the buffer holds, so it would
      * have to grow), while this task only sleeps */
     static char junk[48 * 1024];
     memset(junk, 'x', sizeof junk);
-    CHECK_OK(corio_write(b, junk, 100));
+    CHECK_OK(corio_stream_write(b, junk, 100));
     CHECK_OK(corio_sleep_ms(10));
     CHECK_MEM(line, "first line\n", 11);
-    CHECK_OK(corio_write(b, junk, sizeof junk));
+    CHECK_OK(corio_stream_write(b, junk, sizeof junk));
     CHECK_OK(corio_sleep_ms(20));
     CHECK_MEM(line, "first line\n", 11);
     /* and nothing was lost or reordered */
     static char back[100 + sizeof junk];
-    CHECK_EQ(corio_readexactly(a, back, sizeof back, NULL), sizeof back);
+    CHECK_EQ(corio_stream_readexactly(a, back, sizeof back, NULL), sizeof back);
     for (size_t i = 0; i < sizeof back; i++)
         CHECK(back[i] == 'x');
     corio_stream_close(a);
@@ -720,10 +720,10 @@ static void *close_with_everyone_waiting_main(void *arg)
     CHECK(tr && td);
     CHECK_OK(corio_sleep_ms(30));
     CHECK(!d.done);
-    CHECK(corio_write_buffer_size(a) > 0);
+    CHECK(corio_stream_write_buffer_size(a) > 0);
     corio_stream_close(a);
-    CHECK_OK(corio_join(tr, NULL));
-    CHECK_OK(corio_join(td, NULL));
+    CHECK_OK(corio_task_join(tr, NULL));
+    CHECK_OK(corio_task_join(td, NULL));
     CHECK(rs.result < 0);
     CHECK_ERR(d.result, -EPIPE);
     corio_stream_close(b);
@@ -746,7 +746,7 @@ static void *aclose_deadline_main(void *arg)
     make_pair(&a, &b);
     static char data[1 << 20];
     memset(data, 'd', sizeof data);
-    CHECK_OK(corio_write(a, data, sizeof data));
+    CHECK_OK(corio_stream_write(a, data, sizeof data));
     corio_deadline d = corio_deadline_push(30);
     CHECK_ERR(corio_stream_aclose(a), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
@@ -771,23 +771,23 @@ static void *write_eof_cancel_main(void *arg)
     make_pair(&a, &b);
     static char data[1 << 20];
     memset(data, 'e', sizeof data);
-    CHECK_OK(corio_write(a, data, sizeof data));
+    CHECK_OK(corio_stream_write(a, data, sizeof data));
     corio_deadline d = corio_deadline_push(20);
-    CHECK_ERR(corio_write_eof(a), -CORIO_EDEADLINE);
+    CHECK_ERR(corio_stream_write_eof(a), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
-    CHECK_OK(corio_write(a, "!", 1)); /* not shut down yet */
+    CHECK_OK(corio_stream_write(a, "!", 1)); /* not shut down yet */
     static char buf[1 << 16];
     size_t got = 0;
     ssize_t n = 0;
     while (got < sizeof data + 1) {
-        n = corio_read(b, buf, sizeof buf);
+        n = corio_stream_read(b, buf, sizeof buf);
         CHECK(n > 0);
         got += (size_t)n;
     }
     CHECK_EQ(got, sizeof data + 1);
     CHECK_EQ(buf[n - 1], '!');
-    CHECK_OK(corio_write_eof(a));
-    CHECK_EQ(corio_read(b, buf, sizeof buf), 0);
+    CHECK_OK(corio_stream_write_eof(a));
+    CHECK_EQ(corio_stream_read(b, buf, sizeof buf), 0);
     corio_stream_close(a);
     corio_stream_close(b);
     return NULL;

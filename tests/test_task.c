@@ -59,7 +59,7 @@ static void *spawn_join_main(void *arg)
     CHECK(t);
     mark('a'); /* the child runs only once we suspend */
     void *res = NULL;
-    CHECK_OK(corio_join(t, &res));
+    CHECK_OK(corio_task_join(t, &res));
     CHECK_STR((char *)res, "b");
     CHECK_STR(order, "ab");
     return NULL;
@@ -128,13 +128,13 @@ static void *detach_main(void *arg)
 {
     int n = 0;
     for (int i = 0; i < 10; i++)
-        corio_detach(corio_spawn(detached_child, &n));
+        corio_task_detach(corio_spawn(detached_child, &n));
     CHECK_OK(corio_sleep_ms(50));
     CHECK_EQ(n, 10);
     corio_task *t = corio_spawn(return_arg, NULL);
     CHECK_OK(corio_yield());
     CHECK(corio_task_done(t));
-    corio_detach(t); /* finished and detached: freed at once */
+    corio_task_detach(t); /* finished and detached: freed at once */
     return NULL;
 }
 
@@ -142,11 +142,11 @@ TEST(detached_tasks_run_to_completion) { test_run(detach_main, NULL); }
 
 static void *join_self_main(void *arg)
 {
-    CHECK_ERR(corio_join(corio_current(), NULL), -EINVAL);
+    CHECK_ERR(corio_task_join(corio_current(), NULL), -EINVAL);
     CHECK_STR(corio_task_name(corio_current()), "main");
     corio_task *t = corio_spawn_named("a-rather-long-task-name-that-gets-truncated-somewhere", 0, return_arg, NULL);
     CHECK_EQ(strlen(corio_task_name(t)), 31);
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_OK(corio_task_join(t, NULL));
     return NULL;
 }
 
@@ -170,9 +170,9 @@ static void *cancel_sleep_main(void *arg)
     uint64_t t0 = test_ms();
     corio_task *t = corio_spawn(cancel_victim, log);
     CHECK_OK(corio_sleep_ms(5));
-    CHECK_OK(corio_cancel(t));
+    CHECK_OK(corio_task_cancel(t));
     void *res;
-    CHECK_OK(corio_join(t, &res));
+    CHECK_OK(corio_task_join(t, &res));
     CHECK(res == (void *)7); /* cancellation never kills a task: it returns normally */
     CHECK_ERR(log[0], -ECANCELED);
     CHECK_ERR(log[1], -ECANCELED);
@@ -194,13 +194,13 @@ static void *cancel_before_start_main(void *arg)
 {
     int r = 1;
     corio_task *t = corio_spawn(first_wait, &r);
-    CHECK_OK(corio_cancel(t));
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_OK(corio_task_cancel(t));
+    CHECK_OK(corio_task_join(t, NULL));
     CHECK_ERR(r, -ECANCELED);
     t = corio_spawn(return_arg, NULL);
     CHECK_OK(corio_yield());
-    CHECK_ERR(corio_cancel(t), -EALREADY);
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_ERR(corio_task_cancel(t), -EALREADY);
+    CHECK_OK(corio_task_join(t, NULL));
     return NULL;
 }
 
@@ -208,7 +208,7 @@ TEST(cancel_before_first_run_and_after_end) { test_run(cancel_before_start_main,
 
 static void *self_cancel_main(void *arg)
 {
-    CHECK_OK(corio_cancel(corio_current()));
+    CHECK_OK(corio_task_cancel(corio_current()));
     CHECK(corio_cancelled());
     CHECK_ERR(corio_sleep_ms(1), -ECANCELED);
     return (void *)1;
@@ -223,7 +223,7 @@ static void *long_sleeper(void *arg)
 
 static void *joiner_task(void *arg)
 {
-    return (void *)(intptr_t)corio_join(arg, NULL);
+    return (void *)(intptr_t)corio_task_join(arg, NULL);
 }
 
 static void *cancel_join_main(void *arg)
@@ -231,13 +231,13 @@ static void *cancel_join_main(void *arg)
     corio_task *target = corio_spawn(long_sleeper, NULL);
     corio_task *j = corio_spawn(joiner_task, target);
     CHECK_OK(corio_sleep_ms(5));
-    CHECK_OK(corio_cancel(j));
+    CHECK_OK(corio_task_cancel(j));
     void *r;
-    CHECK_OK(corio_join(j, &r));
+    CHECK_OK(corio_task_join(j, &r));
     CHECK_ERR((intptr_t)r, -ECANCELED);
     CHECK(!corio_task_done(target)); /* the joined task is not affected */
-    CHECK_OK(corio_cancel(target));
-    CHECK_OK(corio_join(target, &r)); /* and can still be joined */
+    CHECK_OK(corio_task_cancel(target));
+    CHECK_OK(corio_task_join(target, &r)); /* and can still be joined */
     CHECK_ERR((intptr_t)r, -ECANCELED);
     return NULL;
 }
@@ -265,9 +265,9 @@ static void *cancel_gather_main(void *arg)
     cleanup_ran = 0;
     corio_task *g = corio_spawn(gather_parent, NULL);
     CHECK_OK(corio_sleep_ms(5));
-    CHECK_OK(corio_cancel(g));
+    CHECK_OK(corio_task_cancel(g));
     void *r;
-    CHECK_OK(corio_join(g, &r));
+    CHECK_OK(corio_task_join(g, &r));
     CHECK_ERR((intptr_t)r, -ECANCELED);
     CHECK_EQ(cleanup_ran, 3); /* children were cancelled and awaited */
     return NULL;
@@ -279,7 +279,7 @@ static void *orphan_main(void *arg)
 {
     cleanup_ran = 0;
     for (int i = 0; i < 5; i++)
-        corio_detach(corio_spawn(cleanup_child, NULL));
+        corio_task_detach(corio_spawn(cleanup_child, NULL));
     corio_task *t = corio_spawn(cleanup_child, NULL);
     (void)t; /* never joined: the loop still cancels and awaits it */
     CHECK_OK(corio_yield());
@@ -341,10 +341,10 @@ static void *deadline_join_main(void *arg)
 {
     corio_task *t = corio_spawn(long_sleeper, NULL);
     corio_deadline d = corio_deadline_push(20);
-    CHECK_ERR(corio_join(t, NULL), -CORIO_EDEADLINE);
+    CHECK_ERR(corio_task_join(t, NULL), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
-    CHECK_OK(corio_cancel(t));
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_OK(corio_task_cancel(t));
+    CHECK_OK(corio_task_join(t, NULL));
     return NULL;
 }
 
@@ -434,13 +434,13 @@ TEST(timer_heap_orders_100k_timers) { test_run(timer_heap_main, NULL); }
 /* ---- stalls and overflow ---------------------------------------------- */
 
 static corio_task *stall_main_task;
-static void *stall_child(void *arg) { return (void *)(intptr_t)corio_join(stall_main_task, NULL); }
+static void *stall_child(void *arg) { return (void *)(intptr_t)corio_task_join(stall_main_task, NULL); }
 
 static void *stall_main(void *arg)
 {
     stall_main_task = corio_current();
     corio_task *t = corio_spawn_named("stuck-child", 0, stall_child, NULL);
-    corio_join(t, NULL);
+    corio_task_join(t, NULL);
     return NULL;
 }
 
@@ -478,7 +478,7 @@ static void *overflow_task(void *arg) { return (void *)(intptr_t)recurse(0); }
 static void *overflow_main(void *arg)
 {
     corio_task *t = corio_spawn_named("deep-recursion", 64 * 1024, overflow_task, NULL);
-    corio_join(t, NULL);
+    corio_task_join(t, NULL);
     return NULL;
 }
 
@@ -543,7 +543,7 @@ static void fill_timer_heap(void)
     for (int i = 0; i < 64; i++) {
         heap_fillers[i] = corio_spawn(long_sleeper2, NULL);
         CHECK(heap_fillers[i]);
-        corio_detach(heap_fillers[i]);
+        corio_task_detach(heap_fillers[i]);
     }
     CHECK_OK(corio_yield());
     CHECK_EQ(corio__loop()->timers.len, corio__loop()->timers.cap);
@@ -563,7 +563,7 @@ static void *arm_fail_op_main(void *arg)
     char buf[8];
     corio__op op = {.kind = CORIO__OP_RECV, .fd = sv[0], .buf = buf, .len = sizeof buf};
     CHECK_EQ(corio__op_run(&op), 1);
-    CHECK_OK(corio_join(w, NULL));
+    CHECK_OK(corio_task_join(w, NULL));
 
     fill_timer_heap();
     memset(buf, 0, sizeof buf);
@@ -604,12 +604,12 @@ static void *arm_fail_join_main(void *arg)
     CHECK_OK(corio_yield());
     /* heap: c's timer + 63 fillers = full */
     for (int i = 0; i < 63; i++)
-        corio_detach(corio_spawn(long_sleeper2, NULL));
+        corio_task_detach(corio_spawn(long_sleeper2, NULL));
     CHECK_OK(corio_yield());
     CHECK_EQ(corio__loop()->timers.len, corio__loop()->timers.cap);
     corio_deadline d = corio_deadline_push(100000);
     corio_fi_fail_next("realloc", 1); /* the heap growth in park */
-    int r = corio_join(c, NULL);
+    int r = corio_task_join(c, NULL);
     corio_fi_fail_next("realloc", 0);
     corio_deadline_pop(d);
     CHECK_ERR(r, -ENOMEM);
@@ -618,7 +618,7 @@ static void *arm_fail_join_main(void *arg)
     CHECK_OK(corio_sleep_ms(60));
     CHECK(test_ms() - t0 >= 55);
     void *res;
-    CHECK_OK(corio_join(c, &res)); /* still joinable, no stale joiner */
+    CHECK_OK(corio_task_join(c, &res)); /* still joinable, no stale joiner */
     CHECK(res == (void *)7);
     return arg;
 }
@@ -646,10 +646,10 @@ static void *gather_misuse_main(void *arg)
     /* A detached task in the list: -EINVAL, and the others untouched. */
     corio_task *c = corio_spawn(quick_child, (void *)3);
     corio_task *dt = corio_spawn(quick_child, (void *)4);
-    corio_detach(dt);
+    corio_task_detach(dt);
     corio_task *withdet[2] = {c, dt};
     CHECK_ERR(corio_gather(withdet, 2, NULL), -EINVAL);
-    CHECK_OK(corio_join(c, &res[0]));
+    CHECK_OK(corio_task_join(c, &res[0]));
     CHECK(res[0] == (void *)3);
 
     /* Already-finished tasks are fine. */
@@ -671,7 +671,7 @@ TEST(gather_rejects_duplicates_self_and_detached_tasks) { test_run(gather_misuse
 static corio_task *g_b;
 static void *rival_joiner(void *arg)
 {
-    return (void *)(intptr_t)corio_join(g_b, NULL);
+    return (void *)(intptr_t)corio_task_join(g_b, NULL);
 }
 
 static void *gather_rival_main(void *arg)
@@ -684,7 +684,7 @@ static void *gather_rival_main(void *arg)
     CHECK_OK(corio_gather(ab, 2, res));
     CHECK(res[0] == (void *)1 && res[1] == (void *)2);
     void *rr;
-    CHECK_OK(corio_join(r, &rr));
+    CHECK_OK(corio_task_join(r, &rr));
     CHECK_ERR((intptr_t)rr, -EINVAL);
     /* Every task struct freed exactly once: three fresh spawns get three
      * distinct structs. */
@@ -702,7 +702,7 @@ TEST(gather_owns_its_tasks_against_other_joiners) { test_run(gather_rival_main, 
 static corio_task *gatherer;
 static void *cancel_the_gatherer(void *arg)
 {
-    corio_cancel(gatherer);
+    corio_task_cancel(gatherer);
     corio_sleep_ms(5); /* cancelled by the gather in turn */
     return arg;
 }
@@ -717,7 +717,7 @@ static void *gatherer_main(void *arg)
 {
     gatherer = corio_spawn(gathering_task, NULL);
     void *r;
-    CHECK_OK(corio_join(gatherer, &r));
+    CHECK_OK(corio_task_join(gatherer, &r));
     CHECK_ERR((intptr_t)r, -ECANCELED);
     return arg;
 }
@@ -746,9 +746,9 @@ static void *ready_cancel_main(void *arg)
     CHECK_OK(corio_yield()); /* woken parks in its wait */
     corio_event_set(&woken_ev);
     CHECK(woken->flags & CORIO__T_READY); /* woken, not run yet */
-    CHECK_OK(corio_cancel(woken));
+    CHECK_OK(corio_task_cancel(woken));
     void *r;
-    CHECK_OK(corio_join(woken, &r));
+    CHECK_OK(corio_task_join(woken, &r));
     CHECK_EQ((intptr_t)r, 1);
     return arg;
 }
@@ -774,13 +774,13 @@ static void *log_run(void *arg)
 static void *io_reader(void *arg)
 {
     char c;
-    CHECK_EQ(corio_read(arg, &c, 1), 1);
+    CHECK_EQ(corio_stream_read(arg, &c, 1), 1);
     log_run((void *)(intptr_t)-1);
     corio_task *child = corio_spawn(log_run, (void *)(intptr_t)-2);
     CHECK(child);
     CHECK_OK(corio_yield());
     log_run((void *)(intptr_t)-3);
-    CHECK_OK(corio_join(child, NULL));
+    CHECK_OK(corio_task_join(child, NULL));
     return NULL;
 }
 
@@ -806,7 +806,7 @@ static void *io_first_main(void *arg)
     static corio_task *t[NSPAWNED];
     for (int i = 0; i < NSPAWNED; i++)
         CHECK((t[i] = corio_spawn(log_run, (void *)(intptr_t)i)));
-    CHECK_OK(corio_join(r, NULL));
+    CHECK_OK(corio_task_join(r, NULL));
     CHECK_OK(corio_gather(t, NSPAWNED, NULL));
     CHECK_EQ(run_log_len, NSPAWNED + 3);
     CHECK(log_pos(-1) < NSPAWNED / 2);          /* woken by I/O: early */
@@ -833,12 +833,12 @@ static void *huge_sleep_main(void *arg)
     corio_task *u = corio_spawn(forever_sleeper, NULL);
     CHECK_OK(corio_sleep_ms(5));
     CHECK(!corio_task_done(t));
-    CHECK_OK(corio_cancel(t));
-    CHECK_OK(corio_cancel(u));
+    CHECK_OK(corio_task_cancel(t));
+    CHECK_OK(corio_task_cancel(u));
     void *r;
-    CHECK_OK(corio_join(t, &r));
+    CHECK_OK(corio_task_join(t, &r));
     CHECK_ERR((intptr_t)r, -ECANCELED);
-    CHECK_OK(corio_join(u, &r));
+    CHECK_OK(corio_task_join(u, &r));
     CHECK_ERR((intptr_t)r, -ECANCELED);
     /* A deadline of UINT64_MAX ms is no deadline at all in practice. */
     corio_deadline d = corio_deadline_push(UINT64_MAX);
@@ -863,14 +863,14 @@ static void *spawning_cleanup(void *arg)
 {
     int r = corio_sleep_ms(100000);
     if (r == -ECANCELED)
-        corio_detach(corio_spawn(late_sleeper, NULL)); /* spawned after the loop's cancel */
+        corio_task_detach(corio_spawn(late_sleeper, NULL)); /* spawned after the loop's cancel */
     return NULL;
 }
 
 static void *late_spawn_main(void *arg)
 {
     late_cancelled = 0;
-    corio_detach(corio_spawn(spawning_cleanup, NULL));
+    corio_task_detach(corio_spawn(spawning_cleanup, NULL));
     CHECK_OK(corio_yield());
     return NULL;
 }
@@ -943,7 +943,7 @@ static void *stall_cleanup_main(void *arg)
 {
     corio_event_init(&stall_event);
     corio_task *t = corio_spawn(stuck_on_event, NULL);
-    if (corio_join(t, NULL) == -ECANCELED)
+    if (corio_task_join(t, NULL) == -ECANCELED)
         stall_cleanups++;
     return NULL;
 }
@@ -969,7 +969,7 @@ static corio_task *d_target;
 static void *rival_detacher(void *arg)
 {
     (void)arg;
-    return (void *)(intptr_t)corio_detach(d_target);
+    return (void *)(intptr_t)corio_task_detach(d_target);
 }
 
 static void *slow_child(void *arg)
@@ -983,10 +983,10 @@ static void *detach_joined_main(void *arg)
     d_target = corio_spawn(slow_child, (void *)7);
     corio_task *r = corio_spawn(rival_detacher, NULL);
     void *res;
-    CHECK_OK(corio_join(d_target, &res)); /* the rival runs while we wait */
+    CHECK_OK(corio_task_join(d_target, &res)); /* the rival runs while we wait */
     CHECK(res == (void *)7);
     void *rr;
-    CHECK_OK(corio_join(r, &rr));
+    CHECK_OK(corio_task_join(r, &rr));
     CHECK_ERR((intptr_t)rr, -EINVAL);
 
     corio_task *a = corio_spawn(slow_child, (void *)1), *b = corio_spawn(slow_child, (void *)2);
@@ -996,19 +996,19 @@ static void *detach_joined_main(void *arg)
     void *res2[2];
     CHECK_OK(corio_gather(ab, 2, res2));
     CHECK(res2[0] == (void *)1 && res2[1] == (void *)2);
-    CHECK_OK(corio_join(r, &rr));
+    CHECK_OK(corio_task_join(r, &rr));
     CHECK_ERR((intptr_t)rr, -EINVAL);
 
     corio_task *c = corio_spawn(slow_child, NULL);
-    CHECK_OK(corio_detach(c));
-    CHECK_ERR(corio_detach(c), -EINVAL);
-    CHECK_ERR(corio_detach(NULL), -EINVAL);
+    CHECK_OK(corio_task_detach(c));
+    CHECK_ERR(corio_task_detach(c), -EINVAL);
+    CHECK_ERR(corio_task_detach(NULL), -EINVAL);
     return arg;
 }
 
 TEST(detach_refuses_a_task_being_joined) { test_run(detach_joined_main, NULL); }
 
-/* Cleanup code in a cancelled task: corio_join gives up at once (the child
+/* Cleanup code in a cancelled task: corio_task_join gives up at once (the child
  * keeps running and stays the caller's), corio_gather cancels the child and
  * waits until the child's own cleanup has run.  The contracts in corio.h
  * and docs/asyncio-guide.md say both. */
@@ -1027,7 +1027,7 @@ static void *cancelled_parent(void *arg)
     CHECK(child);
     CHECK_ERR(corio_sleep_ms(60000), -ECANCELED);
     /* cleanup from here on */
-    CHECK_ERR(corio_join(child, NULL), -ECANCELED);
+    CHECK_ERR(corio_task_join(child, NULL), -ECANCELED);
     CHECK(!corio_task_done(child));
     void *res = NULL;
     CHECK_ERR(corio_gather(&child, 1, &res), -ECANCELED);
@@ -1041,8 +1041,8 @@ static void *cleanup_wait_main(void *arg)
     corio_task *p = corio_spawn(cancelled_parent, NULL);
     CHECK(p);
     CHECK_OK(corio_yield());
-    CHECK_OK(corio_cancel(p));
-    CHECK_OK(corio_join(p, NULL));
+    CHECK_OK(corio_task_cancel(p));
+    CHECK_OK(corio_task_join(p, NULL));
     CHECK_EQ(gathered_cleanups, 1);
     return arg;
 }

@@ -20,8 +20,8 @@ static void echo_handler(corio_stream *s, void *arg)
     (void)arg;
     char buf[8192];
     ssize_t n;
-    while ((n = corio_read(s, buf, sizeof buf)) > 0) {
-        if (corio_write(s, buf, (size_t)n) < 0 || corio_drain(s) < 0)
+    while ((n = corio_stream_read(s, buf, sizeof buf)) > 0) {
+        if (corio_stream_write(s, buf, (size_t)n) < 0 || corio_stream_drain(s) < 0)
             break;
     }
 }
@@ -29,7 +29,7 @@ static void echo_handler(corio_stream *s, void *arg)
 static corio_server *start_echo(const char *host)
 {
     corio_server *srv = NULL;
-    CHECK_OK(corio_start_server(host, 0, echo_handler, NULL, NULL, &srv));
+    CHECK_OK(corio_server_start(host, 0, echo_handler, NULL, NULL, &srv));
     CHECK(srv);
     CHECK(corio_server_port(srv) != 0);
     return srv;
@@ -38,12 +38,12 @@ static corio_server *start_echo(const char *host)
 static void round_trip(const char *host, uint16_t port, const char *msg)
 {
     corio_stream *s;
-    CHECK_OK(corio_open_connection(host, port, &s));
+    CHECK_OK(corio_stream_connect(host, port, &s));
     size_t n = strlen(msg);
-    CHECK_OK(corio_write(s, msg, n));
-    CHECK_OK(corio_drain(s));
+    CHECK_OK(corio_stream_write(s, msg, n));
+    CHECK_OK(corio_stream_drain(s));
     char buf[256];
-    CHECK_EQ(corio_readexactly(s, buf, n, NULL), n);
+    CHECK_EQ(corio_stream_readexactly(s, buf, n, NULL), n);
     CHECK_MEM(buf, msg, n);
     CHECK_OK(corio_stream_aclose(s));
 }
@@ -63,10 +63,10 @@ static void *echo_main(void *arg)
     round_trip("localhost", corio_server_port(srv), "by name");
 
     corio_stream *s;
-    CHECK_OK(corio_open_connection("127.0.0.1", corio_server_port(srv), &s));
+    CHECK_OK(corio_stream_connect("127.0.0.1", corio_server_port(srv), &s));
     char name[64];
     CHECK_OK(corio_stream_sockname(s, &ss, &sl));
-    CHECK(strncmp(corio_format_addr((struct sockaddr *)&ss, name, sizeof name), "127.0.0.1:", 10) == 0);
+    CHECK(strncmp(corio_addr_format((struct sockaddr *)&ss, name, sizeof name), "127.0.0.1:", 10) == 0);
     CHECK_OK(corio_stream_peername(s, &ss, &sl));
     CHECK_EQ(ntohs(((struct sockaddr_in *)&ss)->sin_port), corio_server_port(srv));
     corio_stream_close(s);
@@ -87,11 +87,11 @@ static void name_handler(corio_stream *s, void *arg)
 static void *handler_name_main(void *arg)
 {
     corio_server *srv;
-    CHECK_OK(corio_start_server("127.0.0.1", 0, name_handler, NULL, NULL, &srv));
+    CHECK_OK(corio_server_start("127.0.0.1", 0, name_handler, NULL, NULL, &srv));
     corio_stream *s;
-    CHECK_OK(corio_open_connection("127.0.0.1", corio_server_port(srv), &s));
+    CHECK_OK(corio_stream_connect("127.0.0.1", corio_server_port(srv), &s));
     char buf[4];
-    CHECK_EQ(corio_read(s, buf, sizeof buf), 0); /* EOF once the handler returned */
+    CHECK_EQ(corio_stream_read(s, buf, sizeof buf), 0); /* EOF once the handler returned */
     CHECK(strncmp(seen_name, "conn 127.0.0.1:", 15) == 0);
     corio_stream_close(s);
     CHECK_OK(corio_server_close(srv, 0));
@@ -108,19 +108,19 @@ static void nodelay_handler(corio_stream *s, void *arg)
     if (getsockopt(corio_stream_fd(s), IPPROTO_TCP, TCP_NODELAY, &on, &len) < 0)
         on = -1;
     char c = on < 0 ? 'E' : on ? '1' : '0';
-    corio_write(s, &c, 1);
-    corio_drain(s);
+    corio_stream_write(s, &c, 1);
+    corio_stream_drain(s);
 }
 
 static char nodelay_of_server(bool nagle)
 {
     corio_server_config cfg = {.nagle = nagle};
     corio_server *srv;
-    CHECK_OK(corio_start_server("127.0.0.1", 0, nodelay_handler, NULL, &cfg, &srv));
+    CHECK_OK(corio_server_start("127.0.0.1", 0, nodelay_handler, NULL, &cfg, &srv));
     corio_stream *s;
-    CHECK_OK(corio_open_connection("127.0.0.1", corio_server_port(srv), &s));
+    CHECK_OK(corio_stream_connect("127.0.0.1", corio_server_port(srv), &s));
     char c = '?';
-    CHECK_EQ(corio_read(s, &c, 1), 1);
+    CHECK_EQ(corio_stream_read(s, &c, 1), 1);
     corio_stream_close(s);
     CHECK_OK(corio_server_close(srv, 0));
     return c;
@@ -141,9 +141,9 @@ static void *refused_main(void *arg)
     uint16_t port = corio_server_port(srv);
     CHECK_OK(corio_server_close(srv, 0));
     corio_stream *s;
-    CHECK_ERR(corio_open_connection("127.0.0.1", port, &s), -ECONNREFUSED);
+    CHECK_ERR(corio_stream_connect("127.0.0.1", port, &s), -ECONNREFUSED);
     CHECK(s == NULL);
-    CHECK_ERR(corio_open_connection("no-such-host.invalid", port, &s), -ENOENT);
+    CHECK_ERR(corio_stream_connect("no-such-host.invalid", port, &s), -ENOENT);
     return NULL;
 }
 
@@ -152,7 +152,7 @@ TEST(connect_refused_and_unknown_host) { test_run(refused_main, NULL); }
 static void *ipv6_main(void *arg)
 {
     corio_server *srv;
-    int r = corio_start_server("::1", 0, echo_handler, NULL, NULL, &srv);
+    int r = corio_server_start("::1", 0, echo_handler, NULL, NULL, &srv);
     if (r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT)
         return (void *)1;
     CHECK_OK(r);
@@ -190,19 +190,19 @@ static void *many_client(void *arg)
 {
     uintptr_t id = (uintptr_t)arg;
     corio_stream *s;
-    CHECK_OK(corio_open_connection("127.0.0.1", many_port, &s));
+    CHECK_OK(corio_stream_connect("127.0.0.1", many_port, &s));
     unsigned char out[CONN_BYTES], in[CONN_BYTES];
     for (size_t i = 0; i < sizeof out; i++)
         out[i] = conn_byte(id, i);
     /* in two parts, with a pause, so the server sees several reads */
-    CHECK_OK(corio_write(s, out, 1000));
-    CHECK_OK(corio_drain(s));
+    CHECK_OK(corio_stream_write(s, out, 1000));
+    CHECK_OK(corio_stream_drain(s));
     CHECK_OK(corio_sleep_ms(id % 7));
-    CHECK_OK(corio_write(s, out + 1000, sizeof out - 1000));
-    CHECK_OK(corio_write_eof(s));
-    CHECK_EQ(corio_readexactly(s, in, sizeof in, NULL), sizeof in);
+    CHECK_OK(corio_stream_write(s, out + 1000, sizeof out - 1000));
+    CHECK_OK(corio_stream_write_eof(s));
+    CHECK_EQ(corio_stream_readexactly(s, in, sizeof in, NULL), sizeof in);
     CHECK_MEM(in, out, sizeof out);
-    CHECK_EQ(corio_read(s, in, 1), 0);
+    CHECK_EQ(corio_stream_read(s, in, 1), 0);
     corio_stream_close(s);
     many_ok++;
     return NULL;
@@ -242,7 +242,7 @@ TEST(thousand_concurrent_connections)
 static void reset_handler(corio_stream *s, void *arg)
 {
     char c;
-    corio_read(s, &c, 1); /* wait for the client's byte */
+    corio_stream_read(s, &c, 1); /* wait for the client's byte */
     struct linger lg = {1, 0};
     setsockopt(corio_stream_fd(s), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     corio_stream_close(s); /* linger 0: close sends RST */
@@ -251,16 +251,16 @@ static void reset_handler(corio_stream *s, void *arg)
 static void *reset_main(void *arg)
 {
     corio_server *srv;
-    CHECK_OK(corio_start_server("127.0.0.1", 0, reset_handler, NULL, NULL, &srv));
+    CHECK_OK(corio_server_start("127.0.0.1", 0, reset_handler, NULL, NULL, &srv));
     corio_stream *s;
-    CHECK_OK(corio_open_connection("127.0.0.1", corio_server_port(srv), &s));
-    CHECK_OK(corio_write(s, "x", 1));
+    CHECK_OK(corio_stream_connect("127.0.0.1", corio_server_port(srv), &s));
+    CHECK_OK(corio_stream_write(s, "x", 1));
     char buf[8];
-    CHECK_ERR(corio_read(s, buf, sizeof buf), -ECONNRESET);
-    CHECK_ERR(corio_read(s, buf, sizeof buf), -ECONNRESET); /* remembered */
-    int r = corio_write(s, "y", 1);
+    CHECK_ERR(corio_stream_read(s, buf, sizeof buf), -ECONNRESET);
+    CHECK_ERR(corio_stream_read(s, buf, sizeof buf), -ECONNRESET); /* remembered */
+    int r = corio_stream_write(s, "y", 1);
     CHECK(r == -EPIPE || r == -ECONNRESET);
-    CHECK_ERR(corio_drain(s), r);
+    CHECK_ERR(corio_stream_drain(s), r);
     corio_stream_close(s);
     CHECK_OK(corio_server_close(srv, 0));
     return NULL;
@@ -273,26 +273,26 @@ static void half_close_handler(corio_stream *s, void *arg)
     char buf[64];
     size_t total = 0;
     ssize_t n;
-    while ((n = corio_read(s, buf, sizeof buf)) > 0)
+    while ((n = corio_stream_read(s, buf, sizeof buf)) > 0)
         total += (size_t)n;
     CHECK_EQ(n, 0);
     char reply[32];
     int len = snprintf(reply, sizeof reply, "got %zu", total);
-    CHECK_OK(corio_write(s, reply, (size_t)len));
+    CHECK_OK(corio_stream_write(s, reply, (size_t)len));
     CHECK_OK(corio_stream_aclose(s));
 }
 
 static void *half_close_main(void *arg)
 {
     corio_server *srv;
-    CHECK_OK(corio_start_server("127.0.0.1", 0, half_close_handler, NULL, NULL, &srv));
+    CHECK_OK(corio_server_start("127.0.0.1", 0, half_close_handler, NULL, NULL, &srv));
     corio_stream *s;
-    CHECK_OK(corio_open_connection("127.0.0.1", corio_server_port(srv), &s));
-    CHECK_OK(corio_write(s, "0123456789", 10));
-    CHECK_OK(corio_write_eof(s));
+    CHECK_OK(corio_stream_connect("127.0.0.1", corio_server_port(srv), &s));
+    CHECK_OK(corio_stream_write(s, "0123456789", 10));
+    CHECK_OK(corio_stream_write_eof(s));
     char buf[32];
     size_t got = 0;
-    CHECK_ERR(corio_readexactly(s, buf, sizeof buf, &got), -CORIO_EINCOMPLETE);
+    CHECK_ERR(corio_stream_readexactly(s, buf, sizeof buf, &got), -CORIO_EINCOMPLETE);
     CHECK_EQ(got, 6);
     CHECK_MEM(buf, "got 10", 6);
     corio_stream_close(s);
@@ -310,28 +310,28 @@ static void sleepy_handler(corio_stream *s, void *arg)
 static void *backpressure_main(void *arg)
 {
     corio_server *srv;
-    CHECK_OK(corio_start_server("127.0.0.1", 0, sleepy_handler, NULL, NULL, &srv));
+    CHECK_OK(corio_server_start("127.0.0.1", 0, sleepy_handler, NULL, NULL, &srv));
     corio_stream *s;
-    CHECK_OK(corio_open_connection("127.0.0.1", corio_server_port(srv), &s));
+    CHECK_OK(corio_stream_connect("127.0.0.1", corio_server_port(srv), &s));
     static char chunk[16384];
     memset(chunk, 'b', sizeof chunk);
     size_t written = 0, max_queued = 0;
     int r = 0;
     corio_deadline d = corio_deadline_push(300);
     while (r == 0) {
-        r = corio_write(s, chunk, sizeof chunk);
+        r = corio_stream_write(s, chunk, sizeof chunk);
         if (r == 0) {
             written += sizeof chunk;
-            if (corio_write_buffer_size(s) > max_queued)
-                max_queued = corio_write_buffer_size(s);
-            r = corio_drain(s);
+            if (corio_stream_write_buffer_size(s) > max_queued)
+                max_queued = corio_stream_write_buffer_size(s);
+            r = corio_stream_drain(s);
         }
     }
     corio_deadline_pop(d);
     CHECK_ERR(r, -CORIO_EDEADLINE);
     CHECK(written > 0);
     CHECK(max_queued <= 64 * 1024 + sizeof chunk); /* the default high mark bounds the queue */
-    CHECK(corio_write_buffer_size(s) > 16 * 1024); /* the drain was really blocked */
+    CHECK(corio_stream_write_buffer_size(s) > 16 * 1024); /* the drain was really blocked */
     corio_stream_close(s);
     CHECK_OK(corio_server_close(srv, 0)); /* the sleeping handler is cancelled */
     return NULL;
@@ -345,7 +345,7 @@ static int serve_result = 1;
 
 static void *serve_task(void *arg)
 {
-    serve_result = corio_serve_forever(arg);
+    serve_result = corio_server_serve_forever(arg);
     return NULL;
 }
 
@@ -356,8 +356,8 @@ static void *cancel_serve_main(void *arg)
     CHECK(t);
     CHECK_OK(corio_sleep_ms(20));
     round_trip("127.0.0.1", corio_server_port(srv), "while serving");
-    CHECK_OK(corio_cancel(t));
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_OK(corio_task_cancel(t));
+    CHECK_OK(corio_task_join(t, NULL));
     CHECK_ERR(serve_result, -ECANCELED);
     /* the server itself still runs until closed */
     round_trip("127.0.0.1", corio_server_port(srv), "after cancel");
@@ -368,7 +368,7 @@ static void *cancel_serve_main(void *arg)
     CHECK(t);
     CHECK_OK(corio_sleep_ms(10));
     CHECK_OK(corio_server_close(srv, 0));
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_OK(corio_task_join(t, NULL));
     CHECK_EQ(serve_result, 0);
     return NULL;
 }
@@ -384,7 +384,7 @@ static void *connect_task(void *arg)
 {
     connect_try *ct = arg;
     corio_stream *s = NULL;
-    ct->result = corio_open_connection("127.0.0.1", ct->port, &s);
+    ct->result = corio_stream_connect("127.0.0.1", ct->port, &s);
     if (s)
         corio_stream_close(s);
     return NULL;
@@ -414,14 +414,14 @@ static void *cancel_connect_main(void *arg)
     CHECK(t);
     CHECK_OK(corio_sleep_ms(50));
     CHECK_EQ(ct.result, 1); /* still connecting */
-    CHECK_OK(corio_cancel(t));
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_OK(corio_task_cancel(t));
+    CHECK_OK(corio_task_join(t, NULL));
     CHECK_ERR(ct.result, -ECANCELED);
 
     /* and a deadline on connect */
     corio_stream *s = NULL;
     corio_deadline d = corio_deadline_push(50);
-    CHECK_ERR(corio_open_connection("127.0.0.1", port, &s), -CORIO_EDEADLINE);
+    CHECK_ERR(corio_stream_connect("127.0.0.1", port, &s), -CORIO_EDEADLINE);
     corio_deadline_pop(d);
     CHECK(s == NULL);
 
@@ -429,8 +429,8 @@ static void *cancel_connect_main(void *arg)
     ct.result = 1;
     t = corio_spawn(connect_task, &ct);
     CHECK(t);
-    CHECK_OK(corio_cancel(t));
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_OK(corio_task_cancel(t));
+    CHECK_OK(corio_task_join(t, NULL));
     CHECK_ERR(ct.result, -ECANCELED);
 
     for (int i = 0; i < nfill; i++)
@@ -448,7 +448,7 @@ static int quick_done, slow_cancelled, slow_started;
 static void grace_handler(corio_stream *s, void *arg)
 {
     char c;
-    CHECK_EQ(corio_read(s, &c, 1), 1);
+    CHECK_EQ(corio_stream_read(s, &c, 1), 1);
     if (c == 'q') {
         CHECK_OK(corio_sleep_ms(50)); /* finishes within the grace period */
         quick_done++;
@@ -458,20 +458,20 @@ static void grace_handler(corio_stream *s, void *arg)
         if (r == -ECANCELED)
             slow_cancelled++;
         /* a cancelled handler's later waits fail at once too */
-        CHECK_ERR(corio_read(s, &c, 1), -ECANCELED);
+        CHECK_ERR(corio_stream_read(s, &c, 1), -ECANCELED);
     }
 }
 
 static void *grace_main(void *arg)
 {
     corio_server *srv;
-    CHECK_OK(corio_start_server("127.0.0.1", 0, grace_handler, NULL, NULL, &srv));
+    CHECK_OK(corio_server_start("127.0.0.1", 0, grace_handler, NULL, NULL, &srv));
     uint16_t port = corio_server_port(srv);
     corio_stream *q, *sl;
-    CHECK_OK(corio_open_connection("127.0.0.1", port, &q));
-    CHECK_OK(corio_open_connection("127.0.0.1", port, &sl));
-    CHECK_OK(corio_write(q, "q", 1));
-    CHECK_OK(corio_write(sl, "s", 1));
+    CHECK_OK(corio_stream_connect("127.0.0.1", port, &q));
+    CHECK_OK(corio_stream_connect("127.0.0.1", port, &sl));
+    CHECK_OK(corio_stream_write(q, "q", 1));
+    CHECK_OK(corio_stream_write(sl, "s", 1));
     for (int i = 0; i < 30000 && !slow_started; i++) /* the event, with a 30 s ceiling */
         CHECK_OK(corio_sleep_ms(1));
     CHECK_EQ(slow_started, 1);
@@ -484,11 +484,11 @@ static void *grace_main(void *arg)
 
     /* no more accepting */
     corio_stream *s;
-    CHECK_ERR(corio_open_connection("127.0.0.1", port, &s), -ECONNREFUSED);
+    CHECK_ERR(corio_stream_connect("127.0.0.1", port, &s), -ECONNREFUSED);
     /* both clients see their connection end */
     char buf[4];
-    CHECK_EQ(corio_read(q, buf, sizeof buf), 0);
-    CHECK_EQ(corio_read(sl, buf, sizeof buf), 0);
+    CHECK_EQ(corio_stream_read(q, buf, sizeof buf), 0);
+    CHECK_EQ(corio_stream_read(sl, buf, sizeof buf), 0);
     corio_stream_close(q);
     corio_stream_close(sl);
     return NULL;
@@ -500,10 +500,10 @@ static void *grace_early_main(void *arg)
 {
     quick_done = 0;
     corio_server *srv;
-    CHECK_OK(corio_start_server("127.0.0.1", 0, grace_handler, NULL, NULL, &srv));
+    CHECK_OK(corio_server_start("127.0.0.1", 0, grace_handler, NULL, NULL, &srv));
     corio_stream *q;
-    CHECK_OK(corio_open_connection("127.0.0.1", corio_server_port(srv), &q));
-    CHECK_OK(corio_write(q, "q", 1));
+    CHECK_OK(corio_stream_connect("127.0.0.1", corio_server_port(srv), &q));
+    CHECK_OK(corio_stream_write(q, "q", 1));
     CHECK_OK(corio_sleep_ms(10));
     uint64_t t0 = test_ms();
     CHECK_OK(corio_server_close(srv, 5000)); /* returns as soon as the handler is done */
@@ -519,10 +519,10 @@ static void *close_cancelled_main(void *arg)
 {
     slow_cancelled = 0;
     corio_server *srv;
-    CHECK_OK(corio_start_server("127.0.0.1", 0, grace_handler, NULL, NULL, &srv));
+    CHECK_OK(corio_server_start("127.0.0.1", 0, grace_handler, NULL, NULL, &srv));
     corio_stream *sl;
-    CHECK_OK(corio_open_connection("127.0.0.1", corio_server_port(srv), &sl));
-    CHECK_OK(corio_write(sl, "s", 1));
+    CHECK_OK(corio_stream_connect("127.0.0.1", corio_server_port(srv), &sl));
+    CHECK_OK(corio_stream_write(sl, "s", 1));
     CHECK_OK(corio_sleep_ms(20));
     corio_deadline d = corio_deadline_push(50);
     CHECK_ERR(corio_server_close(srv, 10000), -CORIO_EDEADLINE); /* interrupted: handlers still awaited */
@@ -592,9 +592,9 @@ static int self_close_result = 1;
 static void shutdown_handler(corio_stream *s, void *arg)
 {
     char cmd[16];
-    ssize_t n = corio_readline(s, cmd, sizeof cmd);
+    ssize_t n = corio_stream_readline(s, cmd, sizeof cmd);
     if (n > 0 && strcmp(cmd, "shutdown\n") == 0) {
-        CHECK_OK(corio_write(s, "bye\n", 4));
+        CHECK_OK(corio_stream_write(s, "bye\n", 4));
         self_close_result = corio_server_close(self_srv, 200); /* must not wait for itself */
     } else if (n > 0 && strcmp(cmd, "hi\n") == 0) {
         corio_sleep_ms(60000); /* an idle client: cancelled by the close */
@@ -604,20 +604,20 @@ static void shutdown_handler(corio_stream *s, void *arg)
 
 static void *self_close_main(void *arg)
 {
-    CHECK_OK(corio_start_server("127.0.0.1", 0, shutdown_handler, NULL, NULL, &self_srv));
+    CHECK_OK(corio_server_start("127.0.0.1", 0, shutdown_handler, NULL, NULL, &self_srv));
     uint16_t port = corio_server_port(self_srv);
     corio_task *serve = corio_spawn(serve_task, self_srv);
     CHECK(serve);
     corio_stream *idle, *s;
-    CHECK_OK(corio_open_connection("127.0.0.1", port, &idle));
-    CHECK_OK(corio_write(idle, "hi\n", 3));
-    CHECK_OK(corio_open_connection("127.0.0.1", port, &s));
-    CHECK_OK(corio_write(s, "shutdown\n", 9));
+    CHECK_OK(corio_stream_connect("127.0.0.1", port, &idle));
+    CHECK_OK(corio_stream_write(idle, "hi\n", 3));
+    CHECK_OK(corio_stream_connect("127.0.0.1", port, &s));
+    CHECK_OK(corio_stream_write(s, "shutdown\n", 9));
     char buf[8];
-    CHECK_EQ(corio_readline(s, buf, sizeof buf), 4);
-    CHECK_EQ(corio_read(s, buf, sizeof buf), 0);
-    CHECK_EQ(corio_read(idle, buf, sizeof buf), 0);
-    CHECK_OK(corio_join(serve, NULL));
+    CHECK_EQ(corio_stream_readline(s, buf, sizeof buf), 4);
+    CHECK_EQ(corio_stream_read(s, buf, sizeof buf), 0);
+    CHECK_EQ(corio_stream_read(idle, buf, sizeof buf), 0);
+    CHECK_OK(corio_task_join(serve, NULL));
     CHECK_EQ(serve_result, 0);
     CHECK_EQ(self_close_result, 0);
     corio_stream_close(s);
@@ -636,7 +636,7 @@ static int flood_result = 1;
 static void line_handler(corio_stream *s, void *arg)
 {
     char line[256];
-    flood_result = (int)corio_readline(s, line, sizeof line);
+    flood_result = (int)corio_stream_readline(s, line, sizeof line);
 }
 
 /* A client sends a 10 MB "line" and never reads: the server's buffer stops
@@ -645,18 +645,18 @@ static void line_handler(corio_stream *s, void *arg)
 static void *flood_main(void *arg)
 {
     corio_server *srv;
-    CHECK_OK(corio_start_server("127.0.0.1", 0, line_handler, NULL, NULL, &srv));
+    CHECK_OK(corio_server_start("127.0.0.1", 0, line_handler, NULL, NULL, &srv));
     corio_stream *s;
-    CHECK_OK(corio_open_connection("127.0.0.1", corio_server_port(srv), &s));
+    CHECK_OK(corio_stream_connect("127.0.0.1", corio_server_port(srv), &s));
     struct mallinfo2 m0 = mallinfo2();
     static char chunk[65536];
     memset(chunk, 'f', sizeof chunk);
     int r = 0;
     corio_deadline d = corio_deadline_push(5000);
     for (size_t sent = 0; sent < 10u << 20 && r == 0; sent += sizeof chunk) {
-        r = corio_write(s, chunk, sizeof chunk);
+        r = corio_stream_write(s, chunk, sizeof chunk);
         if (r == 0)
-            r = corio_drain(s);
+            r = corio_stream_drain(s);
     }
     corio_deadline_pop(d);
     CHECK(r == -ECONNRESET || r == -EPIPE);
@@ -678,9 +678,9 @@ static void big_reply_handler(corio_stream *s, void *arg)
     memset(chunk, 'r', sizeof chunk);
     int r = 0;
     for (int i = 0; i < 1024 && r == 0; i++) { /* 64 MB: far more than the client takes */
-        r = corio_write(s, chunk, sizeof chunk);
+        r = corio_stream_write(s, chunk, sizeof chunk);
         if (r == 0)
-            r = corio_drain(s);
+            r = corio_stream_drain(s);
     }
     big_reply_result = r;
 }
@@ -691,11 +691,11 @@ static void big_reply_handler(corio_stream *s, void *arg)
 static void *reset_mid_response_main(void *arg)
 {
     corio_server *srv;
-    CHECK_OK(corio_start_server("127.0.0.1", 0, big_reply_handler, NULL, NULL, &srv));
+    CHECK_OK(corio_server_start("127.0.0.1", 0, big_reply_handler, NULL, NULL, &srv));
     corio_stream *s;
-    CHECK_OK(corio_open_connection("127.0.0.1", corio_server_port(srv), &s));
+    CHECK_OK(corio_stream_connect("127.0.0.1", corio_server_port(srv), &s));
     char buf[4096];
-    CHECK_EQ(corio_readexactly(s, buf, sizeof buf, NULL), sizeof buf);
+    CHECK_EQ(corio_stream_readexactly(s, buf, sizeof buf, NULL), sizeof buf);
     struct linger lg = {1, 0};
     setsockopt(corio_stream_fd(s), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     corio_stream_close(s); /* RST */
@@ -720,12 +720,12 @@ static void *churn_client(void *arg)
 {
     while (!churn_stop) {
         corio_stream *s;
-        int r = corio_open_connection("127.0.0.1", churn_port, &s);
+        int r = corio_stream_connect("127.0.0.1", churn_port, &s);
         if (r == -ECONNREFUSED || r == -ECANCELED)
             break;
         if (r < 0)
             continue;
-        (void)corio_write(s, "hi", 2);
+        (void)corio_stream_write(s, "hi", 2);
         corio_stream_close(s);
         if (corio_yield() < 0)
             break;
@@ -736,12 +736,12 @@ static void *churn_client(void *arg)
 static void *idle_churn_main(void *arg)
 {
     corio_server *srv;
-    CHECK_OK(corio_start_server("127.0.0.1", 0, line_handler, NULL, NULL, &srv));
+    CHECK_OK(corio_server_start("127.0.0.1", 0, line_handler, NULL, NULL, &srv));
     churn_port = corio_server_port(srv);
     enum { IDLE = 200, CHURN = 4 };
     static corio_stream *idle[IDLE];
     for (int i = 0; i < IDLE; i++)
-        CHECK_OK(corio_open_connection("127.0.0.1", churn_port, &idle[i]));
+        CHECK_OK(corio_stream_connect("127.0.0.1", churn_port, &idle[i]));
     corio_task *t[CHURN];
     for (int i = 0; i < CHURN; i++)
         CHECK((t[i] = corio_spawn(churn_client, NULL)));
@@ -751,10 +751,10 @@ static void *idle_churn_main(void *arg)
     CHECK(test_ms() - t0 < 2000);
     churn_stop = true;
     for (int i = 0; i < CHURN; i++)
-        CHECK_OK(corio_join(t[i], NULL));
+        CHECK_OK(corio_task_join(t[i], NULL));
     char c;
     for (int i = 0; i < IDLE; i++) {
-        CHECK_EQ(corio_read(idle[i], &c, 1), 0); /* the server hung up */
+        CHECK_EQ(corio_stream_read(idle[i], &c, 1), 0); /* the server hung up */
         corio_stream_close(idle[i]);
     }
     return NULL;
@@ -773,28 +773,28 @@ static corio_server *dual_srv;
 static void dual_shutdown_handler(corio_stream *s, void *arg)
 {
     char cmd[16];
-    if (corio_readline(s, cmd, sizeof cmd) > 0 && strcmp(cmd, "shutdown\n") == 0) {
+    if (corio_stream_readline(s, cmd, sizeof cmd) > 0 && strcmp(cmd, "shutdown\n") == 0) {
         int i = dual_close_n++;
         CHECK(i < 2);
         dual_close_results[i] = corio_server_close(dual_srv, 200);
-        CHECK_OK(corio_write(s, "bye\n", 4));
+        CHECK_OK(corio_stream_write(s, "bye\n", 4));
     }
 }
 
 static void *dual_close_main(void *arg)
 {
-    CHECK_OK(corio_start_server("127.0.0.1", 0, dual_shutdown_handler, NULL, NULL, &dual_srv));
+    CHECK_OK(corio_server_start("127.0.0.1", 0, dual_shutdown_handler, NULL, NULL, &dual_srv));
     uint16_t port = corio_server_port(dual_srv);
     corio_stream *s1, *s2;
-    CHECK_OK(corio_open_connection("127.0.0.1", port, &s1));
-    CHECK_OK(corio_open_connection("127.0.0.1", port, &s2));
+    CHECK_OK(corio_stream_connect("127.0.0.1", port, &s1));
+    CHECK_OK(corio_stream_connect("127.0.0.1", port, &s2));
     CHECK_OK(corio_sleep_ms(20)); /* both handlers are parked in readline */
-    CHECK_OK(corio_write(s1, "shutdown\n", 9));
-    CHECK_OK(corio_write(s2, "shutdown\n", 9));
+    CHECK_OK(corio_stream_write(s1, "shutdown\n", 9));
+    CHECK_OK(corio_stream_write(s2, "shutdown\n", 9));
     char buf[8];
     corio_deadline d = corio_deadline_push(3000);
-    CHECK_EQ(corio_readline(s1, buf, sizeof buf), 4);
-    CHECK_EQ(corio_readline(s2, buf, sizeof buf), 4);
+    CHECK_EQ(corio_stream_readline(s1, buf, sizeof buf), 4);
+    CHECK_EQ(corio_stream_readline(s2, buf, sizeof buf), 4);
     corio_deadline_pop(d);
     CHECK_EQ(dual_close_n, 2);
     CHECK_EQ(dual_close_results[0], 0);

@@ -3,7 +3,7 @@
  * concurrent calls, cancellation and deadlines while a call is queued and
  * while it runs (the task waits for a running function before it returns),
  * the pool size from corio_config and the environment, and
- * corio_call_soon_threadsafe: delivery exactly once and in per-thread order
+ * corio_loop_ref_call_soon: delivery exactly once and in per-thread order
  * from several threads, inside a task that may suspend, -ESHUTDOWN after the
  * loop ended, accepted calls never lost at the loop's end (queued unseen or
  * racing it), and no stall report while a to_thread call runs or another
@@ -176,9 +176,9 @@ static void *queued_main(void *arg)
     CHECK(v != NULL);
     if (!c->use_deadline) {
         CHECK_OK(corio_sleep_ms(20));
-        CHECK_OK(corio_cancel(v));
+        CHECK_OK(corio_task_cancel(v));
     }
-    CHECK_OK(corio_join(v, NULL));
+    CHECK_OK(corio_task_join(v, NULL));
     atomic_store(&release_blockers, true);
     CHECK_OK(corio_gather(b, 2, NULL));
     return NULL;
@@ -247,9 +247,9 @@ static void *running_main(void *arg)
     if (!c->use_deadline) {
         while (!atomic_load(&c->started))
             CHECK_OK(corio_sleep_ms(1));
-        CHECK_OK(corio_cancel(v));
+        CHECK_OK(corio_task_cancel(v));
     }
-    CHECK_OK(corio_join(v, NULL));
+    CHECK_OK(corio_task_join(v, NULL));
     return NULL;
 }
 
@@ -270,7 +270,7 @@ static void *finished_main(void *arg)
 {
     (void)arg;
     void *res = NULL;
-    CHECK_OK(corio_cancel(corio_current()));
+    CHECK_OK(corio_task_cancel(corio_current()));
     CHECK_ERR(corio_to_thread(double_it, (void *)2, &res), -ECANCELED); /* checked before queueing */
     CHECK(res == NULL);
     return NULL;
@@ -362,7 +362,7 @@ static void *poster(void *arg)
     uintptr_t tid = (uintptr_t)arg;
     corio_loop_ref *ref = F.refs[tid];
     for (uintptr_t i = 0; i < PER_POSTER; i++) {
-        int r = corio_call_soon_threadsafe(ref, on_call, (void *)(tid << 16 | i));
+        int r = corio_loop_ref_call_soon(ref, on_call, (void *)(tid << 16 | i));
         if (r != 0)
             return (void *)(intptr_t)r;
         if (i % 128 == 0)
@@ -385,7 +385,7 @@ static void *fanin_main(void *arg)
     corio_event_init(&F.all_in);
     pthread_t th[POSTERS];
     for (uintptr_t i = 0; i < POSTERS; i++) {
-        CHECK((F.refs[i] = corio_loop_get_ref()) != NULL);
+        CHECK((F.refs[i] = corio_loop_ref_get()) != NULL);
         CHECK_EQ(pthread_create(&th[i], NULL, poster, (void *)i), 0);
     }
     corio_deadline d = corio_deadline_push(30000);
@@ -425,12 +425,12 @@ static void *from_loop_thread_main(void *arg)
     (void)arg;
     corio_event e;
     corio_event_init(&e);
-    corio_loop_ref *ref = corio_loop_get_ref();
+    corio_loop_ref *ref = corio_loop_ref_get();
     CHECK(ref != NULL);
     slept_in_callback = 1;
-    CHECK_ERR(corio_call_soon_threadsafe(ref, sleepy_call, &e), 0);
-    CHECK_ERR(corio_call_soon_threadsafe(NULL, sleepy_call, &e), -EINVAL);
-    CHECK_ERR(corio_call_soon_threadsafe(ref, NULL, &e), -EINVAL);
+    CHECK_ERR(corio_loop_ref_call_soon(ref, sleepy_call, &e), 0);
+    CHECK_ERR(corio_loop_ref_call_soon(NULL, sleepy_call, &e), -EINVAL);
+    CHECK_ERR(corio_loop_ref_call_soon(ref, NULL, &e), -EINVAL);
     corio_loop_ref_release(ref);
     CHECK_OK(corio_event_wait(&e));
     CHECK_EQ(slept_in_callback, 0);
@@ -446,24 +446,24 @@ static void count_call(void *arg) { (*(unsigned *)arg)++; }
 static void *keep_ref_main(void *arg)
 {
     (void)arg;
-    return corio_loop_get_ref();
+    return corio_loop_ref_get();
 }
 
 static void *post_from_thread(void *arg)
 {
     static unsigned dummy;
-    return (void *)(intptr_t)corio_call_soon_threadsafe(arg, count_call, &dummy);
+    return (void *)(intptr_t)corio_loop_ref_call_soon(arg, count_call, &dummy);
 }
 
 TEST(call_after_loop_ended_is_rejected)
 {
     errno = 0;
-    CHECK(corio_loop_get_ref() == NULL);
+    CHECK(corio_loop_ref_get() == NULL);
     CHECK_EQ(errno, EPERM);
     corio_loop_ref *ref = run_with(NULL, keep_ref_main, NULL);
     CHECK(ref != NULL);
     unsigned n = 0;
-    CHECK_ERR(corio_call_soon_threadsafe(ref, count_call, &n), -ESHUTDOWN);
+    CHECK_ERR(corio_loop_ref_call_soon(ref, count_call, &n), -ESHUTDOWN);
     pthread_t th;
     void *res = NULL;
     CHECK_EQ(pthread_create(&th, NULL, post_from_thread, ref), 0);
@@ -497,7 +497,7 @@ static void *race_poster(void *arg)
     while (!atomic_load(&r->go))
         usleep(100);
     for (;;) {
-        int e = corio_call_soon_threadsafe(r->ref, race_call, r);
+        int e = corio_loop_ref_call_soon(r->ref, race_call, r);
         if (e != 0) {
             r->last_err = e;
             break;
@@ -515,7 +515,7 @@ static void *race_poster(void *arg)
 static void *race_main(void *arg)
 {
     race *r = arg;
-    CHECK((r->ref = corio_loop_get_ref()) != NULL);
+    CHECK((r->ref = corio_loop_ref_get()) != NULL);
     pthread_t *th = malloc(sizeof *th);
     CHECK(th != NULL);
     CHECK_EQ(pthread_create(th, NULL, race_poster, r), 0);
@@ -558,7 +558,7 @@ static void *tail_poster(void *arg)
 {
     tail_calls *tc = arg;
     for (int i = 0; i < 100; i++)
-        if (corio_call_soon_threadsafe(tc->ref, tail_call, tc) == 0)
+        if (corio_loop_ref_call_soon(tc->ref, tail_call, tc) == 0)
             atomic_fetch_add(&tc->accepted, 1);
     corio_loop_ref_release(tc->ref);
     return NULL;
@@ -567,7 +567,7 @@ static void *tail_poster(void *arg)
 static void *tail_main(void *arg)
 {
     tail_calls *tc = arg;
-    CHECK((tc->ref = corio_loop_get_ref()) != NULL);
+    CHECK((tc->ref = corio_loop_ref_get()) != NULL);
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, tail_poster, tc), 0);
     /* Block the loop thread on purpose: the calls pile up unseen. */
@@ -599,7 +599,7 @@ static void *cancel_once_running(void *arg)
 {
     while (!atomic_load(&sleeper_started))
         CHECK_OK(corio_sleep_ms(1));
-    CHECK_OK(corio_cancel(arg));
+    CHECK_OK(corio_task_cancel(arg));
     return NULL;
 }
 
@@ -613,7 +613,7 @@ static void *stall_main(void *arg)
      * long that takes on a slow machine): the task waits for the worker,
      * alone, still not a stall. */
     atomic_store(&sleeper_started, false);
-    CHECK_OK(corio_detach(corio_spawn(cancel_once_running, corio_current())));
+    CHECK_OK(corio_task_detach(corio_spawn(cancel_once_running, corio_current())));
     CHECK_ERR(corio_to_thread(sleep_300ms, (void *)4, &res), -ECANCELED);
     CHECK(res == (void *)4);
     return arg;
@@ -627,7 +627,7 @@ static void *late_poster(void *arg)
 {
     void **a = arg;
     usleep(100 * 1000);
-    int r = corio_call_soon_threadsafe(a[0], set_event, a[1]);
+    int r = corio_loop_ref_call_soon(a[0], set_event, a[1]);
     corio_loop_ref_release(a[0]);
     return (void *)(intptr_t)r;
 }
@@ -637,7 +637,7 @@ static void *held_ref_main(void *arg)
     (void)arg;
     corio_event e;
     corio_event_init(&e);
-    void *a[2] = {corio_loop_get_ref(), &e};
+    void *a[2] = {corio_loop_ref_get(), &e};
     CHECK(a[0] != NULL);
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, late_poster, a), 0);
@@ -658,7 +658,7 @@ static void *true_stall_main(void *arg)
     (void)arg;
     corio_event e;
     corio_event_init(&e);
-    corio_loop_ref *ref = corio_loop_get_ref();
+    corio_loop_ref *ref = corio_loop_ref_get();
     corio_loop_ref_release(ref);
     (void)corio_event_wait(&e);
     return NULL;
@@ -684,7 +684,7 @@ static void *late_release_main(void *arg)
     (void)arg;
     corio_event e;
     corio_event_init(&e);
-    corio_loop_ref *ref = corio_loop_get_ref();
+    corio_loop_ref *ref = corio_loop_ref_get();
     CHECK(ref != NULL);
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, late_releaser, ref), 0);

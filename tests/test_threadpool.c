@@ -107,9 +107,9 @@ static void *cancel_main(void *arg)
         CHECK_OK(corio_sleep_ms(1));
     CHECK_EQ(atomic_load(&jobs_started), 1);
     uint64_t t0 = test_ms();
-    CHECK_OK(corio_cancel(t));
+    CHECK_OK(corio_task_cancel(t));
     void *res;
-    CHECK_OK(corio_join(t, &res));
+    CHECK_OK(corio_task_join(t, &res));
     CHECK(test_ms() - t0 < 500); /* returned at once, not after the work (1 s) */
     CHECK_EQ((intptr_t)res, -ECANCELED);
     CHECK_EQ(atomic_load(&abandoned_count), 0); /* still running */
@@ -140,8 +140,8 @@ static void *wait_abandoned_main(void *arg)
      * dropped unstarted and abandoned at once) */
     while (atomic_load(&jobs_started) == 0)
         CHECK_OK(corio_sleep_ms(1));
-    CHECK_OK(corio_cancel(t));
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_OK(corio_task_cancel(t));
+    CHECK_OK(corio_task_join(t, NULL));
     /* The abandon hook runs on the loop thread once the worker is done
      * (the job takes 1 s). */
     CHECK_EQ(atomic_load(&abandoned_count), 0);
@@ -167,7 +167,7 @@ static void *queued_main(void *arg)
     CHECK_OK(corio_sleep_ms(20));
     uint64_t t0 = test_ms();
     for (int i = 0; i < 8; i++)
-        corio_cancel(t[i]);
+        corio_task_cancel(t[i]);
     CHECK_ERR(corio_gather(t, 8, NULL), 0);
     CHECK(atomic_load(&abandoned_count) >= 4); /* queued ones freed now */
     CHECK(test_ms() - t0 < 500); /* not after the running items' 1 s */
@@ -222,7 +222,7 @@ static void *starve_main(void *arg)
     corio_task *f = corio_spawn(fast_task, NULL);
     CHECK(f);
     void *waited;
-    CHECK_OK(corio_join(f, &waited));
+    CHECK_OK(corio_task_join(f, &waited));
     /* did not queue behind the slow items, which only end after it */
     CHECK((uintptr_t)waited < 5000);
     atomic_store(&slow_release, true);
@@ -242,7 +242,7 @@ TEST(slow_class_uses_at_most_half_the_workers)
 static void *precancelled_main(void *arg)
 {
     atomic_store(&abandoned_count, 0);
-    CHECK_OK(corio_cancel(corio_current()));
+    CHECK_OK(corio_task_cancel(corio_current()));
     job *j = calloc(1, sizeof *j);
     CHECK_ERR(corio__pool_run(CORIO__POOL_FAST, job_work, j, job_abandon), -ECANCELED);
     CHECK_EQ(atomic_load(&abandoned_count), 1); /* freed by abandon, now */
@@ -318,9 +318,9 @@ static void *dns_cancel_main(void *arg)
         CHECK(t);
         for (int k = 0; k < i % 4; k++)
             corio_yield();
-        corio_cancel(t);
+        corio_task_cancel(t);
         void *res;
-        CHECK_OK(corio_join(t, &res));
+        CHECK_OK(corio_task_join(t, &res));
         CHECK((intptr_t)res == 0 || (intptr_t)res == -ECANCELED);
     }
     return arg;
@@ -380,7 +380,7 @@ static void *arm_fail_pool_main(void *arg)
 {
     corio_loop *l = corio__loop();
     for (int i = 0; i < 64; i++)
-        corio_detach(corio_spawn(pool_long_sleeper, NULL));
+        corio_task_detach(corio_spawn(pool_long_sleeper, NULL));
     CHECK_OK(corio_yield());
     CHECK_EQ(l->timers.len, l->timers.cap);
     atomic_store(&slow_job_abandoned, 0);

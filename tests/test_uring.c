@@ -95,7 +95,7 @@ static void *recv_delayed_main(void *arg)
     CHECK_EQ(n, 11);
     CHECK_MEM(buf, "hello, ring", 11);
     CHECK(test_ms() - t0 >= 15);
-    CHECK_OK(corio_join(w, NULL));
+    CHECK_OK(corio_task_join(w, NULL));
     CHECK_EQ(l->backend->pending(l), 0);
     /* EOF */
     xclose(sv[1]);
@@ -119,9 +119,9 @@ static void *cancel_recv_main(void *arg)
     corio_task *t = corio_spawn(recv_forever, &sv[0]);
     CHECK(t);
     CHECK_OK(corio_sleep_ms(10));
-    CHECK_OK(corio_cancel(t));
+    CHECK_OK(corio_task_cancel(t));
     void *res;
-    CHECK_OK(corio_join(t, &res));
+    CHECK_OK(corio_task_join(t, &res));
     CHECK_EQ((intptr_t)res, -ECANCELED);
     corio_loop *l = corio__loop();
     CHECK_EQ(l->backend->pending(l), 0);
@@ -193,7 +193,7 @@ static void *accept_connect_main(void *arg)
     CHECK_EQ(op_recv(cfd, buf, sizeof buf), 4);
     CHECK_MEM(buf, "ping", 4);
     void *sfd;
-    CHECK_OK(corio_join(a, &sfd));
+    CHECK_OK(corio_task_join(a, &sfd));
     xclose((int)(intptr_t)sfd);
     xclose(cfd);
 
@@ -247,7 +247,7 @@ static void *poll_main(void *arg)
     corio__op p2 = {.kind = CORIO__OP_POLL, .fd = sv[0], .flags = POLLIN};
     r = run_op(&p2);
     CHECK(r > 0 && (r & POLLIN));
-    CHECK_OK(corio_join(w, NULL));
+    CHECK_OK(corio_task_join(w, NULL));
     xclose(sv[0]);
     xclose(sv[1]);
     return arg;
@@ -348,7 +348,7 @@ static void *busy_loop_main(void *arg)
         CHECK(test_ms() - t0 < 10000);
     }
     pthread_join(th, NULL);
-    CHECK_OK(corio_join(t, NULL));
+    CHECK_OK(corio_task_join(t, NULL));
     xclose(sv[0]);
     xclose(sv[1]);
     return arg;

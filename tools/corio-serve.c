@@ -24,7 +24,7 @@
  *    (and, without it, If-Modified-Since) give 304; a single Range gives
  *    206 with Content-Range, an unsatisfiable one 416 whose Content-Range
  *    gives only the size; several ranges, or a failed If-Range, get the whole file;
- *  - the body is sent with sendfile(2) (corio_http_respond_file): zero
+ *  - the body is sent with sendfile(2) (corio_http_response_send_file): zero
  *    copy on both backends;
  *  - one access log line per request goes to stderr in the common log
  *    format (--quiet turns it off), through a bounded buffer that a task
@@ -300,7 +300,7 @@ static void reply(answer *a, int status, const char *ctype, const void *body, si
     a->bytes = a->req->method.len == 4 && !memcmp(a->req->method.ptr, "HEAD", 4) ? 0 : len;
     if (status == 304)
         a->bytes = 0;
-    corio_http_respond(a->resp, status, ctype, body, len);
+    corio_http_response_send(a->resp, status, ctype, body, len);
 }
 
 static void reply_error(answer *a, int status)
@@ -601,14 +601,14 @@ static void send_file(answer *a, int fd, const struct stat *st, const char *name
     corio_http_response_add_header(resp, "Accept-Ranges", "bytes");
 
     size_t vl;
-    const char *inm = corio_http_header_get(req, "If-None-Match", &vl);
+    const char *inm = corio_http_request_header(req, "If-None-Match", &vl);
     if (inm) {
         if (etag_listed(inm, vl, etag)) {
             reply(a, 304, NULL, NULL, 0);
             return;
         }
     } else {
-        const char *ims = corio_http_header_get(req, "If-Modified-Since", &vl);
+        const char *ims = corio_http_request_header(req, "If-Modified-Since", &vl);
         time_t t = ims ? parse_http_time(ims, vl) : -1;
         if (t != -1 && st->st_mtim.tv_sec <= t) {
             reply(a, 304, NULL, NULL, 0);
@@ -619,10 +619,10 @@ static void send_file(answer *a, int fd, const struct stat *st, const char *name
     const char *ctype = mime_type(name);
     uint64_t from = 0, to = size ? size - 1 : 0;
     int rr = 0;
-    const char *range = corio_http_header_get(req, "Range", &vl);
+    const char *range = corio_http_request_header(req, "Range", &vl);
     if (range) {
         size_t il;
-        const char *ifr = corio_http_header_get(req, "If-Range", &il);
+        const char *ifr = corio_http_request_header(req, "If-Range", &il);
         /* If-Range: the range only holds for the representation it names */
         bool fresh = !ifr || (il == strlen(etag) && !memcmp(ifr, etag, il)) ||
                      (il == strlen(lastmod) && !memcmp(ifr, lastmod, il));
@@ -649,7 +649,7 @@ static void send_file(answer *a, int fd, const struct stat *st, const char *name
     a->status = status;
     bool head = req->method.len == 4 && !memcmp(req->method.ptr, "HEAD", 4);
     a->bytes = head ? 0 : len;
-    corio_http_respond_file(resp, status, ctype, fd, (int64_t)from, len);
+    corio_http_response_send_file(resp, status, ctype, fd, (int64_t)from, len);
 }
 
 /* ------------------------------------------------------------------ */
@@ -864,11 +864,11 @@ static void log_close(uint64_t timeout_ms)
     logq.closing = true;
     corio_event_set(&logq.wake);
     corio_deadline d = corio_deadline_push(timeout_ms);
-    int r = corio_join(logq.writer, NULL);
+    int r = corio_task_join(logq.writer, NULL);
     corio_deadline_pop(d);
     if (r < 0) {
-        corio_cancel(logq.writer);
-        corio_join(logq.writer, NULL);
+        corio_task_cancel(logq.writer);
+        corio_task_join(logq.writer, NULL);
     }
     logq.writer = NULL;
     if (logq.fd >= 0)
@@ -940,7 +940,7 @@ static void *main_task(void *arg)
     fflush(stdout);
     if (!log_open())
         fputs("corio-serve: no log (out of memory or file descriptors)\n", stderr);
-    r = corio_http_serve_until_signal(srv);
+    r = corio_http_server_serve_until_signal(srv);
     if (r > 0) {
         /* through the log, after its lines, and never blocking the exit */
         char note[64];

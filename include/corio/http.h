@@ -10,7 +10,7 @@
  * before closing the connection.
  *
  * Two parts:
- *  - corio_http_parse_request(): the request head (request line + header
+ *  - corio_http_request_parse(): the request head (request line + header
  *    section).  It is handed the whole buffered bytes of the request each
  *    time more arrive and says "need more" / "done, the head is N bytes" /
  *    "error, answer with status S".  It keeps a small resumable state in the
@@ -92,7 +92,7 @@ typedef struct corio_http_limits {
 #define CORIO_HTTP_DEFAULT_MAX_BODY (1024 * 1024)
 
 /* One request head.  Set up with corio_http_request_init(); the public
- * fields are valid only after corio_http_parse_request() returned > 0. */
+ * fields are valid only after corio_http_request_parse() returned > 0. */
 typedef struct corio_http_request {
     corio_http_str method;  /* a token; any token is accepted (case-sensitive, e.g. "GET") */
     corio_http_str target;  /* the request-target exactly as sent */
@@ -134,7 +134,7 @@ CORIO_API void corio_http_request_init(corio_http_request *req, corio_http_heade
  *         (-400, -413, -414, -431, -501, -505).  The result is final: more
  *         bytes would not change it.
  * Never allocates, never blocks, never reads beyond buf[len). */
-CORIO_API ssize_t corio_http_parse_request(corio_http_request *req, const char *buf, size_t len,
+CORIO_API ssize_t corio_http_request_parse(corio_http_request *req, const char *buf, size_t len,
                                            const corio_http_limits *lim);
 
 /* The value of the first header named name, or NULL when there is none.
@@ -142,7 +142,7 @@ CORIO_API ssize_t corio_http_parse_request(corio_http_request *req, const char *
  * gets the value's length.
  * The pointer is into the parsed buffer, not NUL-terminated.  Not found
  * leaves errno alone (misuse sets EINVAL). */
-CORIO_API const char *corio_http_header_get(const corio_http_request *req, const char *name, size_t *len);
+CORIO_API const char *corio_http_request_header(const corio_http_request *req, const char *name, size_t *len);
 
 /* The reason phrase for a status code, e.g. "Bad Request" for 400.
  * "Unknown" for codes it does not know.  Static string. */
@@ -246,7 +246,7 @@ typedef struct corio_http_server_config {
 } corio_http_server_config;
 
 /* Bind and listen on host:port and run handler(req, resp, arg) for every request.
- * Binds as corio_start_server does: host NULL or
+ * Binds as corio_server_start does: host NULL or
  * "" is every interface, IPv4 and IPv6, through one dual-stack socket
  * (IPv4 only on a machine without IPv6); "0.0.0.0" is every IPv4
  * interface only and "::" every IPv6 one only; any other host is resolved
@@ -296,7 +296,7 @@ CORIO_API unsigned corio_http_server_connections(const corio_http_server *srv);
  * signal number, -ECANCELED / -CORIO_EDEADLINE if the task was interrupted, or
  * -errno (-EBUSY if another task is already waiting).  srv is not used
  * (it may be NULL). */
-CORIO_API int corio_http_serve_until_signal(corio_http_server *srv);
+CORIO_API int corio_http_server_serve_until_signal(corio_http_server *srv);
 
 /* Stop accepting, let requests in flight finish for up to grace_ms, free srv.
  * Every listening socket is closed by the time it returns and idle
@@ -324,18 +324,18 @@ CORIO_API int corio_http_server_close(corio_http_server *srv, uint64_t grace_ms)
  * deadline), -ECANCELED, -ECONNRESET.  After an error the connection is
  * closed once the handler returns (the server answers 400 / 413 itself if
  * the handler does not answer). */
-CORIO_API ssize_t corio_http_body_read(corio_http_request *req, void *buf, size_t n);
+CORIO_API ssize_t corio_http_request_read(corio_http_request *req, void *buf, size_t n);
 
 /* Read the whole (rest of the) body into memory owned by the request.
  * The memory is valid until the handler returns (NUL-terminated for
  * convenience, the terminator not counted).  Returns 0 with *ptr and *len, -EFBIG if the
- * body is longer than cap, or an error as corio_http_body_read.  Suspends. */
-CORIO_API int corio_http_read_body(corio_http_request *req, size_t cap, const char **ptr, size_t *len);
+ * body is longer than cap, or an error as corio_http_request_read.  Suspends. */
+CORIO_API int corio_http_request_read_body(corio_http_request *req, size_t cap, const char **ptr, size_t *len);
 
 /* -- response -- */
 
 /* Add a header field to the response about to be sent.
- * Call it before corio_http_respond / corio_http_response_begin.  name and value are
+ * Call it before corio_http_response_send / corio_http_response_begin.  name and value are
  * copied; they must not contain CR or LF (-EINVAL).  "Connection: close"
  * makes the server close after this response.  Content-Length,
  * Transfer-Encoding, Date and Server are the server's (-EINVAL).  Does not
@@ -351,7 +351,7 @@ CORIO_API int corio_http_response_add_header(corio_http_response *resp, const ch
  * Returns 0, -EALREADY if this request was already answered, -EINVAL for a
  * status outside 200..999 (1xx interim answers are the server's), or a write
  * error (-EPIPE, -ECONNRESET, -CORIO_EDEADLINE, -ECANCELED). */
-CORIO_API int corio_http_respond(corio_http_response *resp, int status, const char *content_type,
+CORIO_API int corio_http_response_send(corio_http_response *resp, int status, const char *content_type,
                                  const void *body, size_t len);
 
 /* Start a streamed response, whose body follows in chunks.
@@ -359,7 +359,7 @@ CORIO_API int corio_http_respond(corio_http_response *resp, int status, const ch
  * delimited by closing the connection instead).  Then call
  * corio_http_response_write any number of times and
  * corio_http_response_end once.  For HEAD only the head is sent.  Returns
- * as corio_http_respond. */
+ * as corio_http_response_send. */
 CORIO_API int corio_http_response_begin(corio_http_response *resp, int status, const char *content_type);
 
 /* Send one chunk of a streamed response.
@@ -374,7 +374,7 @@ CORIO_API int corio_http_response_write(corio_http_response *resp, const void *d
 CORIO_API int corio_http_response_end(corio_http_response *resp);
 
 /* Answer with len bytes of the file fd from offset off as the body.
- * Otherwise like corio_http_respond: the head (and any earlier pipelined answers)
+ * Otherwise like corio_http_response_send: the head (and any earlier pipelined answers)
  * is flushed first, then the bytes go from the page cache to the socket
  * with sendfile(2), without passing through user memory.  fd stays the
  * caller's (it is not closed) and must be a regular file opened for
@@ -383,8 +383,8 @@ CORIO_API int corio_http_response_end(corio_http_response *resp);
  * Reading the file may block the loop on a cold disk, as with nginx's
  * default sendfile.  Suspends while the client does not take the bytes
  * (each wait bounded by write_timeout_ms).  Returns 0, -EALREADY,
- * -EINVAL (status as corio_http_respond, off < 0), or a write error. */
-CORIO_API int corio_http_respond_file(corio_http_response *resp, int status, const char *content_type, int fd,
+ * -EINVAL (status as corio_http_response_send, off < 0), or a write error. */
+CORIO_API int corio_http_response_send_file(corio_http_response *resp, int status, const char *content_type, int fd,
                                       int64_t off, uint64_t len);
 
 /* The client's address as text ("127.0.0.1", "::1"; "-" when unknown).

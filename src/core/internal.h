@@ -144,7 +144,7 @@ struct corio_task {
     corio__interrupt_fn on_interrupt;
     void *wait_obj;             /* what the task waits on (for the interrupt hook and reports) */
     const char *wait_what;      /* short description for stall reports */
-    corio_task *joiner;         /* task parked in corio_join on this one */
+    corio_task *joiner;         /* task parked in corio_task_join on this one */
     corio__list live;           /* loop->live_tasks */
     void *asan_fake_stack;
     void *tsan_fiber;           /* TSan's fiber for this task's context (NULL without TSan) */
@@ -501,7 +501,7 @@ void corio__loop_on_notify(corio_loop *l);
 void corio__pool_drain(corio_loop *l);
 void corio__pool_shutdown(corio_loop *l);
 
-/* Loop references and corio_call_soon_threadsafe (src/core/loop_ref.c); all
+/* Loop references and corio_loop_ref_call_soon (src/core/loop_ref.c); all
  * loop thread only, and cheap no-ops while l->ref is NULL.
  *  - drain: from corio__loop_on_notify; hands queued calls to the task
  *    that runs them (spawned when none is running).

@@ -158,7 +158,7 @@ static void cancel_all(corio_loop *l)
     for (corio__list *n = l->live_tasks.next; n != &l->live_tasks;) {
         corio_task *t = CORIO__CONTAINER_OF(n, corio_task, live);
         n = n->next;
-        corio_cancel(t);
+        corio_task_cancel(t);
     }
 }
 

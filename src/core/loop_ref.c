@@ -1,5 +1,5 @@
 /*
- * Loop references and corio_call_soon_threadsafe (asyncio's
+ * Loop references and corio_loop_ref_call_soon (asyncio's
  * call_soon_threadsafe): any thread queues a function for the loop and
  * wakes it through the backend's notify().
  *
@@ -35,7 +35,7 @@ typedef struct call_list {
 } call_list;
 
 struct corio_loop_ref {
-    atomic_uint refs; /* the loop's own (while it runs) + one per corio_loop_get_ref */
+    atomic_uint refs; /* the loop's own (while it runs) + one per corio_loop_ref_get */
     pthread_mutex_t mu;
     corio_loop *loop; /* NULL once closed (under mu) */
     call_list queued; /* accepted calls, oldest first (under mu) */
@@ -69,7 +69,7 @@ static void list_free(call_list *l)
     l->head = l->tail = NULL;
 }
 
-corio_loop_ref *corio_loop_get_ref(void)
+corio_loop_ref *corio_loop_ref_get(void)
 {
     corio_loop *l = corio__loop();
     if (!l) {
@@ -123,7 +123,7 @@ void corio_loop_ref_release(corio_loop_ref *ref)
     ref_put(ref);
 }
 
-int corio_call_soon_threadsafe(corio_loop_ref *ref, void (*fn)(void *arg), void *arg)
+int corio_loop_ref_call_soon(corio_loop_ref *ref, void (*fn)(void *arg), void *arg)
 {
     if (!ref || !fn)
         return -EINVAL;
@@ -193,9 +193,9 @@ static void start_calls(corio_loop *l, corio_loop_ref *ref)
     /* Like every task alive after the main task returned: it runs, but its
      * waits fail with -ECANCELED, so it cannot hold the loop's end back. */
     if (l->main_task && (l->main_task->flags & CORIO__T_DONE))
-        corio_cancel(t);
+        corio_task_cancel(t);
     ref->dispatcher = t;
-    corio_detach(t);
+    corio_task_detach(t);
 }
 
 void corio__loop_ref_drain(corio_loop *l)

@@ -337,7 +337,7 @@ void corio__task_finished(corio_loop *l, corio_task *t)
 /* Public task API                                                     */
 /* ------------------------------------------------------------------ */
 
-int corio_cancel(corio_task *t)
+int corio_task_cancel(corio_task *t)
 {
     if (!t)
         return -EINVAL;
@@ -376,7 +376,7 @@ static void take_result(corio_task *t, void **result)
     corio__task_free(t);
 }
 
-int corio_join(corio_task *t, void **result)
+int corio_task_join(corio_task *t, void **result)
 {
     corio_task *self = corio__current_task();
     if (!t)
@@ -448,7 +448,7 @@ int corio_gather(corio_task **tasks, size_t n, void **results)
                 err = r;
                 for (size_t j = i; j < n; j++)
                     if (!task_over(tasks[j]))
-                        corio_cancel(tasks[j]);
+                        corio_task_cancel(tasks[j]);
             }
         }
     }
@@ -457,9 +457,9 @@ int corio_gather(corio_task **tasks, size_t n, void **results)
     return err;
 }
 
-int corio_detach(corio_task *t)
+int corio_task_detach(corio_task *t)
 {
-    /* A joiner (corio_join or corio_gather) frees t itself once it ends:
+    /* A joiner (corio_task_join or corio_gather) frees t itself once it ends:
      * detaching too would free it twice. */
     if (!t || t->joiner || (t->flags & CORIO__T_DETACHED))
         return -EINVAL;

@@ -142,14 +142,14 @@ static ssize_t body_read(conn *c, char *buf, size_t n)
     }
 }
 
-ssize_t corio_http_body_read(corio_http_request *req, void *buf, size_t n)
+ssize_t corio_http_request_read(corio_http_request *req, void *buf, size_t n)
 {
     if (!req || (!buf && n))
         return -EINVAL;
     return body_read(req_conn(req), buf, n);
 }
 
-int corio_http_read_body(corio_http_request *req, size_t cap, const char **ptr, size_t *len)
+int corio_http_request_read_body(corio_http_request *req, size_t cap, const char **ptr, size_t *len)
 {
     if (!req || !ptr || !len)
         return -EINVAL;

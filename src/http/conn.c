@@ -79,7 +79,7 @@ static bool serve_one(conn *c, size_t head_len)
         c->rend -= c->rpos;
         c->rpos = 0;
         corio_http_request_init(&c->req, c->hdrs, srv->cfg.limits.max_headers);
-        corio_http_parse_request(&c->req, c->rbuf, c->rend, &srv->cfg.limits);
+        corio_http_request_parse(&c->req, c->rbuf, c->rend, &srv->cfg.limits);
         c->body_pos = head_len;
     }
     c->keep_alive = c->req.keep_alive && !srv->closing;
@@ -100,7 +100,7 @@ static bool serve_one(conn *c, size_t head_len)
             c->keep_alive = false; /* the client is gone or broken: nothing to answer */
         else {
             corio__http_settle_keep_alive(c);
-            corio_http_respond(&c->resp, 500, "text/plain", "500 Internal Server Error\n", 26);
+            corio_http_response_send(&c->resp, 500, "text/plain", "500 Internal Server Error\n", 26);
         }
     } else if (c->rstate == R_STREAM) {
         c->keep_alive = false;
@@ -275,7 +275,7 @@ static void unpark(conn *c)
         conn_exit(c);
         return;
     }
-    corio_detach(c->task);
+    corio_task_detach(c->task);
 }
 
 /* The first bytes for a parked connection go into a fresh read buffer
@@ -390,7 +390,7 @@ static void *conn_main(void *arg)
                 head_deadline = corio_now_ns() + (uint64_t)srv->cfg.head_timeout_ms * 1000000u;
                 corio_http_request_init(&c->req, c->hdrs, srv->cfg.limits.max_headers);
             }
-            ssize_t h = corio_http_parse_request(&c->req, c->rbuf + c->rpos, c->rend - c->rpos, lim);
+            ssize_t h = corio_http_request_parse(&c->req, c->rbuf + c->rpos, c->rend - c->rpos, lim);
             if (h < 0) {
                 corio__http_respond_error(c, (int)-h);
                 break;
@@ -476,7 +476,7 @@ int corio__http_conn_start(corio_http_server *srv, int fd)
         goto fail;
     corio__list_push_back(&srv->conns, &c->link);
     srv->nconns++;
-    corio_detach(c->task);
+    corio_task_detach(c->task);
     return 0;
 fail:
     bufs_put(c);
@@ -514,6 +514,6 @@ void corio__http_conns_cancel(corio_http_server *srv, bool all)
         else if (c == srv->closer_conn)
             continue; /* the closer's own: it finishes after its handler returns */
         else if (c->task && (all || c->state == CONN_WAIT_HEAD))
-            corio_cancel(c->task);
+            corio_task_cancel(c->task);
     }
 }

@@ -348,7 +348,7 @@ static int parse_head(corio_http_request *req, const char *buf, size_t s, size_t
     return 0;
 }
 
-ssize_t corio_http_parse_request(corio_http_request *req, const char *buf, size_t len,
+ssize_t corio_http_request_parse(corio_http_request *req, const char *buf, size_t len,
                                  const corio_http_limits *lim)
 {
     if (!req || (!buf && len))
@@ -391,7 +391,7 @@ ssize_t corio_http_parse_request(corio_http_request *req, const char *buf, size_
     return r < 0 ? r : (ssize_t)end;
 }
 
-const char *corio_http_header_get(const corio_http_request *req, const char *name, size_t *len)
+const char *corio_http_request_header(const corio_http_request *req, const char *name, size_t *len)
 {
     if (len)
         *len = 0;

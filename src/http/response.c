@@ -180,7 +180,7 @@ static int begin_sized(conn *c, int status, const char *content_type, uint64_t l
     return 0;
 }
 
-int corio_http_respond(corio_http_response *resp, int status, const char *content_type, const void *body,
+int corio_http_response_send(corio_http_response *resp, int status, const char *content_type, const void *body,
                        size_t len)
 {
     if (!resp || (!body && len))
@@ -258,7 +258,7 @@ int corio_http_response_end(corio_http_response *resp)
 
 /* Zero-copy file bodies: sendfile(2) straight to the (non-blocking)
  * socket, and a POLLOUT wait whenever the socket buffer is full. */
-int corio_http_respond_file(corio_http_response *resp, int status, const char *content_type, int fd,
+int corio_http_response_send_file(corio_http_response *resp, int status, const char *content_type, int fd,
                             int64_t off, uint64_t len)
 {
     if (!resp || off < 0)

@@ -4,12 +4,12 @@
  * listening sockets, accept tasks, close, and SIGINT/SIGTERM.
  *
  * Listening sockets are opened by src/io/listen.c exactly as for
- * corio_start_server (one dual-stack socket for "all interfaces", else one
+ * corio_server_start (one dual-stack socket for "all interfaces", else one
  * per resolved address, all on one port); each has its own accept task,
  * and the connection cap is shared by all of them.
  *
  * Running out of file descriptors while accepting differs from
- * corio_start_server (src/io/tcp.c), which has no notion of an idle
+ * corio_server_start (src/io/tcp.c), which has no notion of an idle
  * connection and only pauses its accepts: here the longest-idle parked
  * keep-alive connections are closed to make room (out_of_fds), so new
  * clients are served at once instead of after the keep-alive time-out.
@@ -68,7 +68,7 @@ static int wait_for_room(listener *ls, const char *what, uint64_t wake_at)
  * connections to make room, as nginx does with its reusable connections
  * (about an eighth of them, at least one, at most EVICT_MAX at a time), and
  * wait until one of our connections has gone or CORIO__ACCEPT_PAUSE_MS
- * passed (none idle: the pause corio_start_server makes too).  Without
+ * passed (none idle: the pause corio_server_start makes too).  Without
  * this, idle keep-alive clients hold every fd until their time-out while
  * new clients wait in the backlog.  Returns 0 or -ECANCELED /
  * -CORIO_EDEADLINE. */
@@ -219,7 +219,7 @@ int corio_http_server_start(const char *host, uint16_t port, corio_http_handler 
             (void)corio_http_server_close(srv, 0);
             return -ENOMEM;
         }
-        corio_detach(t);
+        corio_task_detach(t);
         srv->ls[i].task = t;
         srv->nacceptors++;
     }
@@ -265,7 +265,7 @@ int corio_http_server_close(corio_http_server *srv, uint64_t grace_ms)
     srv->closer_conn = own;
     for (unsigned i = 0; i < srv->nlisteners; i++)
         if (srv->ls[i].task)
-            corio_cancel(srv->ls[i].task);
+            corio_task_cancel(srv->ls[i].task);
     corio__http_conns_cancel(srv, false);
     uint64_t end = corio__ns_after_ms(corio_now_ns(), grace_ms);
     while (ret == 0 && (srv->nconns > left || srv->nacceptors > 0) && corio_now_ns() < end) {
@@ -304,7 +304,7 @@ static void on_signal(int sig)
     errno = saved;
 }
 
-int corio_http_serve_until_signal(corio_http_server *srv)
+int corio_http_server_serve_until_signal(corio_http_server *srv)
 {
     (void)srv;
     int r = corio__check();

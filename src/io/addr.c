@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/un.h>
 
-char *corio_format_addr(const struct sockaddr *addr, char *buf, size_t cap)
+char *corio_addr_format(const struct sockaddr *addr, char *buf, size_t cap)
 {
     char host[INET6_ADDRSTRLEN];
     if (!buf || cap == 0 || !addr) {

@@ -1,6 +1,6 @@
 /*
  * Opening listening TCP sockets, shared by the two servers: the stream
- * server (corio_start_server, src/io/tcp.c) and the HTTP server
+ * server (corio_server_start, src/io/tcp.c) and the HTTP server
  * (corio_http_server_start, src/http/server.c).  Both bind the same way:
  * host NULL or "" is every interface through one dual-stack IPv6 socket
  * (IPv4 only when the machine has no IPv6), a name or address is every

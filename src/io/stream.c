@@ -5,7 +5,7 @@
  * Read side.  A read buffer is allocated only when a call needs one (4 KiB
  * to start, doubling up to the separator limit for readuntil/readline, and
  * given back once it has drained after growing), so an idle connection costs
- * the struct alone.  corio_read and corio_readexactly with a large request
+ * the struct alone.  corio_stream_read and corio_stream_readexactly with a large request
  * and nothing buffered receive straight into the caller's memory: no second
  * copy.  Only one task may read at a time (another gets -EBUSY).
  *
@@ -29,7 +29,7 @@
  * the callback neither overwrites nor moves them (a buffer that must grow
  * keeps the old block alive until then).
  *
- * Write side.  corio_write never suspends: with nothing queued it sends at
+ * Write side.  corio_stream_write never suspends: with nothing queued it sends at
  * once with a non-blocking send() (on io_uring too: a direct syscall is the
  * cheapest way to push a small reply) and queues only what the socket did
  * not take.  Queued bytes live in a list of chunks that are only ever
@@ -37,7 +37,7 @@
  * queue is flushed in the background by a small "flusher" task started on
  * demand: it sends the queue with SEND/SENDMSG operations and exits when the
  * queue is empty, so data written without a drain still leaves, and
- * corio_drain only has to wait for the queue to fall below the low-water
+ * corio_stream_drain only has to wait for the queue to fall below the low-water
  * mark.  The first error that breaks the connection (EPIPE, ECONNRESET, ...)
  * is remembered: the queue is dropped and every later write/drain returns
  * it.  Every send carries MSG_NOSIGNAL, so SIGPIPE never happens.
@@ -472,7 +472,7 @@ static bool unread(corio_stream *s, const void *p, size_t n)
 
 static inline bool reader_busy(const corio_stream *s) { return s->in.plain || s->rbusy; }
 
-ssize_t corio_read(corio_stream *s, void *buf, size_t n)
+ssize_t corio_stream_read(corio_stream *s, void *buf, size_t n)
 {
     if (!s || (!buf && n))
         return -EINVAL;
@@ -498,7 +498,7 @@ ssize_t corio_read(corio_stream *s, void *buf, size_t n)
     }
 }
 
-ssize_t corio_readexactly(corio_stream *s, void *buf, size_t n, size_t *got)
+ssize_t corio_stream_readexactly(corio_stream *s, void *buf, size_t n, size_t *got)
 {
     char *p = buf;
     size_t have = 0;
@@ -584,7 +584,7 @@ static int scan(corio_stream *s, const void *sep, size_t sep_len, size_t *len)
     }
 }
 
-ssize_t corio_readuntil(corio_stream *s, const void *sep, size_t sep_len, const char **out)
+ssize_t corio_stream_readuntil(corio_stream *s, const void *sep, size_t sep_len, const char **out)
 {
     if (!out)
         return -EINVAL;
@@ -601,7 +601,7 @@ ssize_t corio_readuntil(corio_stream *s, const void *sep, size_t sep_len, const 
     return (ssize_t)n;
 }
 
-ssize_t corio_readline(corio_stream *s, char *buf, size_t cap)
+ssize_t corio_stream_readline(corio_stream *s, char *buf, size_t cap)
 {
     if (!s || (!buf && cap))
         return -EINVAL;
@@ -622,7 +622,7 @@ ssize_t corio_readline(corio_stream *s, char *buf, size_t cap)
     return (ssize_t)n;
 }
 
-bool corio_at_eof(const corio_stream *s) { return s && (s->in.eof) && s->in.start == s->in.end; }
+bool corio_stream_at_eof(const corio_stream *s) { return s && (s->in.eof) && s->in.start == s->in.end; }
 
 void corio_stream_set_limit(corio_stream *s, size_t limit)
 {
@@ -814,7 +814,7 @@ static int enqueue(corio_stream *s, const char *p, size_t n)
     return 0;
 }
 
-int corio_write(corio_stream *s, const void *buf, size_t n)
+int corio_stream_write(corio_stream *s, const void *buf, size_t n)
 {
     if (CORIO__UNLIKELY(!s || (!buf && n)))
         return -EINVAL;
@@ -864,7 +864,7 @@ int corio_write(corio_stream *s, const void *buf, size_t n)
             write_failed(s, -ENOMEM);
             return -ENOMEM;
         }
-        corio_detach(s->flusher);
+        corio_task_detach(s->flusher);
     }
     return 0;
 }
@@ -891,7 +891,7 @@ static int wait_queue(corio_stream *s, size_t target)
     return corio__suspend(drain_interrupted, &w, "drain", CORIO__NO_DEADLINE);
 }
 
-int corio_drain(corio_stream *s)
+int corio_stream_drain(corio_stream *s)
 {
     if (!s)
         return -EINVAL;
@@ -915,9 +915,9 @@ void corio_stream_set_write_limits(corio_stream *s, size_t high, size_t low)
     s->low = low;
 }
 
-size_t corio_write_buffer_size(const corio_stream *s) { return s ? s->wsize : 0; }
+size_t corio_stream_write_buffer_size(const corio_stream *s) { return s ? s->wsize : 0; }
 
-int corio_write_eof(corio_stream *s)
+int corio_stream_write_eof(corio_stream *s)
 {
     if (!s)
         return -EINVAL;
@@ -940,7 +940,7 @@ static void linger_expired(corio__timer *t)
 {
     corio_stream *s = CORIO__CONTAINER_OF(t, corio_stream, linger_timer);
     if (s->flusher)
-        corio_cancel(s->flusher);
+        corio_task_cancel(s->flusher);
 }
 
 void corio_stream_close(corio_stream *s)
@@ -962,7 +962,7 @@ void corio_stream_close(corio_stream *s)
         if (s->wsize && !s->werr && corio__timer_arm(l, &s->linger_timer, corio_now_ns() + LINGER_MS * 1000000ull) == 0)
             s->linger = true;
         else
-            corio_cancel(s->flusher);
+            corio_task_cancel(s->flusher);
     }
     if (s->in.plain)
         corio__op_cancel(l, s->in.plain);

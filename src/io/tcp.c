@@ -128,7 +128,7 @@ static void start_conn(corio_server *srv, int fd, const struct sockaddr_storage 
         peer = &ss;
     }
     char name[64] = "conn ";
-    corio_format_addr((const struct sockaddr *)peer, name + 5, sizeof name - 5);
+    corio_addr_format((const struct sockaddr *)peer, name + 5, sizeof name - 5);
     c->srv = srv;
     c->stream = s;
     c->closed = false;
@@ -138,7 +138,7 @@ static void start_conn(corio_server *srv, int fd, const struct sockaddr_storage 
         corio__free(c);
         return;
     }
-    corio_detach(c->task); /* it unlinks itself; close cancels it through the list */
+    corio_task_detach(c->task); /* it unlinks itself; close cancels it through the list */
     corio__list_init(&c->link);
     corio__list_push_back(&srv->conns, &c->link);
     srv->nconns++;
@@ -254,7 +254,7 @@ static void *accept_main(void *arg)
 /* Starting                                                            */
 /* ------------------------------------------------------------------ */
 
-int corio_start_server(const char *host, uint16_t port, corio_conn_fn handler, void *arg,
+int corio_server_start(const char *host, uint16_t port, corio_conn_fn handler, void *arg,
                        const corio_server_config *cfg, corio_server **out)
 {
     static const corio_server_config defaults;
@@ -306,14 +306,14 @@ int corio_start_server(const char *host, uint16_t port, corio_conn_fn handler, v
         socklen_t sl = sizeof ss;
         char name[64] = "accept ";
         if (getsockname(fds[i], (struct sockaddr *)&ss, &sl) == 0)
-            corio_format_addr((struct sockaddr *)&ss, name + 7, sizeof name - 7);
+            corio_addr_format((struct sockaddr *)&ss, name + 7, sizeof name - 7);
         corio_task *t = corio__spawn(l, name, 0, accept_main, &srv->ls[i]);
         if (!t) {
             r = errno ? -errno : -ENOMEM;
             (void)corio_server_close(srv, 0);
             return r;
         }
-        corio_detach(t);
+        corio_task_detach(t);
         srv->ls[i].task = t;
         srv->nacceptors++;
     }
@@ -332,7 +332,7 @@ static void serve_interrupted(corio_task *t, int reason)
     corio__wake(t, reason);
 }
 
-int corio_serve_forever(corio_server *srv)
+int corio_server_serve_forever(corio_server *srv)
 {
     if (!srv)
         return -EINVAL;
@@ -411,7 +411,7 @@ int corio_server_close(corio_server *srv, uint64_t grace_ms)
      * in flight on them */
     for (unsigned i = 0; i < srv->nlisteners; i++)
         if (srv->ls[i].task)
-            corio_cancel(srv->ls[i].task);
+            corio_task_cancel(srv->ls[i].task);
     srv->closer = me;
     while (srv->nacceptors > 0)
         corio__suspend_uninterruptible(srv, "server close: accept tasks");
@@ -441,7 +441,7 @@ int corio_server_close(corio_server *srv, uint64_t grace_ms)
     /* 3. cancel whoever is left and wait for them all */
     if (srv->nconns > 0) {
         for (corio__list *it = srv->conns.next; it != &srv->conns; it = it->next)
-            corio_cancel(CORIO__CONTAINER_OF(it, conn, link)->task);
+            corio_task_cancel(CORIO__CONTAINER_OF(it, conn, link)->task);
         while (srv->nconns > 0)
             corio__suspend_uninterruptible(srv, "server close: cancelled handlers");
     }
@@ -459,7 +459,7 @@ int corio_server_close(corio_server *srv, uint64_t grace_ms)
 /* Client                                                              */
 /* ------------------------------------------------------------------ */
 
-int corio_open_connection(const char *host, uint16_t port, corio_stream **out)
+int corio_stream_connect(const char *host, uint16_t port, corio_stream **out)
 {
     if (!out)
         return -EINVAL;
