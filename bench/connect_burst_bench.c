@@ -126,7 +126,7 @@ int main(int argc, char **argv)
     qsort(all, (size_t)nruns, sizeof *all, cmp);
     qsort(cpu, (size_t)nruns, sizeof *cpu, cmp);
     const char *backend = getenv("CORIO_BACKEND") ? getenv("CORIO_BACKEND") : "auto";
-    printf("%s, %d clients, median of %d: first_answer_ms %.1f all_answered_ms %.1f cpu_ms %.1f\n", backend, nclients,
-           nruns, first[nruns / 2], all[nruns / 2], cpu[nruns / 2]);
+    printf("%s, %d clients, median of %d: first_answer_ms %.1f all_answered_ms %.1f cpu_ms %.1f\n", backend,
+           nclients, nruns, first[nruns / 2], all[nruns / 2], cpu[nruns / 2]);
     return 0;
 }

@@ -45,10 +45,10 @@
 typedef struct conn {
     int fd;
     unsigned id;
-    bool want_out;    /* EPOLLOUT currently registered */
-    size_t sent;      /* bytes of the current request written */
-    size_t rcvd;      /* bytes of the current reply read */
-    uint64_t seq;     /* current request number on this connection */
+    bool want_out; /* EPOLLOUT currently registered */
+    size_t sent;   /* bytes of the current request written */
+    size_t rcvd;   /* bytes of the current reply read */
+    uint64_t seq;  /* current request number on this connection */
     unsigned char *sbuf;
     unsigned char *rbuf;
 } conn;
@@ -166,7 +166,8 @@ static void check_reply(conn *c)
         size_t i = 0;
         while (c->rbuf[i] == c->sbuf[i])
             i++;
-        fprintf(stderr, "echo_load: connection %u, request %llu: reply differs at byte %zu (got %u, want %u)\n",
+        fprintf(stderr,
+                "echo_load: connection %u, request %llu: reply differs at byte %zu (got %u, want %u)\n",
                 c->id, (unsigned long long)c->seq, i, c->rbuf[i], c->sbuf[i]);
         exit(1);
     }
@@ -218,32 +219,46 @@ static int connect_one(void)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: echo_load [-h HOST] [-p PORT] [-c CONNS] [-m BYTES] [-d SECONDS] [-w SECONDS]\n"
-            "                 [--server-pid PID]\n"
-            "  -p/--port 8888  -c/--conns 10  -m/--size 1024  -d/--duration 3  -w/--warmup 1\n");
+    fprintf(stderr, "usage: echo_load [-h HOST] [-p PORT] [-c CONNS] [-m BYTES] [-d SECONDS] [-w SECONDS]\n"
+                    "                 [--server-pid PID]\n"
+                    "  -p/--port 8888  -c/--conns 10  -m/--size 1024  -d/--duration 3  -w/--warmup 1\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"host", required_argument, 0, 'h'},     {"port", required_argument, 0, 'p'},
-        {"conns", required_argument, 0, 'c'},    {"size", required_argument, 0, 'm'},
-        {"duration", required_argument, 0, 'd'}, {"warmup", required_argument, 0, 'w'},
+        {"host", required_argument, 0, 'h'},       {"port", required_argument, 0, 'p'},
+        {"conns", required_argument, 0, 'c'},      {"size", required_argument, 0, 'm'},
+        {"duration", required_argument, 0, 'd'},   {"warmup", required_argument, 0, 'w'},
         {"server-pid", required_argument, 0, 'P'}, {0, 0, 0, 0},
     };
     int ch;
     while ((ch = getopt_long(argc, argv, "h:p:c:m:d:w:P:", lo, NULL)) != -1) {
         switch (ch) {
-        case 'h': opt.host = optarg; break;
-        case 'p': opt.port = atoi(optarg); break;
-        case 'c': opt.conns = (unsigned)strtoul(optarg, NULL, 10); break;
-        case 'm': opt.size = strtoull(optarg, NULL, 10); break;
-        case 'd': opt.duration = strtod(optarg, NULL); break;
-        case 'w': opt.warmup = strtod(optarg, NULL); break;
-        case 'P': opt.server_pid = atoi(optarg); break;
-        default: usage();
+        case 'h':
+            opt.host = optarg;
+            break;
+        case 'p':
+            opt.port = atoi(optarg);
+            break;
+        case 'c':
+            opt.conns = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'm':
+            opt.size = strtoull(optarg, NULL, 10);
+            break;
+        case 'd':
+            opt.duration = strtod(optarg, NULL);
+            break;
+        case 'w':
+            opt.warmup = strtod(optarg, NULL);
+            break;
+        case 'P':
+            opt.server_pid = atoi(optarg);
+            break;
+        default:
+            usage();
         }
     }
     if (opt.conns == 0 || opt.size == 0 || opt.port <= 0 || opt.duration <= 0)

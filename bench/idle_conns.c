@@ -143,7 +143,8 @@ int main(int argc, char **argv)
             struct epoll_event evs[256];
             int k = epoll_wait(ep, evs, 256, 10000);
             if (k == 0) {
-                fprintf(stderr, "idle_conns: %d connections of batch at %d got no answer in 10 s\n", pending, base);
+                fprintf(stderr, "idle_conns: %d connections of batch at %d got no answer in 10 s\n", pending,
+                        base);
                 return 1;
             }
             for (int j = 0; j < k; j++) {

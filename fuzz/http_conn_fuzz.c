@@ -59,9 +59,9 @@
 typedef struct fuzz_run {
     const unsigned char *data; /* what the client sends */
     size_t size;
-    unsigned char split;       /* input byte 0 */
-    int wfd;                   /* the client's writing end (a dup of rfd) */
-    char *out;                 /* what the server sent */
+    unsigned char split; /* input byte 0 */
+    int wfd;             /* the client's writing end (a dup of rfd) */
+    char *out;           /* what the server sent */
     size_t out_len, out_cap;
 } fuzz_run;
 
@@ -79,7 +79,7 @@ static void handler(corio_http_request *req, corio_http_response *resp, void *ar
     char peer[64];
     corio_http_request_peer(req, peer, sizeof peer);
     FUZZ_CHECK(strcmp(peer, "-") == 0); /* a unix socket has no address to show */
-    if (mode == 'r') { /* the body in small reads, the answer from a file */
+    if (mode == 'r') {                  /* the body in small reads, the answer from a file */
         char piece[7];
         ssize_t r;
         while ((r = corio_http_request_read(req, piece, sizeof piece)) > 0)
@@ -167,7 +167,8 @@ static void check_output(const char *p, size_t n)
     while (n > 0) {
         FUZZ_CHECK(!closed);
         FUZZ_CHECK(n >= 13 && memcmp(p, "HTTP/1.1 ", 9) == 0);
-        FUZZ_CHECK(p[9] >= '1' && p[9] <= '9' && p[10] >= '0' && p[10] <= '9' && p[11] >= '0' && p[11] <= '9');
+        FUZZ_CHECK(p[9] >= '1' && p[9] <= '9' && p[10] >= '0' && p[10] <= '9' && p[11] >= '0' &&
+                   p[11] <= '9');
         FUZZ_CHECK(p[12] == ' ');
         int status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
         const char *end = find_crlfcrlf(p, n);
@@ -242,7 +243,7 @@ static void *fuzz_main(void *arg)
     cfg.limits.max_target = 512;
     cfg.limits.max_headers = 16;
     cfg.limits.max_body = 4096;
-    cfg.max_drain = 1 << 20; /* see LLVMFuzzerTestOneInput */
+    cfg.max_drain = 1 << 20;    /* see LLVMFuzzerTestOneInput */
     cfg.head_timeout_ms = 5000; /* longer than the client's deadline: a stuck server shows */
     corio_http_server *srv;
     FUZZ_CHECK(corio_http_server_new(handler, NULL, &cfg, &srv) == 0);

@@ -30,7 +30,8 @@
 #define NHDR 16
 
 /* Small limits so that the fuzzer reaches 414/431/413 with short inputs. */
-static const corio_http_limits lim = {.max_head = 1024, .max_target = 256, .max_headers = 12, .max_body = 4096};
+static const corio_http_limits lim = {
+    .max_head = 1024, .max_target = 256, .max_headers = 12, .max_body = 4096};
 
 static void same_str(corio_http_str a, corio_http_str b, const char *buf, size_t len)
 {

@@ -426,8 +426,8 @@ typedef struct corio_server corio_server;
 typedef void (*corio_conn_fn)(corio_stream *s, void *arg);
 
 typedef struct corio_server_config {
-    int backlog;      /* listen(2) backlog; 0 = 4096 */
-    bool reuse_port;  /* SO_REUSEPORT */
+    int backlog;     /* listen(2) backlog; 0 = 4096 */
+    bool reuse_port; /* SO_REUSEPORT */
     /* true: keep Nagle's algorithm (TCP_NODELAY off); default false: small writes leave at once */
     bool nagle;
     size_t stack_size; /* for handler tasks; 0 = the loop's default; above SIZE_MAX / 128: -EINVAL */

@@ -40,12 +40,12 @@
 #endif
 
 static int failures;
-#define CHECK(c)                                                                   \
-    do {                                                                           \
-        if (!(c)) {                                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);  \
-            failures++;                                                            \
-        }                                                                          \
+#define CHECK(c)                                                                                             \
+    do {                                                                                                     \
+        if (!(c)) {                                                                                          \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);                            \
+            failures++;                                                                                      \
+        }                                                                                                    \
     } while (0)
 
 /* ---- owner registry (stands in for the core) --------------------------- */
@@ -195,11 +195,13 @@ __asm__(".text\n"
         "  popq %r15\n popq %r14\n popq %r13\n popq %r12\n popq %rbx\n popq %rbp\n"
         "  ret\n"
         ".size regcheck_asm, .-regcheck_asm\n");
-static const uint64_t reg_expect[NREGS] = {0x1111111111111111ull, 0x2222222222222222ull, 0x3333333333333333ull,
-                                           0x4444444444444444ull, 0x5555555555555555ull, 0x6666666666666666ull};
-#define CLOBBER_REGS()                                                                             \
-    __asm__ volatile("movq $-1, %%rbx\n movq $-1, %%r12\n movq $-1, %%r13\n movq $-1, %%r14\n"      \
-                     "movq $-1, %%r15\n" ::: "rbx", "r12", "r13", "r14", "r15")
+static const uint64_t reg_expect[NREGS] = {0x1111111111111111ull, 0x2222222222222222ull,
+                                           0x3333333333333333ull, 0x4444444444444444ull,
+                                           0x5555555555555555ull, 0x6666666666666666ull};
+#define CLOBBER_REGS()                                                                                       \
+    __asm__ volatile("movq $-1, %%rbx\n movq $-1, %%r12\n movq $-1, %%r13\n movq $-1, %%r14\n"               \
+                     "movq $-1, %%r15\n" ::                                                                  \
+                         : "rbx", "r12", "r13", "r14", "r15")
 #elif CORIO_ARCH_ASM && defined(__aarch64__)
 #define NREGS 18
 __asm__(".text\n"
@@ -238,13 +240,13 @@ static void reg_expect_init(void)
         memcpy(&reg_expect[10 + i], &d, 8);
     }
 }
-#define CLOBBER_REGS()                                                                                  \
-    __asm__ volatile("mov x19, #-1\n mov x20, #-1\n mov x21, #-1\n mov x22, #-1\n mov x23, #-1\n"        \
-                     "mov x24, #-1\n mov x25, #-1\n mov x26, #-1\n mov x27, #-1\n mov x28, #-1\n"        \
-                     "fmov d8, #-2.0\n fmov d9, #-2.0\n fmov d10, #-2.0\n fmov d11, #-2.0\n"             \
-                     "fmov d12, #-2.0\n fmov d13, #-2.0\n fmov d14, #-2.0\n fmov d15, #-2.0\n" ::        \
-                         : "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28", "d8", \
-                           "d9", "d10", "d11", "d12", "d13", "d14", "d15")
+#define CLOBBER_REGS()                                                                                       \
+    __asm__ volatile("mov x19, #-1\n mov x20, #-1\n mov x21, #-1\n mov x22, #-1\n mov x23, #-1\n"            \
+                     "mov x24, #-1\n mov x25, #-1\n mov x26, #-1\n mov x27, #-1\n mov x28, #-1\n"            \
+                     "fmov d8, #-2.0\n fmov d9, #-2.0\n fmov d10, #-2.0\n fmov d11, #-2.0\n"                 \
+                     "fmov d12, #-2.0\n fmov d13, #-2.0\n fmov d14, #-2.0\n fmov d15, #-2.0\n" ::            \
+                         : "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28", "d8", "d9", \
+                           "d10", "d11", "d12", "d13", "d14", "d15")
 #endif
 
 #ifdef NREGS
@@ -309,7 +311,9 @@ static void fpenv_set(uint64_t v)
 }
 /* Round toward zero / round down in both units, masks unchanged. */
 #define FPENV_A(def) (((def) | 0x6000u) | ((uint64_t)0x0C00u << 32))
-#define FPENV_B(def) ((((def) & ~0x6000ull) | 0x2000u) | (((def) & ~(0x0C00ull << 32)) & (0xFFFFull << 32)) | ((uint64_t)0x0400u << 32))
+#define FPENV_B(def)                                                                                         \
+    ((((def) & ~0x6000ull) | 0x2000u) | (((def) & ~(0x0C00ull << 32)) & (0xFFFFull << 32)) |                 \
+     ((uint64_t)0x0400u << 32))
 #elif defined(__aarch64__)
 static uint64_t fpenv_get(void)
 {
@@ -425,7 +429,7 @@ static void test_pool(void)
     for (int i = 1; i < 4; i++)
         s[i] = corio__stack_get(p, 0);
     for (int i = 0; i < 4; i++)
-        corio__stack_put(p, s[i]); /* keeps s[0], s[1]; unmaps the rest */
+        corio__stack_put(p, s[i]);         /* keeps s[0], s[1]; unmaps the rest */
     CHECK(corio__stack_get(p, 0) == s[1]); /* LIFO */
     CHECK(corio__stack_get(p, 0) == s[0]);
 
@@ -563,10 +567,7 @@ static int __attribute__((noinline)) recurse(int n)
     return recurse(n + 1) + buf[(n * 7) & 255];
 }
 
-static void overflow_body(co *c)
-{
-    c->counter = recurse(0);
-}
+static void overflow_body(co *c) { c->counter = recurse(0); }
 
 static const char *victim_name = "deep-recursion";
 
@@ -662,7 +663,10 @@ int main(void)
     struct {
         const char *name;
         void (*fn)(corio__stack_pool *);
-    } pt[] = {{"pingpong", test_pingpong}, {"registers", test_registers}, {"fpenv", test_fpenv}, {"many", test_many}};
+    } pt[] = {{"pingpong", test_pingpong},
+              {"registers", test_registers},
+              {"fpenv", test_fpenv},
+              {"many", test_many}};
     for (size_t i = 0; i < sizeof pt / sizeof pt[0]; i++) {
         int f0 = failures;
         pt[i].fn(p);

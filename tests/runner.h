@@ -25,13 +25,14 @@ void test_register(const char *name, test_fn fn, const char *file);
 
 #define TEST(name)                                                                                           \
     static void test_##name(void);                                                                           \
-    __attribute__((constructor)) static void test_register_##name(void)                                     \
+    __attribute__((constructor)) static void test_register_##name(void)                                      \
     {                                                                                                        \
         test_register(#name, test_##name, __FILE__);                                                         \
     }                                                                                                        \
     static void test_##name(void)
 
-void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((noreturn, format(printf, 3, 4)));
+void test_fail(const char *file, int line, const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 3, 4)));
 
 #define CHECK(cond)                                                                                          \
     do {                                                                                                     \
@@ -68,13 +69,13 @@ void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((
         const char *sa_ = (a), *sb_ = (b);                                                                   \
         if (!sa_ || !sb_ || strcmp(sa_, sb_) != 0)                                                           \
             test_fail(__FILE__, __LINE__, "CHECK_STR(%s, %s) failed: \"%s\" != \"%s\"", #a, #b,              \
-                      sa_ ? sa_ : "(null)", sb_ ? sb_ : "(null)");                                          \
+                      sa_ ? sa_ : "(null)", sb_ ? sb_ : "(null)");                                           \
     } while (0)
 
 #define CHECK_MEM(a, b, n)                                                                                   \
     do {                                                                                                     \
         if (memcmp((a), (b), (n)) != 0)                                                                      \
-            test_fail(__FILE__, __LINE__, "CHECK_MEM(%s, %s, %s) failed", #a, #b, #n);                        \
+            test_fail(__FILE__, __LINE__, "CHECK_MEM(%s, %s, %s) failed", #a, #b, #n);                       \
     } while (0)
 
 /* TEST_TSAN is 1 in a ThreadSanitizer build (cmake -DCORIO_TSAN=ON, make

@@ -183,12 +183,11 @@ static void *abandoned_main(void *arg)
     static int sv[2];
     nb_socketpair(sv);
     shared_fd = sv[0];
-    for (int i = 0; i < 3; i++)
-        {
-            corio_task *t = corio_spawn(reader, NULL);
-            CHECK(t);
-            corio_task_detach(t);
-        }
+    for (int i = 0; i < 3; i++) {
+        corio_task *t = corio_spawn(reader, NULL);
+        CHECK(t);
+        corio_task_detach(t);
+    }
     CHECK_OK(corio_sleep_ms(2));
     return arg;
 }
@@ -202,7 +201,8 @@ static void *acceptor(void *arg)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    corio__op op = {.kind = CORIO__OP_ACCEPT, .fd = listen_fd, .addr = (struct sockaddr *)&ss, .addrlen = &sl};
+    corio__op op = {
+        .kind = CORIO__OP_ACCEPT, .fd = listen_fd, .addr = (struct sockaddr *)&ss, .addrlen = &sl};
     int fd = corio__op_run(&op);
     CHECK_OK(fd);
     CHECK(fcntl(fd, F_GETFL) & O_NONBLOCK);
@@ -228,7 +228,8 @@ static void *connect_main(void *arg)
     CHECK_OK(corio_yield()); /* the acceptor waits first */
 
     int cfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    corio__op op = {.kind = CORIO__OP_CONNECT, .fd = cfd, .addr = (struct sockaddr *)&sin, .addr_len = sizeof sin};
+    corio__op op = {
+        .kind = CORIO__OP_CONNECT, .fd = cfd, .addr = (struct sockaddr *)&sin, .addr_len = sizeof sin};
     CHECK_ERR(corio__op_run(&op), 0);
     CHECK_EQ(op_send(cfd, "ping", 4), 4);
     char buf[8];
@@ -240,7 +241,8 @@ static void *connect_main(void *arg)
     /* Nothing listens any more: refused. */
     corio__close_fd(corio__loop(), lfd);
     cfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    corio__op op2 = {.kind = CORIO__OP_CONNECT, .fd = cfd, .addr = (struct sockaddr *)&sin, .addr_len = sizeof sin};
+    corio__op op2 = {
+        .kind = CORIO__OP_CONNECT, .fd = cfd, .addr = (struct sockaddr *)&sin, .addr_len = sizeof sin};
     CHECK_ERR(corio__op_run(&op2), -ECONNREFUSED);
     corio__close_fd(corio__loop(), cfd);
     return arg;

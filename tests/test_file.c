@@ -577,7 +577,7 @@ static void *pool_sync_main(void *arg)
     CHECK_EQ(c.res, 0);
     CHECK(c.finished_at_return); /* it did wait for the worker */
     CHECK_STR(c.job.out, "written by the worker");
-    CHECK(c.cancelled_after);          /* sticky */
+    CHECK(c.cancelled_after); /* sticky */
     CHECK_ERR(c.next_wait, -ECANCELED);
 
     /* Queued item: occupy every worker, then interrupt a queued one. */

@@ -464,7 +464,10 @@ static void *pty_master_big_write_main(void *arg)
     return tty_big_write_main(swapped);
 }
 
-TEST(pty_master_big_writes_wait_without_a_worker_and_complete) { run_on_pty(pty_master_big_write_main, true); }
+TEST(pty_master_big_writes_wait_without_a_worker_and_complete)
+{
+    run_on_pty(pty_master_big_write_main, true);
+}
 
 /* A write cancelled while the tty is full returns what went out, and that
  * is exactly what the other side reads. */

@@ -50,18 +50,25 @@ int getaddrinfo(const char *node, const char *service, const struct addrinfo *hi
         f->a4.sin_family = AF_INET;
         f->a4.sin_port = port;
         f->a4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        f->ai[0] = (struct addrinfo){.ai_family = AF_INET6, .ai_socktype = SOCK_STREAM, .ai_protocol = IPPROTO_TCP,
-                                     .ai_addrlen = sizeof f->a6, .ai_addr = (struct sockaddr *)&f->a6,
-                                     .ai_canonname = fake_mark, .ai_next = &f->ai[1]};
-        f->ai[1] = (struct addrinfo){.ai_family = AF_INET, .ai_socktype = SOCK_STREAM, .ai_protocol = IPPROTO_TCP,
-                                     .ai_addrlen = sizeof f->a4, .ai_addr = (struct sockaddr *)&f->a4,
+        f->ai[0] = (struct addrinfo){.ai_family = AF_INET6,
+                                     .ai_socktype = SOCK_STREAM,
+                                     .ai_protocol = IPPROTO_TCP,
+                                     .ai_addrlen = sizeof f->a6,
+                                     .ai_addr = (struct sockaddr *)&f->a6,
+                                     .ai_canonname = fake_mark,
+                                     .ai_next = &f->ai[1]};
+        f->ai[1] = (struct addrinfo){.ai_family = AF_INET,
+                                     .ai_socktype = SOCK_STREAM,
+                                     .ai_protocol = IPPROTO_TCP,
+                                     .ai_addrlen = sizeof f->a4,
+                                     .ai_addr = (struct sockaddr *)&f->a4,
                                      .ai_canonname = fake_mark};
         *res = f->ai;
         return 0;
     }
     int (*real)(const char *, const char *, const struct addrinfo *, struct addrinfo **) =
-        (int (*)(const char *, const char *, const struct addrinfo *, struct addrinfo **))dlsym(RTLD_NEXT,
-                                                                                              "getaddrinfo");
+        (int (*)(const char *, const char *, const struct addrinfo *, struct addrinfo **))dlsym(
+            RTLD_NEXT, "getaddrinfo");
     return real(node, service, hints, res);
 }
 
@@ -180,7 +187,8 @@ static void expect_answer(const char *got, const char *peer, bool closing)
 {
     char want[512];
     snprintf(want, sizeof want,
-             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\nDate: X\r\nServer: corio\r\n%s\r\n%s",
+             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\nDate: X\r\nServer: "
+             "corio\r\n%s\r\n%s",
              strlen(peer), closing ? "Connection: close\r\n" : "", peer);
     CHECK_STR(got, want);
 }

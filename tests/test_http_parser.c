@@ -20,11 +20,11 @@ typedef struct head_case {
     int status; /* 0: valid, NEED_MORE, or the HTTP status of the rejection */
     const corio_http_limits *lim;
     const char *method, *target, *path, *query, *host;
-    int minor;            /* checked when status == 0 */
-    int nheaders;         /* -1: not checked */
-    long long clen;       /* -1: no Content-Length */
+    int minor;      /* checked when status == 0 */
+    int nheaders;   /* -1: not checked */
+    long long clen; /* -1: no Content-Length */
     bool chunked, ka, expect;
-    size_t consumed;      /* 0: the whole input */
+    size_t consumed; /* 0: the whole input */
 } head_case;
 
 static const corio_http_limits small = {.max_head = 64, .max_target = 16, .max_headers = 3, .max_body = 100};
@@ -56,9 +56,11 @@ static const head_case head_cases[] = {
     {"content_length", IN(POST11("Content-Length: 11\r\n")), OK(.clen = 11)},
     {"content_length_zero", IN(POST11("Content-Length: 0\r\n")), OK(.clen = 0)},
     {"content_length_equal_list", IN(POST11("Content-Length: 42 , 42\r\n")), OK(.clen = 42)},
-    {"content_length_equal_fields", IN(POST11("Content-Length: 7\r\nContent-Length: 007\r\n")), OK(.clen = 7)},
+    {"content_length_equal_fields", IN(POST11("Content-Length: 7\r\nContent-Length: 007\r\n")),
+     OK(.clen = 7)},
     {"chunked", IN(POST11("Transfer-Encoding: chunked\r\n")), OK(.chunked = true)},
-    {"chunked_case_and_empty_elements", IN(POST11("Transfer-Encoding: , CHUNKED ,\r\n")), OK(.chunked = true)},
+    {"chunked_case_and_empty_elements", IN(POST11("Transfer-Encoding: , CHUNKED ,\r\n")),
+     OK(.chunked = true)},
     {"expect_continue", IN(POST11("Expect: 100-Continue\r\nContent-Length: 1\r\n")),
      OK(.expect = true, .clen = 1)},
     {"ows_trimmed", IN(GET11("X-A: \t v  v \t\r\n")), OK(.nheaders = 2)},
@@ -73,8 +75,8 @@ static const head_case head_cases[] = {
     {"asterisk_options", IN("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"), OK(.path = "*")},
     {"authority_connect", IN("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"),
      OK(.path = "example.com:443")},
-    {"limits_exact_fit", IN("GET /0123456789abcde HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n"), .lim = &small,
-     OK(.nheaders = 3)},
+    {"limits_exact_fit", IN("GET /0123456789abcde HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n"),
+     .lim = &small, OK(.nheaders = 3)},
     /* ---- need more ---- */
     {"partial_head", IN("GET / HTTP/1.1\r\nHost: a\r\n"), .status = NEED_MORE},
     {"partial_blank_line", IN("GET / HTTP/1.1\r\nHost: a\r\n\r"), .status = NEED_MORE},
@@ -110,7 +112,8 @@ static const head_case head_cases[] = {
     {"content_length_empty", IN(POST11("Content-Length:\r\n")), .status = 400},
     {"content_length_empty_element", IN(POST11("Content-Length: 5,\r\n")), .status = 400},
     {"content_length_conflict_list", IN(POST11("Content-Length: 5, 6\r\n")), .status = 400},
-    {"content_length_conflict_fields", IN(POST11("Content-Length: 5\r\nContent-Length: 6\r\n")), .status = 400},
+    {"content_length_conflict_fields", IN(POST11("Content-Length: 5\r\nContent-Length: 6\r\n")),
+     .status = 400},
     {"content_length_overflow", IN(POST11("Content-Length: 99999999999999999999999\r\n")), .status = 400},
     {"te_with_cl", IN(POST11("Content-Length: 4\r\nTransfer-Encoding: chunked\r\n")), .status = 400},
     {"cl_with_te", IN(POST11("Transfer-Encoding: chunked\r\nContent-Length: 4\r\n")), .status = 400},
@@ -135,15 +138,17 @@ static const head_case head_cases[] = {
     {"garbage_too_long", IN("ABCDEFGHIJABCDEFGHIJABCDEFGHIJABCDEFGHIJABCDEFGHIJABCDEFGHIJABCDEFGHIJ"),
      .lim = &small, .status = 400},
     /* ---- 414, 431, 413, 501, 505 ---- */
-    {"target_too_long", IN("GET /0123456789abcdef HTTP/1.1\r\nHost: a\r\n\r\n"), .lim = &small, .status = 414},
+    {"target_too_long", IN("GET /0123456789abcdef HTTP/1.1\r\nHost: a\r\n\r\n"), .lim = &small,
+     .status = 414},
     {"target_too_long_unfinished", IN("GET /0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab"),
      .lim = &small, .status = 414},
     {"too_many_headers", IN("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n"), .lim = &small,
      .status = 431},
     {"head_too_long", IN("GET / HTTP/1.1\r\nHost: a\r\nX-Long: 0123456789012345678901234567890123\r\n\r\n"),
      .lim = &small, .status = 431},
-    {"head_too_long_bad_line_first", IN("GET / HTTP/9.9\r\nHost: a\r\nX-Long: 01234567890123456789012345678901234\r\n"),
-     .lim = &small, .status = 505},
+    {"head_too_long_bad_line_first",
+     IN("GET / HTTP/9.9\r\nHost: a\r\nX-Long: 01234567890123456789012345678901234\r\n"), .lim = &small,
+     .status = 505},
     {"body_too_large", IN(POST11("Content-Length: 101\r\n")), .lim = &small, .status = 413},
     {"body_at_limit", IN(POST11("Content-Length: 100\r\n")), .lim = &small, OK(.clen = 100)},
     {"te_unknown_coding", IN(POST11("Transfer-Encoding: gzip, chunked\r\n")), .status = 501},
@@ -158,7 +163,8 @@ static void check_str(const char *what, const char *name, corio_http_str s, cons
     if (!want)
         return;
     if (s.len != strlen(want) || memcmp(s.ptr, want, s.len) != 0)
-        test_fail(__FILE__, __LINE__, "%s: %s is \"%.*s\", expected \"%s\"", name, what, (int)s.len, s.ptr, want);
+        test_fail(__FILE__, __LINE__, "%s: %s is \"%.*s\", expected \"%s\"", name, what, (int)s.len, s.ptr,
+                  want);
 }
 
 static void same_fields(const head_case *c, const corio_http_request *a, const corio_http_request *b)
@@ -171,7 +177,8 @@ static void same_fields(const head_case *c, const corio_http_request *a, const c
     CHECK_EQ(a->version_minor, b->version_minor);
     CHECK_EQ(a->nheaders, b->nheaders);
     for (unsigned i = 0; i < a->nheaders; i++) {
-        CHECK(a->headers[i].name.ptr == b->headers[i].name.ptr && a->headers[i].name.len == b->headers[i].name.len);
+        CHECK(a->headers[i].name.ptr == b->headers[i].name.ptr &&
+              a->headers[i].name.len == b->headers[i].name.len);
         CHECK(a->headers[i].value.ptr == b->headers[i].value.ptr &&
               a->headers[i].value.len == b->headers[i].value.len);
     }
@@ -202,7 +209,9 @@ static void run_head_case(const head_case *c)
         if ((r2 = corio_http_request_parse(&bytewise, buf, n, c->lim)) != 0)
             break;
 
-    long long want = c->status == NEED_MORE ? 0 : c->status ? -c->status : (long long)(c->consumed ? c->consumed : c->len);
+    long long want = c->status == NEED_MORE ? 0
+                     : c->status            ? -c->status
+                                            : (long long)(c->consumed ? c->consumed : c->len);
     if (r1 != want || r2 != want)
         test_fail(__FILE__, __LINE__, "case %s: whole gave %lld, byte at a time %lld, expected %lld", c->name,
                   (long long)r1, (long long)r2, want);
@@ -226,8 +235,8 @@ static void run_head_case(const head_case *c)
             CHECK_EQ(whole.content_length, 0);
         }
         if (whole.chunked != c->chunked || whole.keep_alive != c->ka || whole.expect_continue != c->expect)
-            test_fail(__FILE__, __LINE__, "case %s: chunked %d keep_alive %d expect %d", c->name, whole.chunked,
-                      whole.keep_alive, whole.expect_continue);
+            test_fail(__FILE__, __LINE__, "case %s: chunked %d keep_alive %d expect %d", c->name,
+                      whole.chunked, whole.keep_alive, whole.expect_continue);
         /* Everything points into the buffer. */
         CHECK(whole.method.ptr >= buf && whole.method.ptr + whole.method.len <= buf + c->len);
         CHECK(whole.path.ptr >= buf && whole.path.ptr + whole.path.len <= buf + c->len);
@@ -403,14 +412,17 @@ TEST(chunked_table_whole_and_byte_at_a_time)
         size_t l1, l2;
         long long r1 = decode_chunked(c, buf, 0, out1, &l1);
         long long r2 = decode_chunked(c, buf, 1, out2, &l2);
-        long long want = c->status == NEED_MORE ? 0 : c->status ? -c->status : (long long)(c->consumed ? c->consumed : c->len);
+        long long want = c->status == NEED_MORE ? 0
+                         : c->status            ? -c->status
+                                                : (long long)(c->consumed ? c->consumed : c->len);
         if (r1 != want || r2 != want)
-            test_fail(__FILE__, __LINE__, "case %s: whole gave %lld, byte at a time %lld, expected %lld", c->name,
-                      r1, r2, want);
+            test_fail(__FILE__, __LINE__, "case %s: whole gave %lld, byte at a time %lld, expected %lld",
+                      c->name, r1, r2, want);
         CHECK_EQ(l1, l2);
         CHECK(memcmp(out1, out2, l1) == 0);
         if (c->data && (l1 != strlen(c->data) || memcmp(out1, c->data, l1) != 0))
-            test_fail(__FILE__, __LINE__, "case %s: data \"%.*s\", expected \"%s\"", c->name, (int)l1, out1, c->data);
+            test_fail(__FILE__, __LINE__, "case %s: data \"%.*s\", expected \"%s\"", c->name, (int)l1, out1,
+                      c->data);
         free(buf);
     }
 }

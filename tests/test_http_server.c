@@ -216,7 +216,8 @@ static void run_client(void (*client)(tctx *t), const corio_http_server_config *
 }
 
 #define OK_HELLO                                                                                             \
-    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nDate: X\r\nServer: corio\r\n\r\nhello"
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nDate: X\r\nServer: "                \
+    "corio\r\n\r\nhello"
 
 /* ---- tests ---- */
 
@@ -250,7 +251,8 @@ static void c_head(tctx *t)
     crecv(fd, buf, sizeof buf, "hello", 1, NULL);
     CHECK_STR(buf, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nDate: X\r\nServer: "
                    "corio\r\n\r\n" OK_HELLO);
-    csends(fd, "HEAD /stream HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    csends(fd,
+           "HEAD /stream HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
     CHECK(crecv(fd, buf, sizeof buf, NULL, 0, NULL));
     CHECK_STR(buf, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nDate: "
                    "X\r\nServer: corio\r\n\r\n"
@@ -268,8 +270,10 @@ static void c_post(tctx *t)
     crecv(fd, buf, sizeof buf, "world", 1, NULL);
     CHECK_STR(buf, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 11\r\nDate: X\r\nServer: "
                    "corio\r\n\r\nhello world");
-    csends(fd, "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0"
-               "\r\nTrailer: x\r\n\r\n");
+    csends(
+        fd,
+        "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0"
+        "\r\nTrailer: x\r\n\r\n");
     crecv(fd, buf, sizeof buf, "abcde", 1, NULL);
     CHECK_STR(buf, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nDate: X\r\nServer: "
                    "corio\r\n\r\nabcde");
@@ -387,7 +391,7 @@ static const struct {
     const char *req;
     int status;
 } bad_cases[] = {
-    {"GET / HTTP/1.1\r\n\r\n", 400},                                            /* no Host */
+    {"GET / HTTP/1.1\r\n\r\n", 400}, /* no Host */
     {"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400},
     {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999\r\n\r\n", 413},
     {NULL, 414}, /* built below: an over-long target */
@@ -712,7 +716,8 @@ static void c_pipelined_uploads(tctx *t)
     n += (size_t)snprintf(req + n, sizeof req - n, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
     for (int i = 0; i < UPLOADS; i++) {
         n += (size_t)snprintf(req + n, sizeof req - n,
-                              "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n%04d", UPLOAD_LEN, i);
+                              "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n%04d", UPLOAD_LEN,
+                              i);
         memset(req + n, 'a' + i % 26, UPLOAD_LEN - 4);
         n += UPLOAD_LEN - 4;
     }
@@ -755,7 +760,8 @@ static void c_big_after_idle(tctx *t)
     usleep(50 * 1000); /* the server parks the connection meanwhile */
     enum { BODY = 100000 };
     static char req[BODY + 128], resp[BODY + 512];
-    size_t n = (size_t)snprintf(req, sizeof req, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", BODY);
+    size_t n = (size_t)snprintf(req, sizeof req,
+                                "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", BODY);
     for (size_t i = 0; i < BODY; i++)
         req[n + i] = (char)('A' + (i * 7) % 26);
     csend(fd, req, n + BODY);

@@ -563,8 +563,9 @@ static void *flow_control_main(void *arg)
     size_t got = 0;
     ssize_t n;
     unsigned char extra[16];
-    while ((n = got < sizeof buf ? corio_stream_read(a, buf + got, sizeof buf - got > 1000 ? 1000 : sizeof buf - got)
-                                 : corio_stream_read(a, extra, sizeof extra)) > 0)
+    while ((n = got < sizeof buf
+                    ? corio_stream_read(a, buf + got, sizeof buf - got > 1000 ? 1000 : sizeof buf - got)
+                    : corio_stream_read(a, extra, sizeof extra)) > 0)
         got += (size_t)n;
     CHECK_EQ(n, 0);
     CHECK_EQ(got, sizeof buf);
@@ -589,13 +590,14 @@ static void *linger_main(void *arg)
         data[i] = pattern(i);
     CHECK_OK(corio_stream_write(a, data, sizeof data));
     CHECK(corio_stream_write_buffer_size(a) > 0);
-    corio_stream_close(a); /* never suspends */
+    corio_stream_close(a);        /* never suspends */
     CHECK_OK(corio_sleep_ms(20)); /* the reader starts late */
     static unsigned char buf[1 << 20];
     size_t got = 0;
     ssize_t n;
     unsigned char extra[16];
-    while ((n = got < sizeof buf ? corio_stream_read(b, buf + got, sizeof buf - got) : corio_stream_read(b, extra, sizeof extra)) > 0)
+    while ((n = got < sizeof buf ? corio_stream_read(b, buf + got, sizeof buf - got)
+                                 : corio_stream_read(b, extra, sizeof extra)) > 0)
         got += (size_t)n;
     CHECK_EQ(n, 0);
     CHECK_EQ(got, sizeof data);

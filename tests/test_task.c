@@ -44,7 +44,11 @@ TEST(suspending_outside_a_task_is_eperm)
 
 static char order[64];
 static int order_len;
-static void mark(char c) { order[order_len++] = c; order[order_len] = 0; }
+static void mark(char c)
+{
+    order[order_len++] = c;
+    order[order_len] = 0;
+}
 
 static void *mark_task(void *arg)
 {
@@ -144,7 +148,8 @@ static void *join_self_main(void *arg)
 {
     CHECK_ERR(corio_task_join(corio_current(), NULL), -EINVAL);
     CHECK_STR(corio_task_name(corio_current()), "main");
-    corio_task *t = corio_spawn_named("a-rather-long-task-name-that-gets-truncated-somewhere", 0, return_arg, NULL);
+    corio_task *t =
+        corio_spawn_named("a-rather-long-task-name-that-gets-truncated-somewhere", 0, return_arg, NULL);
     CHECK_EQ(strlen(corio_task_name(t)), 31);
     CHECK_OK(corio_task_join(t, NULL));
     return NULL;
@@ -158,8 +163,8 @@ static void *cancel_victim(void *arg)
 {
     int *log = arg;
     log[0] = corio_sleep_ms(10000);
-    log[1] = corio_sleep_ms(1);  /* sticky */
-    log[2] = corio_yield();      /* sticky */
+    log[1] = corio_sleep_ms(1); /* sticky */
+    log[2] = corio_yield();     /* sticky */
     log[3] = corio_cancelled();
     return (void *)7;
 }
@@ -216,15 +221,9 @@ static void *self_cancel_main(void *arg)
 
 TEST(self_cancel_surfaces_at_next_wait) { CHECK(test_run(self_cancel_main, NULL) == (void *)1); }
 
-static void *long_sleeper(void *arg)
-{
-    return (void *)(intptr_t)corio_sleep_ms(10000);
-}
+static void *long_sleeper(void *arg) { return (void *)(intptr_t)corio_sleep_ms(10000); }
 
-static void *joiner_task(void *arg)
-{
-    return (void *)(intptr_t)corio_task_join(arg, NULL);
-}
+static void *joiner_task(void *arg) { return (void *)(intptr_t)corio_task_join(arg, NULL); }
 
 static void *cancel_join_main(void *arg)
 {
@@ -669,10 +668,7 @@ TEST(gather_rejects_duplicates_self_and_detached_tasks) { test_run(gather_misuse
 /* While main gathers {a, b} (waiting for a), another task tries to join b:
  * b belongs to the gather, so that join is -EINVAL and b is freed once. */
 static corio_task *g_b;
-static void *rival_joiner(void *arg)
-{
-    return (void *)(intptr_t)corio_task_join(g_b, NULL);
-}
+static void *rival_joiner(void *arg) { return (void *)(intptr_t)corio_task_join(g_b, NULL); }
 
 static void *gather_rival_main(void *arg)
 {
@@ -809,9 +805,9 @@ static void *io_first_main(void *arg)
     CHECK_OK(corio_task_join(r, NULL));
     CHECK_OK(corio_gather(t, NSPAWNED, NULL));
     CHECK_EQ(run_log_len, NSPAWNED + 3);
-    CHECK(log_pos(-1) < NSPAWNED / 2);          /* woken by I/O: early */
-    CHECK_EQ(log_pos(-2), log_pos(-1) + 1);     /* what it spawned: right after */
-    CHECK_EQ(log_pos(-3), NSPAWNED + 2);        /* its yield: behind everyone */
+    CHECK(log_pos(-1) < NSPAWNED / 2);              /* woken by I/O: early */
+    CHECK_EQ(log_pos(-2), log_pos(-1) + 1);         /* what it spawned: right after */
+    CHECK_EQ(log_pos(-3), NSPAWNED + 2);            /* its yield: behind everyone */
     for (int i = 0, want = 0; i < run_log_len; i++) /* the others in spawn order */
         if (run_log[i] >= 0)
             CHECK_EQ(run_log[i], want++);
@@ -822,10 +818,7 @@ static void *io_first_main(void *arg)
 
 TEST(tasks_woken_by_io_and_their_spawns_run_before_tasks_queued_earlier) { test_run(io_first_main, NULL); }
 
-static void *forever_sleeper(void *arg)
-{
-    return (void *)(intptr_t)corio_sleep_ms(UINT64_MAX);
-}
+static void *forever_sleeper(void *arg) { return (void *)(intptr_t)corio_sleep_ms(UINT64_MAX); }
 
 static void *huge_sleep_main(void *arg)
 {

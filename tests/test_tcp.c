@@ -330,7 +330,7 @@ static void *backpressure_main(void *arg)
     corio_deadline_pop(d);
     CHECK_ERR(r, -CORIO_EDEADLINE);
     CHECK(written > 0);
-    CHECK(max_queued <= 64 * 1024 + sizeof chunk); /* the default high mark bounds the queue */
+    CHECK(max_queued <= 64 * 1024 + sizeof chunk);        /* the default high mark bounds the queue */
     CHECK(corio_stream_write_buffer_size(s) > 16 * 1024); /* the drain was really blocked */
     corio_stream_close(s);
     CHECK_OK(corio_server_close(srv, 0)); /* the sleeping handler is cancelled */
@@ -540,8 +540,8 @@ static void *emfile_main(void *arg)
 {
     corio_server *srv = start_echo("127.0.0.1");
     uint16_t port = corio_server_port(srv);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     /* open raw connections until the process runs out of fds; the server's
      * accepts run out too */
     int fds[256], n = 0;
@@ -562,8 +562,10 @@ static void *emfile_main(void *arg)
     getrusage(RUSAGE_SELF, &ru0);
     CHECK_OK(corio_sleep_ms(400));
     getrusage(RUSAGE_SELF, &ru1);
-    long cpu_us = (ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) * 1000000L + (ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) +
-                  (ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1000000L + (ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec);
+    long cpu_us = (ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) * 1000000L +
+                  (ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) +
+                  (ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1000000L +
+                  (ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec);
     CHECK(cpu_us < 200000);
     /* free the fds: the server catches up and serves again */
     for (int i = 0; i < n; i++)

@@ -192,7 +192,7 @@ static void check_queued(bool use_deadline)
     CHECK_ERR(c.rc, use_deadline ? -CORIO_EDEADLINE : -ECANCELED);
     CHECK(c.res == NULL);
     CHECK(!atomic_load(&never_ran_flag)); /* dropped from the queue */
-    CHECK(c.took_ms < 1000);               /* and at once, not when a worker freed up */
+    CHECK(c.took_ms < 1000);              /* and at once, not when a worker freed up */
 }
 
 TEST(cancel_while_queued_drops_the_call) { check_queued(false); }
@@ -259,7 +259,7 @@ static void check_running(bool use_deadline)
     test_run(running_main, &c);
     CHECK_ERR(c.rc, use_deadline ? -CORIO_EDEADLINE : -ECANCELED);
     CHECK(c.res == (void *)0x5eed); /* the result is handed back all the same */
-    CHECK(c.took_ms >= 190);         /* waited for the function */
+    CHECK(c.took_ms >= 190);        /* waited for the function */
 }
 
 TEST(cancel_while_running_waits_for_the_function) { check_running(false); }
@@ -323,10 +323,10 @@ TEST(pool_size_from_config)
 {
     CHECK_EQ(max_parallel(3, NULL), 3);
     CHECK_EQ(max_parallel(6, NULL), 6);
-    CHECK_EQ(max_parallel(1, NULL), 2);    /* at least one worker per class */
-    CHECK_EQ(max_parallel(0, "5"), 5);     /* 0: the environment */
-    CHECK_EQ(max_parallel(3, "5"), 3);     /* the config wins */
-    CHECK_EQ(max_parallel(0, NULL), 4);    /* the default */
+    CHECK_EQ(max_parallel(1, NULL), 2); /* at least one worker per class */
+    CHECK_EQ(max_parallel(0, "5"), 5);  /* 0: the environment */
+    CHECK_EQ(max_parallel(3, "5"), 3);  /* the config wins */
+    CHECK_EQ(max_parallel(0, NULL), 4); /* the default */
 }
 
 /* ---- call_soon_threadsafe ---------------------------------------------- */

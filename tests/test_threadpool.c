@@ -170,7 +170,7 @@ static void *queued_main(void *arg)
         corio_task_cancel(t[i]);
     CHECK_ERR(corio_gather(t, 8, NULL), 0);
     CHECK(atomic_load(&abandoned_count) >= 4); /* queued ones freed now */
-    CHECK(test_ms() - t0 < 500); /* not after the running items' 1 s */
+    CHECK(test_ms() - t0 < 500);               /* not after the running items' 1 s */
     return arg;
 }
 

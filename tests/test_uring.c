@@ -182,7 +182,8 @@ static void *accept_connect_main(void *arg)
     CHECK(a);
     CHECK_OK(corio_yield()); /* let the accept start first */
     int cfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    corio__op op = {.kind = CORIO__OP_CONNECT, .fd = cfd, .addr = (struct sockaddr *)&addr, .addr_len = sizeof addr};
+    corio__op op = {
+        .kind = CORIO__OP_CONNECT, .fd = cfd, .addr = (struct sockaddr *)&addr, .addr_len = sizeof addr};
     CHECK_OK(run_op(&op));
     /* sendmsg: two pieces in one call */
     struct iovec iov[2] = {{.iov_base = "pi", .iov_len = 2}, {.iov_base = "ng", .iov_len = 2}};
@@ -200,7 +201,8 @@ static void *accept_connect_main(void *arg)
     /* Connecting to a closed port fails with the errno connect(2) gives. */
     xclose(lfd);
     cfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    corio__op op2 = {.kind = CORIO__OP_CONNECT, .fd = cfd, .addr = (struct sockaddr *)&addr, .addr_len = sizeof addr};
+    corio__op op2 = {
+        .kind = CORIO__OP_CONNECT, .fd = cfd, .addr = (struct sockaddr *)&addr, .addr_len = sizeof addr};
     CHECK_ERR(run_op(&op2), -ECONNREFUSED);
     xclose(cfd);
     return arg;
@@ -433,8 +435,11 @@ typedef struct msh {
     /* recv */
     unsigned char *data;
     size_t got;
-    bool hold;                 /* keep buffers until the end */
-    struct { uint16_t id; int len; } held[4096];
+    bool hold; /* keep buffers until the end */
+    struct {
+        uint16_t id;
+        int len;
+    } held[4096];
     int nheld;
 } msh;
 

@@ -60,59 +60,58 @@
 #define DEFAULT_PORT 8000
 #define DEFAULT_BIND "127.0.0.1"
 
-static const char usage_text[] =
-    "NAME\n"
-    "    corio-serve - serve a directory over HTTP\n"
-    "\n"
-    "SYNOPSIS\n"
-    "    corio-serve [--port N] [--bind ADDR] [--quiet] [DIR]\n"
-    "\n"
-    "DESCRIPTION\n"
-    "    Serves the files under DIR (default: the current directory) over\n"
-    "    HTTP/1.1 until SIGINT (Ctrl-C) or SIGTERM, then lets requests in\n"
-    "    flight finish and exits with status 0.  Directories are answered\n"
-    "    with their index.html, or else with a listing.  Files get a\n"
-    "    Content-Type from their extension, Last-Modified and ETag (with\n"
-    "    304 answers to If-Modified-Since and If-None-Match) and single\n"
-    "    byte Range requests (206, or 416 when unsatisfiable); their bytes\n"
-    "    go out with sendfile(2).  Only GET and HEAD are served.\n"
-    "\n"
-    "    Nothing outside DIR is ever served: '..' segments and encoded\n"
-    "    slashes are refused (400) and symbolic links that lead out of DIR\n"
-    "    answer 404.  Links inside DIR are followed.\n"
-    "\n"
-    "    One line per request is logged to standard error:\n"
-    "        ADDR - - [DATE] \"METHOD TARGET HTTP/1.x\" STATUS BYTES\n"
-    "    The log never holds up the server: when the reader of standard\n"
-    "    error stalls and the 256 KiB log buffer is full, lines are dropped\n"
-    "    and counted, and \"corio-serve: N log lines dropped\" follows the\n"
-    "    kept lines once the reader is back.\n"
-    "\n"
-    "OPTIONS\n"
-    "    -p, --port N     listen on port N (default 8000; 0 picks a free port)\n"
-    "    -b, --bind ADDR  listen on address ADDR (default 127.0.0.1); '' for\n"
-    "                     every interface, IPv4 and IPv6; 0.0.0.0 for every\n"
-    "                     IPv4 one only, :: for every IPv6 one only; a name\n"
-    "                     such as localhost: each address it resolves to\n"
-    "    -q, --quiet      no access log\n"
-    "    -h, --help       print this text and exit\n"
-    "\n"
-    "ENVIRONMENT\n"
-    "    CORIO_BACKEND    io_uring or epoll (default: io_uring when it works)\n"
-    "\n"
-    "EXIT STATUS\n"
-    "    0 after SIGINT or SIGTERM, 1 when DIR can not be opened or the\n"
-    "    address can not be bound, 2 for a usage error.\n"
-    "\n"
-    "EXAMPLE\n"
-    "    corio-serve --port 8080 ~/public\n";
+static const char usage_text[] = "NAME\n"
+                                 "    corio-serve - serve a directory over HTTP\n"
+                                 "\n"
+                                 "SYNOPSIS\n"
+                                 "    corio-serve [--port N] [--bind ADDR] [--quiet] [DIR]\n"
+                                 "\n"
+                                 "DESCRIPTION\n"
+                                 "    Serves the files under DIR (default: the current directory) over\n"
+                                 "    HTTP/1.1 until SIGINT (Ctrl-C) or SIGTERM, then lets requests in\n"
+                                 "    flight finish and exits with status 0.  Directories are answered\n"
+                                 "    with their index.html, or else with a listing.  Files get a\n"
+                                 "    Content-Type from their extension, Last-Modified and ETag (with\n"
+                                 "    304 answers to If-Modified-Since and If-None-Match) and single\n"
+                                 "    byte Range requests (206, or 416 when unsatisfiable); their bytes\n"
+                                 "    go out with sendfile(2).  Only GET and HEAD are served.\n"
+                                 "\n"
+                                 "    Nothing outside DIR is ever served: '..' segments and encoded\n"
+                                 "    slashes are refused (400) and symbolic links that lead out of DIR\n"
+                                 "    answer 404.  Links inside DIR are followed.\n"
+                                 "\n"
+                                 "    One line per request is logged to standard error:\n"
+                                 "        ADDR - - [DATE] \"METHOD TARGET HTTP/1.x\" STATUS BYTES\n"
+                                 "    The log never holds up the server: when the reader of standard\n"
+                                 "    error stalls and the 256 KiB log buffer is full, lines are dropped\n"
+                                 "    and counted, and \"corio-serve: N log lines dropped\" follows the\n"
+                                 "    kept lines once the reader is back.\n"
+                                 "\n"
+                                 "OPTIONS\n"
+                                 "    -p, --port N     listen on port N (default 8000; 0 picks a free port)\n"
+                                 "    -b, --bind ADDR  listen on address ADDR (default 127.0.0.1); '' for\n"
+                                 "                     every interface, IPv4 and IPv6; 0.0.0.0 for every\n"
+                                 "                     IPv4 one only, :: for every IPv6 one only; a name\n"
+                                 "                     such as localhost: each address it resolves to\n"
+                                 "    -q, --quiet      no access log\n"
+                                 "    -h, --help       print this text and exit\n"
+                                 "\n"
+                                 "ENVIRONMENT\n"
+                                 "    CORIO_BACKEND    io_uring or epoll (default: io_uring when it works)\n"
+                                 "\n"
+                                 "EXIT STATUS\n"
+                                 "    0 after SIGINT or SIGTERM, 1 when DIR can not be opened or the\n"
+                                 "    address can not be bound, 2 for a usage error.\n"
+                                 "\n"
+                                 "EXAMPLE\n"
+                                 "    corio-serve --port 8080 ~/public\n";
 
 typedef struct serve_opts {
     const char *bind;
     uint16_t port;
     bool quiet;
-    int rootfd;             /* O_PATH descriptor of DIR: every lookup starts here */
-    char root[PATH_MAX];    /* DIR's real path (for the realpath fallback) */
+    int rootfd;          /* O_PATH descriptor of DIR: every lookup starts here */
+    char root[PATH_MAX]; /* DIR's real path (for the realpath fallback) */
 } serve_opts;
 
 static serve_opts opts;
@@ -156,12 +155,23 @@ static void sb_html(sbuf *b, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         switch (s[i]) {
-        case '&': sb_puts(b, "&amp;"); break;
-        case '<': sb_puts(b, "&lt;"); break;
-        case '>': sb_puts(b, "&gt;"); break;
-        case '"': sb_puts(b, "&quot;"); break;
-        case '\'': sb_puts(b, "&#39;"); break;
-        default: sb_add(b, s + i, 1);
+        case '&':
+            sb_puts(b, "&amp;");
+            break;
+        case '<':
+            sb_puts(b, "&lt;");
+            break;
+        case '>':
+            sb_puts(b, "&gt;");
+            break;
+        case '"':
+            sb_puts(b, "&quot;");
+            break;
+        case '\'':
+            sb_puts(b, "&#39;");
+            break;
+        default:
+            sb_add(b, s + i, 1);
         }
     }
 }
@@ -402,7 +412,8 @@ static int open_beneath(const char *rel)
     if (!realpath(full, real))
         return -errno;
     size_t rl = strlen(opts.root);
-    if (strcmp(opts.root, "/") != 0 && (strncmp(real, opts.root, rl) != 0 || (real[rl] != 0 && real[rl] != '/')))
+    if (strcmp(opts.root, "/") != 0 &&
+        (strncmp(real, opts.root, rl) != 0 || (real[rl] != 0 && real[rl] != '/')))
         return -EXDEV;
     int fd = open(real, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     return fd < 0 ? -errno : fd;
@@ -926,16 +937,18 @@ static void *main_task(void *arg)
     corio_http_server *srv;
     int r = corio_http_server_start(opts.bind, opts.port, handler, NULL, &cfg, &srv);
     if (r < 0) {
-        fprintf(stderr, "corio-serve: can not listen on %s port %u: %s\n", opts.bind, opts.port, strerror(-r));
+        fprintf(stderr, "corio-serve: can not listen on %s port %u: %s\n", opts.bind, opts.port,
+                strerror(-r));
         return (void *)1;
     }
     unsigned port = corio_http_server_port(srv);
     if (!*opts.bind) {
-        printf("Serving HTTP on every interface (IPv4 and IPv6) port %u (http://localhost:%u/) ...\n", port, port);
+        printf("Serving HTTP on every interface (IPv4 and IPv6) port %u (http://localhost:%u/) ...\n", port,
+               port);
     } else {
         bool v6 = strchr(opts.bind, ':') != NULL;
-        printf("Serving HTTP on %s port %u (http://%s%s%s:%u/) ...\n", opts.bind, port, v6 ? "[" : "", opts.bind,
-               v6 ? "]" : "", port);
+        printf("Serving HTTP on %s port %u (http://%s%s%s:%u/) ...\n", opts.bind, port, v6 ? "[" : "",
+               opts.bind, v6 ? "]" : "", port);
     }
     fflush(stdout);
     if (!log_open())
@@ -988,7 +1001,8 @@ int main(int argc, char **argv)
             fputs(usage_text, stdout);
             return 0;
         default:
-            fputs("usage: corio-serve [--port N] [--bind ADDR] [--quiet] [DIR]   (--help for more)\n", stderr);
+            fputs("usage: corio-serve [--port N] [--bind ADDR] [--quiet] [DIR]   (--help for more)\n",
+                  stderr);
             return 2;
         }
     }

@@ -94,21 +94,21 @@ typedef struct corio_http_limits {
 /* One request head.  Set up with corio_http_request_init(); the public
  * fields are valid only after corio_http_request_parse() returned > 0. */
 typedef struct corio_http_request {
-    corio_http_str method;  /* a token; any token is accepted (case-sensitive, e.g. "GET") */
-    corio_http_str target;  /* the request-target exactly as sent */
-    corio_http_str path;    /* origin-form: target up to '?'; absolute-form: the path part
-                               ("" when the URI has none, meaning "/"); "*" or the authority
-                               for asterisk- and authority-form */
-    corio_http_str query;   /* after the first '?' (without it); empty when there is none */
-    corio_http_str host;    /* the Host field value (empty if 1.0 sent none) */
-    int version_minor;      /* 0 or 1 (HTTP/1.2..1.9 are served as 1.1) */
+    corio_http_str method;      /* a token; any token is accepted (case-sensitive, e.g. "GET") */
+    corio_http_str target;      /* the request-target exactly as sent */
+    corio_http_str path;        /* origin-form: target up to '?'; absolute-form: the path part
+                                   ("" when the URI has none, meaning "/"); "*" or the authority
+                                   for asterisk- and authority-form */
+    corio_http_str query;       /* after the first '?' (without it); empty when there is none */
+    corio_http_str host;        /* the Host field value (empty if 1.0 sent none) */
+    int version_minor;          /* 0 or 1 (HTTP/1.2..1.9 are served as 1.1) */
     corio_http_header *headers; /* the caller's array, headers[0..nheaders) */
     unsigned nheaders;
     uint64_t content_length; /* 0 when there is no body */
     bool has_content_length;
-    bool chunked;            /* body is Transfer-Encoding: chunked (then content_length is 0) */
-    bool keep_alive;         /* 1.1 unless "Connection: close"; 1.0 only with "keep-alive" */
-    bool expect_continue;    /* "Expect: 100-continue" on a 1.1 request */
+    bool chunked;         /* body is Transfer-Encoding: chunked (then content_length is 0) */
+    bool keep_alive;      /* 1.1 unless "Connection: close"; 1.0 only with "keep-alive" */
+    bool expect_continue; /* "Expect: 100-continue" on a 1.1 request */
 
     /* private: the resumable scan state */
     unsigned cap_headers_;
@@ -153,9 +153,9 @@ CORIO_API const char *corio_http_reason(int status);
 /* The decoder's state; opaque apart from corio_http_chunked_done(). */
 typedef struct corio_http_chunked {
     int state_;
-    unsigned line_;       /* bytes of the current size line / trailer section */
-    uint64_t size_;       /* the chunk size being read, then what is left of it */
-    uint64_t total_;      /* data bytes so far */
+    unsigned line_;  /* bytes of the current size line / trailer section */
+    uint64_t size_;  /* the chunk size being read, then what is left of it */
+    uint64_t total_; /* data bytes so far */
     uint64_t max_body_;
 } corio_http_chunked;
 
@@ -179,12 +179,11 @@ CORIO_API void corio_http_chunked_init(corio_http_chunked *c, uint64_t max_body)
  * Trailer fields are checked and dropped.  Once the body is complete
  * (corio_http_chunked_done()), nothing more is used: bytes after it belong
  * to the next request.  After an error, the decoder stays failed. */
-CORIO_API ssize_t corio_http_chunked_decode(corio_http_chunked *c, const char *buf, size_t len, const char **data,
-                                            size_t *data_len);
+CORIO_API ssize_t corio_http_chunked_decode(corio_http_chunked *c, const char *buf, size_t len,
+                                            const char **data, size_t *data_len);
 
 /* True once the last chunk, the trailers and the final CRLF were decoded. */
 CORIO_API bool corio_http_chunked_done(const corio_http_chunked *c);
-
 
 /* ------------------------------------------------------------------ */
 /* Server                                                              */
@@ -268,8 +267,8 @@ CORIO_API int corio_http_server_start(const char *host, uint16_t port, corio_htt
  * corio_http_server_start; corio_http_server_port gives 0.  Must run in a
  * task.  Does not suspend.  Returns 0 and *out, -EINVAL, -ENOMEM, or
  * -EPERM outside a task.  Closed (and freed) by corio_http_server_close. */
-CORIO_API int corio_http_server_new(corio_http_handler handler, void *arg, const corio_http_server_config *cfg,
-                                    corio_http_server **out);
+CORIO_API int corio_http_server_new(corio_http_handler handler, void *arg,
+                                    const corio_http_server_config *cfg, corio_http_server **out);
 
 /* Serve one already-connected stream socket fd like an accepted connection.
  * It counts in corio_http_server_connections and
@@ -330,7 +329,8 @@ CORIO_API ssize_t corio_http_request_read(corio_http_request *req, void *buf, si
  * The memory is valid until the handler returns (NUL-terminated for
  * convenience, the terminator not counted).  Returns 0 with *ptr and *len, -EFBIG if the
  * body is longer than cap, or an error as corio_http_request_read.  Suspends. */
-CORIO_API int corio_http_request_read_body(corio_http_request *req, size_t cap, const char **ptr, size_t *len);
+CORIO_API int corio_http_request_read_body(corio_http_request *req, size_t cap, const char **ptr,
+                                           size_t *len);
 
 /* -- response -- */
 
@@ -352,7 +352,7 @@ CORIO_API int corio_http_response_add_header(corio_http_response *resp, const ch
  * status outside 200..999 (1xx interim answers are the server's), or a write
  * error (-EPIPE, -ECONNRESET, -CORIO_EDEADLINE, -ECANCELED). */
 CORIO_API int corio_http_response_send(corio_http_response *resp, int status, const char *content_type,
-                                 const void *body, size_t len);
+                                       const void *body, size_t len);
 
 /* Start a streamed response, whose body follows in chunks.
  * The head says "Transfer-Encoding: chunked" (HTTP/1.0 clients get a body
@@ -384,8 +384,8 @@ CORIO_API int corio_http_response_end(corio_http_response *resp);
  * default sendfile.  Suspends while the client does not take the bytes
  * (each wait bounded by write_timeout_ms).  Returns 0, -EALREADY,
  * -EINVAL (status as corio_http_response_send, off < 0), or a write error. */
-CORIO_API int corio_http_response_send_file(corio_http_response *resp, int status, const char *content_type, int fd,
-                                      int64_t off, uint64_t len);
+CORIO_API int corio_http_response_send_file(corio_http_response *resp, int status, const char *content_type,
+                                            int fd, int64_t off, uint64_t len);
 
 /* The client's address as text ("127.0.0.1", "::1"; "-" when unknown).
  * Written into buf[0..n), NUL-terminated (truncated to fit); "-" also when

@@ -58,7 +58,7 @@ typedef struct corio__stack {
     size_t size;
     uint8_t kind; /* CORIO__STACK_GUARD or CORIO__STACK_CANARY */
     struct corio__stack *next_free;
-    void *owner;  /* stack.c private: the canary slab, or NULL */
+    void *owner;          /* stack.c private: the canary slab, or NULL */
     unsigned valgrind_id; /* stack.c private: the stack as registered with valgrind */
 } corio__stack;
 

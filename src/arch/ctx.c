@@ -38,12 +38,12 @@ void corio__ctx_make(corio__ctx *ctx, void *stack_lo, size_t size, corio__entry_
     __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
     __asm__ volatile("fnstcw %0" : "=m"(fcw));
     f[0] = (uint64_t)mxcsr | ((uint64_t)fcw << 32);
-    f[1] = 0;                              /* r15 */
-    f[2] = 0;                              /* r14 */
-    f[3] = (uint64_t)(uintptr_t)arg;       /* r13 */
-    f[4] = (uint64_t)(uintptr_t)entry;     /* r12 */
-    f[5] = 0;                              /* rbx */
-    f[6] = 0;                              /* rbp: ends frame-pointer chains */
+    f[1] = 0;                          /* r15 */
+    f[2] = 0;                          /* r14 */
+    f[3] = (uint64_t)(uintptr_t)arg;   /* r13 */
+    f[4] = (uint64_t)(uintptr_t)entry; /* r12 */
+    f[5] = 0;                          /* rbx */
+    f[6] = 0;                          /* rbp: ends frame-pointer chains */
     f[7] = (uint64_t)(uintptr_t)corio__ctx_trampoline;
     ctx->sp = f;
 #elif defined(__aarch64__)
@@ -53,9 +53,9 @@ void corio__ctx_make(corio__ctx *ctx, void *stack_lo, size_t size, corio__entry_
     __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
     for (int i = 0; i < 22; i++)
         f[i] = 0;
-    f[0] = (uint64_t)(uintptr_t)entry;     /* x19 */
-    f[1] = (uint64_t)(uintptr_t)arg;       /* x20 */
-    f[10] = 0;                             /* x29: ends frame-pointer chains */
+    f[0] = (uint64_t)(uintptr_t)entry;                  /* x19 */
+    f[1] = (uint64_t)(uintptr_t)arg;                    /* x20 */
+    f[10] = 0;                                          /* x29: ends frame-pointer chains */
     f[11] = (uint64_t)(uintptr_t)corio__ctx_trampoline; /* x30 */
     f[20] = fpcr;
     ctx->sp = f;

@@ -229,7 +229,8 @@ static corio__stack *guard_new(size_t S)
     if (!s)
         return NULL;
     size_t len = g_page + S;
-    char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                   -1, 0);
     if (m == MAP_FAILED) {
         free(s);
         return NULL;
@@ -284,7 +285,8 @@ static stack_slab *slab_new(corio__stack_pool *p, stack_class *c)
         return NULL;
     size_t stride = c->S + g_page;
     sl->map_len = g_page + SLAB_STACKS * stride;
-    sl->base = mmap(NULL, sl->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    sl->base = mmap(NULL, sl->map_len, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (sl->base == MAP_FAILED) {
         free(sl);
         return NULL;
@@ -537,7 +539,8 @@ void corio__stack_overflow_handler_install(void)
         return; /* someone (ASan, the application) already gave us one */
     /* Guard page below so a handler bug faults instead of corrupting. */
     size_t len = ALTSTACK_SIZE + g_page;
-    char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                   -1, 0);
     if (m == MAP_FAILED)
         return; /* overflows will then die by plain SIGSEGV */
     mprotect(m, g_page, PROT_NONE);

@@ -249,7 +249,9 @@ static int wait_for(ep_backend *b, corio__op *op, int dir)
             /* Not pollable (regular file, some character devices): it
              * cannot really block for long, so finish it here. */
             struct pollfd p = {.fd = op->fd,
-                               .events = dir == DIR_POLL ? (short)op->flags : dir == DIR_READ ? POLLIN : POLLOUT};
+                               .events = dir == DIR_POLL   ? (short)op->flags
+                                         : dir == DIR_READ ? POLLIN
+                                                           : POLLOUT};
             while (poll(&p, 1, -1) < 0 && errno == EINTR) {
             }
             op->res = op_retry(op);

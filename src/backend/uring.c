@@ -66,16 +66,16 @@ typedef struct bufring {
 
 typedef struct uring {
     struct io_uring ring;
-    unsigned inflight;      /* user ops whose last completion has not arrived */
-    bool taskrun_flag;      /* kernel flags pending completion work in sq.kflags */
-    bool peek_must_enter;   /* completions need a kernel entry and nothing tells us when */
+    unsigned inflight;    /* user ops whose last completion has not arrived */
+    bool taskrun_flag;    /* kernel flags pending completion work in sq.kflags */
+    bool peek_must_enter; /* completions need a kernel entry and nothing tells us when */
     bool has_multishot;
     bool cqe_skip;
     bool notify_armed;
-    bool closing;           /* destroy is draining: the wake-up read is not re-armed */
+    bool closing; /* destroy is draining: the wake-up read is not re-armed */
     int evfd;
-    uint64_t evbuf;         /* target of the eventfd read */
-    atomic_int notified;    /* a wake-up is already on its way: other writers skip the syscall */
+    uint64_t evbuf;             /* target of the eventfd read */
+    atomic_int notified;        /* a wake-up is already on its way: other writers skip the syscall */
     corio__list cancel_backlog; /* cancels that found the SQ unusable; retried each poll */
     bufring br;
 } uring;
@@ -183,7 +183,8 @@ static int bufring_create(uring *u)
     void *ring = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (ring == MAP_FAILED)
         return -errno;
-    void *mem = mmap(NULL, mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *mem =
+        mmap(NULL, mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (mem == MAP_FAILED) {
         int e = -errno;
         munmap(ring, ring_bytes);
@@ -449,10 +450,12 @@ static int uring_submit(corio_loop *l, corio__op *op)
         io_uring_prep_mkdirat(sqe, op->fd, op->buf, (mode_t)op->len);
         break;
     case CORIO__OP_READV:
-        io_uring_prep_readv(sqe, op->fd, op->buf, (unsigned)op->len, op->off < 0 ? (uint64_t)-1 : (uint64_t)op->off);
+        io_uring_prep_readv(sqe, op->fd, op->buf, (unsigned)op->len,
+                            op->off < 0 ? (uint64_t)-1 : (uint64_t)op->off);
         break;
     case CORIO__OP_WRITEV:
-        io_uring_prep_writev(sqe, op->fd, op->buf, (unsigned)op->len, op->off < 0 ? (uint64_t)-1 : (uint64_t)op->off);
+        io_uring_prep_writev(sqe, op->fd, op->buf, (unsigned)op->len,
+                             op->off < 0 ? (uint64_t)-1 : (uint64_t)op->off);
         break;
     case CORIO__OP_ACCEPT_MULTI:
         io_uring_prep_multishot_accept(sqe, op->fd, op->addr, op->addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);

@@ -30,7 +30,7 @@
 
 #define CORIO__LIKELY(x) __builtin_expect(!!(x), 1)
 #define CORIO__UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define CORIO__CONTAINER_OF(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
+#define CORIO__CONTAINER_OF(p, T, m) ((T *)(void *)((char *)(p) - (offsetof(T, m))))
 #define CORIO__NO_DEADLINE UINT64_MAX
 
 /* The clock time ms milliseconds after now (ns), saturating just below
@@ -120,8 +120,8 @@ enum {
     CORIO__T_DONE = 1u << 0,
     CORIO__T_CANCELLED = 1u << 1, /* sticky */
     CORIO__T_DETACHED = 1u << 2,
-    CORIO__T_READY = 1u << 3,      /* in the run queue */
-    CORIO__T_PARKED = 1u << 4,     /* suspended in corio__suspend */
+    CORIO__T_READY = 1u << 3,       /* in the run queue */
+    CORIO__T_PARKED = 1u << 4,      /* suspended in corio__suspend */
     CORIO__T_INTERRUPTED = 1u << 5, /* interrupt hook already ran for this park */
     CORIO__T_MAIN = 1u << 6,
     CORIO__T_UNINTERRUPTIBLE = 1u << 7, /* parked in corio__suspend_uninterruptible */
@@ -138,16 +138,16 @@ struct corio_task {
     corio_fn fn;
     void *arg;
     void *result;
-    uint64_t deadline;          /* absolute ns, CORIO__NO_DEADLINE if none */
-    uint64_t sleep_until;       /* absolute ns when parked in a sleep, else CORIO__NO_DEADLINE */
-    corio__timer timer;         /* sleep end or deadline, whichever is first */
+    uint64_t deadline;    /* absolute ns, CORIO__NO_DEADLINE if none */
+    uint64_t sleep_until; /* absolute ns when parked in a sleep, else CORIO__NO_DEADLINE */
+    corio__timer timer;   /* sleep end or deadline, whichever is first */
     corio__interrupt_fn on_interrupt;
-    void *wait_obj;             /* what the task waits on (for the interrupt hook and reports) */
-    const char *wait_what;      /* short description for stall reports */
-    corio_task *joiner;         /* task parked in corio_task_join on this one */
-    corio__list live;           /* loop->live_tasks */
+    void *wait_obj;        /* what the task waits on (for the interrupt hook and reports) */
+    const char *wait_what; /* short description for stall reports */
+    corio_task *joiner;    /* task parked in corio_task_join on this one */
+    corio__list live;      /* loop->live_tasks */
     void *asan_fake_stack;
-    void *tsan_fiber;           /* TSan's fiber for this task's context (NULL without TSan) */
+    void *tsan_fiber; /* TSan's fiber for this task's context (NULL without TSan) */
     char name[32];
 };
 
@@ -201,14 +201,14 @@ void corio__task_release_stack(corio_loop *l, corio_task *t);
 
 enum corio__op_kind {
     CORIO__OP_NONE = 0,
-    CORIO__OP_RECV,      /* recv(fd, buf, len, flags) */
-    CORIO__OP_SEND,      /* send(fd, buf, len, flags | MSG_NOSIGNAL) */
-    CORIO__OP_SENDMSG,   /* sendmsg(fd, msg, flags | MSG_NOSIGNAL): writev for sockets */
-    CORIO__OP_ACCEPT,    /* accept4(fd, addr, addrlen, SOCK_NONBLOCK|SOCK_CLOEXEC) */
-    CORIO__OP_CONNECT,   /* connect(fd, addr, addrlen) on a non-blocking socket */
-    CORIO__OP_READ,      /* read/pread(fd, buf, len, off) (off < 0: current position) */
-    CORIO__OP_WRITE,     /* write/pwrite */
-    CORIO__OP_POLL,      /* wait for poll events (POLLIN/POLLOUT) on fd; res = revents */
+    CORIO__OP_RECV,    /* recv(fd, buf, len, flags) */
+    CORIO__OP_SEND,    /* send(fd, buf, len, flags | MSG_NOSIGNAL) */
+    CORIO__OP_SENDMSG, /* sendmsg(fd, msg, flags | MSG_NOSIGNAL): writev for sockets */
+    CORIO__OP_ACCEPT,  /* accept4(fd, addr, addrlen, SOCK_NONBLOCK|SOCK_CLOEXEC) */
+    CORIO__OP_CONNECT, /* connect(fd, addr, addrlen) on a non-blocking socket */
+    CORIO__OP_READ,    /* read/pread(fd, buf, len, off) (off < 0: current position) */
+    CORIO__OP_WRITE,   /* write/pwrite */
+    CORIO__OP_POLL,    /* wait for poll events (POLLIN/POLLOUT) on fd; res = revents */
     /* File kinds (src/io/file.c), native on io_uring only: the epoll
      * backend completes them at once with -EOPNOTSUPP and file.c runs the
      * blocking call on the thread pool instead.  Paths go in buf (as a
@@ -239,27 +239,27 @@ typedef void (*corio__op_done_fn)(corio__op *op);
  * the wait) until it completes. */
 struct corio__op {
     uint8_t kind;
-    uint8_t state;      /* CORIO__OPS_* */
-    uint8_t more;       /* multishot: 1 while more completions will follow */
-    uint8_t hint;       /* CORIO__OPH_*: optional backend hints */
-    int32_t res;        /* result: >=0 or -errno */
+    uint8_t state; /* CORIO__OPS_* */
+    uint8_t more;  /* multishot: 1 while more completions will follow */
+    uint8_t hint;  /* CORIO__OPH_*: optional backend hints */
+    int32_t res;   /* result: >=0 or -errno */
     int fd;
-    int flags;          /* recv/send flags, or poll events */
+    int flags; /* recv/send flags, or poll events */
     void *buf;
     size_t len;
-    int64_t off;        /* READ/WRITE offset, -1 = current position */
+    int64_t off; /* READ/WRITE offset, -1 = current position */
     struct sockaddr *addr;
-    socklen_t *addrlen;  /* ACCEPT */
-    socklen_t addr_len;  /* CONNECT */
-    struct msghdr *msg;  /* SENDMSG */
-    corio_task *task;    /* woken on completion when done == NULL */
+    socklen_t *addrlen;     /* ACCEPT */
+    socklen_t addr_len;     /* CONNECT */
+    struct msghdr *msg;     /* SENDMSG */
+    corio_task *task;       /* woken on completion when done == NULL */
     corio__op_done_fn done; /* completion callback; NULL = wake task with res */
     int interrupt_reason;   /* set when the op is being cancelled */
     corio__list link;       /* backend bookkeeping (epoll wait lists) */
     void *backend_data;
-    uint16_t buf_id;        /* RECV_MULTI: provided buffer holding the data, CORIO__NO_BUF if none */
-    const char *path2;      /* RENAMEAT: the new name */
-    struct statx *stx;      /* STATX: where the kernel writes the result */
+    uint16_t buf_id;   /* RECV_MULTI: provided buffer holding the data, CORIO__NO_BUF if none */
+    const char *path2; /* RENAMEAT: the new name */
+    struct statx *stx; /* STATX: where the kernel writes the result */
 };
 
 #define CORIO__NO_BUF UINT16_MAX
@@ -411,31 +411,32 @@ typedef struct corio__heap {
 struct corio_loop {
     const corio__backend_ops *backend;
     void *backend_data;
-    unsigned caps;            /* CORIO__CAP_* of the backend, set by its init */
-    uint64_t now;             /* cached monotonic ns, refreshed each turn */
+    unsigned caps;                       /* CORIO__CAP_* of the backend, set by its init */
+    uint64_t now;                        /* cached monotonic ns, refreshed each turn */
     corio_task *ready_head, *ready_tail; /* spawned, yielded, woken by another task */
     corio_task *woken_head, *woken_tail; /* woken by a harvest, or by those tasks: run first (loop.c) */
     unsigned woken_len;
-    bool to_woken;            /* harvesting or running woken_*: what is made ready joins woken_* */
-    corio_task *current;      /* running task, NULL on the scheduler */
-    corio__ctx sched_ctx;     /* the loop's own context (thread stack) */
+    bool to_woken;        /* harvesting or running woken_*: what is made ready joins woken_* */
+    corio_task *current;  /* running task, NULL on the scheduler */
+    corio__ctx sched_ctx; /* the loop's own context (thread stack) */
     void *sched_asan_fake_stack;
-    void *sched_tsan_fiber;   /* TSan's fiber of the thread running the loop (NULL without TSan) */
+    void *sched_tsan_fiber; /* TSan's fiber of the thread running the loop (NULL without TSan) */
     const void *sched_stack_bottom;
     size_t sched_stack_size;
     corio__heap timers;
     corio__list live_tasks;
-    uint64_t spawn_seq;       /* tasks spawned so far (end-of-run cancellation) */
-    corio__list unjoined;     /* finished tasks whose handle was neither joined nor detached yet */
+    uint64_t spawn_seq;   /* tasks spawned so far (end-of-run cancellation) */
+    corio__list unjoined; /* finished tasks whose handle was neither joined nor detached yet */
     unsigned live_count;
     unsigned external_pending; /* waits completed from outside the backend (thread pool) */
     corio__stack_pool *stacks;
     size_t stack_size;
     corio_task *main_task;
-    corio_task *task_cache;   /* freed task structs kept for reuse */
+    corio_task *task_cache; /* freed task structs kept for reuse */
     unsigned task_cache_len;
     struct corio__threadpool *pool;
-    struct corio_loop_ref *ref; /* cross-thread handle and call queue (src/core/loop_ref.c), NULL until asked for */
+    struct corio_loop_ref
+        *ref; /* cross-thread handle and call queue (src/core/loop_ref.c), NULL until asked for */
     const corio_config *cfg;
     corio__sigpipe_state sigpipe; /* the caller's SIGPIPE, given back when the run ends */
 };
@@ -444,10 +445,7 @@ struct corio_loop {
 corio_loop *corio__loop(void);
 
 /* True if l's backend has every capability in caps (CORIO__CAP_*). */
-static inline bool corio__loop_can(const corio_loop *l, unsigned caps)
-{
-    return (l->caps & caps) == caps;
-}
+static inline bool corio__loop_can(const corio_loop *l, unsigned caps) { return (l->caps & caps) == caps; }
 
 /* The provided-buffer ring, for owners of RECV_MULTI ops; only with
  * CORIO__CAP_MULTISHOT.  Loop thread only; none of them suspends.
@@ -464,18 +462,9 @@ static inline int corio__bufring_get(corio_loop *l)
 {
     return corio__loop_can(l, CORIO__CAP_MULTISHOT) ? l->backend->bufring_get(l) : -EOPNOTSUPP;
 }
-static inline void *corio__buf(corio_loop *l, uint16_t id)
-{
-    return l->backend->buf_addr(l, id);
-}
-static inline size_t corio__buf_size(corio_loop *l)
-{
-    return l->backend->buf_size(l);
-}
-static inline void corio__buf_put(corio_loop *l, uint16_t id)
-{
-    l->backend->buf_put(l, id);
-}
+static inline void *corio__buf(corio_loop *l, uint16_t id) { return l->backend->buf_addr(l, id); }
+static inline size_t corio__buf_size(corio_loop *l) { return l->backend->buf_size(l); }
+static inline void corio__buf_put(corio_loop *l, uint16_t id) { l->backend->buf_put(l, id); }
 
 /* Monotonic clock in ns (not cached). */
 uint64_t corio__clock_ns(void);

@@ -51,9 +51,9 @@ void corio__op_complete(corio__op *op, int32_t res)
 }
 
 static const char *const op_names[CORIO__OP_KIND_COUNT] = {
-    [CORIO__OP_NONE] = "op",       [CORIO__OP_RECV] = "recv",     [CORIO__OP_SEND] = "send",
-    [CORIO__OP_SENDMSG] = "send",  [CORIO__OP_ACCEPT] = "accept", [CORIO__OP_CONNECT] = "connect",
-    [CORIO__OP_READ] = "read",     [CORIO__OP_WRITE] = "write",   [CORIO__OP_POLL] = "poll",
+    [CORIO__OP_NONE] = "op",          [CORIO__OP_RECV] = "recv",        [CORIO__OP_SEND] = "send",
+    [CORIO__OP_SENDMSG] = "send",     [CORIO__OP_ACCEPT] = "accept",    [CORIO__OP_CONNECT] = "connect",
+    [CORIO__OP_READ] = "read",        [CORIO__OP_WRITE] = "write",      [CORIO__OP_POLL] = "poll",
     [CORIO__OP_OPENAT] = "file open", [CORIO__OP_CLOSE] = "file close", [CORIO__OP_FSYNC] = "fsync",
     [CORIO__OP_STATX] = "stat",       [CORIO__OP_UNLINKAT] = "unlink",  [CORIO__OP_RENAMEAT] = "rename",
     [CORIO__OP_MKDIRAT] = "mkdir",    [CORIO__OP_READV] = "readv",      [CORIO__OP_WRITEV] = "writev",
@@ -71,8 +71,7 @@ int corio__op_run(corio__op *op)
     if (corio__op_start(l, op))
         return op->res;
     const char *what = op->kind < CORIO__OP_KIND_COUNT && op_names[op->kind] ? op_names[op->kind] : "op";
-    r = corio__suspend(op_interrupted, op, what,
-                       CORIO__NO_DEADLINE);
+    r = corio__suspend(op_interrupted, op, what, CORIO__NO_DEADLINE);
     /* An op the cancel ended reports -ECANCELED, or -EINTR when io_uring
      * had to interrupt a worker blocked in the call (a read of an fd that
      * knows no non-blocking attempt, such as inotify): either way nothing

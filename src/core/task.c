@@ -176,7 +176,8 @@ static int park(corio_task *t, corio__interrupt_fn on_interrupt, void *wait_obj,
     t->wait_what = what;
     t->sleep_until = wake_at;
     t->flags |= CORIO__T_PARKED;
-    uint64_t when = (t->flags & CORIO__T_UNINTERRUPTIBLE) ? wake_at : (wake_at < t->deadline ? wake_at : t->deadline);
+    uint64_t when =
+        (t->flags & CORIO__T_UNINTERRUPTIBLE) ? wake_at : (wake_at < t->deadline ? wake_at : t->deadline);
     if (when != CORIO__NO_DEADLINE && CORIO__UNLIKELY(corio__timer_arm(l, &t->timer, when) < 0)) {
         if (t->flags & CORIO__T_UNINTERRUPTIBLE) {
             t->flags &= ~CORIO__T_PARKED;

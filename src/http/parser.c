@@ -22,9 +22,9 @@
 
 /* tchar (RFC 9110 section 5.6.2): the characters of a token. */
 static const unsigned char tchar[256] = {
-    ['0' ... '9'] = 1, ['a' ... 'z'] = 1, ['A' ... 'Z'] = 1, ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1,
-    ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1,
-    ['|'] = 1, ['~'] = 1,
+    ['0' ... '9'] = 1, ['a' ... 'z'] = 1, ['A' ... 'Z'] = 1, ['!'] = 1, ['#'] = 1, ['$'] = 1,
+    ['%'] = 1,         ['&'] = 1,         ['\''] = 1,        ['*'] = 1, ['+'] = 1, ['-'] = 1,
+    ['.'] = 1,         ['^'] = 1,         ['_'] = 1,         ['`'] = 1, ['|'] = 1, ['~'] = 1,
 };
 
 static inline bool is_tchar(unsigned char c) { return tchar[c]; }
@@ -222,7 +222,8 @@ static int content_length(corio_http_request *req, head_state *h, const char *v,
 }
 
 /* Call fn on each non-empty element of a comma-separated list value. */
-static void each_element(const char *v, size_t n, void (*fn)(head_state *, const char *, size_t), head_state *h)
+static void each_element(const char *v, size_t n, void (*fn)(head_state *, const char *, size_t),
+                         head_state *h)
 {
     size_t i = 0;
     while (i <= n) {
@@ -413,31 +414,56 @@ const char *corio_http_request_header(const corio_http_request *req, const char 
 const char *corio_http_reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 416:
+        return "Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
     }
 }
 
@@ -449,8 +475,8 @@ enum {
     C_EXT_PRE,   /* BWS before ';' or the CR */
     C_EXT_NAME0, /* BWS, then the extension name */
     C_EXT_NAME,
-    C_EXT_POST,  /* BWS after the name: '=', ';' or CR */
-    C_EXT_VAL0,  /* BWS, then a token or a quoted string */
+    C_EXT_POST, /* BWS after the name: '=', ';' or CR */
+    C_EXT_VAL0, /* BWS, then a token or a quoted string */
     C_EXT_TOKEN,
     C_EXT_QUOTED,
     C_EXT_QESC,
@@ -458,7 +484,7 @@ enum {
     C_DATA,
     C_DATA_CR,
     C_DATA_LF,
-    C_TRAILER0,  /* start of a trailer line, or the final CR */
+    C_TRAILER0, /* start of a trailer line, or the final CR */
     C_T_NAME,
     C_T_VALUE,
     C_T_LF,

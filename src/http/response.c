@@ -180,8 +180,8 @@ static int begin_sized(conn *c, int status, const char *content_type, uint64_t l
     return 0;
 }
 
-int corio_http_response_send(corio_http_response *resp, int status, const char *content_type, const void *body,
-                       size_t len)
+int corio_http_response_send(corio_http_response *resp, int status, const char *content_type,
+                             const void *body, size_t len)
 {
     if (!resp || (!body && len))
         return -EINVAL;
@@ -259,7 +259,7 @@ int corio_http_response_end(corio_http_response *resp)
 /* Zero-copy file bodies: sendfile(2) straight to the (non-blocking)
  * socket, and a POLLOUT wait whenever the socket buffer is full. */
 int corio_http_response_send_file(corio_http_response *resp, int status, const char *content_type, int fd,
-                            int64_t off, uint64_t len)
+                                  int64_t off, uint64_t len)
 {
     if (!resp || off < 0)
         return -EINVAL;

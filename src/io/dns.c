@@ -17,10 +17,10 @@
 typedef struct dns_req {
     struct addrinfo hints;
     struct addrinfo *res;
-    int rc;        /* getaddrinfo's return */
-    int err;       /* errno after it, for EAI_SYSTEM */
+    int rc;  /* getaddrinfo's return */
+    int err; /* errno after it, for EAI_SYSTEM */
     char port[8];
-    char host[];   /* NUL-terminated copy */
+    char host[]; /* NUL-terminated copy */
 } dns_req;
 
 int corio__gai_error(int eai, int saved_errno)

@@ -67,7 +67,8 @@
 
 #ifdef CORIO_HAVE_URING
 #include <liburing.h>
-_Static_assert(IORING_FSYNC_DATASYNC == CORIO__FSYNC_DATASYNC, "one FSYNC flag means fdatasync in both executors");
+_Static_assert(IORING_FSYNC_DATASYNC == CORIO__FSYNC_DATASYNC,
+               "one FSYNC flag means fdatasync in both executors");
 #endif
 
 /* ------------------------------------------------------------------ */
@@ -403,7 +404,8 @@ static int path_op(uint8_t kind, const char *path, int flags, size_t mode)
         return -EINVAL;
     if (!in_task())
         return -EPERM;
-    corio__op op = {.kind = kind, .fd = AT_FDCWD, .buf = (void *)(uintptr_t)path, .flags = flags, .len = mode};
+    corio__op op = {
+        .kind = kind, .fd = AT_FDCWD, .buf = (void *)(uintptr_t)path, .flags = flags, .len = mode};
     return run_op(&op);
 }
 
@@ -437,8 +439,17 @@ static int open_cached(const char *path, int flags)
     if (fd < 0) {
         switch (errno) {
         /* Answers that a blocking open would give as well. */
-        case ENOENT: case ENOTDIR: case EACCES: case EPERM: case EISDIR: case ELOOP:
-        case ENAMETOOLONG: case EROFS: case EMFILE: case ENFILE: case EFAULT:
+        case ENOENT:
+        case ENOTDIR:
+        case EACCES:
+        case EPERM:
+        case EISDIR:
+        case ELOOP:
+        case ENAMETOOLONG:
+        case EROFS:
+        case EMFILE:
+        case ENFILE:
+        case EFAULT:
             return -errno;
         default: /* EAGAIN, ENXIO (FIFO without reader), EINVAL (openat2 is stricter), ... */
             return -EAGAIN;
@@ -538,7 +549,8 @@ int corio_file_close(int fd)
     /* Interrupted (or outside a task) before the close ran: it must still
      * happen.  close(2) of a file is quick; an NFS flush is the rare slow
      * case and a price worth paying for never leaking the fd. */
-    if (r == -ECANCELED || r == -CORIO_EDEADLINE || r == -EPERM || r == -ENOMEM || r == -EAGAIN || r == -EBUSY) {
+    if (r == -ECANCELED || r == -CORIO_EDEADLINE || r == -EPERM || r == -ENOMEM || r == -EAGAIN ||
+        r == -EBUSY) {
         r = close(fd) < 0 && errno != EINTR ? -errno : 0;
     }
     return r;
@@ -583,7 +595,8 @@ static int stat_op(int dirfd, const char *path, int flags, struct stat *st)
     if (!in_task())
         return -EPERM;
     struct statx x;
-    corio__op op = {.kind = CORIO__OP_STATX, .fd = dirfd, .buf = (void *)(uintptr_t)path, .flags = flags, .stx = &x};
+    corio__op op = {
+        .kind = CORIO__OP_STATX, .fd = dirfd, .buf = (void *)(uintptr_t)path, .flags = flags, .stx = &x};
     int r = run_op(&op);
     if (r == 0)
         statx_to_stat(&x, st);

@@ -12,10 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-int corio__tcp_socket(int family)
-{
-    return socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-}
+int corio__tcp_socket(int family) { return socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0); }
 
 /* One listening socket on sa: into *out and 0, or -errno (nothing left
  * open). */

@@ -64,13 +64,13 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define RBUF_INIT 4096u            /* first read buffer; also the "large read" threshold */
-#define RBUF_KEEP (16u * 1024u)    /* a drained buffer bigger than this is given back */
-#define WCHUNK_MIN (16u * 1024u)   /* queue chunk size (bigger writes get their own chunk) */
-#define FLUSH_IOV 16               /* chunks per SENDMSG */
+#define RBUF_INIT 4096u                /* first read buffer; also the "large read" threshold */
+#define RBUF_KEEP (16u * 1024u)        /* a drained buffer bigger than this is given back */
+#define WCHUNK_MIN (16u * 1024u)       /* queue chunk size (bigger writes get their own chunk) */
+#define FLUSH_IOV 16                   /* chunks per SENDMSG */
 #define MULTI_DIRECT_MAX (64u * 1024u) /* reads this big bypass the multishot recv */
-#define FLUSHER_STACK 0 /* the pool's default size: pooled stacks are the cheap ones */
-#define LINGER_MS 10000u /* how long a closed stream may keep flushing in the background */
+#define FLUSHER_STACK 0                /* the pool's default size: pooled stacks are the cheap ones */
+#define LINGER_MS 10000u               /* how long a closed stream may keep flushing in the background */
 
 enum {
     S_WSHUT = 1u << 1,   /* write_eof done: no more writes */
@@ -101,13 +101,13 @@ struct corio_stream {
      * only that buffer, eof, err and plain are used */
     corio__sockin in;
     size_t limit;
-    bool rbusy;          /* a reader is inside multi_wait (or a file-layer read) */
-    bool regular;        /* S_FILE on a regular file or block device */
-    bool reopened;       /* S_FILE on a private non-blocking reopen (tty, named FIFO: see corio__reopen_private) */
-    int shared_fd;       /* with reopened: the fd the stream was given, closed with it; else -1 */
+    bool rbusy;    /* a reader is inside multi_wait (or a file-layer read) */
+    bool regular;  /* S_FILE on a regular file or block device */
+    bool reopened; /* S_FILE on a private non-blocking reopen (tty, named FIFO: see corio__reopen_private) */
+    int shared_fd; /* with reopened: the fd the stream was given, closed with it; else -1 */
     /* write side */
     wchunk *whead, *wtail;
-    size_t wsize;        /* bytes queued (including those in flight) */
+    size_t wsize; /* bytes queued (including those in flight) */
     size_t high, low;
     int werr;            /* sticky write error */
     corio_task *flusher; /* background sender while the queue is non-empty */
@@ -197,8 +197,6 @@ corio_stream *corio_stream_stdin(void)
     return s;
 }
 
-
-
 void corio__stream_set_close_flag(corio_stream *s, bool *flag) { s->closed_flag = flag; }
 
 static void free_chunks(corio_stream *s)
@@ -264,7 +262,8 @@ static void maybe_finalize(corio_stream *s)
  * or GONE when the stream was closed meanwhile. */
 static ssize_t fd_io(corio_stream *s, bool writing, void *buf, size_t n)
 {
-    corio__op attempt = {.kind = writing ? CORIO__OP_WRITE : CORIO__OP_READ, .fd = s->fd, .buf = buf, .len = n, .off = -1};
+    corio__op attempt = {
+        .kind = writing ? CORIO__OP_WRITE : CORIO__OP_READ, .fd = s->fd, .buf = buf, .len = n, .off = -1};
     for (;;) {
         /* A reopened description is our own and already non-blocking. */
         ssize_t r = s->reopened ? corio__op_syscall(&attempt) : corio__anyfd_nowait(&attempt, writing);
@@ -702,7 +701,8 @@ static int fill_iov(corio_stream *s, struct iovec *iov, int max)
  * -errno. */
 static ssize_t file_try_write(corio_stream *s, const void *p, size_t n)
 {
-    corio__op attempt = {.kind = CORIO__OP_WRITE, .fd = s->fd, .buf = (void *)(uintptr_t)p, .len = n, .off = -1};
+    corio__op attempt = {
+        .kind = CORIO__OP_WRITE, .fd = s->fd, .buf = (void *)(uintptr_t)p, .len = n, .off = -1};
     ssize_t r = s->reopened ? corio__op_syscall(&attempt) : corio__anyfd_nowait(&attempt, true);
     return r == -EOPNOTSUPP || r == -EINVAL ? -EAGAIN : r;
 }
@@ -959,7 +959,8 @@ void corio_stream_close(corio_stream *s)
     if (s->flusher) {
         /* the flusher finalizes once it is done: with data left, it lingers
          * to deliver it, bounded by a timer */
-        if (s->wsize && !s->werr && corio__timer_arm(l, &s->linger_timer, corio_now_ns() + LINGER_MS * 1000000ull) == 0)
+        if (s->wsize && !s->werr &&
+            corio__timer_arm(l, &s->linger_timer, corio_now_ns() + LINGER_MS * 1000000ull) == 0)
             s->linger = true;
         else
             corio_task_cancel(s->flusher);

@@ -38,13 +38,12 @@
 #include <string.h>
 #include <unistd.h>
 
-
 typedef struct listener {
     int fd;
     corio_task *task; /* its accept task while that runs */
     corio_server *srv;
-    int interrupted;  /* multishot: the accept task was cancelled */
-    corio__op mop;    /* multishot accept (io_uring) */
+    int interrupted; /* multishot: the accept task was cancelled */
+    corio__op mop;   /* multishot accept (io_uring) */
 } listener;
 
 typedef struct conn {
@@ -52,7 +51,7 @@ typedef struct conn {
     corio_task *task;
     corio_server *srv;
     corio_stream *stream;
-    bool closed;      /* the handler closed the stream itself */
+    bool closed; /* the handler closed the stream itself */
 } conn;
 
 typedef struct serve_waiter {
@@ -68,12 +67,12 @@ struct corio_server {
     bool closing;
     bool fd_limit_logged;
     unsigned nlisteners;
-    unsigned nacceptors;      /* accept tasks still running */
-    unsigned nconns;          /* handler tasks still running */
+    unsigned nacceptors; /* accept tasks still running */
+    unsigned nconns;     /* handler tasks still running */
     corio__list conns;
     corio__list serve_waiters;
     corio__list close_waiters; /* later corio_server_close callers, woken when it is freed */
-    corio_task *closer;       /* the task inside corio_server_close, if any */
+    corio_task *closer;        /* the task inside corio_server_close, if any */
     listener ls[];
 };
 
@@ -165,7 +164,8 @@ static int accept_failed(corio_server *srv, listener *ls, int r)
     case CORIO__ACCEPT_RETRY:
         return 1; /* the peer's problem, not the listener's (see accept(2)) */
     default:
-        fprintf(stderr, "corio: accept on fd %d failed: %s; this listener stops\n", ls->fd, corio_strerror(r));
+        fprintf(stderr, "corio: accept on fd %d failed: %s; this listener stops\n", ls->fd,
+                corio_strerror(r));
         return 0;
     }
 }
@@ -403,7 +403,8 @@ int corio_server_close(corio_server *srv, uint64_t grace_ms)
         serve_waiter w = {.task = me};
         corio__list_push_back(&srv->close_waiters, &w.link);
         /* the result comes through the wake: srv is freed by then */
-        return corio__suspend(serve_interrupted, &w, "server close: closed by another task", CORIO__NO_DEADLINE);
+        return corio__suspend(serve_interrupted, &w, "server close: closed by another task",
+                              CORIO__NO_DEADLINE);
     }
     srv->closing = true;
 
