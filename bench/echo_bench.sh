@@ -16,8 +16,10 @@
 #
 # Server names: epoll and uring (corio's examples/echo_server with
 # CORIO_BACKEND forced), libuv (bench/peers/libuv_echo.c), uvloop
-# (bench/peers/uvloop_echo.py on /usr/bin/python3).  A server whose binary
-# is missing is skipped with a note on stderr.  Progress and per-run figures
+# (bench/peers/uvloop_echo.py on /usr/bin/python3); epoll_base and
+# uring_base run examples/echo_server from BASE_BUILD, an older corio build,
+# for before/after figures in one run.  A server whose binary is missing is
+# skipped with a note on stderr.  Progress and per-run figures
 # go to stderr; stdout carries only the `name: value unit` summary.
 #
 # Knobs (environment): BUILD (build dir, default build), DURATION (measured
@@ -49,12 +51,18 @@ LOAD=$(first_file "$BUILD/bench/echo_load" "$BUILD/echo_load") ||
     { echo "echo_bench: echo_load not built in $BUILD" >&2; exit 2; }
 CORIO_ECHO=$(first_file "$BUILD/examples/echo_server" "$BUILD/echo_server") || CORIO_ECHO=
 LIBUV_ECHO=$(first_file "$BUILD/bench/libuv_echo" "$BUILD/libuv_echo") || LIBUV_ECHO=
+# An older corio build to compare against in the same run (servers
+# epoll_base and uring_base), for before/after figures.
+BASE_ECHO=
+[[ -n ${BASE_BUILD:-} ]] && { BASE_ECHO=$(first_file "$BASE_BUILD/examples/echo_server" "$BASE_BUILD/echo_server") || BASE_ECHO=; }
 
 # server_cmd NAME PORT: print the command line (one word per line) or fail.
 server_cmd() {
     case $1 in
     epoll) [[ -n $CORIO_ECHO ]] && printf '%s\n' env CORIO_BACKEND=epoll "$CORIO_ECHO" "$2" ;;
     uring) [[ -n $CORIO_ECHO ]] && printf '%s\n' env CORIO_BACKEND=io_uring "$CORIO_ECHO" "$2" ;;
+    epoll_base) [[ -n $BASE_ECHO ]] && printf '%s\n' env CORIO_BACKEND=epoll "$BASE_ECHO" "$2" ;;
+    uring_base) [[ -n $BASE_ECHO ]] && printf '%s\n' env CORIO_BACKEND=io_uring "$BASE_ECHO" "$2" ;;
     libuv) [[ -n $LIBUV_ECHO ]] && printf '%s\n' "$LIBUV_ECHO" "$2" ;;
     uvloop) "$PYTHON" -c 'import uvloop' 2>/dev/null &&
         printf '%s\n' "$PYTHON" "$here/peers/uvloop_echo.py" "$2" ;;
@@ -110,6 +118,6 @@ done
 
 for m in $SIZES; do
     for c in $CLIENTS; do
-        report_key "echo_$(label "$m")_c${c}" libuv uvloop
+        report_key "echo_$(label "$m")_c${c}" libuv uvloop epoll_base uring_base
     done
 done
