@@ -239,27 +239,32 @@ typedef void (*corio__op_done_fn)(corio__op *op);
  * the wait) until it completes. */
 struct corio__op {
     uint8_t kind;
-    uint8_t state; /* CORIO__OPS_* */
-    uint8_t more;  /* multishot: 1 while more completions will follow */
-    uint8_t hint;  /* CORIO__OPH_*: optional backend hints */
-    int32_t res;   /* result: >=0 or -errno */
+    uint8_t state;   /* CORIO__OPS_* */
+    uint8_t more;    /* multishot: 1 while more completions will follow */
+    uint8_t hint;    /* CORIO__OPH_*: optional backend hints */
+    uint16_t buf_id; /* RECV_MULTI: provided buffer holding the data, CORIO__NO_BUF if none */
+    int32_t res;     /* result: >=0 or -errno */
     int fd;
-    int flags; /* recv/send flags, or poll events */
+    int flags;            /* recv/send flags, or poll events */
+    socklen_t addr_len;   /* CONNECT */
+    int interrupt_reason; /* set when the op is being cancelled */
     void *buf;
     size_t len;
     int64_t off; /* READ/WRITE offset, -1 = current position */
     struct sockaddr *addr;
-    socklen_t *addrlen;     /* ACCEPT */
-    socklen_t addr_len;     /* CONNECT */
-    struct msghdr *msg;     /* SENDMSG */
+    socklen_t *addrlen; /* ACCEPT */
+    /* What only one kind uses shares one place: an op is as small as it
+     * can be, since one sits in every stream, connection and waiting
+     * frame.  Fields packed above for the same reason (no padding). */
+    union {
+        struct msghdr *msg; /* SENDMSG */
+        const char *path2;  /* RENAMEAT: the new name */
+        struct statx *stx;  /* STATX: where the kernel writes the result */
+    };
     corio_task *task;       /* woken on completion when done == NULL */
     corio__op_done_fn done; /* completion callback; NULL = wake task with res */
-    int interrupt_reason;   /* set when the op is being cancelled */
     corio__list link;       /* backend bookkeeping (epoll wait lists) */
     void *backend_data;
-    uint16_t buf_id;   /* RECV_MULTI: provided buffer holding the data, CORIO__NO_BUF if none */
-    const char *path2; /* RENAMEAT: the new name */
-    struct statx *stx; /* STATX: where the kernel writes the result */
 };
 
 #define CORIO__NO_BUF UINT16_MAX

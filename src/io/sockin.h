@@ -48,8 +48,9 @@ enum {
 
 struct corio__sockin {
     corio_loop *loop;
-    int fd;
     const corio__sockin_ops *ops;
+    int fd;
+    int err;           /* sticky receive error (never an interrupt) */
     uint8_t bg;        /* CORIO__SOCKIN_* */
     bool multi;        /* use the multishot recv (cleared if the backend refuses it) */
     bool fallback;     /* the ring ran dry: the next wait is one plain recv */
@@ -58,7 +59,6 @@ struct corio__sockin {
     bool ready;        /* the park POLL saw the socket readable (or broken) */
     bool eof;          /* the peer shut its side (recv gave 0) */
     bool pinned;       /* bytes before `start` are still referenced: don't move them */
-    int err;           /* sticky receive error (never an interrupt) */
     size_t pause_at;   /* unread bytes at which the multishot is paused */
     size_t plain_from; /* a wait into this much caller memory with nothing armed uses one plain recv */
     /* unread bytes: buf[start, end) of cap */
