@@ -157,20 +157,31 @@ int corio_http_response_add_header(corio_http_response *resp, const char *name, 
     return 0;
 }
 
+/* Claim the response for the way it will be sent (R_SENT or R_STREAM):
+ * once per request, with a status the head can carry; settles keep-alive.
+ * Returns 0, -EALREADY or -EINVAL. */
+static int claim(conn *c, int status, uint8_t way)
+{
+    if (c->rstate != R_NONE)
+        return -EALREADY;
+    if (status < 200 || status > 999)
+        return -EINVAL;
+    c->rstate = way;
+    corio__http_settle_keep_alive(c);
+    return 0;
+}
+
 /* The common start of a response whose length is known: check and claim
  * the response, settle keep-alive, queue the head.  Returns 1 when the
  * head was all there is to send (HEAD, 204/304, an empty body; *done_r
  * holds the call's result), 0 when the body follows, or -errno. */
 static int begin_sized(conn *c, int status, const char *content_type, uint64_t len, int *done_r)
 {
-    if (c->rstate != R_NONE)
-        return -EALREADY;
-    if (status < 200 || status > 999)
-        return -EINVAL;
-    c->rstate = R_SENT;
-    corio__http_settle_keep_alive(c);
+    int r = claim(c, status, R_SENT);
+    if (r < 0)
+        return r;
     bool no_body = status == 204 || status == 304;
-    int r = put_head(c, status, content_type, no_body ? -1 : (int64_t)len, false);
+    r = put_head(c, status, content_type, no_body ? -1 : (int64_t)len, false);
     if (r < 0)
         return r;
     if (no_body || c->is_head || len == 0) {
@@ -206,16 +217,13 @@ int corio_http_response_begin(corio_http_response *resp, int status, const char 
     if (!resp)
         return -EINVAL;
     conn *c = resp->c;
-    if (c->rstate != R_NONE)
-        return -EALREADY;
-    if (status < 200 || status > 999)
-        return -EINVAL;
-    c->rstate = R_STREAM;
-    corio__http_settle_keep_alive(c);
+    int r = claim(c, status, R_STREAM);
+    if (r < 0)
+        return r;
     c->raw_stream = c->req.version_minor == 0;
     if (c->raw_stream)
         c->keep_alive = false; /* the end of the body is the end of the connection */
-    int r = put_head(c, status, content_type, -1, !c->raw_stream);
+    r = put_head(c, status, content_type, -1, !c->raw_stream);
     return r < 0 ? r : c->werr;
 }
 
