@@ -183,11 +183,6 @@ static int loop_run(corio_loop *l)
     bool stalled = false;
     for (;;) {
         run_ready(l);
-        /* The tasks just run may have taken long (a loaded machine,
-         * valgrind): the wait for the next timer must count from now, not
-         * from the start of the turn, or every timer they armed would be
-         * late by that much. */
-        l->now = corio__clock_ns();
         if (l->main_task->flags & CORIO__T_DONE) {
             /* Calls handed over by other threads and not yet started keep
              * the loop going: an accepted call always runs. */
@@ -204,7 +199,17 @@ static int loop_run(corio_loop *l)
                 continue;
             }
         }
-        uint64_t timeout = l->ready_head || l->woken_head ? 0 : corio__timers_next(l, l->now);
+        uint64_t timeout = 0;
+        if (!l->ready_head && !l->woken_head) {
+            /* The tasks just run may have taken long (a loaded machine,
+             * valgrind): the wait for the next timer must count from now,
+             * not from the start of the turn, or every timer they armed
+             * would be late by that much.  Only a turn that may block needs
+             * the fresh reading; a busy one polls with 0 and refreshes
+             * after. */
+            l->now = corio__clock_ns();
+            timeout = corio__timers_next(l, l->now);
+        }
         if (timeout == UINT64_MAX && l->backend->pending(l) == 0 && l->external_pending == 0 &&
             !corio__loop_ref_busy(l)) {
             /* Nothing can wake anyone.  Say who is stuck where, then cancel
