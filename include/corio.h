@@ -91,6 +91,12 @@ extern "C" {
  * connect or a TCP keep-alive that timed out), so a caller can tell "my
  * own time budget ran out" from "the peer stopped answering". */
 #define CORIO_EDEADLINE 4099
+/* A barrier (corio_barrier) was aborted or reset while the task waited at
+ * it, or is broken (aborted) for good. */
+#define CORIO_EBROKEN 4100
+
+/* "No time limit", for every timeout_ms parameter below. */
+#define CORIO_NO_TIMEOUT UINT64_MAX
 
 /* Text for an error code (negative or positive errno, or a CORIO_E* value).
  * Never NULL; the string is static. */
@@ -103,8 +109,16 @@ CORIO_API const char *corio_strerror(int err);
 typedef struct corio_task corio_task;
 
 /* A task body: receives the argument given at spawn, returns the task's
- * result (read by corio_task_join / corio_gather). */
+ * result (read by corio_task_join / corio_gather).  A task that fails
+ * says so with corio_fail before returning: `return corio_fail(-EIO);`. */
 typedef void *(*corio_fn)(void *arg);
+
+/* How a finished task ended: its return value, and 0 or the error it failed
+ * with (corio_fail). */
+typedef struct corio_outcome {
+    void *result;
+    int error;
+} corio_outcome;
 
 typedef enum corio_backend_kind {
     CORIO_BACKEND_AUTO = 0, /* io_uring when it works, else epoll; CORIO_BACKEND env var overrides */
@@ -119,6 +133,13 @@ typedef struct corio_config {
     unsigned stack_pool_max;    /* stacks kept for reuse; 0 = default (1024) */
     unsigned ring_entries;      /* io_uring SQ size; 0 = default (1024) */
     unsigned threadpool_size;   /* worker threads (2..64); 0 = CORIO_THREADPOOL_SIZE or default (4) */
+    /* Debug mode (asyncio's debug mode): 1 on, -1 off, 0 = on when the
+     * environment has CORIO_DEBUG=1.  It warns on stderr, naming the task
+     * and where it was spawned, about a task step that holds the loop
+     * longer than slow_step_ms, and about a task handle never joined or
+     * detached by the time its loop ends. */
+    int debug;
+    unsigned slow_step_ms; /* 0 = CORIO_DEBUG_SLOW_MS from the environment, else 100 */
 } corio_config;
 
 /* Run main_fn(arg) as the main task of a new loop on this thread (asyncio.run).
@@ -157,29 +178,94 @@ CORIO_API corio_task *corio_spawn(corio_fn fn, void *arg);
  * EINVAL. */
 CORIO_API corio_task *corio_spawn_named(const char *name, size_t stack_size, corio_fn fn, void *arg);
 
-/* Wait for task t to end, store its return value in *result, and free t.
- * result may be NULL.  Suspends.  Returns 0; or -ECANCELED /
- * -CORIO_EDEADLINE if the *waiting* task was cancelled or hit its deadline,
- * in which case t keeps running and is still owned by the caller.  In a
- * task already cancelled (cancellation stays in force) that happens at once
- * unless t has already ended, so cleanup code after a cancellation cannot
- * wait for a child this way: corio_gather can (it cancels the child and
- * waits for it), or corio_task_detach lets it finish alone.  -EINVAL if t is the
- * caller or already has a joiner. */
+/* Wait for task t to end, store its return value in *result, and free t
+ * (await task).
+ * result may be NULL.  Suspends unless t has ended.  Returns 0 if t
+ * succeeded, or the error t failed with (corio_fail).  If the *waiting*
+ * task is cancelled or hits its deadline, t is cancelled too and awaited
+ * (as asyncio's await does), then freed, and the interruption is returned
+ * (-ECANCELED / -CORIO_EDEADLINE) in place of t's own outcome; *result still
+ * receives t's return value.  So a task already cancelled (cancellation
+ * stays in force) can still join its children from its cleanup code: each
+ * is cancelled and waited for.  To wait without cancelling t, join inside a
+ * shield (corio_shield_push) or use corio_wait.  t is freed in every case
+ * but -EINVAL: t is the caller, already has a joiner, is detached or
+ * belongs to a group (nothing changes). */
 CORIO_API int corio_task_join(corio_task *t, void **result);
 
-/* Wait for all n tasks to end, then free them (asyncio.gather).
- * results[i] (results may be NULL) receives task i's return value.  If the
- * waiting task is cancelled or hits its deadline, the tasks not yet
- * finished are cancelled, awaited (uninterruptibly), and freed, and the
- * error is returned; in a task cancelled before the call this happens at
- * once, which makes corio_gather the way for cleanup code to stop its
- * children and wait until their own cleanup has run.  Returns 0 or
- * -ECANCELED / -CORIO_EDEADLINE; -EINVAL, with nothing joined, cancelled or
- * freed, if a task is listed twice, is the caller, is detached or already
- * has a joiner.  While the gather runs, the tasks are its own: corio_task_join
- * on one of them from another task is -EINVAL. */
+/* Join t, allowing it timeout_ms to end (asyncio.wait_for).
+ * As corio_task_join; if t has not ended timeout_ms after the call, it is
+ * cancelled and awaited (its cleanup runs), freed, and -CORIO_EDEADLINE is
+ * returned unless t ended successfully after all.  CORIO_NO_TIMEOUT waits
+ * as long as it takes.  Suspends. */
+CORIO_API int corio_task_wait_for(corio_task *t, uint64_t timeout_ms, void **result);
+
+/* Wait for all n tasks to end, then free them (asyncio.gather), stopping
+ * at the first error.
+ * results[i] (results may be NULL) receives task i's return value.  When a
+ * task fails (corio_fail), the tasks not yet ended are cancelled and
+ * awaited, all are freed, and the failure that came first is returned.  If
+ * the waiting task is cancelled or hits its deadline, the same happens and
+ * the interruption is returned; in a task cancelled before the call it
+ * happens at once, which makes corio_gather the way for cleanup code to
+ * stop its children and wait until their own cleanup has run.  Returns 0,
+ * the first task error, or -ECANCELED / -CORIO_EDEADLINE; -EINVAL, with
+ * nothing joined, cancelled or freed, if a task is listed twice, is the
+ * caller, is detached, belongs to a group or already has a joiner.  While
+ * the gather runs, the tasks are its own: corio_task_join on one of them
+ * from another task is -EINVAL. */
 CORIO_API int corio_gather(corio_task **tasks, size_t n, void **results);
+
+/* Wait for all n tasks to end and report each one's outcome, then free
+ * them (asyncio.gather with return_exceptions=True).
+ * out[i] (out may be NULL) receives task i's return value and error; a
+ * failing task does not stop the others.  If the waiting task is cancelled
+ * or hits its deadline, the tasks not yet ended are cancelled and awaited,
+ * every out[i] is still filled, and the interruption is returned.  Returns
+ * 0 (whatever the tasks' own errors), -ECANCELED / -CORIO_EDEADLINE, or
+ * -EINVAL as corio_gather. */
+CORIO_API int corio_gather_outcomes(corio_task **tasks, size_t n, corio_outcome *out);
+
+/* What corio_wait waits for. */
+typedef enum corio_wait_mode {
+    CORIO_WAIT_ALL_COMPLETED = 0, /* every task has ended */
+    CORIO_WAIT_FIRST_COMPLETED,   /* at least one task has ended */
+    CORIO_WAIT_FIRST_ERROR,       /* a task failed (corio_fail), or all have ended */
+} corio_wait_mode;
+
+/* Wait until the tasks satisfy mode, or timeout_ms passes (asyncio.wait).
+ * Nothing is cancelled, joined or freed: the caller still owns every task
+ * and learns which ended with corio_task_done, then joins them (a join of
+ * an ended task does not suspend).  Several tasks may wait on the same
+ * task.  Suspends unless mode already holds.  Returns the number of tasks
+ * that have ended (which on a timeout may not satisfy mode: a timeout is
+ * not an error), -ECANCELED / -CORIO_EDEADLINE, or -EINVAL for a task
+ * listed twice, detached or in a group, or a mode outside the enum. */
+CORIO_API int corio_wait(corio_task **tasks, size_t n, corio_wait_mode mode, uint64_t timeout_ms);
+
+/* An iterator over tasks in the order they end (asyncio.as_completed).
+ * Lives wherever the caller puts it; the contents are private. */
+typedef struct corio_as_completed {
+    void *opaque[8];
+} corio_as_completed;
+
+/* Start iterating over n tasks as they end, within timeout_ms in all.
+ * The array must stay valid until corio_as_completed_end; the caller keeps
+ * owning the tasks.  Does not suspend.  Returns 0 or -EINVAL (as
+ * corio_wait). */
+CORIO_API int corio_as_completed_init(corio_as_completed *it, corio_task **tasks, size_t n,
+                                      uint64_t timeout_ms);
+
+/* Wait for the next task to end and store it in *out.
+ * Tasks come in the order they ended; each exactly once.  The task is not
+ * joined: join it (that does not suspend) to get its outcome and free it.
+ * Suspends.  Returns 1 with *out set, 0 once every task has been returned,
+ * -CORIO_EDEADLINE when the iterator's timeout passes, -ECANCELED. */
+CORIO_API int corio_as_completed_next(corio_as_completed *it, corio_task **out);
+
+/* Finish iterating; the tasks not returned yet are left alone (still the
+ * caller's).  Does not suspend. */
+CORIO_API void corio_as_completed_end(corio_as_completed *it);
 
 /* Give up the handle: the task runs to completion and frees itself.
  * Does not suspend.  Returns 0, or -EINVAL (nothing changes) if t is NULL,
@@ -191,7 +277,10 @@ CORIO_API int corio_task_detach(corio_task *t);
  * Delivered as -ECANCELED at t's next suspension point, or at once if t is
  * suspended now (an I/O wait is aborted first, buffers stay safe); stays in
  * force until t returns, so every later suspending call in t also fails
- * with -ECANCELED.  Does not suspend.  Returns 0, or -EALREADY if t has
+ * with -ECANCELED.  Inside a shield (corio_shield_push) it is held back
+ * until the shield ends.  (The one cancellation that is withdrawn: a group
+ * cancelling its owner because a member failed, see corio_group_join.)
+ * Does not suspend.  Returns 0, or -EALREADY if t has
  * already finished.  t may be the caller. */
 CORIO_API int corio_task_cancel(corio_task *t);
 
@@ -207,6 +296,19 @@ CORIO_API const char *corio_task_name(const corio_task *t);
 
 /* True once t's function has returned. */
 CORIO_API bool corio_task_done(const corio_task *t);
+
+/* Mark the calling task as failed with err (a negative errno or -CORIO_E*
+ * code), to be reported when it ends (join, gather, groups).
+ * Returns NULL, so a task body can end with `return corio_fail(-EIO);`.
+ * The last call before the task returns wins; corio_fail(0) clears it.
+ * Does nothing outside a task.  Does not suspend. */
+CORIO_API void *corio_fail(int err);
+
+/* The error t failed with: 0 while t runs or if it succeeded. */
+CORIO_API int corio_task_error(const corio_task *t);
+
+/* t's return value: NULL while t runs. */
+CORIO_API void *corio_task_result(const corio_task *t);
 
 /* Let every other ready task run once, then continue.
  * Suspends.  Returns 0, -ECANCELED or -CORIO_EDEADLINE. */
@@ -263,6 +365,85 @@ CORIO_API void corio_deadline_pop(corio_deadline token);
 CORIO_API bool corio_deadline_expired(void);
 
 /* ------------------------------------------------------------------ */
+/* Shields (trio's shielded cancel scope, asyncio.shield)              */
+/* ------------------------------------------------------------------ */
+
+/* Opaque token that ends a shield. */
+typedef struct corio_shield {
+    uint64_t prev_deadline_ns;
+    uint32_t prev_flags;
+} corio_shield;
+
+/* Hold back cancellation of the calling task until the matching pop, and
+ * give the scope a deadline of its own, timeout_ms from now
+ * (CORIO_NO_TIMEOUT for none).
+ * Inside, a cancellation (earlier or arriving meanwhile) is not delivered
+ * and the task's enclosing deadlines do not apply, so cleanup can still
+ * wait: join its children, flush a stream, close a connection politely,
+ * bounded by the shield's own deadline (-CORIO_EDEADLINE).  A deadline
+ * pushed inside can only shorten the shield's.  Shields nest.  Does not
+ * suspend.  Outside a task it does nothing. */
+CORIO_API corio_shield corio_shield_push(uint64_t timeout_ms);
+
+/* End the shield opened by the matching push (LIFO order).
+ * A cancellation held back is delivered again, at the next suspension
+ * point; the enclosing deadline applies again.  Does not suspend. */
+CORIO_API void corio_shield_pop(corio_shield token);
+
+/* ------------------------------------------------------------------ */
+/* Task groups (asyncio.TaskGroup, trio nurseries)                     */
+/* ------------------------------------------------------------------ */
+
+/* A set of tasks that end together.  The task that initialises a group is
+ * its owner and must end it with corio_group_join.  Lives wherever the
+ * owner puts it (usually its own stack) until corio_group_join returns;
+ * the contents are private. */
+typedef struct corio_group {
+    void *opaque[12];
+} corio_group;
+
+/* Open a group owned by the calling task.  Does not suspend.  Returns 0,
+ * -EINVAL for a NULL g, -EPERM outside a task. */
+CORIO_API int corio_group_init(corio_group *g);
+
+/* Start fn(arg) as a member of g.
+ * Any task of the loop may spawn into g (members into their own group).
+ * The group owns the member: the handle it returns may be used to cancel
+ * it or read its name while it runs, and must not be joined or detached;
+ * the group frees it when it ends.  Does not suspend.  Returns the member,
+ * or NULL with errno ECANCELED once g is cancelled or a member has failed,
+ * ESHUTDOWN after corio_group_join returned, ENOMEM / EAGAIN as
+ * corio_spawn. */
+CORIO_API corio_task *corio_group_spawn(corio_group *g, corio_fn fn, void *arg);
+
+/* As corio_group_spawn, with a name and stack size (see corio_spawn_named). */
+CORIO_API corio_task *corio_group_spawn_named(corio_group *g, const char *name, size_t stack_size,
+                                              corio_fn fn, void *arg);
+
+/* Cancel every member of g, and every member spawned later.
+ * The owner is not cancelled.  Does not suspend.  Returns 0. */
+CORIO_API int corio_group_cancel(corio_group *g);
+
+/* Wait for every member of g to end, then close g (leaving async with).
+ * The first member to fail (corio_fail with an error other than a
+ * -ECANCELED it got from being cancelled) cancels the other members and,
+ * unless it is already waiting here, the owner, so the owner's own waits
+ * end and it reaches this call; that cancellation of the owner is
+ * withdrawn when this call returns.  If the owner is cancelled or hits its
+ * deadline, here or before, every member is cancelled and awaited.  Must
+ * be called by the owner, once.  Suspends.  Returns 0; the first member's
+ * error; else the owner's interruption (-ECANCELED / -CORIO_EDEADLINE);
+ * -EINVAL (nothing happens) from a task that is not the owner or a second
+ * call.  corio_group_failed tells how many members failed. */
+CORIO_API int corio_group_join(corio_group *g);
+
+/* How many members of g have failed so far. */
+CORIO_API unsigned corio_group_failed(const corio_group *g);
+
+/* How many members of g are still running. */
+CORIO_API size_t corio_group_size(const corio_group *g);
+
+/* ------------------------------------------------------------------ */
 /* Events (asyncio.Event)                                              */
 /* ------------------------------------------------------------------ */
 
@@ -293,6 +474,284 @@ CORIO_API bool corio_event_is_set(const corio_event *e);
  * Returns at once if it is.  Suspends.  Returns 0, -ECANCELED or
  * -CORIO_EDEADLINE. */
 CORIO_API int corio_event_wait(corio_event *e);
+
+/* ------------------------------------------------------------------ */
+/* Locks, conditions, semaphores, barriers (asyncio.Lock and friends)  */
+/* ------------------------------------------------------------------ */
+/* Shared rules for the four below.  They belong to one loop and live
+ * wherever the user puts them (a task's stack, a struct) for as long as a
+ * task may use them; the contents are private.  Waiters are served in the
+ * order they started waiting, and ownership is handed over directly: a
+ * released lock or semaphore unit goes to the longest waiter, never to a
+ * task that asks later.  A waiter that is cancelled or hits its deadline
+ * leaves the queue and returns -ECANCELED / -CORIO_EDEADLINE without
+ * holding anything: if the unit had already been handed to it, it passes
+ * on to the next waiter, so no wake-up is lost.  None of them may be
+ * reinitialised while a task waits on it. */
+
+/* A mutual-exclusion lock owned by a task. */
+typedef struct corio_lock {
+    void *opaque[4];
+} corio_lock;
+
+/* Initialise lk as unlocked.  Does not suspend. */
+CORIO_API void corio_lock_init(corio_lock *lk);
+
+/* Acquire lk, waiting while another task holds it.
+ * Suspends while lk is held.  Returns 0, -ECANCELED, -CORIO_EDEADLINE, or
+ * -EDEADLK if the caller holds lk already (it is not recursive). */
+CORIO_API int corio_lock_acquire(corio_lock *lk);
+
+/* Acquire lk if it is free and nobody waits for it.  Does not suspend.
+ * Returns 0 or -EBUSY. */
+CORIO_API int corio_lock_try_acquire(corio_lock *lk);
+
+/* Release lk, handing it to the longest waiter if there is one.
+ * Does not suspend.  Returns 0, or -EPERM if the caller does not hold it. */
+CORIO_API int corio_lock_release(corio_lock *lk);
+
+/* True while some task holds lk. */
+CORIO_API bool corio_lock_locked(const corio_lock *lk);
+
+/* A condition variable bound to a lock (asyncio.Condition). */
+typedef struct corio_cond {
+    void *opaque[4];
+} corio_cond;
+
+/* Initialise c over lk, which must outlive it.  Does not suspend. */
+CORIO_API void corio_cond_init(corio_cond *c, corio_lock *lk);
+
+/* Release the lock, wait for a notify, then take the lock back.
+ * The caller must hold the lock; it holds it again when the call returns,
+ * whatever the result: after a cancellation or deadline the lock is
+ * re-acquired before returning (without giving up on that wait), as
+ * asyncio does.  Suspends.  Returns 0, -ECANCELED, -CORIO_EDEADLINE, or
+ * -EPERM if the caller does not hold the lock (nothing waits). */
+CORIO_API int corio_cond_wait(corio_cond *c);
+
+/* Wait until pred(arg) is true (asyncio's Condition.wait_for).
+ * pred is called with the lock held, first before any waiting and again
+ * after every wake-up.  Returns 0 once it is true; otherwise as
+ * corio_cond_wait. */
+CORIO_API int corio_cond_wait_until(corio_cond *c, bool (*pred)(void *arg), void *arg);
+
+/* Wake the longest-waiting task (it runs once it has the lock again).
+ * The caller must hold the lock.  Does not suspend.  Returns 0 or -EPERM. */
+CORIO_API int corio_cond_notify(corio_cond *c);
+
+/* Wake every waiting task, in the order they started waiting.
+ * The caller must hold the lock.  Does not suspend.  Returns 0 or -EPERM. */
+CORIO_API int corio_cond_notify_all(corio_cond *c);
+
+/* A counting semaphore (asyncio.Semaphore / BoundedSemaphore). */
+typedef struct corio_sem {
+    void *opaque[4];
+} corio_sem;
+
+/* Initialise s with value units.  Does not suspend. */
+CORIO_API void corio_sem_init(corio_sem *s, unsigned value);
+
+/* Initialise s as bounded: releasing it above its initial value is an
+ * error.  Does not suspend. */
+CORIO_API void corio_sem_init_bounded(corio_sem *s, unsigned value);
+
+/* Take one unit, waiting while there is none.
+ * Suspends while the value is 0 (or others wait first).  Returns 0,
+ * -ECANCELED or -CORIO_EDEADLINE. */
+CORIO_API int corio_sem_acquire(corio_sem *s);
+
+/* Take one unit if one is free and nobody waits.  Does not suspend.
+ * Returns 0 or -EAGAIN. */
+CORIO_API int corio_sem_try_acquire(corio_sem *s);
+
+/* Give one unit back, handing it to the longest waiter if there is one.
+ * Does not suspend.  Returns 0, or -EOVERFLOW (nothing changes) for a
+ * bounded semaphore already at its initial value, or at UINT_MAX. */
+CORIO_API int corio_sem_release(corio_sem *s);
+
+/* The units free now. */
+CORIO_API unsigned corio_sem_value(const corio_sem *s);
+
+/* A barrier for a fixed number of tasks (asyncio.Barrier). */
+typedef struct corio_barrier {
+    void *opaque[6];
+} corio_barrier;
+
+/* Initialise b for parties tasks.  Does not suspend.  Returns 0 or -EINVAL
+ * (parties 0). */
+CORIO_API int corio_barrier_init(corio_barrier *b, unsigned parties);
+
+/* Wait until parties tasks are waiting, then release them all.
+ * The barrier then starts over.  Suspends (except in the last task to
+ * arrive).  Returns the task's arrival index, 0 .. parties-1;
+ * -CORIO_EBROKEN if the barrier is aborted or reset meanwhile, or is
+ * broken; -ECANCELED / -CORIO_EDEADLINE (the task leaves the barrier, which
+ * then waits for one more arrival). */
+CORIO_API int corio_barrier_wait(corio_barrier *b);
+
+/* Return b to its empty state; tasks waiting get -CORIO_EBROKEN.
+ * Does not suspend.  Returns 0. */
+CORIO_API int corio_barrier_reset(corio_barrier *b);
+
+/* Break b for good: tasks waiting, and every later corio_barrier_wait, get
+ * -CORIO_EBROKEN (until corio_barrier_reset).  Does not suspend.
+ * Returns 0. */
+CORIO_API int corio_barrier_abort(corio_barrier *b);
+
+/* Tasks waiting at b now. */
+CORIO_API unsigned corio_barrier_waiting(const corio_barrier *b);
+
+/* ------------------------------------------------------------------ */
+/* Queues (asyncio.Queue, LifoQueue, PriorityQueue)                    */
+/* ------------------------------------------------------------------ */
+
+typedef struct corio_queue corio_queue;
+
+typedef enum corio_queue_kind {
+    CORIO_QUEUE_FIFO = 0,
+    CORIO_QUEUE_LIFO,
+    CORIO_QUEUE_PRIORITY, /* smallest first by compare; equal items in put order */
+} corio_queue_kind;
+
+typedef struct corio_queue_config {
+    corio_queue_kind kind;
+    size_t capacity; /* most items held; 0 = unbounded */
+    /* 0: items are pointers, stored as given: corio_queue_put(q, p) and
+     * corio_queue_get(q, &p).  Else every item is item_size bytes, copied
+     * in from and out to the caller's memory: put(q, &v), get(q, &v). */
+    size_t item_size;
+    /* PRIORITY only (required there): < 0, 0, > 0 as a sorts before, with,
+     * after b.  a and b are the items themselves for pointer queues, else
+     * pointers to the copies. */
+    int (*compare)(const void *a, const void *b);
+    /* Optional: called for every item the queue throws away
+     * (corio_queue_shutdown(q, true), corio_queue_free), with the item as
+     * compare gets it, so pointer items are not leaked. */
+    void (*drop)(void *item);
+} corio_queue_config;
+
+/* Create a queue.  cfg NULL means an unbounded FIFO of pointers.  Storage
+ * grows in whole blocks, so a put costs no allocation of its own, and
+ * capacity bounded queues allocate it all up front.  Does not suspend.
+ * Returns the queue, or NULL with errno EINVAL (kind outside the enum,
+ * PRIORITY without compare, sizes that overflow) or ENOMEM. */
+CORIO_API corio_queue *corio_queue_new(const corio_queue_config *cfg);
+
+/* Free q and the items still in it (drop is called for each).  No task may
+ * be waiting on q.  Does not suspend. */
+CORIO_API void corio_queue_free(corio_queue *q);
+
+/* Put an item, waiting while q is full.
+ * Putters waiting on a full queue are served in order.  Suspends while q
+ * is full.  Returns 0, -ESHUTDOWN once q is shut down (also for a putter
+ * waiting when that happens), -ECANCELED or -CORIO_EDEADLINE (nothing is
+ * put). */
+CORIO_API int corio_queue_put(corio_queue *q, const void *item);
+
+/* Put an item if there is room.  Does not suspend.  Returns 0, -EAGAIN
+ * when full, -ESHUTDOWN. */
+CORIO_API int corio_queue_try_put(corio_queue *q, const void *item);
+
+/* Take the next item into *item, waiting while q is empty.
+ * Getters are served in the order they started waiting.  Suspends while q
+ * is empty.  Returns 0, -ESHUTDOWN once q is shut down and empty (also
+ * for a getter waiting then), -ECANCELED or -CORIO_EDEADLINE (nothing is
+ * taken). */
+CORIO_API int corio_queue_get(corio_queue *q, void *item);
+
+/* Take the next item if there is one.  Does not suspend.  Returns 0,
+ * -EAGAIN when empty, -ESHUTDOWN when shut down and empty. */
+CORIO_API int corio_queue_try_get(corio_queue *q, void *item);
+
+/* Say that an item taken from q has been dealt with (Queue.task_done).
+ * Does not suspend.  Returns 0, or -EOVERFLOW if called more times than
+ * items were put. */
+CORIO_API int corio_queue_task_done(corio_queue *q);
+
+/* Wait until every item put has been taken and marked done (Queue.join).
+ * Suspends unless that holds.  Returns 0, -ECANCELED or
+ * -CORIO_EDEADLINE. */
+CORIO_API int corio_queue_join(corio_queue *q);
+
+/* Shut q down (Python 3.13's Queue.shutdown).
+ * Putters fail at once with -ESHUTDOWN from now on (waiting ones too);
+ * getters take what is left, then fail with -ESHUTDOWN.  With immediate,
+ * the items left are thrown away (drop is called for each, and each counts
+ * as done for corio_queue_join), so getters fail at once too.  Calling it
+ * again is harmless (immediate still empties q).  Does not suspend.
+ * Returns 0. */
+CORIO_API int corio_queue_shutdown(corio_queue *q, bool immediate);
+
+/* Items in q now. */
+CORIO_API size_t corio_queue_size(const corio_queue *q);
+
+/* ------------------------------------------------------------------ */
+/* Channels across threads and loops                                   */
+/* ------------------------------------------------------------------ */
+
+/* A bounded multi-producer, multi-consumer channel between any threads:
+ * tasks on any loop, and plain threads.  A task that must wait suspends
+ * (its loop runs the other tasks, and is woken through its usual wake-up,
+ * as corio_loop_ref_call_soon does); a plain thread blocks.  No lock is
+ * held while anyone waits.  Thread-safe, unlike the rest of this header. */
+typedef struct corio_channel corio_channel;
+
+/* Create a channel holding up to capacity items (at least 1) of item_size
+ * bytes each, or of pointers if item_size is 0 (as for queues).  Does not
+ * suspend.  Returns NULL with errno EINVAL or ENOMEM. */
+CORIO_API corio_channel *corio_channel_new(size_t capacity, size_t item_size);
+
+/* Free ch.  Every thread and task must be done with it.  Items still in it
+ * are discarded. */
+CORIO_API void corio_channel_free(corio_channel *ch);
+
+/* Send an item, waiting while ch is full.
+ * From a task: suspends; from a plain thread: blocks.  Returns 0,
+ * -ESHUTDOWN once ch is closed, -ECANCELED / -CORIO_EDEADLINE (tasks;
+ * nothing is sent). */
+CORIO_API int corio_channel_send(corio_channel *ch, const void *item);
+
+/* Send if there is room.  Never waits.  Returns 0, -EAGAIN, -ESHUTDOWN. */
+CORIO_API int corio_channel_try_send(corio_channel *ch, const void *item);
+
+/* Receive the oldest item, waiting while ch is empty.
+ * From a task: suspends; from a plain thread: blocks.  Returns 0,
+ * -ESHUTDOWN once ch is closed and empty, -ECANCELED / -CORIO_EDEADLINE
+ * (tasks; nothing is taken). */
+CORIO_API int corio_channel_recv(corio_channel *ch, void *item);
+
+/* Receive if an item is there.  Never waits.  Returns 0, -EAGAIN,
+ * -ESHUTDOWN (closed and empty). */
+CORIO_API int corio_channel_try_recv(corio_channel *ch, void *item);
+
+/* Close ch: senders fail with -ESHUTDOWN from now on (waiting ones too);
+ * receivers take what is left, then get -ESHUTDOWN.  Idempotent.  Never
+ * waits.  Returns 0. */
+CORIO_API int corio_channel_close(corio_channel *ch);
+
+/* ------------------------------------------------------------------ */
+/* Introspection and debug mode                                        */
+/* ------------------------------------------------------------------ */
+
+/* The live tasks of the running loop (asyncio.all_tasks): stores up to
+ * cap of them in out (out may be NULL when cap is 0) and returns how many
+ * there are, which may exceed cap.  0 outside a loop.  Does not suspend. */
+CORIO_API size_t corio_all_tasks(corio_task **out, size_t cap);
+
+/* Write a report of every live task of the running loop to fd: its name,
+ * state (running, ready, waiting), what it waits on, where it was spawned,
+ * and a backtrace of each suspended task's stack (what Go prints on
+ * SIGQUIT).  Does not suspend.  Returns 0, -EPERM outside a loop, or the
+ * write error. */
+CORIO_API int corio_dump_tasks(int fd);
+
+/* Make signal signo write that report to stderr, at the loop's next turn,
+ * for the loop running on this thread, while it runs; 0 turns it off.
+ * Installs a handler for signo (the previous one is restored when turned
+ * off or when the loop ends).  Does not suspend.  Returns 0, -EINVAL for a
+ * signal that cannot be caught, -EPERM outside a loop, -EBUSY if another
+ * loop has it on. */
+CORIO_API int corio_dump_tasks_on_signal(int signo);
 
 /* ------------------------------------------------------------------ */
 /* Streams (asyncio StreamReader + StreamWriter in one object)         */
