@@ -3,7 +3,8 @@
 # Prints `name: value unit` lines (medians and ratios); see docs/benchmarks.md.
 # Peers come from Debian packages: libuv1-dev (the libuv echo server and
 # file program, built by CMake when found), python3-uvloop and
-# python3-aiofiles; a missing peer is skipped with a note.  Knobs are passed through to bench/echo_bench.sh (DURATION, REPS, ...).
+# python3-aiofiles, golang-go (bench/coord_bench.sh builds its Go peer);
+# a missing peer is skipped with a note.  Knobs are passed through to bench/echo_bench.sh (DURATION, REPS, ...).
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=bench/lib.sh
@@ -17,6 +18,7 @@ pkg-config --exists libuv 2>/dev/null || missing+=(libuv1-dev)
 /usr/bin/python3 -c 'import uvloop' 2>/dev/null || missing+=(python3-uvloop)
 /usr/bin/python3 -c 'import aiofiles' 2>/dev/null || missing+=(python3-aiofiles)
 command -v taskset >/dev/null || missing+=(util-linux)
+command -v go >/dev/null || missing+=(golang-go)
 if ((${#missing[@]})); then
     note "peers missing: ${missing[*]} (apt-get install -y ${missing[*]}; then re-run cmake)"
 fi
@@ -25,6 +27,8 @@ echo "# context switch (server-free, pinned to CPU 0)"
 taskset -c 0 "$BUILD/bench/switch_bench"
 echo "# tasks"
 taskset -c 0 "$BUILD/bench/core_bench"
+echo "# coordination (issue 9): queues, locks, channels vs Go, asyncio and uvloop"
+"$here/coord_bench.sh"
 echo "# echo: server on CPU 0, load generator on CPU 1"
 "$here/echo_bench.sh"
 echo "# files: corio vs dd, a libuv C program and Python aiofiles"
