@@ -517,7 +517,8 @@ static void *join_interrupt_main(void *arg)
 {
     corio_queue *q = new_queue(CORIO_QUEUE_FIFO, 0, 0, NULL, NULL);
     CHECK_OK(corio_queue_put(q, P(1)));
-    actor a[3] = {{.q = q, .id = 0}, {.q = q, .id = 1, .deadline_ms = 20}, {.q = q, .id = 2}};
+    /* the deadline is long enough for all three to be waiting first */
+    actor a[3] = {{.q = q, .id = 0}, {.q = q, .id = 1, .deadline_ms = 200}, {.q = q, .id = 2}};
     corio_task *t[3];
     for (int i = 0; i < 3; i++)
         t[i] = corio_spawn(joiner, &a[i]);
@@ -813,11 +814,14 @@ static void *cancel_getter_main(void *arg)
 
     /* deadline passing after the hand-over, before the getter runs: it
      * returns the item */
-    actor late = {.q = q, .deadline_ms = 30};
+    actor late = {.q = q, .deadline_ms = 100};
     t = corio_spawn(getter, &late);
-    until_getters(q, 1);
+    while (q->getters.len == 0) {
+        CHECK(!corio_task_done(t)); /* a machine too slow for the 100 ms */
+        CHECK_OK(corio_yield());
+    }
     CHECK_OK(corio_queue_put(q, P(45)));
-    spin_ms(60); /* the loop is held: the deadline passes first */
+    spin_ms(150); /* the loop is held: the deadline passes first */
     CHECK_EQ(join(t), 0);
     CHECK_EQ(late.got, 45);
 
