@@ -164,15 +164,22 @@ void corio__dump_serve(corio_loop *l, corio_task *t)
 }
 
 /* Stack left below t's saved stack pointer, or SIZE_MAX when the context
- * does not say (ucontext). */
+ * does not say (a ucontext on a CPU not named here). */
 static size_t stack_left(const corio_task *t)
 {
 #if CORIO_ARCH_ASM
-    const char *sp = t->ctx.sp, *lo = t->stack->lo;
-    return sp > lo ? (size_t)(sp - lo) : 0;
+    const char *sp = t->ctx.sp;
+#elif defined(__x86_64__)
+    const char *sp = (const char *)(uintptr_t)t->ctx.uc.uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+    const char *sp = (const char *)(uintptr_t)t->ctx.uc.uc_mcontext.sp;
 #else
     (void)t;
     return SIZE_MAX;
+#endif
+#if CORIO_ARCH_ASM || defined(__x86_64__) || defined(__aarch64__)
+    const char *lo = t->stack->lo;
+    return sp > lo ? (size_t)(sp - lo) : 0;
 #endif
 }
 
