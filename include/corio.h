@@ -137,7 +137,12 @@ typedef struct corio_config {
      * environment has CORIO_DEBUG=1.  It warns on stderr, naming the task
      * and where it was spawned, about a task step that holds the loop
      * longer than slow_step_ms, and about a task handle never joined or
-     * detached by the time its loop ends. */
+     * detached by the time its loop ends: "corio: task 'NAME' (spawned at
+     * SITE) held the loop for N ms", "corio: task 'NAME' (spawned at SITE)
+     * ended, but its handle was never joined or detached" ("was cancelled
+     * and ended" for a task cancelled, as the leftovers are when the main
+     * task returns; SITE as in corio_dump_tasks).  CORIO_DEBUG set to anything but "" or "0" turns
+     * it on.  Off, it costs one predictable branch per task step. */
     int debug;
     unsigned slow_step_ms; /* 0 = CORIO_DEBUG_SLOW_MS from the environment, else 100 */
 } corio_config;
@@ -757,22 +762,43 @@ CORIO_API int corio_channel_close(corio_channel *ch);
 
 /* The live tasks of the running loop (asyncio.all_tasks): stores up to
  * cap of them in out (out may be NULL when cap is 0) and returns how many
- * there are, which may exceed cap.  0 outside a loop.  Does not suspend. */
+ * there are, which may exceed cap.  Live means spawned and not ended: the
+ * caller, tasks not started yet and corio's own tasks count; a task that
+ * has ended (even if its handle is not joined yet) does not.  0 outside a
+ * loop, and for out NULL with cap above 0.  Does not suspend. */
 CORIO_API size_t corio_all_tasks(corio_task **out, size_t cap);
 
 /* Write a report of every live task of the running loop to fd: its name,
  * state (running, ready, waiting), what it waits on, where it was spawned,
  * and a backtrace of each suspended task's stack (what Go prints on
  * SIGQUIT).  Does not suspend.  Returns 0, -EPERM outside a loop, or the
- * write error. */
+ * write error.
+ * The report starts with "corio: task dump (backend B): N live task(s)",
+ * ends with "corio: end of task dump", and has per task a line
+ * "task 'name' ADDR: STATE" ("task (unnamed) ..." without a name; STATE is
+ * "running", "ready", "ready, not started yet" or "waiting on WHAT", with
+ * the fd, the time left of a sleep, cancellation and deadline when they
+ * apply), then "  spawned at SITE" and the frames, one per line
+ * ("    #0 SITE"; a task not started yet shows the function it will run).
+ * A SITE reads module(function+0xoff) [address], or module(+0xoff)
+ * [address] for a function dladdr cannot name: link the program with
+ * -rdynamic to see its own functions by name, or feed module and offset
+ * to addr2line.  To take a suspended task's backtrace the dump resumes it
+ * for an instant on its own stack (nothing about the task changes); one
+ * with less than 8 KiB of stack left is listed without it.  Written with
+ * write(2) as it goes, nothing allocated per task. */
 CORIO_API int corio_dump_tasks(int fd);
 
 /* Make signal signo write that report to stderr, at the loop's next turn,
  * for the loop running on this thread, while it runs; 0 turns it off.
  * Installs a handler for signo (the previous one is restored when turned
- * off or when the loop ends).  Does not suspend.  Returns 0, -EINVAL for a
- * signal that cannot be caught, -EPERM outside a loop, -EBUSY if another
- * loop has it on. */
+ * off or when the loop ends); the handler only sets a flag and wakes the
+ * loop, so the report comes once the running task step ends.  Calling it
+ * again with another signal moves the report to that one.  Does not
+ * suspend.  Returns 0, -EINVAL for a signal that cannot be caught (and
+ * for the faults SIGSEGV, SIGBUS, SIGILL, SIGFPE, whose handlers must not
+ * simply return), -EPERM outside a loop, -EBUSY if another loop has it
+ * on. */
 CORIO_API int corio_dump_tasks_on_signal(int signo);
 
 /* ------------------------------------------------------------------ */

@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -250,6 +251,29 @@ static void *sync_null_main(void *arg)
 }
 
 TEST(sync_functions_reject_null) { test_run(sync_null_main, NULL); }
+
+/* ---- introspection ---- */
+
+static void *introspect_null_main(void *arg)
+{
+    CHECK_EQ(corio_all_tasks(NULL, 3), 0); /* no array for a cap above 0 */
+    CHECK_EQ(corio_all_tasks(NULL, 0), 1); /* the count alone */
+    CHECK_ERR(corio_dump_tasks(-1), -EBADF);
+    CHECK_ERR(corio_dump_tasks_on_signal(-1), -EINVAL);
+    CHECK_ERR(corio_dump_tasks_on_signal(SIGKILL), -EINVAL);
+    corio_task *one;
+    CHECK_EQ(corio_all_tasks(&one, 1), 1);
+    CHECK(one == corio_current());
+    return NULL;
+}
+
+TEST(introspection_functions_reject_null)
+{
+    test_run(introspect_null_main, NULL);
+    CHECK_EQ(corio_all_tasks(NULL, 3), 0);
+    CHECK_ERR(corio_dump_tasks(-1), -EPERM);
+    CHECK_ERR(corio_dump_tasks_on_signal(-1), -EINVAL);
+}
 
 /* ---- streams ---- */
 
