@@ -140,7 +140,10 @@ static void *first_error_main(void *arg)
     return arg;
 }
 
-TEST(first_failure_cancels_the_members_and_the_owner_then_withdraws_that) { test_run(first_error_main, NULL); }
+TEST(first_failure_cancels_the_members_and_the_owner_then_withdraws_that)
+{
+    test_run(first_error_main, NULL);
+}
 
 static void *cleanup_error_main(void *arg)
 {

@@ -95,8 +95,9 @@ static void *gather_first_error_main(void *arg)
     /* t0 sleeps; t1 fails with -EPIPE when ev[1] is set; t2 fails with
      * -EIO when ev[2] is set; the releaser sets ev[2] first.  The gather
      * waits on t0 first, but t2's failure came first in time. */
-    corio_task *t[4] = {corio_spawn(long_sleeper, (void *)10), corio_spawn(wait_ev_then_fail, (void *)(1 | (EPIPE << 8))),
-                        corio_spawn(wait_ev_then_fail, (void *)(2 | (EIO << 8))), corio_spawn(return_arg, (void *)13)};
+    corio_task *t[4] = {
+        corio_spawn(long_sleeper, (void *)10), corio_spawn(wait_ev_then_fail, (void *)(1 | (EPIPE << 8))),
+        corio_spawn(wait_ev_then_fail, (void *)(2 | (EIO << 8))), corio_spawn(return_arg, (void *)13)};
     CHECK_OK(corio_yield()); /* all parked (t3 ended) */
     corio_event_set(&ev[2]);
     void *res[4] = {0};
@@ -108,7 +109,10 @@ static void *gather_first_error_main(void *arg)
     return arg;
 }
 
-TEST(gather_stops_at_the_first_failure_in_time_and_awaits_the_rest) { test_run(gather_first_error_main, NULL); }
+TEST(gather_stops_at_the_first_failure_in_time_and_awaits_the_rest)
+{
+    test_run(gather_first_error_main, NULL);
+}
 
 /* Failures from before the call count in the order they ended. */
 static void *gather_ended_before_main(void *arg)
@@ -126,7 +130,10 @@ static void *gather_ended_before_main(void *arg)
     return arg;
 }
 
-TEST(gather_counts_failures_before_the_call_in_the_order_they_ended) { test_run(gather_ended_before_main, NULL); }
+TEST(gather_counts_failures_before_the_call_in_the_order_they_ended)
+{
+    test_run(gather_ended_before_main, NULL);
+}
 
 /* A child cancelled by someone else that reports -ECANCELED fails the
  * gather (as asyncio's gather raises CancelledError); children the gather
@@ -179,7 +186,10 @@ static void *gather_interrupt_first_main(void *arg)
     return arg;
 }
 
-TEST(gather_interrupted_before_a_failure_returns_the_interruption) { test_run(gather_interrupt_first_main, NULL); }
+TEST(gather_interrupted_before_a_failure_returns_the_interruption)
+{
+    test_run(gather_interrupt_first_main, NULL);
+}
 
 /* ---- corio_gather_outcomes ------------------------------------------- */
 

@@ -50,8 +50,8 @@ static void join_all(corio_task **t, size_t n)
 static void *wait_modes_main(void *arg)
 {
     /* ALL_COMPLETED */
-    corio_task *t[3] = {corio_spawn(yields_then_returns, (void *)3), corio_spawn(yields_then_returns, (void *)1),
-                        corio_spawn(return_arg, NULL)};
+    corio_task *t[3] = {corio_spawn(yields_then_returns, (void *)3),
+                        corio_spawn(yields_then_returns, (void *)1), corio_spawn(return_arg, NULL)};
     CHECK_EQ(corio_wait(t, 3, CORIO_WAIT_ALL_COMPLETED, CORIO_NO_TIMEOUT), 3);
     for (int i = 0; i < 3; i++)
         CHECK(corio_task_done(t[i]));

@@ -91,7 +91,8 @@ static bool list_ok(corio_task *self, corio_task **tasks, size_t n)
 
 static uint64_t deadline_after(uint64_t timeout_ms)
 {
-    return timeout_ms == CORIO_NO_TIMEOUT ? CORIO__NO_DEADLINE : corio__ns_after_ms(corio__clock_ns(), timeout_ms);
+    return timeout_ms == CORIO_NO_TIMEOUT ? CORIO__NO_DEADLINE
+                                          : corio__ns_after_ms(corio__clock_ns(), timeout_ms);
 }
 
 /* ------------------------------------------------------------------ */
