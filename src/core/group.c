@@ -12,7 +12,8 @@
  * (asyncio 3.11's uncancel), through a count of group cancellations kept
  * apart from corio_task_cancel's, so a cancel the program asked for stays.
  * An owner that ends without joining (a bug) turns its members into
- * detached tasks before its stack, and with it the group, goes away.
+ * detached tasks, found through their group_owner: the group itself may be
+ * gone by then (it lived in a frame that has returned).
  */
 #include "internal.h"
 
@@ -111,6 +112,7 @@ corio_task *corio_group_spawn_named(corio_group *g, const char *name, size_t sta
         return NULL;
     t->flags |= CORIO__T_GROUPED;
     t->group = gr;
+    t->group_owner = gr->owner;
     t->group_link.prev = t->group_link.next = NULL;
     corio__list_push_back(&gr->members, &t->group_link);
     gr->size++;
@@ -141,10 +143,11 @@ void corio__group_member_ended(corio_task *t)
 
 void corio__group_orphan(corio_task *owner)
 {
+    /* Never reads a group: only the members' own fields. */
     corio_loop *l = owner->loop;
     for (corio__list *n = l->live_tasks.next; n != &l->live_tasks; n = n->next) {
         corio_task *m = CORIO__CONTAINER_OF(n, corio_task, live);
-        if ((m->flags & CORIO__T_GROUPED) && m->group->owner == owner) {
+        if ((m->flags & CORIO__T_GROUPED) && m->group_owner == owner) {
             m->flags = (m->flags & ~CORIO__T_GROUPED) | CORIO__T_DETACHED;
             m->joiner = NULL;
             m->watchers = NULL;

@@ -171,6 +171,10 @@ struct corio_task {
         };
         struct {
             struct corio__group *group;
+            /* The group's owner, known without reading the group: an owner
+             * that ends unjoined orphans its members after its frames (and
+             * often the group with them) are gone. */
+            corio_task *group_owner;
             corio__list group_link; /* the group's members */
         };
     };
@@ -236,8 +240,7 @@ static inline bool corio__task_failed(const corio_task *t)
 /* t is a member of a group: record its outcome, free it (group.c). */
 void corio__group_member_ended(corio_task *t);
 /* t owns groups it never joined and is ending: their members become
- * detached tasks, so nothing touches the groups' memory again (group.c).
- * Called before t's stack (where the groups usually live) is released. */
+ * detached tasks, so nothing touches the groups' memory again (group.c). */
 void corio__group_orphan(corio_task *t);
 /* t has corio_wait / as_completed watchers: tell each (wait.c). */
 void corio__watchers_fire(corio_task *t);

@@ -330,7 +330,7 @@ void corio__task_finished(corio_loop *l, corio_task *t)
 {
     CORIO__ASSERT((t->flags & CORIO__T_DONE) && !(t->flags & (CORIO__T_READY | CORIO__T_PARKED)));
     if (CORIO__UNLIKELY(t->open_groups))
-        corio__group_orphan(t); /* while the groups' memory (often t's stack) is still there */
+        corio__group_orphan(t); /* its members must not reach the groups again */
     corio__task_release_stack(l, t);
     if (corio__timer_armed(&t->timer))
         corio__timer_disarm(l, &t->timer);
