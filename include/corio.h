@@ -274,7 +274,9 @@ CORIO_API int corio_as_completed_init(corio_as_completed *it, corio_task **tasks
 CORIO_API int corio_as_completed_next(corio_as_completed *it, corio_task **out);
 
 /* Finish iterating; the tasks not returned yet are left alone (still the
- * caller's).  Does not suspend. */
+ * caller's).  Required once init has succeeded, before *it goes away
+ * (tasks still running point to it), also after an error from next.
+ * Does not suspend. */
 CORIO_API void corio_as_completed_end(corio_as_completed *it);
 
 /* Give up the handle: the task runs to completion and frees itself.
