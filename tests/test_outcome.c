@@ -298,3 +298,30 @@ static void *join_error_main(void *arg)
 }
 
 TEST(join_returns_the_childs_error_or_the_interruption) { test_run(join_error_main, NULL); }
+
+/* The gatherer's deadline: the children are cancelled and awaited, the
+ * deadline is returned. */
+static void *gather_deadline_main(void *arg)
+{
+    cleanups = 0;
+    corio_task *t[3] = {corio_spawn(long_sleeper, (void *)1), corio_spawn(return_arg, (void *)2),
+                        corio_spawn(long_sleeper, (void *)3)};
+    void *res[3] = {0};
+    uint64_t t0 = test_ms();
+    corio_deadline d = corio_deadline_push(20);
+    CHECK_ERR(corio_gather(t, 3, res), -CORIO_EDEADLINE);
+    corio_deadline_pop(d);
+    CHECK(test_ms() - t0 < 5000);
+    CHECK_EQ(cleanups, 2);
+    CHECK(res[0] == (void *)1 && res[1] == (void *)2 && res[2] == (void *)3);
+    corio_task *u[2] = {corio_spawn(long_sleeper, NULL), corio_spawn(fail_with, (void *)(intptr_t)-EIO)};
+    corio_outcome out[2];
+    d = corio_deadline_push(20);
+    CHECK_ERR(corio_gather_outcomes(u, 2, out), -CORIO_EDEADLINE);
+    corio_deadline_pop(d);
+    CHECK_EQ(cleanups, 3);
+    CHECK_ERR(out[1].error, -EIO);
+    return arg;
+}
+
+TEST(gather_deadline_cancels_and_awaits_the_children) { test_run(gather_deadline_main, NULL); }

@@ -262,6 +262,17 @@ static void *as_completed_timeout_main(void *arg)
     join_all(t, 3);
     CHECK_EQ(cleanups, 2);
 
+    /* The task's own deadline ends a wait in next too. */
+    t[0] = corio_spawn(long_sleeper, NULL);
+    CHECK_OK(corio_as_completed_init(&it, t, 1, CORIO_NO_TIMEOUT));
+    corio_deadline d = corio_deadline_push(10);
+    CHECK_ERR(corio_as_completed_next(&it, &got), -CORIO_EDEADLINE);
+    corio_deadline_pop(d);
+    corio_as_completed_end(&it);
+    CHECK_OK(corio_task_cancel(t[0]));
+    CHECK_OK(corio_task_join(t[0], NULL));
+    CHECK_EQ(cleanups, 3);
+
     /* Cancellation of the iterating task. */
     t[0] = corio_spawn(long_sleeper, NULL);
     CHECK_OK(corio_as_completed_init(&it, t, 1, CORIO_NO_TIMEOUT));
@@ -269,7 +280,7 @@ static void *as_completed_timeout_main(void *arg)
     CHECK_ERR(corio_as_completed_next(&it, &got), -ECANCELED);
     corio_as_completed_end(&it);
     CHECK_ERR(corio_task_join(t[0], NULL), -ECANCELED); /* cancels and awaits it */
-    CHECK_EQ(cleanups, 3);
+    CHECK_EQ(cleanups, 4);
     return arg;
 }
 
