@@ -201,8 +201,11 @@ CORIO_API int corio_task_join(corio_task *t, void **result);
 /* Join t, allowing it timeout_ms to end (asyncio.wait_for).
  * As corio_task_join; if t has not ended timeout_ms after the call, it is
  * cancelled and awaited (its cleanup runs), freed, and -CORIO_EDEADLINE is
- * returned unless t ended successfully after all.  CORIO_NO_TIMEOUT waits
- * as long as it takes.  Suspends. */
+ * returned (*result still receives its return value), unless t turned out
+ * to have ended before it was cancelled: then its own outcome is returned.
+ * CORIO_NO_TIMEOUT waits as long as it takes; 0 only takes a task that has
+ * ended.  An enclosing deadline that passes first is the caller's own
+ * interruption, as for corio_task_join.  Suspends unless t has ended. */
 CORIO_API int corio_task_wait_for(corio_task *t, uint64_t timeout_ms, void **result);
 
 /* Wait for all n tasks to end, then free them (asyncio.gather), stopping
@@ -242,10 +245,13 @@ typedef enum corio_wait_mode {
  * Nothing is cancelled, joined or freed: the caller still owns every task
  * and learns which ended with corio_task_done, then joins them (a join of
  * an ended task does not suspend).  Several tasks may wait on the same
- * task.  Suspends unless mode already holds.  Returns the number of tasks
- * that have ended (which on a timeout may not satisfy mode: a timeout is
- * not an error), -ECANCELED / -CORIO_EDEADLINE, or -EINVAL for a task
- * listed twice, detached or in a group, or a mode outside the enum. */
+ * task.  A task counts as failed (FIRST_ERROR) if it ended with an error,
+ * except a cancelled task's -ECANCELED.  More than 8 tasks still running
+ * cost one allocation per call.  Suspends unless mode already holds.
+ * Returns the number of tasks that have ended (which on a timeout may not
+ * satisfy mode: a timeout is not an error), -ECANCELED / -CORIO_EDEADLINE,
+ * -ENOMEM, or -EINVAL for a task listed twice, detached, in a group or the
+ * caller itself, more than INT_MAX tasks, or a mode outside the enum. */
 CORIO_API int corio_wait(corio_task **tasks, size_t n, corio_wait_mode mode, uint64_t timeout_ms);
 
 /* An iterator over tasks in the order they end (asyncio.as_completed).
@@ -255,8 +261,11 @@ typedef struct corio_as_completed {
 } corio_as_completed;
 
 /* Start iterating over n tasks as they end, within timeout_ms in all.
- * The array must stay valid until corio_as_completed_end; the caller keeps
- * owning the tasks.  Does not suspend.  Returns 0 or -EINVAL (as
+ * The caller keeps owning the tasks, but must not join one before the
+ * iterator has returned it; *it must not move until corio_as_completed_end
+ * (the tasks point to it).  Tasks that have ended already come first, in
+ * the order they ended.  Allocates once (a few words per task).  Does not
+ * suspend.  Returns 0, -ENOMEM, -EPERM outside a task, or -EINVAL (as
  * corio_wait). */
 CORIO_API int corio_as_completed_init(corio_as_completed *it, corio_task **tasks, size_t n,
                                       uint64_t timeout_ms);
@@ -264,12 +273,15 @@ CORIO_API int corio_as_completed_init(corio_as_completed *it, corio_task **tasks
 /* Wait for the next task to end and store it in *out.
  * Tasks come in the order they ended; each exactly once.  The task is not
  * joined: join it (that does not suspend) to get its outcome and free it.
- * Suspends.  Returns 1 with *out set, 0 once every task has been returned,
- * -CORIO_EDEADLINE when the iterator's timeout passes, -ECANCELED. */
+ * Suspends unless a task has ended that was not returned yet.  Returns 1
+ * with *out set, 0 once every task has been returned, -CORIO_EDEADLINE when
+ * the iterator's timeout passes (or the task's deadline), -ECANCELED. */
 CORIO_API int corio_as_completed_next(corio_as_completed *it, corio_task **out);
 
 /* Finish iterating; the tasks not returned yet are left alone (still the
- * caller's).  Does not suspend. */
+ * caller's).  Required once init has succeeded, before *it goes away
+ * (tasks still running point to it), also after an error from next.
+ * Does not suspend. */
 CORIO_API void corio_as_completed_end(corio_as_completed *it);
 
 /* Give up the handle: the task runs to completion and frees itself.
@@ -408,25 +420,31 @@ typedef struct corio_group {
 } corio_group;
 
 /* Open a group owned by the calling task.  Does not suspend.  Returns 0,
- * -EINVAL for a NULL g, -EPERM outside a task. */
+ * -EINVAL for a NULL g, -EPERM outside a task, -EOVERFLOW if the task
+ * already owns 65,535 groups not joined yet.  An owner that ends without
+ * joining (a bug) leaves its members running as detached tasks (cancelled
+ * at the loop's end like every other task), so nothing touches g again. */
 CORIO_API int corio_group_init(corio_group *g);
 
 /* Start fn(arg) as a member of g.
  * Any task of the loop may spawn into g (members into their own group).
  * The group owns the member: the handle it returns may be used to cancel
- * it or read its name while it runs, and must not be joined or detached;
- * the group frees it when it ends.  Does not suspend.  Returns the member,
- * or NULL with errno ECANCELED once g is cancelled or a member has failed,
- * ESHUTDOWN after corio_group_join returned, ENOMEM / EAGAIN as
- * corio_spawn. */
+ * it or read its name while it runs; joining, detaching, gathering or
+ * waiting on it is -EINVAL; the group frees it when it ends (so the handle
+ * is gone then).  Does not suspend.  Returns the member, or NULL with errno
+ * ECANCELED once g is cancelled, a member has failed or the owner's join
+ * was interrupted, ESHUTDOWN after corio_group_join returned, EINVAL for a
+ * NULL or uninitialised g or NULL fn, ENOMEM / EAGAIN as corio_spawn. */
 CORIO_API corio_task *corio_group_spawn(corio_group *g, corio_fn fn, void *arg);
 
 /* As corio_group_spawn, with a name and stack size (see corio_spawn_named). */
 CORIO_API corio_task *corio_group_spawn_named(corio_group *g, const char *name, size_t stack_size,
                                               corio_fn fn, void *arg);
 
-/* Cancel every member of g, and every member spawned later.
- * The owner is not cancelled.  Does not suspend.  Returns 0. */
+/* Cancel every member of g; spawning into g fails from now on (ECANCELED).
+ * The owner is not cancelled, and members that report the -ECANCELED
+ * they get do not count as failures.  Does not suspend.  Returns 0 (also
+ * once g is closed), or -EINVAL for a NULL or uninitialised g. */
 CORIO_API int corio_group_cancel(corio_group *g);
 
 /* Wait for every member of g to end, then close g (leaving async with).

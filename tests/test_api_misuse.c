@@ -100,6 +100,114 @@ TEST(task_functions_reject_null)
     CHECK_ERR(corio_task_cancel(NULL), -EINVAL);
 }
 
+static void *outcome_null_main(void *arg)
+{
+    CHECK_EQ(corio_task_error(NULL), 0);
+    CHECK(corio_task_result(NULL) == NULL);
+    void *r = (void *)1;
+    CHECK_ERR(corio_task_wait_for(NULL, 10, &r), -EINVAL);
+    CHECK(r == (void *)1);
+    corio_outcome out[2] = {{(void *)1, 1}, {(void *)1, 1}};
+    CHECK_ERR(corio_gather_outcomes(NULL, 2, out), -EINVAL);
+    CHECK_ERR(corio_gather_outcomes(NULL, 0, NULL), 0);
+    corio_task *list[2] = {corio_spawn(return_arg, NULL), NULL};
+    CHECK_ERR(corio_gather_outcomes(list, 2, out), -EINVAL); /* nothing joined or written */
+    CHECK(out[0].result == (void *)1 && out[0].error == 1);
+    CHECK_ERR(corio_task_wait_for(corio_current(), 10, NULL), -EINVAL);
+    /* corio_wait: NULL list, NULL task, a mode outside the enum, a task twice, the caller */
+    CHECK_ERR(corio_wait(NULL, 1, CORIO_WAIT_ALL_COMPLETED, 0), -EINVAL);
+    CHECK_ERR(corio_wait(list, 2, CORIO_WAIT_ALL_COMPLETED, 0), -EINVAL);
+    CHECK_ERR(corio_wait(list, 1, (corio_wait_mode)3, 0), -EINVAL);
+    corio_task *twice[2] = {list[0], list[0]};
+    CHECK_ERR(corio_wait(twice, 2, CORIO_WAIT_ALL_COMPLETED, 0), -EINVAL);
+    corio_task *self = corio_current();
+    CHECK_ERR(corio_wait(&self, 1, CORIO_WAIT_ALL_COMPLETED, 0), -EINVAL);
+    /* as_completed */
+    corio_as_completed it;
+    corio_task *got = NULL;
+    CHECK_ERR(corio_as_completed_init(NULL, list, 1, 0), -EINVAL);
+    CHECK_ERR(corio_as_completed_init(&it, NULL, 1, 0), -EINVAL);
+    CHECK_ERR(corio_as_completed_init(&it, twice, 2, 0), -EINVAL);
+    CHECK_ERR(corio_as_completed_next(NULL, &got), -EINVAL);
+    CHECK_OK(corio_as_completed_init(&it, list, 1, CORIO_NO_TIMEOUT));
+    CHECK_ERR(corio_as_completed_next(&it, NULL), -EINVAL);
+    corio_as_completed_end(NULL);
+    CHECK_EQ(corio_as_completed_next(&it, &got), 1);
+    CHECK(got == list[0]);
+    corio_as_completed_end(&it);
+    /* a detached task cannot be waited on */
+    corio_task *d = corio_spawn(return_arg, NULL);
+    CHECK_OK(corio_task_detach(d));
+    CHECK_ERR(corio_wait(&d, 1, CORIO_WAIT_ALL_COMPLETED, 0), -EINVAL);
+    CHECK_ERR(corio_task_wait_for(d, 10, NULL), -EINVAL);
+    CHECK_ERR(corio_gather_outcomes(&d, 1, NULL), -EINVAL);
+    CHECK_OK(corio_task_join(list[0], NULL)); /* the loop is fine */
+    return NULL;
+}
+
+TEST(outcome_and_wait_functions_reject_null_and_misuse)
+{
+    test_run(outcome_null_main, NULL);
+    CHECK(corio_fail(-EIO) == NULL); /* outside a task: nothing to fail */
+    CHECK_ERR(corio_task_wait_for(NULL, 0, NULL), -EINVAL);
+    CHECK_ERR(corio_wait(NULL, 0, CORIO_WAIT_ALL_COMPLETED, 0), -EPERM);
+    corio_as_completed it;
+    CHECK_ERR(corio_as_completed_init(&it, NULL, 0, 0), -EPERM);
+}
+
+static void *grp_member(void *arg) { return arg; }
+
+static void *group_owner_of(void *arg)
+{
+    corio_group *g = arg;
+    return (void *)(intptr_t)corio_group_join(g);
+}
+
+static void *group_misuse_main(void *arg)
+{
+    corio_group zeroed;
+    memset(&zeroed, 0, sizeof zeroed);
+    CHECK_ERR(corio_group_init(NULL), -EINVAL);
+    CHECK_NULL_EINVAL(corio_group_spawn(NULL, grp_member, NULL));
+    CHECK_NULL_EINVAL(corio_group_spawn_named(NULL, "x", 0, grp_member, NULL));
+    CHECK_NULL_EINVAL(corio_group_spawn(&zeroed, grp_member, NULL)); /* never initialised */
+    CHECK_ERR(corio_group_cancel(NULL), -EINVAL);
+    CHECK_ERR(corio_group_join(NULL), -EINVAL);
+    CHECK_ERR(corio_group_join(&zeroed), -EINVAL);
+    CHECK_EQ(corio_group_failed(NULL), 0);
+    CHECK_EQ(corio_group_size(NULL), 0);
+    corio_group g;
+    CHECK_OK(corio_group_init(&g));
+    CHECK_NULL_EINVAL(corio_group_spawn(&g, NULL, NULL));
+    errno = 0;
+    CHECK(corio_group_spawn_named(&g, "huge", SIZE_MAX, grp_member, NULL) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    corio_task *m = corio_group_spawn(&g, grp_member, (void *)3);
+    CHECK(m);
+    /* the member belongs to the group */
+    CHECK_ERR(corio_task_join(m, NULL), -EINVAL);
+    CHECK_ERR(corio_task_detach(m), -EINVAL);
+    CHECK_ERR(corio_gather(&m, 1, NULL), -EINVAL);
+    /* only the owner joins */
+    corio_task *other = corio_spawn(group_owner_of, &g);
+    void *r;
+    CHECK_OK(corio_task_join(other, &r));
+    CHECK_ERR((intptr_t)r, -EINVAL);
+    CHECK_EQ(corio_group_size(&g), 0); /* the member ran meanwhile and was freed */
+    CHECK_OK(corio_group_join(&g));
+    CHECK_ERR(corio_group_join(&g), -EINVAL);
+    return NULL;
+}
+
+TEST(group_functions_reject_null_and_misuse)
+{
+    test_run(group_misuse_main, NULL);
+    corio_group g;
+    CHECK_ERR(corio_group_init(&g), -EPERM); /* outside a task */
+    corio_shield s = corio_shield_push(5);   /* outside a task: nothing to shield */
+    corio_shield_pop(s);
+}
+
 static void *event_null_main(void *arg)
 {
     corio_event_init(NULL);

@@ -223,25 +223,31 @@ TEST(self_cancel_surfaces_at_next_wait) { CHECK(test_run(self_cancel_main, NULL)
 
 static void *long_sleeper(void *arg) { return (void *)(intptr_t)corio_sleep_ms(10000); }
 
-static void *joiner_task(void *arg) { return (void *)(intptr_t)corio_task_join(arg, NULL); }
+/* Joins arg; records what the join returned and what the target returned. */
+static intptr_t joined_ret, joined_res;
+static void *joiner_task(void *arg)
+{
+    void *res = (void *)1;
+    joined_ret = corio_task_join(arg, &res);
+    joined_res = (intptr_t)res;
+    return NULL;
+}
 
+/* asyncio's `await task`: cancelling the awaiting task cancels the awaited
+ * one, waits for it to end, and frees it. */
 static void *cancel_join_main(void *arg)
 {
     corio_task *target = corio_spawn(long_sleeper, NULL);
     corio_task *j = corio_spawn(joiner_task, target);
     CHECK_OK(corio_sleep_ms(5));
     CHECK_OK(corio_task_cancel(j));
-    void *r;
-    CHECK_OK(corio_task_join(j, &r));
-    CHECK_ERR((intptr_t)r, -ECANCELED);
-    CHECK(!corio_task_done(target)); /* the joined task is not affected */
-    CHECK_OK(corio_task_cancel(target));
-    CHECK_OK(corio_task_join(target, &r)); /* and can still be joined */
-    CHECK_ERR((intptr_t)r, -ECANCELED);
+    CHECK_OK(corio_task_join(j, NULL));
+    CHECK_ERR(joined_ret, -ECANCELED);
+    CHECK_ERR(joined_res, -ECANCELED); /* the target's own return value: its sleep was cancelled */
     return NULL;
 }
 
-TEST(cancel_during_join_leaves_target_joinable) { test_run(cancel_join_main, NULL); }
+TEST(cancel_during_join_cancels_and_awaits_target) { test_run(cancel_join_main, NULL); }
 
 static int cleanup_ran;
 static void *cleanup_child(void *arg)
@@ -340,10 +346,11 @@ static void *deadline_join_main(void *arg)
 {
     corio_task *t = corio_spawn(long_sleeper, NULL);
     corio_deadline d = corio_deadline_push(20);
-    CHECK_ERR(corio_task_join(t, NULL), -CORIO_EDEADLINE);
+    void *res = NULL;
+    CHECK_ERR(corio_task_join(t, &res), -CORIO_EDEADLINE); /* t cancelled, awaited, freed */
+    CHECK_ERR((intptr_t)res, -ECANCELED);
+    CHECK(corio_deadline_expired());
     corio_deadline_pop(d);
-    CHECK_OK(corio_task_cancel(t));
-    CHECK_OK(corio_task_join(t, NULL));
     return NULL;
 }
 
@@ -611,14 +618,11 @@ static void *arm_fail_join_main(void *arg)
     int r = corio_task_join(c, NULL);
     corio_fi_fail_next("realloc", 0);
     corio_deadline_pop(d);
-    CHECK_ERR(r, -ENOMEM);
-    /* A later sleep of this task is not cut short by c ending. */
+    CHECK_ERR(r, -ENOMEM); /* and c was cancelled, awaited and freed */
+    /* A later sleep of this task is not cut short by anything c left. */
     uint64_t t0 = test_ms();
     CHECK_OK(corio_sleep_ms(60));
     CHECK(test_ms() - t0 >= 55);
-    void *res;
-    CHECK_OK(corio_task_join(c, &res)); /* still joinable, no stale joiner */
-    CHECK(res == (void *)7);
     return arg;
 }
 
@@ -1001,10 +1005,9 @@ static void *detach_joined_main(void *arg)
 
 TEST(detach_refuses_a_task_being_joined) { test_run(detach_joined_main, NULL); }
 
-/* Cleanup code in a cancelled task: corio_task_join gives up at once (the child
- * keeps running and stays the caller's), corio_gather cancels the child and
- * waits until the child's own cleanup has run.  The contracts in corio.h
- * and docs/asyncio-guide.md say both. */
+/* Cleanup code in a cancelled task: corio_task_join and corio_gather both
+ * cancel the child and wait until the child's own cleanup has run.  The
+ * contracts in corio.h and docs/asyncio-guide.md say so. */
 static int gathered_cleanups;
 
 static void *sleeping_child(void *arg)
@@ -1020,12 +1023,15 @@ static void *cancelled_parent(void *arg)
     CHECK(child);
     CHECK_ERR(corio_sleep_ms(60000), -ECANCELED);
     /* cleanup from here on */
-    CHECK_ERR(corio_task_join(child, NULL), -ECANCELED);
-    CHECK(!corio_task_done(child));
     void *res = NULL;
-    CHECK_ERR(corio_gather(&child, 1, &res), -ECANCELED);
+    CHECK_ERR(corio_task_join(child, &res), -ECANCELED);
     CHECK_EQ(gathered_cleanups, 1);
     CHECK_EQ((intptr_t)res, 7);
+    child = corio_spawn(sleeping_child, (void *)(intptr_t)8);
+    CHECK(child);
+    CHECK_ERR(corio_gather(&child, 1, &res), -ECANCELED);
+    CHECK_EQ(gathered_cleanups, 2);
+    CHECK_EQ((intptr_t)res, 8);
     return arg;
 }
 
@@ -1036,11 +1042,11 @@ static void *cleanup_wait_main(void *arg)
     CHECK_OK(corio_yield());
     CHECK_OK(corio_task_cancel(p));
     CHECK_OK(corio_task_join(p, NULL));
-    CHECK_EQ(gathered_cleanups, 1);
+    CHECK_EQ(gathered_cleanups, 2);
     return arg;
 }
 
-TEST(cancelled_task_join_gives_up_gather_waits_for_child)
+TEST(cancelled_task_join_and_gather_wait_for_child)
 {
     gathered_cleanups = 0;
     test_run(cleanup_wait_main, NULL);

@@ -79,14 +79,8 @@ void corio__debug_step(corio_loop *l, corio_task *t)
 }
 
 /* Members of a task group are the group's to wait for: their handles are
- * never given to the program, so they are never "unjoined".
- * HOOK for the task groups (src/core/task.c): answer true for a group
- * member once groups mark their members with a flag. */
-static bool owned_by_group(const corio_task *t)
-{
-    (void)t;
-    return false;
-}
+ * never the program's to join, so they are never "unjoined". */
+static bool owned_by_group(const corio_task *t) { return (t->flags & CORIO__T_GROUPED) != 0; }
 
 void corio__debug_unjoined(corio_loop *l, corio_task *t)
 {

@@ -118,18 +118,28 @@ typedef void (*corio__interrupt_fn)(corio_task *t, int reason);
 
 enum {
     CORIO__T_DONE = 1u << 0,
-    CORIO__T_CANCELLED = 1u << 1, /* sticky */
+    /* Cancellation in force (what corio__check tests): set by
+     * corio_task_cancel for good (CANCEL_USER), or by a group cancelling
+     * its owner, which withdraws it again (group_cancels, src/core/group.c). */
+    CORIO__T_CANCELLED = 1u << 1,
     CORIO__T_DETACHED = 1u << 2,
     CORIO__T_READY = 1u << 3,       /* in the run queue */
     CORIO__T_PARKED = 1u << 4,      /* suspended in corio__suspend */
     CORIO__T_INTERRUPTED = 1u << 5, /* interrupt hook already ran for this park */
     CORIO__T_MAIN = 1u << 6,
     CORIO__T_UNINTERRUPTIBLE = 1u << 7, /* parked in corio__suspend_uninterruptible */
-    CORIO__T_MARK = 1u << 8,            /* scratch bit for corio_gather's duplicate check */
+    CORIO__T_MARK = 1u << 8,            /* scratch bit for duplicate checks (gather, wait) */
+    CORIO__T_CANCEL_USER = 1u << 9,     /* corio_task_cancel was called: never withdrawn */
+    CORIO__T_SHIELDED = 1u << 10,       /* inside corio_shield_push: cancellation held back */
+    CORIO__T_GROUPED = 1u << 11,        /* a group member: group/group_link valid, no joiner */
+    CORIO__T_GATHERING = 1u << 12,      /* in corio_gather*: wait_obj is its corio__gather_state */
     /* Has run: its context is suspended inside switch_to_scheduler, so a
      * task dump may resume it to take its backtrace (introspect.c). */
     CORIO__T_STARTED = 1u << 16,
 };
+
+struct corio__group;
+struct corio__watch;
 
 struct corio_task {
     corio__ctx ctx;
@@ -141,14 +151,37 @@ struct corio_task {
     corio_fn fn;
     void *arg;
     void *result;
-    uint64_t deadline;    /* absolute ns, CORIO__NO_DEADLINE if none */
-    uint64_t sleep_until; /* absolute ns when parked in a sleep, else CORIO__NO_DEADLINE */
-    corio__timer timer;   /* sleep end or deadline, whichever is first */
+    int error;              /* corio_fail's code, 0 = success */
+    uint16_t open_groups;   /* groups this task owns that are not joined yet */
+    uint16_t group_cancels; /* groups that cancelled this task (their owner) and will withdraw it */
+    uint64_t deadline;      /* absolute ns, CORIO__NO_DEADLINE if none */
+    union {
+        uint64_t sleep_until; /* absolute ns when parked in a sleep, else CORIO__NO_DEADLINE */
+        uint64_t end_seq;     /* once ended: the loop's end counter then (ends in order) */
+    };
+    corio__timer timer; /* sleep end or deadline, whichever is first */
     corio__interrupt_fn on_interrupt;
     void *wait_obj;        /* what the task waits on (for the interrupt hook and reports) */
     const char *wait_what; /* short description for stall reports */
-    corio_task *joiner;    /* task parked in corio_task_join on this one */
-    corio__list live;      /* loop->live_tasks */
+    /* Who hears of the task's end: a handle the program owns has at most
+     * one joiner and any number of corio_wait / as_completed watchers; a
+     * group member (CORIO__T_GROUPED) has its group instead, which alone
+     * owns it. */
+    union {
+        struct {
+            corio_task *joiner;            /* task parked in corio_task_join / gather on this one */
+            struct corio__watch *watchers; /* src/core/wait.c */
+        };
+        struct {
+            struct corio__group *group;
+            /* The group's owner, known without reading the group: an owner
+             * that ends unjoined orphans its members after its frames (and
+             * often the group with them) are gone. */
+            corio_task *group_owner;
+            corio__list group_link; /* the group's members */
+        };
+    };
+    corio__list live; /* loop->live_tasks */
     void *asan_fake_stack;
     void *tsan_fiber;       /* TSan's fiber for this task's context (NULL without TSan) */
     const void *spawn_site; /* return address of the spawn call, for reports (introspect.c) */
@@ -190,6 +223,33 @@ void corio__task_free(corio_task *t);
 
 /* Deliver a cancel/deadline reason to a parked task as the loop would. */
 void corio__task_interrupt(corio_task *t, int reason);
+
+/* Cancel t as a group cancels its owner (src/core/group.c): in force
+ * like corio_task_cancel's, but withdrawn by corio__task_uncancel. */
+void corio__task_group_cancel(corio_task *t);
+/* Withdraw one corio__task_group_cancel; the task stays cancelled if
+ * corio_task_cancel was called on it too, or another group's stands. */
+void corio__task_uncancel(corio_task *t);
+
+/* A task failed in the sense groups, corio_wait and as_completed use: it
+ * set an error, other than the -ECANCELED a cancelled task reports (that
+ * is just the cancellation taking effect). */
+static inline bool corio__task_failed(const corio_task *t)
+{
+    return t->error != 0 && !(t->error == -ECANCELED && (t->flags & CORIO__T_CANCELLED));
+}
+
+/* End-of-task hooks, called by corio__task_finished (task.c) on the
+ * loop's context, after the task's stack is released. */
+/* t is a member of a group: record its outcome, free it (group.c). */
+void corio__group_member_ended(corio_task *t);
+/* t owns groups it never joined and is ending: their members become
+ * detached tasks, so nothing touches the groups' memory again (group.c). */
+void corio__group_orphan(corio_task *t);
+/* t has corio_wait / as_completed watchers: tell each (wait.c). */
+void corio__watchers_fire(corio_task *t);
+/* t ended while a gather waits for it (task.c's gather state). */
+void corio__gather_child_ended(corio_task *gatherer, corio_task *t);
 
 /* Scheduler side (loop.c <-> task.c). */
 void corio__set_loop(corio_loop *l);
@@ -435,6 +495,7 @@ struct corio_loop {
     corio__heap timers;
     corio__list live_tasks;
     uint64_t spawn_seq;   /* tasks spawned so far (end-of-run cancellation) */
+    uint64_t end_seq;     /* tasks ended so far (corio_task.end_seq: the order they ended) */
     corio__list unjoined; /* finished tasks whose handle was neither joined nor detached yet */
     unsigned live_count;
     unsigned external_pending; /* waits completed from outside the backend (thread pool) */

@@ -1,6 +1,6 @@
 /*
  * Tasks: creation, the one suspension primitive, waking, cancellation,
- * deadlines, join/gather/detach, sleep and yield.
+ * deadlines and shields, outcomes, join/gather/detach, sleep and yield.
  *
  * A task runs on its own stack and always switches back to the loop's
  * context (never task to task), so the scheduler alone decides who runs
@@ -136,6 +136,10 @@ static void interrupt(corio_task *t, int reason)
         return;
     if (t->flags & CORIO__T_UNINTERRUPTIBLE)
         return;
+    /* A shield holds a cancel back until it ends (corio__check delivers
+     * it then); its own deadline still interrupts. */
+    if (reason == -ECANCELED && (t->flags & CORIO__T_SHIELDED))
+        return;
     t->flags |= CORIO__T_INTERRUPTED;
     if (t->on_interrupt)
         t->on_interrupt(t, reason);
@@ -159,7 +163,7 @@ int corio__check(void)
     corio_task *t = corio__current_task();
     if (CORIO__UNLIKELY(!t))
         return -EPERM;
-    if (CORIO__UNLIKELY(t->flags & CORIO__T_CANCELLED))
+    if (CORIO__UNLIKELY(t->flags & CORIO__T_CANCELLED) && !(t->flags & CORIO__T_SHIELDED))
         return -ECANCELED;
     /* The turn's cached clock first; a task with a deadline pays one fresh
      * reading so a deadline that passed during this turn counts now. */
@@ -249,6 +253,9 @@ corio_task *corio__spawn(corio_loop *l, const char *name, size_t stack_size, cor
     t->fn = fn;
     t->arg = arg;
     t->result = NULL;
+    t->error = 0;
+    t->open_groups = 0;
+    t->group_cancels = 0;
     t->deadline = CORIO__NO_DEADLINE;
     t->sleep_until = CORIO__NO_DEADLINE;
     corio__timer_init(&t->timer, task_timer_fired);
@@ -256,6 +263,7 @@ corio_task *corio__spawn(corio_loop *l, const char *name, size_t stack_size, cor
     t->wait_obj = NULL;
     t->wait_what = NULL;
     t->joiner = NULL;
+    t->watchers = NULL;
     t->asan_fake_stack = NULL;
     t->spawn_site = __builtin_return_address(0); /* the public spawns name their caller instead */
     if (name) {
@@ -338,13 +346,26 @@ void corio__task_release_stack(corio_loop *l, corio_task *t)
 void corio__task_finished(corio_loop *l, corio_task *t)
 {
     CORIO__ASSERT((t->flags & CORIO__T_DONE) && !(t->flags & (CORIO__T_READY | CORIO__T_PARKED)));
+    if (CORIO__UNLIKELY(t->open_groups))
+        corio__group_orphan(t); /* its members must not reach the groups again */
     corio__task_release_stack(l, t);
     if (corio__timer_armed(&t->timer))
         corio__timer_disarm(l, &t->timer);
     corio__list_remove(&t->live);
     l->live_count--;
-    if (t->joiner)
-        corio__wake(t->joiner, 0);
+    t->end_seq = ++l->end_seq;
+    if (CORIO__UNLIKELY(t->flags & CORIO__T_GROUPED)) {
+        corio__group_member_ended(t); /* records the outcome and frees t */
+        return;
+    }
+    if (CORIO__UNLIKELY(t->watchers != NULL))
+        corio__watchers_fire(t);
+    corio_task *j = t->joiner;
+    if (j) {
+        if (CORIO__UNLIKELY(j->flags & CORIO__T_GATHERING))
+            corio__gather_child_ended(j, t);
+        corio__wake(j, 0);
+    }
     if (t->flags & CORIO__T_DETACHED)
         corio__task_free(t);
     else if (!(t->flags & CORIO__T_MAIN))
@@ -361,10 +382,29 @@ int corio_task_cancel(corio_task *t)
         return -EINVAL;
     if (t->flags & CORIO__T_DONE)
         return -EALREADY;
+    t->flags |= CORIO__T_CANCELLED | CORIO__T_CANCEL_USER;
+    if (t->flags & CORIO__T_PARKED)
+        interrupt(t, -ECANCELED); /* not while shielded: see interrupt() */
+    return 0;
+}
+
+void corio__task_group_cancel(corio_task *t)
+{
+    if (t->flags & CORIO__T_DONE)
+        return;
+    t->group_cancels++;
     t->flags |= CORIO__T_CANCELLED;
     if (t->flags & CORIO__T_PARKED)
         interrupt(t, -ECANCELED);
-    return 0;
+}
+
+/* asyncio's Task.uncancel: only the group's own request goes; a cancel
+ * the program asked for, or another group's, stays in force. */
+void corio__task_uncancel(corio_task *t)
+{
+    CORIO__ASSERT(t->group_cancels > 0);
+    if (--t->group_cancels == 0 && !(t->flags & CORIO__T_CANCEL_USER))
+        t->flags &= ~CORIO__T_CANCELLED;
 }
 
 bool corio_cancelled(void)
@@ -375,8 +415,34 @@ bool corio_cancelled(void)
 
 void corio__task_interrupt(corio_task *t, int reason) { interrupt(t, reason); }
 
+/* ------------------------------------------------------------------ */
+/* Outcomes                                                            */
+/* ------------------------------------------------------------------ */
+
+void *corio_fail(int err)
+{
+    corio_task *t = corio__current_task();
+    if (t)
+        t->error = err;
+    return NULL;
+}
+
+int corio_task_error(const corio_task *t) { return t && (t->flags & CORIO__T_DONE) ? t->error : 0; }
+
+void *corio_task_result(const corio_task *t) { return t && (t->flags & CORIO__T_DONE) ? t->result : NULL; }
+
+/* ------------------------------------------------------------------ */
+/* Join, wait_for, gather, detach                                      */
+/* ------------------------------------------------------------------ */
+
 /* t ended and the scheduler has recycled its stack: its result is final. */
 static inline bool task_over(const corio_task *t) { return (t->flags & CORIO__T_DONE) && !t->stack; }
+
+/* Whether t's handle may be claimed by a join or gather of self's. */
+static inline bool claimable(const corio_task *self, const corio_task *t)
+{
+    return t != self && !(t->flags & (CORIO__T_DETACHED | CORIO__T_GROUPED)) && !t->joiner;
+}
 
 static void join_interrupted(corio_task *self, int reason)
 {
@@ -394,6 +460,28 @@ static void take_result(corio_task *t, void **result)
     corio__task_free(t);
 }
 
+/* Wait until t (claimable, not over) is over: asyncio's `await task`.
+ * Returns 0, or the interruption of the wait (-ECANCELED,
+ * -CORIO_EDEADLINE, -ENOMEM when no timer could be armed), after which t
+ * was cancelled and awaited regardless (*had_to_cancel) unless it had
+ * ended meanwhile. */
+static int join_wait(corio_task *self, corio_task *t, bool *had_to_cancel)
+{
+    int r = corio__check();
+    if (!r) {
+        t->joiner = self;
+        r = corio__suspend(join_interrupted, t, "join", CORIO__NO_DEADLINE);
+    }
+    if (r < 0 && !task_over(t)) {
+        *had_to_cancel = true;
+        corio_task_cancel(t);
+        t->joiner = self;
+        while (!task_over(t))
+            corio__suspend_uninterruptible(t, "join (cancelled)");
+    }
+    return r;
+}
+
 int corio_task_join(corio_task *t, void **result)
 {
     corio_task *self = corio__current_task();
@@ -401,31 +489,74 @@ int corio_task_join(corio_task *t, void **result)
         return -EINVAL;
     if (!self)
         return -EPERM;
-    if (t == self || t->joiner || (t->flags & CORIO__T_DETACHED))
+    if (!claimable(self, t))
         return -EINVAL;
+    int r = 0;
     if (!task_over(t)) {
-        int r = corio__check();
-        if (r)
-            return r;
-        t->joiner = self;
-        r = corio__suspend(join_interrupted, t, "join", CORIO__NO_DEADLINE);
-        if (r < 0)
-            return r;
+        bool cancelled = false;
+        r = join_wait(self, t, &cancelled);
     }
+    int err = t->error;
     take_result(t, result);
-    return 0;
+    return r ? r : err;
+}
+
+int corio_task_wait_for(corio_task *t, uint64_t timeout_ms, void **result)
+{
+    corio_task *self = corio__current_task();
+    if (!t)
+        return -EINVAL;
+    if (!self)
+        return -EPERM;
+    if (!claimable(self, t))
+        return -EINVAL;
+    int r = 0;
+    if (!task_over(t)) {
+        uint64_t enclosing = self->deadline;
+        corio_deadline d = {enclosing};
+        if (timeout_ms != CORIO_NO_TIMEOUT)
+            d = corio_deadline_push(timeout_ms);
+        /* Only a deadline of our own is a time-out; an enclosing one that
+         * comes first is the caller's interruption, as for a join. */
+        bool ours = self->deadline != enclosing;
+        bool cancelled = false;
+        r = join_wait(self, t, &cancelled);
+        corio_deadline_pop(d);
+        if (r == -CORIO_EDEADLINE && ours && !cancelled)
+            r = 0; /* t ended after all, before it could be cancelled */
+    }
+    int err = t->error;
+    take_result(t, result);
+    return r ? r : err;
+}
+
+/* A gather's state, reached from its children through the gatherer's
+ * wait_obj (CORIO__T_GATHERING): every park inside a gather passes it,
+ * and children only end while the gatherer is parked or woken but not yet
+ * run, so wait_obj still points here.  err is the first failure, in the
+ * order the children ended. */
+typedef struct gather_state {
+    int err;
+    bool stop_on_error; /* corio_gather, until it has stopped for another reason */
+} gather_state;
+
+void corio__gather_child_ended(corio_task *gatherer, corio_task *t)
+{
+    gather_state *gs = gatherer->wait_obj;
+    if (t->error && gs->stop_on_error && !gs->err)
+        gs->err = t->error;
 }
 
 /* Validate gather's list: no duplicates, not the caller, no task that is
- * detached or already has a joiner.  The scratch mark finds duplicates in
- * O(n) and is cleared again before returning. */
+ * detached, grouped or already has a joiner.  The scratch mark finds
+ * duplicates in O(n) and is cleared again before returning. */
 static bool gather_list_ok(corio_task *self, corio_task **tasks, size_t n)
 {
     size_t i;
     bool ok = true;
     for (i = 0; i < n; i++) {
         corio_task *t = tasks[i];
-        if (!t || t == self || t->joiner || (t->flags & (CORIO__T_DETACHED | CORIO__T_MARK))) {
+        if (!t || !claimable(self, t) || (t->flags & CORIO__T_MARK)) {
             ok = false;
             break;
         }
@@ -436,12 +567,20 @@ static bool gather_list_ok(corio_task *self, corio_task **tasks, size_t n)
     return ok;
 }
 
+static void cancel_unfinished(corio_task **tasks, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        if (!task_over(tasks[j]))
+            corio_task_cancel(tasks[j]);
+}
+
 /* The gather claims every task up front (as their joiner), so no other
  * task can join one of them meanwhile and each is freed exactly once; a
- * child that ends wakes the gatherer, which simply re-checks the task it
- * is waiting for.  Once interrupted, it cancels the children not yet over
- * and waits for them regardless of its own cancellation. */
-int corio_gather(corio_task **tasks, size_t n, void **results)
+ * child that ends wakes the gatherer, which re-checks the task it is
+ * waiting for and whether a child failed.  Once it stops (a failure with
+ * stop_on_error, or its own interruption) it cancels the children not yet
+ * over and waits for them regardless of its own cancellation. */
+static int gather_run(corio_task **tasks, size_t n, void **results, corio_outcome *out, bool stop_on_error)
 {
     corio_task *self = corio__current_task();
     if (!tasks && n)
@@ -450,38 +589,72 @@ int corio_gather(corio_task **tasks, size_t n, void **results)
         return -EPERM;
     if (!gather_list_ok(self, tasks, n))
         return -EINVAL;
-    for (size_t i = 0; i < n; i++)
-        tasks[i]->joiner = self;
-    int err = 0;
+    gather_state gs = {0, stop_on_error};
+    uint64_t first_end = UINT64_MAX;
+    for (size_t i = 0; i < n; i++) {
+        corio_task *t = tasks[i];
+        t->joiner = self;
+        /* Failures from before the call count in the order they ended. */
+        if (stop_on_error && t->error && task_over(t) && t->end_seq < first_end) {
+            first_end = t->end_seq;
+            gs.err = t->error;
+        }
+    }
+    int intr = 0;
+    bool stopping = gs.err != 0;
+    if (stopping)
+        cancel_unfinished(tasks, n);
+    self->flags |= CORIO__T_GATHERING;
     for (size_t i = 0; i < n; i++) {
         while (!task_over(tasks[i])) {
-            if (err) {
-                corio__suspend_uninterruptible(tasks[i], "gather");
+            if (stopping) {
+                corio__suspend_uninterruptible(&gs, "gather (stopping)");
                 continue;
             }
             int r = corio__check();
             if (!r)
-                r = corio__suspend(NULL, tasks[i], "gather", CORIO__NO_DEADLINE);
+                r = corio__suspend(NULL, &gs, "gather", CORIO__NO_DEADLINE);
             if (r < 0) {
-                err = r;
-                for (size_t j = i; j < n; j++)
-                    if (!task_over(tasks[j]))
-                        corio_task_cancel(tasks[j]);
+                /* The interruption woke us, so it came before any
+                 * failure recorded since. */
+                intr = r;
+                gs.err = 0;
+                gs.stop_on_error = false;
+            }
+            if (r < 0 || gs.err) {
+                stopping = true;
+                cancel_unfinished(tasks, n);
             }
         }
     }
-    for (size_t i = 0; i < n; i++)
+    self->flags &= ~CORIO__T_GATHERING;
+    for (size_t i = 0; i < n; i++) {
+        if (out) {
+            out[i].result = tasks[i]->result;
+            out[i].error = tasks[i]->error;
+        }
         take_result(tasks[i], results ? &results[i] : NULL);
-    return err;
+    }
+    return gs.err ? gs.err : intr;
+}
+
+int corio_gather(corio_task **tasks, size_t n, void **results)
+{
+    return gather_run(tasks, n, results, NULL, true);
+}
+
+int corio_gather_outcomes(corio_task **tasks, size_t n, corio_outcome *out)
+{
+    return gather_run(tasks, n, NULL, out, false);
 }
 
 int corio_task_detach(corio_task *t)
 {
-    /* A joiner (corio_task_join or corio_gather) frees t itself once it ends:
-     * detaching too would free it twice. */
-    if (!t || t->joiner || (t->flags & CORIO__T_DETACHED))
+    /* A joiner (corio_task_join or corio_gather) frees t itself once it ends,
+     * and so does a group: detaching too would free it twice. */
+    if (!t || (t->flags & (CORIO__T_DETACHED | CORIO__T_GROUPED)) || t->joiner)
         return -EINVAL;
-    if ((t->flags & CORIO__T_DONE) && !t->stack) {
+    if (task_over(t)) {
         corio__list_remove(&t->live);
         corio__task_free(t);
     } else
@@ -548,6 +721,43 @@ bool corio_deadline_expired(void)
 {
     corio_task *t = corio__current_task();
     return t && t->deadline != CORIO__NO_DEADLINE && t->deadline <= corio__clock_ns();
+}
+
+/* ------------------------------------------------------------------ */
+/* Shields                                                             */
+/* ------------------------------------------------------------------ */
+
+/* A token from a push outside a task (nothing to restore) lacks this. */
+#define SHIELD_TOKEN_VALID (1u << 31)
+
+/* The shield is a flag (corio__check and interrupt() look at it) and a
+ * deadline swapped in for the enclosing ones; the token keeps what to put
+ * back, so nesting needs no depth counter.  Neither changes while the task
+ * is parked (only the running task pushes and pops), so an armed deadline
+ * timer never goes stale: the next park arms it from t->deadline. */
+corio_shield corio_shield_push(uint64_t timeout_ms)
+{
+    corio_task *t = corio__current_task();
+    corio_shield tok = {CORIO__NO_DEADLINE, 0};
+    if (!t)
+        return tok;
+    tok.prev_deadline_ns = t->deadline;
+    tok.prev_flags = SHIELD_TOKEN_VALID | (t->flags & CORIO__T_SHIELDED);
+    t->flags |= CORIO__T_SHIELDED;
+    t->deadline = timeout_ms == CORIO_NO_TIMEOUT ? CORIO__NO_DEADLINE
+                                                 : corio__ns_after_ms(corio__clock_ns(), timeout_ms);
+    return tok;
+}
+
+void corio_shield_pop(corio_shield tok)
+{
+    corio_task *t = corio__current_task();
+    if (!t || !(tok.prev_flags & SHIELD_TOKEN_VALID))
+        return;
+    t->deadline = tok.prev_deadline_ns;
+    t->flags = (t->flags & ~CORIO__T_SHIELDED) | (tok.prev_flags & CORIO__T_SHIELDED);
+    /* A cancel held back, or an enclosing deadline that passed meanwhile,
+     * now shows at the next corio__check. */
 }
 
 /* Stack-overflow handler support: name the running task if addr lies in or
