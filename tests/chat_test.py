@@ -207,18 +207,25 @@ def main():
         fail("the slow client got %d bytes that are not a strict prefix of the %d sent" % (len(got), len(sent)))
     slow.close()
 
-    # a line over the limit: that client is told and disconnected, the
-    # others see nothing of it
-    long = Client(srv)
-    mark = len(srv.lines)
-    long.send(b"y" * 20000)
-    long.expect_end(TOO_LONG, reset_ok=True)
-    srv.wait_line(re.escape(long.name) + r" dropped: line too long$", mark)
-    srv.wait_line(re.escape(long.name) + r" left \(\d+ online\)$", mark)
-    long.close()
-    a.send(b"still here\n")
-    b.expect(b"still here\n")
-    c.expect(b"still here\n")
+    # the longest line allowed: 4096 bytes with its newline
+    longest = b"z" * 4095 + b"\n"
+    a.send(longest)
+    b.expect(longest)
+    c.expect(longest)
+
+    # a line over the limit (one byte over, or never ending): that client
+    # is told and disconnected, the others see nothing of it
+    for data in (b"y" * 4096 + b"\n", b"y" * 20000):
+        long = Client(srv)
+        mark = len(srv.lines)
+        long.send(data)
+        long.expect_end(TOO_LONG, reset_ok=True)
+        srv.wait_line(re.escape(long.name) + r" dropped: line too long$", mark)
+        srv.wait_line(re.escape(long.name) + r" left \(\d+ online\)$", mark)
+        long.close()
+        a.send(b"still here\n")
+        b.expect(b"still here\n")
+        c.expect(b"still here\n")
 
     # a client leaving (its unterminated tail is not a line) and one joining
     d = Client(srv)
