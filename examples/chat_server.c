@@ -68,12 +68,12 @@ typedef struct hub hub;
 typedef struct client {
     hub *hub;
     corio_stream *s;
-    corio_queue *out;    /* msg pointers for the writer */
-    corio_group tasks;   /* the reader and the writer */
+    corio_queue *out;     /* msg pointers for the writer */
+    corio_group tasks;    /* the reader and the writer */
     const char *farewell; /* last words for this client, if any */
-    bool closing;        /* no more lines for it */
-    bool dropped;        /* cut off: say nothing more */
-    char name[64];       /* the peer's address */
+    bool closing;         /* no more lines for it */
+    bool dropped;         /* cut off: say nothing more */
+    char name[64];        /* the peer's address */
     struct client *prev, *next;
 } client;
 

@@ -8,7 +8,7 @@
  * checksum that does not depend on the order (a sum of hashed values), so
  * every run with the same N prints the same checksum:
  *
- *     checksum 0x6c2c0a7e5bd1f9c4 consumed 300000 (c0 150021, c1 149979)
+ *     checksum 0xa964ad710ad69b92 consumed 300000 (c0 150021, c1 149979)
  *
  * What it shows:
  *  - a task group (corio_group_*) is asyncio's TaskGroup: the main task
@@ -38,10 +38,10 @@
 #define QUEUE_CAP 1024
 
 static struct {
-    uint64_t per_producer;  /* N */
-    uint64_t fail_at;       /* producer 1 fails after this many items */
-    bool fail;              /* --fail-at was given */
-    corio_queue *q;         /* uint64_t items */
+    uint64_t per_producer;   /* N */
+    uint64_t fail_at;        /* producer 1 fails after this many items */
+    bool fail;               /* --fail-at was given */
+    corio_queue *q;          /* uint64_t items */
     unsigned producers_left; /* the last one out shuts the queue down */
     struct {
         uint64_t count, sum;
@@ -136,7 +136,8 @@ static void *main_task(void *arg)
         sum += g.consumer[i].sum;
     }
     if (r < 0) {
-        fprintf(stderr, "pipeline: failed: %s (%u task%s failed); consumed %" PRIu64 " items before the cancel\n",
+        fprintf(stderr,
+                "pipeline: failed: %s (%u task%s failed); consumed %" PRIu64 " items before the cancel\n",
                 corio_strerror(r), failed, failed == 1 ? "" : "s", total);
         return (void *)1;
     }

@@ -111,7 +111,8 @@ PY
         status=0
         # shellcheck disable=SC2086 # split on purpose
         "$build/pipeline" $bad >/dev/null 2>"$tmp/err" || status=$?
-        [[ $status == 2 ]] && grep -q "^usage: pipeline" "$tmp/err" || fail "pipeline $bad: status $status"
+        [[ $status == 2 ]] || fail "pipeline $bad: status $status"
+        grep -q "^usage: pipeline" "$tmp/err" || fail "pipeline $bad: stderr $(cat "$tmp/err")"
     done
     ;;
 *)
