@@ -21,8 +21,9 @@
  *  - line reading with a limit (corio_stream_readuntil): a client sending a
  *    line longer than MAX_LINE is told so and disconnected, and nobody else
  *    notices;
- *  - Ctrl-C (SIGINT) or SIGTERM stops it politely: every client gets
- *    "server: goodbye\n", then the connection is closed.  The goodbye is
+ *  - Ctrl-C (SIGINT) or SIGTERM stops it politely: every client gets the
+ *    lines still queued for it, then "server: goodbye\n", then the
+ *    connection is closed (FIN, then close).  The goodbye is
  *    written by each client's writer while its task is being cancelled,
  *    inside a shield (corio_shield_push) with a time limit of its own.
  *
@@ -220,6 +221,11 @@ static void *writer_main(void *arg)
     const char *bye = c->farewell ? c->farewell : c->hub->stopping ? GOODBYE : NULL;
     if (bye && !c->dropped && (r == -ESHUTDOWN || r == -ECANCELED)) {
         corio_shield sh = corio_shield_push(FAREWELL_MS);
+        /* lines said before the end still go out first (never waits) */
+        while (corio_queue_try_get(c->out, &m) == 0) {
+            corio_stream_write(c->s, m->text, m->len);
+            msg_unref(m);
+        }
         if (corio_stream_write(c->s, bye, strlen(bye)) == 0)
             corio_stream_write_eof(c->s); /* flush, then FIN: a polite close */
         corio_shield_pop(sh);
