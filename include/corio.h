@@ -638,25 +638,33 @@ typedef struct corio_queue_config {
 CORIO_API corio_queue *corio_queue_new(const corio_queue_config *cfg);
 
 /* Free q and the items still in it (drop is called for each).  No task may
- * be waiting on q.  Does not suspend. */
+ * be waiting on q (one that is wakes with -ESHUTDOWN and must not touch q
+ * again).  Does not suspend. */
 CORIO_API void corio_queue_free(corio_queue *q);
 
 /* Put an item, waiting while q is full.
- * Putters waiting on a full queue are served in order.  Suspends while q
- * is full.  Returns 0, -ESHUTDOWN once q is shut down (also for a putter
- * waiting when that happens), -ECANCELED or -CORIO_EDEADLINE (nothing is
- * put). */
+ * Putters waiting on a full queue are served in order: a get that frees a
+ * slot moves the longest waiter's item in at once, so a putter cancelled
+ * after that still returns 0.  Suspends while q is full (only then is a
+ * cancellation or deadline reported, as in asyncio).  Returns 0,
+ * -ESHUTDOWN once q is shut down (also for a putter waiting when that
+ * happens), -ENOMEM when an unbounded q cannot grow, -ECANCELED or
+ * -CORIO_EDEADLINE (nothing is put in these cases), -EPERM if it would
+ * wait outside a task. */
 CORIO_API int corio_queue_put(corio_queue *q, const void *item);
 
 /* Put an item if there is room.  Does not suspend.  Returns 0, -EAGAIN
- * when full, -ESHUTDOWN. */
+ * when full, -ESHUTDOWN, -ENOMEM (as corio_queue_put). */
 CORIO_API int corio_queue_try_put(corio_queue *q, const void *item);
 
 /* Take the next item into *item, waiting while q is empty.
- * Getters are served in the order they started waiting.  Suspends while q
- * is empty.  Returns 0, -ESHUTDOWN once q is shut down and empty (also
- * for a getter waiting then), -ECANCELED or -CORIO_EDEADLINE (nothing is
- * taken). */
+ * Getters are served in the order they started waiting: a put hands its
+ * item to the longest waiter at once (copied into its *item), so a later
+ * try_get cannot take it and a getter cancelled after that still returns
+ * 0 with it.  Suspends while q is empty (only then is a cancellation or
+ * deadline reported).  Returns 0, -ESHUTDOWN once q is shut down and
+ * empty (also for a getter waiting then), -ECANCELED or -CORIO_EDEADLINE
+ * (nothing is taken), -EPERM if it would wait outside a task. */
 CORIO_API int corio_queue_get(corio_queue *q, void *item);
 
 /* Take the next item if there is one.  Does not suspend.  Returns 0,
@@ -670,7 +678,7 @@ CORIO_API int corio_queue_task_done(corio_queue *q);
 
 /* Wait until every item put has been taken and marked done (Queue.join).
  * Suspends unless that holds.  Returns 0, -ECANCELED or
- * -CORIO_EDEADLINE. */
+ * -CORIO_EDEADLINE, -EPERM if it would wait outside a task. */
 CORIO_API int corio_queue_join(corio_queue *q);
 
 /* Shut q down (Python 3.13's Queue.shutdown).

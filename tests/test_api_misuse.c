@@ -115,6 +115,84 @@ static void *event_null_main(void *arg)
 
 TEST(event_functions_reject_null) { test_run(event_null_main, NULL); }
 
+/* ---- queues ---- */
+
+static int cmp_never(const void *a, const void *b) { return 0; }
+
+static void *queue_null_main(void *arg)
+{
+    corio_queue_config bad_kind = {.kind = (corio_queue_kind)77};
+    CHECK_NULL_EINVAL(corio_queue_new(&bad_kind));
+    corio_queue_config no_compare = {.kind = CORIO_QUEUE_PRIORITY};
+    CHECK_NULL_EINVAL(corio_queue_new(&no_compare));
+    corio_queue_config overflow = {.capacity = SIZE_MAX};
+    CHECK_NULL_EINVAL(corio_queue_new(&overflow));
+    corio_queue_config overflow_values = {.capacity = SIZE_MAX / 4, .item_size = 8};
+    CHECK_NULL_EINVAL(corio_queue_new(&overflow_values));
+    corio_queue_config overflow_heap = {
+        .kind = CORIO_QUEUE_PRIORITY, .capacity = SIZE_MAX / 8, .compare = cmp_never};
+    CHECK_NULL_EINVAL(corio_queue_new(&overflow_heap));
+
+    void *p = (void *)1;
+    corio_queue_free(NULL);
+    CHECK_ERR(corio_queue_put(NULL, p), -EINVAL);
+    CHECK_ERR(corio_queue_try_put(NULL, p), -EINVAL);
+    CHECK_ERR(corio_queue_get(NULL, &p), -EINVAL);
+    CHECK_ERR(corio_queue_try_get(NULL, &p), -EINVAL);
+    CHECK(p == (void *)1);
+    CHECK_ERR(corio_queue_task_done(NULL), -EINVAL);
+    CHECK_ERR(corio_queue_join(NULL), -EINVAL);
+    CHECK_ERR(corio_queue_shutdown(NULL, true), -EINVAL);
+    CHECK_EQ(corio_queue_size(NULL), 0);
+
+    /* a value queue needs the item's address; any queue needs somewhere
+     * to put what get takes */
+    corio_queue_config values = {.capacity = 2, .item_size = sizeof(int)};
+    corio_queue *q = corio_queue_new(&values);
+    CHECK(q);
+    CHECK_ERR(corio_queue_put(q, NULL), -EINVAL);
+    CHECK_ERR(corio_queue_try_put(q, NULL), -EINVAL);
+    int v = 7;
+    CHECK_OK(corio_queue_put(q, &v));
+    CHECK_ERR(corio_queue_get(q, NULL), -EINVAL);
+    CHECK_ERR(corio_queue_try_get(q, NULL), -EINVAL);
+    CHECK_EQ(corio_queue_size(q), 1); /* nothing taken */
+    v = 0;
+    CHECK_OK(corio_queue_get(q, &v));
+    CHECK_EQ(v, 7);
+    corio_queue_free(q);
+    /* cfg NULL: an unbounded FIFO of pointers */
+    q = corio_queue_new(NULL);
+    CHECK(q);
+    CHECK_OK(corio_queue_put(q, (void *)5));
+    CHECK_ERR(corio_queue_get(q, NULL), -EINVAL);
+    CHECK_OK(corio_queue_get(q, &p));
+    CHECK(p == (void *)5);
+    corio_queue_free(q);
+    return NULL;
+}
+
+TEST(queue_functions_reject_null) { test_run(queue_null_main, NULL); }
+
+TEST(queue_outside_a_loop_never_waits)
+{
+    /* no task to suspend: what would have to wait is -EPERM, the rest works */
+    corio_queue_config one = {.capacity = 1};
+    corio_queue *q = corio_queue_new(&one);
+    CHECK(q);
+    void *p = NULL;
+    CHECK_ERR(corio_queue_get(q, &p), -EPERM);
+    CHECK_OK(corio_queue_put(q, (void *)3));
+    CHECK_ERR(corio_queue_put(q, (void *)4), -EPERM);
+    CHECK_ERR(corio_queue_try_put(q, (void *)4), -EAGAIN);
+    CHECK_ERR(corio_queue_join(q), -EPERM);
+    CHECK_OK(corio_queue_try_get(q, &p));
+    CHECK(p == (void *)3);
+    CHECK_OK(corio_queue_task_done(q));
+    CHECK_OK(corio_queue_join(q));
+    corio_queue_free(q);
+}
+
 /* ---- streams ---- */
 
 static void *stream_null_main(void *arg)
