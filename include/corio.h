@@ -482,12 +482,18 @@ CORIO_API int corio_event_wait(corio_event *e);
  * wherever the user puts them (a task's stack, a struct) for as long as a
  * task may use them; the contents are private.  Waiters are served in the
  * order they started waiting, and ownership is handed over directly: a
- * released lock or semaphore unit goes to the longest waiter, never to a
- * task that asks later.  A waiter that is cancelled or hits its deadline
- * leaves the queue and returns -ECANCELED / -CORIO_EDEADLINE without
- * holding anything: if the unit had already been handed to it, it passes
- * on to the next waiter, so no wake-up is lost.  None of them may be
- * reinitialised while a task waits on it. */
+ * released lock or semaphore unit goes to the longest waiter at the moment
+ * of the release, never to a task that asks later (even one that asks
+ * before the woken waiter has run).  A waiter that is cancelled or hits
+ * its deadline before anything was handed to it leaves the queue and
+ * returns -ECANCELED / -CORIO_EDEADLINE holding nothing, and the next
+ * release goes to the next waiter.  One whose cancel arrives after the
+ * hand-over returns success holding what it was given (the lock, the unit,
+ * its barrier index), so no wake-up is lost and nothing is left held by
+ * nobody; the cancellation stays pending and ends its next wait.  Like
+ * every suspending call, acquiring checks for a pending cancel or passed
+ * deadline first, even when nothing is held.  Only tasks can own a lock.
+ * None of them may be reinitialised while a task waits on it. */
 
 /* A mutual-exclusion lock owned by a task. */
 typedef struct corio_lock {
@@ -503,7 +509,8 @@ CORIO_API void corio_lock_init(corio_lock *lk);
 CORIO_API int corio_lock_acquire(corio_lock *lk);
 
 /* Acquire lk if it is free and nobody waits for it.  Does not suspend.
- * Returns 0 or -EBUSY. */
+ * Returns 0, -EBUSY (also if the caller holds it), or -EPERM outside a
+ * task. */
 CORIO_API int corio_lock_try_acquire(corio_lock *lk);
 
 /* Release lk, handing it to the longest waiter if there is one.
@@ -525,17 +532,22 @@ CORIO_API void corio_cond_init(corio_cond *c, corio_lock *lk);
  * The caller must hold the lock; it holds it again when the call returns,
  * whatever the result: after a cancellation or deadline the lock is
  * re-acquired before returning (without giving up on that wait), as
- * asyncio does.  Suspends.  Returns 0, -ECANCELED, -CORIO_EDEADLINE, or
- * -EPERM if the caller does not hold the lock (nothing waits). */
+ * asyncio does.  A notified task queues for the lock behind the tasks
+ * already waiting for it; a cancel that arrives after the notify does not
+ * undo it (the call returns 0, the cancel stays pending).  Suspends.
+ * Returns 0, -ECANCELED, -CORIO_EDEADLINE, -EPERM if the caller does not
+ * hold the lock (nothing waits), or -EINVAL (c NULL or made over a NULL
+ * lock). */
 CORIO_API int corio_cond_wait(corio_cond *c);
 
 /* Wait until pred(arg) is true (asyncio's Condition.wait_for).
  * pred is called with the lock held, first before any waiting and again
- * after every wake-up.  Returns 0 once it is true; otherwise as
- * corio_cond_wait. */
+ * after every wake-up.  Returns 0 once it is true (without suspending if it
+ * is at once); otherwise as corio_cond_wait, and -EINVAL for a NULL pred. */
 CORIO_API int corio_cond_wait_until(corio_cond *c, bool (*pred)(void *arg), void *arg);
 
 /* Wake the longest-waiting task (it runs once it has the lock again).
+ * With no task waiting it does nothing (a notify is not remembered).
  * The caller must hold the lock.  Does not suspend.  Returns 0 or -EPERM. */
 CORIO_API int corio_cond_notify(corio_cond *c);
 
@@ -578,12 +590,14 @@ typedef struct corio_barrier {
 } corio_barrier;
 
 /* Initialise b for parties tasks.  Does not suspend.  Returns 0 or -EINVAL
- * (parties 0). */
+ * (parties 0 or above INT_MAX; b then fails every wait with -EINVAL). */
 CORIO_API int corio_barrier_init(corio_barrier *b, unsigned parties);
 
 /* Wait until parties tasks are waiting, then release them all.
  * The barrier then starts over.  Suspends (except in the last task to
- * arrive).  Returns the task's arrival index, 0 .. parties-1;
+ * arrive).  Returns the task's arrival index, 0 .. parties-1: its place in
+ * arrival order among the tasks released together (the last arrival gets
+ * parties-1; a task that left does not leave a gap);
  * -CORIO_EBROKEN if the barrier is aborted or reset meanwhile, or is
  * broken; -ECANCELED / -CORIO_EDEADLINE (the task leaves the barrier, which
  * then waits for one more arrival). */

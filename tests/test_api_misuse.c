@@ -192,6 +192,64 @@ TEST(queue_outside_a_loop_never_waits)
     CHECK_OK(corio_queue_join(q));
     corio_queue_free(q);
 }
+/* ---- locks, conditions, semaphores, barriers ---- */
+
+static bool pred_true(void *arg) { return true; }
+
+static void *sync_null_main(void *arg)
+{
+    corio_lock_init(NULL);
+    CHECK_ERR(corio_lock_acquire(NULL), -EINVAL);
+    CHECK_ERR(corio_lock_try_acquire(NULL), -EINVAL);
+    CHECK_ERR(corio_lock_release(NULL), -EINVAL);
+    CHECK(!corio_lock_locked(NULL));
+
+    corio_cond_init(NULL, NULL);
+    CHECK_ERR(corio_cond_wait(NULL), -EINVAL);
+    CHECK_ERR(corio_cond_wait_until(NULL, pred_true, NULL), -EINVAL);
+    CHECK_ERR(corio_cond_notify(NULL), -EINVAL);
+    CHECK_ERR(corio_cond_notify_all(NULL), -EINVAL);
+    corio_cond no_lock; /* made over a NULL lock: every call fails the same way */
+    corio_cond_init(&no_lock, NULL);
+    CHECK_ERR(corio_cond_wait(&no_lock), -EINVAL);
+    CHECK_ERR(corio_cond_wait_until(&no_lock, pred_true, NULL), -EINVAL);
+    CHECK_ERR(corio_cond_notify(&no_lock), -EINVAL);
+    CHECK_ERR(corio_cond_notify_all(&no_lock), -EINVAL);
+
+    corio_sem_init(NULL, 1);
+    corio_sem_init_bounded(NULL, 1);
+    CHECK_ERR(corio_sem_acquire(NULL), -EINVAL);
+    CHECK_ERR(corio_sem_try_acquire(NULL), -EINVAL);
+    CHECK_ERR(corio_sem_release(NULL), -EINVAL);
+    CHECK_EQ(corio_sem_value(NULL), 0);
+
+    CHECK_ERR(corio_barrier_init(NULL, 2), -EINVAL);
+    CHECK_ERR(corio_barrier_wait(NULL), -EINVAL);
+    CHECK_ERR(corio_barrier_reset(NULL), -EINVAL);
+    CHECK_ERR(corio_barrier_abort(NULL), -EINVAL);
+    CHECK_EQ(corio_barrier_waiting(NULL), 0);
+
+    /* the real thing still works */
+    corio_lock lk;
+    corio_cond c;
+    corio_sem s;
+    corio_barrier b;
+    corio_lock_init(&lk);
+    corio_cond_init(&c, &lk);
+    CHECK_OK(corio_lock_acquire(&lk));
+    CHECK_ERR(corio_cond_wait_until(&c, NULL, NULL), -EINVAL);
+    CHECK_OK(corio_cond_wait_until(&c, pred_true, NULL));
+    CHECK_OK(corio_cond_notify(&c));
+    CHECK_OK(corio_lock_release(&lk));
+    corio_sem_init_bounded(&s, 1);
+    CHECK_OK(corio_sem_acquire(&s));
+    CHECK_OK(corio_sem_release(&s));
+    CHECK_OK(corio_barrier_init(&b, 1));
+    CHECK_EQ(corio_barrier_wait(&b), 0);
+    return NULL;
+}
+
+TEST(sync_functions_reject_null) { test_run(sync_null_main, NULL); }
 
 /* ---- streams ---- */
 

@@ -151,8 +151,8 @@ struct corio_task {
     char name[32];
 };
 
-/* The running task (NULL on the loop's own context). */
-corio_task *corio__current_task(void);
+/* The running task (NULL on the loop's own context): corio__current_task,
+ * defined with the loop (below) so that it inlines. */
 
 /* Park the running task until corio__wake(task, r) and return r.
  *  - on_interrupt: run when a cancel or deadline hits while parked (NULL =
@@ -448,6 +448,28 @@ struct corio_loop {
 
 /* The loop running on this thread, or NULL. */
 corio_loop *corio__loop(void);
+
+/* What corio__loop() returns (src/core/task.c), read directly only by the
+ * inline accessors here: the fast paths of locks and semaphores take a
+ * free one in a few instructions, with no call to find the running task. */
+extern __thread corio_loop *corio__tls_loop;
+
+static inline corio_task *corio__current_task(void)
+{
+    corio_loop *l = corio__tls_loop;
+    return l ? l->current : NULL;
+}
+
+/* corio__check() for the running task t (not NULL), inline where nothing
+ * is pending: it defers to corio__check() whenever t is cancelled or has a
+ * deadline, so it must only be kept in step with the flags and fields
+ * corio__check() looks at (CORIO__T_CANCELLED, t->deadline). */
+static inline int corio__check_task(const corio_task *t)
+{
+    if (CORIO__LIKELY(!(t->flags & CORIO__T_CANCELLED) && t->deadline == CORIO__NO_DEADLINE))
+        return 0;
+    return corio__check();
+}
 
 /* True if l's backend has every capability in caps (CORIO__CAP_*). */
 static inline bool corio__loop_can(const corio_loop *l, unsigned caps) { return (l->caps & caps) == caps; }

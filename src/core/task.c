@@ -16,15 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static __thread corio_loop *tls_loop;
+__thread corio_loop *corio__tls_loop;
 
-corio_loop *corio__loop(void) { return tls_loop; }
-void corio__set_loop(corio_loop *l) { tls_loop = l; }
+corio_loop *corio__loop(void) { return corio__tls_loop; }
+void corio__set_loop(corio_loop *l) { corio__tls_loop = l; }
 
-corio_task *corio__current_task(void) { return tls_loop ? tls_loop->current : NULL; }
 corio_task *corio_current(void) { return corio__current_task(); }
 
-uint64_t corio_now_ns(void) { return tls_loop ? tls_loop->now : corio__clock_ns(); }
+uint64_t corio_now_ns(void) { return corio__tls_loop ? corio__tls_loop->now : corio__clock_ns(); }
 
 uint64_t corio_clock_read_ns(void) { return corio__clock_ns(); }
 
@@ -278,7 +277,7 @@ corio_task *corio__spawn(corio_loop *l, const char *name, size_t stack_size, cor
 
 corio_task *corio_spawn_named(const char *name, size_t stack_size, corio_fn fn, void *arg)
 {
-    corio_loop *l = tls_loop;
+    corio_loop *l = corio__tls_loop;
     if (!fn) {
         errno = EINVAL;
         return NULL;
@@ -537,7 +536,7 @@ bool corio_deadline_expired(void)
  * just below its stack. */
 const char *corio__stack_owner_name(void *addr, size_t *stack_size)
 {
-    corio_loop *l = tls_loop;
+    corio_loop *l = corio__tls_loop;
     if (!l || !l->current || !l->current->stack)
         return NULL;
     corio__stack *s = l->current->stack;
