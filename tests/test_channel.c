@@ -33,7 +33,10 @@ static void *run_loop(corio_fn fn, void *arg)
     return res;
 }
 
-static void start(pthread_t *th, void *(*fn)(void *), void *arg) { CHECK_EQ(pthread_create(th, NULL, fn, arg), 0); }
+static void start(pthread_t *th, void *(*fn)(void *), void *arg)
+{
+    CHECK_EQ(pthread_create(th, NULL, fn, arg), 0);
+}
 
 static void *join_fn(void *arg)
 {
@@ -645,12 +648,17 @@ typedef struct stress {
     bool use_deadline;
 } stress;
 
-/* With deadlines, the thread pauses now and then for longer than one, so
- * that deadlines expire while the task waits. */
+/* The thread paces itself, so that the task waits for most items instead
+ * of finding each one already there: a microsecond or so per item for
+ * cancels; with deadlines, now and then a pause longer than one. */
 static void stress_pause(const stress *s, uint64_t i)
 {
-    if (s->use_deadline && i % 97 == 50)
+    if (!s->use_deadline) {
+        for (volatile int spin = 0; spin < 300; spin++)
+            ;
+    } else if (i % 97 == 50) {
         usleep(1500);
+    }
 }
 
 static void *stress_recv_task(void *arg)
@@ -727,13 +735,14 @@ static void *stress_main(void *arg)
     unsigned k = 0;
     for (;;) {
         corio_task *t = corio_spawn(task_receives ? stress_recv_task : stress_send_task, s);
-        /* A varying number of turns before the cancel: sometimes while
-         * the task runs, often while it waits, sometimes just as the
-         * thread hands it the next item or takes its item. */
-        for (unsigned i = (k++ * 7) % 5; i > 0; i--)
-            CHECK_OK(corio_yield());
-        if (!s->use_deadline)
+        if (!s->use_deadline) {
+            /* A varying number of turns before the cancel: sometimes
+             * before the task runs, often while it waits, sometimes just
+             * as the thread hands it the next item or takes its item. */
+            for (unsigned i = (k++ * 7) % 5; i > 0; i--)
+                CHECK_OK(corio_yield());
             corio_task_cancel(t);
+        }
         void *res;
         CHECK_OK(corio_task_join(t, &res));
         if (res == (void *)1)
@@ -748,8 +757,8 @@ static void run_stress(bool task_receives, bool use_deadline)
     stress s = {corio_channel_new(1, sizeof(uint64_t)), 0, 0, task_receives, use_deadline};
     test_run(stress_main, &s);
     CHECK_EQ(s.next, STRESS_N);
-    if (!use_deadline)
-        CHECK(atomic_load(&s.cancelled) > 100);
+    if (!use_deadline) /* most incarnations move an item or two */
+        CHECK(atomic_load(&s.cancelled) > STRESS_N / 20);
     corio_channel_free(s.ch);
 }
 

@@ -36,10 +36,9 @@
  * direct wake when the claimer runs on that loop's thread), and its wait
  * counts as external for the loop's stall detection, since another thread
  * may end it.  A plain thread blocks on a semaphore in its record.  Before
- * parking, each side spins briefly when there is nothing better to do
- * (another task ready on its loop): across two busy CPUs the other side
- * usually makes progress within a microsecond, far less than a wake-up
- * through the kernel costs.
+ * parking, each side spins for a couple of microseconds unless its loop
+ * has other tasks ready (SPIN_NS): short gaps cost less that way than a
+ * wake-up through the kernel.
  */
 #include "internal.h"
 
@@ -49,9 +48,14 @@
 
 #define CACHE_LINE 64
 
-/* Re-tries before a waiter parks or blocks, each after a CPU pause (tens
- * of nanoseconds): about a microsecond in all. */
-#define SPIN_TRIES 64
+/* How long a waiter spins before it parks or blocks.  Short on purpose:
+ * a side that keeps finding the other one just behind it moves items one
+ * cache line at a time, while a side that parks lets a whole batch build
+ * up for its next wake-up; spinning pays only for the gaps of a few
+ * microseconds that a wake-up through the kernel would cost more than. */
+#ifndef SPIN_NS
+#define SPIN_NS 2000
+#endif
 
 static inline void cpu_relax(void)
 {
@@ -76,12 +80,13 @@ struct corio_channel {
      * waiting. */
     _Alignas(CACHE_LINE) atomic_uint recv_waiting;
     atomic_uint send_waiting;
-    size_t cap;     /* items held at most */
-    size_t mark;    /* closed bit in tail; mark - 1 masks the index */
-    size_t one_lap; /* added to a position to get the same index one lap on */
-    size_t size;    /* bytes per item */
-    size_t stride;  /* bytes per cell */
-    bool pointers;  /* items are the pointers passed, not what they point to */
+    atomic_bool closed; /* set, under mu, after the mark */
+    size_t cap;         /* items held at most */
+    size_t mark;        /* closed bit in tail; mark - 1 masks the index */
+    size_t one_lap;     /* added to a position to get the same index one lap on */
+    size_t size;        /* bytes per item */
+    size_t stride;      /* bytes per cell */
+    bool pointers;      /* items are the pointers passed, not what they point to */
     unsigned char *cells;
     void *raw; /* what malloc returned */
     _Alignas(CACHE_LINE) pthread_mutex_t mu;
@@ -150,8 +155,8 @@ static int ring_push(corio_channel *ch, const void *src)
         cell *c = cell_at(ch, tail);
         size_t stamp = atomic_load_explicit(&c->stamp, memory_order_acquire);
         if (stamp == tail) {
-            if (atomic_compare_exchange_weak_explicit(&ch->tail, &tail, next_pos(ch, tail), memory_order_relaxed,
-                                                      memory_order_relaxed)) {
+            if (atomic_compare_exchange_weak_explicit(&ch->tail, &tail, next_pos(ch, tail),
+                                                      memory_order_relaxed, memory_order_relaxed)) {
                 copy_item(c->item, src, ch->size);
                 /* Sequentially consistent: see the file comment. */
                 atomic_exchange_explicit(&c->stamp, tail + 1, memory_order_seq_cst);
@@ -179,8 +184,8 @@ static int ring_pop(corio_channel *ch, void *dst)
         cell *c = cell_at(ch, head);
         size_t stamp = atomic_load_explicit(&c->stamp, memory_order_acquire);
         if (stamp == head + 1) {
-            if (atomic_compare_exchange_weak_explicit(&ch->head, &head, next_pos(ch, head), memory_order_relaxed,
-                                                      memory_order_relaxed)) {
+            if (atomic_compare_exchange_weak_explicit(&ch->head, &head, next_pos(ch, head),
+                                                      memory_order_relaxed, memory_order_relaxed)) {
                 copy_item(dst, c->item, ch->size);
                 atomic_exchange_explicit(&c->stamp, head + ch->one_lap, memory_order_seq_cst);
                 return CH_OK;
@@ -188,12 +193,20 @@ static int ring_pop(corio_channel *ch, void *dst)
             continue;
         }
         if (stamp == head) {
-            /* Nothing published here yet.  A tail carrying the mark is
-             * final (no send can claim a cell after it), so a marked tail
-             * equal to head means nothing more will ever arrive. */
+            /* Nothing published here yet.  Open: empty, or a send is
+             * filling the cell, which makes no difference to the callers
+             * (and the tail's cache line stays with the senders).  Closed:
+             * a tail carrying the mark is final (no send can claim a cell
+             * after it), so a marked tail equal to head means nothing more
+             * will ever arrive.  The flag is set under the mutex after the
+             * mark, so a receiver that registers under it and then finds
+             * the flag clear is still there for close's settle. */
+            if (CORIO__LIKELY(!atomic_load_explicit(&ch->closed, memory_order_acquire)))
+                return CH_EMPTY;
             size_t tail = atomic_load_explicit(&ch->tail, memory_order_seq_cst);
             if ((tail & ~ch->mark) == head)
-                return (tail & ch->mark) ? CH_CLOSED : CH_EMPTY;
+                return CH_CLOSED;
+            return CH_BUSY;
         }
         size_t now = atomic_load_explicit(&ch->head, memory_order_relaxed);
         if (now == head)
@@ -331,14 +344,30 @@ static void ch_interrupted(corio_task *t, int reason)
         corio__rwake_end(&w->rw, reason);
 }
 
-/* Spin before parking?  Not on a loop with other work to do: parking is
- * what lets it run. */
-static inline int spin_tries(corio_task *t)
+/* Spinning before parking: for up to SPIN_NS, re-trying after each CPU
+ * pause.  Not on a loop with other work to do: parking is what lets it
+ * run. */
+typedef struct spin {
+    uint64_t end;
+    unsigned n;
+} spin;
+
+static inline spin spin_start(corio_task *t)
 {
-    if (!t)
-        return SPIN_TRIES;
-    corio_loop *l = t->loop;
-    return (l->ready_head || l->woken_head) ? 0 : SPIN_TRIES;
+    spin sp = {0, 0};
+    if (t && (t->loop->ready_head || t->loop->woken_head))
+        return sp;
+    sp.end = corio__clock_ns() + SPIN_NS;
+    return sp;
+}
+
+static inline bool spin_more(spin *sp)
+{
+    if (!sp->end)
+        return false;
+    cpu_relax();
+    /* The clock only now and then: it costs more than a pause. */
+    return ++sp->n % 16 != 0 || corio__clock_ns() < sp->end;
 }
 
 /* Queue w on q (under mu, with the count already raised for it) and wait
@@ -370,8 +399,7 @@ static int wait_linked(corio_channel *ch, ch_waiter *w, corio__list *q, corio_ta
 
 static int __attribute__((noinline)) send_slow(corio_channel *ch, const void *src, corio_task *t)
 {
-    for (int i = spin_tries(t); i > 0; i--) {
-        cpu_relax();
+    for (spin sp = spin_start(t); spin_more(&sp);) {
         if (atomic_load_explicit(&ch->send_waiting, memory_order_relaxed))
             break;
         int r = ring_push(ch, src);
@@ -409,8 +437,7 @@ static int __attribute__((noinline)) send_slow(corio_channel *ch, const void *sr
 
 static int __attribute__((noinline)) recv_slow(corio_channel *ch, void *dst, corio_task *t)
 {
-    for (int i = spin_tries(t); i > 0; i--) {
-        cpu_relax();
+    for (spin sp = spin_start(t); spin_more(&sp);) {
         if (atomic_load_explicit(&ch->recv_waiting, memory_order_relaxed))
             break;
         int r = ring_pop(ch, dst);
@@ -477,6 +504,7 @@ corio_channel *corio_channel_new(size_t capacity, size_t item_size)
     atomic_init(&ch->head, 0);
     atomic_init(&ch->recv_waiting, 0);
     atomic_init(&ch->send_waiting, 0);
+    atomic_init(&ch->closed, false);
     ch->cap = capacity;
     ch->mark = mark;
     ch->one_lap = mark << 1;
@@ -614,6 +642,7 @@ int corio_channel_close(corio_channel *ch)
     claimed_init(&c);
     pthread_mutex_lock(&ch->mu);
     atomic_fetch_or_explicit(&ch->tail, ch->mark, memory_order_seq_cst);
+    atomic_store_explicit(&ch->closed, true, memory_order_release);
     /* Waiting senders fail; waiting receivers get what is left, then
      * -ESHUTDOWN (those a send still in progress will feed wait for it). */
     settle(ch, &c);
