@@ -137,7 +137,12 @@ typedef struct corio_config {
      * environment has CORIO_DEBUG=1.  It warns on stderr, naming the task
      * and where it was spawned, about a task step that holds the loop
      * longer than slow_step_ms, and about a task handle never joined or
-     * detached by the time its loop ends. */
+     * detached by the time its loop ends: "corio: task 'NAME' (spawned at
+     * SITE) held the loop for N ms", "corio: task 'NAME' (spawned at SITE)
+     * ended, but its handle was never joined or detached" ("was cancelled
+     * and ended" for a task cancelled, as the leftovers are when the main
+     * task returns; SITE as in corio_dump_tasks).  CORIO_DEBUG set to anything but "" or "0" turns
+     * it on.  Off, it costs one predictable branch per task step. */
     int debug;
     unsigned slow_step_ms; /* 0 = CORIO_DEBUG_SLOW_MS from the environment, else 100 */
 } corio_config;
@@ -482,12 +487,18 @@ CORIO_API int corio_event_wait(corio_event *e);
  * wherever the user puts them (a task's stack, a struct) for as long as a
  * task may use them; the contents are private.  Waiters are served in the
  * order they started waiting, and ownership is handed over directly: a
- * released lock or semaphore unit goes to the longest waiter, never to a
- * task that asks later.  A waiter that is cancelled or hits its deadline
- * leaves the queue and returns -ECANCELED / -CORIO_EDEADLINE without
- * holding anything: if the unit had already been handed to it, it passes
- * on to the next waiter, so no wake-up is lost.  None of them may be
- * reinitialised while a task waits on it. */
+ * released lock or semaphore unit goes to the longest waiter at the moment
+ * of the release, never to a task that asks later (even one that asks
+ * before the woken waiter has run).  A waiter that is cancelled or hits
+ * its deadline before anything was handed to it leaves the queue and
+ * returns -ECANCELED / -CORIO_EDEADLINE holding nothing, and the next
+ * release goes to the next waiter.  One whose cancel arrives after the
+ * hand-over returns success holding what it was given (the lock, the unit,
+ * its barrier index), so no wake-up is lost and nothing is left held by
+ * nobody; the cancellation stays pending and ends its next wait.  Like
+ * every suspending call, acquiring checks for a pending cancel or passed
+ * deadline first, even when nothing is held.  Only tasks can own a lock.
+ * None of them may be reinitialised while a task waits on it. */
 
 /* A mutual-exclusion lock owned by a task. */
 typedef struct corio_lock {
@@ -503,7 +514,8 @@ CORIO_API void corio_lock_init(corio_lock *lk);
 CORIO_API int corio_lock_acquire(corio_lock *lk);
 
 /* Acquire lk if it is free and nobody waits for it.  Does not suspend.
- * Returns 0 or -EBUSY. */
+ * Returns 0, -EBUSY (also if the caller holds it), or -EPERM outside a
+ * task. */
 CORIO_API int corio_lock_try_acquire(corio_lock *lk);
 
 /* Release lk, handing it to the longest waiter if there is one.
@@ -525,17 +537,22 @@ CORIO_API void corio_cond_init(corio_cond *c, corio_lock *lk);
  * The caller must hold the lock; it holds it again when the call returns,
  * whatever the result: after a cancellation or deadline the lock is
  * re-acquired before returning (without giving up on that wait), as
- * asyncio does.  Suspends.  Returns 0, -ECANCELED, -CORIO_EDEADLINE, or
- * -EPERM if the caller does not hold the lock (nothing waits). */
+ * asyncio does.  A notified task queues for the lock behind the tasks
+ * already waiting for it; a cancel that arrives after the notify does not
+ * undo it (the call returns 0, the cancel stays pending).  Suspends.
+ * Returns 0, -ECANCELED, -CORIO_EDEADLINE, -EPERM if the caller does not
+ * hold the lock (nothing waits), or -EINVAL (c NULL or made over a NULL
+ * lock). */
 CORIO_API int corio_cond_wait(corio_cond *c);
 
 /* Wait until pred(arg) is true (asyncio's Condition.wait_for).
  * pred is called with the lock held, first before any waiting and again
- * after every wake-up.  Returns 0 once it is true; otherwise as
- * corio_cond_wait. */
+ * after every wake-up.  Returns 0 once it is true (without suspending if it
+ * is at once); otherwise as corio_cond_wait, and -EINVAL for a NULL pred. */
 CORIO_API int corio_cond_wait_until(corio_cond *c, bool (*pred)(void *arg), void *arg);
 
 /* Wake the longest-waiting task (it runs once it has the lock again).
+ * With no task waiting it does nothing (a notify is not remembered).
  * The caller must hold the lock.  Does not suspend.  Returns 0 or -EPERM. */
 CORIO_API int corio_cond_notify(corio_cond *c);
 
@@ -578,12 +595,14 @@ typedef struct corio_barrier {
 } corio_barrier;
 
 /* Initialise b for parties tasks.  Does not suspend.  Returns 0 or -EINVAL
- * (parties 0). */
+ * (parties 0 or above INT_MAX; b then fails every wait with -EINVAL). */
 CORIO_API int corio_barrier_init(corio_barrier *b, unsigned parties);
 
 /* Wait until parties tasks are waiting, then release them all.
  * The barrier then starts over.  Suspends (except in the last task to
- * arrive).  Returns the task's arrival index, 0 .. parties-1;
+ * arrive).  Returns the task's arrival index, 0 .. parties-1: its place in
+ * arrival order among the tasks released together (the last arrival gets
+ * parties-1; a task that left does not leave a gap);
  * -CORIO_EBROKEN if the barrier is aborted or reset meanwhile, or is
  * broken; -ECANCELED / -CORIO_EDEADLINE (the task leaves the barrier, which
  * then waits for one more arrival). */
@@ -638,25 +657,33 @@ typedef struct corio_queue_config {
 CORIO_API corio_queue *corio_queue_new(const corio_queue_config *cfg);
 
 /* Free q and the items still in it (drop is called for each).  No task may
- * be waiting on q.  Does not suspend. */
+ * be waiting on q (one that is wakes with -ESHUTDOWN and must not touch q
+ * again).  Does not suspend. */
 CORIO_API void corio_queue_free(corio_queue *q);
 
 /* Put an item, waiting while q is full.
- * Putters waiting on a full queue are served in order.  Suspends while q
- * is full.  Returns 0, -ESHUTDOWN once q is shut down (also for a putter
- * waiting when that happens), -ECANCELED or -CORIO_EDEADLINE (nothing is
- * put). */
+ * Putters waiting on a full queue are served in order: a get that frees a
+ * slot moves the longest waiter's item in at once, so a putter cancelled
+ * after that still returns 0.  Suspends while q is full (only then is a
+ * cancellation or deadline reported, as in asyncio).  Returns 0,
+ * -ESHUTDOWN once q is shut down (also for a putter waiting when that
+ * happens), -ENOMEM when an unbounded q cannot grow, -ECANCELED or
+ * -CORIO_EDEADLINE (nothing is put in these cases), -EPERM if it would
+ * wait outside a task. */
 CORIO_API int corio_queue_put(corio_queue *q, const void *item);
 
 /* Put an item if there is room.  Does not suspend.  Returns 0, -EAGAIN
- * when full, -ESHUTDOWN. */
+ * when full, -ESHUTDOWN, -ENOMEM (as corio_queue_put). */
 CORIO_API int corio_queue_try_put(corio_queue *q, const void *item);
 
 /* Take the next item into *item, waiting while q is empty.
- * Getters are served in the order they started waiting.  Suspends while q
- * is empty.  Returns 0, -ESHUTDOWN once q is shut down and empty (also
- * for a getter waiting then), -ECANCELED or -CORIO_EDEADLINE (nothing is
- * taken). */
+ * Getters are served in the order they started waiting: a put hands its
+ * item to the longest waiter at once (copied into its *item), so a later
+ * try_get cannot take it and a getter cancelled after that still returns
+ * 0 with it.  Suspends while q is empty (only then is a cancellation or
+ * deadline reported).  Returns 0, -ESHUTDOWN once q is shut down and
+ * empty (also for a getter waiting then), -ECANCELED or -CORIO_EDEADLINE
+ * (nothing is taken), -EPERM if it would wait outside a task. */
 CORIO_API int corio_queue_get(corio_queue *q, void *item);
 
 /* Take the next item if there is one.  Does not suspend.  Returns 0,
@@ -670,7 +697,7 @@ CORIO_API int corio_queue_task_done(corio_queue *q);
 
 /* Wait until every item put has been taken and marked done (Queue.join).
  * Suspends unless that holds.  Returns 0, -ECANCELED or
- * -CORIO_EDEADLINE. */
+ * -CORIO_EDEADLINE, -EPERM if it would wait outside a task. */
 CORIO_API int corio_queue_join(corio_queue *q);
 
 /* Shut q down (Python 3.13's Queue.shutdown).
@@ -753,22 +780,43 @@ CORIO_API int corio_channel_close(corio_channel *ch);
 
 /* The live tasks of the running loop (asyncio.all_tasks): stores up to
  * cap of them in out (out may be NULL when cap is 0) and returns how many
- * there are, which may exceed cap.  0 outside a loop.  Does not suspend. */
+ * there are, which may exceed cap.  Live means spawned and not ended: the
+ * caller, tasks not started yet and corio's own tasks count; a task that
+ * has ended (even if its handle is not joined yet) does not.  0 outside a
+ * loop, and for out NULL with cap above 0.  Does not suspend. */
 CORIO_API size_t corio_all_tasks(corio_task **out, size_t cap);
 
 /* Write a report of every live task of the running loop to fd: its name,
  * state (running, ready, waiting), what it waits on, where it was spawned,
  * and a backtrace of each suspended task's stack (what Go prints on
  * SIGQUIT).  Does not suspend.  Returns 0, -EPERM outside a loop, or the
- * write error. */
+ * write error.
+ * The report starts with "corio: task dump (backend B): N live task(s)",
+ * ends with "corio: end of task dump", and has per task a line
+ * "task 'name' ADDR: STATE" ("task (unnamed) ..." without a name; STATE is
+ * "running", "ready", "ready, not started yet" or "waiting on WHAT", with
+ * the fd, the time left of a sleep, cancellation and deadline when they
+ * apply), then "  spawned at SITE" and the frames, one per line
+ * ("    #0 SITE"; a task not started yet shows the function it will run).
+ * A SITE reads module(function+0xoff) [address], or module(+0xoff)
+ * [address] for a function dladdr cannot name: link the program with
+ * -rdynamic to see its own functions by name, or feed module and offset
+ * to addr2line.  To take a suspended task's backtrace the dump resumes it
+ * for an instant on its own stack (nothing about the task changes); one
+ * with less than 8 KiB of stack left is listed without it.  Written with
+ * write(2) as it goes, nothing allocated per task. */
 CORIO_API int corio_dump_tasks(int fd);
 
 /* Make signal signo write that report to stderr, at the loop's next turn,
  * for the loop running on this thread, while it runs; 0 turns it off.
  * Installs a handler for signo (the previous one is restored when turned
- * off or when the loop ends).  Does not suspend.  Returns 0, -EINVAL for a
- * signal that cannot be caught, -EPERM outside a loop, -EBUSY if another
- * loop has it on. */
+ * off or when the loop ends); the handler only sets a flag and wakes the
+ * loop, so the report comes once the running task step ends.  Calling it
+ * again with another signal moves the report to that one.  Does not
+ * suspend.  Returns 0, -EINVAL for a signal that cannot be caught (and
+ * for the faults SIGSEGV, SIGBUS, SIGILL, SIGFPE, whose handlers must not
+ * simply return), -EPERM outside a loop, -EBUSY if another loop has it
+ * on. */
 CORIO_API int corio_dump_tasks_on_signal(int signo);
 
 /* ------------------------------------------------------------------ */

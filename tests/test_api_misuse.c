@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -114,6 +115,165 @@ static void *event_null_main(void *arg)
 }
 
 TEST(event_functions_reject_null) { test_run(event_null_main, NULL); }
+
+/* ---- queues ---- */
+
+static int cmp_never(const void *a, const void *b) { return 0; }
+
+static void *queue_null_main(void *arg)
+{
+    corio_queue_config bad_kind = {.kind = (corio_queue_kind)77};
+    CHECK_NULL_EINVAL(corio_queue_new(&bad_kind));
+    corio_queue_config no_compare = {.kind = CORIO_QUEUE_PRIORITY};
+    CHECK_NULL_EINVAL(corio_queue_new(&no_compare));
+    corio_queue_config overflow = {.capacity = SIZE_MAX};
+    CHECK_NULL_EINVAL(corio_queue_new(&overflow));
+    corio_queue_config overflow_values = {.capacity = SIZE_MAX / 4, .item_size = 8};
+    CHECK_NULL_EINVAL(corio_queue_new(&overflow_values));
+    corio_queue_config overflow_heap = {
+        .kind = CORIO_QUEUE_PRIORITY, .capacity = SIZE_MAX / 8, .compare = cmp_never};
+    CHECK_NULL_EINVAL(corio_queue_new(&overflow_heap));
+
+    void *p = (void *)1;
+    corio_queue_free(NULL);
+    CHECK_ERR(corio_queue_put(NULL, p), -EINVAL);
+    CHECK_ERR(corio_queue_try_put(NULL, p), -EINVAL);
+    CHECK_ERR(corio_queue_get(NULL, &p), -EINVAL);
+    CHECK_ERR(corio_queue_try_get(NULL, &p), -EINVAL);
+    CHECK(p == (void *)1);
+    CHECK_ERR(corio_queue_task_done(NULL), -EINVAL);
+    CHECK_ERR(corio_queue_join(NULL), -EINVAL);
+    CHECK_ERR(corio_queue_shutdown(NULL, true), -EINVAL);
+    CHECK_EQ(corio_queue_size(NULL), 0);
+
+    /* a value queue needs the item's address; any queue needs somewhere
+     * to put what get takes */
+    corio_queue_config values = {.capacity = 2, .item_size = sizeof(int)};
+    corio_queue *q = corio_queue_new(&values);
+    CHECK(q);
+    CHECK_ERR(corio_queue_put(q, NULL), -EINVAL);
+    CHECK_ERR(corio_queue_try_put(q, NULL), -EINVAL);
+    int v = 7;
+    CHECK_OK(corio_queue_put(q, &v));
+    CHECK_ERR(corio_queue_get(q, NULL), -EINVAL);
+    CHECK_ERR(corio_queue_try_get(q, NULL), -EINVAL);
+    CHECK_EQ(corio_queue_size(q), 1); /* nothing taken */
+    v = 0;
+    CHECK_OK(corio_queue_get(q, &v));
+    CHECK_EQ(v, 7);
+    corio_queue_free(q);
+    /* cfg NULL: an unbounded FIFO of pointers */
+    q = corio_queue_new(NULL);
+    CHECK(q);
+    CHECK_OK(corio_queue_put(q, (void *)5));
+    CHECK_ERR(corio_queue_get(q, NULL), -EINVAL);
+    CHECK_OK(corio_queue_get(q, &p));
+    CHECK(p == (void *)5);
+    corio_queue_free(q);
+    return NULL;
+}
+
+TEST(queue_functions_reject_null) { test_run(queue_null_main, NULL); }
+
+TEST(queue_outside_a_loop_never_waits)
+{
+    /* no task to suspend: what would have to wait is -EPERM, the rest works */
+    corio_queue_config one = {.capacity = 1};
+    corio_queue *q = corio_queue_new(&one);
+    CHECK(q);
+    void *p = NULL;
+    CHECK_ERR(corio_queue_get(q, &p), -EPERM);
+    CHECK_OK(corio_queue_put(q, (void *)3));
+    CHECK_ERR(corio_queue_put(q, (void *)4), -EPERM);
+    CHECK_ERR(corio_queue_try_put(q, (void *)4), -EAGAIN);
+    CHECK_ERR(corio_queue_join(q), -EPERM);
+    CHECK_OK(corio_queue_try_get(q, &p));
+    CHECK(p == (void *)3);
+    CHECK_OK(corio_queue_task_done(q));
+    CHECK_OK(corio_queue_join(q));
+    corio_queue_free(q);
+}
+/* ---- locks, conditions, semaphores, barriers ---- */
+
+static bool pred_true(void *arg) { return true; }
+
+static void *sync_null_main(void *arg)
+{
+    corio_lock_init(NULL);
+    CHECK_ERR(corio_lock_acquire(NULL), -EINVAL);
+    CHECK_ERR(corio_lock_try_acquire(NULL), -EINVAL);
+    CHECK_ERR(corio_lock_release(NULL), -EINVAL);
+    CHECK(!corio_lock_locked(NULL));
+
+    corio_cond_init(NULL, NULL);
+    CHECK_ERR(corio_cond_wait(NULL), -EINVAL);
+    CHECK_ERR(corio_cond_wait_until(NULL, pred_true, NULL), -EINVAL);
+    CHECK_ERR(corio_cond_notify(NULL), -EINVAL);
+    CHECK_ERR(corio_cond_notify_all(NULL), -EINVAL);
+    corio_cond no_lock; /* made over a NULL lock: every call fails the same way */
+    corio_cond_init(&no_lock, NULL);
+    CHECK_ERR(corio_cond_wait(&no_lock), -EINVAL);
+    CHECK_ERR(corio_cond_wait_until(&no_lock, pred_true, NULL), -EINVAL);
+    CHECK_ERR(corio_cond_notify(&no_lock), -EINVAL);
+    CHECK_ERR(corio_cond_notify_all(&no_lock), -EINVAL);
+
+    corio_sem_init(NULL, 1);
+    corio_sem_init_bounded(NULL, 1);
+    CHECK_ERR(corio_sem_acquire(NULL), -EINVAL);
+    CHECK_ERR(corio_sem_try_acquire(NULL), -EINVAL);
+    CHECK_ERR(corio_sem_release(NULL), -EINVAL);
+    CHECK_EQ(corio_sem_value(NULL), 0);
+
+    CHECK_ERR(corio_barrier_init(NULL, 2), -EINVAL);
+    CHECK_ERR(corio_barrier_wait(NULL), -EINVAL);
+    CHECK_ERR(corio_barrier_reset(NULL), -EINVAL);
+    CHECK_ERR(corio_barrier_abort(NULL), -EINVAL);
+    CHECK_EQ(corio_barrier_waiting(NULL), 0);
+
+    /* the real thing still works */
+    corio_lock lk;
+    corio_cond c;
+    corio_sem s;
+    corio_barrier b;
+    corio_lock_init(&lk);
+    corio_cond_init(&c, &lk);
+    CHECK_OK(corio_lock_acquire(&lk));
+    CHECK_ERR(corio_cond_wait_until(&c, NULL, NULL), -EINVAL);
+    CHECK_OK(corio_cond_wait_until(&c, pred_true, NULL));
+    CHECK_OK(corio_cond_notify(&c));
+    CHECK_OK(corio_lock_release(&lk));
+    corio_sem_init_bounded(&s, 1);
+    CHECK_OK(corio_sem_acquire(&s));
+    CHECK_OK(corio_sem_release(&s));
+    CHECK_OK(corio_barrier_init(&b, 1));
+    CHECK_EQ(corio_barrier_wait(&b), 0);
+    return NULL;
+}
+
+TEST(sync_functions_reject_null) { test_run(sync_null_main, NULL); }
+
+/* ---- introspection ---- */
+
+static void *introspect_null_main(void *arg)
+{
+    CHECK_EQ(corio_all_tasks(NULL, 3), 0); /* no array for a cap above 0 */
+    CHECK_EQ(corio_all_tasks(NULL, 0), 1); /* the count alone */
+    CHECK_ERR(corio_dump_tasks(-1), -EBADF);
+    CHECK_ERR(corio_dump_tasks_on_signal(-1), -EINVAL);
+    CHECK_ERR(corio_dump_tasks_on_signal(SIGKILL), -EINVAL);
+    corio_task *one;
+    CHECK_EQ(corio_all_tasks(&one, 1), 1);
+    CHECK(one == corio_current());
+    return NULL;
+}
+
+TEST(introspection_functions_reject_null)
+{
+    test_run(introspect_null_main, NULL);
+    CHECK_EQ(corio_all_tasks(NULL, 3), 0);
+    CHECK_ERR(corio_dump_tasks(-1), -EPERM);
+    CHECK_ERR(corio_dump_tasks_on_signal(-1), -EINVAL);
+}
 
 /* ---- streams ---- */
 

@@ -127,6 +127,9 @@ enum {
     CORIO__T_MAIN = 1u << 6,
     CORIO__T_UNINTERRUPTIBLE = 1u << 7, /* parked in corio__suspend_uninterruptible */
     CORIO__T_MARK = 1u << 8,            /* scratch bit for corio_gather's duplicate check */
+    /* Has run: its context is suspended inside switch_to_scheduler, so a
+     * task dump may resume it to take its backtrace (introspect.c). */
+    CORIO__T_STARTED = 1u << 16,
 };
 
 struct corio_task {
@@ -148,12 +151,13 @@ struct corio_task {
     corio_task *joiner;    /* task parked in corio_task_join on this one */
     corio__list live;      /* loop->live_tasks */
     void *asan_fake_stack;
-    void *tsan_fiber; /* TSan's fiber for this task's context (NULL without TSan) */
+    void *tsan_fiber;       /* TSan's fiber for this task's context (NULL without TSan) */
+    const void *spawn_site; /* return address of the spawn call, for reports (introspect.c) */
     char name[32];
 };
 
-/* The running task (NULL on the loop's own context). */
-corio_task *corio__current_task(void);
+/* The running task (NULL on the loop's own context): corio__current_task,
+ * defined with the loop (below) so that it inlines. */
 
 /* Park the running task until corio__wake(task, r) and return r.
  *  - on_interrupt: run when a cancel or deadline hits while parked (NULL =
@@ -445,6 +449,11 @@ struct corio_loop {
         *ref; /* cross-thread handle and call queue (src/core/loop_ref.c), NULL until asked for */
     const corio_config *cfg;
     corio__sigpipe_state sigpipe; /* the caller's SIGPIPE, given back when the run ends */
+    /* Introspection and debug mode (introspect.c, debug.c). */
+    struct corio__dump_req *dump; /* set while a task dump resumes a task for its backtrace */
+    bool debug;                   /* corio_config.debug / CORIO_DEBUG resolved */
+    bool dump_on_signal;          /* this loop owns the dump signal */
+    uint64_t slow_step_ns;        /* debug: a task step longer than this is reported */
     /* Remote wake-ups (src/core/remote_wake.c), written by other threads:
      * kept apart from the fields above, which only the loop thread uses. */
     _Alignas(64) _Atomic(struct corio__rwake *) rwake_inbox; /* posted, not yet woken (newest first) */
@@ -453,6 +462,56 @@ struct corio_loop {
 
 /* The loop running on this thread, or NULL. */
 corio_loop *corio__loop(void);
+
+/* Introspection (src/core/introspect.c).
+ *  - dump_serve: called by a task's context when it is resumed with
+ *    l->dump set (switch_to_scheduler checks, one predictable branch): it
+ *    records its own backtrace for the dump and switches straight back to
+ *    the dumper, until l->dump is clear again; the task's state is
+ *    untouched.
+ *  - dump_signal_poll: once per loop turn while l->dump_on_signal: writes
+ *    the dump to stderr if the signal came.
+ *  - dump_signal_off: at loop end; gives the signal its old handler back.
+ *  - format_site: "module(function+0xoff) [0xaddr]" for a code address
+ *    into buf (always NUL-terminated); returns the length. */
+void corio__dump_serve(corio_loop *l, corio_task *t);
+void corio__dump_signal_poll(corio_loop *l);
+void corio__dump_signal_off(corio_loop *l);
+size_t corio__format_site(char *buf, size_t n, const void *addr);
+
+/* Debug mode (src/core/debug.c).
+ *  - init: resolve corio_config.debug / slow_step_ms and the environment.
+ *  - step: resume t as corio__task_resume does, timing the step.
+ *  - unjoined: report t, whose handle was never joined or detached, at
+ *    the loop's end. */
+void corio__debug_init(corio_loop *l, const corio_config *cfg);
+void corio__debug_step(corio_loop *l, corio_task *t);
+void corio__debug_unjoined(corio_loop *l, corio_task *t);
+
+/* The fd a task parked in corio__op_run waits on, or -1 (src/core/op.c). */
+int corio__op_wait_fd(const corio_task *t);
+
+/* What corio__loop() returns (src/core/task.c), read directly only by the
+ * inline accessors here: the fast paths of locks and semaphores take a
+ * free one in a few instructions, with no call to find the running task. */
+extern __thread corio_loop *corio__tls_loop;
+
+static inline corio_task *corio__current_task(void)
+{
+    corio_loop *l = corio__tls_loop;
+    return l ? l->current : NULL;
+}
+
+/* corio__check() for the running task t (not NULL), inline where nothing
+ * is pending: it defers to corio__check() whenever t is cancelled or has a
+ * deadline, so it must only be kept in step with the flags and fields
+ * corio__check() looks at (CORIO__T_CANCELLED, t->deadline). */
+static inline int corio__check_task(const corio_task *t)
+{
+    if (CORIO__LIKELY(!(t->flags & CORIO__T_CANCELLED) && t->deadline == CORIO__NO_DEADLINE))
+        return 0;
+    return corio__check();
+}
 
 /* True if l's backend has every capability in caps (CORIO__CAP_*). */
 static inline bool corio__loop_can(const corio_loop *l, unsigned caps) { return (l->caps & caps) == caps; }

@@ -117,7 +117,11 @@ static void report_stall(corio_loop *l)
 static void run_one(corio_loop *l, corio_task *t)
 {
     t->flags &= ~CORIO__T_READY;
-    corio__task_resume(l, t);
+    /* Debug mode times each step (debug.c); off, no clock is read. */
+    if (CORIO__UNLIKELY(l->debug))
+        corio__debug_step(l, t);
+    else
+        corio__task_resume(l, t);
     if (t->flags & CORIO__T_DONE)
         corio__task_finished(l, t);
 }
@@ -235,6 +239,9 @@ static int loop_run(corio_loop *l)
         l->now = corio__clock_ns();
         corio__timers_run(l, l->now);
         l->to_woken = false;
+        /* A dump signal came (introspect.c): the tasks are all suspended. */
+        if (CORIO__UNLIKELY(l->dump_on_signal))
+            corio__dump_signal_poll(l);
     }
 }
 
@@ -256,6 +263,7 @@ int corio_run(const corio_config *cfg, corio_fn main_fn, void *arg, void **resul
     if (!l)
         return -ENOMEM;
     l->cfg = cfg;
+    corio__debug_init(l, cfg);
     l->stack_size = (cfg && cfg->stack_size) ? cfg->stack_size : DEFAULT_STACK_SIZE;
     l->now = corio__clock_ns();
     corio__list_init(&l->live_tasks);
@@ -286,7 +294,9 @@ int corio_run(const corio_config *cfg, corio_fn main_fn, void *arg, void **resul
         r = -errno;
     } else {
         l->main_task->flags |= CORIO__T_MAIN;
+        l->main_task->spawn_site = __builtin_return_address(0);
         r = loop_run(l);
+        corio__dump_signal_off(l);
         if (r == 0 && result)
             *result = l->main_task->result;
         if (r < 0)
@@ -298,6 +308,8 @@ int corio_run(const corio_config *cfg, corio_fn main_fn, void *arg, void **resul
      * nobody can ask for their results any more. */
     while (!corio__list_empty(&l->unjoined)) {
         corio_task *t = CORIO__CONTAINER_OF(l->unjoined.next, corio_task, live);
+        if (CORIO__UNLIKELY(l->debug))
+            corio__debug_unjoined(l, t);
         corio__list_remove(&t->live);
         corio__task_free(t);
     }

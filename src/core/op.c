@@ -80,3 +80,21 @@ int corio__op_run(corio__op *op)
         return op->interrupt_reason;
     return r;
 }
+
+int corio__op_wait_fd(const corio_task *t)
+{
+    if (!(t->flags & CORIO__T_PARKED) || t->on_interrupt != op_interrupted)
+        return -1;
+    const corio__op *op = t->wait_obj;
+    switch (op->kind) {
+    /* The path kinds carry a directory fd (often AT_FDCWD), not the file's. */
+    case CORIO__OP_OPENAT:
+    case CORIO__OP_STATX:
+    case CORIO__OP_UNLINKAT:
+    case CORIO__OP_RENAMEAT:
+    case CORIO__OP_MKDIRAT:
+        return -1;
+    default:
+        return op->fd;
+    }
+}

@@ -16,15 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static __thread corio_loop *tls_loop;
+__thread corio_loop *corio__tls_loop;
 
-corio_loop *corio__loop(void) { return tls_loop; }
-void corio__set_loop(corio_loop *l) { tls_loop = l; }
+corio_loop *corio__loop(void) { return corio__tls_loop; }
+void corio__set_loop(corio_loop *l) { corio__tls_loop = l; }
 
-corio_task *corio__current_task(void) { return tls_loop ? tls_loop->current : NULL; }
 corio_task *corio_current(void) { return corio__current_task(); }
 
-uint64_t corio_now_ns(void) { return tls_loop ? tls_loop->now : corio__clock_ns(); }
+uint64_t corio_now_ns(void) { return corio__tls_loop ? corio__tls_loop->now : corio__clock_ns(); }
 
 uint64_t corio_clock_read_ns(void) { return corio__clock_ns(); }
 
@@ -61,6 +60,9 @@ static inline void switch_to_scheduler(corio_loop *l, corio_task *t)
     corio__tsan_fiber_switch(l->sched_tsan_fiber);
     corio__ctx_switch(&t->ctx, &l->sched_ctx);
     corio__asan_finish_switch(t->asan_fake_stack, NULL, NULL);
+    /* Resumed by a task dump (introspect.c), not by the scheduler. */
+    if (CORIO__UNLIKELY(l->dump != NULL))
+        corio__dump_serve(l, t);
 }
 
 /* Called by the scheduler: run t until it suspends or ends. */
@@ -79,6 +81,7 @@ static void task_entry(void *arg)
 {
     corio_task *t = arg;
     corio__asan_finish_switch(NULL, &t->loop->sched_stack_bottom, &t->loop->sched_stack_size);
+    t->flags |= CORIO__T_STARTED;
     t->result = t->fn(t->arg);
     CORIO__ASSERT(!(t->flags & (CORIO__T_PARKED | CORIO__T_READY)));
     t->flags |= CORIO__T_DONE;
@@ -254,6 +257,7 @@ corio_task *corio__spawn(corio_loop *l, const char *name, size_t stack_size, cor
     t->wait_what = NULL;
     t->joiner = NULL;
     t->asan_fake_stack = NULL;
+    t->spawn_site = __builtin_return_address(0); /* the public spawns name their caller instead */
     if (name) {
         size_t n = strlen(name);
         if (n >= sizeof t->name)
@@ -276,9 +280,11 @@ corio_task *corio__spawn(corio_loop *l, const char *name, size_t stack_size, cor
     return t;
 }
 
-corio_task *corio_spawn_named(const char *name, size_t stack_size, corio_fn fn, void *arg)
+/* site: the user's call site (reported by task dumps and debug mode). */
+static inline corio_task *spawn_public(const char *name, size_t stack_size, corio_fn fn, void *arg,
+                                       const void *site)
 {
-    corio_loop *l = tls_loop;
+    corio_loop *l = corio__tls_loop;
     if (!fn) {
         errno = EINVAL;
         return NULL;
@@ -287,10 +293,21 @@ corio_task *corio_spawn_named(const char *name, size_t stack_size, corio_fn fn, 
         errno = EPERM;
         return NULL;
     }
-    return corio__spawn(l, name, stack_size, fn, arg);
+    corio_task *t = corio__spawn(l, name, stack_size, fn, arg);
+    if (t)
+        t->spawn_site = site;
+    return t;
 }
 
-corio_task *corio_spawn(corio_fn fn, void *arg) { return corio_spawn_named(NULL, 0, fn, arg); }
+corio_task *corio_spawn_named(const char *name, size_t stack_size, corio_fn fn, void *arg)
+{
+    return spawn_public(name, stack_size, fn, arg, __builtin_return_address(0));
+}
+
+corio_task *corio_spawn(corio_fn fn, void *arg)
+{
+    return spawn_public(NULL, 0, fn, arg, __builtin_return_address(0));
+}
 
 void corio__task_free(corio_task *t)
 {
@@ -537,7 +554,7 @@ bool corio_deadline_expired(void)
  * just below its stack. */
 const char *corio__stack_owner_name(void *addr, size_t *stack_size)
 {
-    corio_loop *l = tls_loop;
+    corio_loop *l = corio__tls_loop;
     if (!l || !l->current || !l->current->stack)
         return NULL;
     corio__stack *s = l->current->stack;

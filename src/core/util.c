@@ -28,6 +28,8 @@ const char *corio_strerror(int err)
         return "every task is waiting and nothing can wake them";
     case CORIO_EDEADLINE:
         return "the task's deadline passed";
+    case CORIO_EBROKEN:
+        return "the barrier was aborted or reset";
     default:
         return strerror(err);
     }

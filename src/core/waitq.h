@@ -56,6 +56,18 @@ static inline void corio__waitq_interrupted(corio_task *t, int reason)
     corio__wake(t, reason);
 }
 
+/* Append w (whose task is parked, or about to park) to the back of q.  A
+ * waiter may move from one queue to another while its task stays parked
+ * (a condition's notify moves it to the lock's queue); its interrupt hook
+ * must then know which queue it is on (w->q). */
+static inline void corio__waitq_push(corio__waitq *q, corio__waiter *w)
+{
+    w->q = q;
+    w->link.prev = w->link.next = NULL;
+    corio__list_push_back(&q->head, &w->link);
+    q->len++;
+}
+
 /* Park the running task at the back of q until a waker hands it a result
  * (corio__waitq_wake_first: >= 0 by convention) or it is interrupted
  * (-ECANCELED / -CORIO_EDEADLINE, already unlinked, nothing handed over).
@@ -63,10 +75,7 @@ static inline void corio__waitq_interrupted(corio_task *t, int reason)
 static inline int corio__waitq_wait(corio__waitq *q, corio__waiter *w, const char *what)
 {
     w->task = corio__current_task();
-    w->q = q;
-    w->link.prev = w->link.next = NULL;
-    corio__list_push_back(&q->head, &w->link);
-    q->len++;
+    corio__waitq_push(q, w);
     return corio__suspend(corio__waitq_interrupted, w, what, CORIO__NO_DEADLINE);
 }
 
