@@ -682,8 +682,10 @@ CORIO_API void corio_queue_free(corio_queue *q);
 /* Put an item, waiting while q is full.
  * Putters waiting on a full queue are served in order: a get that frees a
  * slot moves the longest waiter's item in at once, so a putter cancelled
- * after that still returns 0.  Suspends while q is full (only then is a
- * cancellation or deadline reported, as in asyncio).  Returns 0,
+ * after that still returns 0.  Suspends while q is full.  A cancelled
+ * task (or one past its deadline) gets -ECANCELED / -CORIO_EDEADLINE at
+ * once, even when there is room, as from every suspending call; try_put
+ * still works there.  Returns 0,
  * -ESHUTDOWN once q is shut down (also for a putter waiting when that
  * happens), -ENOMEM when an unbounded q cannot grow, -ECANCELED or
  * -CORIO_EDEADLINE (nothing is put in these cases), -EPERM if it would
@@ -698,8 +700,9 @@ CORIO_API int corio_queue_try_put(corio_queue *q, const void *item);
  * Getters are served in the order they started waiting: a put hands its
  * item to the longest waiter at once (copied into its *item), so a later
  * try_get cannot take it and a getter cancelled after that still returns
- * 0 with it.  Suspends while q is empty (only then is a cancellation or
- * deadline reported).  Returns 0, -ESHUTDOWN once q is shut down and
+ * 0 with it.  Suspends while q is empty.  A cancelled task (or one past
+ * its deadline) gets -ECANCELED / -CORIO_EDEADLINE at once, even when an
+ * item is there; try_get still works there.  Returns 0, -ESHUTDOWN once q is shut down and
  * empty (also for a getter waiting then), -ECANCELED or -CORIO_EDEADLINE
  * (nothing is taken), -EPERM if it would wait outside a task. */
 CORIO_API int corio_queue_get(corio_queue *q, void *item);
