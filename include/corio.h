@@ -682,8 +682,10 @@ CORIO_API void corio_queue_free(corio_queue *q);
 /* Put an item, waiting while q is full.
  * Putters waiting on a full queue are served in order: a get that frees a
  * slot moves the longest waiter's item in at once, so a putter cancelled
- * after that still returns 0.  Suspends while q is full (only then is a
- * cancellation or deadline reported, as in asyncio).  Returns 0,
+ * after that still returns 0.  Suspends while q is full.  A cancelled
+ * task (or one past its deadline) gets -ECANCELED / -CORIO_EDEADLINE at
+ * once, even when there is room, as from every suspending call; try_put
+ * still works there.  Returns 0,
  * -ESHUTDOWN once q is shut down (also for a putter waiting when that
  * happens), -ENOMEM when an unbounded q cannot grow, -ECANCELED or
  * -CORIO_EDEADLINE (nothing is put in these cases), -EPERM if it would
@@ -698,8 +700,9 @@ CORIO_API int corio_queue_try_put(corio_queue *q, const void *item);
  * Getters are served in the order they started waiting: a put hands its
  * item to the longest waiter at once (copied into its *item), so a later
  * try_get cannot take it and a getter cancelled after that still returns
- * 0 with it.  Suspends while q is empty (only then is a cancellation or
- * deadline reported).  Returns 0, -ESHUTDOWN once q is shut down and
+ * 0 with it.  Suspends while q is empty.  A cancelled task (or one past
+ * its deadline) gets -ECANCELED / -CORIO_EDEADLINE at once, even when an
+ * item is there; try_get still works there.  Returns 0, -ESHUTDOWN once q is shut down and
  * empty (also for a getter waiting then), -ECANCELED or -CORIO_EDEADLINE
  * (nothing is taken), -EPERM if it would wait outside a task. */
 CORIO_API int corio_queue_get(corio_queue *q, void *item);
@@ -738,31 +741,49 @@ CORIO_API size_t corio_queue_size(const corio_queue *q);
  * tasks on any loop, and plain threads.  A task that must wait suspends
  * (its loop runs the other tasks, and is woken through its usual wake-up,
  * as corio_loop_ref_call_soon does); a plain thread blocks.  No lock is
- * held while anyone waits.  Thread-safe, unlike the rest of this header. */
+ * held while anyone waits.  Thread-safe, unlike the rest of this header.
+ * Items come out in the order they went in (so each sender's items reach
+ * the receivers in its order); waiting senders, and waiting receivers, are
+ * served in the order they started waiting, and newcomers do not overtake
+ * them.  A task waiting on a channel
+ * is never reported as stalled (another thread may end its wait), and a
+ * channel outlives the loops that used it: a task still waiting when its
+ * loop ends is cancelled like any other.  Cancellation and deadlines are
+ * exact: a waiting task that is cancelled just as another thread hands it
+ * an item (or takes its item) either returns 0 with the hand-over done
+ * (the cancellation stays pending for its next wait) or returns the
+ * error with nothing taken or sent, never anything in between. */
 typedef struct corio_channel corio_channel;
 
 /* Create a channel holding up to capacity items (at least 1) of item_size
- * bytes each, or of pointers if item_size is 0 (as for queues).  Does not
- * suspend.  Returns NULL with errno EINVAL or ENOMEM. */
+ * bytes each, or of pointers if item_size is 0 (as for queues).  The
+ * storage is allocated up front, so sending allocates nothing.  Does not
+ * suspend.  Returns NULL with errno EINVAL (capacity 0 or above 2^48,
+ * item_size above 2^48) or ENOMEM. */
 CORIO_API corio_channel *corio_channel_new(size_t capacity, size_t item_size);
 
-/* Free ch.  Every thread and task must be done with it.  Items still in it
- * are discarded. */
+/* Free ch.  Every thread and task must be done with it (none may be
+ * waiting on it).  Items still in it are discarded. */
 CORIO_API void corio_channel_free(corio_channel *ch);
 
 /* Send an item, waiting while ch is full.
- * From a task: suspends; from a plain thread: blocks.  Returns 0,
- * -ESHUTDOWN once ch is closed, -ECANCELED / -CORIO_EDEADLINE (tasks;
- * nothing is sent). */
+ * item points to the item_size bytes to copy in; for a pointer channel
+ * (item_size 0) item is the pointer sent, NULL included.  From a task:
+ * suspends; from a plain thread: blocks.  Returns 0, -ESHUTDOWN once ch
+ * is closed (also for a sender waiting then), -ECANCELED /
+ * -CORIO_EDEADLINE (tasks; nothing is sent), -EPERM on a loop's thread
+ * outside any task (it would block the loop). */
 CORIO_API int corio_channel_send(corio_channel *ch, const void *item);
 
 /* Send if there is room.  Never waits.  Returns 0, -EAGAIN, -ESHUTDOWN. */
 CORIO_API int corio_channel_try_send(corio_channel *ch, const void *item);
 
 /* Receive the oldest item, waiting while ch is empty.
- * From a task: suspends; from a plain thread: blocks.  Returns 0,
- * -ESHUTDOWN once ch is closed and empty, -ECANCELED / -CORIO_EDEADLINE
- * (tasks; nothing is taken). */
+ * The item is copied to item (item_size bytes; for a pointer channel item
+ * is a void ** that gets the pointer).  From a task: suspends; from a
+ * plain thread: blocks.  Returns 0, -ESHUTDOWN once ch is closed and empty
+ * (also for a receiver waiting then), -ECANCELED / -CORIO_EDEADLINE
+ * (tasks; nothing is taken), -EPERM on a loop's thread outside any task. */
 CORIO_API int corio_channel_recv(corio_channel *ch, void *item);
 
 /* Receive if an item is there.  Never waits.  Returns 0, -EAGAIN,

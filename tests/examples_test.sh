@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The examples, run as a user runs them, checked byte for byte.
 #   examples_test.sh BUILD_DIR NAME      (CORIO_BACKEND picks the backend)
-# NAME: hello_server | echo | file_writer | cat | copy
+# NAME: hello_server | echo | file_writer | cat | copy | chat | pipeline
 set -euo pipefail
 build=$1
 name=$2
@@ -63,6 +63,60 @@ copy)
     diff -r --no-dereference "$tmp/src" "$tmp/dst" || fail "trees differ"
     [[ $(stat -c %a "$tmp/dst/top") == 640 ]] || fail "mode not kept"
     [[ $(readlink "$tmp/dst/link") == d1/f1 ]] || fail "symlink not recreated"
+    ;;
+chat)
+    # real socket clients, the whole protocol and SIGINT: tests/chat_test.py
+    /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/chat_test.py" "$build/chat_server"
+    ;;
+pipeline)
+    # the checksum the program must print for N items per producer: the
+    # sum of splitmix64's finaliser over 0 .. 3N-1, mod 2^64
+    checksum() {
+        /usr/bin/python3 - "$1" <<'PY'
+import sys
+M = (1 << 64) - 1
+def mix(x):
+    x ^= x >> 30; x = (x * 0xbf58476d1ce4e5b9) & M
+    x ^= x >> 27; x = (x * 0x94d049bb133111eb) & M
+    return x ^ (x >> 31)
+print("0x%016x" % (sum(mix(v) for v in range(3 * int(sys.argv[1]))) & M))
+PY
+    }
+    for n in 1 1000 100000; do
+        args=("$n")
+        [[ $n == 100000 ]] && args=() # the default
+        out=$(timeout "$wait_s" "$build/pipeline" "${args[@]}") || fail "pipeline $n: exit status $?"
+        re="^checksum (0x[0-9a-f]{16}) consumed ([0-9]+) \(c0 ([0-9]+), c1 ([0-9]+)\)$"
+        [[ $out =~ $re ]] || fail "pipeline $n printed $(printf %q "$out")"
+        [[ ${BASH_REMATCH[1]} == "$(checksum "$n")" ]] || fail "pipeline $n: checksum ${BASH_REMATCH[1]}, want $(checksum "$n")"
+        [[ ${BASH_REMATCH[2]} == $((3 * n)) ]] || fail "pipeline $n: consumed ${BASH_REMATCH[2]}"
+        ((BASH_REMATCH[3] + BASH_REMATCH[4] == 3 * n)) || fail "pipeline $n: per-consumer counts $out"
+        if ((n >= 1000)); then
+            # both consumers are served (getters are woken in turn)
+            ((BASH_REMATCH[3] > 0 && BASH_REMATCH[4] > 0)) || fail "pipeline $n: a consumer got nothing: $out"
+        fi
+    done
+    # a producer failing cancels everything: status 1, the error and the
+    # count on stderr, nothing on stdout, and no hang.  The one line on
+    # stderr must be all: under ASan a leak report would come there too
+    # (with the same exit status).
+    for k in 0 500 99999; do
+        status=0
+        timeout "$wait_s" "$build/pipeline" --fail-at "$k" 100000 >"$tmp/out" 2>"$tmp/err" || status=$?
+        [[ $status == 1 ]] || fail "pipeline --fail-at $k: exit status $status, stderr: $(cat "$tmp/err")"
+        [[ ! -s $tmp/out ]] || fail "pipeline --fail-at $k printed $(cat "$tmp/out")"
+        grep -qE "^pipeline: failed: Input/output error \(1 task failed\); consumed [0-9]+ items before the cancel$" "$tmp/err" ||
+            fail "pipeline --fail-at $k: stderr $(cat "$tmp/err")"
+        [[ $(wc -l <"$tmp/err") == 1 ]] || fail "pipeline --fail-at $k: stderr $(cat "$tmp/err")"
+    done
+    # usage errors
+    for bad in "x" "--fail-at" "--fail-at x 10" "1 2" "-5"; do
+        status=0
+        # shellcheck disable=SC2086 # split on purpose
+        "$build/pipeline" $bad >/dev/null 2>"$tmp/err" || status=$?
+        [[ $status == 2 ]] || fail "pipeline $bad: status $status"
+        grep -q "^usage: pipeline" "$tmp/err" || fail "pipeline $bad: stderr $(cat "$tmp/err")"
+    done
     ;;
 *)
     fail "unknown example $name"

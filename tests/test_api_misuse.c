@@ -495,6 +495,54 @@ static void *thread_null_main(void *arg)
 
 TEST(thread_functions_reject_null) { test_run(thread_null_main, NULL); }
 
+/* ---- channels ---- */
+
+static void channel_null_checks(void)
+{
+    CHECK_NULL_EINVAL(corio_channel_new(0, 8));
+    corio_channel_free(NULL);
+    uint64_t v = 1;
+    CHECK_ERR(corio_channel_send(NULL, &v), -EINVAL);
+    CHECK_ERR(corio_channel_try_send(NULL, &v), -EINVAL);
+    CHECK_ERR(corio_channel_recv(NULL, &v), -EINVAL);
+    CHECK_ERR(corio_channel_try_recv(NULL, &v), -EINVAL);
+    CHECK_ERR(corio_channel_close(NULL), -EINVAL);
+    corio_channel *ch = corio_channel_new(2, sizeof v);
+    CHECK(ch);
+    CHECK_ERR(corio_channel_send(ch, NULL), -EINVAL); /* a value channel needs the value */
+    CHECK_ERR(corio_channel_try_send(ch, NULL), -EINVAL);
+    CHECK_ERR(corio_channel_recv(ch, NULL), -EINVAL);
+    CHECK_ERR(corio_channel_try_recv(ch, NULL), -EINVAL);
+    /* Nothing was disturbed. */
+    CHECK_ERR(corio_channel_send(ch, &v), 0);
+    v = 0;
+    CHECK_ERR(corio_channel_recv(ch, &v), 0);
+    CHECK_EQ(v, 1);
+    CHECK_ERR(corio_channel_try_recv(ch, &v), -EAGAIN);
+    corio_channel_free(ch);
+    /* For a pointer channel, NULL is an item like any other. */
+    ch = corio_channel_new(1, 0);
+    CHECK(ch);
+    CHECK_ERR(corio_channel_send(ch, NULL), 0);
+    void *p = &v;
+    CHECK_ERR(corio_channel_recv(ch, NULL), -EINVAL);
+    CHECK_ERR(corio_channel_recv(ch, &p), 0);
+    CHECK(p == NULL);
+    corio_channel_free(ch);
+}
+
+static void *channel_null_main(void *arg)
+{
+    channel_null_checks();
+    return arg;
+}
+
+TEST(channel_functions_reject_null)
+{
+    channel_null_checks(); /* on a plain thread */
+    test_run(channel_null_main, NULL);
+}
+
 /* ---- files ---- */
 
 static void *file_null_main(void *arg)

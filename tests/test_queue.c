@@ -535,9 +535,10 @@ static void *join_interrupt_main(void *arg)
     CHECK_OK(corio_queue_put(q, P(1)));
     corio_task_cancel(corio_current());
     CHECK_ERR(corio_queue_join(q), -ECANCELED);
-    CHECK_OK(corio_queue_get(q, &p));
+    CHECK_OK(corio_queue_try_get(q, &p));
     CHECK_OK(corio_queue_task_done(q));
-    CHECK_OK(corio_queue_join(q));
+    /* nothing unfinished: still -ECANCELED, as from every suspending call */
+    CHECK_ERR(corio_queue_join(q), -ECANCELED);
     corio_queue_free(q);
     return NULL;
 }
@@ -825,11 +826,13 @@ static void *cancel_getter_main(void *arg)
     CHECK_EQ(join(t), 0);
     CHECK_EQ(late.got, 45);
 
-    /* a cancelled task: a get that need not wait still takes, one that
-     * must wait fails at once */
+    /* a cancelled task: get fails at once, even with an item there, and
+     * takes nothing; try_get, which never waits, still takes */
     CHECK_OK(corio_queue_put(q, P(46)));
     corio_task_cancel(corio_current());
-    CHECK_OK(corio_queue_get(q, &p));
+    CHECK_ERR(corio_queue_get(q, &p), -ECANCELED);
+    CHECK_EQ(corio_queue_size(q), 1);
+    CHECK_OK(corio_queue_try_get(q, &p));
     CHECK_EQ(I(p), 46);
     CHECK_ERR(corio_queue_get(q, &p), -ECANCELED);
     CHECK_EQ(q->getters.len, 0);
@@ -876,12 +879,15 @@ static void *cancel_putter_main(void *arg)
     CHECK_EQ(I(p), 4);
     CHECK_ERR(corio_queue_try_get(q, &p), -EAGAIN);
 
-    /* a cancelled task: a put with room succeeds, one that must wait fails */
+    /* a cancelled task: put fails at once, even with room, and puts
+     * nothing; try_put, which never waits, still puts */
     corio_task_cancel(corio_current());
-    CHECK_OK(corio_queue_put(q, P(6)));
+    CHECK_ERR(corio_queue_put(q, P(6)), -ECANCELED);
+    CHECK_EQ(corio_queue_size(q), 0);
+    CHECK_OK(corio_queue_try_put(q, P(6)));
     CHECK_ERR(corio_queue_put(q, P(7)), -ECANCELED);
     CHECK_EQ(corio_queue_size(q), 1);
-    CHECK_OK(corio_queue_get(q, &p));
+    CHECK_OK(corio_queue_try_get(q, &p));
     CHECK_EQ(I(p), 6);
     CHECK_EQ(q->unfinished, 4); /* 1, 3, 4 and 6: the failed puts count not */
     corio_queue_free(q);

@@ -21,6 +21,7 @@
 #include "../arch/arch.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -514,6 +515,10 @@ struct corio_loop {
     bool debug;                   /* corio_config.debug / CORIO_DEBUG resolved */
     bool dump_on_signal;          /* this loop owns the dump signal */
     uint64_t slow_step_ns;        /* debug: a task step longer than this is reported */
+    /* Remote wake-ups (src/core/remote_wake.c), written by other threads:
+     * kept apart from the fields above, which only the loop thread uses. */
+    _Alignas(64) _Atomic(struct corio__rwake *) rwake_inbox; /* posted, not yet woken (newest first) */
+    atomic_uint rwake_posting; /* threads inside corio__rwake_post for this loop */
 };
 
 /* The loop running on this thread, or NULL. */
@@ -633,6 +638,50 @@ void corio__loop_ref_drain(corio_loop *l);
 bool corio__loop_ref_busy(corio_loop *l);
 bool corio__loop_ref_close(corio_loop *l);
 void corio__loop_ref_shutdown(corio_loop *l);
+
+/* ------------------------------------------------------------------ */
+/* Remote wake-ups: ending a task's wait from another thread           */
+/* ------------------------------------------------------------------ */
+
+/* A task parked on an object other threads use (src/core/channel.c) is
+ * woken by whichever thread completes its wait, through a node the waiting
+ * task owns (usually on its stack, inside its waiter record).  src/core/
+ * remote_wake.c.  The protocol, for an object's author:
+ *  - Loop thread, before parking: corio__rwake_arm(w).  From then on the
+ *    wait counts as external for the stall detector (another thread may
+ *    end it), until it ends.
+ *  - Exactly one party ends the wait, decided under the object's own lock
+ *    (typically: whoever unlinks the waiter first):
+ *     - another thread (or the same one): corio__rwake_post(w, r) wakes
+ *       the task with r on its loop.  The poster must not touch w after the
+ *       call starts, and the task must stay parked until the wake-up
+ *       arrives, interrupts included: the interrupt hook, finding the wait
+ *       already claimed, simply returns (the post is on its way, so the
+ *       hook's "must lead to a wake" holds).
+ *     - the loop thread itself (the interrupt hook won the race):
+ *       corio__rwake_end(w, r) uncounts the wait and wakes the task now.
+ *  - The loop never touches w after it has woken the task, and keeps
+ *    itself alive until every post for it has finished (shutdown).
+ * Posting costs no system call when the loop already has a wake-up on its
+ * way (the inbox was not empty), and none at all on the loop's own
+ * thread. */
+typedef struct corio__rwake {
+    struct corio__rwake *next; /* the loop's inbox */
+    corio_task *task;
+    int result;
+} corio__rwake;
+
+/* Loop thread: the running task is about to park waiting for w. */
+void corio__rwake_arm(corio__rwake *w);
+/* Any thread: end w's wait with r (see above). */
+void corio__rwake_post(corio__rwake *w, int r);
+/* Loop thread: end w's wait with r now, without a post. */
+void corio__rwake_end(corio__rwake *w, int r);
+/* Loop thread: wake the tasks whose posts arrived (corio__loop_on_notify). */
+void corio__rwake_drain(corio_loop *l);
+/* At corio_run's end, before the backend is destroyed: wait until no
+ * thread is still inside corio__rwake_post for l (a few instructions). */
+void corio__rwake_shutdown(corio_loop *l);
 
 /* The library's allocations.  Plain libc: fail injection wraps malloc,
  * calloc and realloc themselves, with every system call, in the test

@@ -100,6 +100,7 @@ void corio__loop_on_notify(corio_loop *l)
         corio__pool_drain(l);
     if (l->ref)
         corio__loop_ref_drain(l);
+    corio__rwake_drain(l);
 }
 
 static void report_stall(corio_loop *l)
@@ -313,6 +314,7 @@ int corio_run(const corio_config *cfg, corio_fn main_fn, void *arg, void **resul
         corio__task_free(t);
     }
     corio__loop_ref_shutdown(l);
+    corio__rwake_shutdown(l);
     if (l->pool)
         corio__pool_shutdown(l);
     l->backend->destroy(l);

@@ -270,6 +270,18 @@ static inline void admit_putter(corio_queue *q)
     corio__wake(w->task, 0);
 }
 
+/* The suspending put and get honour a cancellation or a passed deadline
+ * before anything else, also when they would not have to wait, as every
+ * suspending call does: a cancelled consumer draining a full queue stops
+ * at its next get instead of holding the loop until the queue is empty.
+ * (try_put / try_get never wait, so they do not check.)  Outside a task
+ * there is nothing to interrupt. */
+static inline int interrupted(void)
+{
+    corio_task *t = corio__current_task();
+    return t ? corio__check_task(t) : 0;
+}
+
 int corio_queue_put(corio_queue *q, const void *item)
 {
     if (CORIO__UNLIKELY(!q))
@@ -281,11 +293,13 @@ int corio_queue_put(corio_queue *q, const void *item)
         return -EINVAL;
     if (CORIO__UNLIKELY(q->shut))
         return -ESHUTDOWN;
-    if (CORIO__LIKELY(q->len < q->limit))
-        return put_room(q, src);
-    int r = corio__check();
+    int r = interrupted();
     if (r)
         return r;
+    if (CORIO__LIKELY(q->len < q->limit))
+        return put_room(q, src);
+    if (!corio__current_task())
+        return -EPERM;
     corio__waiter w = {.data = (void *)src};
     /* 0: a get moved the item in; -ESHUTDOWN, or the interruption with
      * nothing put. */
@@ -310,6 +324,9 @@ int corio_queue_get(corio_queue *q, void *item)
 {
     if (CORIO__UNLIKELY(!q || !item))
         return -EINVAL;
+    int r = interrupted();
+    if (r)
+        return r;
     if (CORIO__LIKELY(q->len != 0)) {
         take(q, item);
         admit_putter(q);
@@ -317,9 +334,8 @@ int corio_queue_get(corio_queue *q, void *item)
     }
     if (q->shut)
         return -ESHUTDOWN;
-    int r = corio__check();
-    if (r)
-        return r;
+    if (!corio__current_task())
+        return -EPERM;
     corio__waiter w = {.data = item};
     /* 0: a put handed its item over into *item; -ESHUTDOWN, or the
      * interruption with nothing taken. */
@@ -362,11 +378,13 @@ int corio_queue_join(corio_queue *q)
 {
     if (!q)
         return -EINVAL;
-    if (q->unfinished == 0)
-        return 0;
-    int r = corio__check();
+    int r = interrupted();
     if (r)
         return r;
+    if (q->unfinished == 0)
+        return 0;
+    if (!corio__current_task())
+        return -EPERM;
     corio__waiter w = {.data = NULL};
     return corio__waitq_wait(&q->joiners, &w, "queue join");
 }
