@@ -29,10 +29,8 @@
  *                                 `METRIC_ns: MEDIAN ns` lines (a quick
  *                                 look without the peers)
  *
- * A metric whose API is missing from the library prints "METRIC
- * unavailable" and exits 3 (see CORIO_BENCH_WEAK below).  Any other
- * failure exits 1.  Pin it with taskset: bench/coord_bench.sh uses CPU 0,
- * and CPUs 0,1 for the channel metrics.
+ * A failure exits 1 after saying what failed.  Pin it with taskset:
+ * bench/coord_bench.sh uses CPU 0, and CPUs 0,1 for the channel metrics.
  */
 #define _GNU_SOURCE 1
 #include <corio.h>
@@ -44,30 +42,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* The queue, lock and channel implementations of issue 9 land on main one
- * by one.  Until all have, their entry points are weak here (and the
- * library is linked whole, see bench/CMakeLists.txt, so a definition that
- * exists is always the one used): a metric whose functions are absent
- * reports itself unavailable instead of breaking the build of every
- * benchmark. */
-#ifdef CORIO_BENCH_WEAK
-#pragma weak corio_queue_new
-#pragma weak corio_queue_free
-#pragma weak corio_queue_put
-#pragma weak corio_queue_get
-#pragma weak corio_lock_init
-#pragma weak corio_lock_acquire
-#pragma weak corio_lock_release
-#pragma weak corio_channel_new
-#pragma weak corio_channel_free
-#pragma weak corio_channel_send
-#pragma weak corio_channel_recv
-#pragma weak corio_channel_close
-#define HAVE(f) ((f) != NULL)
-#else
-#define HAVE(f) 1
-#endif
 
 #define RUNS 5
 #define QUEUE_CAP 1024
@@ -330,35 +304,17 @@ static long channel_to_thread(long n) { return channel(n, false); }
 
 /* ---- driver ---- */
 
-/* Whether the library has a family's functions (see CORIO_BENCH_WEAK). */
-static bool have_queue(void)
-{
-    return HAVE(corio_queue_new) && HAVE(corio_queue_free) && HAVE(corio_queue_put) && HAVE(corio_queue_get);
-}
-
-static bool have_lock(void)
-{
-    return HAVE(corio_lock_init) && HAVE(corio_lock_acquire) && HAVE(corio_lock_release);
-}
-
-static bool have_channel(void)
-{
-    return HAVE(corio_channel_new) && HAVE(corio_channel_free) && HAVE(corio_channel_send) &&
-           HAVE(corio_channel_recv) && HAVE(corio_channel_close);
-}
-
 static const struct metric {
     const char *name;
     long (*fn)(long n);
     long n; /* default N: a pass of about 0.05-0.2 s */
-    bool (*available)(void);
 } metrics[] = {
-    {"queue_handoff", queue_handoff, 1000000, have_queue},
-    {"queue_item", queue_item, 2000000, have_queue},
-    {"lock_uncontended", lock_uncontended, 10000000, have_lock},
-    {"lock_handoff", lock_handoff, 1000000, have_lock},
-    {"channel", channel_to_loop, 2000000, have_channel},
-    {"channel_rev", channel_to_thread, 2000000, have_channel},
+    {"queue_handoff", queue_handoff, 1000000},
+    {"queue_item", queue_item, 2000000},
+    {"lock_uncontended", lock_uncontended, 10000000},
+    {"lock_handoff", lock_handoff, 1000000},
+    {"channel", channel_to_loop, 2000000},
+    {"channel_rev", channel_to_thread, 2000000},
 };
 #define NMETRICS (sizeof metrics / sizeof metrics[0])
 
@@ -401,10 +357,6 @@ static void *bench_main(void *arg)
     }
     for (size_t i = 0; i < NMETRICS; i++) {
         const struct metric *m = &metrics[i];
-        if (!m->available()) {
-            printf("# %s: unavailable (not in this library yet)\n", m->name);
-            continue;
-        }
         double w[RUNS], c[RUNS];
         for (int run = 0; run < RUNS; run++)
             if (measure(m, m->n, &w[run], &c[run]) < 0)
@@ -432,10 +384,6 @@ int main(int argc, char **argv)
                 fprintf(stderr, " %s", metrics[i].name);
             fprintf(stderr, ")\n");
             return 2;
-        }
-        if (!req.m->available()) {
-            printf("%s unavailable\n", req.m->name);
-            return 3;
         }
     }
     void *res = NULL;

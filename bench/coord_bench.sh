@@ -132,7 +132,6 @@ cmd_for() {
 }
 
 # ---- the runs ----
-declare -A gone=() # PEER_METRIC -> why it is not run again
 start=$(date +%s)
 for ((rep = 0; rep < REPS; rep++)); do
     for m in $METRICS; do
@@ -142,16 +141,10 @@ for ((rep = 0; rep < REPS; rep++)); do
         n=${#have[@]}
         for ((k = 0; k < n; k++)); do
             p=${have[$(((k + rep) % n))]}
-            [[ -z ${gone[${p}_$m]:-} ]] || continue
             mapfile -t cmd < <(cmd_for "$p" "$m" "$two")
             ((${#cmd[@]})) || continue
             out=$("${cmd[@]}" 2>"$tmp/err")
             rc=$?
-            if ((rc == 3)); then
-                gone[${p}_$m]=unavailable
-                note "$p: $m unavailable (not in this build yet)"
-                continue
-            fi
             read -r name wall cpu <<<"$out"
             if ((rc != 0)) || [[ $name != "$m" || -z ${cpu:-} ]]; then
                 note "$p $m failed (exit $rc): $(head -c 300 "$tmp/err")"
