@@ -134,7 +134,7 @@ enum {
     CORIO__T_SHIELDED = 1u << 10,       /* inside corio_shield_push: cancellation held back */
     CORIO__T_GROUPED = 1u << 11,        /* a group member: group/group_link valid, no joiner */
     CORIO__T_GATHERING = 1u << 12,      /* in corio_gather*: wait_obj is its corio__gather_state */
-    /* Has run: its context is suspended inside switch_to_scheduler, so a
+    /* Has run: its context is suspended inside switch_out (task.c), so a
      * task dump may resume it to take its backtrace (introspect.c). */
     CORIO__T_STARTED = 1u << 16,
 };
@@ -254,7 +254,11 @@ void corio__gather_child_ended(corio_task *gatherer, corio_task *t);
 
 /* Scheduler side (loop.c <-> task.c). */
 void corio__set_loop(corio_loop *l);
-void corio__task_resume(corio_loop *l, corio_task *t);
+/* Run t from the loop's context until control comes back to it, and
+ * return the task that came back: t, or the last of a chain of tasks that
+ * switched straight to each other (task.c, switch_out).  That task is
+ * suspended, ready (it yielded) or done. */
+corio_task *corio__task_resume(corio_loop *l, corio_task *t);
 void corio__task_finished(corio_loop *l, corio_task *t);
 /* Give a task's stack back to the pool (and drop its TSan fiber): t's
  * context can never run again.  Called on the loop's context. */
@@ -486,7 +490,12 @@ struct corio_loop {
     corio_task *ready_head, *ready_tail; /* spawned, yielded, woken by another task */
     corio_task *woken_head, *woken_tail; /* woken by a harvest, or by those tasks: run first (loop.c) */
     unsigned woken_len;
-    bool to_woken;        /* harvesting or running woken_*: what is made ready joins woken_* */
+    bool to_woken; /* harvesting or running woken_*: what is made ready joins woken_* */
+    /* Task runs left before run_ready must end its current phase (the
+     * woken tasks, then the rest): a direct switch from task to task
+     * (task.c, switch_out) spends it like a run by the loop, so the loop
+     * still polls at least as often.  0 outside run_ready. */
+    unsigned run_budget;
     corio_task *current;  /* running task, NULL on the scheduler */
     corio__ctx sched_ctx; /* the loop's own context (thread stack) */
     void *sched_asan_fake_stack;
@@ -526,7 +535,7 @@ corio_loop *corio__loop(void);
 
 /* Introspection (src/core/introspect.c).
  *  - dump_serve: called by a task's context when it is resumed with
- *    l->dump set (switch_to_scheduler checks, one predictable branch): it
+ *    l->dump set (switch_out checks, one predictable branch): it
  *    records its own backtrace for the dump and switches straight back to
  *    the dumper, until l->dump is clear again; the task's state is
  *    untouched.
@@ -556,6 +565,16 @@ int corio__op_wait_fd(const corio_task *t);
  * inline accessors here: the fast paths of locks and semaphores take a
  * free one in a few instructions, with no call to find the running task. */
 extern __thread corio_loop *corio__tls_loop;
+
+/* Take the first task off a run queue (woken_* or ready_*), not empty. */
+static inline corio_task *corio__runq_pop(corio_task **head, corio_task **tail)
+{
+    corio_task *t = *head;
+    *head = t->next_ready;
+    if (!*head)
+        *tail = NULL;
+    return t;
+}
 
 static inline corio_task *corio__current_task(void)
 {

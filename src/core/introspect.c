@@ -9,7 +9,7 @@
  * without frame pointers only the DWARF unwinder walks them reliably, and
  * only from inside.  So the dumper resumes each suspended task briefly in
  * "dump mode": the task's context returns from its switch in
- * switch_to_scheduler (task.c), finds l->dump set, calls backtrace() on its
+ * switch_out (task.c), finds l->dump set, calls backtrace() on its
  * own stack, stores the frames in the dumper's request and switches
  * straight back.  Nothing the scheduler or the task can see changes (flags,
  * queues, timers, the wake result), so the dump is invisible to the task;

@@ -117,13 +117,17 @@ static void report_stall(corio_loop *l)
 static void run_one(corio_loop *l, corio_task *t)
 {
     t->flags &= ~CORIO__T_READY;
-    /* Debug mode times each step (debug.c); off, no clock is read. */
+    /* Debug mode times each step (debug.c); off, no clock is read.  The
+     * task that comes back is not always t: tasks that park hand the CPU
+     * straight to the next one (task.c, switch_out), and only the last of
+     * such a chain returns here, perhaps finished. */
+    corio_task *back = t;
     if (CORIO__UNLIKELY(l->debug))
         corio__debug_step(l, t);
     else
-        corio__task_resume(l, t);
-    if (t->flags & CORIO__T_DONE)
-        corio__task_finished(l, t);
+        back = corio__task_resume(l, t);
+    if (back->flags & CORIO__T_DONE)
+        corio__task_finished(l, back);
 }
 
 /* One round: first the tasks in woken_* (those the last harvest woke), and
@@ -133,29 +137,30 @@ static void run_one(corio_loop *l, corio_task *t)
  * behind every task queued before it, e.g. behind hundreds of freshly
  * spawned clients that each start a connect before any answer is read
  * (docs/benchmarks.md, "Wake-up order").  Both steps are bounded, so
- * neither queue starves the other or the next poll. */
+ * neither queue starves the other or the next poll.  The budgets live in
+ * l->run_budget because a task that parks runs the next task of the same
+ * phase itself, without coming back here (task.c, switch_out), and spends
+ * the budget just as this loop does; whatever ends a phase early (its
+ * queue empty, the budget spent, a task finished) brings control back
+ * here, so the order and the polling are the same as if every run started
+ * from this function. */
 static void run_ready(corio_loop *l)
 {
-    unsigned budget = l->woken_len + POLL_EVERY;
+    l->run_budget = l->woken_len + POLL_EVERY;
     l->to_woken = true;
-    while (l->woken_head && budget-- > 0) {
-        corio_task *t = l->woken_head;
-        l->woken_head = t->next_ready;
-        if (!l->woken_head)
-            l->woken_tail = NULL;
+    while (l->woken_head && l->run_budget > 0) {
+        l->run_budget--;
+        corio_task *t = corio__runq_pop(&l->woken_head, &l->woken_tail);
         l->woken_len--;
         run_one(l, t);
     }
     l->to_woken = false;
-    unsigned ran = 0;
-    while (l->ready_head && ran < POLL_EVERY) {
-        corio_task *t = l->ready_head;
-        l->ready_head = t->next_ready;
-        if (!l->ready_head)
-            l->ready_tail = NULL;
-        run_one(l, t);
-        ran++;
+    l->run_budget = POLL_EVERY;
+    while (l->ready_head && l->run_budget > 0) {
+        l->run_budget--;
+        run_one(l, corio__runq_pop(&l->ready_head, &l->ready_tail));
     }
+    l->run_budget = 0;
 }
 
 static void cancel_all(corio_loop *l)
