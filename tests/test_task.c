@@ -1051,3 +1051,119 @@ TEST(cancelled_task_join_and_gather_wait_for_child)
     gathered_cleanups = 0;
     test_run(cleanup_wait_main, NULL);
 }
+
+/* A task that parks or yields switches straight to the next one without
+ * passing through the loop (task.c, switch_out), and a yield with nothing
+ * else ready returns at once.  Neither may keep the loop from polling:
+ * every POLL_EVERY runs, direct or not, control goes back to it, so a
+ * socket's data and a timer still reach their tasks while one task yields
+ * alone, or two ping-pong through queues, without end.  (Without that
+ * bound these tests would never end; the caps only turn a hang into a
+ * failure.) */
+static bool io_seen, timer_seen;
+
+static void *byte_reader(void *arg)
+{
+    char c;
+    CHECK_EQ(corio_stream_read(arg, &c, 1), 1);
+    CHECK_EQ(c, 'x');
+    io_seen = true;
+    return NULL;
+}
+
+static void *short_sleeper(void *arg)
+{
+    (void)arg;
+    CHECK_OK(corio_sleep_ms(1));
+    timer_seen = true;
+    return NULL;
+}
+
+/* Start a reader on a socket pair and a 1 ms sleeper, both parked once
+ * this returns; then write the reader's byte. */
+static void start_io_and_timer(int sv[2], corio_stream **s, corio_task **r, corio_task **z)
+{
+    io_seen = timer_seen = false;
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv));
+    *s = corio_stream_from_fd(sv[0]);
+    CHECK(*s);
+    CHECK((*r = corio_spawn(byte_reader, *s)));
+    CHECK((*z = corio_spawn(short_sleeper, NULL)));
+    CHECK_OK(corio_yield()); /* both wait now */
+    CHECK(!io_seen && !timer_seen);
+    CHECK_EQ(write(sv[1], "x", 1), 1);
+}
+
+static void finish_io_and_timer(int sv[2], corio_stream *s, corio_task *r, corio_task *z)
+{
+    CHECK_OK(corio_task_join(r, NULL));
+    CHECK_OK(corio_task_join(z, NULL));
+    corio_stream_close(s);
+    close(sv[1]);
+}
+
+static void *lone_yield_main(void *arg)
+{
+    int sv[2];
+    corio_stream *s;
+    corio_task *r, *z;
+    start_io_and_timer(sv, &s, &r, &z);
+    long n = 0;
+    while (!(io_seen && timer_seen) && n < 1000000000L) {
+        CHECK_OK(corio_yield());
+        n++;
+    }
+    CHECK(io_seen && timer_seen);
+    finish_io_and_timer(sv, s, r, z);
+    return arg;
+}
+
+TEST(a_task_yielding_alone_still_lets_io_and_timers_run) { test_run(lone_yield_main, NULL); }
+
+struct pingpong {
+    corio_queue *to_b, *to_a;
+    long rounds;
+};
+
+static void *pong_task(void *arg)
+{
+    struct pingpong *p = arg;
+    void *v;
+    for (;;) {
+        CHECK_OK(corio_queue_get(p->to_b, &v));
+        CHECK_OK(corio_queue_put(p->to_a, v));
+        if (!v)
+            return NULL;
+    }
+}
+
+static void *chain_main(void *arg)
+{
+    int sv[2];
+    corio_stream *s;
+    corio_task *r, *z;
+    corio_queue_config cfg = {.kind = CORIO_QUEUE_FIFO, .capacity = 1};
+    struct pingpong p = {corio_queue_new(&cfg), corio_queue_new(&cfg), 0};
+    CHECK(p.to_b && p.to_a);
+    corio_task *b = corio_spawn(pong_task, &p);
+    CHECK(b);
+    start_io_and_timer(sv, &s, &r, &z);
+    void *v;
+    while (!(io_seen && timer_seen) && p.rounds < 1000000000L) {
+        p.rounds++;
+        CHECK_OK(corio_queue_put(p.to_b, (void *)(intptr_t)p.rounds));
+        CHECK_OK(corio_queue_get(p.to_a, &v));
+        CHECK_EQ((intptr_t)v, p.rounds);
+    }
+    CHECK(io_seen && timer_seen);
+    CHECK_OK(corio_queue_put(p.to_b, NULL));
+    CHECK_OK(corio_queue_get(p.to_a, &v));
+    CHECK(v == NULL);
+    CHECK_OK(corio_task_join(b, NULL));
+    finish_io_and_timer(sv, s, r, z);
+    corio_queue_free(p.to_b);
+    corio_queue_free(p.to_a);
+    return arg;
+}
+
+TEST(tasks_handing_off_to_each_other_still_let_io_and_timers_run) { test_run(chain_main, NULL); }

@@ -126,8 +126,11 @@ const char *corio__stack_owner_name(void *fault_addr, size_t *stack_size);
  * A context leaving for the last time passes NULL instead of &from_fake (so
  * ASan frees its fake stack), and a new context's entry function starts with
  * corio__asan_finish_switch(NULL, &prev_bottom, &prev_size), which also tells
- * it the bounds of the thread stack it came from (for the loop's context,
- * whose bounds are otherwise unknown). */
+ * it the bounds of the stack it came from (for the loop's context, whose
+ * bounds are otherwise unknown; NULL, NULL when they are not needed).  The
+ * entry function's frame is never left, so it must not hold locals whose
+ * address is taken: their redzones would stay poisoned for the next
+ * context made on the same stack. */
 void corio__asan_start_switch(void **fake_stack_save, const void *bottom, size_t size);
 void corio__asan_finish_switch(void *fake_stack_save, const void **bottom_old, size_t *size_old);
 

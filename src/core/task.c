@@ -129,16 +129,16 @@ static void task_entry(void *arg)
 {
     corio_task *t = arg;
     corio_loop *l = t->loop;
-    /* ASan says which stack we came from: the first task of a loop always
-     * starts from the loop's context, whose bounds nothing else can tell
-     * (later tasks may start from another task's switch_out). */
-    const void *from_bottom = NULL;
-    size_t from_size = 0;
-    corio__asan_finish_switch(NULL, &from_bottom, &from_size);
-    if (!l->sched_stack_bottom) {
-        l->sched_stack_bottom = from_bottom;
-        l->sched_stack_size = from_size;
-    }
+    /* ASan says which stack we came from.  The first task of a loop always
+     * starts from the loop's context, whose bounds nothing else can tell;
+     * later ones may start from another task's switch_out, so only the
+     * first records them.  (No locals whose address is taken: this frame
+     * is never left, so ASan would never clear their redzones, and the
+     * next task given this stack would trip over them.) */
+    if (l->sched_stack_bottom)
+        corio__asan_finish_switch(NULL, NULL, NULL);
+    else
+        corio__asan_finish_switch(NULL, &l->sched_stack_bottom, &l->sched_stack_size);
     t->flags |= CORIO__T_STARTED;
     t->result = t->fn(t->arg);
     CORIO__ASSERT(!(t->flags & (CORIO__T_PARKED | CORIO__T_READY)));
