@@ -10,7 +10,10 @@
  * cannot be starved by tasks that keep yielding, and a quiet loop costs one
  * system call per wake-up.  The tasks the completions and timers woke (and
  * what they start) run first in the next round, not behind every task
- * queued before them (run_ready).
+ * queued before them (run_ready).  Within a round most switches bypass
+ * this file: a task that parks runs the next one itself (task.c,
+ * switch_out), with the same queues and budget, and control comes back
+ * here at the end of each phase, when a task finishes, and in debug mode.
  *
  * When the main task returns, the remaining tasks are cancelled and awaited
  * (asyncio.run's contract).  If at some point no task is ready, no timer is
@@ -140,10 +143,10 @@ static void run_one(corio_loop *l, corio_task *t)
  * neither queue starves the other or the next poll.  The budgets live in
  * l->run_budget because a task that parks runs the next task of the same
  * phase itself, without coming back here (task.c, switch_out), and spends
- * the budget just as this loop does; whatever ends a phase early (its
- * queue empty, the budget spent, a task finished) brings control back
- * here, so the order and the polling are the same as if every run started
- * from this function. */
+ * the budget just as this loop does; whatever ends a chain of such
+ * switches (the phase's queue empty, the budget spent, a task finished)
+ * brings control back here, so the order and the polling are the same as
+ * if every run started from this function. */
 static void run_ready(corio_loop *l)
 {
     l->run_budget = l->woken_len + POLL_EVERY;

@@ -2,13 +2,18 @@
  * Tasks: creation, the one suspension primitive, waking, cancellation,
  * deadlines and shields, outcomes, join/gather/detach, sleep and yield.
  *
- * A task runs on its own stack and always switches back to the loop's
- * context (never task to task), so the scheduler alone decides who runs
- * next and a finished task's stack is released from a stack that is not
- * its own.  A parked task waits for exactly one corio__wake(); cancellation
- * and deadlines reach it through its interrupt hook, which for kernel
- * operations cancels the operation and lets the real completion do the
- * waking, so a buffer is never released while the kernel may still use it.
+ * A task runs on its own stack.  When it parks or yields it switches
+ * straight to the task the scheduler would run next (switch_out), taken
+ * off the same queue with the same budget, and goes back to the loop's
+ * context only where the loop has more to decide: at the end of a phase
+ * of run_ready (loop.c), so polling happens as often as ever; when it has
+ * finished, so its stack is released from a stack that is not its own; in
+ * debug mode and during a task dump.  The order tasks run in is therefore
+ * exactly the scheduler's.  A parked task waits for exactly one
+ * corio__wake(); cancellation and deadlines reach it through its interrupt
+ * hook, which for kernel operations cancels the operation and lets the
+ * real completion do the waking, so a buffer is never released while the
+ * kernel may still use it.
  */
 #include "internal.h"
 
