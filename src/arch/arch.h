@@ -52,6 +52,21 @@ void corio__ctx_make(corio__ctx *ctx, void *stack_lo, size_t size, corio__entry_
  * system call.  from and to may not be the same context. */
 void corio__ctx_switch(corio__ctx *from, corio__ctx *to);
 
+/* corio__ctx_switch, but resuming `to` with a return instead of an
+ * indirect jump (x86-64; elsewhere, where the switch always returns, the
+ * same function).  Use it where `to` was usually suspended by a call from
+ * the same place as this call, e.g. tasks handing the CPU to each other
+ * from one function: the return predictor then guesses the resume right
+ * and stays in step for the returns that follow.  corio__ctx_switch is
+ * better where the two places differ (a scheduler resuming tasks), since
+ * its indirect jump is predicted by target.  Either may resume a context
+ * the other suspended. */
+#if CORIO_ARCH_ASM && defined(__x86_64__)
+void corio__ctx_switch_ret(corio__ctx *from, corio__ctx *to);
+#else
+#define corio__ctx_switch_ret corio__ctx_switch
+#endif
+
 /* A task stack.  lo..hi is usable memory; the stack grows down from hi. */
 typedef struct corio__stack {
     void *lo;

@@ -29,14 +29,8 @@
 
     .text
 
-/* void corio__ctx_switch(corio__ctx *from, corio__ctx *to)   rdi, rsi */
-    .globl corio__ctx_switch
-    .hidden corio__ctx_switch
-    .type corio__ctx_switch, @function
-    .p2align 4
-corio__ctx_switch:
-    .cfi_startproc
-    CORIO_ENDBR
+/* Everything but the resume: save this context, load the other. */
+.macro CORIO_SWITCH_BODY
     pushq %rbp
     pushq %rbx
     pushq %r12
@@ -60,6 +54,17 @@ corio__ctx_switch:
     popq %r12
     popq %rbx
     popq %rbp
+.endm
+
+/* void corio__ctx_switch(corio__ctx *from, corio__ctx *to)   rdi, rsi */
+    .globl corio__ctx_switch
+    .hidden corio__ctx_switch
+    .type corio__ctx_switch, @function
+    .p2align 4
+corio__ctx_switch:
+    .cfi_startproc
+    CORIO_ENDBR
+    CORIO_SWITCH_BODY
     /* Resume with an indirect jump, not ret: the return-stack predictor
      * always guesses the caller of *this* switch, which is wrong every
      * time, while the branch target predictor learns that tasks resume at
@@ -72,6 +77,25 @@ corio__ctx_switch:
     jmpq *%rcx
     .cfi_endproc
     .size corio__ctx_switch, .-corio__ctx_switch
+
+/* void corio__ctx_switch_ret(corio__ctx *from, corio__ctx *to)
+ * The same switch resumed with ret (arch.h says when to use which): the
+ * return-stack predictor guesses the caller of this switch, right when
+ * `to` was suspended by a call from the same place, and the predictor
+ * stays in step for the returns that follow, where the indirect jump
+ * leaves one entry too many and every return up the resumed task's call
+ * chain is guessed wrong. */
+    .globl corio__ctx_switch_ret
+    .hidden corio__ctx_switch_ret
+    .type corio__ctx_switch_ret, @function
+    .p2align 4
+corio__ctx_switch_ret:
+    .cfi_startproc
+    CORIO_ENDBR
+    CORIO_SWITCH_BODY
+    ret
+    .cfi_endproc
+    .size corio__ctx_switch_ret, .-corio__ctx_switch_ret
 
 /* First code a new context runs: the switch jumps here with rsp at the
  * 16-byte aligned stack top, so a call keeps the ABI alignment.  rbp is 0

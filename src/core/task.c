@@ -96,17 +96,24 @@ static inline void switch_out(corio_loop *l, corio_task *t)
     corio_task *n = (t->flags & CORIO__T_DONE) ? NULL : next_direct(l);
     if (n == t)
         return; /* a yield with nothing else to run this phase */
+    corio__ctx *to = &l->sched_ctx;
+    void **fake_save = (t->flags & CORIO__T_DONE) ? NULL : &t->asan_fake_stack;
+    const void *to_lo = l->sched_stack_bottom;
+    size_t to_size = l->sched_stack_size;
+    void *to_fiber = l->sched_tsan_fiber;
     if (n) {
         l->current = n;
-        corio__asan_start_switch(&t->asan_fake_stack, n->stack->lo, n->stack->size);
-        corio__tsan_fiber_switch(n->tsan_fiber);
-        corio__ctx_switch(&t->ctx, &n->ctx);
-    } else {
-        corio__asan_start_switch((t->flags & CORIO__T_DONE) ? NULL : &t->asan_fake_stack,
-                                 l->sched_stack_bottom, l->sched_stack_size);
-        corio__tsan_fiber_switch(l->sched_tsan_fiber);
-        corio__ctx_switch(&t->ctx, &l->sched_ctx);
+        to = &n->ctx;
+        to_lo = n->stack->lo;
+        to_size = n->stack->size;
+        to_fiber = n->tsan_fiber;
     }
+    corio__asan_start_switch(fake_save, to_lo, to_size);
+    corio__tsan_fiber_switch(to_fiber);
+    /* One call site for every task: a task resumed by another task's
+     * switch_out returns to the same place the switching task called
+     * from, which the ret-resuming switch predicts (arch.h). */
+    corio__ctx_switch_ret(&t->ctx, to);
     /* Resumed, by the scheduler or by another task's switch_out, which
      * both set l->current to t. */
     corio__asan_finish_switch(t->asan_fake_stack, NULL, NULL);
