@@ -110,10 +110,15 @@ static inline void switch_out(corio_loop *l, corio_task *t)
     }
     corio__asan_start_switch(fake_save, to_lo, to_size);
     corio__tsan_fiber_switch(to_fiber);
-    /* One call site for every task: a task resumed by another task's
-     * switch_out returns to the same place the switching task called
-     * from, which the ret-resuming switch predicts (arch.h). */
-    corio__ctx_switch_ret(&t->ctx, to);
+    /* A task that has run is suspended in this function, so the switch
+     * that resumes with ret is predicted (arch.h), and the returns up its
+     * call chain too.  The loop's context and a task not started yet
+     * resume elsewhere (corio__task_resume, the trampoline): there the
+     * indirect jump, predicted by target, does better. */
+    if (n && (n->flags & CORIO__T_STARTED))
+        corio__ctx_switch_ret(&t->ctx, to);
+    else
+        corio__ctx_switch(&t->ctx, to);
     /* Resumed, by the scheduler or by another task's switch_out, which
      * both set l->current to t. */
     corio__asan_finish_switch(t->asan_fake_stack, NULL, NULL);
