@@ -146,8 +146,32 @@ const char *corio__stack_owner_name(void *fault_addr, size_t *stack_size);
  * entry function's frame is never left, so it must not hold locals whose
  * address is taken: their redzones would stay poisoned for the next
  * context made on the same stack. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CORIO__ASAN_ON 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CORIO__ASAN_ON 1
+#endif
+#endif
+#ifdef CORIO__ASAN_ON
 void corio__asan_start_switch(void **fake_stack_save, const void *bottom, size_t size);
 void corio__asan_finish_switch(void *fake_stack_save, const void **bottom_old, size_t *size_old);
+#else
+/* Inline no-ops, so a task-to-task switch does not even load the
+ * arguments. */
+static inline void corio__asan_start_switch(void **fake_stack_save, const void *bottom, size_t size)
+{
+    (void)fake_stack_save;
+    (void)bottom;
+    (void)size;
+}
+static inline void corio__asan_finish_switch(void *fake_stack_save, const void **bottom_old, size_t *size_old)
+{
+    (void)fake_stack_save;
+    (void)bottom_old;
+    (void)size_old;
+}
+#endif
 
 /* ThreadSanitizer fiber annotations (tsan.c); no-ops returning NULL
  * without TSan.  Every context has a fiber: the one a thread starts on is
@@ -159,17 +183,40 @@ void corio__asan_finish_switch(void *fake_stack_save, const void **bottom_old, s
  * Nothing is needed after the switch.  Once a made context will never run
  * again, corio__tsan_fiber_destroy(its_fiber) from another context (never
  * from the fiber itself; NULL is ignored). */
+#if defined(__SANITIZE_THREAD__)
+#define CORIO__TSAN_ON 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CORIO__TSAN_ON 1
+#endif
+#endif
+#ifdef CORIO__TSAN_ON
 void *corio__tsan_fiber_current(void);
 void *corio__tsan_fiber_create(const char *name);
 void corio__tsan_fiber_switch(void *to);
 void corio__tsan_fiber_destroy(void *fiber);
+#else
+static inline void *corio__tsan_fiber_current(void) { return NULL; }
+static inline void *corio__tsan_fiber_create(const char *name)
+{
+    (void)name;
+    return NULL;
+}
+static inline void corio__tsan_fiber_switch(void *to) { (void)to; }
+static inline void corio__tsan_fiber_destroy(void *fiber) { (void)fiber; }
+#endif
 
 /* A happens-before edge TSan cannot observe by itself (no-ops without
  * TSan): everything the caller of corio__tsan_release(addr) did before it
  * happens-before everything any later caller of corio__tsan_acquire(addr)
  * does after it.  addr is only a key.  For orderings the kernel provides
  * behind TSan's back; never a substitute for real synchronisation. */
+#ifdef CORIO__TSAN_ON
 void corio__tsan_release(void *addr);
 void corio__tsan_acquire(void *addr);
+#else
+static inline void corio__tsan_release(void *addr) { (void)addr; }
+static inline void corio__tsan_acquire(void *addr) { (void)addr; }
+#endif
 
 #endif

@@ -5,20 +5,12 @@
  * switch moves sp to a different stack without telling it, ASan reports
  * false stack-buffer-overflows and cannot unpoison stacks correctly on
  * noreturn calls.  The core wraps every corio__ctx_switch in these two
- * calls (protocol in arch.h).  Without ASan they are empty functions; the
- * cost of the call is immaterial next to the switch.
+ * calls (protocol in arch.h).  Without ASan they are empty inline
+ * functions in arch.h, so a switch does not even compute their arguments.
  */
 #include "arch.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define CORIO_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CORIO_ASAN 1
-#endif
-#endif
-
-#ifdef CORIO_ASAN
+#ifdef CORIO__ASAN_ON
 #include <sanitizer/common_interface_defs.h>
 
 void corio__asan_start_switch(void **fake_stack_save, const void *bottom, size_t size)
@@ -33,18 +25,7 @@ void corio__asan_finish_switch(void *fake_stack_save, const void **bottom_old, s
 
 #else
 
-void corio__asan_start_switch(void **fake_stack_save, const void *bottom, size_t size)
-{
-    (void)fake_stack_save;
-    (void)bottom;
-    (void)size;
-}
-
-void corio__asan_finish_switch(void *fake_stack_save, const void **bottom_old, size_t *size_old)
-{
-    (void)fake_stack_save;
-    (void)bottom_old;
-    (void)size_old;
-}
+/* Nothing: arch.h has the no-ops inline. */
+typedef int corio__asan_off;
 
 #endif

@@ -18,20 +18,12 @@
  * happens where TSan does not look (in the kernel); see its one user,
  * src/backend/uring.c.
  *
- * Without TSan these functions do nothing (and the "fibers" are NULL); the
- * cost of the calls is immaterial next to the switch.
+ * Without TSan these are no-ops inline in arch.h (and the "fibers" are
+ * NULL), so a switch pays nothing for them.
  */
 #include "arch.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define CORIO_TSAN_ON 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define CORIO_TSAN_ON 1
-#endif
-#endif
-
-#ifdef CORIO_TSAN_ON
+#ifdef CORIO__TSAN_ON
 #include <sanitizer/tsan_interface.h>
 
 /* The fiber running now: at the start of a loop, the thread itself. */
@@ -87,20 +79,7 @@ void corio__tsan_fiber_destroy(void *fiber)
 
 #else
 
-void *corio__tsan_fiber_current(void) { return NULL; }
-
-void *corio__tsan_fiber_create(const char *name)
-{
-    (void)name;
-    return NULL;
-}
-
-void corio__tsan_fiber_switch(void *to) { (void)to; }
-
-void corio__tsan_fiber_destroy(void *fiber) { (void)fiber; }
-
-void corio__tsan_release(void *addr) { (void)addr; }
-
-void corio__tsan_acquire(void *addr) { (void)addr; }
+/* Nothing: arch.h has the no-ops inline. */
+typedef int corio__tsan_off;
 
 #endif
