@@ -379,11 +379,12 @@ static void ch_interrupted(corio_task *t, int reason)
 #endif
 typedef struct spin {
     uint64_t now, end, gap;
+    unsigned tries; /* re-tries so far */
 } spin;
 
 static inline spin spin_start(corio_task *t)
 {
-    spin sp = {0, 0, 0};
+    spin sp = {0, 0, 0, 0};
     if (t && (t->loop->ready_head || t->loop->woken_head))
         return sp;
     sp.now = corio__clock_ns();
@@ -404,6 +405,7 @@ static inline bool spin_more(spin *sp)
     } while (sp->now < until);
     if (sp->gap < SPIN_GAP_MAX_NS)
         sp->gap *= 2;
+    sp->tries++;
     return true;
 }
 
@@ -489,11 +491,31 @@ static int __attribute__((noinline)) send_slow(corio_channel *ch, const void *sr
     return wait_linked(ch, &w, &ch->sendq, t, &c);
 }
 
+/* Are n items ready?  A hint like room_for: the cell n - 1 after the head
+ * holds its item (or the channel is closed). */
+static inline bool items_for(corio_channel *ch, size_t n)
+{
+    size_t head = atomic_load_explicit(&ch->head, memory_order_relaxed);
+    size_t pos = pos_add(ch, head, n - 1);
+    return atomic_load_explicit(&cell_at(ch, pos)->stamp, memory_order_relaxed) == pos + 1 ||
+           atomic_load_explicit(&ch->closed, memory_order_relaxed);
+}
+
+/* How many of a receiver's re-tries wait for a batch of items; later ones
+ * take what there is, so an item sent alone waits a few microseconds at
+ * most (the sender's wait for room has no such bound: it holds its own
+ * item). */
+#ifndef SPIN_RECV_BATCH_TRIES
+#define SPIN_RECV_BATCH_TRIES 2
+#endif
+
 static int __attribute__((noinline)) recv_slow(corio_channel *ch, void *dst, corio_task *t)
 {
     for (spin sp = spin_start(t); spin_more(&sp);) {
         if (atomic_load_explicit(&ch->recv_waiting, memory_order_relaxed))
             break;
+        if (sp.tries <= SPIN_RECV_BATCH_TRIES && !items_for(ch, ch->batch))
+            continue;
         int r = ring_pop(ch, dst);
         if (r == CH_OK) {
             after_pop(ch);
