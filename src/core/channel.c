@@ -438,7 +438,7 @@ static int wait_linked(corio_channel *ch, ch_waiter *w, corio__list *q, corio_ta
 
 /* The most room a spinning sender waits for before it writes again. */
 #ifndef SPIN_BATCH
-#define SPIN_BATCH 64
+#define SPIN_BATCH 256
 #endif
 /* Is there room for n more items?  Only a hint (the cell n - 1 after the
  * tail is free for it), for the spin: ring_push decides. */
