@@ -31,12 +31,17 @@
  *
  * A failure exits 1 after saying what failed.  Pin it with taskset:
  * bench/coord_bench.sh uses CPU 0, and CPUs 0,1 for the channel metrics.
+ * Under taskset the kernel still decides whether the channel's two threads
+ * share one CPU or run on both (on a busy machine it often puts them
+ * together); COORD_PIN_THREADS=A,B pins the loop's thread to CPU A and the
+ * plain thread to CPU B, for the two-CPU case on its own.
  */
 #define _GNU_SOURCE 1
 #include <corio.h>
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -241,9 +246,24 @@ struct xfer {
     uintptr_t sum;
 };
 
+/* COORD_PIN_THREADS=A,B: the calling thread to CPU A (which 0) or B (1). */
+static void pin_thread(int which)
+{
+    const char *e = getenv("COORD_PIN_THREADS");
+    int cpu[2];
+    if (!e || sscanf(e, "%d,%d", &cpu[0], &cpu[1]) != 2)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu[which], &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0)
+        perror("coord_bench: sched_setaffinity");
+}
+
 static void *thread_sender(void *arg)
 {
     struct xfer *x = arg;
+    pin_thread(1);
     for (long i = 0; i < x->n && !x->err; i++)
         x->err = corio_channel_send(x->ch, (void *)(intptr_t)(i + 1));
     return NULL;
@@ -252,6 +272,7 @@ static void *thread_sender(void *arg)
 static void *thread_receiver(void *arg)
 {
     struct xfer *x = arg;
+    pin_thread(1);
     for (long i = 0; i < x->n && !x->err; i++) {
         void *v;
         x->err = corio_channel_recv(x->ch, &v);
@@ -268,6 +289,7 @@ static long channel(long n, bool to_loop)
     struct xfer x = {.ch = corio_channel_new(QUEUE_CAP, 0), .n = n};
     if (!x.ch)
         return fail("corio_channel_new", -errno);
+    pin_thread(0);
     pthread_t th;
     int e = pthread_create(&th, NULL, to_loop ? thread_sender : thread_receiver, &x);
     if (e) {

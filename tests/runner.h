@@ -111,6 +111,12 @@ void test_fail(const char *file, int line, const char *fmt, ...)
 #define TEST_VALGRIND 0
 #endif
 
+/* The count for a scale test (100,000 waiters on one primitive): a tenth
+ * under valgrind, which runs every task switch through its JIT and tracks
+ * every stack, so the test walks the same paths under memcheck within its
+ * time-out; the full count everywhere else. */
+#define TEST_SCALE(n) (TEST_VALGRIND ? (n) / 10 : (n))
+
 #define SKIP(why)                                                                                            \
     do {                                                                                                     \
         printf("SKIP: %s\n", why);                                                                           \

@@ -898,7 +898,7 @@ TEST(putter_cancel_and_deadline_lose_nothing) { test_run(cancel_putter_main, NUL
 
 /* ---- scale ---- */
 
-enum { MANY = 100000 };
+#define MANY TEST_SCALE(100000)
 
 static void *many_getter(void *arg)
 {

@@ -323,7 +323,7 @@ static void *lock_deadline_main(void *arg)
 TEST(lock_deadline_while_waiting) { test_run(lock_deadline_main, NULL); }
 
 /* 100,000 waiters on one lock, each served in turn. */
-#define MANY 100000
+#define MANY TEST_SCALE(100000)
 static int many_next, many_bad;
 
 static void *many_lock_waiter(void *arg)

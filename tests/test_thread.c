@@ -481,12 +481,14 @@ typedef struct race {
     unsigned ran;      /* loop thread only */
     int last_err;
     atomic_bool go;
+    corio_event first_ran; /* set by the first call: the race is on */
 } race;
 
 static void race_call(void *arg)
 {
     race *r = arg;
     r->ran++;
+    corio_event_set(&r->first_ran);
     /* Started after the main task returned: the task is cancelled. */
     (void)corio_yield();
 }
@@ -518,9 +520,13 @@ static void *race_main(void *arg)
     CHECK((r->ref = corio_loop_ref_get()) != NULL);
     pthread_t *th = malloc(sizeof *th);
     CHECK(th != NULL);
+    corio_event_init(&r->first_ran);
     CHECK_EQ(pthread_create(th, NULL, race_poster, r), 0);
     atomic_store(&r->go, true);
-    CHECK_OK(corio_sleep_ms(20));
+    /* Return once calls are flowing (not after a fixed time, which a
+     * loaded machine can spend before the poster thread runs at all), so
+     * the loop ends with the poster still posting. */
+    CHECK_OK(corio_event_wait(&r->first_ran));
     return th; /* joined after the loop */
 }
 

@@ -39,6 +39,20 @@
  * parking, each side spins for a couple of microseconds unless its loop
  * has other tasks ready (SPIN_NS): short gaps cost less that way than a
  * wake-up through the kernel.
+ *
+ * The spin is shaped by what a cache line costs: between two CPUs one
+ * line's trip takes a few hundred nanoseconds on some machines (about 230
+ * ns on the 2-core VM of docs/benchmarks.md), several times the work of
+ * an item.  A side that polled the cell the other side is working on
+ * would pull that line over for nearly every item and keep both sides in
+ * lockstep, one line trip per item.  So a spinning side re-tries only
+ * after gaps that grow (SPIN_GAP_NS up to SPIN_GAP_MAX_NS), touching
+ * nothing shared in between, and a sender that found the ring full waits
+ * for room for a batch (a quarter of the capacity, at most SPIN_BATCH
+ * cells) before it writes again: each side then works through whole
+ * lines the other has finished with.  Neither rule can strand an item:
+ * a waiting sender holds its own item, and once the spin ends both sides
+ * take the exact path (register, re-try, park) as before.
  */
 #include "internal.h"
 
@@ -48,11 +62,12 @@
 
 #define CACHE_LINE 64
 
-/* How long a waiter spins before it parks or blocks.  Short on purpose:
- * a side that keeps finding the other one just behind it moves items one
- * cache line at a time, while a side that parks lets a whole batch build
- * up for its next wake-up; spinning pays only for the gaps of a few
- * microseconds that a wake-up through the kernel would cost more than. */
+/* How long a waiter spins before it parks or blocks (the last re-try may
+ * come up to one gap later).  Short on purpose: when the kernel has put
+ * both sides on one CPU (a busy machine), the other side cannot run while
+ * this one spins, and longer spins measured slower there; spinning pays
+ * only for the gaps of a few microseconds that a wake-up through the
+ * kernel would cost more than. */
 #ifndef SPIN_NS
 #define SPIN_NS 2000
 #endif
@@ -86,6 +101,7 @@ struct corio_channel {
     size_t one_lap;     /* added to a position to get the same index one lap on */
     size_t size;        /* bytes per item */
     size_t stride;      /* bytes per cell */
+    size_t batch;       /* room a spinning sender waits for */
     bool pointers;      /* items are the pointers passed, not what they point to */
     unsigned char *cells;
     void *raw; /* what malloc returned */
@@ -123,6 +139,13 @@ static inline cell *cell_at(const corio_channel *ch, size_t pos)
 static inline size_t next_pos(const corio_channel *ch, size_t pos)
 {
     return (pos & (ch->mark - 1)) + 1 < ch->cap ? pos + 1 : (pos & ~(ch->one_lap - 1)) + ch->one_lap;
+}
+
+/* The position n cells after pos (n < cap). */
+static inline size_t pos_add(const corio_channel *ch, size_t pos, size_t n)
+{
+    size_t idx = pos & (ch->mark - 1);
+    return idx + n < ch->cap ? pos + n : (pos & ~(ch->one_lap - 1)) + ch->one_lap + (idx + n - ch->cap);
 }
 
 static inline void copy_item(void *to, const void *from, size_t n)
@@ -344,30 +367,46 @@ static void ch_interrupted(corio_task *t, int reason)
         corio__rwake_end(&w->rw, reason);
 }
 
-/* Spinning before parking: for up to SPIN_NS, re-trying after each CPU
- * pause.  Not on a loop with other work to do: parking is what lets it
- * run. */
+/* Spinning before parking: for up to SPIN_NS, re-trying after gaps that
+ * start at SPIN_GAP_NS and double up to SPIN_GAP_MAX_NS (see the file
+ * comment: a batch builds up meanwhile).  Not on a loop with other work
+ * to do: parking is what lets it run. */
+#ifndef SPIN_GAP_NS
+#define SPIN_GAP_NS 500
+#endif
+#ifndef SPIN_GAP_MAX_NS
+#define SPIN_GAP_MAX_NS 4000
+#endif
 typedef struct spin {
-    uint64_t end;
-    unsigned n;
+    uint64_t now, end, gap;
+    unsigned tries; /* re-tries so far */
 } spin;
 
 static inline spin spin_start(corio_task *t)
 {
-    spin sp = {0, 0};
+    spin sp = {0, 0, 0, 0};
     if (t && (t->loop->ready_head || t->loop->woken_head))
         return sp;
-    sp.end = corio__clock_ns() + SPIN_NS;
+    sp.now = corio__clock_ns();
+    sp.end = sp.now + SPIN_NS;
+    sp.gap = SPIN_GAP_NS;
     return sp;
 }
 
 static inline bool spin_more(spin *sp)
 {
-    if (!sp->end)
+    if (!sp->end || sp->now >= sp->end)
         return false;
-    cpu_relax();
-    /* The clock only now and then: it costs more than a pause. */
-    return ++sp->n % 16 != 0 || corio__clock_ns() < sp->end;
+    uint64_t until = sp->now + sp->gap;
+    do {
+        for (int i = 0; i < 4; i++)
+            cpu_relax();
+        sp->now = corio__clock_ns();
+    } while (sp->now < until);
+    if (sp->gap < SPIN_GAP_MAX_NS)
+        sp->gap *= 2;
+    sp->tries++;
+    return true;
 }
 
 /* Queue w on q (under mu, with the count already raised for it) and wait
@@ -397,11 +436,28 @@ static int wait_linked(corio_channel *ch, ch_waiter *w, corio__list *q, corio_ta
     return w->result;
 }
 
+/* The most room a spinning sender waits for before it writes again. */
+#ifndef SPIN_BATCH
+#define SPIN_BATCH 256
+#endif
+/* Is there room for n more items?  Only a hint (the cell n - 1 after the
+ * tail is free for it), for the spin: ring_push decides. */
+static inline bool room_for(corio_channel *ch, size_t n)
+{
+    size_t tail = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+    if (tail & ch->mark)
+        return true;
+    size_t pos = pos_add(ch, tail, n - 1);
+    return atomic_load_explicit(&cell_at(ch, pos)->stamp, memory_order_relaxed) == pos;
+}
+
 static int __attribute__((noinline)) send_slow(corio_channel *ch, const void *src, corio_task *t)
 {
     for (spin sp = spin_start(t); spin_more(&sp);) {
         if (atomic_load_explicit(&ch->send_waiting, memory_order_relaxed))
             break;
+        if (!room_for(ch, ch->batch))
+            continue;
         int r = ring_push(ch, src);
         if (r == CH_OK) {
             after_push(ch);
@@ -435,11 +491,31 @@ static int __attribute__((noinline)) send_slow(corio_channel *ch, const void *sr
     return wait_linked(ch, &w, &ch->sendq, t, &c);
 }
 
+/* Are n items ready?  A hint like room_for: the cell n - 1 after the head
+ * holds its item (or the channel is closed). */
+static inline bool items_for(corio_channel *ch, size_t n)
+{
+    size_t head = atomic_load_explicit(&ch->head, memory_order_relaxed);
+    size_t pos = pos_add(ch, head, n - 1);
+    return atomic_load_explicit(&cell_at(ch, pos)->stamp, memory_order_relaxed) == pos + 1 ||
+           atomic_load_explicit(&ch->closed, memory_order_relaxed);
+}
+
+/* How many of a receiver's re-tries wait for a batch of items; later ones
+ * take what there is, so an item sent alone waits a few microseconds at
+ * most (the sender's wait for room has no such bound: it holds its own
+ * item). */
+#ifndef SPIN_RECV_BATCH_TRIES
+#define SPIN_RECV_BATCH_TRIES 2
+#endif
+
 static int __attribute__((noinline)) recv_slow(corio_channel *ch, void *dst, corio_task *t)
 {
     for (spin sp = spin_start(t); spin_more(&sp);) {
         if (atomic_load_explicit(&ch->recv_waiting, memory_order_relaxed))
             break;
+        if (sp.tries <= SPIN_RECV_BATCH_TRIES && !items_for(ch, ch->batch))
+            continue;
         int r = ring_pop(ch, dst);
         if (r == CH_OK) {
             after_pop(ch);
@@ -511,6 +587,7 @@ corio_channel *corio_channel_new(size_t capacity, size_t item_size)
     ch->size = size;
     ch->stride = stride;
     ch->pointers = item_size == 0;
+    ch->batch = capacity / 4 < SPIN_BATCH ? (capacity / 4 ? capacity / 4 : 1) : SPIN_BATCH;
     ch->cells = (unsigned char *)(ch + 1);
     ch->raw = raw;
     for (size_t i = 0; i < capacity; i++)
