@@ -282,13 +282,19 @@ static inline int interrupted(void)
     return t ? corio__check_task(t) : 0;
 }
 
+/* The bytes a put copies in: for a pointer queue the pointer itself, i.e.
+ * the parameter's own bytes (they stay put while the call waits), else the
+ * caller's item (NULL when it is missing). */
+static inline const void *put_source(const corio_queue *q, const void *const *item)
+{
+    return q->ptr_items ? (const void *)item : *item;
+}
+
 int corio_queue_put(corio_queue *q, const void *item)
 {
     if (CORIO__UNLIKELY(!q))
         return -EINVAL;
-    /* A pointer queue stores the pointer itself: its bytes are the
-     * parameter's, which stays put while this call waits. */
-    const void *src = q->ptr_items ? (const void *)&item : item;
+    const void *src = put_source(q, &item);
     if (CORIO__UNLIKELY(!src))
         return -EINVAL;
     if (CORIO__UNLIKELY(q->shut))
@@ -310,7 +316,7 @@ int corio_queue_try_put(corio_queue *q, const void *item)
 {
     if (CORIO__UNLIKELY(!q))
         return -EINVAL;
-    const void *src = q->ptr_items ? (const void *)&item : item;
+    const void *src = put_source(q, &item);
     if (CORIO__UNLIKELY(!src))
         return -EINVAL;
     if (CORIO__UNLIKELY(q->shut))

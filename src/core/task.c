@@ -557,25 +557,6 @@ static int join_wait(corio_task *self, corio_task *t, bool *had_to_cancel)
     return r;
 }
 
-int corio_task_join(corio_task *t, void **result)
-{
-    corio_task *self = corio__current_task();
-    if (!t)
-        return -EINVAL;
-    if (!self)
-        return -EPERM;
-    if (!claimable(self, t))
-        return -EINVAL;
-    int r = 0;
-    if (!task_over(t)) {
-        bool cancelled = false;
-        r = join_wait(self, t, &cancelled);
-    }
-    int err = t->error;
-    take_result(t, result);
-    return r ? r : err;
-}
-
 int corio_task_wait_for(corio_task *t, uint64_t timeout_ms, void **result)
 {
     corio_task *self = corio__current_task();
@@ -588,15 +569,17 @@ int corio_task_wait_for(corio_task *t, uint64_t timeout_ms, void **result)
     int r = 0;
     if (!task_over(t)) {
         uint64_t enclosing = self->deadline;
+        bool limited = timeout_ms != CORIO_NO_TIMEOUT;
         corio_deadline d = {enclosing};
-        if (timeout_ms != CORIO_NO_TIMEOUT)
+        if (limited)
             d = corio_deadline_push(timeout_ms);
         /* Only a deadline of our own is a time-out; an enclosing one that
          * comes first is the caller's interruption, as for a join. */
         bool ours = self->deadline != enclosing;
         bool cancelled = false;
         r = join_wait(self, t, &cancelled);
-        corio_deadline_pop(d);
+        if (limited)
+            corio_deadline_pop(d);
         if (r == -CORIO_EDEADLINE && ours && !cancelled)
             r = 0; /* t ended after all, before it could be cancelled */
     }
@@ -604,6 +587,10 @@ int corio_task_wait_for(corio_task *t, uint64_t timeout_ms, void **result)
     take_result(t, result);
     return r ? r : err;
 }
+
+/* A join is a wait_for without a time limit: no deadline of its own is
+ * pushed, so only the caller's interruptions end it early. */
+int corio_task_join(corio_task *t, void **result) { return corio_task_wait_for(t, CORIO_NO_TIMEOUT, result); }
 
 /* A gather's state, reached from its children through the gatherer's
  * wait_obj (CORIO__T_GATHERING): every park inside a gather passes it,
