@@ -201,19 +201,24 @@ TEST(deadline_while_queued_drops_the_call) { check_queued(true); }
 typedef struct running_ctx {
     bool use_deadline;
     atomic_bool started;
+    _Atomic uint64_t release_at_ms; /* when the function may finish */
     int rc;
     void *res;
-    uint64_t took_ms;
-    char *buf; /* the caller's stack memory the function writes into */
+    uint64_t written_at_ms;  /* when the function wrote into buf */
+    uint64_t returned_at_ms; /* when corio_to_thread returned */
+    char *buf;               /* the caller's stack memory the function writes into */
 } running_ctx;
 
-/* Writes into the caller's stack after a while: returning before it is done
- * would let it scribble over a dead frame. */
+/* Writes into the caller's stack only once the cancel or deadline has had
+ * time to land: returning before it is done would let it scribble over a
+ * dead frame. */
 static void *slow_writer(void *arg)
 {
     running_ctx *c = arg;
     atomic_store(&c->started, true);
-    usleep(200 * 1000);
+    while (test_ms() < atomic_load(&c->release_at_ms))
+        usleep(5 * 1000);
+    c->written_at_ms = test_ms();
     memcpy(c->buf, "written", 8);
     return (void *)0x5eed;
 }
@@ -223,15 +228,29 @@ static void *running_victim(void *arg)
     running_ctx *c = arg;
     char buf[16] = "";
     c->buf = buf;
-    uint64_t t0 = test_ms();
     if (c->use_deadline) {
-        corio_deadline d = corio_deadline_push(50);
-        c->rc = corio_to_thread(slow_writer, c, &c->res);
-        corio_deadline_pop(d);
+        /* The deadline must land while the function runs, not while it
+         * waits for a worker. On a slow machine (valgrind, one busy CPU)
+         * a worker may take longer than the deadline to pick the call up;
+         * then the call is dropped unrun, and we try again with a longer
+         * deadline. The function always outlives its deadline. */
+        for (uint64_t ms = 50;; ms *= 2) {
+            CHECK(ms <= 60 * 1000);
+            atomic_store(&c->release_at_ms, test_ms() + ms + 150);
+            corio_deadline d = corio_deadline_push(ms);
+            c->rc = corio_to_thread(slow_writer, c, &c->res);
+            corio_deadline_pop(d);
+            if (atomic_load(&c->started))
+                break;
+            CHECK_ERR(c->rc, -CORIO_EDEADLINE); /* dropped from the queue, unrun */
+            CHECK(c->res == NULL);
+            CHECK_STR(buf, "");
+        }
     } else {
+        atomic_store(&c->release_at_ms, UINT64_MAX); /* until cancelled */
         c->rc = corio_to_thread(slow_writer, c, &c->res);
     }
-    c->took_ms = test_ms() - t0;
+    c->returned_at_ms = test_ms();
     CHECK_STR(buf, "written");
     /* The cancel stays in force; a deadline scope that was popped does not. */
     if (!c->use_deadline)
@@ -248,6 +267,8 @@ static void *running_main(void *arg)
         while (!atomic_load(&c->started))
             CHECK_OK(corio_sleep_ms(1));
         CHECK_OK(corio_task_cancel(v));
+        /* Let the function finish only after the cancel was delivered. */
+        atomic_store(&c->release_at_ms, test_ms() + 150);
     }
     CHECK_OK(corio_task_join(v, NULL));
     return NULL;
@@ -258,8 +279,8 @@ static void check_running(bool use_deadline)
     running_ctx c = {.use_deadline = use_deadline};
     test_run(running_main, &c);
     CHECK_ERR(c.rc, use_deadline ? -CORIO_EDEADLINE : -ECANCELED);
-    CHECK(c.res == (void *)0x5eed); /* the result is handed back all the same */
-    CHECK(c.took_ms >= 190);        /* waited for the function */
+    CHECK(c.res == (void *)0x5eed);             /* the result is handed back all the same */
+    CHECK(c.returned_at_ms >= c.written_at_ms); /* waited for the function */
 }
 
 TEST(cancel_while_running_waits_for_the_function) { check_running(false); }
