@@ -1024,6 +1024,46 @@ CORIO_API int corio_stream_connect(const char *host, uint16_t port, corio_stream
 CORIO_API char *corio_addr_format(const struct sockaddr *addr, char *buf, size_t cap);
 
 /* ------------------------------------------------------------------ */
+/* Unix domain sockets (asyncio.start_unix_server)                    */
+/* ------------------------------------------------------------------ */
+
+/* Stream servers and clients over AF_UNIX, with the TCP API: a
+ * corio_server and corio_streams.  Declarations: issue 10, unix helper. */
+
+/* ------------------------------------------------------------------ */
+/* Datagrams: UDP and Unix datagram sockets                           */
+/* ------------------------------------------------------------------ */
+
+/* Endpoints that bind and/or connect; batches in one system call.
+ * Declarations: issue 10, datagram helper. */
+
+/* ------------------------------------------------------------------ */
+/* Readiness waits on any fd (trio.wait_readable, loop.add_reader)    */
+/* ------------------------------------------------------------------ */
+
+/* For driving libraries that own their sockets (libcurl, c-ares,
+ * libpq).  Declarations: issue 10, readiness helper. */
+
+/* ------------------------------------------------------------------ */
+/* Socket activation (systemd's LISTEN_FDS, sd_listen_fds)            */
+/* ------------------------------------------------------------------ */
+
+/* Listening sockets handed over by a supervisor instead of bound.
+ * Declarations: issue 10, readiness helper. */
+
+/* ------------------------------------------------------------------ */
+/* Signals (asyncio's add_signal_handler, tokio::signal)              */
+/* ------------------------------------------------------------------ */
+
+/* Declarations: issue 10, signals helper. */
+
+/* ------------------------------------------------------------------ */
+/* Subprocesses (asyncio's create_subprocess_exec, tokio::process)    */
+/* ------------------------------------------------------------------ */
+
+/* Declarations: issue 10, subprocess helper. */
+
+/* ------------------------------------------------------------------ */
 /* Threads (asyncio.to_thread, loop.call_soon_threadsafe)              */
 /* ------------------------------------------------------------------ */
 
