@@ -64,6 +64,7 @@
 #include <errno.h> /* the E* codes the contracts below return */
 #include <stdbool.h>
 #include <stddef.h>
+#include <signal.h> /* sigset_t (corio_signal_watch_open) */
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -1055,7 +1056,97 @@ CORIO_API char *corio_addr_format(const struct sockaddr *addr, char *buf, size_t
 /* Signals (asyncio's add_signal_handler, tokio::signal)              */
 /* ------------------------------------------------------------------ */
 
-/* Declarations: issue 10, signals helper. */
+/* A task waits for signals as it waits for data (tokio::signal, signalfd):
+ * a watch receives every arrival of the signals in its set from the
+ * moment it is opened, queued until a task takes them, so no signal is
+ * lost between two waits.  Several watches (and handlers) on one loop may
+ * share signals: each receives every arrival.  A signal belongs to one loop
+ * at a time process-wide; another loop asking for it gets -EBUSY until
+ * every watch and handler using it on the owning loop is gone.
+ *
+ * While a loop uses a signal, corio's own handler (async-signal safe: it
+ * counts the arrival and wakes the loop) is its disposition and the signal
+ * is unblocked in the loop thread's mask; when the last watch or handler
+ * using it on that loop goes, or the loop ends, the previous disposition
+ * (handler, flags, mask) and the loop thread's mask for that signal are
+ * exactly what they were.  Signals nobody asked for are never touched; in
+ * particular corio never takes SIGCHLD by itself.  The kernel merges
+ * arrivals of a standard signal that is already pending, so a burst of
+ * the same signal may be received fewer times than it was sent (never
+ * zero times).  A signal sent with raise() or pthread_kill() to a thread
+ * that blocks it (the thread pool's workers block every signal) stays
+ * pending there and is not seen: use kill(getpid(), sig) from such threads.
+ *
+ * Signals no handler may take are refused with -EINVAL: SIGKILL and
+ * SIGSTOP, and the faults SIGSEGV, SIGBUS, SIGILL and SIGFPE, as are
+ * numbers outside 1..NSIG-1 (glibc's reserved real-time signals are
+ * refused by the kernel, also -EINVAL). */
+
+/* A queue of received signals (asyncio's add_signal_handler as a stream). */
+typedef struct corio_signal_watch corio_signal_watch;
+
+/* Start receiving the signals in set on the calling task's loop.
+ * The watch is the caller's until corio_signal_watch_close; if the loop
+ * ends first, the signals are released then and the watch only waits to
+ * be closed (which works outside a loop too).  Arrivals before this call
+ * are not received.  Does not suspend.  NULL with errno EINVAL (an empty
+ * set, or one holding a signal refused above), EBUSY (another loop owns
+ * one of the signals: nothing changes), EPERM (outside a task), ENOMEM, or
+ * the error of eventfd(2) or sigaction(2). */
+CORIO_API corio_signal_watch *corio_signal_watch_open(const sigset_t *set);
+
+/* Take the next signal w received, waiting up to timeout_ms for one.
+ * Arrivals are returned one per call, oldest first (of several signals
+ * pending at once, each in the order it first arrived).  A signal that
+ * arrives while the task is being cancelled is still returned (the
+ * cancellation stays pending for the next call).  One task waits on a
+ * watch at a time.  Suspends when nothing is queued and timeout_ms > 0
+ * (0 only takes what is queued; CORIO_NO_TIMEOUT waits as long as it
+ * takes).  Returns the signal number, 0 if timeout_ms passed, -ECANCELED /
+ * -CORIO_EDEADLINE, -EBADF if the watch was closed while the task waited
+ * (by another task), -EBUSY if another task is waiting on w, -EPERM
+ * outside a task or on another loop's watch, -ESHUTDOWN if w's loop has
+ * ended. */
+CORIO_API int corio_signal_watch_wait(corio_signal_watch *w, uint64_t timeout_ms);
+
+/* How many arrivals w holds that no wait has taken yet.  Does not suspend. */
+CORIO_API unsigned corio_signal_watch_pending(const corio_signal_watch *w);
+
+/* Stop receiving and free w.
+ * Signals no other watch or handler of the loop uses get their previous
+ * disposition and mask back before it returns; queued arrivals are
+ * dropped.  A task waiting on w returns -EBADF.  Call it from w's loop
+ * (or from anywhere once that loop has ended).  NULL is a no-op.  Does not
+ * suspend. */
+CORIO_API void corio_signal_watch_close(corio_signal_watch *w);
+
+/* Wait for one of the signals in set, for up to timeout_ms (open, wait, close).
+ * Only signals arriving after the call count.  Suspends (unless timeout_ms
+ * is 0).  Returns the signal number, 0 if timeout_ms passed, or an error
+ * of corio_signal_watch_open (negative) or _wait. */
+CORIO_API int corio_signal_wait(const sigset_t *set, uint64_t timeout_ms);
+
+/* What corio_signal_handler_add runs for each arrival of its signal. */
+typedef void (*corio_signal_fn)(int signo, void *arg);
+
+/* Run fn(signo, arg) in a task of the calling loop at each arrival of signo (loop.add_signal_handler).
+ * The calls are made one after another by a task of their own, which may
+ * suspend; arrivals during a call are queued for the next.  A second add
+ * for the same signal on the same loop replaces fn and arg (as asyncio
+ * does).  The handler lives until corio_signal_handler_remove or the
+ * loop's end (its task is then cancelled like any other).  Does not
+ * suspend.  Returns 0, -EINVAL (NULL fn, a refused signal), -EBUSY
+ * (another loop owns signo), -EPERM (outside a task), -ENOMEM, or the
+ * error of eventfd(2) / sigaction(2). */
+CORIO_API int corio_signal_handler_add(int signo, corio_signal_fn fn, void *arg);
+
+/* Remove the calling loop's handler for signo (loop.remove_signal_handler).
+ * Unless a watch still uses signo, its previous disposition and mask are
+ * back when this returns.  A call of fn in progress (even the caller
+ * itself) finishes; no other is made.  Does not suspend.  Returns 1 if a
+ * handler was removed, 0 if there was none, -EINVAL for a refused signal,
+ * -EPERM outside a loop. */
+CORIO_API int corio_signal_handler_remove(int signo);
 
 /* ------------------------------------------------------------------ */
 /* Subprocesses (asyncio's create_subprocess_exec, tokio::process)    */

@@ -289,12 +289,13 @@ CORIO_API uint16_t corio_http_server_port(const corio_http_server *srv);
 CORIO_API unsigned corio_http_server_connections(const corio_http_server *srv);
 
 /* Wait for SIGINT or SIGTERM while the loop keeps serving.
- * Installs handlers for both that only write to a pipe this task waits
- * on.  The previous dispositions are restored before
- * it returns.  One waiter per process at a time.  Suspends.  Returns the
- * signal number, -ECANCELED / -CORIO_EDEADLINE if the task was interrupted, or
- * -errno (-EBUSY if another task is already waiting).  srv is not used
- * (it may be NULL). */
+ * corio_signal_wait on the two: while it waits, corio's handler is their
+ * disposition, and the previous dispositions are back before it returns
+ * (unless another watch or handler of the loop still uses them).  Several
+ * tasks of one loop may wait at once; each receives the signal.  Suspends.
+ * Returns the signal number, -ECANCELED / -CORIO_EDEADLINE if the task was
+ * interrupted, or -errno (-EBUSY if another loop is using SIGINT or
+ * SIGTERM, -EPERM outside a task).  srv is not used (it may be NULL). */
 CORIO_API int corio_http_server_serve_until_signal(corio_http_server *srv);
 
 /* Stop accepting, let requests in flight finish for up to grace_ms, free srv.

@@ -523,7 +523,13 @@ struct corio_loop {
     struct corio__dump_req *dump; /* set while a task dump resumes a task for its backtrace */
     bool debug;                   /* corio_config.debug / CORIO_DEBUG resolved */
     bool dump_on_signal;          /* this loop owns the dump signal */
-    uint64_t slow_step_ns;        /* debug: a task step longer than this is reported */
+    /* Signal watches and handlers (src/io/signal.c): its per-loop state,
+     * and the hook corio_run calls once every task has ended, which gives
+     * the signals back and orphans the watches left open.  NULL until a
+     * task asks for a signal. */
+    struct corio__signals *signals;
+    void (*signals_end)(corio_loop *l);
+    uint64_t slow_step_ns; /* debug: a task step longer than this is reported */
     /* Remote wake-ups (src/core/remote_wake.c), written by other threads:
      * kept apart from the fields above, which only the loop thread uses. */
     _Alignas(64) _Atomic(struct corio__rwake *) rwake_inbox; /* posted, not yet woken (newest first) */
