@@ -8,6 +8,53 @@ name=$2
 # shellcheck source=tests/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# graceful_stop PID PORT SEND1 EXPECT1 SEND2 EXPECT2: a client connects and
+# sends SEND1 (expecting EXPECT1 back, "" for nothing yet); then the server
+# gets SIGTERM; once it refuses new connections the client sends SEND2 and
+# must receive EXPECT2 up to EOF (after a half-close); the server must then
+# exit with status 0.
+graceful_stop() {
+    /usr/bin/python3 - "$1" "$2" "$3" "$4" "$5" "$6" "$wait_s" <<'PY' || fail "graceful stop: client failed"
+import os, signal, socket, sys, time
+pid, port = int(sys.argv[1]), int(sys.argv[2])
+send1, want1, send2, want2 = (os.fsencode(a) for a in sys.argv[3:7])
+limit = float(sys.argv[7])
+c = socket.create_connection(("127.0.0.1", port), timeout=limit)
+c.sendall(send1)
+got = b""
+while len(got) < len(want1):
+    got += c.recv(65536)
+assert got == want1, got
+os.kill(pid, signal.SIGTERM)
+end = time.monotonic() + limit
+while True:  # the listener goes away at once
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=limit).close()
+    except ConnectionRefusedError:
+        break
+    except ConnectionResetError:
+        pass  # queued in the backlog as the listener closed: look again
+    assert time.monotonic() < end, "still accepting after SIGTERM"
+    time.sleep(0.05)
+c.sendall(send2)
+c.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    b = c.recv(65536)
+    if not b:
+        break
+    got += b
+assert got == want2, got
+c.close()
+PY
+    local status=0
+    timeout "$wait_s" tail --pid="$1" -f /dev/null || fail "still running $wait_s s after SIGTERM"
+    wait "$1" || status=$?
+    pids=()
+    [[ $status == 0 ]] || fail "exit status $status after SIGTERM; log: $(cat "$tmp/log")"
+    grep -q "Terminated, stopping" "$tmp/log" || fail "no 'stopping' line: $(cat "$tmp/log")"
+}
+
 case $name in
 hello_server)
     "$build/hello_server" 0 >"$tmp/log" 2>&1 &
@@ -23,6 +70,8 @@ hello_server)
     wait_until processed3 || fail "expected 3 'Request processed' lines"
     grep -q "^Handling request" "$tmp/log" || fail "no 'Handling request' line"
     grep -q "^GET / HTTP/1.1" "$tmp/log" || fail "request not printed"
+    # SIGTERM with a request half sent: it is still answered, then exit 0
+    graceful_stop "${pids[0]}" "$port" $'GET / HTTP/1.1\r\nHost: x\r\n' "" $'\r\n' "$expected"
     ;;
 echo)
     "$build/echo_server" 0 >"$tmp/log" 2>&1 &
@@ -32,6 +81,9 @@ echo)
     [[ $got == *alpha* && $got == *"beta gamma"* ]] || fail "echo_client output: $got"
     got=$(printf 'from stdin\nline two\n' | "$build/echo_client" "$port" 2>&1)
     [[ $got == $'from stdin\nline two' ]] || fail "echo_client stdin output: $(printf %q "$got")"
+    # SIGTERM with a client connected: it is still echoed until it closes, then exit 0
+    big=$(printf 'after%.0s' $(seq 10000))
+    graceful_stop "${pids[0]}" "$port" before before "$big" "$big"
     ;;
 file_writer)
     cd "$tmp"

@@ -495,6 +495,25 @@ static void *thread_null_main(void *arg)
 
 TEST(thread_functions_reject_null) { test_run(thread_null_main, NULL); }
 
+/* ---- signals ---- */
+
+static void *signal_null_main(void *arg)
+{
+    (void)arg;
+    errno = 0;
+    CHECK(corio_signal_watch_open(NULL) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    CHECK_ERR(corio_signal_watch_wait(NULL, 0), -EINVAL);
+    CHECK_EQ(corio_signal_watch_pending(NULL), 0);
+    corio_signal_watch_close(NULL);
+    CHECK_ERR(corio_signal_wait(NULL, 0), -EINVAL);
+    CHECK_ERR(corio_signal_handler_add(SIGUSR1, NULL, NULL), -EINVAL);
+    CHECK_ERR(corio_signal_handler_remove(0), -EINVAL);
+    return NULL;
+}
+
+TEST(signal_functions_reject_null) { test_run(signal_null_main, NULL); }
+
 /* ---- channels ---- */
 
 static void channel_null_checks(void)

@@ -162,10 +162,7 @@ TEST(wait_times_out_with_zero) { test_run(timeout_main, NULL); }
 /* Interruptions and misuse                                             */
 /* ------------------------------------------------------------------ */
 
-static void *wait_one(void *arg)
-{
-    return (void *)(intptr_t)corio_signal_watch_wait(arg, CORIO_NO_TIMEOUT);
-}
+static void *wait_one(void *arg) { return (void *)(intptr_t)corio_signal_watch_wait(arg, CORIO_NO_TIMEOUT); }
 
 static void *interrupt_main(void *arg)
 {

@@ -360,8 +360,8 @@ static int watch_wait(corio_signal_watch *w, uint64_t timeout_ms)
     if (timeout_ms == 0)
         return 0;
     corio_loop *l = st->loop;
-    uint64_t wake_at =
-        timeout_ms == CORIO_NO_TIMEOUT ? CORIO__NO_DEADLINE : corio__ns_after_ms(corio__clock_ns(), timeout_ms);
+    uint64_t wake_at = timeout_ms == CORIO_NO_TIMEOUT ? CORIO__NO_DEADLINE
+                                                      : corio__ns_after_ms(corio__clock_ns(), timeout_ms);
     for (;;) {
         if (!st->dispatcher) {
             corio_task *d = corio__spawn(l, "signal dispatch", DISPATCH_STACK, dispatch_main, st);
