@@ -838,7 +838,7 @@ CORIO_API int corio_dump_tasks(int fd);
  * suspend.  Returns 0, -EINVAL for a signal that cannot be caught (and
  * for the faults SIGSEGV, SIGBUS, SIGILL, SIGFPE, whose handlers must not
  * simply return), -EPERM outside a loop, -EBUSY if another loop has it
- * on. */
+ * on or signo is used by a signal watch or handler (corio_signal_*). */
 CORIO_API int corio_dump_tasks_on_signal(int signo);
 
 /* ------------------------------------------------------------------ */
@@ -1062,7 +1062,8 @@ CORIO_API char *corio_addr_format(const struct sockaddr *addr, char *buf, size_t
  * lost between two waits.  Several watches (and handlers) on one loop may
  * share signals: each receives every arrival.  A signal belongs to one loop
  * at a time process-wide; another loop asking for it gets -EBUSY until
- * every watch and handler using it on the owning loop is gone.
+ * every watch and handler using it on the owning loop is gone (so does
+ * any loop asking for corio_dump_tasks_on_signal's signal).
  *
  * While a loop uses a signal, corio's own handler (async-signal safe: it
  * counts the arrival and wakes the loop) is its disposition and the signal

@@ -615,3 +615,77 @@ static void *two_loops_main(void *arg)
     return NULL;
 }
 TEST(one_owner_per_signal_across_loops) { test_run(two_loops_main, NULL); }
+
+/* The task dump's signal and signal watches share one table of owners. */
+static void *dump_main(void *arg)
+{
+    (void)arg;
+    CHECK_OK(corio_dump_tasks_on_signal(SIGUSR2));
+    sigset_t s = set_of(SIGUSR1, SIGUSR2);
+    errno = 0;
+    CHECK(corio_signal_watch_open(&s) == NULL);
+    CHECK_EQ(errno, EBUSY);
+    CHECK_ERR(corio_signal_handler_add(SIGUSR2, ignore_sig, NULL), -EBUSY);
+    struct sigaction cur;
+    CHECK_OK(sigaction(SIGUSR1, NULL, &cur));
+    CHECK(cur.sa_handler == SIG_DFL); /* the set's other signal was given back */
+    CHECK_OK(corio_dump_tasks_on_signal(0));
+    corio_signal_watch *w = open1(SIGUSR2, 0);
+    CHECK_ERR(corio_dump_tasks_on_signal(SIGUSR2), -EBUSY);
+    corio_signal_watch_close(w);
+    CHECK_OK(corio_dump_tasks_on_signal(SIGUSR2));
+    CHECK_OK(corio_dump_tasks_on_signal(0));
+    return NULL;
+}
+TEST(dump_signal_and_watches_do_not_share_a_signal) { test_run(dump_main, NULL); }
+
+/* Failures leave nothing behind: a disposition half taken is given back,
+ * and the next open works. */
+static void *fail_main(void *arg)
+{
+    (void)arg;
+    struct sigaction cur;
+    sigset_t s = set_of(SIGUSR1, SIGUSR2);
+    corio_fi_fail_next("sigaction", 2); /* SIGUSR2's, after SIGUSR1's went in */
+    errno = 0;
+    CHECK(corio_signal_watch_open(&s) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    corio_fi_fail_next("sigaction", 0);
+    CHECK_OK(sigaction(SIGUSR1, NULL, &cur));
+    CHECK(cur.sa_handler == SIG_DFL);
+    CHECK(!mask_has(SIGUSR1) && !mask_has(SIGUSR2));
+
+    corio_fi_fail_next("calloc", 1);
+    errno = 0;
+    CHECK(corio_signal_watch_open(&s) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    corio_fi_fail_next("calloc", 0);
+    CHECK_ERR(corio_signal_handler_add(SIGUSR1, ignore_sig, NULL), 0);
+    CHECK_EQ(corio_signal_handler_remove(SIGUSR1), 1);
+
+    corio_signal_watch *w = corio_signal_watch_open(&s);
+    CHECK(w != NULL);
+    CHECK_OK(raise(SIGUSR2));
+    CHECK_EQ(corio_signal_watch_wait(w, CORIO_NO_TIMEOUT), SIGUSR2);
+    corio_signal_watch_close(w);
+    return NULL;
+}
+TEST(failures_leave_dispositions_alone) { test_run(fail_main, NULL); }
+
+/* The eventfd is made once per loop: its failure is the open's error. */
+static void *efd_fail_main(void *arg)
+{
+    (void)arg;
+    sigset_t s = set_of(SIGUSR1, 0);
+    corio_fi_fail_next("eventfd", 1);
+    errno = 0;
+    CHECK(corio_signal_watch_open(&s) == NULL);
+    CHECK(errno != 0);
+    corio_fi_fail_next("eventfd", 0);
+    struct sigaction cur;
+    CHECK_OK(sigaction(SIGUSR1, NULL, &cur));
+    CHECK(cur.sa_handler == SIG_DFL);
+    CHECK_EQ(corio_signal_wait(&s, 0), 0);
+    return NULL;
+}
+TEST(eventfd_failure_is_reported) { test_run(efd_fail_main, NULL); }

@@ -564,6 +564,13 @@ void corio__debug_init(corio_loop *l, const corio_config *cfg);
 void corio__debug_step(corio_loop *l, corio_task *t);
 void corio__debug_unjoined(corio_loop *l, corio_task *t);
 
+/* One owner per signal number, process-wide (src/core/sigclaim.c): whoever
+ * installs a handler for a signal claims it first (owner: any non-NULL
+ * token) and unclaims it once the previous disposition is back.  claim
+ * returns false if the signal is someone else's (or out of range). */
+bool corio__signal_claim(int signo, const void *owner);
+void corio__signal_unclaim(int signo);
+
 /* The fd a task parked in corio__op_run waits on, or -1 (src/core/op.c). */
 int corio__op_wait_fd(const corio_task *t);
 

@@ -21,8 +21,9 @@
  * and both the disposition and that bit of the mask are given back when
  * the last watch or handler of the loop using it goes.
  *
- * Ownership: a signal number belongs to one loop process-wide (owner[]),
- * claimed with a compare-and-swap; another loop gets -EBUSY.  Within the
+ * Ownership: a signal number belongs to one loop process-wide, claimed in
+ * core's table (corio__signal_claim, shared with the task dump's signal);
+ * another loop, or the dump, gets -EBUSY.  Within the
  * owning loop, any number of watches and handlers share it (users[]).
  * Releasing a signal restores its disposition first, then unhooks the
  * loop's eventfd from it and waits until no handler still running on
@@ -93,11 +94,11 @@ struct sig_handler {
     bool removed;
 };
 
-/* Process-wide, read by the async-signal handler. */
-static _Atomic(sig_loop *) owner[NSIGS]; /* who owns each signal */
-static atomic_int owner_fd[NSIGS];       /* that loop's eventfd + 1 (0: none) */
-static atomic_uint arrivals[NSIGS];      /* counted by the handler, taken by the owner */
-static atomic_int in_handler;            /* handlers running right now, on any thread */
+/* Process-wide, read by the async-signal handler.  Who owns each signal
+ * is in core's table (corio__signal_claim), shared with the dump signal. */
+static atomic_int owner_fd[NSIGS];  /* the owning loop's eventfd + 1 (0: none) */
+static atomic_uint arrivals[NSIGS]; /* counted by the handler, taken by the owner */
+static atomic_int in_handler;       /* handlers running right now, on any thread */
 
 static void on_signal(int signo)
 {
@@ -137,8 +138,7 @@ static void set_mask(int how, int s, sigset_t *old)
 
 static int claim(sig_loop *st, int s)
 {
-    sig_loop *none = NULL;
-    if (!atomic_compare_exchange_strong(&owner[s], &none, st))
+    if (!corio__signal_claim(s, st))
         return -EBUSY;
     atomic_store(&arrivals[s], 0);
     atomic_store(&owner_fd[s], st->efd + 1);
@@ -150,7 +150,7 @@ static int claim(sig_loop *st, int s)
     if (sigaction(s, &sa, &st->old[s]) < 0) {
         int e = -errno;
         atomic_store(&owner_fd[s], 0);
-        atomic_store(&owner[s], NULL);
+        corio__signal_unclaim(s);
         return e;
     }
     sigset_t old;
@@ -171,7 +171,7 @@ static void release(sig_loop *st, int s)
     while (atomic_load(&in_handler) != 0)
         sched_yield();
     atomic_store(&arrivals[s], 0);
-    atomic_store(&owner[s], NULL);
+    corio__signal_unclaim(s);
     st->owned &= ~SIGBIT(s);
 }
 
@@ -526,14 +526,12 @@ int corio_signal_wait(const sigset_t *set, uint64_t timeout_ms)
 static void *handler_main(void *arg)
 {
     sig_handler *h = arg;
-    for (;;) {
+    while (!h->removed) { /* removed before this task first ran, or by fn */
         int r = watch_wait(h->w, CORIO_NO_TIMEOUT);
         if (h->removed)
             break; /* -EBADF: the watch was closed (and freed) by remove */
         if (r > 0) {
             h->fn(r, h->arg);
-            if (h->removed) /* the call removed its own handler */
-                break;
             continue;
         }
         /* Cancelled: the loop is ending (or its stack could not be had). */
