@@ -34,7 +34,8 @@ static corio_process *spawn_argv(const char *const *argv, corio_stdio_kind in, c
     return p;
 }
 
-static corio_process *spawn_sh(const char *cmd, corio_stdio_kind in, corio_stdio_kind out, corio_stdio_kind err)
+static corio_process *spawn_sh(const char *cmd, corio_stdio_kind in, corio_stdio_kind out,
+                               corio_stdio_kind err)
 {
     const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
     return spawn_argv(argv, in, out, err);
@@ -205,8 +206,8 @@ static void *env_cwd_main(void *arg)
 
     /* NULL env: the parent's */
     setenv("CORIO_TEST_VAR", "inherited", 1);
-    CHECK_OK(corio_process_shell("echo $CORIO_TEST_VAR", &(corio_process_config){.stdio[1].kind = CORIO_STDIO_PIPE},
-                                 &p));
+    CHECK_OK(corio_process_shell("echo $CORIO_TEST_VAR",
+                                 &(corio_process_config){.stdio[1].kind = CORIO_STDIO_PIPE}, &p));
     CHECK_OK(corio_process_communicate(p, NULL, 0, &out));
     CHECK_STR(out.out, "inherited\n");
     free(out.out);
@@ -251,7 +252,8 @@ static void *child_fds_main(void *arg)
     CHECK(pipe2(extra, O_CLOEXEC) == 0);
 
     for (int inherit = 0; inherit < 2; inherit++) {
-        corio_process_config cfg = {.argv = CAT, .pass_fds = &extra[1], .n_pass_fds = 1, .inherit_fds = inherit};
+        corio_process_config cfg = {
+            .argv = CAT, .pass_fds = &extra[1], .n_pass_fds = 1, .inherit_fds = inherit};
         cfg.stdio[0].kind = CORIO_STDIO_PIPE;
         cfg.stdio[1].kind = CORIO_STDIO_PIPE;
         cfg.stdio[2].kind = CORIO_STDIO_DEVNULL;
@@ -340,8 +342,8 @@ static void *stdio_kinds_main(void *arg)
 {
     const char *dir = arg;
     /* stderr into stdout, in order */
-    corio_process *p = spawn_sh("echo a; echo b >&2; echo c", CORIO_STDIO_DEVNULL, CORIO_STDIO_PIPE,
-                                CORIO_STDIO_STDOUT);
+    corio_process *p =
+        spawn_sh("echo a; echo b >&2; echo c", CORIO_STDIO_DEVNULL, CORIO_STDIO_PIPE, CORIO_STDIO_STDOUT);
     corio_process_output out;
     CHECK_OK(corio_process_communicate(p, NULL, 0, &out));
     CHECK_STR(out.out, "a\nb\nc\n");
@@ -385,8 +387,8 @@ static void *stdio_kinds_main(void *arg)
     corio_process_free(p);
 
     /* the shell variant */
-    CHECK_OK(corio_process_shell("echo $((6 * 7))", &(corio_process_config){.stdio[1].kind = CORIO_STDIO_PIPE},
-                                 &p));
+    CHECK_OK(corio_process_shell("echo $((6 * 7))",
+                                 &(corio_process_config){.stdio[1].kind = CORIO_STDIO_PIPE}, &p));
     CHECK_OK(corio_process_communicate(p, NULL, 0, &out));
     CHECK_STR(out.out, "42\n");
     free(out.out);
@@ -438,8 +440,8 @@ static void *communicate_both_full_main(void *arg)
     char *in = malloc(n);
     CHECK(in);
     memset(in, 'i', n);
-    corio_process *p = spawn_sh("head -c 8388608 /dev/zero >&2; cat", CORIO_STDIO_PIPE, CORIO_STDIO_PIPE,
-                                CORIO_STDIO_PIPE);
+    corio_process *p =
+        spawn_sh("head -c 8388608 /dev/zero >&2; cat", CORIO_STDIO_PIPE, CORIO_STDIO_PIPE, CORIO_STDIO_PIPE);
     corio_process_output out;
     CHECK_OK(corio_process_communicate(p, in, n, &out));
     CHECK_EQ(out.out_len, n);
@@ -462,9 +464,8 @@ TEST(communicate_both_full) { test_run(communicate_both_full_main, NULL); }
 static void *closed_early_main(void *arg)
 {
     (void)arg;
-    corio_process *p =
-        spawn_sh("exec 0<&- 1>&-; echo closed >&2; exec sleep 1000", CORIO_STDIO_PIPE, CORIO_STDIO_PIPE,
-                 CORIO_STDIO_PIPE);
+    corio_process *p = spawn_sh("exec 0<&- 1>&-; echo closed >&2; exec sleep 1000", CORIO_STDIO_PIPE,
+                                CORIO_STDIO_PIPE, CORIO_STDIO_PIPE);
     char line[32];
     CHECK_EQ(corio_stream_readline(corio_process_stream(p, 2), line, sizeof line), 7);
     CHECK_STR(line, "closed\n");

@@ -45,9 +45,9 @@ extern char **environ;
 struct corio_process {
     corio_loop *loop;
     pid_t pid;
-    int pidfd;         /* -1 once closed (reaped and no waiter left) */
-    unsigned waiters;  /* tasks with a POLL op on pidfd */
-    bool own_group;    /* leader of its own process group */
+    int pidfd;        /* -1 once closed (reaped and no waiter left) */
+    unsigned waiters; /* tasks with a POLL op on pidfd */
+    bool own_group;   /* leader of its own process group */
     bool kill_on_free;
     bool reaped;
     corio_process_status st;
@@ -560,7 +560,8 @@ static void *collect_task(void *arg)
     return r ? corio_fail(r) : NULL;
 }
 
-int corio_process_communicate(corio_process *p, const void *input, size_t input_len, corio_process_output *res)
+int corio_process_communicate(corio_process *p, const void *input, size_t input_len,
+                              corio_process_output *res)
 {
     if (res)
         memset(res, 0, sizeof *res);
