@@ -528,8 +528,12 @@ static void *process_null_main(void *arg)
     corio_process_output out;
     CHECK_ERR(corio_process_communicate(NULL, NULL, 0, &out), -EINVAL);
     corio_process_free(NULL);
-    /* a live process: bad fd numbers and arguments */
-    CHECK_OK(corio_process_spawn(&cfg, &p));
+    /* a live process: bad fd numbers and arguments (valgrind 3.19 has no
+     * pidfd_open: -ENOSYS, and nothing more to check) */
+    int r = corio_process_spawn(&cfg, &p);
+    if (r == -ENOSYS)
+        return NULL;
+    CHECK_OK(r);
     errno = 0;
     CHECK(corio_process_stream(p, 3) == NULL && errno == EINVAL);
     CHECK(corio_process_stream(p, -1) == NULL);

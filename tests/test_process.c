@@ -21,6 +21,16 @@
 
 static const char *const CAT[] = {"cat", NULL};
 
+/* Skip where pidfds are missing: a kernel before 5.3, or valgrind 3.19,
+ * which knows no pidfd_open (and turns posix_spawn's vfork into a fork). */
+static void need_pidfd(void)
+{
+    int fd = pidfd_open(getpid(), 0);
+    if (fd < 0)
+        SKIP("no pidfd_open here (old kernel, or valgrind)");
+    close(fd);
+}
+
 static corio_process *spawn_argv(const char *const *argv, corio_stdio_kind in, corio_stdio_kind out,
                                  corio_stdio_kind err)
 {
@@ -82,7 +92,11 @@ static void *cat_roundtrip_main(void *arg)
     return NULL;
 }
 
-TEST(cat_roundtrip) { test_run(cat_roundtrip_main, NULL); }
+TEST(cat_roundtrip)
+{
+    need_pidfd();
+    test_run(cat_roundtrip_main, NULL);
+}
 
 static void *exit_status_main(void *arg)
 {
@@ -105,7 +119,11 @@ static void *exit_status_main(void *arg)
     return NULL;
 }
 
-TEST(exit_status) { test_run(exit_status_main, NULL); }
+TEST(exit_status)
+{
+    need_pidfd();
+    test_run(exit_status_main, NULL);
+}
 
 /* ---- spawn errors ------------------------------------------------------- */
 
@@ -168,6 +186,7 @@ static void *spawn_errors_main(void *arg)
 
 TEST(spawn_errors)
 {
+    need_pidfd();
     char dir[] = "/tmp/corio-proc-XXXXXX";
     CHECK(mkdtemp(dir));
     test_run(spawn_errors_main, dir);
@@ -215,7 +234,11 @@ static void *env_cwd_main(void *arg)
     return NULL;
 }
 
-TEST(env_cwd) { test_run(env_cwd_main, NULL); }
+TEST(env_cwd)
+{
+    need_pidfd();
+    test_run(env_cwd_main, NULL);
+}
 
 /* The fd numbers open in process pid, as a sorted list "0 1 2". */
 static void list_fds(pid_t pid, char *buf, size_t cap)
@@ -288,7 +311,11 @@ static void *child_fds_main(void *arg)
     return NULL;
 }
 
-TEST(child_fds) { test_run(child_fds_main, NULL); }
+TEST(child_fds)
+{
+    need_pidfd();
+    test_run(child_fds_main, NULL);
+}
 
 static void *pass_fds_main(void *arg)
 {
@@ -336,7 +363,11 @@ static void *pass_fds_main(void *arg)
     return NULL;
 }
 
-TEST(pass_fds) { test_run(pass_fds_main, NULL); }
+TEST(pass_fds)
+{
+    need_pidfd();
+    test_run(pass_fds_main, NULL);
+}
 
 static void *stdio_kinds_main(void *arg)
 {
@@ -398,6 +429,7 @@ static void *stdio_kinds_main(void *arg)
 
 TEST(stdio_kinds)
 {
+    need_pidfd();
     char dir[] = "/tmp/corio-proc-XXXXXX";
     CHECK(mkdtemp(dir));
     test_run(stdio_kinds_main, dir);
@@ -429,7 +461,11 @@ static void *communicate_big_main(void *arg)
     return NULL;
 }
 
-TEST(communicate_100mb) { test_run(communicate_big_main, NULL); }
+TEST(communicate_100mb)
+{
+    need_pidfd();
+    test_run(communicate_big_main, NULL);
+}
 
 /* A child that fills stderr before it reads anything, then echoes stdin:
  * done one after the other, both sides would wait for ever. */
@@ -456,7 +492,11 @@ static void *communicate_both_full_main(void *arg)
     return NULL;
 }
 
-TEST(communicate_both_full) { test_run(communicate_both_full_main, NULL); }
+TEST(communicate_both_full)
+{
+    need_pidfd();
+    test_run(communicate_both_full_main, NULL);
+}
 
 /* The child closes its stdin and stdout and lives on: its stdout reads
  * EOF, a write to its stdin fails with -EPIPE (no SIGPIPE), and
@@ -493,7 +533,11 @@ static void *closed_early_main(void *arg)
     return NULL;
 }
 
-TEST(closed_early) { test_run(closed_early_main, NULL); }
+TEST(closed_early)
+{
+    need_pidfd();
+    test_run(closed_early_main, NULL);
+}
 
 /* ---- waits: cancelled, deadlines --------------------------------------- */
 
@@ -549,7 +593,11 @@ static void *wait_interrupted_main(void *arg)
     return NULL;
 }
 
-TEST(wait_interrupted) { test_run(wait_interrupted_main, NULL); }
+TEST(wait_interrupted)
+{
+    need_pidfd();
+    test_run(wait_interrupted_main, NULL);
+}
 
 /* ---- signals ------------------------------------------------------------ */
 
@@ -586,7 +634,11 @@ static void *ignores_sigterm_main(void *arg)
     return NULL;
 }
 
-TEST(ignores_sigterm) { test_run(ignores_sigterm_main, NULL); }
+TEST(ignores_sigterm)
+{
+    need_pidfd();
+    test_run(ignores_sigterm_main, NULL);
+}
 
 static void *group_kill_main(void *arg)
 {
@@ -623,7 +675,11 @@ static void *group_kill_main(void *arg)
     return NULL;
 }
 
-TEST(group_kill) { test_run(group_kill_main, NULL); }
+TEST(group_kill)
+{
+    need_pidfd();
+    test_run(group_kill_main, NULL);
+}
 
 /* ---- many children ------------------------------------------------------ */
 
@@ -672,7 +728,11 @@ static void *many_children_main(void *arg)
     return NULL;
 }
 
-TEST(many_children) { test_run(many_children_main, NULL); }
+TEST(many_children)
+{
+    need_pidfd();
+    test_run(many_children_main, NULL);
+}
 
 /* ---- free --------------------------------------------------------------- */
 
@@ -713,6 +773,7 @@ static void *free_running_main(void *arg)
 
 TEST(free_running)
 {
+    need_pidfd();
     pid_t pid = (pid_t)(intptr_t)test_run(free_running_main, NULL);
     CHECK(kill(pid, SIGKILL) == 0);
     CHECK(waitpid(pid, NULL, 0) == pid);
