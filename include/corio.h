@@ -1139,6 +1139,9 @@ typedef struct corio_process_status {
  * executable), -ENOEXEC, -E2BIG..., as execve or chdir reported them in
  * the child, which is already gone; -EMFILE, -EAGAIN (fork limits),
  * -ENOMEM; -EBADF for a CORIO_STDIO_FD or pass_fds entry that is not open;
+ * -ENOSYS without pidfds (Linux before 5.3; valgrind 3.19), the child then
+ * killed and reaped; -ECHILD when the child had already ended and been
+ * reaped by someone else (SIGCHLD set to SIG_IGN);
  * -EINVAL for a NULL or empty argv, a kind outside the enum or
  * CORIO_STDIO_STDOUT anywhere but stdio[2]; -EPERM outside a loop. */
 CORIO_API int corio_process_spawn(const corio_process_config *cfg, corio_process **out);

@@ -812,3 +812,26 @@ TEST(signal_state)
     signal(SIGUSR1, SIG_IGN);
     test_run(signal_state_main, NULL);
 }
+
+/* SIGCHLD ignored: the kernel reaps children itself, so there is no
+ * status to collect; corio says -ECHILD rather than hang or invent one. */
+static void *sigchld_ignored_main(void *arg)
+{
+    (void)arg;
+    corio_process *p = NULL;
+    corio_process_config cfg = {.argv = (const char *const[]){"/bin/sh", "-c", "exit 3", NULL}};
+    int r = corio_process_spawn(&cfg, &p);
+    if (r == 0) {
+        r = corio_process_wait(p, NULL);
+        corio_process_free(p);
+    }
+    CHECK_ERR(r, -ECHILD);
+    return NULL;
+}
+
+TEST(sigchld_ignored)
+{
+    need_pidfd();
+    signal(SIGCHLD, SIG_IGN);
+    test_run(sigchld_ignored_main, NULL);
+}

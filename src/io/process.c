@@ -423,9 +423,13 @@ static int do_spawn(const corio_process_config *cfg, corio_process *p, spawn_fds
     p->pid = pid;
     p->pidfd = pidfd_open(pid, 0);
     if (p->pidfd < 0) {
-        /* No pidfd (a kernel before 5.3), or the child was reaped behind
-         * our back: nothing could ever wait for it, so do not leave it. */
+        /* ESRCH: the child is gone already and someone else reaped it
+         * (SIGCHLD ignored, a waitpid(-1) of the program's): its pid may
+         * be reused now, so it is not touched.  Otherwise (no pidfds: a
+         * kernel before 5.3) nothing could ever wait for it: end it. */
         r = -errno;
+        if (r == -ESRCH)
+            return -ECHILD;
         (void)kill(pid, SIGKILL);
         (void)waitpid(pid, NULL, 0);
         return r;
