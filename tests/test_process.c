@@ -835,3 +835,57 @@ TEST(sigchld_ignored)
     signal(SIGCHLD, SIG_IGN);
     test_run(sigchld_ignored_main, NULL);
 }
+
+/* ---- failures leave nothing behind -------------------------------------- */
+
+#include "failinject.h"
+
+static int count_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    CHECK(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+static void *failures_main(void *arg)
+{
+    (void)arg;
+    corio_process_config cfg = {.argv = CAT};
+    for (int i = 0; i < 3; i++)
+        cfg.stdio[i].kind = CORIO_STDIO_PIPE;
+    corio_process *p = (corio_process *)1;
+    int before = count_fds();
+    corio_fi_fail_next("malloc", 1);
+    CHECK_ERR(corio_process_spawn(&cfg, &p), -ENOMEM);
+    CHECK(p == NULL);
+    for (long k = 1; k <= 3; k++) { /* the first, second, third pipe */
+        corio_fi_fail_next("pipe2", k);
+        CHECK_ERR(corio_process_spawn(&cfg, &p), -EMFILE);
+        corio_fi_fail_next("pipe2", 0);
+    }
+    CHECK_EQ(count_fds(), before);
+    CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD); /* no child was started */
+
+    /* communicate runs out of memory: an error, nothing allocated; the
+     * child can still be waited for */
+    CHECK_OK(corio_process_spawn(&cfg, &p));
+    corio_fi_fail_next("realloc", 1);
+    corio_process_output out;
+    CHECK_ERR(corio_process_communicate(p, "abc", 3, &out), -ENOMEM);
+    CHECK(out.out == NULL && out.err == NULL);
+    corio_process_status st;
+    CHECK_OK(corio_process_wait(p, &st));
+    corio_process_free(p);
+    CHECK_EQ(count_fds(), before);
+    return NULL;
+}
+
+TEST(failures_leave_nothing)
+{
+    need_pidfd();
+    test_run(failures_main, NULL);
+}
