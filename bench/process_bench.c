@@ -62,7 +62,10 @@ static void *pass(void *arg)
     return NULL;
 }
 
-static uint64_t ns_of(struct timeval tv) { return (uint64_t)tv.tv_sec * 1000000000u + (uint64_t)tv.tv_usec * 1000u; }
+static uint64_t ns_of(struct timeval tv)
+{
+    return (uint64_t)tv.tv_sec * 1000000000u + (uint64_t)tv.tv_usec * 1000u;
+}
 
 int main(int argc, char **argv)
 {

@@ -37,7 +37,8 @@ static void start_one(void)
     uv_stdio_container_t io[3] = {{.flags = UV_INHERIT_FD, .data.fd = 0},
                                   {.flags = UV_INHERIT_FD, .data.fd = 1},
                                   {.flags = UV_INHERIT_FD, .data.fd = 2}};
-    uv_process_options_t o = {.exit_cb = on_exit_cb, .file = args[0], .args = args, .stdio = io, .stdio_count = 3};
+    uv_process_options_t o = {
+        .exit_cb = on_exit_cb, .file = args[0], .args = args, .stdio = io, .stdio_count = 3};
     uv_process_t *p = malloc(sizeof *p);
     left--;
     int r = uv_spawn(loop, p, &o);
@@ -58,7 +59,10 @@ static void pass(long n, long conc)
     uv_run(loop, UV_RUN_DEFAULT);
 }
 
-static uint64_t ns_of(struct timeval tv) { return (uint64_t)tv.tv_sec * 1000000000u + (uint64_t)tv.tv_usec * 1000u; }
+static uint64_t ns_of(struct timeval tv)
+{
+    return (uint64_t)tv.tv_sec * 1000000000u + (uint64_t)tv.tv_usec * 1000u;
+}
 
 int main(int argc, char **argv)
 {
