@@ -48,9 +48,12 @@ trap 'exit 130' INT TERM
 have=()
 for p in $PEERS; do
     case $p in
-    uring | epoll) [[ -x $BUILD/bench/process_bench ]] && have+=("$p") || note "skipping $p: process_bench not built" ;;
-    libuv) [[ -x $BUILD/bench/libuv_spawn ]] && have+=(libuv) || note "skipping libuv: libuv_spawn not built (libuv1-dev)" ;;
-    asyncio) [[ -x $PY ]] && have+=(asyncio) || note "skipping asyncio: no $PY" ;;
+    uring | epoll)
+        if [[ -x $BUILD/bench/process_bench ]]; then have+=("$p"); else note "skipping $p: process_bench not built"; fi ;;
+    libuv)
+        if [[ -x $BUILD/bench/libuv_spawn ]]; then have+=(libuv); else note "skipping libuv: libuv_spawn not built (libuv1-dev)"; fi ;;
+    asyncio)
+        if [[ -x $PY ]]; then have+=(asyncio); else note "skipping asyncio: no $PY"; fi ;;
     esac
 done
 ((${#have[@]})) || { note "nothing to run"; exit 1; }
