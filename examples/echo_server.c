@@ -12,7 +12,7 @@
  * Ctrl-C (SIGINT) or SIGTERM stops it gracefully: it stops accepting at
  * once, lets the connections still open carry on for up to GRACE_MS (their
  * clients may finish what they were sending and close), cancels the rest,
- * and exits 0.
+ * and exits 0.  A second signal during that time ends it at once.
  */
 #include <corio.h>
 
@@ -72,8 +72,10 @@ static void *main_task(void *arg)
     int sig = corio_signal_watch_wait(stop, CORIO_NO_TIMEOUT);
     if (sig > 0)
         fprintf(stderr, "echo_server: %s, stopping\n", strsignal(sig));
-    corio_server_close(srv, GRACE_MS);
+    /* Give the signals back first: a second Ctrl-C during the grace
+     * period then ends the process at once, as users expect. */
     corio_signal_watch_close(stop);
+    corio_server_close(srv, GRACE_MS);
     return sig > 0 ? NULL : (void *)1;
 }
 

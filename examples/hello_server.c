@@ -15,7 +15,7 @@
  * Another difference: where the seed runs until it is killed, Ctrl-C
  * (SIGINT) or SIGTERM stops this one gracefully: no new connection is
  * accepted, requests in flight get their answer (for up to GRACE_MS), and
- * the process exits 0.
+ * the process exits 0; a second signal ends it at once.
  */
 #include <corio.h>
 
@@ -95,8 +95,10 @@ static void *main_task(void *arg)
     int sig = corio_signal_watch_wait(stop, CORIO_NO_TIMEOUT);
     if (sig > 0)
         fprintf(stderr, "hello_server: %s, stopping\n", strsignal(sig));
-    corio_server_close(srv, GRACE_MS);
+    /* Give the signals back first: a second Ctrl-C during the grace
+     * period then ends the process at once, as users expect. */
     corio_signal_watch_close(stop);
+    corio_server_close(srv, GRACE_MS);
     return sig > 0 ? NULL : (void *)1;
 }
 

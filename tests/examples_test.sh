@@ -84,6 +84,36 @@ echo)
     # SIGTERM with a client connected: it is still echoed until it closes, then exit 0
     big=$(printf 'after%.0s' $(seq 10000))
     graceful_stop "${pids[0]}" "$port" before before "$big" "$big"
+    # a second SIGTERM during the grace period ends it at once: once the
+    # first has come, SIGTERM's default disposition is back (SigCgt)
+    "$build/echo_server" 0 >"$tmp/log" 2>&1 &
+    pids+=($!)
+    port=$(wait_port "$tmp/log" "listening on 127.0.0.1:([0-9]+)") || fail "echo_server did not report its port"
+    /usr/bin/python3 - "${pids[0]}" "$port" "$wait_s" <<'PY' || fail "second SIGTERM: client failed"
+import os, signal, socket, sys, time
+pid, port, limit = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+def caught():
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("SigCgt:"):
+                return int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)) != 0
+    return False
+c = socket.create_connection(("127.0.0.1", port), timeout=limit)
+c.sendall(b"x")
+assert c.recv(1) == b"x"
+assert caught(), "SIGTERM not caught while serving"
+os.kill(pid, signal.SIGTERM)
+end = time.monotonic() + limit
+while caught():
+    assert time.monotonic() < end, "SIGTERM still caught after the first one"
+    time.sleep(0.01)
+os.kill(pid, signal.SIGTERM)
+PY
+    status=0
+    timeout "$wait_s" tail --pid="${pids[0]}" -f /dev/null || fail "still running $wait_s s after a second SIGTERM"
+    wait "${pids[0]}" || status=$?
+    pids=()
+    [[ $status == 143 ]] || fail "exit status $status after a second SIGTERM, want 143"
     ;;
 file_writer)
     cd "$tmp"
