@@ -689,3 +689,66 @@ static void *efd_fail_main(void *arg)
     return NULL;
 }
 TEST(eventfd_failure_is_reported) { test_run(efd_fail_main, NULL); }
+
+/* Many watches, many arrivals: every watch counts every one. */
+static void *many_main(void *arg)
+{
+    (void)arg;
+    enum { WATCHES = 50 };
+    int rounds = TEST_SCALE(2000);
+    corio_signal_watch *w[WATCHES];
+    for (int i = 0; i < WATCHES; i++)
+        w[i] = open1(SIGUSR1, i % 2 ? SIGUSR2 : 0);
+    for (int r = 0; r < rounds; r++) {
+        CHECK_OK(raise(SIGUSR1));
+        CHECK_EQ(corio_signal_watch_pending(w[0]), (unsigned)r + 1); /* takes each before the next raise */
+    }
+    for (int i = 0; i < WATCHES; i++) {
+        CHECK_EQ(corio_signal_watch_pending(w[i]), (unsigned)rounds);
+        for (int r = 0; r < rounds; r++)
+            CHECK_EQ(corio_signal_watch_wait(w[i], 0), SIGUSR1);
+        CHECK_EQ(corio_signal_watch_wait(w[i], 0), 0);
+        corio_signal_watch_close(w[i]);
+    }
+    return NULL;
+}
+TEST(many_watches_count_every_arrival) { test_run(many_main, NULL); }
+
+/* A thread sends a stream of signals while a task takes them: each wait
+ * returns one, the kernel may merge some, and the last one (a different
+ * signal, sent after them all) always arrives. */
+typedef struct storm {
+    int n;
+} storm;
+
+static void *storm_thread(void *arg)
+{
+    storm *s = arg;
+    for (int i = 0; i < s->n; i++)
+        kill(getpid(), SIGUSR1);
+    kill(getpid(), SIGUSR2);
+    return NULL;
+}
+
+static void *storm_main(void *arg)
+{
+    (void)arg;
+    storm s = {.n = TEST_SCALE(5000)};
+    corio_signal_watch *w = open1(SIGUSR1, SIGUSR2);
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, storm_thread, &s), 0);
+    int got = 0;
+    for (;;) {
+        int r = corio_signal_watch_wait(w, CORIO_NO_TIMEOUT);
+        if (r == SIGUSR2)
+            break;
+        CHECK_EQ(r, SIGUSR1);
+        got++;
+    }
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    got += (int)corio_signal_watch_pending(w);
+    CHECK(got >= 1 && got <= s.n);
+    corio_signal_watch_close(w);
+    return NULL;
+}
+TEST(signals_from_a_thread_in_a_stream) { test_run(storm_main, NULL); }

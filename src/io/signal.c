@@ -44,6 +44,7 @@
  */
 #include "../core/internal.h"
 
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -81,7 +82,7 @@ struct corio_signal_watch {
     corio_task *waiter; /* the task in corio_signal_watch_wait, until it resumes */
     bool closed;        /* closed while waiter was set: the waiter frees it */
     uint8_t head, len;  /* order: a ring of the signals with count > 0, first arrival first */
-    unsigned total;
+    uint64_t total;     /* the sum of count[] */
     uint8_t order[64];
     uint32_t count[NSIGS];
 };
@@ -480,9 +481,9 @@ unsigned corio_signal_watch_pending(const corio_signal_watch *w)
 {
     if (!w)
         return 0;
-    if (w->st && !w->waiter && corio__loop() == w->st->loop)
+    if (w->st && corio__loop() == w->st->loop)
         collect(w->st);
-    return w->total;
+    return w->total > UINT_MAX ? UINT_MAX : (unsigned)w->total;
 }
 
 void corio_signal_watch_close(corio_signal_watch *w)
