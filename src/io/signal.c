@@ -129,12 +129,25 @@ static bool signal_ok(int s)
 /* Claiming and releasing signals                                       */
 /* ------------------------------------------------------------------ */
 
-static void set_mask(int how, int s, sigset_t *old)
+static int set_mask(int how, int s, sigset_t *old)
 {
     sigset_t one;
     sigemptyset(&one);
     sigaddset(&one, s);
-    pthread_sigmask(how, &one, old);
+    return -pthread_sigmask(how, &one, old);
+}
+
+/* Give s its previous disposition and let it go. */
+static void unhook(sig_loop *st, int s)
+{
+    sigaction(s, &st->old[s], NULL);
+    atomic_store(&owner_fd[s], 0);
+    /* A handler that read the fd before the store may still be about to
+     * write to it: the fd must stay ours until it is done. */
+    while (atomic_load(&in_handler) != 0)
+        sched_yield();
+    atomic_store(&arrivals[s], 0);
+    corio__signal_unclaim(s);
 }
 
 static int claim(sig_loop *st, int s)
@@ -155,7 +168,11 @@ static int claim(sig_loop *st, int s)
         return e;
     }
     sigset_t old;
-    set_mask(SIG_UNBLOCK, s, &old);
+    int r = set_mask(SIG_UNBLOCK, s, &old);
+    if (r < 0) { /* it may still be blocked here: give it back */
+        unhook(st, s);
+        return r;
+    }
     st->was_blocked[s] = sigismember(&old, s) == 1;
     st->owned |= SIGBIT(s);
     return 0;
@@ -165,14 +182,7 @@ static void release(sig_loop *st, int s)
 {
     if (st->was_blocked[s])
         set_mask(SIG_BLOCK, s, NULL);
-    sigaction(s, &st->old[s], NULL);
-    atomic_store(&owner_fd[s], 0);
-    /* A handler that read the fd before the store may still be about to
-     * write to it: the fd must stay ours until it is done. */
-    while (atomic_load(&in_handler) != 0)
-        sched_yield();
-    atomic_store(&arrivals[s], 0);
-    corio__signal_unclaim(s);
+    unhook(st, s);
     st->owned &= ~SIGBIT(s);
 }
 
