@@ -1112,8 +1112,56 @@ CORIO_API void corio_fd_watch_stop(corio_fd_watch *w);
 /* Socket activation (systemd's LISTEN_FDS, sd_listen_fds)            */
 /* ------------------------------------------------------------------ */
 
-/* Listening sockets handed over by a supervisor instead of bound.
- * Declarations: issue 10, readiness helper. */
+/* Listening sockets handed over by a supervisor instead of bound: systemd
+ * (a .socket unit, or systemd-socket-activate), or any launcher that
+ * speaks its protocol.  The supervisor opens the sockets, puts them at
+ * fds 3, 4, ... and sets LISTEN_PID (the pid they are for), LISTEN_FDS
+ * (how many) and optionally LISTEN_FDNAMES (their names, ':'-separated).
+ * corio_listen_fds reads that; corio_server_start_fds and
+ * corio_http_server_start_fds (corio/http.h) serve the sockets;
+ * corio-serve does both by itself when LISTEN_FDS is set. */
+
+/* The first passed fd (SD_LISTEN_FDS_START). */
+#define CORIO_LISTEN_FDS_START 3
+
+/* One socket passed by the supervisor. */
+typedef struct corio_listen_fd {
+    int fd;
+    char name[256]; /* its LISTEN_FDNAMES entry (FileDescriptorName=); "unknown" without one */
+} corio_listen_fd;
+
+/* Read the sockets passed by socket activation (systemd's sd_listen_fds_with_names).
+ * With sd_listen_fds' rules: none (0) unless LISTEN_PID is this process's
+ * pid (variables inherited from a parent do not count) and LISTEN_FDS is
+ * set; then LISTEN_FDS fds from CORIO_LISTEN_FDS_START on are the
+ * caller's, each is made close-on-exec (so no child inherits it), and the
+ * first max of them go to out[] with their names.  unset_env: remove the
+ * three variables before returning, whatever the outcome (so a child
+ * started later does not see them; sd_listen_fds(1)).  The fds are not
+ * checked further: corio_server_start_fds checks what it is given.  Does
+ * not suspend; needs no loop (callable before corio_run).  Returns the
+ * number passed (> max: only max are described; the fds are still
+ * consecutive), 0 when there are none for this process, -EINVAL for
+ * malformed variables (a count or pid that is not a number, a name count
+ * that differs from LISTEN_FDS) or out NULL with max > 0, -EBADF if one of
+ * the fds is not open. */
+CORIO_API int corio_listen_fds(corio_listen_fd *out, unsigned max, bool unset_env);
+
+/* Serve already listening stream sockets: corio_server_start without the bind.
+ * fds[0..n) are listening SOCK_STREAM sockets (TCP or Unix: from
+ * corio_listen_fds, or opened by the caller); on success the server owns
+ * them (corio_server_close closes them) and has made them non-blocking
+ * and close-on-exec; the rest is corio_server_start's (one accept task
+ * per socket, handler per connection, corio_server_sockname).  From cfg
+ * only nagle and stack_size apply (backlog and reuse_port belong to
+ * whoever opened the sockets).  Every fd is checked first and, on any
+ * error, none is changed and all stay the caller's: -EBADF (not open),
+ * -ENOTSOCK (not a socket), -EOPNOTSUPP (not a stream socket), -EINVAL (a
+ * socket that is not listening, an fd listed twice, n == 0, NULL fds or
+ * handler or out), -E2BIG (n above 16), -ENOMEM.  Must run in a task;
+ * does not suspend.  cfg may be NULL. */
+CORIO_API int corio_server_start_fds(const int *fds, unsigned n, corio_conn_fn handler, void *arg,
+                                     const corio_server_config *cfg, corio_server **out);
 
 /* ------------------------------------------------------------------ */
 /* Signals (asyncio's add_signal_handler, tokio::signal)              */
