@@ -21,7 +21,10 @@
 
 static void nb_pipe(int p[2]) { CHECK_OK(pipe2(p, O_NONBLOCK | O_CLOEXEC)); }
 
-static void nb_socketpair(int sv[2]) { CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv)); }
+static void nb_socketpair(int sv[2])
+{
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv));
+}
 
 /* Write until the fd's buffer is full (EAGAIN). */
 static void fill(int fd)

@@ -124,8 +124,8 @@ typedef struct serve_opts {
     const char *bind;
     uint16_t port;
     bool quiet;
-    int rootfd;          /* O_PATH descriptor of DIR: every lookup starts here */
-    int nfds;            /* sockets passed by socket activation (LISTEN_FDS), 0 if none */
+    int rootfd; /* O_PATH descriptor of DIR: every lookup starts here */
+    int nfds;   /* sockets passed by socket activation (LISTEN_FDS), 0 if none */
     int fds[16];
     char root[PATH_MAX]; /* DIR's real path (for the realpath fallback) */
 } serve_opts;
@@ -972,8 +972,8 @@ static void *main_task(void *arg)
     if (opts.nfds > 0) {
         r = corio_http_server_start_fds(opts.fds, (unsigned)opts.nfds, handler, NULL, &cfg, &srv);
         if (r < 0) {
-            fprintf(stderr, "corio-serve: can not serve the %d socket(s) passed (LISTEN_FDS): %s\n", opts.nfds,
-                    passed_fd_error(r));
+            fprintf(stderr, "corio-serve: can not serve the %d socket(s) passed (LISTEN_FDS): %s\n",
+                    opts.nfds, passed_fd_error(r));
             return (void *)1;
         }
         for (int i = 0; i < opts.nfds; i++) {
@@ -993,8 +993,8 @@ static void *main_task(void *arg)
         }
         unsigned port = corio_http_server_port(srv);
         if (!*opts.bind) {
-            printf("Serving HTTP on every interface (IPv4 and IPv6) port %u (http://localhost:%u/) ...\n", port,
-                   port);
+            printf("Serving HTTP on every interface (IPv4 and IPv6) port %u (http://localhost:%u/) ...\n",
+                   port, port);
         } else {
             bool v6 = strchr(opts.bind, ':') != NULL;
             printf("Serving HTTP on %s port %u (http://%s%s%s:%u/) ...\n", opts.bind, port, v6 ? "[" : "",
