@@ -35,7 +35,7 @@ typedef struct fetch {
 } fetch;
 
 static CURLM *multi;
-static int left;        /* transfers not finished yet */
+static int left; /* transfers not finished yet */
 static corio_event all_done;
 static corio_task *timer; /* the task that sleeps until libcurl's timeout, if one is set */
 
