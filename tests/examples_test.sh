@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The examples, run as a user runs them, checked byte for byte.
 #   examples_test.sh BUILD_DIR NAME      (CORIO_BACKEND picks the backend)
-# NAME: hello_server | echo | file_writer | cat | copy | chat | pipeline | subprocess_run
+# NAME: hello_server | echo | file_writer | cat | copy | chat | pipeline | subprocess_run | curl_fetch
 set -euo pipefail
 build=$1
 name=$2
@@ -199,6 +199,57 @@ PY
         [[ $status == 2 ]] || fail "pipeline $bad: status $status"
         grep -q "^usage: pipeline" "$tmp/err" || fail "pipeline $bad: stderr $(cat "$tmp/err")"
     done
+    ;;
+curl_fetch)
+    # libcurl's multi interface driven by corio_fd_watch (examples/curl_fetch.c)
+    [[ -x $build/curl_fetch ]] || { echo "SKIP: curl_fetch not built (libcurl4-openssl-dev missing)"; exit 77; }
+    # 1. against corio-serve: exact statuses and byte counts, a refused port
+    mkdir -p "$tmp/site"
+    printf 'hello\n' >"$tmp/site/a.txt"
+    head -c 3000000 /dev/urandom >"$tmp/site/big.bin"
+    "$build/tools/corio-serve" -q --port 0 "$tmp/site" >"$tmp/log" 2>&1 &
+    pids+=($!)
+    port=$(wait_port "$tmp/log" 'port ([0-9]+) ') || fail "corio-serve did not start: $(cat "$tmp/log")"
+    closed=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    u=http://127.0.0.1:$port
+    status=0
+    got=$("$build/curl_fetch" "$u/a.txt" "$u/big.bin" "$u/missing" "http://127.0.0.1:$closed/" "$u/a.txt") || status=$?
+    expected="$u/a.txt: 200, 6 bytes
+$u/big.bin: 200, 3000000 bytes
+$u/missing: 404, $(curl -s "$u/missing" | wc -c) bytes
+http://127.0.0.1:$closed/: error: Couldn't connect to server
+$u/a.txt: 200, 6 bytes"
+    [[ $got == "$expected" ]] || fail "curl_fetch output: $got"
+    [[ $status == 1 ]] || fail "curl_fetch status $status with a failed transfer"
+    got=$("$build/curl_fetch" "$u/a.txt") || fail "curl_fetch status $? with no failure"
+    # 2. concurrency: a server that answers only once 4 requests are in
+    # flight at the same time; one after the other would never finish
+    cat >"$tmp/barrier.py" <<'PY'
+import http.server, sys, threading
+barrier = threading.Barrier(4, timeout=float(sys.argv[1]))
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        barrier.wait()
+        body = self.path.encode() * 1000
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print("port", s.server_address[1], flush=True)
+s.serve_forever()
+PY
+    python3 "$tmp/barrier.py" "$wait_s" >"$tmp/blog" 2>&1 &
+    pids+=($!)
+    bport=$(wait_port "$tmp/blog" '^port ([0-9]+)') || fail "barrier server did not start"
+    b=http://127.0.0.1:$bport
+    got=$("$build/curl_fetch" "$b/1" "$b/22" "$b/333" "$b/4444") || fail "concurrent fetch status $?"
+    [[ $got == "$b/1: 200, 2000 bytes
+$b/22: 200, 3000 bytes
+$b/333: 200, 4000 bytes
+$b/4444: 200, 5000 bytes" ]] || fail "concurrent fetch output: $got"
     ;;
 subprocess_run)
     run=$build/subprocess_run

@@ -350,6 +350,13 @@ struct corio__op {
  * Backends may ignore hints. */
 #define CORIO__OPH_POLL_FIRST 1
 
+/* POLL on an fd that is not corio's (corio_fd_wait): its owner closes it
+ * with close(2), never through corio, so no forget_fd announces it and the
+ * number may come back as another file.  The epoll backend therefore drops
+ * its registration state for the fd when the last such op leaves it, and
+ * re-checks the kernel's entry (EPOLL_CTL_MOD, then ADD) at the next wait. */
+#define CORIO__OPH_FOREIGN 2
+
 enum { CORIO__OPS_IDLE = 0, CORIO__OPS_PENDING, CORIO__OPS_CANCELLING, CORIO__OPS_DONE };
 
 typedef struct corio__backend_ops {

@@ -184,6 +184,34 @@ int corio_http_server_new(corio_http_handler handler, void *arg, const corio_htt
     return 0;
 }
 
+/* Serve the n listening sockets fds (the server's from now on): one accept
+ * task each.  Returns 0, or -ENOMEM with srv closed and the fds left open
+ * (the caller's again). */
+static int serve_listeners(corio_http_server *srv, const int *fds, int n)
+{
+    srv->port = corio__fd_port(fds[0]);
+    srv->nlisteners = (unsigned)n;
+    for (int i = 0; i < n; i++) {
+        srv->ls[i].srv = srv;
+        srv->ls[i].fd = fds[i];
+    }
+    for (int i = 0; i < n; i++) {
+        corio_task *t = corio_spawn_named("http-accept", 0, accept_main, &srv->ls[i]);
+        if (!t) {
+            /* the running accept tasks close their own sockets: take the
+             * fds back from them first */
+            for (int j = 0; j < n; j++)
+                srv->ls[j].fd = -1;
+            (void)corio_http_server_close(srv, 0);
+            return -ENOMEM;
+        }
+        corio_task_detach(t);
+        srv->ls[i].task = t;
+        srv->nacceptors++;
+    }
+    return 0;
+}
+
 int corio_http_server_start(const char *host, uint16_t port, corio_http_handler handler, void *arg,
                             const corio_http_server_config *cfg, corio_http_server **out)
 {
@@ -200,29 +228,35 @@ int corio_http_server_start(const char *host, uint16_t port, corio_http_handler 
         corio__free(srv);
         return n;
     }
-    srv->port = corio__fd_port(fds[0]);
-    srv->nlisteners = (unsigned)n;
-    for (int i = 0; i < n; i++) {
-        srv->ls[i].srv = srv;
-        srv->ls[i].fd = fds[i];
-    }
-    for (int i = 0; i < n; i++) {
-        corio_task *t = corio_spawn_named("http-accept", 0, accept_main, &srv->ls[i]);
-        if (!t) {
-            /* the running accept tasks close their own sockets */
-            for (int j = i; j < n; j++) {
-                close(fds[j]);
-                srv->ls[j].fd = -1;
-            }
-            (void)corio_http_server_close(srv, 0);
-            return -ENOMEM;
-        }
-        corio_task_detach(t);
-        srv->ls[i].task = t;
-        srv->nacceptors++;
+    r = serve_listeners(srv, fds, n);
+    if (r < 0) {
+        while (n)
+            close(fds[--n]);
+        return r;
     }
     *out = srv;
     return 0;
+}
+
+int corio_http_server_start_fds(const int *fds, unsigned n, corio_http_handler handler, void *arg,
+                                const corio_http_server_config *cfg, corio_http_server **out)
+{
+    if (out)
+        *out = NULL;
+    if (!out)
+        return -EINVAL;
+    corio_http_server *srv;
+    int r = corio_http_server_new(handler, arg, cfg, &srv);
+    if (r < 0)
+        return r;
+    r = corio__listen_adopt(fds, n, false);
+    if (r == 0)
+        r = serve_listeners(srv, fds, (int)n);
+    else
+        corio__free(srv);
+    if (r == 0)
+        *out = srv;
+    return r;
 }
 
 uint16_t corio_http_server_port(const corio_http_server *srv) { return srv ? srv->port : 0; }
