@@ -85,10 +85,12 @@ echo)
     big=$(printf 'after%.0s' $(seq 10000))
     graceful_stop "${pids[0]}" "$port" before before "$big" "$big"
     # a second SIGTERM during the grace period ends it at once: once the
-    # first has come, SIGTERM's default disposition is back (SigCgt)
-    "$build/echo_server" 0 >"$tmp/log" 2>&1 &
+    # first has come, SIGTERM's default disposition is back (SigCgt).  A
+    # log of its own: the shell truncates a reused one only once the new
+    # process runs, so wait_port could read the first server's port.
+    "$build/echo_server" 0 >"$tmp/log2" 2>&1 &
     pids+=($!)
-    port=$(wait_port "$tmp/log" "listening on 127.0.0.1:([0-9]+)") || fail "echo_server did not report its port"
+    port=$(wait_port "$tmp/log2" "listening on 127.0.0.1:([0-9]+)") || fail "echo_server did not report its port"
     /usr/bin/python3 - "${pids[0]}" "$port" "$wait_s" <<'PY' || fail "second SIGTERM: client failed"
 import os, signal, socket, sys, time
 pid, port, limit = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
