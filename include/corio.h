@@ -1114,7 +1114,8 @@ CORIO_API int corio_dgram_open_unix(const char *local_path, const char *remote_p
 
 /* Wrap an existing datagram socket fd (SOCK_DGRAM, any family) in an endpoint.
  * The endpoint takes ownership of fd (closed by corio_dgram_close; also
- * on error) and makes it non-blocking and close-on-exec.  Does not
+ * on an error other than -EINVAL for a NULL out or a negative fd) and
+ * makes it non-blocking and close-on-exec.  Does not
  * suspend.  Returns 0 and *out, or -ENOTSOCK / -EPROTOTYPE (not a datagram
  * socket), -ENOMEM; on error *out is NULL. */
 CORIO_API int corio_dgram_from_fd(int fd, corio_dgram **out);

@@ -452,12 +452,12 @@ ssize_t corio_dgram_send(corio_dgram *d, const void *buf, size_t len)
 ssize_t corio_dgram_recv_from(corio_dgram *d, void *buf, size_t cap, struct sockaddr_storage *from,
                               socklen_t *from_len, int *flags)
 {
+    if (!d || (!buf && cap))
+        return -EINVAL;
     if (flags)
         *flags = 0;
     if (from_len)
         *from_len = 0;
-    if (!d || (!buf && cap))
-        return -EINVAL;
     int r = dg_enter(d);
     if (r)
         return r;
