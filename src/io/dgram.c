@@ -361,6 +361,7 @@ int corio_dgram_from_fd(int fd, corio_dgram **out)
 static int dg_wait(corio_dgram *d, short events)
 {
     dg_waiter w;
+    corio__list_init(&w.link);
     memset(&w.op, 0, sizeof w.op);
     w.op.kind = CORIO__OP_POLL;
     w.op.fd = d->fd;
