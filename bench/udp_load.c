@@ -9,7 +9,7 @@
  * client spends as few system calls per datagram as the best server and
  * stays out of the way.  The window keeps every socket buffer far from
  * full, so loopback loses nothing; should a datagram be lost anyway, a
- * socket silent for 200 ms refills its window and the loss is counted.
+ * socket silent for a second refills its window and the loss is counted.
  *
  * Deliberately independent of corio (plain epoll, one thread), so the same
  * client measures every server alike.  After a warmup it counts echoes
@@ -256,7 +256,7 @@ int main(int argc, char **argv)
         }
         for (int i = 0; i < nclients; i++) {
             client *c = &cl[i];
-            if (t - c->last > 0.2) {
+            if (t - c->last > 1.0) {
                 lost += (unsigned)c->inflight;
                 c->inflight = 0;
                 c->last = t;

@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <stddef.h>
 #include <string.h>
@@ -40,6 +41,7 @@ struct corio_dgram {
     int family;
     bool closed;
     bool connected;
+    bool gso;            /* send_batch may coalesce with UDP_SEGMENT (UDP only; off once refused) */
     unsigned users;      /* tasks parked in a wait on this endpoint */
     corio__list waiters; /* their wait nodes, for close to cancel */
     char *unlink_path;   /* the Unix socket file this endpoint made */
@@ -65,6 +67,7 @@ static corio_dgram *dg_new(int fd, int family, bool connected)
     d->fd = fd;
     d->family = family;
     d->connected = connected;
+    d->gso = family == AF_INET || family == AF_INET6;
     corio__list_init(&d->waiters);
     return d;
 }
@@ -539,6 +542,33 @@ int corio_dgram_recv_batch(corio_dgram *d, corio_dgram_msg *msgs, unsigned n)
     return (int)got;
 }
 
+/* How many datagrams from m on can leave as one UDP GSO send
+ * (UDP_SEGMENT): consecutive ones of the same size to the same address.
+ * The stack is then walked once for the whole run and the datagrams are
+ * cut apart at its bottom, each still its own datagram for the receiver;
+ * for an echo or a reply burst to one peer that is most of a send's cost.
+ * A size above what an Ethernet MTU carries is left alone, so GSO never
+ * has to fragment. */
+#define GSO_MAX_SEGS 64
+#define GSO_MAX_LEN 1452
+#define GSO_MAX_TOTAL 65000
+
+static unsigned gso_run(const corio_dgram *d, const corio_dgram_msg *m, unsigned n)
+{
+    size_t len = m[0].len;
+    if (!d->gso || n < 2 || len == 0 || len > GSO_MAX_LEN)
+        return 1;
+    unsigned r = 1;
+    size_t total = len;
+    while (r < n && r < GSO_MAX_SEGS && m[r].len == len && total + len <= GSO_MAX_TOTAL &&
+           m[r].addr_len == m[0].addr_len &&
+           (!m[0].addr_len || memcmp(&m[r].addr, &m[0].addr, m[0].addr_len) == 0)) {
+        total += len;
+        r++;
+    }
+    return r;
+}
+
 int corio_dgram_send_batch(corio_dgram *d, const corio_dgram_msg *msgs, unsigned n)
 {
     if (!d || (!msgs && n))
@@ -548,26 +578,57 @@ int corio_dgram_send_batch(corio_dgram *d, const corio_dgram_msg *msgs, unsigned
         return r;
     struct mmsghdr h[BATCH];
     struct iovec iov[BATCH];
+    unsigned cnt[BATCH]; /* datagrams in each header */
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } ctl[BATCH];
     unsigned sent = 0;
     while (sent < n) {
-        unsigned k = n - sent < BATCH ? n - sent : BATCH;
-        for (unsigned i = 0; i < k; i++) {
-            const corio_dgram_msg *m = &msgs[sent + i];
-            iov[i].iov_base = m->buf;
-            iov[i].iov_len = m->len;
-            h[i].msg_hdr = (struct msghdr){.msg_name = m->addr_len ? (void *)&m->addr : NULL,
-                                           .msg_namelen = m->addr_len,
-                                           .msg_iov = &iov[i],
-                                           .msg_iovlen = 1};
+        unsigned hk = 0, used = 0;
+        while (hk < BATCH && used < BATCH && sent + used < n) {
+            const corio_dgram_msg *m = &msgs[sent + used];
+            unsigned run = gso_run(d, m, n - sent - used);
+            if (run > BATCH - used)
+                run = BATCH - used;
+            for (unsigned j = 0; j < run; j++) {
+                iov[used + j].iov_base = m[j].buf;
+                iov[used + j].iov_len = m[j].len;
+            }
+            h[hk].msg_hdr = (struct msghdr){.msg_name = m->addr_len ? (void *)&m->addr : NULL,
+                                            .msg_namelen = m->addr_len,
+                                            .msg_iov = &iov[used],
+                                            .msg_iovlen = run};
+            if (run > 1) {
+                struct cmsghdr *cm = &ctl[hk].align;
+                cm->cmsg_level = SOL_UDP;
+                cm->cmsg_type = UDP_SEGMENT;
+                cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+                uint16_t seg = (uint16_t)m->len;
+                memcpy(CMSG_DATA(cm), &seg, sizeof seg);
+                h[hk].msg_hdr.msg_control = ctl[hk].buf;
+                h[hk].msg_hdr.msg_controllen = sizeof ctl[hk].buf;
+            }
+            cnt[hk++] = run;
+            used += run;
         }
-        int c = sendmmsg(d->fd, h, k, MSG_DONTWAIT | MSG_NOSIGNAL);
+        int c = sendmmsg(d->fd, h, hk, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (c > 0) {
-            sent += (unsigned)c;
+            for (int i = 0; i < c; i++)
+                sent += cnt[i];
             continue;
         }
         c = c < 0 ? errno_r() : -EAGAIN;
         if (c == -EINTR)
             continue;
+        /* A kernel or route without UDP GSO (no UDP_SEGMENT, no checksum
+         * offload on the way out, a smaller MTU) refuses the run: send
+         * this endpoint's datagrams one by one from now on. */
+        if (cnt[0] > 1 &&
+            (c == -EIO || c == -EINVAL || c == -ENOPROTOOPT || c == -EOPNOTSUPP || c == -EMSGSIZE)) {
+            d->gso = false;
+            continue;
+        }
         if (c != -EAGAIN)
             return sent ? (int)sent : c;
         if ((r = dg_wait_send(d)) < 0)
