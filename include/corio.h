@@ -1178,7 +1178,11 @@ CORIO_API int corio_dgram_recv_batch(corio_dgram *d, corio_dgram_msg *msgs, unsi
  * is full.  Returns n when all went; if a datagram fails, the number sent
  * before it (so msgs + result is the one that failed: skip it or retry),
  * or -errno (as corio_dgram_send_to) when it is the first.  n = 0
- * returns 0 at once. */
+ * returns 0 at once.  On UDP, consecutive datagrams of one size (up to
+ * 1452 bytes) to one address go out as one UDP GSO send (UDP_SEGMENT),
+ * which walks the network stack once for the run; the receiver still
+ * gets each datagram on its own.  Where the kernel or the route refuses
+ * GSO, the endpoint sends one by one from then on. */
 CORIO_API int corio_dgram_send_batch(corio_dgram *d, const corio_dgram_msg *msgs, unsigned n);
 
 /* Socket options for corio_dgram_set_option / corio_dgram_get_option (values are ints). */
