@@ -29,7 +29,7 @@
 # clients: batching saves the system calls, not that part.
 #
 # Knobs (environment): BUILD (build dir, default build), DURATION (3),
-# WARMUP (1), REPS (3), SIZE (64), CLIENTS (10), WINDOW (16), SERVERS
+# WARMUP (1), REPS (3), SIZE (64), CLIENTS (10), WINDOW (8), SERVERS
 # ("epoll uring libuv uvloop"), PYTHON (/usr/bin/python3), BASE_PORT
 # (19400), SERVER_CPU (0), CLIENT_CPU (1).  The defaults take about 1 min.
 set -u
@@ -43,7 +43,7 @@ WARMUP=${WARMUP:-1}
 REPS=${REPS:-3}
 SIZE=${SIZE:-64}
 CLIENTS=${CLIENTS:-10}
-WINDOW=${WINDOW:-16}
+WINDOW=${WINDOW:-8}
 SERVERS=${SERVERS:-"epoll uring libuv uvloop"}
 PYTHON=${PYTHON:-/usr/bin/python3}
 BASE_PORT=${BASE_PORT:-19400}
