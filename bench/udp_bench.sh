@@ -31,7 +31,9 @@
 # Knobs (environment): BUILD (build dir, default build), DURATION (3),
 # WARMUP (1), REPS (3), SIZE (64), CLIENTS (10), WINDOW (8), SERVERS
 # ("epoll uring libuv uvloop"), PYTHON (/usr/bin/python3), BASE_PORT
-# (19400), SERVER_CPU (0), CLIENT_CPU (1).  The defaults take about 1 min.
+# (19400), SERVER_CPU (0), CLIENT_CPU (1), BASE_BUILD (an older build
+# whose udp_echo runs as epoll_base / uring_base).  The defaults take
+# about 1 min.
 set -u
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -56,11 +58,17 @@ LOAD=$(first_file "$BUILD/bench/udp_load" "$BUILD/udp_load") ||
     { echo "udp_bench: udp_load not built in $BUILD" >&2; exit 2; }
 CORIO_ECHO=$(first_file "$BUILD/udp_echo" "$BUILD/examples/udp_echo") || CORIO_ECHO=
 LIBUV_ECHO=$(first_file "$BUILD/bench/libuv_udp_echo" "$BUILD/libuv_udp_echo") || LIBUV_ECHO=
+# An older corio build to compare against in the same run (servers
+# epoll_base and uring_base, add them to SERVERS), for before/after figures.
+BASE_ECHO=
+[[ -n ${BASE_BUILD:-} ]] && { BASE_ECHO=$(first_file "$BASE_BUILD/udp_echo" "$BASE_BUILD/examples/udp_echo") || BASE_ECHO=; }
 
 server_cmd() {
     case $1 in
     epoll) [[ -n $CORIO_ECHO ]] && printf '%s\n' env CORIO_BACKEND=epoll "$CORIO_ECHO" "$2" ;;
     uring) [[ -n $CORIO_ECHO ]] && printf '%s\n' env CORIO_BACKEND=io_uring "$CORIO_ECHO" "$2" ;;
+    epoll_base) [[ -n $BASE_ECHO ]] && printf '%s\n' env CORIO_BACKEND=epoll "$BASE_ECHO" "$2" ;;
+    uring_base) [[ -n $BASE_ECHO ]] && printf '%s\n' env CORIO_BACKEND=io_uring "$BASE_ECHO" "$2" ;;
     libuv) [[ -n $LIBUV_ECHO ]] && printf '%s\n' "$LIBUV_ECHO" "$2" ;;
     uvloop) "$PYTHON" -c 'import uvloop' 2>/dev/null &&
         printf '%s\n' "$PYTHON" "$here/peers/uvloop_udp_echo.py" "$2" ;;
@@ -99,4 +107,4 @@ for ((rep = 0; rep < REPS; rep++)); do
     done
 done
 note "load: $(uptime | sed 's/.*load/load/')"
-report_key "$key" libuv uvloop
+report_key "$key" libuv uvloop epoll_base uring_base
