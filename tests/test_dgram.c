@@ -87,6 +87,7 @@ static void *sender_task(void *arg)
             obuf[k][0] = s->id;
             obuf[k][1] = sent;
             obuf[k][2] = sent * 2654435761u;
+            obuf[k][3] = ~sent;
             out[k].len = 12 + sent % 5;
             k++;
             sent++;

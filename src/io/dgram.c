@@ -600,6 +600,7 @@ int corio_dgram_send_batch(corio_dgram *d, const corio_dgram_msg *msgs, unsigned
                                             .msg_iov = &iov[used],
                                             .msg_iovlen = run};
             if (run > 1) {
+                memset(&ctl[hk], 0, sizeof ctl[hk]); /* the padding goes to the kernel too */
                 struct cmsghdr *cm = &ctl[hk].align;
                 cm->cmsg_level = SOL_UDP;
                 cm->cmsg_type = UDP_SEGMENT;
