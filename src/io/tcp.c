@@ -66,6 +66,7 @@ struct corio_server {
     size_t stack_size;
     bool closing;
     bool fd_limit_logged;
+    bool keep_fds; /* closing a server that failed to start: its fds go back to the caller */
     unsigned nlisteners;
     unsigned nacceptors; /* accept tasks still running */
     unsigned nconns;     /* handler tasks still running */
@@ -254,6 +255,9 @@ static void *accept_main(void *arg)
 /* Starting                                                            */
 /* ------------------------------------------------------------------ */
 
+static int server_run(corio_loop *l, const int *fds, int n, corio_conn_fn handler, void *arg,
+                      const corio_server_config *cfg, corio_server **out);
+
 int corio_server_start(const char *host, uint16_t port, corio_conn_fn handler, void *arg,
                        const corio_server_config *cfg, corio_server **out)
 {
@@ -280,13 +284,45 @@ int corio_server_start(const char *host, uint16_t port, corio_conn_fn handler, v
     int n = corio__listen_all(host, port, &lo, fds, CORIO__MAX_LISTENERS);
     if (n < 0)
         return n;
-
-    corio_server *srv = corio__malloc(sizeof *srv + (size_t)n * sizeof(listener));
-    if (!srv) {
+    r = server_run(l, fds, n, handler, arg, cfg, out);
+    if (r < 0)
         while (n)
             close(fds[--n]);
+    return r;
+}
+
+/* Sockets passed in (socket activation, src/io/activation.c): checked and
+ * prepared there, then served as if bound here. */
+int corio_server_start_fds(const int *fds, unsigned n, corio_conn_fn handler, void *arg,
+                           const corio_server_config *cfg, corio_server **out)
+{
+    if (out)
+        *out = NULL;
+    if (!handler || !out || (cfg && cfg->stack_size > CORIO__STACK_SIZE_MAX))
+        return -EINVAL;
+    corio_loop *l = corio__loop();
+    if (!l)
+        return -EPERM;
+    int r = corio__check();
+    if (r)
+        return r;
+    r = corio__listen_adopt(fds, n, !(cfg && cfg->nagle));
+    if (r)
+        return r;
+    static const corio_server_config defaults;
+    return server_run(l, fds, (int)n, handler, arg, cfg ? cfg : &defaults, out);
+}
+
+/* Start serving the n listening sockets fds.  Returns 0 and *out (the
+ * server owns the fds from then on), or -errno with the fds still the
+ * caller's. */
+static int server_run(corio_loop *l, const int *fds, int n, corio_conn_fn handler, void *arg,
+                      const corio_server_config *cfg, corio_server **out)
+{
+    int r;
+    corio_server *srv = corio__malloc(sizeof *srv + (size_t)n * sizeof(listener));
+    if (!srv)
         return -ENOMEM;
-    }
     memset(srv, 0, sizeof *srv);
     srv->loop = l;
     srv->handler = handler;
@@ -310,6 +346,7 @@ int corio_server_start(const char *host, uint16_t port, corio_conn_fn handler, v
         corio_task *t = corio__spawn(l, name, 0, accept_main, &srv->ls[i]);
         if (!t) {
             r = errno ? -errno : -ENOMEM;
+            srv->keep_fds = true;
             (void)corio_server_close(srv, 0);
             return r;
         }
@@ -417,7 +454,8 @@ int corio_server_close(corio_server *srv, uint64_t grace_ms)
     while (srv->nacceptors > 0)
         corio__suspend_uninterruptible(srv, "server close: accept tasks");
     for (unsigned i = 0; i < srv->nlisteners; i++) {
-        corio__close_fd(srv->loop, srv->ls[i].fd);
+        if (!srv->keep_fds)
+            corio__close_fd(srv->loop, srv->ls[i].fd);
         srv->ls[i].fd = -1;
     }
     while (!corio__list_empty(&srv->serve_waiters)) {
