@@ -1036,7 +1036,208 @@ CORIO_API char *corio_addr_format(const struct sockaddr *addr, char *buf, size_t
 /* ------------------------------------------------------------------ */
 
 /* Endpoints that bind and/or connect; batches in one system call.
- * Declarations: issue 10, datagram helper. */
+ * Declarations: issue 10, datagram helper.
+ *
+ * A corio_dgram is one datagram socket (asyncio's DatagramTransport,
+ * tokio's UdpSocket / UnixDatagram): UDP over IPv4 or IPv6, or AF_UNIX
+ * datagrams.  Receiving suspends until a datagram is queued; sending
+ * suspends only while the socket's send buffer (for Unix datagrams: the
+ * receiver's queue) is full.  Every call is made straight away and waits
+ * for readiness only when the kernel says it would block, so a busy socket
+ * costs one system call per call, or per batch with the _batch calls
+ * (recvmmsg/sendmmsg).  Several tasks may receive or send on one endpoint
+ * at once.  Loop thread only; an endpoint belongs to the loop that opened
+ * it.
+ *
+ * Truncation: a datagram longer than the buffer it is received into is
+ * cut to the buffer's size (the rest is lost, as in the kernel); the call
+ * still succeeds, returns the bytes stored (never more than the buffer's
+ * size) and reports the cut with CORIO_DGRAM_TRUNC in the flags.  A
+ * received datagram is never an error, so a peer sending an oversized
+ * one cannot stop a receive loop written as "while ((n = recv(...)) >= 0)".
+ *
+ * Errors from the network: on a connected UDP endpoint the kernel reports
+ * ICMP errors (port unreachable: -ECONNREFUSED; -EHOSTUNREACH,
+ * -ENETUNREACH...) on the next send or receive, once each.  An
+ * unconnected endpoint never sees them (as in every UDP API on Linux). */
+
+typedef struct corio_dgram corio_dgram;
+
+/* Options of corio_dgram_open / corio_dgram_open_unix (all zero = defaults). */
+typedef struct corio_dgram_config {
+    /* AF_INET or AF_INET6 to use only that family; 0 = whatever the
+     * addresses resolve to (an endpoint with neither address: IPv6
+     * dual-stack, else IPv4).  Ignored by corio_dgram_open_unix. */
+    int family;
+    bool reuse_addr; /* SO_REUSEADDR before bind (several receivers of one multicast port) */
+    bool reuse_port; /* SO_REUSEPORT before bind (load spread over sockets) */
+    bool broadcast;  /* SO_BROADCAST: may send to broadcast addresses */
+    int rcvbuf;      /* SO_RCVBUF in bytes; 0 = the system default */
+    int sndbuf;      /* SO_SNDBUF in bytes; 0 = the system default */
+} corio_dgram_config;
+
+/* A received datagram was longer than its buffer and was cut (flags bit). */
+#define CORIO_DGRAM_TRUNC 1
+
+/* Open a UDP endpoint bound to local and/or connected to remote (asyncio.create_datagram_endpoint).
+ * local_host/local_port: the address to bind.  local_host NULL or "" with
+ * local_port 0 and a remote: no explicit bind (the kernel picks an address
+ * and port at the first send or at connect).  local_host NULL or "" with a
+ * port, or with no remote: every interface (dual-stack "::" where the
+ * machine has IPv6, else 0.0.0.0; port 0: an ephemeral port).
+ * remote_host NULL: unconnected (send with corio_dgram_send_to, receive
+ * from anyone).  remote_host set: connected to remote_host:remote_port
+ * (corio_dgram_send / _recv; only that peer's datagrams are received, and
+ * ICMP errors are reported).  Names are resolved without blocking the
+ * loop; the first address of the right family that works is used (IPv4
+ * and IPv6 both fine).  cfg may be NULL.  Suspends (name resolution).
+ * Returns 0 and the endpoint in *out (closed with corio_dgram_close), or
+ * -errno (-EADDRINUSE, -EACCES, -ENOENT for an unknown host or no address
+ * of cfg->family, -EAFNOSUPPORT, -ECANCELED, -CORIO_EDEADLINE); on error
+ * *out is NULL and nothing is left open. */
+CORIO_API int corio_dgram_open(const char *local_host, uint16_t local_port, const char *remote_host,
+                               uint16_t remote_port, const corio_dgram_config *cfg, corio_dgram **out);
+
+/* Open a Unix datagram endpoint bound to local_path and/or connected to remote_path.
+ * A path starting with '@' names the abstract namespace (the rest, no
+ * NUL, is the name; no file is created).  local_path NULL: unbound (a
+ * client that wants replies binds its own path: the receiver answers to
+ * the sender's address, and an unbound sender has none).  A stale
+ * socket file at local_path (nobody receives on it) is replaced, a live
+ * one is not (-EADDRINUSE); the file local_path made is unlinked by
+ * corio_dgram_close.  remote_path NULL: unconnected.  cfg may be NULL
+ * (only reuse_*, broadcast are ignored here; rcvbuf/sndbuf apply).
+ * Does not suspend.  Returns 0 and *out, or -errno (-ENAMETOOLONG for a
+ * path longer than sun_path, -EADDRINUSE, -ENOENT / -ECONNREFUSED when
+ * remote_path has no receiver, -EACCES...); on error *out is NULL. */
+CORIO_API int corio_dgram_open_unix(const char *local_path, const char *remote_path,
+                                    const corio_dgram_config *cfg, corio_dgram **out);
+
+/* Wrap an existing datagram socket fd (SOCK_DGRAM, any family) in an endpoint.
+ * The endpoint takes ownership of fd (closed by corio_dgram_close; also
+ * on an error other than -EINVAL for a NULL out or a negative fd) and
+ * makes it non-blocking and close-on-exec.  Does not
+ * suspend.  Returns 0 and *out, or -ENOTSOCK / -EPROTOTYPE (not a datagram
+ * socket), -ENOMEM; on error *out is NULL. */
+CORIO_API int corio_dgram_from_fd(int fd, corio_dgram **out);
+
+/* Send one datagram to the connected peer.
+ * The whole datagram goes or nothing does.  Suspends while the send
+ * buffer (Unix: the peer's queue) is full.  Returns len, or -errno:
+ * -EDESTADDRREQ when not connected, -EMSGSIZE when len is above what one
+ * datagram can carry, -ECONNREFUSED (a previous datagram hit a closed
+ * port), -EBADF after corio_dgram_close, -ECANCELED, -CORIO_EDEADLINE. */
+CORIO_API ssize_t corio_dgram_send(corio_dgram *d, const void *buf, size_t len);
+
+/* Send one datagram to the address to (to_len bytes long).
+ * As corio_dgram_send, to any address (a connected UDP endpoint may
+ * name its peer or another address).  Errors as corio_dgram_send plus
+ * -EAFNOSUPPORT / -EINVAL for an address of the wrong family or length,
+ * -EACCES for a broadcast address without the broadcast option. */
+CORIO_API ssize_t corio_dgram_send_to(corio_dgram *d, const void *buf, size_t len, const struct sockaddr *to,
+                                      socklen_t to_len);
+
+/* Receive one datagram into buf of size cap.
+ * Suspends until one is queued.  Returns the bytes stored in buf (0 for
+ * an empty datagram; at most cap), *flags (optional) gets
+ * CORIO_DGRAM_TRUNC if the datagram was longer than cap and was cut, else
+ * 0.  Errors: -ECONNREFUSED and friends on a connected UDP endpoint (see
+ * above), -EBADF once corio_dgram_close was called (also for a task
+ * blocked here at that time), -ECANCELED, -CORIO_EDEADLINE (nothing was
+ * received: the datagram stays queued). */
+CORIO_API ssize_t corio_dgram_recv(corio_dgram *d, void *buf, size_t cap, int *flags);
+
+/* Receive one datagram and its sender's address.
+ * As corio_dgram_recv; from (optional) receives the sender's address and
+ * from_len (optional) its length (0 for an unbound Unix sender, which
+ * cannot be answered). */
+CORIO_API ssize_t corio_dgram_recv_from(corio_dgram *d, void *buf, size_t cap, struct sockaddr_storage *from,
+                                        socklen_t *from_len, int *flags);
+
+/* One datagram of a batch (corio_dgram_recv_batch / corio_dgram_send_batch). */
+typedef struct corio_dgram_msg {
+    void *buf;          /* the datagram's bytes */
+    size_t cap;         /* recv: buf's size (read only) */
+    size_t len;         /* recv: bytes stored (<= cap); send: bytes to send */
+    int flags;          /* recv: CORIO_DGRAM_TRUNC if the datagram was cut; send: ignored */
+    socklen_t addr_len; /* recv: length of addr (0: unnamed Unix sender); send: 0 = the connected peer */
+    struct sockaddr_storage addr; /* recv: the sender; send: the destination when addr_len > 0 */
+} corio_dgram_msg;
+
+/* Receive up to n datagrams in one system call (recvmmsg).
+ * Suspends until at least one is queued, then takes the ones already
+ * queued (up to n) without waiting for more.  Fills each msgs[i]'s len,
+ * flags, addr and addr_len for i < the result; buf and cap are read.
+ * Returns the number received (1..n), or -errno as corio_dgram_recv when
+ * none was (an error that follows some datagrams is reported by the next
+ * call).  n = 0 returns 0 at once. */
+CORIO_API int corio_dgram_recv_batch(corio_dgram *d, corio_dgram_msg *msgs, unsigned n);
+
+/* Send n datagrams in as few system calls as possible (sendmmsg).
+ * Each goes to msgs[i].addr (or, with addr_len 0, to the connected peer)
+ * with msgs[i].len bytes of msgs[i].buf.  Suspends while the send buffer
+ * is full.  Returns n when all went; if a datagram fails, the number sent
+ * before it (so msgs + result is the one that failed: skip it or retry),
+ * or -errno (as corio_dgram_send_to) when it is the first.  n = 0
+ * returns 0 at once.  On UDP, consecutive datagrams of one size (up to
+ * 1452 bytes) to one address go out as one UDP GSO send (UDP_SEGMENT),
+ * which walks the network stack once for the run; the receiver still
+ * gets each datagram on its own.  Where the kernel or the route refuses
+ * GSO, the endpoint sends one by one from then on. */
+CORIO_API int corio_dgram_send_batch(corio_dgram *d, const corio_dgram_msg *msgs, unsigned n);
+
+/* Socket options for corio_dgram_set_option / corio_dgram_get_option (values are ints). */
+typedef enum corio_dgram_option {
+    CORIO_DGRAM_BROADCAST = 1,  /* SO_BROADCAST: 0/1 */
+    CORIO_DGRAM_REUSEADDR,      /* SO_REUSEADDR: 0/1 (matters only before bind: see corio_dgram_config) */
+    CORIO_DGRAM_REUSEPORT,      /* SO_REUSEPORT: 0/1 (idem) */
+    CORIO_DGRAM_RCVBUF,         /* SO_RCVBUF: bytes (the kernel doubles what is set, and reports that) */
+    CORIO_DGRAM_SNDBUF,         /* SO_SNDBUF: bytes (idem) */
+    CORIO_DGRAM_MULTICAST_TTL,  /* IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS: 0..255 (default 1) */
+    CORIO_DGRAM_MULTICAST_LOOP, /* IP_MULTICAST_LOOP / IPV6_MULTICAST_LOOP: 0/1 (default 1) */
+    CORIO_DGRAM_MULTICAST_IF,   /* the interface multicast leaves by, as an index (if_nametoindex); 0 = the
+                                   route's */
+    CORIO_DGRAM_TTL,            /* IP_TTL / IPV6_UNICAST_HOPS for unicast: 1..255 */
+} corio_dgram_option;
+
+/* Set a socket option of d (integer value; the IP level follows d's family).
+ * Does not suspend.  Returns 0 or -errno: -EINVAL for an unknown option or
+ * a value out of range, -ENOPROTOOPT for an IP option on a Unix endpoint. */
+CORIO_API int corio_dgram_set_option(corio_dgram *d, corio_dgram_option opt, int value);
+
+/* Read a socket option of d into *value.  Returns 0 or -errno (as set). */
+CORIO_API int corio_dgram_get_option(const corio_dgram *d, corio_dgram_option opt, int *value);
+
+/* Join the multicast group (IPv4 or IPv6 address text) on interface ifname.
+ * ifname NULL or "": the interface the kernel picks for the group.  An
+ * IPv4 group on an IPv6 dual-stack endpoint works too.  Does not suspend.
+ * Returns 0 or -errno: -EINVAL (group is not a multicast address),
+ * -ENODEV (no such interface), -EADDRINUSE (already joined),
+ * -EAFNOSUPPORT (an IPv6 group on an IPv4 endpoint, or a Unix one). */
+CORIO_API int corio_dgram_join(corio_dgram *d, const char *group, const char *ifname);
+
+/* Leave a group joined with corio_dgram_join (same arguments).
+ * Returns 0 or -errno (-EADDRNOTAVAIL: not joined; else as join). */
+CORIO_API int corio_dgram_leave(corio_dgram *d, const char *group, const char *ifname);
+
+/* Local / peer address of d's socket, into *addr.
+ * *len (len may be NULL; it is only written) receives the address's
+ * length.  Does not suspend.  Returns 0 or -errno (peername: -ENOTCONN on
+ * an unconnected endpoint). */
+CORIO_API int corio_dgram_sockname(const corio_dgram *d, struct sockaddr_storage *addr, socklen_t *len);
+CORIO_API int corio_dgram_peername(const corio_dgram *d, struct sockaddr_storage *addr, socklen_t *len);
+
+/* The bound UDP port of d (host order); 0 when unbound or not UDP. */
+CORIO_API uint16_t corio_dgram_port(const corio_dgram *d);
+
+/* The underlying fd, still owned by d. */
+CORIO_API int corio_dgram_fd(const corio_dgram *d);
+
+/* Close d and give up the handle: d must not be used again.
+ * Never fails, never suspends.  Tasks blocked in a call on d are woken
+ * with -EBADF; the fd is closed (and a Unix path d bound unlinked) once
+ * the last of them has left. */
+CORIO_API void corio_dgram_close(corio_dgram *d);
 
 /* ------------------------------------------------------------------ */
 /* Readiness waits on any fd (trio.wait_readable, loop.add_reader)    */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The examples, run as a user runs them, checked byte for byte.
 #   examples_test.sh BUILD_DIR NAME      (CORIO_BACKEND picks the backend)
-# NAME: hello_server | echo | file_writer | cat | copy | chat | pipeline | subprocess_run | curl_fetch
+# NAME: hello_server | echo | file_writer | cat | copy | chat | pipeline | udp_echo | subprocess_run | curl_fetch
 set -euo pipefail
 build=$1
 name=$2
@@ -201,6 +201,46 @@ PY
         [[ $status == 2 ]] || fail "pipeline $bad: status $status"
         grep -q "^usage: pipeline" "$tmp/err" || fail "pipeline $bad: stderr $(cat "$tmp/err")"
     done
+    ;;
+udp_echo)
+    "$build/udp_echo" 0 >"$tmp/log" 2>&1 &
+    pids+=($!)
+    port=$(wait_port "$tmp/log" "listening on 127.0.0.1:([0-9]+)") || fail "udp_echo did not report its port"
+    # socat: one datagram out, its echo back on stdout
+    if command -v socat >/dev/null; then
+        # (socat lingers after stdin's EOF for -t seconds: stop it as soon
+        # as the echo is there instead)
+        printf 'hello over udp' | socat -t "$wait_s" - "UDP:127.0.0.1:$port" >"$tmp/socat" &
+        sp=$!
+        echoed() { [[ $(cat "$tmp/socat") == "hello over udp" ]]; }
+        wait_until echoed || fail "socat got $(printf %q "$(cat "$tmp/socat")")"
+        kill "$sp" 2>/dev/null || true
+        wait "$sp" 2>/dev/null || true
+    else
+        echo "socat missing: the socat client part is skipped"
+    fi
+    # Python: three sockets, datagrams of many sizes (empty and 60000
+    # bytes too), each echoed to its own sender, byte for byte, in order
+    /usr/bin/python3 - "$port" "$wait_s" <<'PY'
+import os, socket, sys
+port, wait = int(sys.argv[1]), float(sys.argv[2])
+socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
+for s in socks:
+    s.settimeout(wait)
+sizes = [0, 1, 64, 1000, 1472, 8000, 60000]
+for rnd in range(5):
+    for i, s in enumerate(socks):
+        sent = []
+        for n in sizes:
+            d = bytes([i, rnd]) + os.urandom(max(n - 2, 0)) if n >= 2 else b"x" * n
+            s.sendto(d, ("127.0.0.1", port))
+            sent.append(d)
+        for d in sent:
+            got, addr = s.recvfrom(65536)
+            assert addr == ("127.0.0.1", port), addr
+            assert got == d, (len(got), len(d))
+print("python client ok")
+PY
     ;;
 curl_fetch)
     # libcurl's multi interface driven by corio_fd_watch (examples/curl_fetch.c)

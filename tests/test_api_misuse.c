@@ -477,6 +477,63 @@ static void *tcp_null_main(void *arg)
 
 TEST(tcp_functions_reject_null) { test_run(tcp_null_main, NULL); }
 
+/* ---- datagrams ---- */
+
+static void *dgram_null_main(void *arg)
+{
+    (void)arg;
+    corio_dgram *d = (corio_dgram *)1;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int v, fl;
+    char buf[8];
+    corio_dgram_msg m = {.buf = buf, .cap = sizeof buf};
+    CHECK_ERR(corio_dgram_open("127.0.0.1", 0, NULL, 0, NULL, NULL), -EINVAL);
+    CHECK_ERR(corio_dgram_open_unix("@x", NULL, NULL, NULL), -EINVAL);
+    CHECK_ERR(corio_dgram_from_fd(-1, &d), -EINVAL);
+    CHECK(d == NULL);
+    CHECK_ERR(corio_dgram_from_fd(0, NULL), -EINVAL);
+    CHECK_ERR(corio_dgram_send(NULL, "x", 1), -EINVAL);
+    CHECK_ERR(corio_dgram_send_to(NULL, "x", 1, (struct sockaddr *)&ss, sizeof ss), -EINVAL);
+    CHECK_ERR(corio_dgram_recv(NULL, buf, sizeof buf, &fl), -EINVAL);
+    CHECK_ERR(corio_dgram_recv_from(NULL, buf, sizeof buf, &ss, &sl, &fl), -EINVAL);
+    CHECK_ERR(corio_dgram_recv_batch(NULL, &m, 1), -EINVAL);
+    CHECK_ERR(corio_dgram_send_batch(NULL, &m, 1), -EINVAL);
+    CHECK_ERR(corio_dgram_set_option(NULL, CORIO_DGRAM_BROADCAST, 1), -EINVAL);
+    CHECK_ERR(corio_dgram_get_option(NULL, CORIO_DGRAM_BROADCAST, &v), -EINVAL);
+    CHECK_ERR(corio_dgram_join(NULL, "239.1.1.1", NULL), -EINVAL);
+    CHECK_ERR(corio_dgram_leave(NULL, "239.1.1.1", NULL), -EINVAL);
+    CHECK_ERR(corio_dgram_sockname(NULL, &ss, &sl), -EINVAL);
+    CHECK_ERR(corio_dgram_peername(NULL, &ss, &sl), -EINVAL);
+    CHECK_EQ(corio_dgram_port(NULL), 0);
+    CHECK_ERR(corio_dgram_fd(NULL), -EINVAL);
+    corio_dgram_close(NULL);
+
+    /* a real endpoint: NULL buffers and addresses are refused, nothing is lost */
+    CHECK_OK(corio_dgram_open("127.0.0.1", 0, NULL, 0, NULL, &d));
+    CHECK_ERR(corio_dgram_send_to(d, NULL, 1, (struct sockaddr *)&ss, sizeof ss), -EINVAL);
+    CHECK_ERR(corio_dgram_send_to(d, "x", 1, NULL, sizeof ss), -EINVAL);
+    CHECK_ERR(corio_dgram_recv(d, NULL, 4, NULL), -EINVAL);
+    CHECK_ERR(corio_dgram_recv_batch(d, NULL, 1), -EINVAL);
+    CHECK_ERR(corio_dgram_send_batch(d, NULL, 1), -EINVAL);
+    CHECK_ERR(corio_dgram_get_option(d, CORIO_DGRAM_BROADCAST, NULL), -EINVAL);
+    CHECK_ERR(corio_dgram_join(d, NULL, NULL), -EINVAL);
+    CHECK_ERR(corio_dgram_sockname(d, NULL, &sl), -EINVAL);
+    CHECK_ERR(corio_dgram_peername(d, NULL, &sl), -EINVAL);
+    corio_dgram_close(d);
+    return NULL;
+}
+
+TEST(dgram_functions_reject_null) { test_run(dgram_null_main, NULL); }
+
+TEST(dgram_outside_a_loop)
+{
+    corio_dgram *d = (corio_dgram *)1;
+    CHECK_ERR(corio_dgram_open("127.0.0.1", 0, NULL, 0, NULL, &d), -EPERM);
+    CHECK(d == NULL);
+    CHECK_ERR(corio_dgram_open_unix("@corio-misuse", NULL, NULL, &d), -EPERM);
+}
+
 /* ---- threads ---- */
 
 static void never_called(void *arg) { abort(); }

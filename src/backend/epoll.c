@@ -341,6 +341,13 @@ static int ep_submit(corio_loop *l, corio__op *op)
         break;
     case CORIO__OP_POLL:
         dir = DIR_POLL;
+        /* The caller's own call just said EAGAIN (src/io/dgram.c): the
+         * fd is not ready, so poll(2) would only agree.  Waiting at once
+         * is safe with edge triggering: an fd not yet registered reports
+         * its current state when added, and a registered one produces a
+         * fresh edge for anything that arrives after that call. */
+        if (op->hint & CORIO__OPH_POLL_FIRST)
+            return wait_for(b, op, dir);
         r = corio__op_syscall(op);
         break;
     default: /* multishot kinds are io_uring only */

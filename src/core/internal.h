@@ -347,7 +347,9 @@ struct corio__op {
 
 /* The fd was just drained (the last recv came back short), so data is not
  * expected at once: io_uring arms the poll without trying the recv first.
- * Backends may ignore hints. */
+ * On a POLL op it says the caller's own non-blocking call just failed with
+ * EAGAIN: epoll waits without asking poll(2) first.  Backends may ignore
+ * hints. */
 #define CORIO__OPH_POLL_FIRST 1
 
 /* POLL on an fd that is not corio's (corio_fd_wait): its owner closes it
