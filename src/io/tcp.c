@@ -29,6 +29,7 @@
  */
 #include "dns.h"
 #include "listen.h"
+#include "server.h"
 #include "stream.h"
 
 #include <netdb.h>
@@ -66,6 +67,9 @@ struct corio_server {
     size_t stack_size;
     bool closing;
     bool fd_limit_logged;
+    bool unix_streams; /* CORIO__SERVER_UNIX */
+    void (*on_close)(void *);
+    void *on_close_arg;
     unsigned nlisteners;
     unsigned nacceptors; /* accept tasks still running */
     unsigned nconns;     /* handler tasks still running */
@@ -119,7 +123,10 @@ static void start_conn(corio_server *srv, int fd, const struct sockaddr_storage 
         corio__close_fd(srv->loop, fd);
         return;
     }
+    if (srv->unix_streams)
+        corio__stream_set_unix(s);
     struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss); /* an unnamed Unix peer fills in the family only */
     if (!peer) {
         socklen_t sl = sizeof ss;
         if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
@@ -280,7 +287,13 @@ int corio_server_start(const char *host, uint16_t port, corio_conn_fn handler, v
     int n = corio__listen_all(host, port, &lo, fds, CORIO__MAX_LISTENERS);
     if (n < 0)
         return n;
+    return corio__server_adopt(l, fds, n, handler, arg, cfg, 0, out);
+}
 
+int corio__server_adopt(corio_loop *l, int *fds, int n, corio_conn_fn handler, void *arg,
+                        const corio_server_config *cfg, unsigned flags, corio_server **out)
+{
+    int r;
     corio_server *srv = corio__malloc(sizeof *srv + (size_t)n * sizeof(listener));
     if (!srv) {
         while (n)
@@ -292,6 +305,7 @@ int corio_server_start(const char *host, uint16_t port, corio_conn_fn handler, v
     srv->handler = handler;
     srv->arg = arg;
     srv->stack_size = cfg->stack_size;
+    srv->unix_streams = (flags & CORIO__SERVER_UNIX) != 0;
     corio__list_init(&srv->conns);
     corio__list_init(&srv->serve_waiters);
     corio__list_init(&srv->close_waiters);
@@ -319,6 +333,12 @@ int corio_server_start(const char *host, uint16_t port, corio_conn_fn handler, v
     }
     *out = srv;
     return 0;
+}
+
+void corio__server_on_close(corio_server *srv, void (*fn)(void *), void *arg)
+{
+    srv->on_close = fn;
+    srv->on_close_arg = arg;
 }
 
 /* ------------------------------------------------------------------ */
@@ -354,6 +374,7 @@ int corio_server_sockname(const corio_server *srv, unsigned i, struct sockaddr_s
     if (i >= srv->nlisteners || srv->ls[i].fd < 0)
         return -ENOENT;
     socklen_t l = sizeof *addr;
+    memset(addr, 0, sizeof *addr); /* an abstract Unix name is not NUL-terminated */
     if (getsockname(srv->ls[i].fd, (struct sockaddr *)addr, &l) < 0)
         return -errno;
     if (len)
@@ -420,6 +441,8 @@ int corio_server_close(corio_server *srv, uint64_t grace_ms)
         corio__close_fd(srv->loop, srv->ls[i].fd);
         srv->ls[i].fd = -1;
     }
+    if (srv->on_close)
+        srv->on_close(srv->on_close_arg);
     while (!corio__list_empty(&srv->serve_waiters)) {
         serve_waiter *w = CORIO__CONTAINER_OF(srv->serve_waiters.next, serve_waiter, link);
         corio__list_remove(&w->link);
