@@ -554,7 +554,7 @@ static void *unclaimed_main(void *arg)
     CHECK_EQ(nfds, 1); /* the first of the oldest batch */
     close(fd);
     CHECK_EQ(test_fd_count(), base + 2 + 2 + 2); /* the pair + 2 + 2 waiting */
-    corio_stream_close(b); /* never claimed: closed with it */
+    corio_stream_close(b);                       /* never claimed: closed with it */
     corio_stream_close(a);
     CHECK_EQ(test_fd_count(), base);
     return NULL;

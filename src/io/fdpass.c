@@ -31,7 +31,8 @@ void corio__fdq_from_msg(corio__fdq *q, const struct msghdr *msg, uint64_t at, b
         return;
     corio__fdbatch *b = corio__malloc(sizeof *b + n * sizeof(int));
     size_t k = 0;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c;
+         c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
             continue;
         size_t m = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);

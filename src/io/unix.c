@@ -104,8 +104,8 @@ static int bind_at(int fd, const char *path, const struct sockaddr_un *sa, sockl
     }
 }
 
-int corio_server_start_unix(const char *path, corio_conn_fn handler, void *arg, const corio_server_config *cfg,
-                            corio_server **out)
+int corio_server_start_unix(const char *path, corio_conn_fn handler, void *arg,
+                            const corio_server_config *cfg, corio_server **out)
 {
     static const corio_server_config defaults;
     if (out)
