@@ -31,6 +31,8 @@ echo "# coordination (issue 9): queues, locks, channels vs Go, asyncio and uvloo
 "$here/coord_bench.sh"
 echo "# echo: server on CPU 0, load generator on CPU 1"
 "$here/echo_bench.sh"
+echo "# unix: echo over a Unix socket, server on CPU 0, load generator on CPU 1"
+"$here/unix_bench.sh"
 echo "# files: corio vs dd, a libuv C program and Python aiofiles"
 "$here/file_bench.sh"
 echo "# http: the seed's response; corio vs nginx, h2o, a libuv C server and uvloop"; "$here/http_bench.sh"

@@ -27,7 +27,8 @@ static void echo(corio_stream *s, void *arg)
         uid_t uid;
         gid_t gid;
         if (corio_stream_peercred(s, &pid, &uid, &gid) == 0)
-            fprintf(stderr, "connection from pid %d (uid %u, gid %u)\n", (int)pid, (unsigned)uid, (unsigned)gid);
+            fprintf(stderr, "connection from pid %d (uid %u, gid %u)\n", (int)pid, (unsigned)uid,
+                    (unsigned)gid);
     }
     char *buf = malloc(READ_SIZE);
     if (!buf)
