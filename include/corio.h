@@ -1164,6 +1164,191 @@ CORIO_API int corio_stream_take_fds(corio_stream *s, int *fds, size_t cap, int *
 
 /* Declarations: issue 10, subprocess helper. */
 
+/* A child process started by corio_process_spawn or corio_process_shell.
+ * Its exit is learnt through a pidfd that the loop polls like any other
+ * fd (both backends): corio installs no SIGCHLD handler, never calls
+ * waitpid(-1) and ties up no thread per child.  Children are reaped by
+ * waitid(P_PIDFD), so the program must not reap them behind corio's back
+ * (a waitpid(-1) loop of its own, or SIGCHLD set to SIG_IGN: their
+ * corio_process_wait then fails with -ECHILD). */
+typedef struct corio_process corio_process;
+
+/* What one of the child's fds 0, 1 and 2 is connected to. */
+typedef enum corio_stdio_kind {
+    CORIO_STDIO_INHERIT = 0, /* the parent's own fd 0/1/2 (the default) */
+    CORIO_STDIO_PIPE,        /* a pipe; the parent's end is a corio_stream (corio_process_stream) */
+    CORIO_STDIO_DEVNULL,     /* /dev/null */
+    CORIO_STDIO_FD,     /* the caller's open fd in .fd (a file, socket, pipe...); it stays the caller's */
+    CORIO_STDIO_STDOUT, /* stderr only: wherever the child's stdout goes (2>&1) */
+} corio_stdio_kind;
+
+typedef struct corio_stdio {
+    corio_stdio_kind kind;
+    int fd; /* CORIO_STDIO_FD only */
+} corio_stdio;
+
+/* How to start a child.  Zero-initialise it and fill what you need: the
+ * zero value inherits fds 0-2, the environment and the working directory
+ * (asyncio's create_subprocess_exec defaults). */
+typedef struct corio_process_config {
+    /* The program and its arguments, NULL-terminated; argv[0] is the
+     * program, looked up in the parent's PATH unless it contains a '/'
+     * (posix_spawnp).  Required by corio_process_spawn; must be NULL for
+     * corio_process_shell. */
+    const char *const *argv;
+    /* The child's environment, "NAME=value" strings, NULL-terminated;
+     * NULL: the parent's environ. */
+    const char *const *env;
+    const char *cwd;      /* the child's working directory; NULL: the parent's */
+    corio_stdio stdio[3]; /* the child's stdin, stdout, stderr */
+    /* Extra fds for the child: pass_fds[i] becomes the child's fd 3 + i
+     * (systemd's and Go's ExtraFiles convention).  They stay the caller's. */
+    const int *pass_fds;
+    size_t n_pass_fds;
+    /* false (default): the child gets fds 0-2 and pass_fds only; every other
+     * fd is closed in it (Python's close_fds=True).  corio's own fds are
+     * close-on-exec anyway, so true only lets through the program's own
+     * fds opened without O_CLOEXEC. */
+    bool inherit_fds;
+    bool new_process_group; /* the child leads a new process group (setpgid(0, 0)) */
+    bool new_session;       /* the child leads a new session (setsid); implies its own group */
+    /* What corio_process_free does to a child still running: false
+     * (default, as asyncio) leaves it running; true (tokio's kill_on_drop)
+     * sends it SIGKILL.  Either way corio reaps it in the background once
+     * it exits, while the loop runs, so it never lingers as a zombie. */
+    bool kill_on_free;
+} corio_process_config;
+
+/* How a child ended. */
+typedef struct corio_process_status {
+    int exit_code;    /* 0..255 when it exited, -1 when a signal ended it */
+    int signal;       /* the signal that ended it, 0 when it exited */
+    bool core_dumped; /* ended by a signal and dumped core */
+} corio_process_status;
+
+/* Start a child process (asyncio.create_subprocess_exec).
+ * The child runs cfg->argv with the environment, working directory, fds
+ * and group cfg asks for.  It is started with posix_spawn (a vfork-style
+ * clone: nothing of the parent's memory is copied), with every signal
+ * unblocked (corio blocks SIGPIPE in the loop thread; the child does not
+ * inherit that) and SIGPIPE at its default disposition, as Python and
+ * Rust do; other ignored signals stay ignored, caught ones become default
+ * (exec's rule).  Must run inside a loop.  Does not suspend: the loop
+ * thread waits the moment the kernel takes to start the program.  Returns
+ * 0 with *out (free it with corio_process_free), or -errno with *out NULL
+ * and nothing left behind: -ENOENT (no such program or cwd), -EACCES (not
+ * executable), -ENOEXEC, -E2BIG..., as execve or chdir reported them in
+ * the child, which is already gone; -EMFILE, -EAGAIN (fork limits),
+ * -ENOMEM; -EBADF for a CORIO_STDIO_FD or pass_fds entry that is not open;
+ * -ENOSYS without pidfds (Linux before 5.3; valgrind 3.19), the child then
+ * killed and reaped; -ECHILD when the child had already ended and been
+ * reaped by someone else (SIGCHLD set to SIG_IGN);
+ * -EINVAL for a NULL or empty argv, a kind outside the enum or
+ * CORIO_STDIO_STDOUT anywhere but stdio[2]; -EPERM outside a loop. */
+CORIO_API int corio_process_spawn(const corio_process_config *cfg, corio_process **out);
+
+/* Start cmd under /bin/sh -c (asyncio.create_subprocess_shell).
+ * cfg may be NULL (all defaults); cfg->argv must be NULL.  As
+ * corio_process_spawn otherwise; a command the shell cannot find is the
+ * shell's exit code 127, not -ENOENT. */
+CORIO_API int corio_process_shell(const char *cmd, const corio_process_config *cfg, corio_process **out);
+
+/* The child's process id (also after it is reaped; 0 for NULL). */
+CORIO_API pid_t corio_process_pid(const corio_process *p);
+
+/* The parent's end of the child's fd 0, 1 or 2 (asyncio's proc.stdin /
+ * proc.stdout / proc.stderr): a stream over the pipe, or NULL when that fd
+ * is not a CORIO_STDIO_PIPE (or was taken).  The stream stays p's: do not
+ * close it (corio_process_free does); to close the child's stdin (so it
+ * sees EOF), take it with corio_process_take_stream and close that. */
+CORIO_API corio_stream *corio_process_stream(corio_process *p, int child_fd);
+
+/* Take the pipe stream of the child's fd 0, 1 or 2 from p (tokio's
+ * child.stdin.take()): the caller owns it from now on and closes it with
+ * corio_stream_close / corio_stream_aclose; p forgets it.  NULL with errno
+ * ENOENT when there is none (not a pipe, or taken already). */
+CORIO_API corio_stream *corio_process_take_stream(corio_process *p, int child_fd);
+
+/* Wait for the child to end and reap it (asyncio's proc.wait()).
+ * *st (optional) receives how it ended.  Any number of tasks may wait on
+ * one process; once it is reaped, every later call returns its status at
+ * once.  Suspends until the child ends.  Returns 0, -ECANCELED /
+ * -CORIO_EDEADLINE (the child is untouched and can be waited for again),
+ * -ECHILD if someone else reaped it. */
+CORIO_API int corio_process_wait(corio_process *p, corio_process_status *st);
+
+/* As corio_process_wait, giving up after timeout_ms: then -CORIO_EDEADLINE
+ * and the child runs on untouched (asyncio.wait_for(proc.wait(), t)
+ * without the cancel: kill it yourself if that is what you want).
+ * CORIO_NO_TIMEOUT waits as long as it takes, 0 only reaps a child that
+ * has ended. */
+CORIO_API int corio_process_wait_for(corio_process *p, uint64_t timeout_ms, corio_process_status *st);
+
+/* Reap the child if it has ended, without waiting (tokio's try_wait).
+ * Does not suspend.  Returns 0 with *st (optional), -EAGAIN while it runs,
+ * -ECHILD as corio_process_wait. */
+CORIO_API int corio_process_try_wait(corio_process *p, corio_process_status *st);
+
+/* The status of a child that was reaped: 0 and *st, or -EAGAIN if not yet.
+ * Does not suspend and reaps nothing (asyncio's proc.returncode). */
+CORIO_API int corio_process_status_get(const corio_process *p, corio_process_status *st);
+
+/* The status as a shell's $? (and subprocess_run's exit code): the exit
+ * code, or 128 + the signal's number. */
+CORIO_API int corio_process_status_code(const corio_process_status *st);
+
+/* Send signal sig to the child (asyncio's send_signal), through its pidfd
+ * so it can never reach a process that reused its pid.  Does not suspend.
+ * Returns 0, -ESRCH once the child has been reaped, -EINVAL for a bad
+ * signal number, -EPERM. */
+CORIO_API int corio_process_send_signal(corio_process *p, int sig);
+
+/* corio_process_send_signal(p, SIGTERM). */
+CORIO_API int corio_process_terminate(corio_process *p);
+
+/* corio_process_send_signal(p, SIGKILL). */
+CORIO_API int corio_process_kill(corio_process *p);
+
+/* Send sig to the child's whole process group (killpg), grandchildren
+ * included.  Only for a child started with new_process_group or
+ * new_session (else the group is the caller's own): -EINVAL otherwise.
+ * Works after the child is reaped, as long as a member of its group
+ * lives.  Does not suspend.  Returns 0, -ESRCH when no member is left,
+ * -EINVAL, -EPERM. */
+CORIO_API int corio_process_signal_group(corio_process *p, int sig);
+
+/* What corio_process_communicate collected.  out / err are NUL-terminated
+ * (the length excludes the NUL), malloc'd and the caller's to free(); NULL
+ * for an fd that is not a pipe. */
+typedef struct corio_process_output {
+    char *out;
+    size_t out_len;
+    char *err;
+    size_t err_len;
+    corio_process_status status;
+} corio_process_output;
+
+/* Feed input to the child's stdin, read its stdout and stderr to the end,
+ * and wait for it (asyncio's proc.communicate(input)).
+ * The three run concurrently, so neither side can deadlock whatever the
+ * sizes.  input (input_len bytes) needs stdin to be a pipe (else -EINVAL
+ * when input_len > 0); stdin is closed after it (also with no input), and
+ * a child that stops reading early (-EPIPE) is not an error, as in
+ * asyncio.  The pipe streams are used up (taken and closed).  Suspends.
+ * Returns 0 with *res filled, or -errno with *res zeroed and nothing
+ * allocated: -ENOMEM, a read error, -ECANCELED / -CORIO_EDEADLINE (the
+ * child is not signalled: kill it if you want; it can still be waited
+ * for). */
+CORIO_API int corio_process_communicate(corio_process *p, const void *input, size_t input_len,
+                                        corio_process_output *res);
+
+/* Free p and close its pipe streams.  A child still running is left to run
+ * (or killed, with kill_on_free) and reaped in the background once it
+ * exits, while the loop runs; one still running when the loop ends is
+ * left to init.  Does not suspend.  No other task may still be waiting on
+ * p. */
+CORIO_API void corio_process_free(corio_process *p);
+
 /* ------------------------------------------------------------------ */
 /* Threads (asyncio.to_thread, loop.call_soon_threadsafe)              */
 /* ------------------------------------------------------------------ */

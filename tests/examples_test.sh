@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The examples, run as a user runs them, checked byte for byte.
 #   examples_test.sh BUILD_DIR NAME      (CORIO_BACKEND picks the backend)
-# NAME: hello_server | echo | file_writer | cat | copy | chat | pipeline | unix_echo
+# NAME: hello_server | echo | file_writer | cat | copy | chat | pipeline | subprocess_run | unix_echo
 set -euo pipefail
 build=$1
 name=$2
@@ -186,6 +186,52 @@ PY
     status=0
     "$build/unix_echo" >/dev/null 2>&1 || status=$?
     [[ $status == 2 ]] || fail "usage: status $status"
+subprocess_run)
+    run=$build/subprocess_run
+    # both pipes, relayed line by line, and the child's exit code
+    status=0
+    "$run" sh -c 'echo a; echo b >&2; echo c; exit 3' >"$tmp/out" || status=$?
+    [[ $status == 3 ]] || fail "exit 3: status $status"
+    grep -v '^err: ' "$tmp/out" >"$tmp/outs" || true
+    [[ $(cat "$tmp/outs") == $'out: a\nout: c' ]] || fail "stdout lines: $(cat "$tmp/out")"
+    [[ $(grep -c '^err: b$' "$tmp/out") == 1 && $(wc -l <"$tmp/out") == 3 ]] || fail "stderr line: $(cat "$tmp/out")"
+    # a Python child: each line as it arrives, in the child's order per pipe
+    status=0
+    "$run" /usr/bin/python3 -c 'import sys
+for i in range(3):
+    print("o%d" % i, flush=True); print("e%d" % i, file=sys.stderr, flush=True)
+print("tail without newline", end="")' >"$tmp/out" || status=$?
+    [[ $status == 0 ]] || fail "python child: status $status"
+    [[ $(grep '^out: ' "$tmp/out") == $'out: o0\nout: o1\nout: o2\nout: tail without newline' ]] || fail "python out: $(cat "$tmp/out")"
+    [[ $(grep '^err: ' "$tmp/out") == $'err: e0\nerr: e1\nerr: e2' ]] || fail "python err: $(cat "$tmp/out")"
+    # a lot of output, byte for byte
+    "$run" seq 200000 >"$tmp/out" || fail "seq: status $?"
+    seq 200000 | sed 's/^/out: /' | cmp - "$tmp/out" || fail "seq output differs"
+    # a signal ends it: 128 + the signal's number
+    status=0
+    "$run" sh -c 'kill -TERM $$' >/dev/null || status=$?
+    [[ $status == 143 ]] || fail "SIGTERM: status $status"
+    # the deadline kills the whole group, the grandchild included
+    status=0
+    timeout "$wait_s" "$run" -t 0.3 sh -c 'sleep 1000 & echo $!; wait' >"$tmp/out" 2>"$tmp/err" || status=$?
+    [[ $status == 137 ]] || fail "deadline: status $status, stderr $(cat "$tmp/err")"
+    grep -q 'killing its process group' "$tmp/err" || fail "deadline: stderr $(cat "$tmp/err")"
+    gc=$(sed -n 's/^out: \([0-9]*\)$/\1/p' "$tmp/out")
+    [[ -n $gc ]] || fail "deadline: no grandchild pid in $(cat "$tmp/out")"
+    gone() { ! kill -0 "$gc" 2>/dev/null; }
+    wait_until gone || fail "grandchild $gc still alive"
+    # a command that cannot be run, and usage errors
+    status=0
+    "$run" /nonexistent/prog 2>"$tmp/err" || status=$?
+    [[ $status == 127 ]] || fail "missing program: status $status"
+    grep -q "No such file or directory" "$tmp/err" || fail "missing program: $(cat "$tmp/err")"
+    for bad in "" "-t" "-t x true" "-t -1 true"; do
+        status=0
+        # shellcheck disable=SC2086 # split on purpose
+        "$run" $bad >/dev/null 2>"$tmp/err" || status=$?
+        [[ $status == 2 ]] || fail "usage '$bad': status $status"
+        grep -q "^usage: subprocess_run" "$tmp/err" || fail "usage '$bad': $(cat "$tmp/err")"
+    done
     ;;
 *)
     fail "unknown example $name"
