@@ -186,6 +186,7 @@ PY
     status=0
     "$build/unix_echo" >/dev/null 2>&1 || status=$?
     [[ $status == 2 ]] || fail "usage: status $status"
+    ;;
 subprocess_run)
     run=$build/subprocess_run
     # both pipes, relayed line by line, and the child's exit code
