@@ -6,7 +6,8 @@
  * server removing its own file (and only its own) on close, permissions,
  * peer credentials, fds passed with data (one, several, interleaved with
  * plain data, through a full socket, after readline), fds nobody claims
- * closed with the stream, and fds lost at the fd limit reported.
+ * closed with the stream, fds lost at the fd limit reported, and a
+ * connect that waits while the server's backlog is full.
  */
 #include "runner.h"
 
@@ -658,3 +659,59 @@ static void *fd_errors_main(void *arg)
 }
 
 TEST(fd_passing_errors) { test_run(fd_errors_main, NULL); }
+
+/* A full backlog: connect(2) on a non-blocking Unix socket says EAGAIN, a
+ * blocking one would wait; corio_stream_connect_unix waits too (retrying),
+ * within the task's deadline, and gets in once the server accepts. */
+static void *connect_task(void *arg)
+{
+    corio_stream *s = NULL;
+    int r = corio_stream_connect_unix(arg, &s);
+    if (r == 0)
+        corio_stream_close(s);
+    return (void *)(intptr_t)r;
+}
+
+static void *backlog_main(void *arg)
+{
+    (void)arg;
+    char path[64];
+    snprintf(path, sizeof path, "@corio-backlog-%d", (int)getpid());
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path + 1, path + 1, strlen(path) - 1);
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+    CHECK_OK(bind(l, (struct sockaddr *)&sa, len));
+    CHECK_OK(listen(l, 0));
+    int fills[64], nf = 0;
+    for (; nf < 64; nf++) {
+        fills[nf] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (connect(fills[nf], (struct sockaddr *)&sa, len) < 0) {
+            CHECK_EQ(errno, EAGAIN);
+            close(fills[nf]);
+            break;
+        }
+    }
+    CHECK(nf < 64);
+    /* nobody accepts: the deadline ends the wait */
+    corio_deadline d = corio_deadline_push(30);
+    corio_stream *s;
+    CHECK_ERR(corio_stream_connect_unix(path, &s), -CORIO_EDEADLINE);
+    corio_deadline_pop(d);
+    /* the server accepts: a waiting connect gets in */
+    corio_task *t = corio_spawn(connect_task, path);
+    CHECK_OK(corio_yield()); /* it tries, finds the backlog full, waits to retry */
+    for (int i = 0; i < nf; i++) {
+        int c = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+        CHECK(c >= 0);
+        close(c);
+        close(fills[i]);
+    }
+    void *res;
+    CHECK_OK(corio_task_join(t, &res));
+    CHECK_EQ((intptr_t)res, 0);
+    close(l);
+    return NULL;
+}
+
+TEST(connect_waits_while_the_backlog_is_full) { test_run(backlog_main, NULL); }
