@@ -232,6 +232,8 @@ static void *accept_main(void *arg)
         while (!srv->closing) {
             struct sockaddr_storage peer;
             socklen_t plen = sizeof peer;
+            if (srv->unix_streams)
+                memset(&peer, 0, sizeof peer); /* an unnamed peer's address is its family alone */
             corio__op op;
             memset(&op, 0, sizeof op);
             op.kind = CORIO__OP_ACCEPT;
@@ -318,6 +320,7 @@ int corio__server_adopt(corio_loop *l, int *fds, int n, corio_conn_fn handler, v
     for (int i = 0; i < n; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
+        memset(&ss, 0, sizeof ss); /* an abstract Unix name is not NUL-terminated */
         char name[64] = "accept ";
         if (getsockname(fds[i], (struct sockaddr *)&ss, &sl) == 0)
             corio_addr_format((struct sockaddr *)&ss, name + 7, sizeof name - 7);
