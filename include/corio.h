@@ -1106,8 +1106,8 @@ CORIO_API int corio_stream_write_fds(corio_stream *s, const void *buf, size_t n,
 /* Read up to n bytes and the file descriptors that came with them (SCM_RIGHTS).
  * *nfds is in: the room in fds, out: how many were stored (nfds is
  * required; fds may be NULL when *nfds is 0).  The fds belong to the
- * caller from then on and are close-on-exec.  Each read returns the fds
- * of at most one send of the peer: it stops before bytes that carry fds
+ * caller from then on and are close-on-exec.  A read takes the bytes of
+ * at most one send that carried fds: it stops before bytes that carry fds
  * unless they are its first bytes.  The kernel may deliver a send's fds
  * along with bytes written just before that send (it joins them in one
  * receive); then they come with the read of those bytes: earlier than
