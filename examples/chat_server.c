@@ -27,11 +27,13 @@
  *    written by each client's writer while its task is being cancelled,
  *    inside a shield (corio_shield_push) with a time limit of its own.
  *
- * Signals: corio has no signal API yet, so the program does what any
- * threaded program does: SIGINT and SIGTERM are blocked before the loop
- * starts (every thread created later inherits that), a plain thread waits
- * for them with sigwait(), and hands the news to the loop with
- * corio_loop_ref_call_soon, the one corio call other threads may make.
+ * Signals: this program shows how a plain thread hands news to the loop,
+ * the way any threaded program can: SIGINT and SIGTERM are blocked before
+ * the loop starts (every thread created later inherits that), a plain
+ * thread waits for them with sigwait(), and hands the news to the loop
+ * with corio_loop_ref_call_soon, the one corio call other threads may
+ * make.  Without a thread, corio_signal_handler_add or a signal watch
+ * does the same (see echo_server.c).
  */
 #define _GNU_SOURCE 1
 #include <corio.h>

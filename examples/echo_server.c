@@ -8,11 +8,18 @@
  * The handler is the fast path of the stream API: read whatever arrived,
  * write it back (sent at once when the socket has room), and drain, which
  * only waits when the peer stops reading.
+ *
+ * Ctrl-C (SIGINT) or SIGTERM stops it gracefully: it stops accepting at
+ * once, lets the connections still open carry on for up to GRACE_MS (their
+ * clients may finish what they were sending and close), cancels the rest,
+ * and exits 0.  A second signal during that time ends it at once.
  */
 #include <corio.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Per-connection read size.  Large reads matter more than anything else
  * here: a 100 KiB message read in 16 KiB pieces costs several times the
@@ -20,6 +27,7 @@
  * connection (not on the task stack) and its pages are only committed as
  * data actually arrives, so idle connections stay cheap. */
 #define READ_SIZE (256 * 1024)
+#define GRACE_MS 10000 /* how long open connections may go on after a stop signal */
 
 static void echo(corio_stream *s, void *arg)
 {
@@ -40,17 +48,35 @@ static void echo(corio_stream *s, void *arg)
 static void *main_task(void *arg)
 {
     uint16_t port = (uint16_t)(uintptr_t)arg;
+    /* Take SIGINT and SIGTERM before saying we are up: from then on they
+     * are queued for this task instead of killing the process. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    corio_signal_watch *stop = corio_signal_watch_open(&stop_signals);
+    if (!stop) {
+        fprintf(stderr, "echo_server: cannot watch for signals: %s\n", corio_strerror(-errno));
+        return (void *)1;
+    }
     corio_server *srv;
     int r = corio_server_start("127.0.0.1", port, echo, NULL, NULL, &srv);
     if (r < 0) {
         fprintf(stderr, "echo_server: cannot listen on 127.0.0.1:%u: %s\n", port, corio_strerror(r));
+        corio_signal_watch_close(stop);
         return (void *)1;
     }
     printf("listening on 127.0.0.1:%u\n", corio_server_port(srv));
     fflush(stdout);
-    corio_server_serve_forever(srv);
-    corio_server_close(srv, 1000);
-    return NULL;
+    /* The server's tasks serve the clients; this one waits for a signal. */
+    int sig = corio_signal_watch_wait(stop, CORIO_NO_TIMEOUT);
+    if (sig > 0)
+        fprintf(stderr, "echo_server: %s, stopping\n", strsignal(sig));
+    /* Give the signals back first: a second Ctrl-C during the grace
+     * period then ends the process at once, as users expect. */
+    corio_signal_watch_close(stop);
+    corio_server_close(srv, GRACE_MS);
+    return sig > 0 ? NULL : (void *)1;
 }
 
 int main(int argc, char **argv)

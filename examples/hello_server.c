@@ -11,14 +11,22 @@
  *   hello_server [--quiet] [PORT]     (PORT also from $PORT; default 8000)
  *
  * --quiet drops the per-request prints, for benchmarks.
+ *
+ * Another difference: where the seed runs until it is killed, Ctrl-C
+ * (SIGINT) or SIGTERM stops this one gracefully: no new connection is
+ * accepted, requests in flight get their answer (for up to GRACE_MS), and
+ * the process exits 0; a second signal ends it at once.
  */
 #include <corio.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define GRACE_MS 10000 /* how long requests in flight may take after a stop signal */
 
 static bool quiet;
 
@@ -60,10 +68,21 @@ static uint16_t port = 8000;
 static void *main_task(void *arg)
 {
     (void)arg;
+    /* SIGINT and SIGTERM are queued for this task from here on. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    corio_signal_watch *stop = corio_signal_watch_open(&stop_signals);
+    if (!stop) {
+        fprintf(stderr, "hello_server: cannot watch for signals: %s\n", corio_strerror(-errno));
+        return (void *)1;
+    }
     corio_server *srv;
     int r = corio_server_start("127.0.0.1", port, handle_request, NULL, NULL, &srv);
     if (r < 0) {
         fprintf(stderr, "hello_server: cannot listen on 127.0.0.1:%u: %s\n", port, corio_strerror(r));
+        corio_signal_watch_close(stop);
         return (void *)1;
     }
     struct sockaddr_storage ss;
@@ -72,9 +91,15 @@ static void *main_task(void *arg)
     inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
     printf("Server running on ('%s', %u)\n", host, corio_server_port(srv));
     fflush(stdout);
-    corio_server_serve_forever(srv); /* runs until the process is stopped */
-    corio_server_close(srv, 1000);
-    return NULL;
+    /* The server's tasks answer the clients; this one waits for a signal. */
+    int sig = corio_signal_watch_wait(stop, CORIO_NO_TIMEOUT);
+    if (sig > 0)
+        fprintf(stderr, "hello_server: %s, stopping\n", strsignal(sig));
+    /* Give the signals back first: a second Ctrl-C during the grace
+     * period then ends the process at once, as users expect. */
+    corio_signal_watch_close(stop);
+    corio_server_close(srv, GRACE_MS);
+    return sig > 0 ? NULL : (void *)1;
 }
 
 int main(int argc, char **argv)

@@ -64,6 +64,7 @@
 #include <errno.h> /* the E* codes the contracts below return */
 #include <stdbool.h>
 #include <stddef.h>
+#include <signal.h> /* sigset_t (corio_signal_watch_open) */
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -837,7 +838,7 @@ CORIO_API int corio_dump_tasks(int fd);
  * suspend.  Returns 0, -EINVAL for a signal that cannot be caught (and
  * for the faults SIGSEGV, SIGBUS, SIGILL, SIGFPE, whose handlers must not
  * simply return), -EPERM outside a loop, -EBUSY if another loop has it
- * on. */
+ * on or signo is used by a signal watch or handler (corio_signal_*). */
 CORIO_API int corio_dump_tasks_on_signal(int signo);
 
 /* ------------------------------------------------------------------ */
@@ -1142,21 +1143,224 @@ CORIO_API int corio_stream_take_fds(corio_stream *s, int *fds, size_t cap, int *
 /* Readiness waits on any fd (trio.wait_readable, loop.add_reader)    */
 /* ------------------------------------------------------------------ */
 
-/* For driving libraries that own their sockets (libcurl, c-ares,
- * libpq).  Declarations: issue 10, readiness helper. */
+/* For driving libraries that own their sockets (libcurl, c-ares, libpq):
+ * the library says which fd it wants to read or write, a task waits for
+ * it here, then hands control back to the library.  events are poll(2)'s
+ * bits, <poll.h>: POLLIN, POLLOUT, POLLPRI, POLLRDHUP, any mix of them;
+ * results use the same bits.  The fd stays the caller's: corio never
+ * reads, writes, changes or closes it.  Close it only once no wait on it
+ * is in progress (stop its watch, or let the waiting task return first);
+ * it may be closed with plain close(2), and a later fd with the same
+ * number is a new file to corio.  Several tasks may wait on one fd at
+ * once, for the same or different events; each is woken when its own
+ * events are ready.  Waits are level-triggered, as poll(2): an fd that is
+ * still readable answers at once. */
+
+/* Wait until fd is ready for events, or timeout_ms passes (poll(2) on one fd).
+ * Returns the ready set (> 0): the asked events that are ready, plus
+ * POLLERR and POLLHUP, which are always reported and end any wait, as
+ * poll(2) reports them.  A hung-up or failed fd therefore counts as ready
+ * both ways: the next read returns EOF or the error, the next write the
+ * error, without blocking (a pipe whose writers are gone gives POLLHUP
+ * alone, without POLLIN, once drained).  Returns 0 if timeout_ms passed
+ * first (CORIO_NO_TIMEOUT: no limit), -EBADF for an fd that is not open,
+ * -EINVAL for events that hold no bit or a bit outside the four above,
+ * -ECANCELED, -CORIO_EDEADLINE (the task's own deadline, which the
+ * timeout does not replace), -EPERM outside a task.  Suspends (unless
+ * the fd is ready at once on the epoll backend). */
+CORIO_API int corio_fd_wait(int fd, int events, uint64_t timeout_ms);
+
+/* Wait until fd is readable (trio.lowlevel.wait_readable): a read will not block.
+ * "Readable" includes end of file, hang-up and a pending error (POLLHUP,
+ * POLLERR): the read then returns 0 or the error.  Returns 0, or -EBADF,
+ * -ECANCELED, -CORIO_EDEADLINE, -EPERM as corio_fd_wait.  Suspends. */
+CORIO_API int corio_fd_wait_readable(int fd);
+
+/* Wait until fd is writable (trio.lowlevel.wait_writable): a write will not block.
+ * An fd whose reader is gone or that has an error counts as writable (the
+ * write returns the error).  Returns 0, or -EBADF, -ECANCELED,
+ * -CORIO_EDEADLINE, -EPERM as corio_fd_wait.  Suspends. */
+CORIO_API int corio_fd_wait_writable(int fd);
+
+/* A registration that calls a function whenever an fd is ready (loop.add_reader). */
+typedef struct corio_fd_watch corio_fd_watch;
+
+/* Called by a watch: revents is corio_fd_wait's ready set (> 0), or a
+ * negative errno if waiting failed (-EBADF: the fd was closed while the
+ * watch ran); after a failure fn is not called again, and the watch waits
+ * for corio_fd_watch_stop.  Runs in the watch's own task: it may suspend
+ * (the fd is not watched meanwhile) and may stop this or any other watch. */
+typedef void (*corio_fd_watch_fn)(int fd, int revents, void *arg);
+
+/* Call fn(fd, revents, arg) each time fd is ready for events, until stopped (loop.add_reader/add_writer).
+ * Level-triggered, as asyncio's: while the fd stays ready (fn did not
+ * read everything), fn is called again, once per loop turn at most.  The
+ * watch is a task of the loop (named "fd watch"); calls for one watch
+ * never overlap.  Several watches may share an fd (one for POLLIN, one
+ * for POLLOUT: add_reader and add_writer).  The watch belongs to the loop
+ * and is freed by corio_fd_watch_stop (or when the loop ends, if never
+ * stopped).  Must run inside a loop; does not suspend.  Returns the
+ * watch, or NULL with errno EINVAL (no fn, bad events), EBADF, ENOMEM, or
+ * EPERM outside a loop. */
+CORIO_API corio_fd_watch *corio_fd_watch_start(int fd, int events, corio_fd_watch_fn fn, void *arg);
+
+/* Stop a watch (loop.remove_reader): fn is never called again, and w is freed.
+ * Does not suspend; w must not be used afterwards.  Safe from fn itself
+ * (the call in progress finishes normally) and from any task of the loop;
+ * once it returns, the fd may be closed. */
+CORIO_API void corio_fd_watch_stop(corio_fd_watch *w);
 
 /* ------------------------------------------------------------------ */
 /* Socket activation (systemd's LISTEN_FDS, sd_listen_fds)            */
 /* ------------------------------------------------------------------ */
 
-/* Listening sockets handed over by a supervisor instead of bound.
- * Declarations: issue 10, readiness helper. */
+/* Listening sockets handed over by a supervisor instead of bound: systemd
+ * (a .socket unit, or systemd-socket-activate), or any launcher that
+ * speaks its protocol.  The supervisor opens the sockets, puts them at
+ * fds 3, 4, ... and sets LISTEN_PID (the pid they are for), LISTEN_FDS
+ * (how many) and optionally LISTEN_FDNAMES (their names, ':'-separated).
+ * corio_listen_fds reads that; corio_server_start_fds and
+ * corio_http_server_start_fds (corio/http.h) serve the sockets;
+ * corio-serve does both by itself when LISTEN_FDS is set. */
+
+/* The first passed fd (SD_LISTEN_FDS_START). */
+#define CORIO_LISTEN_FDS_START 3
+
+/* One socket passed by the supervisor. */
+typedef struct corio_listen_fd {
+    int fd;
+    char name[256]; /* its LISTEN_FDNAMES entry (FileDescriptorName=); "unknown" without one */
+} corio_listen_fd;
+
+/* Read the sockets passed by socket activation (systemd's sd_listen_fds_with_names).
+ * With sd_listen_fds' rules: none (0) unless LISTEN_PID is this process's
+ * pid (variables inherited from a parent do not count) and LISTEN_FDS is
+ * set; then LISTEN_FDS fds from CORIO_LISTEN_FDS_START on are the
+ * caller's, each is made close-on-exec (so no child inherits it), and the
+ * first max of them go to out[] with their names.  unset_env: remove the
+ * three variables before returning, whatever the outcome (so a child
+ * started later does not see them; sd_listen_fds(1)).  The fds are not
+ * checked further: corio_server_start_fds checks what it is given.  Does
+ * not suspend; needs no loop (callable before corio_run).  Returns the
+ * number passed (> max: only max are described; the fds are still
+ * consecutive), 0 when there are none for this process, -EINVAL for
+ * malformed variables (a count or pid that is not a number, a name count
+ * that differs from LISTEN_FDS) or out NULL with max > 0, -EBADF if one of
+ * the fds is not open. */
+CORIO_API int corio_listen_fds(corio_listen_fd *out, unsigned max, bool unset_env);
+
+/* Serve already listening stream sockets: corio_server_start without the bind.
+ * fds[0..n) are listening SOCK_STREAM sockets (TCP or Unix: from
+ * corio_listen_fds, or opened by the caller); on success the server owns
+ * them (corio_server_close closes them) and has made them non-blocking
+ * and close-on-exec; the rest is corio_server_start's (one accept task
+ * per socket, handler per connection, corio_server_sockname).  From cfg
+ * only nagle and stack_size apply (backlog and reuse_port belong to
+ * whoever opened the sockets).  Every fd is checked first and, on any
+ * error, none is changed and all stay the caller's: -EBADF (not open),
+ * -ENOTSOCK (not a socket), -EOPNOTSUPP (not a stream socket), -EINVAL (a
+ * socket that is not listening, an fd listed twice, n == 0, NULL fds or
+ * handler or out), -E2BIG (n above 16), -ENOMEM.  Must run in a task;
+ * does not suspend.  cfg may be NULL. */
+CORIO_API int corio_server_start_fds(const int *fds, unsigned n, corio_conn_fn handler, void *arg,
+                                     const corio_server_config *cfg, corio_server **out);
 
 /* ------------------------------------------------------------------ */
 /* Signals (asyncio's add_signal_handler, tokio::signal)              */
 /* ------------------------------------------------------------------ */
 
-/* Declarations: issue 10, signals helper. */
+/* A task waits for signals as it waits for data (tokio::signal, signalfd):
+ * a watch receives every arrival of the signals in its set from the
+ * moment it is opened, queued until a task takes them, so no signal is
+ * lost between two waits.  Several watches (and handlers) on one loop may
+ * share signals: each receives every arrival.  A signal belongs to one loop
+ * at a time process-wide; another loop asking for it gets -EBUSY until
+ * every watch and handler using it on the owning loop is gone (so does
+ * any loop asking for corio_dump_tasks_on_signal's signal).
+ *
+ * While a loop uses a signal, corio's own handler (async-signal safe: it
+ * counts the arrival and wakes the loop) is its disposition and the signal
+ * is unblocked in the loop thread's mask; when the last watch or handler
+ * using it on that loop goes, or the loop ends, the previous disposition
+ * (handler, flags, mask) and the loop thread's mask for that signal are
+ * exactly what they were.  Signals nobody asked for are never touched; in
+ * particular corio never takes SIGCHLD by itself.  The kernel merges
+ * arrivals of a standard signal that is already pending, so a burst of
+ * the same signal may be received fewer times than it was sent (never
+ * zero times).  A signal sent with raise() or pthread_kill() to a thread
+ * that blocks it (the thread pool's workers block every signal) stays
+ * pending there and is not seen: use kill(getpid(), sig) from such threads.
+ *
+ * Signals no handler may take are refused with -EINVAL: SIGKILL and
+ * SIGSTOP, and the faults SIGSEGV, SIGBUS, SIGILL and SIGFPE, as are
+ * numbers outside 1..NSIG-1 (glibc's reserved real-time signals are
+ * refused by the kernel, also -EINVAL). */
+
+/* A queue of received signals (asyncio's add_signal_handler as a stream). */
+typedef struct corio_signal_watch corio_signal_watch;
+
+/* Start receiving the signals in set on the calling task's loop.
+ * The watch is the caller's until corio_signal_watch_close; if the loop
+ * ends first, the signals are released then and the watch only waits to
+ * be closed (which works outside a loop too).  Arrivals before this call
+ * are not received.  Does not suspend.  NULL with errno EINVAL (an empty
+ * set, or one holding a signal refused above), EBUSY (another loop owns
+ * one of the signals: nothing changes), EPERM (outside a task), ENOMEM, or
+ * the error of eventfd(2) or sigaction(2). */
+CORIO_API corio_signal_watch *corio_signal_watch_open(const sigset_t *set);
+
+/* Take the next signal w received, waiting up to timeout_ms for one.
+ * Arrivals are returned one per call, oldest first (of several signals
+ * pending at once, each in the order it first arrived).  A signal that
+ * arrives while the task is being cancelled is still returned (the
+ * cancellation stays pending for the next call).  One task waits on a
+ * watch at a time.  Suspends when nothing is queued and timeout_ms > 0
+ * (0 only takes what is queued; CORIO_NO_TIMEOUT waits as long as it
+ * takes).  Returns the signal number, 0 if timeout_ms passed, -ECANCELED /
+ * -CORIO_EDEADLINE, -EBADF if the watch was closed while the task waited
+ * (by another task), -EBUSY if another task is waiting on w, -EPERM
+ * outside a task or on another loop's watch, -ESHUTDOWN if w's loop has
+ * ended. */
+CORIO_API int corio_signal_watch_wait(corio_signal_watch *w, uint64_t timeout_ms);
+
+/* How many arrivals w holds that no wait has taken yet.  Does not suspend. */
+CORIO_API unsigned corio_signal_watch_pending(const corio_signal_watch *w);
+
+/* Stop receiving and free w.
+ * Signals no other watch or handler of the loop uses get their previous
+ * disposition and mask back before it returns; queued arrivals are
+ * dropped.  A task waiting on w returns -EBADF.  Call it from w's loop
+ * (or from anywhere once that loop has ended).  NULL is a no-op.  Does not
+ * suspend. */
+CORIO_API void corio_signal_watch_close(corio_signal_watch *w);
+
+/* Wait for one of the signals in set, for up to timeout_ms (open, wait, close).
+ * Only signals arriving after the call count.  Suspends (unless timeout_ms
+ * is 0).  Returns the signal number, 0 if timeout_ms passed, or an error
+ * of corio_signal_watch_open (negative) or _wait. */
+CORIO_API int corio_signal_wait(const sigset_t *set, uint64_t timeout_ms);
+
+/* What corio_signal_handler_add runs for each arrival of its signal. */
+typedef void (*corio_signal_fn)(int signo, void *arg);
+
+/* Run fn(signo, arg) in a task of the calling loop at each arrival of signo (loop.add_signal_handler).
+ * The calls are made one after another by a task of their own, which may
+ * suspend; arrivals during a call are queued for the next.  A second add
+ * for the same signal on the same loop replaces fn and arg (as asyncio
+ * does).  The handler lives until corio_signal_handler_remove or the
+ * loop's end (its task is then cancelled like any other).  Does not
+ * suspend.  Returns 0, -EINVAL (NULL fn, a refused signal), -EBUSY
+ * (another loop owns signo), -EPERM (outside a task), -ENOMEM, or the
+ * error of eventfd(2) / sigaction(2). */
+CORIO_API int corio_signal_handler_add(int signo, corio_signal_fn fn, void *arg);
+
+/* Remove the calling loop's handler for signo (loop.remove_signal_handler).
+ * Unless a watch still uses signo, its previous disposition and mask are
+ * back when this returns.  A call of fn in progress (even the caller
+ * itself) finishes; no other is made.  Does not suspend.  Returns 1 if a
+ * handler was removed, 0 if there was none, -EINVAL for a refused signal,
+ * -EPERM outside a loop. */
+CORIO_API int corio_signal_handler_remove(int signo);
 
 /* ------------------------------------------------------------------ */
 /* Subprocesses (asyncio's create_subprocess_exec, tokio::process)    */

@@ -1,12 +1,59 @@
 #!/usr/bin/env bash
 # The examples, run as a user runs them, checked byte for byte.
 #   examples_test.sh BUILD_DIR NAME      (CORIO_BACKEND picks the backend)
-# NAME: hello_server | echo | file_writer | cat | copy | chat | pipeline | subprocess_run | unix_echo
+# NAME: hello_server | echo | file_writer | cat | copy | chat | pipeline | subprocess_run | curl_fetch | unix_echo
 set -euo pipefail
 build=$1
 name=$2
 # shellcheck source=tests/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# graceful_stop PID PORT SEND1 EXPECT1 SEND2 EXPECT2: a client connects and
+# sends SEND1 (expecting EXPECT1 back, "" for nothing yet); then the server
+# gets SIGTERM; once it refuses new connections the client sends SEND2 and
+# must receive EXPECT2 up to EOF (after a half-close); the server must then
+# exit with status 0.
+graceful_stop() {
+    /usr/bin/python3 - "$1" "$2" "$3" "$4" "$5" "$6" "$wait_s" <<'PY' || fail "graceful stop: client failed"
+import os, signal, socket, sys, time
+pid, port = int(sys.argv[1]), int(sys.argv[2])
+send1, want1, send2, want2 = (os.fsencode(a) for a in sys.argv[3:7])
+limit = float(sys.argv[7])
+c = socket.create_connection(("127.0.0.1", port), timeout=limit)
+c.sendall(send1)
+got = b""
+while len(got) < len(want1):
+    got += c.recv(65536)
+assert got == want1, got
+os.kill(pid, signal.SIGTERM)
+end = time.monotonic() + limit
+while True:  # the listener goes away at once
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=limit).close()
+    except ConnectionRefusedError:
+        break
+    except ConnectionResetError:
+        pass  # queued in the backlog as the listener closed: look again
+    assert time.monotonic() < end, "still accepting after SIGTERM"
+    time.sleep(0.05)
+c.sendall(send2)
+c.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    b = c.recv(65536)
+    if not b:
+        break
+    got += b
+assert got == want2, got
+c.close()
+PY
+    local status=0
+    timeout "$wait_s" tail --pid="$1" -f /dev/null || fail "still running $wait_s s after SIGTERM"
+    wait "$1" || status=$?
+    pids=()
+    [[ $status == 0 ]] || fail "exit status $status after SIGTERM; log: $(cat "$tmp/log")"
+    grep -q "Terminated, stopping" "$tmp/log" || fail "no 'stopping' line: $(cat "$tmp/log")"
+}
 
 case $name in
 hello_server)
@@ -23,6 +70,8 @@ hello_server)
     wait_until processed3 || fail "expected 3 'Request processed' lines"
     grep -q "^Handling request" "$tmp/log" || fail "no 'Handling request' line"
     grep -q "^GET / HTTP/1.1" "$tmp/log" || fail "request not printed"
+    # SIGTERM with a request half sent: it is still answered, then exit 0
+    graceful_stop "${pids[0]}" "$port" $'GET / HTTP/1.1\r\nHost: x\r\n' "" $'\r\n' "$expected"
     ;;
 echo)
     "$build/echo_server" 0 >"$tmp/log" 2>&1 &
@@ -32,6 +81,39 @@ echo)
     [[ $got == *alpha* && $got == *"beta gamma"* ]] || fail "echo_client output: $got"
     got=$(printf 'from stdin\nline two\n' | "$build/echo_client" "$port" 2>&1)
     [[ $got == $'from stdin\nline two' ]] || fail "echo_client stdin output: $(printf %q "$got")"
+    # SIGTERM with a client connected: it is still echoed until it closes, then exit 0
+    big=$(printf 'after%.0s' $(seq 10000))
+    graceful_stop "${pids[0]}" "$port" before before "$big" "$big"
+    # a second SIGTERM during the grace period ends it at once: once the
+    # first has come, SIGTERM's default disposition is back (SigCgt)
+    "$build/echo_server" 0 >"$tmp/log" 2>&1 &
+    pids+=($!)
+    port=$(wait_port "$tmp/log" "listening on 127.0.0.1:([0-9]+)") || fail "echo_server did not report its port"
+    /usr/bin/python3 - "${pids[0]}" "$port" "$wait_s" <<'PY' || fail "second SIGTERM: client failed"
+import os, signal, socket, sys, time
+pid, port, limit = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+def caught():
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("SigCgt:"):
+                return int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)) != 0
+    return False
+c = socket.create_connection(("127.0.0.1", port), timeout=limit)
+c.sendall(b"x")
+assert c.recv(1) == b"x"
+assert caught(), "SIGTERM not caught while serving"
+os.kill(pid, signal.SIGTERM)
+end = time.monotonic() + limit
+while caught():
+    assert time.monotonic() < end, "SIGTERM still caught after the first one"
+    time.sleep(0.01)
+os.kill(pid, signal.SIGTERM)
+PY
+    status=0
+    timeout "$wait_s" tail --pid="${pids[0]}" -f /dev/null || fail "still running $wait_s s after a second SIGTERM"
+    wait "${pids[0]}" || status=$?
+    pids=()
+    [[ $status == 143 ]] || fail "exit status $status after a second SIGTERM, want 143"
     ;;
 file_writer)
     cd "$tmp"
@@ -186,6 +268,57 @@ PY
     status=0
     "$build/unix_echo" >/dev/null 2>&1 || status=$?
     [[ $status == 2 ]] || fail "usage: status $status"
+    ;;
+curl_fetch)
+    # libcurl's multi interface driven by corio_fd_watch (examples/curl_fetch.c)
+    [[ -x $build/curl_fetch ]] || { echo "SKIP: curl_fetch not built (libcurl4-openssl-dev missing)"; exit 77; }
+    # 1. against corio-serve: exact statuses and byte counts, a refused port
+    mkdir -p "$tmp/site"
+    printf 'hello\n' >"$tmp/site/a.txt"
+    head -c 3000000 /dev/urandom >"$tmp/site/big.bin"
+    "$build/tools/corio-serve" -q --port 0 "$tmp/site" >"$tmp/log" 2>&1 &
+    pids+=($!)
+    port=$(wait_port "$tmp/log" 'port ([0-9]+) ') || fail "corio-serve did not start: $(cat "$tmp/log")"
+    closed=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    u=http://127.0.0.1:$port
+    status=0
+    got=$("$build/curl_fetch" "$u/a.txt" "$u/big.bin" "$u/missing" "http://127.0.0.1:$closed/" "$u/a.txt") || status=$?
+    expected="$u/a.txt: 200, 6 bytes
+$u/big.bin: 200, 3000000 bytes
+$u/missing: 404, $(curl -s "$u/missing" | wc -c) bytes
+http://127.0.0.1:$closed/: error: Couldn't connect to server
+$u/a.txt: 200, 6 bytes"
+    [[ $got == "$expected" ]] || fail "curl_fetch output: $got"
+    [[ $status == 1 ]] || fail "curl_fetch status $status with a failed transfer"
+    got=$("$build/curl_fetch" "$u/a.txt") || fail "curl_fetch status $? with no failure"
+    # 2. concurrency: a server that answers only once 4 requests are in
+    # flight at the same time; one after the other would never finish
+    cat >"$tmp/barrier.py" <<'PY'
+import http.server, sys, threading
+barrier = threading.Barrier(4, timeout=float(sys.argv[1]))
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        barrier.wait()
+        body = self.path.encode() * 1000
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print("port", s.server_address[1], flush=True)
+s.serve_forever()
+PY
+    python3 "$tmp/barrier.py" "$wait_s" >"$tmp/blog" 2>&1 &
+    pids+=($!)
+    bport=$(wait_port "$tmp/blog" '^port ([0-9]+)') || fail "barrier server did not start"
+    b=http://127.0.0.1:$bport
+    got=$("$build/curl_fetch" "$b/1" "$b/22" "$b/333" "$b/4444") || fail "concurrent fetch status $?"
+    [[ $got == "$b/1: 200, 2000 bytes
+$b/22: 200, 3000 bytes
+$b/333: 200, 4000 bytes
+$b/4444: 200, 5000 bytes" ]] || fail "concurrent fetch output: $got"
     ;;
 subprocess_run)
     run=$build/subprocess_run

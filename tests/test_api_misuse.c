@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -595,6 +596,25 @@ static void *process_null_main(void *arg)
 
 TEST(process_functions_reject_null) { test_run(process_null_main, NULL); }
 
+/* ---- signals ---- */
+
+static void *signal_null_main(void *arg)
+{
+    (void)arg;
+    errno = 0;
+    CHECK(corio_signal_watch_open(NULL) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    CHECK_ERR(corio_signal_watch_wait(NULL, 0), -EINVAL);
+    CHECK_EQ(corio_signal_watch_pending(NULL), 0);
+    corio_signal_watch_close(NULL);
+    CHECK_ERR(corio_signal_wait(NULL, 0), -EINVAL);
+    CHECK_ERR(corio_signal_handler_add(SIGUSR1, NULL, NULL), -EINVAL);
+    CHECK_ERR(corio_signal_handler_remove(0), -EINVAL);
+    return NULL;
+}
+
+TEST(signal_functions_reject_null) { test_run(signal_null_main, NULL); }
+
 /* ---- channels ---- */
 
 static void channel_null_checks(void)
@@ -892,3 +912,56 @@ static void *http_endless_grace_main(void *arg)
 }
 
 TEST(http_server_close_with_endless_grace_lets_handlers_finish) { test_run(http_endless_grace_main, NULL); }
+
+static void fdwait_never(int fd, int revents, void *arg)
+{
+    (void)fd;
+    (void)revents;
+    (void)arg;
+}
+
+static void noop_conn(corio_stream *s, void *arg)
+{
+    (void)s;
+    (void)arg;
+}
+
+static void noop_http(corio_http_request *req, corio_http_response *resp, void *arg)
+{
+    (void)req;
+    (void)resp;
+    (void)arg;
+}
+
+static void *fdwait_null_main(void *arg)
+{
+    (void)arg;
+    /* readiness waits: a bad fd, no events, events outside the set */
+    CHECK_ERR(corio_fd_wait(-1, POLLIN, 0), -EBADF);
+    CHECK_ERR(corio_fd_wait(0, 0, 0), -EINVAL);
+    CHECK_ERR(corio_fd_wait(0, POLLIN | POLLNVAL, 0), -EINVAL);
+    CHECK_ERR(corio_fd_wait_readable(-1), -EBADF);
+    CHECK_ERR(corio_fd_wait_writable(-1), -EBADF);
+    errno = 0;
+    CHECK(!corio_fd_watch_start(0, POLLIN, NULL, NULL));
+    CHECK_EQ(errno, EINVAL);
+    CHECK(!corio_fd_watch_start(-1, POLLIN, fdwait_never, NULL));
+    CHECK_EQ(errno, EBADF);
+    corio_fd_watch_stop(NULL);
+    /* socket activation */
+    corio_server *srv = NULL;
+    corio_http_server *hs = NULL;
+    int fd = 0;
+    CHECK_ERR(corio_listen_fds(NULL, 1, false), -EINVAL);
+    CHECK_ERR(corio_server_start_fds(NULL, 1, noop_conn, NULL, NULL, &srv), -EINVAL);
+    CHECK_ERR(corio_server_start_fds(&fd, 0, noop_conn, NULL, NULL, &srv), -EINVAL);
+    CHECK_ERR(corio_server_start_fds(&fd, 1, NULL, NULL, NULL, &srv), -EINVAL);
+    CHECK_ERR(corio_server_start_fds(&fd, 1, noop_conn, NULL, NULL, NULL), -EINVAL);
+    CHECK_ERR(corio_http_server_start_fds(NULL, 1, noop_http, NULL, NULL, &hs), -EINVAL);
+    CHECK_ERR(corio_http_server_start_fds(&fd, 1, NULL, NULL, NULL, &hs), -EINVAL);
+    CHECK_ERR(corio_http_server_start_fds(&fd, 1, noop_http, NULL, NULL, NULL), -EINVAL);
+    CHECK(srv == NULL && hs == NULL);
+    return NULL;
+}
+
+TEST(fd_wait_and_activation_functions_reject_null) { test_run(fdwait_null_main, NULL); }

@@ -3,7 +3,7 @@
  * and system call the library makes goes through a wrapper that can make
  * it fail.  Sweeping "the Nth call fails" over every call of a scenario
  * that uses the whole stack (loop, tasks, timers, thread pool, a server, a
- * client, streams, DNS, HTTP) proves that every such failure ends in a
+ * client, streams, DNS, HTTP, signals) proves that every such failure ends in a
  * clean error: never a crash, a hang, or (under ASan) a leak.  Each N runs
  * in its own child process.
  */
@@ -241,6 +241,65 @@ static void *files_scenario(void *arg)
     return (void *)(intptr_t)(r < 0 ? r : r2 < 0 ? r2 : r3);
 }
 
+/* Signals (src/io/signal.c): a watch, a waiter task, a handler, a signal
+ * from a pool thread, a wait that times out.  A signal is only raised once
+ * corio has taken it (the default action would end the run). */
+static void sig_hup(int signo, void *arg)
+{
+    (void)signo;
+    corio_event_set(arg);
+}
+
+static void *sig_waiter(void *w) { return (void *)(intptr_t)corio_signal_watch_wait(w, 10000); }
+
+static void *sig_kill_usr2(void *arg)
+{
+    (void)arg;
+    kill(getpid(), SIGUSR2);
+    return NULL;
+}
+
+static int sig_expect(int r, int sig) { return r == sig ? 0 : r < 0 ? r : -EIO; }
+
+static void *signals_scenario(void *arg)
+{
+    (void)arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGUSR2);
+    corio_signal_watch *w = corio_signal_watch_open(&set);
+    if (!w)
+        return (void *)(intptr_t)-errno;
+    corio_event hup;
+    corio_event_init(&hup);
+    int r = corio_signal_handler_add(SIGHUP, sig_hup, &hup);
+    if (r == 0) {
+        raise(SIGHUP);
+        corio_deadline d = corio_deadline_push(10000);
+        r = corio_event_wait(&hup);
+        corio_deadline_pop(d);
+        corio_signal_handler_remove(SIGHUP);
+    }
+    corio_task *t = r == 0 ? corio_spawn(sig_waiter, w) : NULL;
+    if (r == 0 && !t)
+        r = -errno;
+    if (t) {
+        corio_yield();
+        raise(SIGUSR1);
+        void *res = NULL;
+        r = corio_task_join(t, &res);
+        if (r == 0)
+            r = sig_expect((int)(intptr_t)res, SIGUSR1);
+    }
+    if (r == 0 && (r = corio_to_thread(sig_kill_usr2, NULL, NULL)) == 0)
+        r = sig_expect(corio_signal_watch_wait(w, 10000), SIGUSR2);
+    if (r == 0)
+        r = corio_signal_wait(&set, 1); /* times out: 0 */
+    corio_signal_watch_close(w);
+    return (void *)(intptr_t)r;
+}
+
 typedef void *(*scenario_fn)(void *);
 
 /* More wrapped calls than any scenario makes. */
@@ -377,3 +436,7 @@ static void files_sweep(void) { sweep(files_scenario); }
 TEST(files_scenario_works_without_injection) { with_scenario_dir(files_clean); }
 
 TEST(every_injected_failure_in_files_is_a_clean_error) { with_scenario_dir(files_sweep); }
+
+TEST(signals_scenario_works_without_injection) { CHECK_OK((intptr_t)test_run(signals_scenario, NULL)); }
+
+TEST(every_injected_failure_in_signals_is_a_clean_error) { sweep(signals_scenario); }

@@ -783,9 +783,9 @@ static void c_big_after_idle(tctx *t)
 }
 TEST(large_request_wakes_a_parked_connection) { run_client(c_big_after_idle, NULL); }
 
-/* corio_http_server_serve_until_signal: one waiter per process (a second task,
- * or a loop on another thread, gets -EBUSY), the signal's number comes
- * back, and the slot is free again afterwards. */
+/* corio_http_server_serve_until_signal: several tasks of one loop may wait
+ * and each receives the signal; a loop on another thread gets -EBUSY while
+ * they wait, and the signals are free again afterwards. */
 #include <pthread.h>
 #include <signal.h>
 
@@ -816,8 +816,8 @@ static void *signal_main(void *arg)
     (void)arg;
     for (int round = 0; round < 2; round++) {
         corio_task *a = corio_spawn(sig_waiter, NULL);
-        CHECK_OK(corio_sleep_ms(10)); /* a waits now */
-        CHECK_ERR(corio_http_server_serve_until_signal(NULL), -EBUSY);
+        corio_task *b = corio_spawn(sig_waiter, NULL);
+        CHECK_OK(corio_yield()); /* both wait now */
         int other = 0;
         pthread_t th;
         CHECK_EQ(pthread_create(&th, NULL, other_loop_thread, &other), 0);
@@ -827,11 +827,13 @@ static void *signal_main(void *arg)
         void *res;
         CHECK_OK(corio_task_join(a, &res));
         CHECK_EQ((int)(intptr_t)res, round ? SIGINT : SIGTERM);
+        CHECK_OK(corio_task_join(b, &res));
+        CHECK_EQ((int)(intptr_t)res, round ? SIGINT : SIGTERM);
     }
     return NULL;
 }
 
-TEST(serve_until_signal_one_waiter_per_process) { test_run(signal_main, NULL); }
+TEST(serve_until_signal_several_waiters_one_loop) { test_run(signal_main, NULL); }
 
 /* A handler that cannot be installed is an error at once (the old code
  * ignored it, waited for ever and then "restored" an uninitialised
@@ -854,7 +856,7 @@ static void *signal_fail_main(void *arg)
     }
     /* the slot is free: a real wait still works */
     corio_task *a = corio_spawn(sig_waiter, NULL);
-    CHECK_OK(corio_sleep_ms(10));
+    CHECK_OK(corio_yield());
     CHECK_OK(raise(SIGTERM));
     void *res;
     CHECK_OK(corio_task_join(a, &res));

@@ -2,7 +2,9 @@
  * corio-serve — a static-file HTTP server on corio's HTTP module, the fast
  * answer to `python -m http.server`: `corio-serve [--port N] [--bind ADDR]
  * [DIR]` serves DIR (default: the current directory) on ADDR:N (default
- * 127.0.0.1:8000) until SIGINT or SIGTERM.
+ * 127.0.0.1:8000) until SIGINT or SIGTERM.  Started by systemd (or any
+ * launcher that sets LISTEN_PID and LISTEN_FDS), it serves the sockets it
+ * was handed instead of binding (socket activation).
  *
  * What it does per request (GET and HEAD only, others get 405):
  *  - the path is percent-decoded; an encoded '/' or '\' (%2f, %5c), a NUL,
@@ -96,12 +98,24 @@ static const char usage_text[] = "NAME\n"
                                  "    -q, --quiet      no access log\n"
                                  "    -h, --help       print this text and exit\n"
                                  "\n"
+                                 "SOCKET ACTIVATION\n"
+                                 "    Started with listening sockets passed by systemd (a .socket unit,\n"
+                                 "    systemd-socket-activate) or any launcher that sets LISTEN_PID to\n"
+                                 "    its pid and LISTEN_FDS to their count (fds 3, 4, ...), it serves\n"
+                                 "    those sockets (TCP or Unix stream) instead of binding, and --port\n"
+                                 "    and --bind are ignored.  The variables are removed from its\n"
+                                 "    environment.  A passed fd that is not a listening stream socket\n"
+                                 "    is an error (exit status 1).\n"
+                                 "\n"
                                  "ENVIRONMENT\n"
                                  "    CORIO_BACKEND    io_uring or epoll (default: io_uring when it works)\n"
+                                 "    LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES\n"
+                                 "                     socket activation (above)\n"
                                  "\n"
                                  "EXIT STATUS\n"
-                                 "    0 after SIGINT or SIGTERM, 1 when DIR can not be opened or the\n"
-                                 "    address can not be bound, 2 for a usage error.\n"
+                                 "    0 after SIGINT or SIGTERM, 1 when DIR can not be opened, the\n"
+                                 "    address can not be bound or a passed socket can not be served,\n"
+                                 "    2 for a usage error.\n"
                                  "\n"
                                  "EXAMPLE\n"
                                  "    corio-serve --port 8080 ~/public\n";
@@ -110,7 +124,9 @@ typedef struct serve_opts {
     const char *bind;
     uint16_t port;
     bool quiet;
-    int rootfd;          /* O_PATH descriptor of DIR: every lookup starts here */
+    int rootfd; /* O_PATH descriptor of DIR: every lookup starts here */
+    int nfds;   /* sockets passed by socket activation (LISTEN_FDS), 0 if none */
+    int fds[16];
     char root[PATH_MAX]; /* DIR's real path (for the realpath fallback) */
 } serve_opts;
 
@@ -929,26 +945,61 @@ static void handler(corio_http_request *req, corio_http_response *resp, void *ar
 /* main                                                                 */
 /* ------------------------------------------------------------------ */
 
+/* What corio_http_server_start_fds's error says of a passed fd. */
+static const char *passed_fd_error(int r)
+{
+    switch (r) {
+    case -EBADF:
+        return "an fd is not open";
+    case -ENOTSOCK:
+        return "an fd is not a socket";
+    case -EOPNOTSUPP:
+        return "a socket is not a stream socket";
+    case -EINVAL:
+        return "a socket is not listening";
+    default:
+        return strerror(-r);
+    }
+}
+
 static void *main_task(void *arg)
 {
     corio_http_server_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.server_header = "corio-serve";
     corio_http_server *srv;
-    int r = corio_http_server_start(opts.bind, opts.port, handler, NULL, &cfg, &srv);
-    if (r < 0) {
-        fprintf(stderr, "corio-serve: can not listen on %s port %u: %s\n", opts.bind, opts.port,
-                strerror(-r));
-        return (void *)1;
-    }
-    unsigned port = corio_http_server_port(srv);
-    if (!*opts.bind) {
-        printf("Serving HTTP on every interface (IPv4 and IPv6) port %u (http://localhost:%u/) ...\n", port,
-               port);
+    int r;
+    if (opts.nfds > 0) {
+        r = corio_http_server_start_fds(opts.fds, (unsigned)opts.nfds, handler, NULL, &cfg, &srv);
+        if (r < 0) {
+            fprintf(stderr, "corio-serve: can not serve the %d socket(s) passed (LISTEN_FDS): %s\n",
+                    opts.nfds, passed_fd_error(r));
+            return (void *)1;
+        }
+        for (int i = 0; i < opts.nfds; i++) {
+            struct sockaddr_storage ss;
+            socklen_t sl = sizeof ss;
+            char name[128] = "?";
+            if (getsockname(opts.fds[i], (struct sockaddr *)&ss, &sl) == 0)
+                corio_addr_format((struct sockaddr *)&ss, name, sizeof name);
+            printf("Serving HTTP on %s (fd %d, socket activation) ...\n", name, opts.fds[i]);
+        }
     } else {
-        bool v6 = strchr(opts.bind, ':') != NULL;
-        printf("Serving HTTP on %s port %u (http://%s%s%s:%u/) ...\n", opts.bind, port, v6 ? "[" : "",
-               opts.bind, v6 ? "]" : "", port);
+        r = corio_http_server_start(opts.bind, opts.port, handler, NULL, &cfg, &srv);
+        if (r < 0) {
+            fprintf(stderr, "corio-serve: can not listen on %s port %u: %s\n", opts.bind, opts.port,
+                    strerror(-r));
+            return (void *)1;
+        }
+        unsigned port = corio_http_server_port(srv);
+        if (!*opts.bind) {
+            printf("Serving HTTP on every interface (IPv4 and IPv6) port %u (http://localhost:%u/) ...\n",
+                   port, port);
+        } else {
+            bool v6 = strchr(opts.bind, ':') != NULL;
+            printf("Serving HTTP on %s port %u (http://%s%s%s:%u/) ...\n", opts.bind, port, v6 ? "[" : "",
+                   opts.bind, v6 ? "]" : "", port);
+        }
     }
     fflush(stdout);
     if (!log_open())
@@ -975,6 +1026,18 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    /* Socket activation first, before this process opens any fd of its
+     * own; the variables go, so nothing started from here sees them. */
+    corio_listen_fd lfds[16];
+    int nl = corio_listen_fds(lfds, 16, true);
+    if (nl < 0 || nl > 16) {
+        fprintf(stderr, "corio-serve: socket activation (LISTEN_FDS): %s\n",
+                nl < 0 ? strerror(-nl) : "more than 16 sockets");
+        return 1;
+    }
+    for (int i = 0; i < nl; i++)
+        opts.fds[i] = lfds[i].fd;
+    opts.nfds = nl;
     opts.bind = DEFAULT_BIND;
     opts.port = DEFAULT_PORT;
     int ch;

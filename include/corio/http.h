@@ -261,6 +261,21 @@ typedef struct corio_http_server_config {
 CORIO_API int corio_http_server_start(const char *host, uint16_t port, corio_http_handler handler, void *arg,
                                       const corio_http_server_config *cfg, corio_http_server **out);
 
+/* Serve already listening stream sockets: corio_http_server_start without the bind.
+ * For socket activation (corio_listen_fds in corio.h) or sockets the
+ * caller opened.  fds[0..n) are checked and prepared as
+ * corio_server_start_fds does (same errors: -EBADF, -ENOTSOCK,
+ * -EOPNOTSUPP, -EINVAL for a socket that is not listening or an fd listed
+ * twice, -E2BIG above 16), and on success the server owns them (made
+ * non-blocking and close-on-exec; corio_http_server_close closes them);
+ * on any error none is changed and all stay the caller's.  cfg->backlog
+ * does not apply (the sockets already listen).  corio_http_server_port
+ * gives the first socket's port (0 for a Unix socket).  Must run in a
+ * task; does not suspend.  Returns 0 and *out, or -errno; -EPERM outside
+ * a task.  cfg may be NULL. */
+CORIO_API int corio_http_server_start_fds(const int *fds, unsigned n, corio_http_handler handler, void *arg,
+                                          const corio_http_server_config *cfg, corio_http_server **out);
+
 /* Make a server with no listener, fed only through corio_http_server_serve_fd.
  * Its connections come from the caller: a socket accepted elsewhere, one
  * end of a socketpair, an inherited fd.  Same handler, arg and cfg as
@@ -289,12 +304,13 @@ CORIO_API uint16_t corio_http_server_port(const corio_http_server *srv);
 CORIO_API unsigned corio_http_server_connections(const corio_http_server *srv);
 
 /* Wait for SIGINT or SIGTERM while the loop keeps serving.
- * Installs handlers for both that only write to a pipe this task waits
- * on.  The previous dispositions are restored before
- * it returns.  One waiter per process at a time.  Suspends.  Returns the
- * signal number, -ECANCELED / -CORIO_EDEADLINE if the task was interrupted, or
- * -errno (-EBUSY if another task is already waiting).  srv is not used
- * (it may be NULL). */
+ * corio_signal_wait on the two: while it waits, corio's handler is their
+ * disposition, and the previous dispositions are back before it returns
+ * (unless another watch or handler of the loop still uses them).  Several
+ * tasks of one loop may wait at once; each receives the signal.  Suspends.
+ * Returns the signal number, -ECANCELED / -CORIO_EDEADLINE if the task was
+ * interrupted, or -errno (-EBUSY if another loop is using SIGINT or
+ * SIGTERM, -EPERM outside a task).  srv is not used (it may be NULL). */
 CORIO_API int corio_http_server_serve_until_signal(corio_http_server *srv);
 
 /* Stop accepting, let requests in flight finish for up to grace_ms, free srv.

@@ -21,6 +21,15 @@
  * consumed while data is left for a later waiter).  POLL ops, which have no
  * call to retry, ask poll(2) with a zero timeout before they wait.
  *
+ * An fd that is not corio's (CORIO__OPH_FOREIGN: corio_fd_wait) is closed
+ * by its owner behind corio's back, and the number may come back as another
+ * file whose registration the set lacks.  So when the last op on such an fd
+ * leaves it, its state is dropped as forget_fd would (new generation, not
+ * registered) but marked stale: the next wait re-checks the kernel's entry
+ * with EPOLL_CTL_MOD (one call, which also re-arms the edge) and adds it
+ * only if the kernel has none.  A wait on a foreign fd thus costs one
+ * epoll_ctl; corio's own fds keep their single one.
+ *
  * Per-fd state lives in a table indexed by fd, in chunks that never move
  * (ops' list links point into them).  Each epoll registration carries the
  * slot's generation next to the fd, so events still queued for an fd that
@@ -56,6 +65,8 @@ typedef struct ep_fd {
     bool rready;         /* a read-side event came since a recv last found the socket empty */
     bool rclosed;        /* EOF, hang-up, error or TCP urgent data was reported: a
                           * short read no longer proves the socket empty */
+    bool stale;          /* the kernel may still hold an entry for this number from a
+                          * registration no longer trusted (CORIO__OPH_FOREIGN) */
     corio__list readers; /* RECV, ACCEPT, READ */
     corio__list writers; /* SEND, SENDMSG, WRITE, CONNECT */
     corio__list pollers; /* POLL */
@@ -235,12 +246,21 @@ static int wait_for(ep_backend *b, corio__op *op, int dir)
             .events = EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET,
             .data.u64 = ((uint64_t)s->gen << 32) | (uint32_t)op->fd,
         };
-        int r = epoll_ctl(b->epfd, EPOLL_CTL_ADD, op->fd, &ev);
-        /* EEXIST: the fd number is still in the set from before a
-         * forget_fd whose close did not happen (a dup keeps it alive);
-         * refresh it so it carries the current generation. */
-        if (r < 0 && errno == EEXIST)
+        int r;
+        if (s->stale) {
+            /* Most often the same file, still open: MOD refreshes it.
+             * ENOENT: it was closed (the number may be a new file). */
             r = epoll_ctl(b->epfd, EPOLL_CTL_MOD, op->fd, &ev);
+            if (r < 0 && errno == ENOENT)
+                r = epoll_ctl(b->epfd, EPOLL_CTL_ADD, op->fd, &ev);
+        } else {
+            r = epoll_ctl(b->epfd, EPOLL_CTL_ADD, op->fd, &ev);
+            /* EEXIST: the fd number is still in the set from before a
+             * forget_fd whose close did not happen (a dup keeps it alive);
+             * refresh it so it carries the current generation. */
+            if (r < 0 && errno == EEXIST)
+                r = epoll_ctl(b->epfd, EPOLL_CTL_MOD, op->fd, &ev);
+        }
         if (r < 0) {
             if (errno != EPERM) {
                 op->res = -errno;
@@ -258,6 +278,7 @@ static int wait_for(ep_backend *b, corio__op *op, int dir)
             return 1;
         }
         s->registered = true;
+        s->stale = false;
     }
     corio__list *list = dir == DIR_READ ? &s->readers : dir == DIR_WRITE ? &s->writers : &s->pollers;
     corio__list_push_back(list, &op->link);
@@ -334,11 +355,30 @@ static int ep_submit(corio_loop *l, corio__op *op)
     return wait_for(b, op, dir);
 }
 
+/* A foreign op (CORIO__OPH_FOREIGN) left s: once nothing waits on the fd,
+ * stop trusting its registration, since its owner may close it unseen. */
+static void foreign_left(ep_fd *s)
+{
+    if (!s->registered || !corio__list_empty(&s->readers) || !corio__list_empty(&s->writers) ||
+        !corio__list_empty(&s->pollers))
+        return;
+    s->gen++; /* events still queued for the old registration are dropped */
+    s->registered = false;
+    s->stale = true;
+    s->rready = true;
+    s->rclosed = false;
+}
+
 static void ep_cancel(corio_loop *l, corio__op *op)
 {
     /* Not on a wait list: already completed or already cancelled. */
-    if (op->backend_data)
-        defer_complete(l->backend_data, op, -ECANCELED);
+    ep_fd *s = op->backend_data;
+    if (!s)
+        return;
+    bool foreign = op->hint & CORIO__OPH_FOREIGN;
+    defer_complete(l->backend_data, op, -ECANCELED);
+    if (foreign)
+        foreign_left(s);
 }
 
 /* Retry the ops of one wait list in order until one has to keep waiting:
@@ -362,8 +402,10 @@ static int run_list(ep_backend *b, corio__list *list)
     return n;
 }
 
-static int run_pollers(ep_backend *b, corio__list *list, uint32_t events)
+static int run_pollers(ep_backend *b, ep_fd *s, uint32_t events)
 {
+    corio__list *list = &s->pollers;
+    bool foreign = false;
     /* Collect first: completion callbacks may cancel other pollers, which
      * works on the local list as well. */
     corio__list hit;
@@ -372,6 +414,7 @@ static int run_pollers(ep_backend *b, corio__list *list, uint32_t events)
         corio__op *op = CORIO__CONTAINER_OF(n, corio__op, link);
         n = n->next;
         if (events & ((uint32_t)op->flags | EPOLLERR | EPOLLHUP)) {
+            foreign |= op->hint & CORIO__OPH_FOREIGN;
             corio__list_remove(&op->link);
             corio__list_push_back(&hit, &op->link);
         }
@@ -386,6 +429,8 @@ static int run_pollers(ep_backend *b, corio__list *list, uint32_t events)
         corio__op_complete(op, (int32_t)(events & ((uint32_t)op->flags | EPOLLERR | EPOLLHUP)));
         cnt++;
     }
+    if (foreign)
+        foreign_left(s);
     return cnt;
 }
 
@@ -459,7 +504,7 @@ static int ep_poll(corio_loop *l, uint64_t timeout_ns)
         if ((ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && !corio__list_empty(&s->writers))
             n += run_list(b, &s->writers);
         if (!corio__list_empty(&s->pollers))
-            n += run_pollers(b, &s->pollers, ev);
+            n += run_pollers(b, s, ev);
     }
     return n;
 }
@@ -481,6 +526,7 @@ static void ep_forget_fd(corio_loop *l, int fd)
      * generation makes events already queued for it harmless. */
     s->gen++;
     s->registered = false;
+    s->stale = false;
     s->rready = true;
     s->rclosed = false;
 }

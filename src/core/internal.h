@@ -353,6 +353,13 @@ struct corio__op {
  * Backends may ignore hints. */
 #define CORIO__OPH_POLL_FIRST 1
 
+/* POLL on an fd that is not corio's (corio_fd_wait): its owner closes it
+ * with close(2), never through corio, so no forget_fd announces it and the
+ * number may come back as another file.  The epoll backend therefore drops
+ * its registration state for the fd when the last such op leaves it, and
+ * re-checks the kernel's entry (EPOLL_CTL_MOD, then ADD) at the next wait. */
+#define CORIO__OPH_FOREIGN 2
+
 enum { CORIO__OPS_IDLE = 0, CORIO__OPS_PENDING, CORIO__OPS_CANCELLING, CORIO__OPS_DONE };
 
 typedef struct corio__backend_ops {
@@ -526,7 +533,13 @@ struct corio_loop {
     struct corio__dump_req *dump; /* set while a task dump resumes a task for its backtrace */
     bool debug;                   /* corio_config.debug / CORIO_DEBUG resolved */
     bool dump_on_signal;          /* this loop owns the dump signal */
-    uint64_t slow_step_ns;        /* debug: a task step longer than this is reported */
+    /* Signal watches and handlers (src/io/signal.c): its per-loop state,
+     * and the hook corio_run calls once every task has ended, which gives
+     * the signals back and orphans the watches left open.  NULL until a
+     * task asks for a signal. */
+    struct corio__signals *signals;
+    void (*signals_end)(corio_loop *l);
+    uint64_t slow_step_ns; /* debug: a task step longer than this is reported */
     /* Remote wake-ups (src/core/remote_wake.c), written by other threads:
      * kept apart from the fields above, which only the loop thread uses. */
     _Alignas(64) _Atomic(struct corio__rwake *) rwake_inbox; /* posted, not yet woken (newest first) */
@@ -560,6 +573,13 @@ size_t corio__format_site(char *buf, size_t n, const void *addr);
 void corio__debug_init(corio_loop *l, const corio_config *cfg);
 void corio__debug_step(corio_loop *l, corio_task *t);
 void corio__debug_unjoined(corio_loop *l, corio_task *t);
+
+/* One owner per signal number, process-wide (src/core/sigclaim.c): whoever
+ * installs a handler for a signal claims it first (owner: any non-NULL
+ * token) and unclaims it once the previous disposition is back.  claim
+ * returns false if the signal is someone else's (or out of range). */
+bool corio__signal_claim(int signo, const void *owner);
+void corio__signal_unclaim(int signo);
 
 /* The fd a task parked in corio__op_run waits on, or -1 (src/core/op.c). */
 int corio__op_wait_fd(const corio_task *t);

@@ -340,6 +340,7 @@ void corio__dump_signal_off(corio_loop *l)
     if (!l->dump_on_signal)
         return;
     sigaction(sig_signo, &sig_old, NULL);
+    corio__signal_unclaim(sig_signo);
     atomic_store(&sig_loop, NULL);
     /* A handler that already read the loop may be kicking its notify on
      * another thread: let it finish before the loop can go away. */
@@ -380,6 +381,10 @@ int corio_dump_tasks_on_signal(int signo)
     corio_loop *none = NULL;
     if (!atomic_compare_exchange_strong(&sig_loop, &none, l))
         return -EBUSY;
+    if (!corio__signal_claim(signo, l)) { /* a signal watch's (src/io/signal.c) */
+        atomic_store(&sig_loop, NULL);
+        return -EBUSY;
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = dump_signal_handler;
@@ -388,6 +393,7 @@ int corio_dump_tasks_on_signal(int signo)
     atomic_store(&sig_pending, false);
     if (sigaction(signo, &sa, &sig_old) < 0) {
         int e = errno; /* glibc's reserved real-time signals */
+        corio__signal_unclaim(signo);
         atomic_store(&sig_loop, NULL);
         return -e;
     }

@@ -309,6 +309,10 @@ int corio_run(const corio_config *cfg, corio_fn main_fn, void *arg, void **resul
             *result = l->main_task->result;
         if (r < 0)
             discard_live(l);
+        /* No task is left: the signals the program used go back to the
+         * dispositions they had (src/io/signal.c). */
+        if (l->signals_end)
+            l->signals_end(l);
         corio__task_free(l->main_task);
     }
 

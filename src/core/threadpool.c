@@ -179,7 +179,11 @@ static int spawn_worker(pool *p)
     if (r)
         return -EAGAIN;
     r = pthread_create(&p->threads[p->nthreads], NULL, worker_main, p);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    /* Cannot fail with a valid `how`, but a failure (fail injection) would
+     * leave the loop thread blocking every signal, so signal watches
+     * (src/io/signal.c) would never hear of one: try again. */
+    for (int i = 0; i < 3 && pthread_sigmask(SIG_SETMASK, &old, NULL) != 0; i++)
+        ;
     if (r)
         return -r;
     p->nthreads++;

@@ -1,7 +1,8 @@
 /*
  * The HTTP/1.1 server's life (include/corio/http.h, "Server" section;
  * src/http/server_internal.h has the map of the other files): config,
- * listening sockets, accept tasks, close, and SIGINT/SIGTERM.
+ * listening sockets, accept tasks, close, and SIGINT/SIGTERM (a
+ * corio_signal_wait, src/io/signal.c).
  *
  * Listening sockets are opened by src/io/listen.c exactly as for
  * corio_server_start (one dual-stack socket for "all interfaces", else one
@@ -23,10 +24,7 @@
  */
 #include "server_internal.h"
 
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -186,6 +184,34 @@ int corio_http_server_new(corio_http_handler handler, void *arg, const corio_htt
     return 0;
 }
 
+/* Serve the n listening sockets fds (the server's from now on): one accept
+ * task each.  Returns 0, or -ENOMEM with srv closed and the fds left open
+ * (the caller's again). */
+static int serve_listeners(corio_http_server *srv, const int *fds, int n)
+{
+    srv->port = corio__fd_port(fds[0]);
+    srv->nlisteners = (unsigned)n;
+    for (int i = 0; i < n; i++) {
+        srv->ls[i].srv = srv;
+        srv->ls[i].fd = fds[i];
+    }
+    for (int i = 0; i < n; i++) {
+        corio_task *t = corio_spawn_named("http-accept", 0, accept_main, &srv->ls[i]);
+        if (!t) {
+            /* the running accept tasks close their own sockets: take the
+             * fds back from them first */
+            for (int j = 0; j < n; j++)
+                srv->ls[j].fd = -1;
+            (void)corio_http_server_close(srv, 0);
+            return -ENOMEM;
+        }
+        corio_task_detach(t);
+        srv->ls[i].task = t;
+        srv->nacceptors++;
+    }
+    return 0;
+}
+
 int corio_http_server_start(const char *host, uint16_t port, corio_http_handler handler, void *arg,
                             const corio_http_server_config *cfg, corio_http_server **out)
 {
@@ -202,29 +228,35 @@ int corio_http_server_start(const char *host, uint16_t port, corio_http_handler 
         corio__free(srv);
         return n;
     }
-    srv->port = corio__fd_port(fds[0]);
-    srv->nlisteners = (unsigned)n;
-    for (int i = 0; i < n; i++) {
-        srv->ls[i].srv = srv;
-        srv->ls[i].fd = fds[i];
-    }
-    for (int i = 0; i < n; i++) {
-        corio_task *t = corio_spawn_named("http-accept", 0, accept_main, &srv->ls[i]);
-        if (!t) {
-            /* the running accept tasks close their own sockets */
-            for (int j = i; j < n; j++) {
-                close(fds[j]);
-                srv->ls[j].fd = -1;
-            }
-            (void)corio_http_server_close(srv, 0);
-            return -ENOMEM;
-        }
-        corio_task_detach(t);
-        srv->ls[i].task = t;
-        srv->nacceptors++;
+    r = serve_listeners(srv, fds, n);
+    if (r < 0) {
+        while (n)
+            close(fds[--n]);
+        return r;
     }
     *out = srv;
     return 0;
+}
+
+int corio_http_server_start_fds(const int *fds, unsigned n, corio_http_handler handler, void *arg,
+                                const corio_http_server_config *cfg, corio_http_server **out)
+{
+    if (out)
+        *out = NULL;
+    if (!out)
+        return -EINVAL;
+    corio_http_server *srv;
+    int r = corio_http_server_new(handler, arg, cfg, &srv);
+    if (r < 0)
+        return r;
+    r = corio__listen_adopt(fds, n, false);
+    if (r == 0)
+        r = serve_listeners(srv, fds, (int)n);
+    else
+        corio__free(srv);
+    if (r == 0)
+        *out = srv;
+    return r;
 }
 
 uint16_t corio_http_server_port(const corio_http_server *srv) { return srv ? srv->port : 0; }
@@ -290,75 +322,12 @@ int corio_http_server_close(corio_http_server *srv, uint64_t grace_ms)
 /* SIGINT / SIGTERM                                                     */
 /* ------------------------------------------------------------------ */
 
-static int sig_pipe[2] = {-1, -1};
-/* Signals are the process's: one caller at a time, whatever its thread
- * (a second loop's call is -EBUSY, not a second handler on the same pipe). */
-static atomic_bool sig_serving;
-
-static void on_signal(int sig)
-{
-    int saved = errno;
-    unsigned char b = (unsigned char)sig;
-    ssize_t r = write(sig_pipe[1], &b, 1);
-    (void)r;
-    errno = saved;
-}
-
 int corio_http_server_serve_until_signal(corio_http_server *srv)
 {
     (void)srv;
-    int r = corio__check();
-    if (r < 0)
-        return r;
-    if (atomic_exchange(&sig_serving, true))
-        return -EBUSY;
-    if (pipe2(sig_pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
-        r = -errno;
-        sig_pipe[0] = sig_pipe[1] = -1;
-        atomic_store(&sig_serving, false);
-        return r;
-    }
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    int result = 0;
-    /* A handler that could not be installed has no old one to restore. */
-    if (sigaction(SIGINT, &sa, &old_int) < 0) {
-        result = -errno;
-    } else if (sigaction(SIGTERM, &sa, &old_term) < 0) {
-        result = -errno;
-        sigaction(SIGINT, &old_int, NULL);
-    }
-    if (result < 0) {
-        corio__close_fd(corio__loop(), sig_pipe[0]);
-        close(sig_pipe[1]);
-        sig_pipe[0] = sig_pipe[1] = -1;
-        atomic_store(&sig_serving, false);
-        return result;
-    }
-    while (result == 0) {
-        corio__op op;
-        memset(&op, 0, sizeof op);
-        op.kind = CORIO__OP_POLL;
-        op.fd = sig_pipe[0];
-        op.flags = POLLIN;
-        op.off = -1;
-        r = corio__op_run(&op);
-        if (r < 0 && r != -EINTR && r != -EAGAIN) {
-            result = r;
-            break;
-        }
-        unsigned char b;
-        if (read(sig_pipe[0], &b, 1) == 1)
-            result = b;
-    }
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    corio__close_fd(corio__loop(), sig_pipe[0]);
-    close(sig_pipe[1]);
-    sig_pipe[0] = sig_pipe[1] = -1;
-    atomic_store(&sig_serving, false);
-    return result;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    return corio_signal_wait(&set, CORIO_NO_TIMEOUT);
 }

@@ -13,10 +13,10 @@
 #define CORIO__SERVER_UNIX 1u /* accepted streams are Unix streams (corio__stream_set_unix) */
 
 /* Make a server from n (1..CORIO__MAX_LISTENERS) listening, non-blocking,
- * close-on-exec sockets, which it owns from then on (also on failure:
- * they are closed).  cfg is as for corio_server_start (not NULL).  Does
- * not suspend.  Returns 0 and *out, or -errno. */
-int corio__server_adopt(corio_loop *l, int *fds, int n, corio_conn_fn handler, void *arg,
+ * close-on-exec sockets, which it owns from then on.  cfg is as for
+ * corio_server_start (not NULL).  Does not suspend.  Returns 0 and *out,
+ * or -errno with the fds still the caller's. */
+int corio__server_adopt(corio_loop *l, const int *fds, int n, corio_conn_fn handler, void *arg,
                         const corio_server_config *cfg, unsigned flags, corio_server **out);
 
 /* Have fn(arg) called by corio_server_close once the listening sockets are

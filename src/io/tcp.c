@@ -67,6 +67,7 @@ struct corio_server {
     size_t stack_size;
     bool closing;
     bool fd_limit_logged;
+    bool keep_fds;     /* closing a server that failed to start: its fds go back to the caller */
     bool unix_streams; /* CORIO__SERVER_UNIX */
     void (*on_close)(void *);
     void *on_close_arg;
@@ -263,6 +264,9 @@ static void *accept_main(void *arg)
 /* Starting                                                            */
 /* ------------------------------------------------------------------ */
 
+static int server_run(corio_loop *l, const int *fds, int n, corio_conn_fn handler, void *arg,
+                      const corio_server_config *cfg, unsigned flags, corio_server **out);
+
 int corio_server_start(const char *host, uint16_t port, corio_conn_fn handler, void *arg,
                        const corio_server_config *cfg, corio_server **out)
 {
@@ -289,19 +293,57 @@ int corio_server_start(const char *host, uint16_t port, corio_conn_fn handler, v
     int n = corio__listen_all(host, port, &lo, fds, CORIO__MAX_LISTENERS);
     if (n < 0)
         return n;
-    return corio__server_adopt(l, fds, n, handler, arg, cfg, 0, out);
+    r = server_run(l, fds, n, handler, arg, cfg, 0, out);
+    if (r < 0)
+        while (n)
+            close(fds[--n]);
+    return r;
 }
 
-int corio__server_adopt(corio_loop *l, int *fds, int n, corio_conn_fn handler, void *arg,
+/* Sockets passed in (socket activation, src/io/activation.c): checked and
+ * prepared there, then served as if bound here. */
+int corio_server_start_fds(const int *fds, unsigned n, corio_conn_fn handler, void *arg,
+                           const corio_server_config *cfg, corio_server **out)
+{
+    if (out)
+        *out = NULL;
+    if (!handler || !out || (cfg && cfg->stack_size > CORIO__STACK_SIZE_MAX))
+        return -EINVAL;
+    corio_loop *l = corio__loop();
+    if (!l)
+        return -EPERM;
+    int r = corio__check();
+    if (r)
+        return r;
+    r = corio__listen_adopt(fds, n, !(cfg && cfg->nagle));
+    if (r)
+        return r;
+    static const corio_server_config defaults;
+    return server_run(l, fds, (int)n, handler, arg, cfg ? cfg : &defaults, 0, out);
+}
+
+int corio__server_adopt(corio_loop *l, const int *fds, int n, corio_conn_fn handler, void *arg,
                         const corio_server_config *cfg, unsigned flags, corio_server **out)
+{
+    return server_run(l, fds, n, handler, arg, cfg, flags, out);
+}
+
+void corio__server_on_close(corio_server *srv, void (*fn)(void *), void *arg)
+{
+    srv->on_close = fn;
+    srv->on_close_arg = arg;
+}
+
+/* Start serving the n listening sockets fds.  Returns 0 and *out (the
+ * server owns the fds from then on), or -errno with the fds still the
+ * caller's. */
+static int server_run(corio_loop *l, const int *fds, int n, corio_conn_fn handler, void *arg,
+                      const corio_server_config *cfg, unsigned flags, corio_server **out)
 {
     int r;
     corio_server *srv = corio__malloc(sizeof *srv + (size_t)n * sizeof(listener));
-    if (!srv) {
-        while (n)
-            close(fds[--n]);
+    if (!srv)
         return -ENOMEM;
-    }
     memset(srv, 0, sizeof *srv);
     srv->loop = l;
     srv->handler = handler;
@@ -327,6 +369,7 @@ int corio__server_adopt(corio_loop *l, int *fds, int n, corio_conn_fn handler, v
         corio_task *t = corio__spawn(l, name, 0, accept_main, &srv->ls[i]);
         if (!t) {
             r = errno ? -errno : -ENOMEM;
+            srv->keep_fds = true;
             (void)corio_server_close(srv, 0);
             return r;
         }
@@ -336,12 +379,6 @@ int corio__server_adopt(corio_loop *l, int *fds, int n, corio_conn_fn handler, v
     }
     *out = srv;
     return 0;
-}
-
-void corio__server_on_close(corio_server *srv, void (*fn)(void *), void *arg)
-{
-    srv->on_close = fn;
-    srv->on_close_arg = arg;
 }
 
 /* ------------------------------------------------------------------ */
@@ -441,7 +478,8 @@ int corio_server_close(corio_server *srv, uint64_t grace_ms)
     while (srv->nacceptors > 0)
         corio__suspend_uninterruptible(srv, "server close: accept tasks");
     for (unsigned i = 0; i < srv->nlisteners; i++) {
-        corio__close_fd(srv->loop, srv->ls[i].fd);
+        if (!srv->keep_fds)
+            corio__close_fd(srv->loop, srv->ls[i].fd);
         srv->ls[i].fd = -1;
     }
     if (srv->on_close)

@@ -167,11 +167,8 @@ int corio_server_start_unix(const char *path, corio_conn_fn handler, void *arg,
     }
     corio_server *srv;
     r = corio__server_adopt(l, &fd, 1, handler, arg, cfg, CORIO__SERVER_UNIX, &srv);
-    if (r < 0) {
-        if (f)
-            remove_file(f);
-        return r;
-    }
+    if (r < 0)
+        goto fail;
     if (f)
         corio__server_on_close(srv, remove_file, f);
     *out = srv;
