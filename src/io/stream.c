@@ -24,6 +24,11 @@
  * and re-armed by the next read that finds the buffer empty.  A cancelled
  * or timed-out read then loses nothing: the data keeps arriving into the
  * buffer.
+ * Unix streams (S_UNIX) never use the multishot recv: every receive is a
+ * recvmsg with room for the fds a peer passes (src/io/fdpass.c), which a
+ * multishot or any plain recv would make the kernel drop; the fds wait in
+ * the stream, tied to the offset of the bytes they came with, until
+ * corio_stream_read_fds or corio_stream_take_fds hands them out.
  * Because data lands in the buffer while nobody is calling the stream, the
  * bytes of readuntil's last result are "pinned" until the next read call:
  * the callback neither overwrites nor moves them (a buffer that must grow
