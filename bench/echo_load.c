@@ -1,7 +1,8 @@
 /*
- * echo_load — closed-loop load generator for TCP echo servers.
+ * echo_load — closed-loop load generator for TCP and Unix socket echo servers.
  *
- * It opens C connections to HOST:PORT and keeps each one busy with
+ * It opens C connections to HOST:PORT (or, with -u PATH, to the Unix
+ * stream socket PATH, "@NAME" for an abstract one) and keeps each one busy with
  * request/response ping-pong: send M bytes, wait until M bytes came back,
  * repeat.  Every reply's first 8 bytes carry the request's sequence number
  * and are always checked; the whole payload is compared byte for byte on
@@ -30,6 +31,7 @@
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +39,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,7 +64,8 @@ static struct {
     double duration;
     double warmup;
     int server_pid;
-} opt = {"127.0.0.1", 8888, 10, 1024, 3.0, 1.0, 0};
+    const char *unix_path; /* -u: a Unix socket instead of TCP */
+} opt = {"127.0.0.1", 8888, 10, 1024, 3.0, 1.0, 0, NULL};
 
 static int epfd;
 static bool measuring;
@@ -199,8 +203,33 @@ static void pump_recv(conn *c)
     }
 }
 
+static int connect_unix(void)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t n = strlen(opt.unix_path);
+    if (n >= sizeof sa.sun_path) {
+        fprintf(stderr, "echo_load: socket path too long: %s\n", opt.unix_path);
+        exit(2);
+    }
+    memcpy(sa.sun_path, opt.unix_path, n);
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+    if (opt.unix_path[0] == '@') { /* abstract: a leading NUL, no terminating one */
+        sa.sun_path[0] = '\0';
+        len--;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        die("socket", errno);
+    if (connect(fd, (struct sockaddr *)&sa, len) < 0)
+        die("connect", errno);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    return fd;
+}
+
 static int connect_one(void)
 {
+    if (opt.unix_path)
+        return connect_unix();
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port)};
     if (inet_pton(AF_INET, opt.host, &sa.sin_addr) != 1) {
         fprintf(stderr, "echo_load: bad IPv4 address %s\n", opt.host);
@@ -220,7 +249,7 @@ static int connect_one(void)
 static void usage(void)
 {
     fprintf(stderr, "usage: echo_load [-h HOST] [-p PORT] [-c CONNS] [-m BYTES] [-d SECONDS] [-w SECONDS]\n"
-                    "                 [--server-pid PID]\n"
+                    "                 [-u/--unix PATH] [--server-pid PID]\n"
                     "  -p/--port 8888  -c/--conns 10  -m/--size 1024  -d/--duration 3  -w/--warmup 1\n");
     exit(2);
 }
@@ -228,14 +257,22 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"host", required_argument, 0, 'h'},       {"port", required_argument, 0, 'p'},
-        {"conns", required_argument, 0, 'c'},      {"size", required_argument, 0, 'm'},
-        {"duration", required_argument, 0, 'd'},   {"warmup", required_argument, 0, 'w'},
-        {"server-pid", required_argument, 0, 'P'}, {0, 0, 0, 0},
+        {"host", required_argument, 0, 'h'},
+        {"port", required_argument, 0, 'p'},
+        {"conns", required_argument, 0, 'c'},
+        {"size", required_argument, 0, 'm'},
+        {"duration", required_argument, 0, 'd'},
+        {"warmup", required_argument, 0, 'w'},
+        {"server-pid", required_argument, 0, 'P'},
+        {"unix", required_argument, 0, 'u'},
+        {0, 0, 0, 0},
     };
     int ch;
-    while ((ch = getopt_long(argc, argv, "h:p:c:m:d:w:P:", lo, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "h:p:c:m:d:w:P:u:", lo, NULL)) != -1) {
         switch (ch) {
+        case 'u':
+            opt.unix_path = optarg;
+            break;
         case 'h':
             opt.host = optarg;
             break;

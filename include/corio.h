@@ -978,6 +978,7 @@ typedef struct corio_server_config {
     /* true: keep Nagle's algorithm (TCP_NODELAY off); default false: small writes leave at once */
     bool nagle;
     size_t stack_size; /* for handler tasks; 0 = the loop's default; above SIZE_MAX / 128: -EINVAL */
+    unsigned mode;     /* Unix sockets: the socket file's permission bits (0 = as the umask leaves them) */
 } corio_server_config;
 
 /* Bind and listen on host:port and run handler(stream, arg) for every connection.
@@ -1021,7 +1022,9 @@ CORIO_API int corio_server_close(corio_server *srv, uint64_t grace_ms);
 CORIO_API int corio_stream_connect(const char *host, uint16_t port, corio_stream **out);
 
 /* Format an address as "host:port" ("[v6]:port" for IPv6) into buf of size cap.
- * Returns buf; NULL with errno EINVAL if cap is 0. */
+ * A Unix socket's address is its path, "@name" for an abstract one and
+ * "(unnamed)" for an unbound one (a client's end).  Returns buf; NULL
+ * with errno EINVAL if cap is 0. */
 CORIO_API char *corio_addr_format(const struct sockaddr *addr, char *buf, size_t cap);
 
 /* ------------------------------------------------------------------ */
@@ -1029,7 +1032,105 @@ CORIO_API char *corio_addr_format(const struct sockaddr *addr, char *buf, size_t
 /* ------------------------------------------------------------------ */
 
 /* Stream servers and clients over AF_UNIX, with the TCP API: a
- * corio_server and corio_streams.  Declarations: issue 10, unix helper. */
+ * corio_server and corio_streams.
+ *
+ * Addresses.  A path names a socket file ("/run/app.sock", "app.sock"
+ * relative to the working directory).  A leading '@' names a socket in
+ * Linux's abstract namespace instead, as Go and systemd write it ("@app"
+ * is sun_path "\0app", with exactly that length): no file, nothing to
+ * clean up, gone with the last socket, and no file permissions (anyone in
+ * the network namespace may connect).  A file whose name starts with '@'
+ * is "./@name".  A path, or an abstract name after its '@', has at most
+ * 107 bytes (sun_path holds 108 with the terminating NUL or the leading
+ * one): longer is -ENAMETOOLONG; "" is -EINVAL.
+ *
+ * Every Unix stream receives with recvmsg, so fds the peer passes with
+ * its data (SCM_RIGHTS) are never dropped by the kernel: they wait in the
+ * stream until claimed (corio_stream_read_fds, corio_stream_take_fds) and
+ * are closed with the stream if they never are. */
+
+/* Listen on a Unix stream socket and run handler(stream, arg) for every connection
+ * (asyncio.start_unix_server). The server is a corio_server as for TCP: corio_server_serve_forever,
+ * corio_server_sockname (an AF_UNIX address) and corio_server_close work
+ * unchanged; corio_server_port is 0.  "@" alone asks the kernel for a
+ * unique abstract name (the port 0 of Unix sockets; sockname shows it).
+ * A socket file already at path is replaced if nobody listens on it (a
+ * connect is refused: its server died without removing it); if a server
+ * answers there, -EADDRINUSE and that file is left alone.  Anything else
+ * at path (a regular file, a directory, a FIFO) is never removed:
+ * -EADDRINUSE.  cfg (may be NULL): backlog and stack_size as for TCP;
+ * mode, when not 0, sets the socket file's permission bits (as chmod,
+ * before listen(2), so nobody connects in between; connecting needs write
+ * permission), otherwise the umask decides; reuse_port and nagle do not
+ * apply and are ignored.  corio_server_close removes the socket file the
+ * server created, if path still names that same file (a file another
+ * server has put there since is left alone), as asyncio 3.13 does.
+ * Does not suspend (must be called from a task).  Returns 0 and *out, or
+ * -errno: -EINVAL (path "" or NULL), -ENAMETOOLONG, -EADDRINUSE, -EACCES,
+ * -ENOENT (a directory of the path is missing), -EPERM outside a task. */
+CORIO_API int corio_server_start_unix(const char *path, corio_conn_fn handler, void *arg,
+                                      const corio_server_config *cfg, corio_server **out);
+
+/* Connect to the Unix stream socket at path (asyncio.open_unix_connection).
+ * path as for corio_server_start_unix ("@name" for the abstract
+ * namespace).  While the server's backlog is full the connect is retried
+ * (a blocking connect(2) would wait), backing off to every 10 ms, until it
+ * succeeds, fails otherwise, or the task is cancelled or past its
+ * deadline.  Suspends.  Returns 0 and *out, or -errno: -ENOENT (no such
+ * socket), -ECONNREFUSED (nobody listens: a stale socket file),
+ * -EACCES, -ENAMETOOLONG, -EINVAL, -ECANCELED, -CORIO_EDEADLINE. */
+CORIO_API int corio_stream_connect_unix(const char *path, corio_stream **out);
+
+/* Credentials of the process at the other end of a Unix stream (SO_PEERCRED).
+ * The pid, uid and gid the peer had when it connected (or made the
+ * socketpair), as the kernel recorded them: they cannot be forged by the
+ * peer.  Each out pointer may be NULL.  Does not suspend.  Returns 0,
+ * -EOPNOTSUPP for a socket that is not AF_UNIX, -ENOTSOCK for a stream
+ * not over a socket. */
+CORIO_API int corio_stream_peercred(const corio_stream *s, pid_t *pid, uid_t *uid, gid_t *gid);
+
+/* Queue n bytes with nfds file descriptors attached, passed to the peer (SCM_RIGHTS).
+ * Like corio_stream_write (never suspends, the bytes keep their place in
+ * the stream), with the fds travelling with the first of these bytes: the
+ * peer's corio_stream_read_fds returns them with these bytes (see there).
+ * The caller's fds stay the caller's: they are duplicated when the bytes
+ * have to wait in the queue, so they may be closed as soon as this
+ * returns.  The peer gets new fds for the same open files.  n must be at
+ * least 1 (a stream cannot pass fds without a byte) and nfds 1..253 (the
+ * kernel's SCM_MAX_FD).  Returns 0; -EINVAL for those limits or a NULL
+ * pointer; -EBADF if one of fds is not open (nothing is sent); -EOPNOTSUPP
+ * on a stream that is not a Unix socket; -ETOOMANYREFS when the kernel's
+ * limit on fds in flight is reached (nothing is sent); otherwise as
+ * corio_stream_write. */
+CORIO_API int corio_stream_write_fds(corio_stream *s, const void *buf, size_t n, const int *fds, size_t nfds);
+
+/* Read up to n bytes and the file descriptors that came with them (SCM_RIGHTS).
+ * *nfds is in: the room in fds, out: how many were stored (nfds is
+ * required; fds may be NULL when *nfds is 0).  The fds belong to the
+ * caller from then on and are close-on-exec.  A read takes the bytes of
+ * at most one send that carried fds: it stops before bytes that carry fds
+ * unless they are its first bytes.  The kernel may deliver a send's fds
+ * along with bytes written just before that send (it joins them in one
+ * receive); then they come with the read of those bytes: earlier than
+ * their own bytes, never later.  Fds of bytes consumed by any other read
+ * function (readline, readexactly, ...) wait in the stream; this call
+ * (first) and corio_stream_take_fds hand them over, in arrival order;
+ * fds beyond *nfds's room wait the same way.  Fds never handed over are
+ * closed when the stream closes.  flags (may be NULL) gets MSG_CTRUNC when
+ * fds sent with the data handed over were lost (the kernel could not
+ * install them, e.g. at this process's RLIMIT_NOFILE), else 0.  Works on
+ * any stream (others never carry fds).  Returns bytes read (> 0), 0 at EOF
+ * (with any fds still waiting), or -errno as corio_stream_read.  Suspends
+ * only when nothing is buffered. */
+CORIO_API ssize_t corio_stream_read_fds(corio_stream *s, void *buf, size_t n, int *fds, size_t *nfds,
+                                        int *flags);
+
+/* Take file descriptors that came with bytes already read, in arrival order.
+ * For fds whose bytes were read by readline, readuntil, readexactly or
+ * read: up to cap of them into fds, owned by the caller, close-on-exec.
+ * flags (may be NULL) as for corio_stream_read_fds.  Does not suspend.
+ * Returns how many were stored (0 when none wait). */
+CORIO_API int corio_stream_take_fds(corio_stream *s, int *fds, size_t cap, int *flags);
 
 /* ------------------------------------------------------------------ */
 /* Datagrams: UDP and Unix datagram sockets                           */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The examples, run as a user runs them, checked byte for byte.
 #   examples_test.sh BUILD_DIR NAME      (CORIO_BACKEND picks the backend)
-# NAME: hello_server | echo | file_writer | cat | copy | chat | pipeline | udp_echo | subprocess_run | curl_fetch
+# NAME: hello_server | echo | file_writer | cat | copy | chat | pipeline | udp_echo | subprocess_run | curl_fetch | unix_echo
 set -euo pipefail
 build=$1
 name=$2
@@ -241,6 +241,75 @@ for rnd in range(5):
             assert got == d, (len(got), len(d))
 print("python client ok")
 PY
+    ;;
+unix_echo)
+    command -v socat >/dev/null || { echo "SKIP: socat is not installed"; exit 77; }
+    sock=$tmp/echo.sock
+    "$build/unix_echo" -v "$sock" >"$tmp/log" 2>"$tmp/err" &
+    pids+=($!)
+    first=$!
+    wait_port "$tmp/log" "^listening on (.*)$" >/dev/null || fail "unix_echo did not say it listens"
+    [[ -S $sock ]] || fail "no socket file at $sock"
+    got=$(printf 'hello over a unix socket\n' | socat -t "$wait_s" - "UNIX-CONNECT:$sock")
+    [[ $got == "hello over a unix socket" ]] || fail "socat got $(printf %q "$got")"
+    grep -q "^connection from pid [0-9]* (uid $(id -u), gid $(id -g))$" "$tmp/err" || fail "no credentials line: $(cat "$tmp/err")"
+    # Python, 1 MiB in pieces while reading back, byte for byte
+    /usr/bin/python3 - "$sock" "$wait_s" <<'PY' || fail "python client"
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(float(sys.argv[2]))
+s.connect(sys.argv[1])
+data = os.urandom(1 << 20)
+got = bytearray()
+for i in range(0, len(data), 65536):
+    s.sendall(data[i:i + 65536])
+    while len(got) < i + 65536:
+        got += s.recv(1 << 20)
+s.shutdown(socket.SHUT_WR)
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    got += b
+assert bytes(got) == data, "echo differs"
+PY
+    # a second server at a live socket refuses and leaves it alone
+    status=0
+    "$build/unix_echo" "$sock" >/dev/null 2>"$tmp/err2" || status=$?
+    [[ $status == 1 ]] || fail "second server: status $status"
+    grep -q "Address already in use" "$tmp/err2" || fail "second server: $(cat "$tmp/err2")"
+    got=$(printf 'still there\n' | socat -t "$wait_s" - "UNIX-CONNECT:$sock")
+    [[ $got == "still there" ]] || fail "first server disturbed: $(printf %q "$got")"
+    # killed, it leaves a stale file, which the next one replaces
+    kill -KILL "$first"
+    wait "$first" 2>/dev/null || true
+    [[ -S $sock ]] || fail "the killed server's file is gone"
+    # (on io_uring the kernel tears a dead process's ring down a moment
+    # later, and its listening socket with it: until then it still
+    # accepts, so it is live, and a new server is refused; try again)
+    restart() {
+        "$build/unix_echo" "$sock" >"$tmp/log3" 2>&1 &
+        pids+=($!)
+        wait_port "$tmp/log3" "^(listening on|unix_echo: cannot) (.*)$" >/dev/null
+        grep -q "^listening on" "$tmp/log3"
+    }
+    wait_until restart || fail "no restart over the stale file: $(cat "$tmp/log3")"
+    got=$(printf 'again\n' | socat -t "$wait_s" - "UNIX-CONNECT:$sock")
+    [[ $got == "again" ]] || fail "after restart: $(printf %q "$got")"
+    # the abstract namespace
+    "$build/unix_echo" "@corio-example-$$" >"$tmp/log4" 2>&1 &
+    pids+=($!)
+    wait_port "$tmp/log4" "^listening on (.*)$" >/dev/null || fail "abstract: $(cat "$tmp/log4")"
+    got=$(printf 'abstract\n' | socat -t "$wait_s" - "ABSTRACT-CONNECT:corio-example-$$")
+    [[ $got == "abstract" ]] || fail "abstract: $(printf %q "$got")"
+    # a file that is not a socket is never removed
+    printf 'data' >"$tmp/plain"
+    status=0
+    "$build/unix_echo" "$tmp/plain" >/dev/null 2>&1 || status=$?
+    [[ $status == 1 && $(cat "$tmp/plain") == data ]] || fail "plain file: status $status"
+    status=0
+    "$build/unix_echo" >/dev/null 2>&1 || status=$?
+    [[ $status == 2 ]] || fail "usage: status $status"
     ;;
 curl_fetch)
     # libcurl's multi interface driven by corio_fd_watch (examples/curl_fetch.c)

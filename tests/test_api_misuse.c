@@ -533,6 +533,52 @@ TEST(dgram_outside_a_loop)
     CHECK(d == NULL);
     CHECK_ERR(corio_dgram_open_unix("@corio-misuse", NULL, NULL, &d), -EPERM);
 }
+/* ---- Unix sockets ---- */
+
+static void *unix_null_main(void *arg)
+{
+    corio_server *srv = (corio_server *)1;
+    corio_stream *s = (corio_stream *)1;
+    int fd = 0;
+    size_t nfds = 1;
+    int flags = 7;
+    pid_t pid;
+    char buf[4];
+    CHECK_ERR(corio_server_start_unix(NULL, conn_ignore, NULL, NULL, &srv), -EINVAL);
+    CHECK(srv == NULL);
+    CHECK_ERR(corio_server_start_unix("@x", NULL, NULL, NULL, &srv), -EINVAL);
+    CHECK_ERR(corio_server_start_unix("@x", conn_ignore, NULL, NULL, NULL), -EINVAL);
+    corio_server_config huge = {.stack_size = SIZE_MAX};
+    CHECK_ERR(corio_server_start_unix("@x", conn_ignore, NULL, &huge, &srv), -EINVAL);
+    CHECK_ERR(corio_stream_connect_unix(NULL, &s), -EINVAL);
+    CHECK(s == NULL);
+    CHECK_ERR(corio_stream_connect_unix("@x", NULL), -EINVAL);
+    CHECK_ERR(corio_stream_peercred(NULL, &pid, NULL, NULL), -EINVAL);
+    CHECK_ERR(corio_stream_write_fds(NULL, "x", 1, &fd, 1), -EINVAL);
+    CHECK_ERR(corio_stream_read_fds(NULL, buf, sizeof buf, &fd, &nfds, &flags), -EINVAL);
+    CHECK_EQ(nfds, 0);
+    CHECK_EQ(flags, 0);
+    CHECK_ERR(corio_stream_take_fds(NULL, &fd, 1, NULL), -EINVAL);
+
+    int sv[2];
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    corio_stream *a = corio_stream_from_fd(sv[0]), *b = corio_stream_from_fd(sv[1]);
+    CHECK(a && b);
+    CHECK_ERR(corio_stream_write_fds(a, NULL, 1, &fd, 1), -EINVAL);
+    CHECK_ERR(corio_stream_write_fds(a, "x", 1, NULL, 1), -EINVAL);
+    CHECK_ERR(corio_stream_read_fds(b, NULL, 1, &fd, &nfds, NULL), -EINVAL);
+    CHECK_ERR(corio_stream_read_fds(b, buf, 1, &fd, NULL, NULL), -EINVAL);
+    nfds = 1;
+    CHECK_ERR(corio_stream_read_fds(b, buf, 1, NULL, &nfds, NULL), -EINVAL);
+    CHECK_ERR(corio_stream_take_fds(b, NULL, 1, NULL), -EINVAL);
+    CHECK_EQ(corio_stream_take_fds(b, NULL, 0, NULL), 0);
+    CHECK_OK(corio_stream_peercred(b, NULL, NULL, NULL));
+    corio_stream_close(a);
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(unix_functions_reject_null) { test_run(unix_null_main, NULL); }
 
 /* ---- threads ---- */
 

@@ -1,5 +1,6 @@
 /*
- * Streams (src/io/stream.c) over Unix socket pairs: the read calls and
+ * Streams (src/io/stream.c) over Unix socket pairs (a few tests also over
+ * TCP, for io_uring's multishot recv): the read calls and
  * their edge cases (EOF in the middle, separators split across packets,
  * the buffer limit), writes with backpressure, half-close, errors, and
  * cancellation of every kind of wait.  Both ends are corio streams driven
@@ -10,13 +11,40 @@
 
 #include <fcntl.h>
 #include <malloc.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+/* Set by the _tcp twins of the tests about io_uring's multishot recv:
+ * Unix streams receive with recvmsg to keep passed fds (test_unix.c), so
+ * only a TCP pair reaches the multishot there. */
+static bool tcp_pairs;
+
+/* A connected pair over TCP loopback. */
+static void make_tcp_pair(int sv[2])
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr = {htonl(INADDR_LOOPBACK)}};
+    socklen_t sl = sizeof sa;
+    CHECK(l >= 0);
+    CHECK(bind(l, (struct sockaddr *)&sa, sizeof sa) == 0);
+    CHECK(listen(l, 1) == 0);
+    CHECK(getsockname(l, (struct sockaddr *)&sa, &sl) == 0);
+    sv[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(sv[0] >= 0);
+    CHECK(connect(sv[0], (struct sockaddr *)&sa, sizeof sa) == 0);
+    sv[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    CHECK(sv[1] >= 0);
+    close(l);
+}
 
 static void make_pair(corio_stream **a, corio_stream **b)
 {
     int sv[2];
-    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    if (tcp_pairs)
+        make_tcp_pair(sv);
+    else
+        CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
     *a = corio_stream_from_fd(sv[0]);
     *b = corio_stream_from_fd(sv[1]);
     CHECK(*a && *b);
@@ -706,6 +734,12 @@ static void *readuntil_result_stable_main(void *arg)
 }
 
 TEST(readuntil_result_survives_background_input) { test_run(readuntil_result_stable_main, NULL); }
+
+TEST(readuntil_result_survives_background_input_tcp)
+{
+    tcp_pairs = true;
+    test_run(readuntil_result_stable_main, NULL);
+}
 
 /* Closing a stream while one task is parked reading, another is parked in
  * drain and the background flusher has a send in the kernel: everyone is

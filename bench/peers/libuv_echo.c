@@ -12,11 +12,14 @@
  * backpressure a real server needs.
  *
  * Usage: libuv_echo PORT   (binds 127.0.0.1, prints "ready" once listening)
+ *        libuv_echo PATH   (anything but digits: a Unix stream socket at
+ *                           PATH, through uv_pipe_t; bench/unix_bench.sh)
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 /* 256 KiB, the size uvloop reads with: measured here, a 64 KiB buffer costs
@@ -28,7 +31,10 @@
 #endif
 
 typedef struct conn {
-    uv_tcp_t tcp; /* first member: the handle pointer is the conn pointer */
+    union { /* first member: the handle pointer is the conn pointer */
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    };
     uv_write_t wreq;
     char buf[READ_BUF_SIZE];
 } conn;
@@ -90,6 +96,15 @@ static void on_connection(uv_stream_t *server, int status)
     conn *c = malloc(sizeof *c);
     if (!c)
         return;
+    if (server->type == UV_NAMED_PIPE) {
+        uv_pipe_init(server->loop, &c->pipe, 0);
+        if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0) {
+            uv_close((uv_handle_t *)&c->pipe, on_close);
+            return;
+        }
+        uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, read_cb);
+        return;
+    }
     uv_tcp_init(server->loop, &c->tcp);
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         uv_close((uv_handle_t *)&c->tcp, on_close);
@@ -101,11 +116,27 @@ static void on_connection(uv_stream_t *server, int status)
 
 int main(int argc, char **argv)
 {
-    int port = argc > 1 ? atoi(argv[1]) : 8888;
+    const char *arg = argc > 1 ? argv[1] : "8888";
+    int port = atoi(arg);
     /* libuv writes with write(2), so a peer that vanishes mid-reply would
      * kill the process with SIGPIPE; every libuv server must ignore it. */
     signal(SIGPIPE, SIG_IGN);
     uv_loop_t *loop = uv_default_loop();
+    if (arg[strspn(arg, "0123456789")] != '\0') {
+        uv_pipe_t pserver;
+        uv_pipe_init(loop, &pserver, 0);
+        unlink(arg);
+        int r = uv_pipe_bind(&pserver, arg);
+        if (r == 0)
+            r = uv_listen((uv_stream_t *)&pserver, 4096, on_connection);
+        if (r != 0) {
+            fprintf(stderr, "libuv_echo: listen on %s: %s\n", arg, uv_strerror(r));
+            return 1;
+        }
+        printf("ready\n");
+        fflush(stdout);
+        return uv_run(loop, UV_RUN_DEFAULT);
+    }
     uv_tcp_t server;
     struct sockaddr_in addr;
 

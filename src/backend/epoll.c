@@ -313,6 +313,7 @@ static int ep_submit(corio_loop *l, corio__op *op)
     op->backend_data = NULL;
     switch (op->kind) {
     case CORIO__OP_RECV:
+    case CORIO__OP_RECVMSG:
         dir = DIR_READ;
         if (op->hint & CORIO__OPH_POLL_FIRST) {
             /* The last recv drained the socket.  If no read event has come
@@ -395,7 +396,7 @@ static int run_list(ep_backend *b, corio__list *list)
     while (!corio__list_empty(list)) {
         corio__op *op = CORIO__CONTAINER_OF(list->next, corio__op, link);
         int32_t r = op_retry(op);
-        if (op->kind == CORIO__OP_RECV)
+        if (op->kind == CORIO__OP_RECV || op->kind == CORIO__OP_RECVMSG)
             note_recv(b, op, r);
         if (r == -EAGAIN)
             break;

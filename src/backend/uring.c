@@ -405,6 +405,11 @@ static int uring_submit(corio_loop *l, corio__op *op)
         if (op->hint & CORIO__OPH_POLL_FIRST)
             sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
         break;
+    case CORIO__OP_RECVMSG:
+        io_uring_prep_recvmsg(sqe, op->fd, op->msg, (unsigned)op->flags);
+        if (op->hint & CORIO__OPH_POLL_FIRST)
+            sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+        break;
     case CORIO__OP_SEND:
         io_uring_prep_send(sqe, op->fd, op->buf, len, op->flags | MSG_NOSIGNAL);
         break;

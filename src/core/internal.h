@@ -292,6 +292,9 @@ enum corio__op_kind {
     CORIO__OP_MKDIRAT,  /* mkdirat(fd, buf, mode = len) */
     CORIO__OP_READV,    /* readv/preadv(fd, iov = buf, iovcnt = len, off) (off < 0: current position) */
     CORIO__OP_WRITEV,   /* writev/pwritev */
+    /* recvmsg(fd, msg, flags) on a socket: ancillary data (SCM_RIGHTS) too;
+     * len = the iovecs' total, for the drained hint as with RECV */
+    CORIO__OP_RECVMSG,
     /* Multishot kinds (CORIO__CAP_MULTISHOT; a backend without it completes
      * them at once with -EOPNOTSUPP).  The op stays armed: every completion
      * calls op->done (required) with op->res set and op->more = 1 while
@@ -326,7 +329,7 @@ struct corio__op {
      * can be, since one sits in every stream, connection and waiting
      * frame.  Fields packed above for the same reason (no padding). */
     union {
-        struct msghdr *msg; /* SENDMSG */
+        struct msghdr *msg; /* SENDMSG, RECVMSG */
         const char *path2;  /* RENAMEAT: the new name */
         struct statx *stx;  /* STATX: where the kernel writes the result */
     };

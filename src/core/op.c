@@ -57,6 +57,7 @@ static const char *const op_names[CORIO__OP_KIND_COUNT] = {
     [CORIO__OP_OPENAT] = "file open", [CORIO__OP_CLOSE] = "file close", [CORIO__OP_FSYNC] = "fsync",
     [CORIO__OP_STATX] = "stat",       [CORIO__OP_UNLINKAT] = "unlink",  [CORIO__OP_RENAMEAT] = "rename",
     [CORIO__OP_MKDIRAT] = "mkdir",    [CORIO__OP_READV] = "readv",      [CORIO__OP_WRITEV] = "writev",
+    [CORIO__OP_RECVMSG] = "recv",
 };
 
 int corio__op_run(corio__op *op)

@@ -27,6 +27,9 @@ int32_t corio__op_syscall(corio__op *op)
         case CORIO__OP_RECV:
             r = recv(op->fd, op->buf, len, op->flags | MSG_DONTWAIT);
             break;
+        case CORIO__OP_RECVMSG:
+            r = recvmsg(op->fd, op->msg, op->flags | MSG_DONTWAIT);
+            break;
         case CORIO__OP_SEND:
             r = send(op->fd, op->buf, len, op->flags | MSG_DONTWAIT | MSG_NOSIGNAL);
             break;

@@ -1,6 +1,7 @@
 /*
  * Socket address text: "host:port" for IPv4, "[v6]:port" for IPv6 (so the
- * port is never ambiguous), the path for a Unix socket.  Used for task names
+ * port is never ambiguous), the path for a Unix socket ("@name" for an
+ * abstract one, "(unnamed)" for an unbound one).  Used for task names
  * ("conn 127.0.0.1:5555"), log lines and by applications.
  */
 #include "../core/internal.h"
@@ -35,7 +36,12 @@ char *corio_addr_format(const struct sockaddr *addr, char *buf, size_t cap)
     }
     case AF_UNIX: {
         const struct sockaddr_un *a = (const struct sockaddr_un *)(const void *)addr;
-        snprintf(buf, cap, "%.*s", (int)sizeof a->sun_path, a->sun_path);
+        if (a->sun_path[0])
+            snprintf(buf, cap, "%.*s", (int)sizeof a->sun_path, a->sun_path);
+        else if (a->sun_path[1]) /* abstract, written as Go and systemd do */
+            snprintf(buf, cap, "@%.*s", (int)sizeof a->sun_path - 1, a->sun_path + 1);
+        else /* an unbound socket (a client's end): the address is empty */
+            snprintf(buf, cap, "(unnamed)");
         break;
     }
     default:

@@ -76,6 +76,22 @@ void corio__sockin_free_buf(corio__sockin *in)
     in->pinned = false;
 }
 
+/* The plain receive of either kind: op (in the caller's frame) describes it. */
+static inline ssize_t plain_recv(corio__sockin *in, corio__op *op, size_t n)
+{
+    if (in->drained)
+        op->hint = CORIO__OPH_POLL_FIRST;
+    in->plain = op;
+    int r = corio__op_run(op);
+    in->plain = NULL;
+    in->drained = r > 0 && (size_t)r < n; /* a short read emptied the socket */
+    if (r == 0)
+        in->eof = true;
+    else if (r < 0 && r != -ECANCELED && r != -CORIO_EDEADLINE && r != -EAGAIN && r != -EINTR && !in->err)
+        in->err = r;
+    return r;
+}
+
 ssize_t corio__sockin_recv(corio__sockin *in, void *buf, size_t n)
 {
     corio__op op;
@@ -85,17 +101,20 @@ ssize_t corio__sockin_recv(corio__sockin *in, void *buf, size_t n)
     op.buf = buf;
     op.len = n;
     op.off = -1;
-    if (in->drained)
-        op.hint = CORIO__OPH_POLL_FIRST;
-    in->plain = &op;
-    int r = corio__op_run(&op);
-    in->plain = NULL;
-    in->drained = r > 0 && (size_t)r < n; /* a short read emptied the socket */
-    if (r == 0)
-        in->eof = true;
-    else if (r < 0 && r != -ECANCELED && r != -CORIO_EDEADLINE && r != -EAGAIN && r != -EINTR && !in->err)
-        in->err = r;
-    return r;
+    return plain_recv(in, &op, n);
+}
+
+ssize_t corio__sockin_recvmsg(corio__sockin *in, struct msghdr *msg, size_t n, int flags)
+{
+    corio__op op;
+    memset(&op, 0, sizeof op);
+    op.kind = CORIO__OP_RECVMSG;
+    op.fd = in->fd;
+    op.msg = msg;
+    op.len = n;
+    op.flags = flags;
+    op.off = -1;
+    return plain_recv(in, &op, n);
 }
 
 /* Bytes of a multishot completion: the owner's claim first, then the

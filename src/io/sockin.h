@@ -118,6 +118,11 @@ void corio__sockin_free_buf(corio__sockin *in);
  * Suspends.  Returns bytes, 0 at EOF or -errno. */
 ssize_t corio__sockin_recv(corio__sockin *in, void *buf, size_t n);
 
+/* The same with recvmsg, for sockets that carry ancillary data (Unix
+ * streams passing fds): msg describes n bytes of room.  flags go to
+ * recvmsg (MSG_CMSG_CLOEXEC). */
+ssize_t corio__sockin_recvmsg(corio__sockin *in, struct msghdr *msg, size_t n, int flags);
+
 /* Wait for the multishot (armed here if needed).  dst (may be NULL) takes
  * up to cap bytes while the unread buffer is empty.  Returns > 0: bytes put
  * in dst (an interrupt that came with them surfaces at the next wait); 0:

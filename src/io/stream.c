@@ -24,6 +24,11 @@
  * and re-armed by the next read that finds the buffer empty.  A cancelled
  * or timed-out read then loses nothing: the data keeps arriving into the
  * buffer.
+ * Unix streams (S_UNIX) never use the multishot recv: every receive is a
+ * recvmsg with room for the fds a peer passes (src/io/fdpass.c), which a
+ * multishot or any plain recv would make the kernel drop; the fds wait in
+ * the stream, tied to the offset of the bytes they came with, until
+ * corio_stream_read_fds or corio_stream_take_fds hands them out.
  * Because data lands in the buffer while nobody is calling the stream, the
  * bytes of readuntil's last result are "pinned" until the next read call:
  * the callback neither overwrites nor moves them (a buffer that must grow
@@ -53,6 +58,7 @@
 #include "sockin.h"
 #include "stream.h"
 #include "anyfd.h"
+#include "fdpass.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -76,6 +82,7 @@ enum {
     S_WSHUT = 1u << 1,   /* write_eof done: no more writes */
     S_CLOSING = 1u << 2, /* close called while an operation was in flight */
     S_FILE = 1u << 4,    /* not a socket (pipe, tty, regular file, /dev/null): see fd_io below */
+    S_UNIX = 1u << 5,    /* a Unix socket: every receive is a recvmsg that keeps passed fds */
 };
 
 typedef struct wchunk {
@@ -116,6 +123,13 @@ struct corio_stream {
     corio__timer linger_timer;
     corio__list waiters; /* drain_waiter */
     bool *closed_flag;
+    /* fd passing (S_UNIX, src/io/fdpass.c): offsets count the stream's
+     * bytes from its start; consumed = rx_total - bytes buffered */
+    uint64_t rx_total; /* bytes received */
+    uint64_t wsent;    /* bytes sent */
+    corio__fdq rxq;    /* fds received, not handed out yet */
+    corio__fdq txq;    /* duplicates of fds to send with queued bytes */
+    bool fds_lost;     /* received fds dropped for want of memory: told as MSG_CTRUNC */
 };
 
 /* ------------------------------------------------------------------ */
@@ -180,6 +194,10 @@ corio_stream *corio_stream_from_fd(int fd)
         errno = -r;
         return NULL;
     }
+    int dom = 0;
+    socklen_t dl = sizeof dom;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &dl) == 0 && dom == AF_UNIX)
+        corio__stream_set_unix(s);
     return s;
 }
 
@@ -199,8 +217,17 @@ corio_stream *corio_stream_stdin(void)
 
 void corio__stream_set_close_flag(corio_stream *s, bool *flag) { s->closed_flag = flag; }
 
+void corio__stream_set_unix(corio_stream *s)
+{
+    s->flags |= S_UNIX;
+    /* a multishot recv (or any plain recv) would make the kernel drop the
+     * fds a peer passes: receives are recvmsgs with room for them */
+    s->in.multi = false;
+}
+
 static void free_chunks(corio_stream *s)
 {
+    corio__fdq_clear(&s->txq); /* fds to send go with their bytes */
     wchunk *c = s->whead;
     while (c) {
         wchunk *n = c->next;
@@ -229,6 +256,7 @@ static void finalize(corio_stream *s)
     wake_all(s, -EPIPE);
     free_chunks(s);
     corio__sockin_free_buf(&s->in);
+    corio__fdq_clear(&s->rxq); /* received and never claimed */
     corio__close_fd(s->loop ? s->loop : corio__loop(), s->fd);
     if (s->shared_fd >= 0)
         close(s->shared_fd);
@@ -331,7 +359,22 @@ static ssize_t recv_op(corio_stream *s, void *buf, size_t n)
             s->in.err = (int)r;
         return r;
     }
-    ssize_t r = corio__sockin_recv(&s->in, buf, n);
+    ssize_t r;
+    if (s->flags & S_UNIX) {
+        corio__fdpass_ctl ctl;
+        struct iovec iov = {.iov_base = buf, .iov_len = n};
+        struct msghdr msg = {
+            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+        r = corio__sockin_recvmsg(&s->in, &msg, n, MSG_CMSG_CLOEXEC);
+        if (r > 0) {
+            /* queued before a close is looked at: finalize closes them */
+            if (msg.msg_controllen || (msg.msg_flags & MSG_CTRUNC))
+                corio__fdq_from_msg(&s->rxq, &msg, s->rx_total, &s->fds_lost);
+            s->rx_total += (uint64_t)r;
+        }
+    } else {
+        r = corio__sockin_recv(&s->in, buf, n);
+    }
     if (CORIO__UNLIKELY(s->flags & S_CLOSING)) {
         maybe_finalize(s);
         return GONE;
@@ -665,6 +708,7 @@ static void wake_ready(corio_stream *s)
 static void consume(corio_stream *s, size_t n)
 {
     s->wsize -= n;
+    s->wsent += n;
     while (n) {
         wchunk *c = s->whead;
         size_t k = c->end - c->start;
@@ -696,6 +740,45 @@ static int fill_iov(corio_stream *s, struct iovec *iov, int max)
     return cnt;
 }
 
+/* With fds waiting to be sent, shape the next send (iov, *cnt entries):
+ * it either starts with the bytes of the first waiting batch and carries
+ * its fds (the cmsg goes into ctl), or stops before those bytes; either
+ * way it stops before the next batch's bytes, so each batch's fds leave
+ * with the first of its own bytes.  Returns the cmsg's length, 0 for a
+ * send without fds. */
+static size_t plan_fds(corio_stream *s, struct iovec *iov, int *cnt, corio__fdpass_ctl *ctl)
+{
+    corio__fdbatch *b = s->txq.head;
+    if (CORIO__LIKELY(!b))
+        return 0;
+    size_t clen = 0;
+    uint64_t limit;
+    if (b->at == s->wsent) {
+        clen = corio__fdpass_cmsg(ctl, b->fds, b->n);
+        limit = b->next ? b->next->at - s->wsent : UINT64_MAX;
+    } else {
+        limit = b->at - s->wsent;
+    }
+    uint64_t tot = 0;
+    for (int i = 0; i < *cnt; i++) {
+        if (tot + iov[i].iov_len >= limit) {
+            iov[i].iov_len = (size_t)(limit - tot);
+            *cnt = i + 1;
+            break;
+        }
+        tot += iov[i].iov_len;
+    }
+    return clen;
+}
+
+/* After a send of r bytes planned by plan_fds with a cmsg: the fds left
+ * with its first byte. */
+static inline void sent_fds(corio_stream *s, size_t clen, ssize_t r)
+{
+    if (clen && r > 0)
+        corio__fdq_pop(&s->txq);
+}
+
 /* One write that never blocks, for the S_FILE paths that must not suspend.
  * Returns bytes, -EAGAIN when it would block (or the fd can't say), or
  * -errno. */
@@ -713,7 +796,14 @@ static int flush_nowait(corio_stream *s)
 {
     while (s->wsize) {
         struct iovec iov[FLUSH_IOV];
-        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)fill_iov(s, iov, FLUSH_IOV)};
+        int cnt = fill_iov(s, iov, FLUSH_IOV);
+        corio__fdpass_ctl ctl;
+        size_t clen = plan_fds(s, iov, &cnt, &ctl);
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+        if (clen) {
+            msg.msg_control = ctl.buf;
+            msg.msg_controllen = clen;
+        }
         if (s->flags & S_FILE) {
             ssize_t r = file_try_write(s, iov[0].iov_base, iov[0].iov_len);
             if (r < 0)
@@ -727,6 +817,7 @@ static int flush_nowait(corio_stream *s)
                 continue;
             return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
         }
+        sent_fds(s, clen, r);
         consume(s, (size_t)r);
     }
     return 0;
@@ -739,12 +830,18 @@ static void *flusher_main(void *arg)
     while (s->wsize && !s->werr && (!(s->flags & S_CLOSING) || s->linger)) {
         struct iovec iov[FLUSH_IOV];
         int cnt = fill_iov(s, iov, FLUSH_IOV);
+        corio__fdpass_ctl ctl;
+        size_t clen = plan_fds(s, iov, &cnt, &ctl);
         struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+        if (clen) {
+            msg.msg_control = ctl.buf;
+            msg.msg_controllen = clen;
+        }
         corio__op op;
         memset(&op, 0, sizeof op);
         op.fd = s->fd;
         op.off = -1;
-        if (cnt == 1) {
+        if (cnt == 1 && !clen) {
             op.kind = CORIO__OP_SEND;
             op.buf = iov[0].iov_base;
             op.len = iov[0].iov_len;
@@ -763,6 +860,7 @@ static void *flusher_main(void *arg)
             r = corio__op_run(&op);
         }
         s->wop_inflight = false;
+        sent_fds(s, clen, r);
         if (r > 0)
             consume(s, (size_t)r);
         if ((s->flags & S_CLOSING) && (!s->linger || (r < 0 && r != -EAGAIN && r != -EINTR)))
@@ -814,6 +912,8 @@ static int enqueue(corio_stream *s, const char *p, size_t n)
     return 0;
 }
 
+static int queue_rest(corio_stream *s, const char *p, size_t n);
+
 int corio_stream_write(corio_stream *s, const void *buf, size_t n)
 {
     if (CORIO__UNLIKELY(!s || (!buf && n)))
@@ -847,6 +947,12 @@ int corio_stream_write(corio_stream *s, const void *buf, size_t n)
         p += r;
         n -= (size_t)r;
     }
+    return queue_rest(s, p, n);
+}
+
+/* Queue n bytes behind what is queued and make sure a flusher sends them. */
+static int queue_rest(corio_stream *s, const char *p, size_t n)
+{
     int e = enqueue(s, p, n);
     if (e < 0) {
         write_failed(s, e);
@@ -866,6 +972,137 @@ int corio_stream_write(corio_stream *s, const void *buf, size_t n)
         }
         corio_task_detach(s->flusher);
     }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Passing fds (Unix streams)                                          */
+/* ------------------------------------------------------------------ */
+
+int corio_stream_write_fds(corio_stream *s, const void *buf, size_t n, const int *fds, size_t nfds)
+{
+    if (!s || !buf || n == 0 || !fds || nfds == 0 || nfds > CORIO__FDPASS_MAX)
+        return -EINVAL;
+    if (!(s->flags & S_UNIX))
+        return -EOPNOTSUPP;
+    if (s->werr)
+        return s->werr;
+    if (s->flags & (S_WSHUT | S_CLOSING))
+        return -EPIPE;
+    for (size_t i = 0; i < nfds; i++)
+        if (fds[i] < 0)
+            return -EBADF;
+    const char *p = buf;
+    if (s->wsize == 0) {
+        corio__fdpass_ctl ctl;
+        struct iovec iov = {.iov_base = (void *)(uintptr_t)p, .iov_len = n};
+        struct msghdr msg = {.msg_iov = &iov,
+                             .msg_iovlen = 1,
+                             .msg_control = ctl.buf,
+                             .msg_controllen = corio__fdpass_cmsg(&ctl, fds, nfds)};
+        ssize_t r;
+        do
+            r = sendmsg(s->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        while (r < 0 && errno == EINTR);
+        if ((size_t)r == n)
+            return 0;
+        if (r > 0) /* the fds left with the first byte: the rest is plain data */
+            return queue_rest(s, p + r, n - (size_t)r);
+        if (errno == EBADF || errno == EINVAL || errno == ETOOMANYREFS || errno == ENOMEM ||
+            errno == ENOBUFS || errno == EMFILE)
+            return -errno; /* about these fds, not the connection: nothing was sent */
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            write_failed(s, -errno);
+            return s->werr;
+        }
+    }
+    /* Queued: the fds must stay open until their bytes leave, whatever the
+     * caller does with its own, hence the duplicates. */
+    int err = 0;
+    corio__fdbatch *b = corio__fdbatch_dup(fds, nfds, s->wsent + s->wsize, &err);
+    if (!b)
+        return err;
+    corio__fdq_append(&s->txq, b);
+    return queue_rest(s, p, n);
+}
+
+/* Bytes of the stream consumed so far (received and no longer buffered). */
+static inline uint64_t rx_consumed(const corio_stream *s) { return s->rx_total - (s->in.end - s->in.start); }
+
+static size_t claim_fds(corio_stream *s, int *fds, size_t cap, int *flags)
+{
+    size_t k = corio__fdq_claim(&s->rxq, rx_consumed(s), fds, cap, flags);
+    if (s->fds_lost && flags) {
+        *flags |= MSG_CTRUNC;
+        s->fds_lost = false;
+    }
+    return k;
+}
+
+ssize_t corio_stream_read_fds(corio_stream *s, void *buf, size_t n, int *fds, size_t *nfds, int *flags)
+{
+    size_t cap = nfds ? *nfds : 0;
+    if (flags)
+        *flags = 0;
+    if (nfds)
+        *nfds = 0;
+    if (!s || (!buf && n) || !nfds || (!fds && cap))
+        return -EINVAL;
+    unpin(s);
+    if (n == 0)
+        return 0;
+    for (;;) {
+        size_t avail = s->in.end - s->in.start;
+        if (avail) {
+            uint64_t lim = corio__fdq_limit(&s->rxq, rx_consumed(s));
+            size_t k = n < avail ? n : avail;
+            if (lim < k)
+                k = (size_t)lim;
+            memcpy(buf, s->in.buf + s->in.start, k);
+            s->in.start += k;
+            *nfds = claim_fds(s, fds, cap, flags);
+            return (ssize_t)k;
+        }
+        if (s->in.eof) {
+            *nfds = claim_fds(s, fds, cap, flags);
+            return 0;
+        }
+        if (reader_busy(s))
+            return -EBUSY;
+        /* through the read buffer, where the batch limits can be applied */
+        ssize_t r = more_input(s, NULL, 0, RBUF_INIT);
+        if (r != 0)
+            return r;
+    }
+}
+
+int corio_stream_take_fds(corio_stream *s, int *fds, size_t cap, int *flags)
+{
+    if (flags)
+        *flags = 0;
+    if (!s || (!fds && cap))
+        return -EINVAL;
+    return (int)claim_fds(s, fds, cap, flags);
+}
+
+int corio_stream_peercred(const corio_stream *s, pid_t *pid, uid_t *uid, gid_t *gid)
+{
+    if (!s)
+        return -EINVAL;
+    if (s->flags & S_FILE)
+        return -ENOTSOCK;
+    if (!(s->flags & S_UNIX))
+        return -EOPNOTSUPP;
+    struct ucred cr;
+    socklen_t l = sizeof cr;
+    if (getsockopt(s->fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) < 0)
+        return -errno;
+    if (pid)
+        *pid = cr.pid;
+    if (uid)
+        *uid = cr.uid;
+    if (gid)
+        *gid = cr.gid;
     return 0;
 }
 
@@ -994,6 +1231,7 @@ int corio_stream_sockname(const corio_stream *s, struct sockaddr_storage *addr, 
     if (!s || !addr)
         return -EINVAL;
     socklen_t l = sizeof *addr;
+    memset(addr, 0, sizeof *addr); /* an abstract Unix name is not NUL-terminated */
     if (getsockname(s->fd, (struct sockaddr *)addr, &l) < 0)
         return -errno;
     if (len)
@@ -1006,6 +1244,7 @@ int corio_stream_peername(const corio_stream *s, struct sockaddr_storage *addr, 
     if (!s || !addr)
         return -EINVAL;
     socklen_t l = sizeof *addr;
+    memset(addr, 0, sizeof *addr);
     if (getpeername(s->fd, (struct sockaddr *)addr, &l) < 0)
         return -errno;
     if (len)

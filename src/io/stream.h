@@ -21,4 +21,9 @@ corio_stream *corio__stream_new(int fd);
  * first. */
 void corio__stream_set_close_flag(corio_stream *s, bool *flag);
 
+/* Mark s as a Unix socket stream: receives become recvmsgs that keep the
+ * fds a peer passes (src/io/fdpass.c), and corio_stream_write_fds /
+ * read_fds / peercred work on it.  Does not suspend. */
+void corio__stream_set_unix(corio_stream *s);
+
 #endif

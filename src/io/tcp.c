@@ -29,6 +29,7 @@
  */
 #include "dns.h"
 #include "listen.h"
+#include "server.h"
 #include "stream.h"
 
 #include <netdb.h>
@@ -66,7 +67,10 @@ struct corio_server {
     size_t stack_size;
     bool closing;
     bool fd_limit_logged;
-    bool keep_fds; /* closing a server that failed to start: its fds go back to the caller */
+    bool keep_fds;     /* closing a server that failed to start: its fds go back to the caller */
+    bool unix_streams; /* CORIO__SERVER_UNIX */
+    void (*on_close)(void *);
+    void *on_close_arg;
     unsigned nlisteners;
     unsigned nacceptors; /* accept tasks still running */
     unsigned nconns;     /* handler tasks still running */
@@ -120,7 +124,10 @@ static void start_conn(corio_server *srv, int fd, const struct sockaddr_storage 
         corio__close_fd(srv->loop, fd);
         return;
     }
+    if (srv->unix_streams)
+        corio__stream_set_unix(s);
     struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss); /* an unnamed Unix peer fills in the family only */
     if (!peer) {
         socklen_t sl = sizeof ss;
         if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
@@ -226,6 +233,8 @@ static void *accept_main(void *arg)
         while (!srv->closing) {
             struct sockaddr_storage peer;
             socklen_t plen = sizeof peer;
+            if (srv->unix_streams)
+                memset(&peer, 0, sizeof peer); /* an unnamed peer's address is its family alone */
             corio__op op;
             memset(&op, 0, sizeof op);
             op.kind = CORIO__OP_ACCEPT;
@@ -256,7 +265,7 @@ static void *accept_main(void *arg)
 /* ------------------------------------------------------------------ */
 
 static int server_run(corio_loop *l, const int *fds, int n, corio_conn_fn handler, void *arg,
-                      const corio_server_config *cfg, corio_server **out);
+                      const corio_server_config *cfg, unsigned flags, corio_server **out);
 
 int corio_server_start(const char *host, uint16_t port, corio_conn_fn handler, void *arg,
                        const corio_server_config *cfg, corio_server **out)
@@ -284,7 +293,7 @@ int corio_server_start(const char *host, uint16_t port, corio_conn_fn handler, v
     int n = corio__listen_all(host, port, &lo, fds, CORIO__MAX_LISTENERS);
     if (n < 0)
         return n;
-    r = server_run(l, fds, n, handler, arg, cfg, out);
+    r = server_run(l, fds, n, handler, arg, cfg, 0, out);
     if (r < 0)
         while (n)
             close(fds[--n]);
@@ -310,14 +319,26 @@ int corio_server_start_fds(const int *fds, unsigned n, corio_conn_fn handler, vo
     if (r)
         return r;
     static const corio_server_config defaults;
-    return server_run(l, fds, (int)n, handler, arg, cfg ? cfg : &defaults, out);
+    return server_run(l, fds, (int)n, handler, arg, cfg ? cfg : &defaults, 0, out);
+}
+
+int corio__server_adopt(corio_loop *l, const int *fds, int n, corio_conn_fn handler, void *arg,
+                        const corio_server_config *cfg, unsigned flags, corio_server **out)
+{
+    return server_run(l, fds, n, handler, arg, cfg, flags, out);
+}
+
+void corio__server_on_close(corio_server *srv, void (*fn)(void *), void *arg)
+{
+    srv->on_close = fn;
+    srv->on_close_arg = arg;
 }
 
 /* Start serving the n listening sockets fds.  Returns 0 and *out (the
  * server owns the fds from then on), or -errno with the fds still the
  * caller's. */
 static int server_run(corio_loop *l, const int *fds, int n, corio_conn_fn handler, void *arg,
-                      const corio_server_config *cfg, corio_server **out)
+                      const corio_server_config *cfg, unsigned flags, corio_server **out)
 {
     int r;
     corio_server *srv = corio__malloc(sizeof *srv + (size_t)n * sizeof(listener));
@@ -328,6 +349,7 @@ static int server_run(corio_loop *l, const int *fds, int n, corio_conn_fn handle
     srv->handler = handler;
     srv->arg = arg;
     srv->stack_size = cfg->stack_size;
+    srv->unix_streams = (flags & CORIO__SERVER_UNIX) != 0;
     corio__list_init(&srv->conns);
     corio__list_init(&srv->serve_waiters);
     corio__list_init(&srv->close_waiters);
@@ -340,6 +362,7 @@ static int server_run(corio_loop *l, const int *fds, int n, corio_conn_fn handle
     for (int i = 0; i < n; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
+        memset(&ss, 0, sizeof ss); /* an abstract Unix name is not NUL-terminated */
         char name[64] = "accept ";
         if (getsockname(fds[i], (struct sockaddr *)&ss, &sl) == 0)
             corio_addr_format((struct sockaddr *)&ss, name + 7, sizeof name - 7);
@@ -391,6 +414,7 @@ int corio_server_sockname(const corio_server *srv, unsigned i, struct sockaddr_s
     if (i >= srv->nlisteners || srv->ls[i].fd < 0)
         return -ENOENT;
     socklen_t l = sizeof *addr;
+    memset(addr, 0, sizeof *addr); /* an abstract Unix name is not NUL-terminated */
     if (getsockname(srv->ls[i].fd, (struct sockaddr *)addr, &l) < 0)
         return -errno;
     if (len)
@@ -458,6 +482,8 @@ int corio_server_close(corio_server *srv, uint64_t grace_ms)
             corio__close_fd(srv->loop, srv->ls[i].fd);
         srv->ls[i].fd = -1;
     }
+    if (srv->on_close)
+        srv->on_close(srv->on_close_arg);
     while (!corio__list_empty(&srv->serve_waiters)) {
         serve_waiter *w = CORIO__CONTAINER_OF(srv->serve_waiters.next, serve_waiter, link);
         corio__list_remove(&w->link);

@@ -1,0 +1,27 @@
+/*
+ * The stream server (src/io/tcp.c) for other io/ files that open their
+ * listening sockets themselves (Unix sockets, src/io/unix.c): they hand
+ * the sockets over and get the same corio_server, with its accept tasks,
+ * handlers and close.
+ */
+#ifndef CORIO_IO_SERVER_H
+#define CORIO_IO_SERVER_H
+
+#include "../core/internal.h"
+
+/* Flags for corio__server_adopt. */
+#define CORIO__SERVER_UNIX 1u /* accepted streams are Unix streams (corio__stream_set_unix) */
+
+/* Make a server from n (1..CORIO__MAX_LISTENERS) listening, non-blocking,
+ * close-on-exec sockets, which it owns from then on.  cfg is as for
+ * corio_server_start (not NULL).  Does not suspend.  Returns 0 and *out,
+ * or -errno with the fds still the caller's. */
+int corio__server_adopt(corio_loop *l, const int *fds, int n, corio_conn_fn handler, void *arg,
+                        const corio_server_config *cfg, unsigned flags, corio_server **out);
+
+/* Have fn(arg) called by corio_server_close once the listening sockets are
+ * closed (before the handlers' grace period); the Unix server removes its
+ * socket file there.  arg is the caller's (fn may free it). */
+void corio__server_on_close(corio_server *srv, void (*fn)(void *), void *arg);
+
+#endif

@@ -1,0 +1,719 @@
+/*
+ * Unix domain stream sockets (src/io/unix.c) and passing fds over them
+ * (src/io/fdpass.c, the stream's recvmsg path): echo round trips through a
+ * socket file and the abstract namespace, a stale socket file replaced
+ * but a live one and a non-socket file left alone, name limits, the
+ * server removing its own file (and only its own) on close, permissions,
+ * peer credentials, fds passed with data (one, several, interleaved with
+ * plain data, through a full socket, after readline), fds nobody claims
+ * closed with the stream, fds lost at the fd limit reported, and a
+ * connect that waits while the server's backlog is full.
+ */
+#include "runner.h"
+
+#include <fcntl.h>
+#include <stddef.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static char dir[64];
+
+/* A fresh directory for the test's socket files; path names one in it. */
+static const char *tmp_path(const char *name)
+{
+    static char path[128];
+    if (!dir[0]) {
+        strcpy(dir, "/tmp/corio-unix-XXXXXX");
+        CHECK(mkdtemp(dir));
+    }
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return path;
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+static void echo_handler(corio_stream *s, void *arg)
+{
+    (void)arg;
+    char buf[8192];
+    ssize_t n;
+    while ((n = corio_stream_read(s, buf, sizeof buf)) > 0)
+        if (corio_stream_write(s, buf, (size_t)n) < 0 || corio_stream_drain(s) < 0)
+            break;
+}
+
+static void round_trip(const char *path, size_t n)
+{
+    corio_stream *s;
+    CHECK_OK(corio_stream_connect_unix(path, &s));
+    char *out = malloc(n), *in = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char)(i * 7 + 1);
+    CHECK_OK(corio_stream_write(s, out, n));
+    CHECK_EQ(corio_stream_readexactly(s, in, n, NULL), n);
+    CHECK_MEM(in, out, n);
+    CHECK_OK(corio_stream_aclose(s));
+    free(out);
+    free(in);
+}
+
+/* ---- servers and clients ------------------------------------------------ */
+
+static void *echo_main(void *arg)
+{
+    (void)arg;
+    const char *p = tmp_path("echo.sock");
+    char path[128];
+    strcpy(path, p);
+    corio_server *srv;
+    CHECK_OK(corio_server_start_unix(path, echo_handler, NULL, NULL, &srv));
+    CHECK(exists(path));
+    CHECK_EQ(corio_server_port(srv), 0);
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    CHECK_OK(corio_server_sockname(srv, 0, &ss, &sl));
+    CHECK_EQ(ss.ss_family, AF_UNIX);
+    char name[128];
+    CHECK_STR(corio_addr_format((struct sockaddr *)&ss, name, sizeof name), path);
+    round_trip(path, 5);
+    round_trip(path, 1 << 20); /* more than the socket buffers: queued writes both ways */
+
+    corio_stream *s;
+    CHECK_OK(corio_stream_connect_unix(path, &s));
+    CHECK_OK(corio_stream_peername(s, &ss, &sl));
+    CHECK_STR(corio_addr_format((struct sockaddr *)&ss, name, sizeof name), path);
+    CHECK_OK(corio_stream_sockname(s, &ss, &sl));
+    CHECK_STR(corio_addr_format((struct sockaddr *)&ss, name, sizeof name), "(unnamed)");
+    corio_stream_close(s);
+
+    CHECK_OK(corio_server_close(srv, 100));
+    CHECK(!exists(path)); /* the server removes the file it made */
+    CHECK_ERR(corio_stream_connect_unix(path, &s), -ENOENT);
+    rmdir(dir);
+    return NULL;
+}
+
+TEST(echo_round_trip_and_close_removes_file) { test_run(echo_main, NULL); }
+
+static void *abstract_main(void *arg)
+{
+    (void)arg;
+    char path[64];
+    snprintf(path, sizeof path, "@corio-test-%d", (int)getpid());
+    corio_server *srv, *srv2;
+    CHECK_OK(corio_server_start_unix(path, echo_handler, NULL, NULL, &srv));
+    CHECK(!exists(path) && !exists(path + 1));
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    CHECK_OK(corio_server_sockname(srv, 0, &ss, &sl));
+    CHECK_EQ(sl, offsetof(struct sockaddr_un, sun_path) + strlen(path)); /* no NUL counted */
+    char name[128];
+    CHECK_STR(corio_addr_format((struct sockaddr *)&ss, name, sizeof name), path);
+    round_trip(path, 100);
+    /* a live abstract name is taken: nothing to replace */
+    CHECK_ERR(corio_server_start_unix(path, echo_handler, NULL, NULL, &srv2), -EADDRINUSE);
+    CHECK_OK(corio_server_close(srv, 100));
+    corio_stream *s;
+    CHECK_ERR(corio_stream_connect_unix(path, &s), -ECONNREFUSED);
+
+    /* "@": the kernel picks a name, as port 0 does */
+    CHECK_OK(corio_server_start_unix("@", echo_handler, NULL, NULL, &srv));
+    CHECK_OK(corio_server_sockname(srv, 0, &ss, &sl));
+    CHECK_EQ(sl, offsetof(struct sockaddr_un, sun_path) + 6); /* NUL + 5 hex digits */
+    corio_addr_format((struct sockaddr *)&ss, name, sizeof name);
+    CHECK_EQ(name[0], '@');
+    CHECK_EQ(strlen(name), 6);
+    round_trip(name, 10);
+    CHECK_OK(corio_server_close(srv, 100));
+    CHECK_ERR(corio_stream_connect_unix("@", &s), -EINVAL);
+    return NULL;
+}
+
+TEST(abstract_namespace) { test_run(abstract_main, NULL); }
+
+static void *stale_main(void *arg)
+{
+    (void)arg;
+    char path[128];
+    strcpy(path, tmp_path("stale.sock"));
+    /* a socket file whose server is gone: bound, never listening, closed */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strcpy(sa.sun_path, path);
+    CHECK_OK(bind(fd, (struct sockaddr *)&sa, sizeof sa));
+    close(fd);
+    CHECK(exists(path));
+    corio_stream *s;
+    CHECK_ERR(corio_stream_connect_unix(path, &s), -ECONNREFUSED);
+
+    corio_server *srv, *srv2;
+    CHECK_OK(corio_server_start_unix(path, echo_handler, NULL, NULL, &srv));
+    round_trip(path, 10);
+    /* live: refused, and the running server keeps its file */
+    CHECK_ERR(corio_server_start_unix(path, echo_handler, NULL, NULL, &srv2), -EADDRINUSE);
+    CHECK(exists(path));
+    round_trip(path, 10);
+    CHECK_OK(corio_server_close(srv, 100));
+    CHECK(!exists(path));
+    rmdir(dir);
+    return NULL;
+}
+
+TEST(stale_socket_replaced_live_one_kept) { test_run(stale_main, NULL); }
+
+static void *nonsock_main(void *arg)
+{
+    (void)arg;
+    char path[128];
+    strcpy(path, tmp_path("file"));
+    int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    CHECK(fd >= 0);
+    CHECK_EQ(write(fd, "keep", 4), 4);
+    close(fd);
+    corio_server *srv;
+    CHECK_ERR(corio_server_start_unix(path, echo_handler, NULL, NULL, &srv), -EADDRINUSE);
+    struct stat st;
+    CHECK_OK(stat(path, &st));
+    CHECK(S_ISREG(st.st_mode));
+    CHECK_EQ(st.st_size, 4);
+    unlink(path);
+    /* a directory and a FIFO are left alone the same way */
+    CHECK_OK(mkdir(path, 0700));
+    CHECK_ERR(corio_server_start_unix(path, echo_handler, NULL, NULL, &srv), -EADDRINUSE);
+    CHECK(exists(path));
+    rmdir(path);
+    CHECK_OK(mkfifo(path, 0600));
+    CHECK_ERR(corio_server_start_unix(path, echo_handler, NULL, NULL, &srv), -EADDRINUSE);
+    CHECK_OK(stat(path, &st));
+    CHECK(S_ISFIFO(st.st_mode));
+    unlink(path);
+    /* a missing directory */
+    CHECK_ERR(corio_server_start_unix(tmp_path("no/such.sock"), echo_handler, NULL, NULL, &srv), -ENOENT);
+    rmdir(dir);
+    return NULL;
+}
+
+TEST(non_socket_file_untouched) { test_run(nonsock_main, NULL); }
+
+static void *names_main(void *arg)
+{
+    (void)arg;
+    char longp[200];
+    memset(longp, 'a', sizeof longp);
+    longp[108] = '\0'; /* 108 bytes + NUL: one too many */
+    corio_server *srv;
+    corio_stream *s;
+    CHECK_ERR(corio_server_start_unix(longp, echo_handler, NULL, NULL, &srv), -ENAMETOOLONG);
+    CHECK_ERR(corio_stream_connect_unix(longp, &s), -ENAMETOOLONG);
+    longp[0] = '@'; /* an abstract name of 107 bytes after '@' fits exactly */
+    longp[108] = 'a';
+    longp[109] = '\0';
+    CHECK_ERR(corio_server_start_unix(longp, echo_handler, NULL, NULL, &srv), -ENAMETOOLONG);
+    longp[108] = '\0';
+    snprintf(longp + 1, 12, "%010d", (int)getpid());
+    longp[11] = 'a';
+    CHECK_OK(corio_server_start_unix(longp, echo_handler, NULL, NULL, &srv));
+    round_trip(longp, 3);
+    CHECK_OK(corio_server_close(srv, 0));
+    CHECK_ERR(corio_server_start_unix("", echo_handler, NULL, NULL, &srv), -EINVAL);
+    CHECK_ERR(corio_stream_connect_unix("", &s), -EINVAL);
+    return NULL;
+}
+
+TEST(name_limits) { test_run(names_main, NULL); }
+
+static void *replaced_main(void *arg)
+{
+    (void)arg;
+    char path[128];
+    strcpy(path, tmp_path("swap.sock"));
+    corio_server *a, *b;
+    corio_server_config cfg = {.mode = 0600};
+    CHECK_OK(corio_server_start_unix(path, echo_handler, NULL, &cfg, &a));
+    struct stat st;
+    CHECK_OK(stat(path, &st));
+    CHECK_EQ(st.st_mode & 0777, 0600);
+    /* someone removes a's file and starts b at the same path */
+    CHECK_OK(unlink(path));
+    CHECK_OK(corio_server_start_unix(path, echo_handler, NULL, NULL, &b));
+    CHECK_OK(corio_server_close(a, 0));
+    CHECK(exists(path)); /* b's file: not a's to remove */
+    round_trip(path, 10);
+    CHECK_OK(corio_server_close(b, 0));
+    CHECK(!exists(path));
+    rmdir(dir);
+    return NULL;
+}
+
+TEST(close_removes_only_its_own_file_and_mode) { test_run(replaced_main, NULL); }
+
+/* ---- peer credentials ---------------------------------------------------- */
+
+static int cred_seen;
+
+static void cred_handler(corio_stream *s, void *arg)
+{
+    (void)arg;
+    pid_t pid;
+    uid_t uid;
+    gid_t gid;
+    CHECK_OK(corio_stream_peercred(s, &pid, &uid, &gid));
+    CHECK_EQ(pid, getpid());
+    CHECK_EQ(uid, getuid());
+    CHECK_EQ(gid, getgid());
+    cred_seen = 1;
+    corio_stream_write(s, "k", 1);
+}
+
+static void *cred_main(void *arg)
+{
+    (void)arg;
+    corio_server *srv;
+    char path[64];
+    snprintf(path, sizeof path, "@corio-cred-%d", (int)getpid());
+    CHECK_OK(corio_server_start_unix(path, cred_handler, NULL, NULL, &srv));
+    corio_stream *s;
+    CHECK_OK(corio_stream_connect_unix(path, &s));
+    char c;
+    CHECK_EQ(corio_stream_read(s, &c, 1), 1);
+    CHECK_EQ(cred_seen, 1);
+    pid_t pid;
+    CHECK_OK(corio_stream_peercred(s, &pid, NULL, NULL));
+    CHECK_EQ(pid, getpid());
+    corio_stream_close(s);
+    CHECK_OK(corio_server_close(srv, 100));
+
+    int p[2];
+    CHECK_OK(pipe2(p, O_CLOEXEC));
+    corio_stream *ps = corio_stream_from_fd(p[0]);
+    CHECK_ERR(corio_stream_peercred(ps, &pid, NULL, NULL), -ENOTSOCK);
+    corio_stream_close(ps);
+    close(p[1]);
+    return NULL;
+}
+
+TEST(peer_credentials) { test_run(cred_main, NULL); }
+
+/* ---- passing fds --------------------------------------------------------- */
+
+static void pair(corio_stream **a, corio_stream **b)
+{
+    int sv[2];
+    CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+    *a = corio_stream_from_fd(sv[0]);
+    *b = corio_stream_from_fd(sv[1]);
+    CHECK(*a && *b);
+}
+
+/* fd (a received pipe write end) and rd (the pipe's read end) are the same
+ * pipe: write through one, read from the other.  Closes fd. */
+static void check_pipe(int fd, int rd, const char *msg)
+{
+    CHECK((fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+    size_t n = strlen(msg);
+    CHECK_EQ(write(fd, msg, n), n);
+    close(fd);
+    char buf[64];
+    CHECK_EQ(read(rd, buf, sizeof buf), n);
+    CHECK_MEM(buf, msg, n);
+}
+
+static void *fd_round_trip_main(void *arg)
+{
+    (void)arg;
+    int base = test_fd_count();
+    corio_stream *a, *b;
+    pair(&a, &b);
+    int p[2];
+    CHECK_OK(pipe2(p, O_CLOEXEC));
+    CHECK_OK(corio_stream_write_fds(a, "x", 1, &p[1], 1));
+    close(p[1]); /* ours: the peer gets its own */
+    char buf[16];
+    int fds[4];
+    size_t nfds = 4;
+    int flags = -1;
+    CHECK_EQ(corio_stream_read_fds(b, buf, sizeof buf, fds, &nfds, &flags), 1);
+    CHECK_EQ(buf[0], 'x');
+    CHECK_EQ(nfds, 1);
+    CHECK_EQ(flags, 0);
+    check_pipe(fds[0], p[0], "through the passed fd");
+    CHECK_EQ(read(p[0], buf, sizeof buf), 0); /* every write end is closed: nothing kept a copy */
+    close(p[0]);
+    corio_stream_close(a);
+    corio_stream_close(b);
+    CHECK_EQ(test_fd_count(), base);
+    return NULL;
+}
+
+TEST(fd_passing_round_trip) { test_run(fd_round_trip_main, NULL); }
+
+/* The same through a server and a client made by corio, one per backend's
+ * recvmsg op. */
+static void fd_server_handler(corio_stream *s, void *arg)
+{
+    (void)arg;
+    char buf[16];
+    int fds[8];
+    size_t nfds = 8;
+    ssize_t n = corio_stream_read_fds(s, buf, sizeof buf, fds, &nfds, NULL);
+    CHECK_EQ(n, 3);
+    CHECK_EQ(nfds, 2);
+    /* hand them back, with a reply */
+    CHECK_OK(corio_stream_write_fds(s, "ok", 2, fds, 2));
+    close(fds[0]);
+    close(fds[1]);
+    CHECK_OK(corio_stream_drain(s));
+    CHECK_EQ(corio_stream_read(s, buf, 1), 0);
+}
+
+static void *fd_server_main(void *arg)
+{
+    (void)arg;
+    int base = test_fd_count();
+    char path[64];
+    snprintf(path, sizeof path, "@corio-fds-%d", (int)getpid());
+    corio_server *srv;
+    CHECK_OK(corio_server_start_unix(path, fd_server_handler, NULL, NULL, &srv));
+    corio_stream *s;
+    CHECK_OK(corio_stream_connect_unix(path, &s));
+    int p1[2], p2[2];
+    CHECK_OK(pipe2(p1, O_CLOEXEC));
+    CHECK_OK(pipe2(p2, O_CLOEXEC));
+    int send[2] = {p1[1], p2[1]};
+    CHECK_OK(corio_stream_write_fds(s, "abc", 3, send, 2));
+    char buf[16];
+    int fds[8];
+    size_t nfds = 8;
+    CHECK_EQ(corio_stream_read_fds(s, buf, sizeof buf, fds, &nfds, NULL), 2);
+    CHECK_MEM(buf, "ok", 2);
+    CHECK_EQ(nfds, 2);
+    check_pipe(fds[0], p1[0], "one");
+    check_pipe(fds[1], p2[0], "two");
+    corio_stream_close(s);
+    CHECK_OK(corio_server_close(srv, 1000));
+    close(p1[1]);
+    close(p2[1]);
+    close(p1[0]);
+    close(p2[0]);
+    CHECK_EQ(test_fd_count(), base);
+    return NULL;
+}
+
+TEST(fd_passing_through_server) { test_run(fd_server_main, NULL); }
+
+static void *interleave_main(void *arg)
+{
+    (void)arg;
+    corio_stream *a, *b;
+    pair(&a, &b);
+    int p[4][2];
+    for (int i = 0; i < 4; i++)
+        CHECK_OK(pipe2(p[i], O_CLOEXEC));
+    CHECK_OK(corio_stream_write(a, "0", 1)); /* plain data first */
+    CHECK_OK(corio_stream_write_fds(a, "A", 1, &p[0][1], 1));
+    int two[2] = {p[1][1], p[2][1]};
+    CHECK_OK(corio_stream_write_fds(a, "BB", 2, two, 2));
+    CHECK_OK(corio_stream_write(a, "CCC", 3));
+    CHECK_OK(corio_stream_write_fds(a, "D", 1, &p[3][1], 1));
+    CHECK_OK(corio_stream_write(a, "E", 1));
+    CHECK_OK(corio_stream_write_eof(a));
+    for (int i = 0; i < 4; i++)
+        close(p[i][1]);
+
+    /* Read everything, noting which fds came with which bytes. */
+    char all[32];
+    size_t got = 0;
+    int order[4], at[4], nrecv = 0;
+    for (;;) {
+        int fds[4];
+        size_t nfds = 4;
+        ssize_t n = corio_stream_read_fds(b, all + got, sizeof all - got, fds, &nfds, NULL);
+        CHECK(n >= 0);
+        CHECK(nfds <= 2);
+        for (size_t i = 0; i < nfds; i++) {
+            order[nrecv] = fds[i];
+            at[nrecv++] = (int)(got + (size_t)n); /* end of the read that brought it */
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    CHECK_EQ(got, 9);
+    CHECK_MEM(all, "0ABBCCCDE", 9);
+    CHECK_EQ(nrecv, 4);
+    /* in order, each no later than its first byte */
+    CHECK(at[0] <= 2);
+    CHECK(at[1] <= 4 && at[2] <= 4);
+    CHECK(at[3] <= 8);
+    check_pipe(order[0], p[0][0], "p0");
+    check_pipe(order[1], p[1][0], "p1");
+    check_pipe(order[2], p[2][0], "p2");
+    check_pipe(order[3], p[3][0], "p3");
+    for (int i = 0; i < 4; i++)
+        close(p[i][0]);
+    corio_stream_close(a);
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(several_fds_interleaved_with_data) { test_run(interleave_main, NULL); }
+
+/* A write_fds that has to wait in the queue (the socket is full) keeps
+ * duplicates of the fds, so the caller may close its own at once. */
+static void *queued_main(void *arg)
+{
+    (void)arg;
+    int base = test_fd_count();
+    corio_stream *a, *b;
+    pair(&a, &b);
+    size_t big = 4u << 20;
+    char *fill = calloc(1, big);
+    CHECK_OK(corio_stream_write(a, fill, big));
+    CHECK(corio_stream_write_buffer_size(a) > 0);
+    int p[2];
+    CHECK_OK(pipe2(p, O_CLOEXEC));
+    CHECK_OK(corio_stream_write_fds(a, "F", 1, &p[1], 1));
+    close(p[1]);
+    CHECK_OK(corio_stream_write(a, "tail", 4));
+    /* read the filler with plain reads, then the byte with the fd */
+    char *sink = malloc(big);
+    CHECK_EQ(corio_stream_readexactly(b, sink, big, NULL), big);
+    char buf[8];
+    int fd;
+    size_t nfds = 1;
+    CHECK_EQ(corio_stream_read_fds(b, buf, sizeof buf, &fd, &nfds, NULL), 5);
+    CHECK_MEM(buf, "Ftail", 5);
+    CHECK_EQ(nfds, 1);
+    check_pipe(fd, p[0], "queued");
+    CHECK_EQ(read(p[0], buf, sizeof buf), 0); /* the duplicate was closed once sent */
+    close(p[0]);
+    corio_stream_close(a);
+    corio_stream_close(b);
+    free(fill);
+    free(sink);
+    CHECK_EQ(test_fd_count(), base);
+    return NULL;
+}
+
+TEST(fd_passing_through_a_full_socket) { test_run(queued_main, NULL); }
+
+static void *readline_main(void *arg)
+{
+    (void)arg;
+    corio_stream *a, *b;
+    pair(&a, &b);
+    int p[2];
+    CHECK_OK(pipe2(p, O_CLOEXEC));
+    CHECK_OK(corio_stream_write_fds(a, "hdr\n", 4, &p[1], 1));
+    close(p[1]);
+    CHECK_OK(corio_stream_write(a, "body\n", 5));
+    char line[16];
+    int fd = -1;
+    CHECK_EQ(corio_stream_take_fds(b, &fd, 1, NULL), 0); /* nothing read yet */
+    CHECK_EQ(corio_stream_readline(b, line, sizeof line), 4);
+    CHECK_EQ(corio_stream_take_fds(b, &fd, 1, NULL), 1);
+    check_pipe(fd, p[0], "after readline");
+    CHECK_EQ(corio_stream_readline(b, line, sizeof line), 5);
+    CHECK_STR(line, "body\n");
+    CHECK_EQ(corio_stream_take_fds(b, &fd, 1, NULL), 0);
+    close(p[0]);
+    corio_stream_close(a);
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(fds_after_readline_with_take_fds) { test_run(readline_main, NULL); }
+
+static void *unclaimed_main(void *arg)
+{
+    (void)arg;
+    int base = test_fd_count();
+    corio_stream *a, *b;
+    pair(&a, &b);
+    int p[2];
+    CHECK_OK(pipe2(p, O_CLOEXEC));
+    int three[3] = {p[0], p[1], p[1]};
+    CHECK_OK(corio_stream_write_fds(a, "1", 1, three, 3));
+    CHECK_OK(corio_stream_write_fds(a, "2", 1, three, 2));
+    close(p[0]);
+    close(p[1]);
+    char buf[4];
+    /* a plain read takes the first byte: its fds wait in the stream */
+    CHECK_EQ(corio_stream_read(b, buf, 1), 1);
+    /* room for one fd: the others stay for later */
+    int fd;
+    size_t nfds = 1;
+    CHECK_EQ(corio_stream_read_fds(b, buf, sizeof buf, &fd, &nfds, NULL), 1);
+    CHECK_EQ(buf[0], '2');
+    CHECK_EQ(nfds, 1); /* the first of the oldest batch */
+    close(fd);
+    CHECK_EQ(test_fd_count(), base + 2 + 2 + 2); /* the pair + 2 + 2 waiting */
+    corio_stream_close(b);                       /* never claimed: closed with it */
+    corio_stream_close(a);
+    CHECK_EQ(test_fd_count(), base);
+    return NULL;
+}
+
+TEST(unclaimed_fds_closed_with_stream) { test_run(unclaimed_main, NULL); }
+
+static void *ctrunc_main(void *arg)
+{
+    (void)arg;
+    if (TEST_VALGRIND)
+        SKIP("valgrind keeps fds of its own above the limit this test lowers");
+    corio_stream *a, *b;
+    pair(&a, &b);
+    int p[2];
+    CHECK_OK(pipe2(p, O_CLOEXEC));
+    int four[4] = {p[1], p[1], p[1], p[1]};
+    /* room for exactly two more fds in this process: lower the limit to
+     * the highest open fd, fill the gaps below it, free two */
+    struct rlimit old, rl;
+    CHECK_OK(getrlimit(RLIMIT_NOFILE, &old));
+    int hi = 0;
+    for (int fd = 0; fd < 4096; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            hi = fd;
+    rl = old;
+    rl.rlim_cur = (rlim_t)hi + 1;
+    CHECK_OK(corio_stream_write_fds(a, "z", 1, four, 4));
+    CHECK_OK(setrlimit(RLIMIT_NOFILE, &rl));
+    int fillers[4096], nfill = 0;
+    while (nfill < 4096 && (fillers[nfill] = fcntl(p[0], F_DUPFD_CLOEXEC, 0)) >= 0)
+        nfill++;
+    CHECK(nfill >= 2);
+    close(fillers[--nfill]);
+    close(fillers[--nfill]);
+    char buf[4];
+    int fds[4];
+    size_t nfds = 4;
+    int flags = 0;
+    ssize_t n = corio_stream_read_fds(b, buf, sizeof buf, fds, &nfds, &flags);
+    CHECK_OK(setrlimit(RLIMIT_NOFILE, &old));
+    while (nfill)
+        close(fillers[--nfill]);
+    CHECK_EQ(n, 1);
+    CHECK_EQ(flags, MSG_CTRUNC);
+    CHECK_EQ(nfds, 2);
+    for (size_t i = 0; i < nfds; i++)
+        close(fds[i]);
+    close(p[0]);
+    close(p[1]);
+    corio_stream_close(a);
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(lost_fds_reported_as_ctrunc) { test_run(ctrunc_main, NULL); }
+
+static void *fd_errors_main(void *arg)
+{
+    (void)arg;
+    corio_stream *a, *b;
+    pair(&a, &b);
+    int p[2];
+    CHECK_OK(pipe2(p, O_CLOEXEC));
+    int bad = -1;
+    CHECK_ERR(corio_stream_write_fds(a, "x", 0, &p[1], 1), -EINVAL);
+    CHECK_ERR(corio_stream_write_fds(a, "x", 1, &p[1], 0), -EINVAL);
+    int many[254];
+    for (int i = 0; i < 254; i++)
+        many[i] = p[1];
+    CHECK_ERR(corio_stream_write_fds(a, "x", 1, many, 254), -EINVAL);
+    CHECK_OK(corio_stream_write_fds(a, "x", 1, many, 253)); /* the kernel's limit works */
+    CHECK_ERR(corio_stream_write_fds(a, "x", 1, &bad, 1), -EBADF);
+    int closed = dup(p[1]);
+    close(closed);
+    CHECK_ERR(corio_stream_write_fds(a, "y", 1, &closed, 1), -EBADF);
+    /* nothing was sent by the failed calls */
+    char buf[4];
+    int fds[253];
+    size_t nfds = 253;
+    CHECK_EQ(corio_stream_read_fds(b, buf, sizeof buf, fds, &nfds, NULL), 1);
+    CHECK_EQ(nfds, 253);
+    for (size_t i = 0; i < nfds; i++)
+        close(fds[i]);
+    CHECK_OK(corio_stream_write(a, "!", 1));
+    nfds = 253;
+    CHECK_EQ(corio_stream_read_fds(b, buf, sizeof buf, fds, &nfds, NULL), 1);
+    CHECK_EQ(buf[0], '!');
+    CHECK_EQ(nfds, 0);
+    /* a pipe stream carries no fds: write_fds is refused, read_fds reads */
+    corio_stream *ps = corio_stream_from_fd(p[1]);
+    CHECK_ERR(corio_stream_write_fds(ps, "x", 1, &p[0], 1), -EOPNOTSUPP);
+    CHECK_OK(corio_stream_write(ps, "pp", 2));
+    corio_stream *pr = corio_stream_from_fd(p[0]);
+    nfds = 4;
+    CHECK_EQ(corio_stream_read_fds(pr, buf, sizeof buf, fds, &nfds, NULL), 2);
+    CHECK_EQ(nfds, 0);
+    corio_stream_close(ps);
+    corio_stream_close(pr);
+    corio_stream_close(a);
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(fd_passing_errors) { test_run(fd_errors_main, NULL); }
+
+/* A full backlog: connect(2) on a non-blocking Unix socket says EAGAIN, a
+ * blocking one would wait; corio_stream_connect_unix waits too (retrying),
+ * within the task's deadline, and gets in once the server accepts. */
+static void *connect_task(void *arg)
+{
+    corio_stream *s = NULL;
+    int r = corio_stream_connect_unix(arg, &s);
+    if (r == 0)
+        corio_stream_close(s);
+    return (void *)(intptr_t)r;
+}
+
+static void *backlog_main(void *arg)
+{
+    (void)arg;
+    char path[64];
+    snprintf(path, sizeof path, "@corio-backlog-%d", (int)getpid());
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path + 1, path + 1, strlen(path) - 1);
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+    CHECK_OK(bind(l, (struct sockaddr *)&sa, len));
+    CHECK_OK(listen(l, 0));
+    int fills[64], nf = 0;
+    for (; nf < 64; nf++) {
+        fills[nf] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (connect(fills[nf], (struct sockaddr *)&sa, len) < 0) {
+            CHECK_EQ(errno, EAGAIN);
+            close(fills[nf]);
+            break;
+        }
+    }
+    CHECK(nf < 64);
+    /* nobody accepts: the deadline ends the wait */
+    corio_deadline d = corio_deadline_push(30);
+    corio_stream *s;
+    CHECK_ERR(corio_stream_connect_unix(path, &s), -CORIO_EDEADLINE);
+    corio_deadline_pop(d);
+    /* the server accepts: a waiting connect gets in */
+    corio_task *t = corio_spawn(connect_task, path);
+    CHECK_OK(corio_yield()); /* it tries, finds the backlog full, waits to retry */
+    for (int i = 0; i < nf; i++) {
+        int c = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+        CHECK(c >= 0);
+        close(c);
+        close(fills[i]);
+    }
+    void *res;
+    CHECK_OK(corio_task_join(t, &res));
+    CHECK_EQ((intptr_t)res, 0);
+    close(l);
+    return NULL;
+}
+
+TEST(connect_waits_while_the_backlog_is_full) { test_run(backlog_main, NULL); }
