@@ -1201,9 +1201,12 @@ CORIO_API int corio_dgram_open(const char *local_host, uint16_t local_port, cons
 
 /* Open a Unix datagram endpoint bound to local_path and/or connected to remote_path.
  * A path starting with '@' names the abstract namespace (the rest, no
- * NUL, is the name; no file is created).  local_path NULL: unbound (a
- * client that wants replies binds its own path: the receiver answers to
- * the sender's address, and an unbound sender has none).  A stale
+ * NUL, is the name; no file is created); a local_path of "@" alone lets
+ * the kernel pick a unique abstract name (see corio_dgram_sockname), as
+ * corio_server_start_unix does.  local_path NULL: unbound (a client that
+ * wants replies binds a path of its own, "@" being the easiest: the
+ * receiver answers to the sender's address, and an unbound sender has
+ * none).  A stale
  * socket file at local_path (nobody receives on it) is replaced, a live
  * one is not (-EADDRINUSE); the file local_path made is unlinked by
  * corio_dgram_close.  remote_path NULL: unconnected.  cfg may be NULL

@@ -483,6 +483,40 @@ static void *unix_abstract_main(void *arg)
 
 TEST(unix_abstract_batch) { test_run(unix_abstract_main, NULL); }
 
+/* A client bound to "@" gets a kernel-picked abstract name the server can
+ * answer to; "@" as the remote is an error. */
+static void *unix_autobind_main(void *arg)
+{
+    (void)arg;
+    char sname[64];
+    snprintf(sname, sizeof sname, "@corio-test-dgram-auto-%d", (int)getpid());
+    corio_dgram *srv = NULL, *c = NULL;
+    CHECK_OK(corio_dgram_open_unix(sname, NULL, NULL, &srv));
+    CHECK_ERR(corio_dgram_open_unix(NULL, "@", NULL, &c), -EINVAL);
+    CHECK(c == NULL);
+    CHECK_OK(corio_dgram_open_unix("@", sname, NULL, &c));
+    struct sockaddr_storage me;
+    socklen_t me_len = 0;
+    CHECK_OK(corio_dgram_sockname(c, &me, &me_len));
+    CHECK(me_len > offsetof(struct sockaddr_un, sun_path) + 1); /* a name was picked */
+    CHECK_EQ(((struct sockaddr_un *)&me)->sun_path[0], '\0');
+    CHECK_EQ(corio_dgram_send(c, "ping", 4), 4);
+    char b[8];
+    struct sockaddr_storage from;
+    socklen_t from_len = 0;
+    CHECK_EQ(corio_dgram_recv_from(srv, b, sizeof b, &from, &from_len, NULL), 4);
+    CHECK_EQ(from_len, me_len);
+    CHECK_MEM(&from, &me, me_len);
+    CHECK_EQ(corio_dgram_send_to(srv, "pong", 4, (struct sockaddr *)&from, from_len), 4);
+    CHECK_EQ(corio_dgram_recv(c, b, sizeof b, NULL), 4);
+    CHECK_MEM(b, "pong", 4);
+    corio_dgram_close(c);
+    corio_dgram_close(srv);
+    return NULL;
+}
+
+TEST(unix_autobind_client_gets_replies) { test_run(unix_autobind_main, NULL); }
+
 /* A Unix receiver that reads nothing: connected senders wait for room in
  * its queue, then everything arrives in order. */
 static void *unix_full_reader(void *arg)

@@ -19,6 +19,7 @@
  */
 #include "../core/internal.h"
 #include "dns.h"
+#include "unixaddr.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -41,12 +42,10 @@ struct corio_dgram {
     int family;
     bool closed;
     bool connected;
-    bool gso;            /* send_batch may coalesce with UDP_SEGMENT (UDP only; off once refused) */
-    unsigned users;      /* tasks parked in a wait on this endpoint */
-    corio__list waiters; /* their wait nodes, for close to cancel */
-    char *unlink_path;   /* the Unix socket file this endpoint made */
-    dev_t dev;           /* ... and its identity, so close unlinks only that one */
-    ino_t ino;
+    bool gso;               /* send_batch may coalesce with UDP_SEGMENT (UDP only; off once refused) */
+    unsigned users;         /* tasks parked in a wait on this endpoint */
+    corio__list waiters;    /* their wait nodes, for close to cancel */
+    corio__unix_file *file; /* the Unix socket file this endpoint made, removed on close */
 };
 
 typedef struct dg_waiter {
@@ -78,12 +77,7 @@ static void dg_free(corio_dgram *d)
     /* Outside its loop (after corio_run returned) there is no backend
      * left to tell. */
     corio__close_fd(l == d->loop ? l : NULL, d->fd);
-    if (d->unlink_path) {
-        struct stat st;
-        if (stat(d->unlink_path, &st) == 0 && st.st_dev == d->dev && st.st_ino == d->ino)
-            (void)unlink(d->unlink_path);
-        corio__free(d->unlink_path);
-    }
+    corio__unix_file_remove(d->file);
     corio__free(d);
 }
 
@@ -228,41 +222,6 @@ int corio_dgram_open(const char *local_host, uint16_t local_port, const char *re
     return 0;
 }
 
-/* path as a Unix socket address: '@' leads an abstract name. */
-static int unix_addr(const char *path, struct sockaddr_un *sa, socklen_t *len)
-{
-    size_t n = strlen(path);
-    if (n == 0)
-        return -EINVAL;
-    memset(sa, 0, sizeof *sa);
-    sa->sun_family = AF_UNIX;
-    if (path[0] == '@') {
-        if (n > sizeof sa->sun_path)
-            return -ENAMETOOLONG;
-        memcpy(sa->sun_path + 1, path + 1, n - 1);
-        *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
-    } else {
-        if (n >= sizeof sa->sun_path)
-            return -ENAMETOOLONG;
-        memcpy(sa->sun_path, path, n);
-        *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
-    }
-    return 0;
-}
-
-/* Somebody receives on the datagram socket at sa?  A connect tells: a
- * file with no socket bound behind it refuses. */
-static bool unix_alive(const struct sockaddr_un *sa, socklen_t len)
-{
-    int p = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (p < 0)
-        return true; /* can not tell: leave the file alone */
-    int r = connect(p, (const struct sockaddr *)sa, len);
-    int e = errno;
-    close(p);
-    return r == 0 || e != ECONNREFUSED;
-}
-
 int corio_dgram_open_unix(const char *local_path, const char *remote_path, const corio_dgram_config *cfg,
                           corio_dgram **out)
 {
@@ -274,47 +233,29 @@ int corio_dgram_open_unix(const char *local_path, const char *remote_path, const
     struct sockaddr_un la, ra;
     socklen_t llen = 0, rlen = 0;
     int r;
-    if (local_path && (r = unix_addr(local_path, &la, &llen)) < 0)
+    if (local_path && (r = corio__unix_addr(local_path, true, &la, &llen)) < 0)
         return r;
-    if (remote_path && (r = unix_addr(remote_path, &ra, &rlen)) < 0)
+    if (remote_path && (r = corio__unix_addr(remote_path, false, &ra, &rlen)) < 0)
         return r;
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     r = apply_config(fd, false, cfg);
-    bool made_file = false;
-    struct stat st;
-    if (!r && local_path) {
-        r = bind(fd, (struct sockaddr *)&la, llen) < 0 ? -errno : 0;
-        /* A socket file nobody receives on is left over from a dead
-         * endpoint: replace it (a live one stays, -EADDRINUSE). */
-        if (r == -EADDRINUSE && local_path[0] != '@' && lstat(local_path, &st) == 0 && S_ISSOCK(st.st_mode) &&
-            !unix_alive(&la, llen)) {
-            (void)unlink(local_path);
-            r = bind(fd, (struct sockaddr *)&la, llen) < 0 ? -errno : 0;
-        }
-        made_file = !r && local_path[0] != '@' && stat(local_path, &st) == 0;
-    }
+    corio__unix_file *file = NULL;
+    if (!r && local_path && !(r = corio__unix_bind(fd, SOCK_DGRAM, local_path, &la, llen)) &&
+        (r = corio__unix_file_note(local_path, &file)) < 0)
+        (void)unlink(local_path); /* ours: just bound */
     if (!r && remote_path && connect(fd, (struct sockaddr *)&ra, rlen) < 0)
         r = errno == EAGAIN ? -ECONNREFUSED : -errno;
     corio_dgram *d = NULL;
     if (!r && !(d = dg_new(fd, AF_UNIX, remote_path != NULL)))
         r = -ENOMEM;
-    if (!r && made_file) {
-        d->dev = st.st_dev;
-        d->ino = st.st_ino;
-        d->unlink_path = strdup(local_path);
-        if (!d->unlink_path) {
-            corio__free(d);
-            r = -ENOMEM;
-        }
-    }
     if (r) {
-        if (made_file)
-            (void)unlink(local_path);
+        corio__unix_file_remove(file);
         close(fd);
         return r;
     }
+    d->file = file;
     *out = d;
     return 0;
 }
