@@ -912,7 +912,12 @@ CORIO_API ssize_t corio_stream_readline(corio_stream *s, char *buf, size_t cap);
 /* True once EOF was received and everything buffered has been consumed. */
 CORIO_API bool corio_stream_at_eof(const corio_stream *s);
 
-/* Set the most bytes buffered while searching for a separator (default 64 KiB). */
+/* Set the most bytes buffered while searching for a separator (default 64 KiB).
+ * It also bounds input nobody reads: a stream holds at most
+ * max(limit, 64 KiB) + 16 KiB received and unread (on io_uring it keeps
+ * receiving in the background up to that; elsewhere it receives only when
+ * a read asks), then leaves the rest in the socket, where TCP flow control
+ * slows the peer.  Does not suspend. */
 CORIO_API void corio_stream_set_limit(corio_stream *s, size_t limit);
 
 /* Queue n bytes for sending; never suspends.

@@ -9,7 +9,8 @@
  */
 #include "runner.h"
 
-#include "internal.h" /* live task count: idle connections hold no task */
+#include "internal.h"             /* live task count: idle connections hold no task */
+#include "http/server_internal.h" /* a connection's unread input: its bound */
 
 #include <corio/http.h>
 
@@ -22,8 +23,10 @@
 
 /* ---- the handler under test ---- */
 
-static int handled;      /* requests that reached the handler (loop thread writes, client reads) */
-static int release_slow; /* set by the client: /release may answer now */
+static int handled;        /* requests that reached the handler (loop thread writes, client reads) */
+static int release_slow;   /* set by the client: /release may answer now */
+static int flood_sent;     /* set by the client: /hold may look at its input now */
+static size_t held_unread; /* what /hold found unread */
 
 static bool path_is(const corio_http_request *req, const char *p)
 {
@@ -66,6 +69,14 @@ static void handler(corio_http_request *req, corio_http_response *resp, void *ar
             if (corio_sleep_ms(1) < 0)
                 return;
         corio_http_response_send(resp, 200, "text/plain", "slow", 4);
+    } else if (path_is(req, "/hold")) {
+        /* reads none of its body until the client sent what it could */
+        for (int i = 0; i < 60000 && !__atomic_load_n(&flood_sent, __ATOMIC_SEQ_CST); i++)
+            if (corio_sleep_ms(1) < 0)
+                return;
+        conn *c = CORIO__CONTAINER_OF(req, conn, req);
+        __atomic_store_n(&held_unread, corio__sockin_unread(&c->in), __ATOMIC_SEQ_CST);
+        corio_http_response_send(resp, 200, "text/plain", "held", 4);
     } else if (path_is(req, "/hang")) {
         corio_sleep_ms(600000); /* until the server's close cancels it */
     } else if (path_is(req, "/q")) {
@@ -746,6 +757,48 @@ static void c_pipelined_uploads(tctx *t)
     close(fd);
 }
 TEST(pipelined_uploads_beyond_the_input_pause) { run_client(c_pipelined_uploads, NULL); }
+
+/* A client sends a body as fast as it can while the handler reads none of
+ * it: the server holds at most its pause mark (16 KiB) plus one kernel
+ * buffer (16 KiB) unread, however much arrives (on io_uring the multishot
+ * recv is given that byte limit: the kernel fills many buffers per system
+ * call, far more than a cancel could stop); then the socket buffers fill
+ * and TCP stops the client. */
+#define FLOOD_BODY (64u << 20)
+static void c_flood_unread(tctx *t)
+{
+    int fd = cconnect(t->port);
+    char head[128];
+    snprintf(head, sizeof head, "POST /hold HTTP/1.1\r\nHost: a\r\nContent-Length: %u\r\n\r\n", FLOOD_BODY);
+    csends(fd, head);
+    /* Send until the connection takes nothing for 200 ms: on a slow machine
+     * that may come early, which only makes the check below easier. */
+    struct timeval tv = {.tv_usec = 200000};
+    CHECK(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == 0);
+    static char chunk[65536];
+    memset(chunk, 'x', sizeof chunk);
+    size_t sent = 0;
+    while (sent < FLOOD_BODY) {
+        ssize_t w = send(fd, chunk, sizeof chunk, MSG_NOSIGNAL);
+        if (w < 0) {
+            CHECK(errno == EAGAIN || errno == EWOULDBLOCK);
+            break;
+        }
+        sent += (size_t)w;
+    }
+    CHECK(sent < FLOOD_BODY); /* the server stopped taking it */
+    __atomic_store_n(&flood_sent, 1, __ATOMIC_SEQ_CST);
+    char buf[4096];
+    crecv(fd, buf, sizeof buf, "held", 1, NULL);
+    CHECK(strstr(buf, "HTTP/1.1 200"));
+    CHECK(__atomic_load_n(&held_unread, __ATOMIC_SEQ_CST) <= 16384 + 16384);
+    close(fd);
+}
+TEST(unread_body_input_is_bounded)
+{
+    corio_http_server_config cfg = {.limits.max_body = FLOOD_BODY};
+    run_client(c_flood_unread, &cfg);
+}
 
 /* A connection that went idle (parked, no buffers) and then receives one
  * request larger than a read buffer and a kernel-provided buffer: the

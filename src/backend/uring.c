@@ -28,7 +28,10 @@
  * with a modest number of buffers and grows (up to its capacity) whenever a
  * multishot recv ends with -ENOBUFS, so memory follows the real number of
  * bytes parked in user space; the buffer memory is reserved once and
- * committed lazily by the kernel.
+ * committed lazily by the kernel.  A multishot recv may carry a byte limit
+ * (kernel 6.17): within one system call the kernel fills as many buffers
+ * as the socket has data for, so only the limit bounds what an owner that
+ * stops reading receives; older kernels refuse it (see recv_limit_learn).
  */
 #include "../core/internal.h"
 
@@ -70,6 +73,7 @@ typedef struct uring {
     bool taskrun_flag;    /* kernel flags pending completion work in sq.kflags */
     bool peek_must_enter; /* completions need a kernel entry and nothing tells us when */
     bool has_multishot;
+    int8_t recv_limit; /* RECV_MULTI byte limits: 0 not known yet, 1 honoured, -1 refused (kernel < 6.17) */
     bool cqe_skip;
     bool notify_armed;
     bool closing; /* destroy is draining: the wake-up read is not re-armed */
@@ -385,7 +389,7 @@ static int uring_submit(corio_loop *l, corio__op *op)
     if (CORIO__UNLIKELY(kind >= CORIO__OP_ACCEPT_MULTI)) {
         int r = !u->has_multishot ? -EOPNOTSUPP : !op->done ? -EINVAL : 0;
         if (!r && kind == CORIO__OP_RECV_MULTI)
-            r = uring_bufring_get(l);
+            r = op->len && u->recv_limit < 0 ? -EOPNOTSUPP : uring_bufring_get(l);
         if (r) {
             op->res = r;
             return 1;
@@ -469,6 +473,9 @@ static int uring_submit(corio_loop *l, corio__op *op)
         io_uring_prep_recv_multishot(sqe, op->fd, NULL, 0, op->flags);
         sqe->flags |= IOSQE_BUFFER_SELECT;
         sqe->buf_group = BR_BGID;
+        /* The byte limit travels in sqe->optlen (6.17), which shares its
+         * place with file_index (liburing 2.3 knows only that name). */
+        sqe->file_index = len;
         break;
     }
     io_uring_sqe_set_data(sqe, op);
@@ -524,15 +531,37 @@ typedef struct cqe_copy {
     uint32_t flags;
 } cqe_copy;
 
+/* The first completion of a RECV_MULTI with a byte limit tells whether the
+ * kernel honours limits: before 6.17 the field was file_index, which a
+ * receive refuses with -EINVAL before doing anything.  That answer becomes
+ * -EOPNOTSUPP (the owner falls back to plain receives), for the ops
+ * submitted before it was known too, and later limited starts are refused
+ * at once; any other answer means the limit is in force.  Returns the
+ * result to report. */
+static int32_t recv_limit_learn(uring *u, const cqe_copy *c)
+{
+    if (c->res == -EINVAL && !(c->flags & IORING_CQE_F_MORE)) {
+        u->recv_limit = -1;
+        return -EOPNOTSUPP;
+    }
+    if (u->recv_limit == 0)
+        u->recv_limit = 1;
+    return c->res;
+}
+
 static inline void dispatch(corio_loop *l, uring *u, const cqe_copy *c)
 {
     corio__op *op = (corio__op *)(uintptr_t)c->ud;
-    if (op->kind == CORIO__OP_RECV_MULTI)
+    int32_t res = c->res;
+    if (op->kind == CORIO__OP_RECV_MULTI) {
         op->buf_id = (c->flags & IORING_CQE_F_BUFFER) ? (uint16_t)(c->flags >> IORING_CQE_BUFFER_SHIFT)
                                                       : CORIO__NO_BUF;
+        if (CORIO__UNLIKELY(u->recv_limit <= 0) && op->len)
+            res = recv_limit_learn(u, c);
+    }
     if (c->flags & IORING_CQE_F_MORE) {
         op->more = 1;
-        op->res = c->res;
+        op->res = res;
         op->done(op);
         return;
     }
@@ -544,9 +573,9 @@ static inline void dispatch(corio_loop *l, uring *u, const cqe_copy *c)
     }
     /* The ring ran dry: give the kernel more buffers so the owner's
      * re-arm can make progress while its readers still hold the rest. */
-    if (CORIO__UNLIKELY(c->res == -ENOBUFS) && op->kind == CORIO__OP_RECV_MULTI)
+    if (CORIO__UNLIKELY(res == -ENOBUFS) && op->kind == CORIO__OP_RECV_MULTI)
         bufring_grow(u, u->br.populated);
-    corio__op_complete(op, c->res);
+    corio__op_complete(op, res);
 }
 
 /* Dispatch every completion available.  CQEs are copied out and the CQ head

@@ -301,7 +301,8 @@ enum corio__op_kind {
      * more completions will follow; the last one (more = 0) goes through
      * corio__op_complete.  Contract below, at CORIO__CAP_MULTISHOT. */
     CORIO__OP_ACCEPT_MULTI, /* accept4 repeatedly; res = new fd or -errno */
-    CORIO__OP_RECV_MULTI,   /* recv repeatedly into the loop's provided buffer ring; res = bytes, buf_id */
+    CORIO__OP_RECV_MULTI,   /* recv repeatedly into the loop's provided buffer ring; res = bytes, buf_id;
+                             * len > 0: a byte limit (contract at CORIO__CAP_MULTISHOT) */
     CORIO__OP_KIND_COUNT
 };
 
@@ -418,6 +419,13 @@ typedef struct corio__backend_ops {
  *       dry because the reader holds every buffer: put some back, then
  *       start the op again.  Any completion with buf_id != CORIO__NO_BUF
  *       carries a buffer that must be put back, even a final one.
+ *       op->len > 0 limits the bytes received: once they reach it the op
+ *       ends (a final res > 0), having received less than len plus one
+ *       ring buffer (16 KiB).  Where the kernel cannot limit it (io_uring
+ *       before 6.17) a limited op fails with -EOPNOTSUPP, either at start
+ *       or as its first and final completion: use plain recvs then.
+ *       Without a limit nothing bounds what one kernel entry delivers but
+ *       the ring itself: a cancel cannot stop it in time.
  *     - ACCEPT_MULTI: res is a new fd (SOCK_NONBLOCK|SOCK_CLOEXEC, owned by
  *       the callback from then on) or -errno; a final error ends the op
  *       (start it again to keep accepting, e.g. after -EMFILE).

@@ -34,9 +34,9 @@
 #define BODY_MIN_ROOM 4096 /* at least this much room after a head when its handler starts */
 #define LINGER_MS 1000     /* after an error answer: how long unread input is drained */
 #define PAUSE_AT                                                                                             \
-    16384               /* unread bytes held before the multishot recv is paused: like                       \
-                         * the kernel socket buffer it stands in for, bounded per                            \
-                         * connection whatever the client sends */
+    16384               /* unread bytes held before the multishot recv stops (+ at most                      \
+                         * one 16 KiB ring buffer): like the kernel socket buffer it                         \
+                         * stands in for, bounded per connection whatever the client sends */
 #define OBUF_KEEP 65536 /* output buffers larger than this are not kept */
 
 static void *conn_main(void *arg);

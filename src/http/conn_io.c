@@ -10,8 +10,9 @@
  * straight into the memory of the task waiting here, or into the socket
  * input's unread buffer when the task is busy in a handler, and gives the
  * ring buffer back at once.  That saves a submission and a poll arming per
- * request.  Flow control: with PAUSE_AT bytes unread the multishot is
- * cancelled, and re-armed by the next wait that finds nothing unread.
+ * request.  Flow control: the multishot may receive only the room left
+ * below PAUSE_AT unread, so at most PAUSE_AT + 16 KiB (one ring buffer)
+ * is held whatever the client sends (src/io/sockin.h).
  * Elsewhere (epoll, older kernels) every wait is one plain recv.
  *
  * Timeouts are deadlines pushed around single waits: the head deadline is

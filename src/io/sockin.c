@@ -162,10 +162,19 @@ static void multi_done(corio__op *op)
         in->eof = true;
     else if (res == -ENOBUFS)
         in->fallback = true; /* the reader holds nothing: the ring is just short */
+    else if (res == -EOPNOTSUPP)
+        in->multi = false; /* the kernel cannot bound it: plain receives from now on */
     else if (res < 0 && !(res == -ECANCELED && in->bg == CORIO__SOCKIN_STOPPING) && !in->err)
         in->err = res; /* a cancel nobody here asked for is an error too */
     if (!op->more) {
+        /* A positive last result: the byte limit was reached.  Below the
+         * pause mark the input goes on as if it had never stopped; at it,
+         * the next wait arms again. */
+        bool again = res > 0 && in->bg == CORIO__SOCKIN_RECV && !in->discard && !in->err &&
+                     in->end - in->start < in->pause_at;
         in->bg = CORIO__SOCKIN_OFF;
+        if (again)
+            (void)corio__sockin_arm(in); /* refused: the next wait tries again */
     } else if (in->bg == CORIO__SOCKIN_RECV && in->end - in->start >= in->pause_at) {
         /* nobody reads: stop taking data until the buffer drains */
         in->bg = CORIO__SOCKIN_STOPPING;
@@ -180,6 +189,13 @@ bool corio__sockin_arm(corio__sockin *in)
     in->op.kind = CORIO__OP_RECV_MULTI;
     in->op.fd = in->fd;
     in->op.off = -1;
+    /* What the kernel may receive before the op ends by itself: the room
+     * left below the pause mark (a byte if none, so a reader that needs
+     * more gets it).  The kernel fills buffers on its own schedule, many
+     * per system call, long before a cancel could reach it; only this
+     * limit bounds the unread buffer. */
+    size_t unread = in->end - in->start;
+    in->op.len = unread < in->pause_at ? in->pause_at - unread : 1;
     in->op.done = multi_done;
     if (corio__op_start(in->loop, &in->op))
         return false; /* refused (ring unavailable, SQ full) */
@@ -245,7 +261,9 @@ bool corio__sockin_park(corio__sockin *in)
     if (in->multi) {
         if (in->end != in->start || in->eof || in->err)
             return false;
-        return in->bg != CORIO__SOCKIN_OFF || corio__sockin_arm(in);
+        if (in->bg != CORIO__SOCKIN_OFF || corio__sockin_arm(in))
+            return true;
+        in->multi = false; /* refused: park with a POLL, as corio__sockin_wait falls back */
     }
     memset(&in->op, 0, sizeof in->op);
     in->op.kind = CORIO__OP_POLL;

@@ -8,8 +8,15 @@
  * ring and the completion copies them straight into the memory of the task
  * waiting in corio__sockin_wait (or, when nobody waits or its memory is
  * full, into the unread buffer), then gives the ring buffer back at once,
- * so no socket ever pins ring memory.  Flow control: with pause_at bytes
- * unread the multishot is cancelled, and the next wait arms it again.
+ * so no socket ever pins ring memory.  Flow control: the multishot is armed
+ * with a byte limit, the room left below pause_at unread (one byte if
+ * none), and ends by itself there; the kernel may overshoot by less than
+ * one ring buffer, so at most pause_at + 16 KiB is ever unread (or what
+ * was unread when a wait armed it, + 16 KiB).  Below pause_at it is armed
+ * again at once, else by the next wait.  A cancel could not do this: the
+ * kernel fills many buffers per system call, all completed before a
+ * cancel is even submitted.  A kernel that cannot limit the recv (before
+ * 6.17) gets plain recvs instead.
  * Without the capability (epoll, older kernels), a wait is one plain recv
  * operation.  An owner with no task (an idle HTTP connection) parks the
  * input instead: the multishot, or a POLLIN operation, then stands in for
@@ -74,8 +81,9 @@ struct corio__sockin {
 };
 
 /* Set up in for fd (non-blocking, connected).  multi is on when l has
- * CORIO__CAP_MULTISHOT; pause_at defaults to 16 KiB and plain_from to
- * "never".  Does not touch the kernel. */
+ * CORIO__CAP_MULTISHOT (and goes off if the kernel cannot limit a
+ * multishot recv); pause_at defaults to 16 KiB and plain_from to "never".
+ * Does not touch the kernel. */
 void corio__sockin_init(corio__sockin *in, corio_loop *l, int fd, const corio__sockin_ops *ops);
 
 static inline size_t corio__sockin_unread(const corio__sockin *in) { return in->end - in->start; }

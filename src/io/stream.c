@@ -19,11 +19,13 @@
  * copies them straight into a parked reader's memory (or into the read
  * buffer when nobody waits or the reader's memory is full) and gives the
  * buffer back at once, so no stream ever pins ring memory.  That saves the
- * submission and the poll arming of every recv.  Flow control: when more
- * than max(limit, 64 KiB) is buffered and unread, the multishot is cancelled
- * and re-armed by the next read that finds the buffer empty.  A cancelled
- * or timed-out read then loses nothing: the data keeps arriving into the
- * buffer.
+ * submission and the poll arming of every recv.  Flow control: the
+ * multishot may receive only the room left below max(limit, 64 KiB)
+ * unread (a byte limit the kernel enforces: it fills many buffers per
+ * system call, so a cancel would come too late), so at most
+ * max(limit, 64 KiB) + 16 KiB is ever buffered; it is re-armed at once
+ * while below the mark, else by the next read.  A cancelled or timed-out
+ * read then loses nothing: the data keeps arriving into the buffer.
  * Unix streams (S_UNIX) never use the multishot recv: every receive is a
  * recvmsg with room for the fds a peer passes (src/io/fdpass.c), which a
  * multishot or any plain recv would make the kernel drop; the fds wait in
@@ -216,6 +218,8 @@ corio_stream *corio_stream_stdin(void)
 }
 
 void corio__stream_set_close_flag(corio_stream *s, bool *flag) { s->closed_flag = flag; }
+
+size_t corio__stream_unread(const corio_stream *s) { return s->in.end - s->in.start; }
 
 void corio__stream_set_unix(corio_stream *s)
 {

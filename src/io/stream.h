@@ -21,6 +21,10 @@ corio_stream *corio__stream_new(int fd);
  * first. */
 void corio__stream_set_close_flag(corio_stream *s, bool *flag);
 
+/* Bytes received and not read yet (what the read buffer holds), for the
+ * tests of the input bound (corio_stream_set_limit).  Does not suspend. */
+size_t corio__stream_unread(const corio_stream *s);
+
 /* Mark s as a Unix socket stream: receives become recvmsgs that keep the
  * fds a peer passes (src/io/fdpass.c), and corio_stream_write_fds /
  * read_fds / peercred work on it.  Does not suspend. */
