@@ -4,7 +4,9 @@
  * One thread runs an event loop; work is written as straight-line tasks
  * (stackful coroutines) that suspend at every wait while the loop runs the
  * others.  This header is the core library: loop, tasks, time,
- * cancellation and deadlines, events, streams, TCP, the thread pool and
+ * cancellation and deadlines, coordination (groups, locks, queues,
+ * channels), streams, TCP and Unix sockets, datagrams, readiness waits on
+ * any fd, socket activation, signals, subprocesses, the thread pool and
  * files; include/corio/http.h adds the HTTP/1.1 server.
  *
  * Names: a function that acts on an object is corio_<object>_<verb> and
