@@ -256,6 +256,26 @@ TEST(http_server_serves_passed_sockets)
 
 /* ------------------------------------------------------------------ */
 
+/* Echoes bytes, and answers fds passed with them by writing a byte into
+ * each: only a Unix stream can receive them. */
+static void fd_echo_handler(corio_stream *s, void *arg)
+{
+    (void)arg;
+    char buf[256];
+    int fds[4];
+    size_t nfds = 4;
+    ssize_t n;
+    while ((n = corio_stream_read_fds(s, buf, sizeof buf, fds, &nfds, NULL)) > 0) {
+        for (size_t i = 0; i < nfds; i++) {
+            CHECK_EQ(write(fds[i], "!", 1), 1);
+            close(fds[i]);
+        }
+        nfds = 4;
+        if (corio_stream_write(s, buf, (size_t)n) < 0)
+            break;
+    }
+}
+
 static void *unix_main(void *arg)
 {
     const char *path = arg;
@@ -267,7 +287,7 @@ static void *unix_main(void *arg)
     CHECK_OK(bind(fd, (struct sockaddr *)&a, sizeof a));
     CHECK_OK(listen(fd, 4));
     corio_server *srv;
-    CHECK_OK(corio_server_start_fds(&fd, 1, echo_handler, NULL, NULL, &srv));
+    CHECK_OK(corio_server_start_fds(&fd, 1, fd_echo_handler, NULL, NULL, &srv));
     CHECK_EQ(corio_server_port(srv), 0);
     int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     CHECK_OK(connect(c, (struct sockaddr *)&a, sizeof a));
@@ -278,6 +298,16 @@ static void *unix_main(void *arg)
     size_t got;
     CHECK_EQ(corio_stream_readexactly(s, buf, 4, &got), 4);
     CHECK_MEM(buf, "unix", 4);
+    /* the accepted streams are Unix streams: a passed fd reaches the handler */
+    int p[2];
+    CHECK_OK(pipe2(p, O_CLOEXEC));
+    CHECK_OK(corio_stream_write_fds(s, "fd", 2, &p[1], 1));
+    close(p[1]);
+    CHECK_EQ(corio_stream_readexactly(s, buf, 2, &got), 2);
+    CHECK_MEM(buf, "fd", 2);
+    CHECK_EQ(read(p[0], buf, sizeof buf), 1); /* the handler wrote through it */
+    CHECK_EQ(buf[0], '!');
+    close(p[0]);
     corio_stream_close(s);
     CHECK_OK(corio_server_close(srv, 1000));
     unlink(path);

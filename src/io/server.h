@@ -9,15 +9,13 @@
 
 #include "../core/internal.h"
 
-/* Flags for corio__server_adopt. */
-#define CORIO__SERVER_UNIX 1u /* accepted streams are Unix streams (corio__stream_set_unix) */
-
 /* Make a server from n (1..CORIO__MAX_LISTENERS) listening, non-blocking,
- * close-on-exec sockets, which it owns from then on.  cfg is as for
+ * close-on-exec sockets, which it owns from then on (the streams of an
+ * AF_UNIX one are Unix streams, which receive passed fds).  cfg is as for
  * corio_server_start (not NULL).  Does not suspend.  Returns 0 and *out,
  * or -errno with the fds still the caller's. */
 int corio__server_adopt(corio_loop *l, const int *fds, int n, corio_conn_fn handler, void *arg,
-                        const corio_server_config *cfg, unsigned flags, corio_server **out);
+                        const corio_server_config *cfg, corio_server **out);
 
 /* Have fn(arg) called by corio_server_close once the listening sockets are
  * closed (before the handlers' grace period); the Unix server removes its

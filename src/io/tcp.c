@@ -43,8 +43,9 @@ typedef struct listener {
     int fd;
     corio_task *task; /* its accept task while that runs */
     corio_server *srv;
-    int interrupted; /* multishot: the accept task was cancelled */
-    corio__op mop;   /* multishot accept (io_uring) */
+    int interrupted;   /* multishot: the accept task was cancelled */
+    bool unix_streams; /* an AF_UNIX socket: its streams receive passed fds */
+    corio__op mop;     /* multishot accept (io_uring) */
 } listener;
 
 typedef struct conn {
@@ -67,8 +68,7 @@ struct corio_server {
     size_t stack_size;
     bool closing;
     bool fd_limit_logged;
-    bool keep_fds;     /* closing a server that failed to start: its fds go back to the caller */
-    bool unix_streams; /* CORIO__SERVER_UNIX */
+    bool keep_fds; /* closing a server that failed to start: its fds go back to the caller */
     void (*on_close)(void *);
     void *on_close_arg;
     unsigned nlisteners;
@@ -115,8 +115,9 @@ static void *conn_main(void *arg)
 /* Start the handler task for an accepted fd (peer NULL: ask the socket).
  * Never fails loudly: on exhaustion the connection is dropped (the peer
  * sees it closed). */
-static void start_conn(corio_server *srv, int fd, const struct sockaddr_storage *peer)
+static void start_conn(listener *ls, int fd, const struct sockaddr_storage *peer)
 {
+    corio_server *srv = ls->srv;
     conn *c = corio__malloc(sizeof *c);
     corio_stream *s = c ? corio__stream_new(fd) : NULL;
     if (!s) {
@@ -124,7 +125,7 @@ static void start_conn(corio_server *srv, int fd, const struct sockaddr_storage 
         corio__close_fd(srv->loop, fd);
         return;
     }
-    if (srv->unix_streams)
+    if (ls->unix_streams)
         corio__stream_set_unix(s);
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss); /* an unnamed Unix peer fills in the family only */
@@ -187,7 +188,7 @@ static void accept_multi_done(corio__op *op)
         if (srv->closing || ls->interrupted)
             corio__close_fd(srv->loop, op->res);
         else
-            start_conn(srv, op->res, NULL);
+            start_conn(ls, op->res, NULL);
     }
     if (!op->more)
         corio__wake(ls->task, op->res >= 0 ? 0 : op->res);
@@ -233,8 +234,7 @@ static void *accept_main(void *arg)
         while (!srv->closing) {
             struct sockaddr_storage peer;
             socklen_t plen = sizeof peer;
-            if (srv->unix_streams)
-                memset(&peer, 0, sizeof peer); /* an unnamed peer's address is its family alone */
+            memset(&peer, 0, sizeof peer); /* an unnamed Unix peer's address is its family alone */
             corio__op op;
             memset(&op, 0, sizeof op);
             op.kind = CORIO__OP_ACCEPT;
@@ -247,7 +247,7 @@ static void *accept_main(void *arg)
                 if (srv->closing || corio_cancelled())
                     corio__close_fd(srv->loop, r);
                 else
-                    start_conn(srv, r, &peer);
+                    start_conn(ls, r, &peer);
             } else if (!accept_failed(srv, ls, r)) {
                 break;
             }
@@ -265,7 +265,7 @@ static void *accept_main(void *arg)
 /* ------------------------------------------------------------------ */
 
 static int server_run(corio_loop *l, const int *fds, int n, corio_conn_fn handler, void *arg,
-                      const corio_server_config *cfg, unsigned flags, corio_server **out);
+                      const corio_server_config *cfg, corio_server **out);
 
 int corio_server_start(const char *host, uint16_t port, corio_conn_fn handler, void *arg,
                        const corio_server_config *cfg, corio_server **out)
@@ -293,7 +293,7 @@ int corio_server_start(const char *host, uint16_t port, corio_conn_fn handler, v
     int n = corio__listen_all(host, port, &lo, fds, CORIO__MAX_LISTENERS);
     if (n < 0)
         return n;
-    r = server_run(l, fds, n, handler, arg, cfg, 0, out);
+    r = server_run(l, fds, n, handler, arg, cfg, out);
     if (r < 0)
         while (n)
             close(fds[--n]);
@@ -319,13 +319,13 @@ int corio_server_start_fds(const int *fds, unsigned n, corio_conn_fn handler, vo
     if (r)
         return r;
     static const corio_server_config defaults;
-    return server_run(l, fds, (int)n, handler, arg, cfg ? cfg : &defaults, 0, out);
+    return server_run(l, fds, (int)n, handler, arg, cfg ? cfg : &defaults, out);
 }
 
 int corio__server_adopt(corio_loop *l, const int *fds, int n, corio_conn_fn handler, void *arg,
-                        const corio_server_config *cfg, unsigned flags, corio_server **out)
+                        const corio_server_config *cfg, corio_server **out)
 {
-    return server_run(l, fds, n, handler, arg, cfg, flags, out);
+    return server_run(l, fds, n, handler, arg, cfg, out);
 }
 
 void corio__server_on_close(corio_server *srv, void (*fn)(void *), void *arg)
@@ -338,7 +338,7 @@ void corio__server_on_close(corio_server *srv, void (*fn)(void *), void *arg)
  * server owns the fds from then on), or -errno with the fds still the
  * caller's. */
 static int server_run(corio_loop *l, const int *fds, int n, corio_conn_fn handler, void *arg,
-                      const corio_server_config *cfg, unsigned flags, corio_server **out)
+                      const corio_server_config *cfg, corio_server **out)
 {
     int r;
     corio_server *srv = corio__malloc(sizeof *srv + (size_t)n * sizeof(listener));
@@ -349,7 +349,6 @@ static int server_run(corio_loop *l, const int *fds, int n, corio_conn_fn handle
     srv->handler = handler;
     srv->arg = arg;
     srv->stack_size = cfg->stack_size;
-    srv->unix_streams = (flags & CORIO__SERVER_UNIX) != 0;
     corio__list_init(&srv->conns);
     corio__list_init(&srv->serve_waiters);
     corio__list_init(&srv->close_waiters);
@@ -366,6 +365,9 @@ static int server_run(corio_loop *l, const int *fds, int n, corio_conn_fn handle
         char name[64] = "accept ";
         if (getsockname(fds[i], (struct sockaddr *)&ss, &sl) == 0)
             corio_addr_format((struct sockaddr *)&ss, name + 7, sizeof name - 7);
+        /* by the socket, not by who made the server: socket activation
+         * may hand over Unix and TCP sockets together */
+        srv->ls[i].unix_streams = ss.ss_family == AF_UNIX;
         corio_task *t = corio__spawn(l, name, 0, accept_main, &srv->ls[i]);
         if (!t) {
             r = errno ? -errno : -ENOMEM;

@@ -70,7 +70,7 @@ int corio_server_start_unix(const char *path, corio_conn_fn handler, void *arg,
         goto fail;
     }
     corio_server *srv;
-    r = corio__server_adopt(l, &fd, 1, handler, arg, cfg, CORIO__SERVER_UNIX, &srv);
+    r = corio__server_adopt(l, &fd, 1, handler, arg, cfg, &srv);
     if (r < 0)
         goto fail;
     if (f)
