@@ -732,28 +732,30 @@ int corio_dgram_leave(corio_dgram *d, const char *group, const char *ifname)
     return membership(d, group, ifname, false);
 }
 
-int corio_dgram_sockname(const corio_dgram *d, struct sockaddr_storage *addr, socklen_t *len)
+/* getsockname or getpeername into *addr, zeroed first: an abstract Unix
+ * name is not NUL-terminated. */
+static int name_of(const corio_dgram *d, int (*get)(int, struct sockaddr *, socklen_t *),
+                   struct sockaddr_storage *addr, socklen_t *len)
 {
     if (!d || !addr)
         return -EINVAL;
+    memset(addr, 0, sizeof *addr);
     socklen_t l = sizeof *addr;
-    if (getsockname(d->fd, (struct sockaddr *)addr, &l) < 0)
+    if (get(d->fd, (struct sockaddr *)addr, &l) < 0)
         return -errno;
     if (len)
         *len = l;
     return 0;
 }
 
+int corio_dgram_sockname(const corio_dgram *d, struct sockaddr_storage *addr, socklen_t *len)
+{
+    return name_of(d, getsockname, addr, len);
+}
+
 int corio_dgram_peername(const corio_dgram *d, struct sockaddr_storage *addr, socklen_t *len)
 {
-    if (!d || !addr)
-        return -EINVAL;
-    socklen_t l = sizeof *addr;
-    if (getpeername(d->fd, (struct sockaddr *)addr, &l) < 0)
-        return -errno;
-    if (len)
-        *len = l;
-    return 0;
+    return name_of(d, getpeername, addr, len);
 }
 
 uint16_t corio_dgram_port(const corio_dgram *d)
