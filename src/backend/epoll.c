@@ -395,6 +395,17 @@ static int run_list(ep_backend *b, corio__list *list)
     int n = 0;
     while (!corio__list_empty(list)) {
         corio__op *op = CORIO__CONTAINER_OF(list->next, corio__op, link);
+        if ((op->hint & CORIO__OPH_TASK_RECV) && list->next->next == list) {
+            /* The only reader is a task: let it receive when it runs
+             * (CORIO__OPH_TASK_RECV).  rready stays set, so its retry
+             * makes the call; alone on the list, no reader behind it can
+             * be stranded if it finds nothing after all. */
+            corio__list_remove(&op->link);
+            op->backend_data = NULL;
+            b->waiting--;
+            corio__op_complete(op, CORIO__OP_READY);
+            return n + 1;
+        }
         int32_t r = op_retry(op);
         if (op->kind == CORIO__OP_RECV || op->kind == CORIO__OP_RECVMSG)
             note_recv(b, op, r);
