@@ -408,6 +408,84 @@ static void *fd_server_main(void *arg)
 
 TEST(fd_passing_through_server) { test_run(fd_server_main, NULL); }
 
+/* A reader parked on a drained socket is woken to receive and makes the
+ * recvmsg itself (src/core/op.c, CORIO__OP_READY): the fds that arrive
+ * while it waits come with its bytes, and a close that comes between that
+ * wake-up and the receive ends the read instead of leaving it waiting. */
+typedef struct parked_reader {
+    corio_stream *s;
+    corio_stream *close_after; /* closed once this read returns (NULL: none) */
+    ssize_t got;
+    char buf[8];
+    int fds[4];
+    size_t nfds;
+} parked_reader;
+
+static void *parked_read(void *arg)
+{
+    parked_reader *r = arg;
+    r->nfds = 4;
+    r->got = corio_stream_read_fds(r->s, r->buf, sizeof r->buf, r->fds, &r->nfds, NULL);
+    if (r->close_after)
+        corio_stream_close(r->close_after);
+    return NULL;
+}
+
+static void *parked_fds_main(void *arg)
+{
+    (void)arg;
+    int base = test_fd_count();
+    corio_stream *a, *b;
+    pair(&a, &b);
+    /* a short read first: the socket is drained, the next read waits (a
+     * KiB of it, so io_uring too takes that path: CORIO__OPH_BULK) */
+    static char kib[1024], back[2048];
+    CHECK_OK(corio_stream_write(a, kib, sizeof kib));
+    CHECK_EQ(corio_stream_read(b, back, sizeof back), sizeof kib);
+    parked_reader r = {.s = b};
+    corio_task *t = corio_spawn(parked_read, &r);
+    CHECK(t);
+    CHECK_OK(corio_yield()); /* it parks */
+    int p[2];
+    CHECK_OK(pipe2(p, O_CLOEXEC));
+    CHECK_OK(corio_stream_write_fds(a, "fd", 2, &p[1], 1));
+    CHECK_OK(corio_task_join(t, NULL));
+    CHECK_EQ(r.got, 2);
+    CHECK_MEM(r.buf, "fd", 2);
+    CHECK_EQ(r.nfds, 1);
+    check_pipe(r.fds[0], p[0], "parked");
+    close(p[0]);
+    close(p[1]);
+
+    /* Two parked readers, woken by one poll in the order their data came:
+     * the first closes the second's stream before the second runs. */
+    corio_stream *a2, *b2;
+    pair(&a2, &b2);
+    CHECK_OK(corio_stream_write(a2, kib, sizeof kib));
+    CHECK_EQ(corio_stream_read(b2, back, sizeof back), sizeof kib);
+    parked_reader first = {.s = b2, .close_after = b};
+    parked_reader second = {.s = b};
+    corio_task *t1 = corio_spawn(parked_read, &first);
+    corio_task *t2 = corio_spawn(parked_read, &second);
+    CHECK(t1 && t2);
+    CHECK_OK(corio_yield()); /* both park */
+    /* raw writes: both sockets readable before the loop polls again */
+    CHECK_EQ(write(corio_stream_fd(a2), "1", 1), 1);
+    CHECK_EQ(write(corio_stream_fd(a), "2", 1), 1);
+    CHECK_OK(corio_task_join(t1, NULL));
+    CHECK_OK(corio_task_join(t2, NULL));
+    CHECK_EQ(first.got, 1);
+    CHECK_EQ(first.buf[0], '1');
+    CHECK_ERR(second.got, -EBADF); /* its stream closed under it: no hang */
+    corio_stream_close(a);
+    corio_stream_close(a2);
+    corio_stream_close(b2);
+    CHECK_EQ(test_fd_count(), base);
+    return NULL;
+}
+
+TEST(parked_reader_receives_fds_and_sees_a_close) { test_run(parked_fds_main, NULL); }
+
 static void *interleave_main(void *arg)
 {
     (void)arg;

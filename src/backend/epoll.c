@@ -62,6 +62,7 @@
 typedef struct ep_fd {
     uint32_t gen;        /* bumped by forget_fd; stale events carry an older one */
     bool registered;     /* in the epoll set (under this generation) */
+    bool out;            /* ... with EPOLLOUT: added only once something waits to write */
     bool rready;         /* a read-side event came since a recv last found the socket empty */
     bool rclosed;        /* EOF, hang-up, error or TCP urgent data was reported: a
                           * short read no longer proves the socket empty */
@@ -241,13 +242,25 @@ static int wait_for(ep_backend *b, corio__op *op, int dir)
         op->res = -ENOMEM;
         return 1;
     }
-    if (!s->registered) {
+    /* EPOLLOUT only once a writer (or a poll for POLLOUT) has waited on
+     * the fd: registered for it, a socket gets an edge each time its peer
+     * reads what it sent (the kernel wakes its waiters for write space),
+     * which costs the peer's read an epoll callback and can wake this
+     * loop for nothing; in request/response traffic that was every
+     * request.  Added with EPOLL_CTL_MOD, which reports the current state
+     * (edge-triggered too), so space that appeared meanwhile is not lost;
+     * kept from then on, so a socket that fills once does not MOD again. */
+    bool need_out = dir == DIR_WRITE || (dir == DIR_POLL && (op->flags & POLLOUT));
+    if (!s->registered || (need_out && !s->out)) {
+        bool out = need_out || (s->registered && s->out);
         struct epoll_event ev = {
-            .events = EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+            .events = EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLET | (out ? EPOLLOUT : 0u),
             .data.u64 = ((uint64_t)s->gen << 32) | (uint32_t)op->fd,
         };
         int r;
-        if (s->stale) {
+        if (s->registered) {
+            r = epoll_ctl(b->epfd, EPOLL_CTL_MOD, op->fd, &ev);
+        } else if (s->stale) {
             /* Most often the same file, still open: MOD refreshes it.
              * ENOENT: it was closed (the number may be a new file). */
             r = epoll_ctl(b->epfd, EPOLL_CTL_MOD, op->fd, &ev);
@@ -278,6 +291,7 @@ static int wait_for(ep_backend *b, corio__op *op, int dir)
             return 1;
         }
         s->registered = true;
+        s->out = out;
         s->stale = false;
     }
     corio__list *list = dir == DIR_READ ? &s->readers : dir == DIR_WRITE ? &s->writers : &s->pollers;
@@ -371,6 +385,7 @@ static void foreign_left(ep_fd *s)
         return;
     s->gen++; /* events still queued for the old registration are dropped */
     s->registered = false;
+    s->out = false;
     s->stale = true;
     s->rready = true;
     s->rclosed = false;
@@ -395,6 +410,17 @@ static int run_list(ep_backend *b, corio__list *list)
     int n = 0;
     while (!corio__list_empty(list)) {
         corio__op *op = CORIO__CONTAINER_OF(list->next, corio__op, link);
+        if ((op->hint & CORIO__OPH_TASK_RECV) && list->next->next == list) {
+            /* The only reader is a task: let it receive when it runs
+             * (CORIO__OPH_TASK_RECV).  rready stays set, so its retry
+             * makes the call; alone on the list, no reader behind it can
+             * be stranded if it finds nothing after all. */
+            corio__list_remove(&op->link);
+            op->backend_data = NULL;
+            b->waiting--;
+            corio__op_complete(op, CORIO__OP_READY);
+            return n + 1;
+        }
         int32_t r = op_retry(op);
         if (op->kind == CORIO__OP_RECV || op->kind == CORIO__OP_RECVMSG)
             note_recv(b, op, r);
@@ -533,6 +559,7 @@ static void ep_forget_fd(corio_loop *l, int fd)
      * generation makes events already queued for it harmless. */
     s->gen++;
     s->registered = false;
+    s->out = false;
     s->stale = false;
     s->rready = true;
     s->rclosed = false;

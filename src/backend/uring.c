@@ -36,6 +36,7 @@
 #include "../core/internal.h"
 
 #include <liburing.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -395,6 +396,15 @@ static int uring_submit(corio_loop *l, corio__op *op)
             return 1;
         }
     }
+    if (op->hint & CORIO__OPH_READY) {
+        /* The poll that stood in for this receive fired: receive now. */
+        op->hint &= (uint8_t)~CORIO__OPH_READY;
+        int32_t r = corio__op_syscall(op);
+        if (r != -EAGAIN) {
+            op->res = r;
+            return 1;
+        }
+    }
     struct io_uring_sqe *sqe = get_sqe(u);
     if (CORIO__UNLIKELY(!sqe)) {
         op->res = -EBUSY;
@@ -410,6 +420,17 @@ static int uring_submit(corio_loop *l, corio__op *op)
             sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
         break;
     case CORIO__OP_RECVMSG:
+        if ((op->hint & (CORIO__OPH_TASK_RECV | CORIO__OPH_POLL_FIRST | CORIO__OPH_BULK)) ==
+            (CORIO__OPH_TASK_RECV | CORIO__OPH_POLL_FIRST | CORIO__OPH_BULK)) {
+            /* A drained socket that brings large messages, owned by a
+             * task: wait with a plain poll and let the task receive when
+             * it runs (CORIO__OPH_TASK_RECV), right before it uses the
+             * bytes, instead of the kernel receiving for every ready
+             * connection before any of them runs. */
+            io_uring_prep_poll_add(sqe, op->fd, POLLIN);
+            op->hint |= CORIO__OPH_POLLED;
+            break;
+        }
         io_uring_prep_recvmsg(sqe, op->fd, op->msg, (unsigned)op->flags);
         if (op->hint & CORIO__OPH_POLL_FIRST)
             sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
@@ -570,6 +591,13 @@ static inline void dispatch(corio_loop *l, uring *u, const cqe_copy *c)
     if (CORIO__UNLIKELY(op->backend_data == &u->cancel_backlog)) {
         corio__list_remove(&op->link);
         op->backend_data = NULL;
+    }
+    if (op->hint & CORIO__OPH_POLLED) {
+        /* A poll standing in for a receive (uring_submit): readable, or
+         * in error, which the receive the task now makes reports. */
+        op->hint &= (uint8_t)~CORIO__OPH_POLLED;
+        corio__op_complete(op, c->res >= 0 ? CORIO__OP_READY : c->res);
+        return;
     }
     /* The ring ran dry: give the kernel more buffers so the owner's
      * re-arm can make progress while its readers still hold the rest. */

@@ -363,6 +363,35 @@ struct corio__op {
  * re-checks the kernel's entry (EPOLL_CTL_MOD, then ADD) at the next wait. */
 #define CORIO__OPH_FOREIGN 2
 
+/* Set by corio__op_run on a RECVMSG: its owner is a task that can make the
+ * call itself.  A backend may then, instead of receiving in the loop, wake
+ * the task with CORIO__OP_READY once the fd is readable, and the task
+ * resubmits the op with CORIO__OPH_READY.  Why: the receive then happens
+ * right before the task uses the bytes (an echo's send follows at once),
+ * not in a batch of every ready connection's receives first; with 100
+ * connections of 100 KiB that batch evicted each reply from the cache
+ * before it was sent, and every reply waited for all the receives. */
+#define CORIO__OPH_TASK_RECV 4
+
+/* The resubmission after CORIO__OP_READY: the fd was readable a moment
+ * ago, so the backend tries the call at once. */
+#define CORIO__OPH_READY 8
+
+/* io_uring only: the op's SQE is a POLL_ADD standing in for the receive
+ * (CORIO__OPH_TASK_RECV), so its completion means CORIO__OP_READY. */
+#define CORIO__OPH_POLLED 16
+
+/* The receive before this one brought a KiB or more: io_uring then takes
+ * the CORIO__OPH_TASK_RECV path (a poll, then the task's own recvmsg), and
+ * keeps receiving inside the ring for small messages, where one system
+ * call fewer per request beats the cache (measured with
+ * bench/unix_bench.sh: 64 B echoes cost more CPU with the poll path). */
+#define CORIO__OPH_BULK 32
+
+/* The result that tells corio__op_run "readable now: make the call".  No
+ * errno and no byte count can take this value. */
+#define CORIO__OP_READY INT32_MIN
+
 enum { CORIO__OPS_IDLE = 0, CORIO__OPS_PENDING, CORIO__OPS_CANCELLING, CORIO__OPS_DONE };
 
 typedef struct corio__backend_ops {

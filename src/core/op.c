@@ -32,8 +32,13 @@ int corio__op_start(corio_loop *l, corio__op *op)
 
 void corio__op_cancel(corio_loop *l, corio__op *op)
 {
-    if (op->state != CORIO__OPS_PENDING)
+    if (op->state != CORIO__OPS_PENDING) {
+        /* Woken to receive (CORIO__OP_READY) but not yet run: the task
+         * must not make the call now (a stream closing waits for it). */
+        if (op->state == CORIO__OPS_DONE && op->res == CORIO__OP_READY)
+            op->res = -ECANCELED;
         return;
+    }
     op->state = CORIO__OPS_CANCELLING;
     l->backend->cancel(l, op);
     CORIO__ASSERT(op->state == CORIO__OPS_CANCELLING || op->state == CORIO__OPS_DONE);
@@ -69,10 +74,26 @@ int corio__op_run(corio__op *op)
     op->task = l->current;
     op->done = NULL;
     op->interrupt_reason = 0;
-    if (corio__op_start(l, op))
-        return op->res;
+    if (op->kind == CORIO__OP_RECVMSG)
+        op->hint |= CORIO__OPH_TASK_RECV;
     const char *what = op->kind < CORIO__OP_KIND_COUNT && op_names[op->kind] ? op_names[op->kind] : "op";
-    r = corio__suspend(op_interrupted, op, what, CORIO__NO_DEADLINE);
+    for (;;) {
+        if (corio__op_start(l, op))
+            return op->res;
+        r = corio__suspend(op_interrupted, op, what, CORIO__NO_DEADLINE);
+        if (CORIO__LIKELY(r != CORIO__OP_READY))
+            break;
+        /* The fd became readable and nothing was received yet: receive
+         * now, unless a cancel or deadline came first (nothing is lost). */
+        if (op->interrupt_reason) /* the readiness beat a cancel to the kernel */
+            return op->interrupt_reason;
+        if (op->res != CORIO__OP_READY) /* cancelled since (corio__op_cancel) */
+            return op->res;
+        r = corio__check();
+        if (r)
+            return r;
+        op->hint |= CORIO__OPH_READY;
+    }
     /* An op the cancel ended reports -ECANCELED, or -EINTR when io_uring
      * had to interrupt a worker blocked in the call (a read of an fd that
      * knows no non-blocking attempt, such as inotify): either way nothing

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #define UNREAD_INIT 4096u           /* first unread buffer (doubles as needed) */
+#define SOCKIN_BULK 1024u           /* a receive this big makes the next one CORIO__OPH_BULK */
 #define PAUSE_DEFAULT (16u * 1024u) /* like a small socket buffer: bounded whatever the peer sends */
 
 void corio__sockin_init(corio__sockin *in, corio_loop *l, int fd, const corio__sockin_ops *ops)
@@ -81,10 +82,13 @@ static inline ssize_t plain_recv(corio__sockin *in, corio__op *op, size_t n)
 {
     if (in->drained)
         op->hint = CORIO__OPH_POLL_FIRST;
+    if (in->bulk)
+        op->hint |= CORIO__OPH_BULK;
     in->plain = op;
     int r = corio__op_run(op);
     in->plain = NULL;
     in->drained = r > 0 && (size_t)r < n; /* a short read emptied the socket */
+    in->bulk = r >= (int)SOCKIN_BULK;
     if (r == 0)
         in->eof = true;
     else if (r < 0 && r != -ECANCELED && r != -CORIO_EDEADLINE && r != -EAGAIN && r != -EINTR && !in->err)

@@ -62,6 +62,7 @@ struct corio__sockin {
     bool multi;        /* use the multishot recv (cleared if the backend refuses it) */
     bool fallback;     /* the ring ran dry: the next wait is one plain recv */
     bool drained;      /* the last plain recv came back short: poll before trying */
+    bool bulk;         /* the last plain recv brought >= SOCKIN_BULK bytes (CORIO__OPH_BULK) */
     bool discard;      /* the owner is done with the input: arriving bytes are dropped */
     bool ready;        /* the park POLL saw the socket readable (or broken) */
     bool eof;          /* the peer shut its side (recv gave 0) */
