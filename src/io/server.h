@@ -9,6 +9,13 @@
 
 #include "../core/internal.h"
 
+/* The checks every server start makes first, in this order: NULL handler
+ * or out, or an oversized stack (-EINVAL; *out is NULLed when out is
+ * given), no loop (-EPERM), a pending cancel or passed deadline.  A NULL
+ * *cfg becomes the defaults.  Returns 0 and *l, or the error. */
+int corio__server_begin(corio_conn_fn handler, const corio_server_config **cfg, corio_server **out,
+                        corio_loop **l);
+
 /* Make a server from n (1..CORIO__MAX_LISTENERS) listening, non-blocking,
  * close-on-exec sockets, which it owns from then on (the streams of an
  * AF_UNIX one are Unix streams, which receive passed fds).  cfg is as for

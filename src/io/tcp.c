@@ -267,20 +267,26 @@ static void *accept_main(void *arg)
 static int server_run(corio_loop *l, const int *fds, int n, corio_conn_fn handler, void *arg,
                       const corio_server_config *cfg, corio_server **out);
 
-int corio_server_start(const char *host, uint16_t port, corio_conn_fn handler, void *arg,
-                       const corio_server_config *cfg, corio_server **out)
+int corio__server_begin(corio_conn_fn handler, const corio_server_config **cfg, corio_server **out,
+                        corio_loop **l)
 {
     static const corio_server_config defaults;
     if (out)
         *out = NULL;
-    if (!handler || !out || (cfg && cfg->stack_size > CORIO__STACK_SIZE_MAX))
+    if (!handler || !out || (*cfg && (*cfg)->stack_size > CORIO__STACK_SIZE_MAX))
         return -EINVAL;
-    corio_loop *l = corio__loop();
-    if (!l)
+    if (!(*l = corio__loop()))
         return -EPERM;
-    if (!cfg)
-        cfg = &defaults;
-    int r = corio__check();
+    if (!*cfg)
+        *cfg = &defaults;
+    return corio__check();
+}
+
+int corio_server_start(const char *host, uint16_t port, corio_conn_fn handler, void *arg,
+                       const corio_server_config *cfg, corio_server **out)
+{
+    corio_loop *l;
+    int r = corio__server_begin(handler, &cfg, out, &l);
     if (r)
         return r;
 
@@ -305,21 +311,14 @@ int corio_server_start(const char *host, uint16_t port, corio_conn_fn handler, v
 int corio_server_start_fds(const int *fds, unsigned n, corio_conn_fn handler, void *arg,
                            const corio_server_config *cfg, corio_server **out)
 {
-    if (out)
-        *out = NULL;
-    if (!handler || !out || (cfg && cfg->stack_size > CORIO__STACK_SIZE_MAX))
-        return -EINVAL;
-    corio_loop *l = corio__loop();
-    if (!l)
-        return -EPERM;
-    int r = corio__check();
+    corio_loop *l;
+    int r = corio__server_begin(handler, &cfg, out, &l);
     if (r)
         return r;
-    r = corio__listen_adopt(fds, n, !(cfg && cfg->nagle));
+    r = corio__listen_adopt(fds, n, !cfg->nagle);
     if (r)
         return r;
-    static const corio_server_config defaults;
-    return server_run(l, fds, (int)n, handler, arg, cfg ? cfg : &defaults, out);
+    return server_run(l, fds, (int)n, handler, arg, cfg, out);
 }
 
 int corio__server_adopt(corio_loop *l, const int *fds, int n, corio_conn_fn handler, void *arg,

@@ -25,23 +25,14 @@ static int unix_socket(void) { return socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOC
 int corio_server_start_unix(const char *path, corio_conn_fn handler, void *arg,
                             const corio_server_config *cfg, corio_server **out)
 {
-    static const corio_server_config defaults;
-    if (out)
-        *out = NULL;
-    if (!handler || !out || (cfg && cfg->stack_size > CORIO__STACK_SIZE_MAX))
-        return -EINVAL;
+    corio_loop *l;
+    int r = corio__server_begin(handler, &cfg, out, &l);
+    if (r)
+        return r;
     struct sockaddr_un sa;
     socklen_t len;
-    int r = corio__unix_addr(path, true, &sa, &len);
+    r = corio__unix_addr(path, true, &sa, &len);
     if (r < 0)
-        return r;
-    corio_loop *l = corio__loop();
-    if (!l)
-        return -EPERM;
-    if (!cfg)
-        cfg = &defaults;
-    r = corio__check();
-    if (r)
         return r;
 
     int fd = unix_socket();
