@@ -652,7 +652,8 @@ static void *ctrunc_main(void *arg)
     CHECK_OK(pipe2(p, O_CLOEXEC));
     int four[4] = {p[1], p[1], p[1], p[1]};
     /* room for exactly two more fds in this process: lower the limit to
-     * the highest open fd, fill the gaps below it, free two */
+     * two above the highest open fd, fill every free slot below it (the
+     * gaps, if any, and the two new ones), then free two */
     struct rlimit old, rl;
     CHECK_OK(getrlimit(RLIMIT_NOFILE, &old));
     int hi = 0;
@@ -660,7 +661,7 @@ static void *ctrunc_main(void *arg)
         if (fcntl(fd, F_GETFD) >= 0)
             hi = fd;
     rl = old;
-    rl.rlim_cur = (rlim_t)hi + 1;
+    rl.rlim_cur = (rlim_t)hi + 3;
     CHECK_OK(corio_stream_write_fds(a, "z", 1, four, 4));
     CHECK_OK(setrlimit(RLIMIT_NOFILE, &rl));
     int fillers[4096], nfill = 0;
