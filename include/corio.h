@@ -986,6 +986,11 @@ typedef struct corio_server_config {
     bool nagle;
     size_t stack_size; /* for handler tasks; 0 = the loop's default; above SIZE_MAX / 128: -EINVAL */
     unsigned mode;     /* Unix sockets: the socket file's permission bits (0 = as the umask leaves them) */
+    /* A server TLS configuration (corio_tls_server_new), or NULL for plain
+     * TCP.  Each connection's task runs the handshake before handler is
+     * called; a connection whose handshake fails is closed without calling
+     * handler.  The server takes its own reference. */
+    struct corio_tls *tls;
 } corio_server_config;
 
 /* Bind and listen on host:port and run handler(stream, arg) for every connection.
@@ -1138,6 +1143,156 @@ CORIO_API ssize_t corio_stream_read_fds(corio_stream *s, void *buf, size_t n, in
  * flags (may be NULL) as for corio_stream_read_fds.  Does not suspend.
  * Returns how many were stored (0 when none wait). */
 CORIO_API int corio_stream_take_fds(corio_stream *s, int *fds, size_t cap, int *flags);
+
+/* ------------------------------------------------------------------ */
+/* TLS (asyncio's ssl=, tokio-rustls): TLS as a property of a stream  */
+/* ------------------------------------------------------------------ */
+
+/* A TLS stream is a corio_stream: read, readexactly, readuntil, readline,
+ * write, drain, write_eof, close and aclose work unchanged and carry
+ * plaintext; the socket sees only TLS records, sent and received by
+ * corio's own I/O (io_uring or epoll; OpenSSL never touches the fd), and
+ * drain means the ciphertext reached the kernel.  Built on OpenSSL 3
+ * (libssl); a corio built without it has every call below return
+ * -EOPNOTSUPP and corio_tls_available() false.
+ *
+ * Verification is on by default: a client checks the server's chain
+ * against the system's CA store (or ca_file/ca_dir) and the server's name
+ * against the name it connected to.  A failure is -CORIO_ETLSVERIFY, and
+ * corio_stream_tls_error says why ("certificate has expired", "hostname
+ * mismatch", "unable to get local issuer certificate", ...).
+ *
+ * Closing: corio_stream_write_eof and corio_stream_aclose send TLS's
+ * close_notify before the TCP FIN (corio_stream_close sends it in the
+ * background, as it flushes).  A read returns 0 (EOF) only after the
+ * peer's close_notify; a connection that ends without one (a truncation
+ * attack, or a peer that crashed) reads as -CORIO_ETLSTRUNC, never as EOF,
+ * so a cut-off body cannot pass for a whole one. */
+
+/* TLS errors (negative, as every error).  corio_stream_tls_error has the details. */
+#define CORIO_ETLS 4101       /* TLS protocol error: bad record, handshake failure, alert from the peer */
+#define CORIO_ETLSVERIFY 4102 /* the peer's certificate did not verify (chain, expiry, host name) */
+#define CORIO_ETLSTRUNC 4103  /* the connection ended without TLS close_notify */
+
+/* A TLS configuration (OpenSSL's SSL_CTX): certificates, trust, protocol
+ * choices.  Made once, shared by every stream and server that uses it;
+ * reference-counted, so corio_tls_free may come while streams still use
+ * it.  Usable from any thread; a stream uses it on its loop. */
+typedef struct corio_tls corio_tls;
+
+/* One certificate chain and its private key, PEM files. */
+typedef struct corio_tls_cert {
+    const char *cert_file; /* the leaf first, then intermediates */
+    const char *key_file;  /* unencrypted PEM private key (RSA, ECDSA, Ed25519) */
+} corio_tls_cert;
+
+/* Options of corio_tls_client_new / corio_tls_server_new (all zero = defaults). */
+typedef struct corio_tls_options {
+    /* Server: the certificates.  The first is the default; the others are
+     * picked by SNI when the client's server name matches one of their
+     * names (subjectAltName DNS entries, wildcards as RFC 6125).  Client:
+     * at most one, sent when the server asks for it (mTLS). */
+    const corio_tls_cert *certs;
+    size_t n_certs;
+    /* Trust anchors, PEM: a file and/or an OpenSSL hashed directory.
+     * Both NULL: the system store (client), or no client verification
+     * (server, unless verify_client). */
+    const char *ca_file;
+    const char *ca_dir;
+    /* Server: ask every client for a certificate and refuse a handshake
+     * without a valid one (mTLS).  Needs ca_file or ca_dir. */
+    bool verify_client;
+    /* Client: accept any certificate and any name.  For tests against
+     * self-signed servers only: anyone on the path can read and change
+     * the traffic. */
+    bool insecure_no_verify;
+    /* ALPN protocols in preference order ("h2", "http/1.1"); NULL = no
+     * ALPN.  A server picks the first of its own that the client offers
+     * and goes on without ALPN when none matches. */
+    const char *const *alpn;
+    size_t n_alpn;
+    /* Lowest and highest TLS version: 0 = TLS 1.2 (lowest) / TLS 1.3
+     * (highest); else 0x0303 (1.2) or 0x0304 (1.3). */
+    int min_version;
+    int max_version;
+    /* Session resumption with tickets (RFC 8446 / 5077) is on: a server
+     * issues them, a client keeps the last one per server name and port in
+     * this config and offers it.  true turns both off. */
+    bool no_session_tickets;
+    /* Most milliseconds a handshake may take before it fails with
+     * -ETIMEDOUT (a stalled client frees its connection); 0 = 10 000,
+     * CORIO_NO_TIMEOUT = none (the task's own deadline still applies). */
+    uint64_t handshake_timeout_ms;
+} corio_tls_options;
+
+/* True if this corio was built with TLS (OpenSSL). */
+CORIO_API bool corio_tls_available(void);
+
+/* True if the kernel can take TLS records over (the "tls" ULP, kTLS).
+ * Then a stream whose cipher the kernel knows hands its records to the
+ * kernel after the handshake (OpenSSL's kTLS), and sendfile works on it;
+ * otherwise, and always where this is false, records are made in user
+ * space.  Checked once, at the first call.  Does not suspend. */
+CORIO_API bool corio_tls_kernel_offload_available(void);
+
+/* A client configuration.
+ * Returns 0 and *out, or -errno: -EINVAL (a bad option), -ENOENT/-EACCES
+ * (a file), -CORIO_ETLS (a file OpenSSL cannot parse, or a key that does
+ * not match its certificate), -ENOMEM, -EOPNOTSUPP without TLS.  Does not
+ * suspend. */
+CORIO_API int corio_tls_client_new(const corio_tls_options *opt, corio_tls **out);
+
+/* A server configuration: opt->certs must hold at least one certificate.
+ * Errors as corio_tls_client_new.  Does not suspend. */
+CORIO_API int corio_tls_server_new(const corio_tls_options *opt, corio_tls **out);
+
+/* Replace a server configuration's certificates and keys (nginx's reload on SIGHUP).
+ * New handshakes use the new ones; connections already up keep theirs.
+ * All or nothing: on an error the old certificates stay in use.  Does not
+ * suspend.  Returns 0 or an error as corio_tls_server_new. */
+CORIO_API int corio_tls_reload_certs(corio_tls *tls, const corio_tls_cert *certs, size_t n_certs);
+
+/* Drop the caller's reference; the config goes when its last stream does.  NULL: no-op. */
+CORIO_API void corio_tls_free(corio_tls *tls);
+
+/* Make s a TLS stream and run the handshake (asyncio's start_tls).
+ * s must be a connected stream socket with nothing buffered or queued.
+ * Client side (a client config): server_name is sent as SNI and checked
+ * against the certificate; NULL skips both (only with
+ * insecure_no_verify, else -EINVAL).  Server side: server_name must be
+ * NULL.  The stream takes a reference on tls.  Suspends until the
+ * handshake is done, failed, timed out (handshake_timeout_ms), cancelled
+ * or past the task's deadline; on any error s is no longer usable and
+ * must be closed.  Returns 0, -CORIO_ETLSVERIFY, -CORIO_ETLS, -ETIMEDOUT,
+ * -ECONNRESET, -CORIO_ETLSTRUNC (the peer closed mid-handshake),
+ * -ECANCELED, -CORIO_EDEADLINE, -EINVAL, -EOPNOTSUPP. */
+CORIO_API int corio_stream_start_tls(corio_stream *s, corio_tls *tls, const char *server_name);
+
+/* Connect to host:port and run a TLS handshake (asyncio.open_connection(ssl=)).
+ * As corio_stream_connect followed by corio_stream_start_tls with
+ * server_name = host.  Suspends.  Returns 0 and *out, or an error of
+ * either. */
+CORIO_API int corio_stream_connect_tls(const char *host, uint16_t port, corio_tls *tls, corio_stream **out);
+
+/* Why the last TLS call on s failed, as text ("certificate has expired",
+ * "hostname mismatch", "wrong version number", "peer sent alert: ...");
+ * "" if none did.  Valid until the next call on s.  Never NULL. */
+CORIO_API const char *corio_stream_tls_error(const corio_stream *s);
+
+/* The protocol ALPN agreed on ("h2", "http/1.1"), or NULL (none, or not TLS). */
+CORIO_API const char *corio_stream_tls_alpn(const corio_stream *s);
+
+/* "TLSv1.3" or "TLSv1.2" once the handshake is done; NULL for a stream that is not TLS. */
+CORIO_API const char *corio_stream_tls_version(const corio_stream *s);
+
+/* True if the handshake resumed a session (a ticket), false if it was a full one. */
+CORIO_API bool corio_stream_tls_resumed(const corio_stream *s);
+
+/* The server name the client asked for (SNI), on a server's stream; NULL if none. */
+CORIO_API const char *corio_stream_tls_server_name(const corio_stream *s);
+
+/* True if this stream's records are made by the kernel (kTLS), false in user space. */
+CORIO_API bool corio_stream_tls_offloaded(const corio_stream *s);
 
 /* ------------------------------------------------------------------ */
 /* Datagrams: UDP and Unix datagram sockets                           */
