@@ -162,35 +162,6 @@ server_cmd() {
     esac
 }
 
-# The pid and every descendant of it, one per line.
-tree_pids() {
-    local p c
-    echo "$1"
-    for p in /proc/"$1"/task/*/children; do
-        # shellcheck disable=SC2013 # the file is one line of pids
-        for c in $(cat "$p" 2>/dev/null); do tree_pids "$c"; done
-    done
-}
-
-# utime+stime (clock ticks) of a process tree.
-tree_ticks() {
-    local t=0 p
-    for p in $(tree_pids "$1"); do
-        t=$((t + $(awk '{ print $14 + $15 }' /proc/"$p"/stat 2>/dev/null || echo 0)))
-    done
-    echo "$t"
-}
-
-# The process that serves connections: nginx's worker, else the server itself.
-worker_pid() {
-    local w
-    if [[ $1 == nginx ]]; then
-        w=$(cat /proc/"$2"/task/*/children 2>/dev/null | awk '{ print $1; exit }')
-        [[ -n $w ]] && { echo "$w"; return; }
-    fi
-    echo "$2"
-}
-
 # A server is up once it answers 200.
 server_ready() { curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$2/"; }
 UNREADY="did not start or does not answer 200"

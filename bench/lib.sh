@@ -34,6 +34,9 @@
 #   server_alive NAME         succeed if NAME runs, else note its death with its log's last 5 lines and fail
 #   record KEY RPS CPU        append one run's req/s and us/req to $tmp/KEY.rps and $tmp/KEY.cpu
 #   median_of FILE            print the median of the numbers in FILE, one a line; fail if none
+#   tree_pids PID             print PID and every descendant of it, one a line
+#   tree_ticks PID            print utime+stime (clock ticks) of PID's whole process tree
+#   worker_pid NAME PID       print the pid that serves connections: nginx's worker, else PID
 #   report_key KEY PEER...    print KEY_NAME_rps and KEY_NAME_cpu medians of every active NAME with runs, then KEY_A_vs_B and KEY_A_vs_B_cpu ratios for A in epoll uring, B in PEER
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -183,4 +186,33 @@ report_key() {
                     printf "%s_cpu: %.2f x\n", k, ca / cb }'
         done
     done
+}
+
+# The pid and every descendant of it, one per line.
+tree_pids() {
+    local p c
+    echo "$1"
+    for p in /proc/"$1"/task/*/children; do
+        # shellcheck disable=SC2013 # the file is one line of pids
+        for c in $(cat "$p" 2>/dev/null); do tree_pids "$c"; done
+    done
+}
+
+# utime+stime (clock ticks) of a process tree.
+tree_ticks() {
+    local t=0 p
+    for p in $(tree_pids "$1"); do
+        t=$((t + $(awk '{ print $14 + $15 }' /proc/"$p"/stat 2>/dev/null || echo 0)))
+    done
+    echo "$t"
+}
+
+# The process that serves connections: nginx's worker, else the server itself.
+worker_pid() {
+    local w
+    if [[ $1 == nginx ]]; then
+        w=$(cat /proc/"$2"/task/*/children 2>/dev/null | awk '{ print $1; exit }')
+        [[ -n $w ]] && { echo "$w"; return; }
+    fi
+    echo "$2"
 }
