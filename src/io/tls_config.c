@@ -71,6 +71,21 @@ bool corio_tls_available(void) { return true; }
 /* Errors                                                              */
 /* ------------------------------------------------------------------ */
 
+/* An alert's name; OpenSSL 3.0's table stops before TLS 1.3's. */
+static const char *alert_text(int a)
+{
+    switch (a) {
+    case SSL_AD_MISSING_EXTENSION:
+        return "missing extension";
+    case SSL_AD_CERTIFICATE_REQUIRED:
+        return "certificate required";
+    case SSL_AD_NO_APPLICATION_PROTOCOL:
+        return "no application protocol";
+    default:
+        return SSL_alert_desc_string_long(a);
+    }
+}
+
 void corio__tls_errtext(char *buf, size_t cap, const char *fallback)
 {
     unsigned long e = ERR_peek_error();
@@ -82,7 +97,7 @@ void corio__tls_errtext(char *buf, size_t cap, const char *fallback)
     const char *lib = ERR_GET_LIB(e) == ERR_LIB_SSL ? NULL : ERR_lib_error_string(e);
     if (ERR_GET_LIB(e) == ERR_LIB_SSL && reason >= SSL_AD_REASON_OFFSET &&
         reason < SSL_AD_REASON_OFFSET + 256)
-        snprintf(buf, cap, "peer sent alert: %s", SSL_alert_desc_string_long(reason - SSL_AD_REASON_OFFSET));
+        snprintf(buf, cap, "peer sent alert: %s", alert_text(reason - SSL_AD_REASON_OFFSET));
     else {
         const char *rs = ERR_reason_error_string(e);
         if (lib && rs)
