@@ -94,17 +94,15 @@ chmod -R a+rX "$tmp/certs"
 CERT=$tmp/certs/server.pem
 KEY=$tmp/certs/server.key
 CA=$tmp/certs/ca.pem
-# The served directory: hello.txt (h2o's seed body) and big, a sparse file
-# on tmpfs (reads of a hole cost no disk and no page cache).
-www=$tmp/www
-mkdir -p "$www"
+# The served directory, on tmpfs: hello.txt (h2o's seed body) and big, a
+# sparse file (reads of a hole cost no disk and no page cache).  It is one
+# directory, as corio-serve refuses symlinks that leave the one it serves.
+www=$(mktemp -d /dev/shm/tls_bench.XXXXXX)
+trap 'server_cleanup; rm -rf "$www"' EXIT
+chmod 755 "$www"
 printf 'Hello, world!' >"$www/hello.txt"
-bigdir=$(mktemp -d /dev/shm/tls_bench.XXXXXX)
-chmod 755 "$bigdir"
-truncate -s "${BULK_MIB}M" "$bigdir/big"
-chmod 644 "$bigdir/big" "$www/hello.txt"
-ln -s "$bigdir/big" "$www/big"
-trap 'server_cleanup; rm -rf "$bigdir"' EXIT
+truncate -s "${BULK_MIB}M" "$www/big"
+chmod 644 "$www/big" "$www/hello.txt"
 
 # What corio's servers run: the seed's response (hello) or corio-serve (file).
 MODE=hello
@@ -279,7 +277,7 @@ run_ka() { # NAME REP
 run_bulk() { # NAME REP
     local s=$1 url="https://127.0.0.1:${PORT[$1]}/big" out t0 size speed cpu
     t0=$(tree_ticks "${PID[$s]}")
-    out=$(timeout 300 taskset -c "$CLIENT_CPU" curl -s --cacert "$CA" -o /dev/null \
+    out=$(timeout 300 taskset -c "$CLIENT_CPU" curl -s --http1.1 --cacert "$CA" -o /dev/null \
         -w '%{http_code} %{size_download} %{speed_download}' "$url" 2>&1)
     cpu=$(cpu_per "$s" "$t0" "$BULK_MIB")
     read -r code size speed <<<"$out"
