@@ -697,3 +697,266 @@ static void *interrupt_main(void *arg)
 }
 
 TEST(cancel_and_deadline_during_read_keep_stream) { test_run(interrupt_main, NULL); }
+
+/* ------------------------------------------------------------------ */
+/* Certificate reload                                                  */
+/* ------------------------------------------------------------------ */
+
+static void *reload_main(void *arg)
+{
+    (void)arg;
+    corio_tls_cert first = {cert("server.pem"), cert("server.key")};
+    corio_tls_options so = {.certs = &first, .n_certs = 1};
+    corio_tls *stls = server_tls(&so);
+    uint16_t port;
+    corio_server *srv = serve(stls, echo_handler, NULL, &port);
+    corio_tls *ctls = client_tls(NULL);
+    corio_stream *old = NULL, *c = NULL;
+    CHECK_OK(connect_named(port, ctls, "localhost", &old));
+    char buf[64];
+    CHECK_OK(corio_stream_write(old, "1\n", 2));
+    CHECK_EQ(corio_stream_readline(old, buf, sizeof buf), 2);
+
+    /* a failed reload changes nothing */
+    corio_tls_cert missing = {cert("nope.pem"), cert("server.key")};
+    CHECK_ERR(corio_tls_reload_certs(stls, &missing, 1), -ENOENT);
+    corio_tls_cert mismatched = {cert("server.pem"), cert("other.key")};
+    CHECK_ERR(corio_tls_reload_certs(stls, &mismatched, 1), -CORIO_ETLS);
+    CHECK_OK(connect_named(port, ctls, "localhost", &c));
+    corio_stream_close(c);
+
+    corio_tls_cert next = {cert("other.pem"), cert("other.key")};
+    CHECK_OK(corio_tls_reload_certs(stls, &next, 1));
+    /* new connections see the new certificate ... */
+    CHECK_OK(connect_named(port, ctls, "other.test", &c));
+    CHECK_OK(corio_stream_write(c, "2\n", 2));
+    CHECK_EQ(corio_stream_readline(c, buf, sizeof buf), 2);
+    corio_stream_close(c);
+    CHECK_ERR(connect_named(port, ctls, "localhost", &c), -CORIO_ETLSVERIFY);
+    corio_stream_close(c);
+    /* ... and the open one goes on */
+    CHECK_OK(corio_stream_write(old, "3\n", 2));
+    CHECK_EQ(corio_stream_readline(old, buf, sizeof buf), 2);
+    CHECK_MEM(buf, "3\n", 2);
+    corio_stream_close(old);
+    CHECK_OK(corio_server_close(srv, 1000));
+    corio_tls_free(ctls);
+    corio_tls_free(stls);
+    return NULL;
+}
+
+TEST(reload_certs_new_connections_only) { test_run(reload_main, NULL); }
+
+/* ------------------------------------------------------------------ */
+/* STARTTLS, small stacks                                              */
+/* ------------------------------------------------------------------ */
+
+static void starttls_handler(corio_stream *s, void *arg)
+{
+    corio_tls *stls = arg;
+    char line[64];
+    CHECK_EQ(corio_stream_readline(s, line, sizeof line), 9);
+    CHECK_MEM(line, "STARTTLS\n", 9);
+    CHECK_OK(corio_stream_write(s, "GO\n", 3));
+    CHECK_OK(corio_stream_start_tls(s, stls, NULL));
+    CHECK_EQ(corio_stream_readline(s, line, sizeof line), 7);
+    CHECK_MEM(line, "secret\n", 7);
+    CHECK_OK(corio_stream_write(s, "safe\n", 5));
+    CHECK_OK(corio_stream_aclose(s));
+}
+
+static void *starttls_main(void *arg)
+{
+    (void)arg;
+    corio_tls *stls = server_tls(NULL);
+    corio_server *srv = NULL;
+    CHECK_OK(corio_server_start("127.0.0.1", 0, starttls_handler, stls, NULL, &srv));
+    corio_tls *ctls = client_tls(NULL);
+    corio_stream *c = NULL;
+    CHECK_OK(corio_stream_connect("127.0.0.1", corio_server_port(srv), &c));
+    char line[64];
+    CHECK(corio_stream_tls_version(c) == NULL);
+    CHECK_ERR(corio_stream_start_tls(c, stls, "localhost"), -EINVAL); /* a server config on a client */
+    CHECK_OK(corio_stream_write(c, "STARTTLS\n", 9));
+    CHECK_EQ(corio_stream_readline(c, line, sizeof line), 3);
+    CHECK_OK(corio_stream_start_tls(c, ctls, "localhost"));
+    CHECK_ERR(corio_stream_start_tls(c, ctls, "localhost"), -EINVAL); /* already TLS */
+    CHECK_STR(corio_stream_tls_version(c), "TLSv1.3");
+    CHECK_OK(corio_stream_write(c, "secret\n", 7));
+    CHECK_EQ(corio_stream_readline(c, line, sizeof line), 5);
+    CHECK_MEM(line, "safe\n", 5);
+    CHECK_EQ(corio_stream_read(c, line, sizeof line), 0);
+    corio_stream_close(c);
+    CHECK_OK(corio_server_close(srv, 1000));
+    corio_tls_free(ctls);
+    corio_tls_free(stls);
+    return NULL;
+}
+
+TEST(starttls_after_plain_exchange) { test_run(starttls_main, NULL); }
+
+static void *small_stack_main(void *arg)
+{
+    (void)arg;
+    corio_tls_cert rsa = {cert("rsa.pem"), cert("rsa.key")};
+    corio_tls_options so = {.certs = &rsa, .n_certs = 1};
+    corio_tls *stls = server_tls(&so);
+    corio_server_config cfg = {.tls = stls, .stack_size = 16 * 1024};
+    corio_server *srv = NULL;
+    CHECK_OK(corio_server_start("127.0.0.1", 0, echo_handler, NULL, &cfg, &srv));
+    corio_tls_free(stls); /* the server keeps its own reference */
+    corio_tls *ctls = client_tls(NULL);
+    corio_stream *c = NULL;
+    CHECK_OK(corio_stream_connect_tls("localhost", corio_server_port(srv), ctls, &c));
+    char buf[16];
+    CHECK_OK(corio_stream_write(c, "small\n", 6));
+    CHECK_EQ(corio_stream_readline(c, buf, sizeof buf), 6);
+    corio_stream_close(c);
+    CHECK_OK(corio_server_close(srv, 1000));
+    corio_tls_free(ctls);
+    return NULL;
+}
+
+TEST(server_with_small_handler_stack) { test_run(small_stack_main, NULL); }
+
+/* ------------------------------------------------------------------ */
+/* Options, errors, fault injection, offload                           */
+/* ------------------------------------------------------------------ */
+
+TEST(options_checked)
+{
+    corio_tls *t = (corio_tls *)1;
+    corio_tls_cert good = {cert("server.pem"), cert("server.key")};
+    static const char *const empty_alpn[] = {""};
+    CHECK_ERR(corio_tls_server_new(NULL, &t), -EINVAL);
+    CHECK(t == NULL);
+    corio_tls_options o = {0};
+    CHECK_ERR(corio_tls_server_new(&o, &t), -EINVAL); /* no certificate */
+    o = (corio_tls_options){.certs = &good, .n_certs = 1, .min_version = 0x0302};
+    CHECK_ERR(corio_tls_server_new(&o, &t), -EINVAL); /* TLS 1.1 */
+    o = (corio_tls_options){.certs = &good, .n_certs = 1, .min_version = 0x0304, .max_version = 0x0303};
+    CHECK_ERR(corio_tls_server_new(&o, &t), -EINVAL);
+    o = (corio_tls_options){.certs = &good, .n_certs = 1, .verify_client = true};
+    CHECK_ERR(corio_tls_server_new(&o, &t), -EINVAL); /* no CA to check clients against */
+    o = (corio_tls_options){.certs = &good, .n_certs = 1, .insecure_no_verify = true};
+    CHECK_ERR(corio_tls_server_new(&o, &t), -EINVAL);
+    o = (corio_tls_options){.alpn = empty_alpn, .n_alpn = 1};
+    CHECK_ERR(corio_tls_client_new(&o, &t), -EINVAL);
+    o = (corio_tls_options){.n_alpn = 1};
+    CHECK_ERR(corio_tls_client_new(&o, &t), -EINVAL);
+    o = (corio_tls_options){.verify_client = true, .ca_file = cert("ca.pem")};
+    CHECK_ERR(corio_tls_client_new(&o, &t), -EINVAL);
+    corio_tls_cert missing = {cert("none.pem"), cert("server.key")};
+    o = (corio_tls_options){.certs = &missing, .n_certs = 1};
+    CHECK_ERR(corio_tls_server_new(&o, &t), -ENOENT);
+    corio_tls_cert notpem = {cert("server.key"), cert("server.key")};
+    o = (corio_tls_options){.certs = &notpem, .n_certs = 1};
+    CHECK_ERR(corio_tls_server_new(&o, &t), -CORIO_ETLS);
+    corio_tls_cert mismatch = {cert("server.pem"), cert("rsa.key")};
+    o = (corio_tls_options){.certs = &mismatch, .n_certs = 1};
+    CHECK_ERR(corio_tls_server_new(&o, &t), -CORIO_ETLS);
+    o = (corio_tls_options){.ca_file = cert("none.pem")};
+    CHECK_ERR(corio_tls_client_new(&o, &t), -ENOENT);
+    CHECK(t == NULL);
+    /* the defaults: a client on the system store */
+    CHECK_OK(corio_tls_client_new(NULL, &t));
+    CHECK_ERR(corio_tls_reload_certs(t, &good, 1), -EINVAL); /* not a server */
+    corio_tls_free(t);
+}
+
+TEST(config_allocation_failures)
+{
+    corio_tls_cert certs[2] = {{cert("server.pem"), cert("server.key")},
+                               {cert("other.pem"), cert("other.key")}};
+    static const char *const protos[] = {"h2", "http/1.1"};
+    corio_tls_options so = {.certs = certs, .n_certs = 2, .alpn = protos, .n_alpn = 2};
+    corio_tls_options co = {.ca_file = cert("ca.pem"), .alpn = protos, .n_alpn = 2};
+    for (int server = 0; server < 2; server++) {
+        bool ok = false;
+        for (long n = 1; n < 100 && !ok; n++) {
+            corio_tls *t = NULL;
+            corio_fi_fail_at(n);
+            int r = server ? corio_tls_server_new(&so, &t) : corio_tls_client_new(&co, &t);
+            corio_fi_fail_at(0);
+            if (r == 0) {
+                ok = true;
+                corio_tls_free(t);
+            } else {
+                CHECK_ERR(r, -ENOMEM);
+                CHECK(t == NULL);
+            }
+        }
+        CHECK(ok);
+    }
+}
+
+static void *start_tls_nomem_main(void *arg)
+{
+    (void)arg;
+    corio_tls *ctls = client_tls(NULL);
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    corio_stream *s = corio_stream_from_fd(sv[0]);
+    CHECK(s);
+    corio_fi_fail_next("calloc", 1);
+    CHECK_ERR(corio_stream_start_tls(s, ctls, "localhost"), -ENOMEM);
+    CHECK(corio_stream_tls_version(s) == NULL); /* still a plain stream */
+    CHECK_OK(corio_stream_write(s, "plain", 5));
+    char buf[8];
+    CHECK(read(sv[1], buf, sizeof buf) == 5);
+    corio_stream_close(s);
+    close(sv[1]);
+    corio_tls_free(ctls);
+    return NULL;
+}
+
+TEST(start_tls_out_of_memory_leaves_stream_plain) { test_run(start_tls_nomem_main, NULL); }
+
+TEST(kernel_offload_reported)
+{
+    (void)cert("ca.pem");
+    if (!corio_tls_kernel_offload_available())
+        SKIP("kernel has no tls ULP");
+    /* With the ULP, records still stay in user space (no offload path yet). */
+    CHECK(corio_tls_kernel_offload_available());
+}
+
+/* ------------------------------------------------------------------ */
+/* Closing while another task waits                                    */
+/* ------------------------------------------------------------------ */
+
+static void hold_handler(corio_stream *s, void *arg)
+{
+    corio_event *done = arg;
+    CHECK_OK(corio_event_wait(done));
+    corio_stream_close(s);
+}
+
+static void *close_while_reading_main(void *arg)
+{
+    (void)arg;
+    corio_event done;
+    corio_event_init(&done);
+    corio_tls *stls = server_tls(NULL);
+    uint16_t port;
+    corio_server *srv = serve(stls, hold_handler, &done, &port);
+    corio_tls *ctls = client_tls(NULL);
+    corio_stream *c = NULL;
+    CHECK_OK(corio_stream_connect_tls("127.0.0.1", port, ctls, &c));
+    corio_task *t = corio_spawn(reader_task, c);
+    CHECK(t);
+    CHECK_OK(corio_yield());
+    CHECK_OK(corio_yield());
+    CHECK_OK(corio_stream_write(c, "bye", 3));
+    corio_stream_close(c); /* close_notify queued, the reader woken */
+    void *res = NULL;
+    CHECK_OK(corio_task_join(t, &res));
+    CHECK_EQ((intptr_t)res, -EBADF);
+    corio_event_set(&done);
+    CHECK_OK(corio_server_close(srv, 1000));
+    corio_tls_free(ctls);
+    corio_tls_free(stls);
+    return NULL;
+}
+
+TEST(close_while_another_task_reads) { test_run(close_while_reading_main, NULL); }

@@ -72,96 +72,101 @@
 #define DEFAULT_PORT 8000
 #define DEFAULT_BIND "127.0.0.1"
 
-static const char usage_text[] = "NAME\n"
-                                 "    corio-serve - serve a directory over HTTP\n"
-                                 "\n"
-                                 "SYNOPSIS\n"
-                                 "    corio-serve [--port N] [--bind ADDR] [--quiet]\n"
-                                 "                [--tls-cert FILE --tls-key FILE]... [--tls-port N] [DIR]\n"
-                                 "\n"
-                                 "DESCRIPTION\n"
-                                 "    Serves the files under DIR (default: the current directory) over\n"
-                                 "    HTTP/1.1 until SIGINT (Ctrl-C) or SIGTERM, then lets requests in\n"
-                                 "    flight finish and exits with status 0.  Directories are answered\n"
-                                 "    with their index.html, or else with a listing.  Files get a\n"
-                                 "    Content-Type from their extension, Last-Modified and ETag (with\n"
-                                 "    304 answers to If-Modified-Since and If-None-Match) and single\n"
-                                 "    byte Range requests (206, or 416 when unsatisfiable); their bytes\n"
-                                 "    go out with sendfile(2).  Only GET and HEAD are served.\n"
-                                 "\n"
-                                 "    Nothing outside DIR is ever served: '..' segments and encoded\n"
-                                 "    slashes are refused (400) and symbolic links that lead out of DIR\n"
-                                 "    answer 404.  Links inside DIR are followed.\n"
-                                 "\n"
-                                 "    One line per request is logged to standard error:\n"
-                                 "        ADDR - - [DATE] \"METHOD TARGET HTTP/1.x\" STATUS BYTES\n"
-                                 "    The log never holds up the server: when the reader of standard\n"
-                                 "    error stalls and the 256 KiB log buffer is full, lines are dropped\n"
-                                 "    and counted, and \"corio-serve: N log lines dropped\" follows the\n"
-                                 "    kept lines once the reader is back.\n"
-                                 "\n"
-                                 "OPTIONS\n"
-                                 "    -p, --port N     listen on port N (default 8000; 0 picks a free port)\n"
-                                 "    -b, --bind ADDR  listen on address ADDR (default 127.0.0.1); '' for\n"
-                                 "                     every interface, IPv4 and IPv6; 0.0.0.0 for every\n"
-                                 "                     IPv4 one only, :: for every IPv6 one only; a name\n"
-                                 "                     such as localhost: each address it resolves to\n"
-                                 "    -q, --quiet      no access log\n"
-                                 "    --tls-cert FILE  serve HTTPS with the PEM certificate chain in FILE\n"
-                                 "                     (the server's certificate first, then the\n"
-                                 "                     intermediates); needs --tls-key\n"
-                                 "    --tls-key FILE   the certificate's PEM private key (unencrypted)\n"
-                                 "                     Give several --tls-cert/--tls-key pairs (in\n"
-                                 "                     order) to serve several names: the first pair is\n"
-                                 "                     the default, the others are chosen by the name the\n"
-                                 "                     client asks for (SNI)\n"
-                                 "    --tls-port N     serve HTTPS on port N and plain HTTP on --port,\n"
-                                 "                     side by side; without it, a certificate makes\n"
-                                 "                     --port serve HTTPS only\n"
-                                 "    -h, --help       print this text and exit\n"
-                                 "\n"
-                                 "HTTPS\n"
-                                 "    With a certificate, connections speak TLS 1.2 or 1.3 (OpenSSL),\n"
-                                 "    with session tickets.  A plain HTTP request sent to the HTTPS port\n"
-                                 "    is answered 400 and closed.  Files are read and encrypted in\n"
-                                 "    user space (sendfile can not encrypt).\n"
-                                 "\n"
-                                 "    SIGHUP reloads every certificate and key from its file: new\n"
-                                 "    connections get the new ones, connections already open go on\n"
-                                 "    undisturbed.  A reload that fails (a missing file, a key that\n"
-                                 "    does not match) is logged and the old certificates stay.\n"
-                                 "\n"
-                                 "SOCKET ACTIVATION\n"
-                                 "    Started with listening sockets passed by systemd (a .socket unit,\n"
-                                 "    systemd-socket-activate) or any launcher that sets LISTEN_PID to\n"
-                                 "    its pid and LISTEN_FDS to their count (fds 3, 4, ...), it serves\n"
-                                 "    those sockets (TCP or Unix stream) instead of binding, and --port,\n"
-                                 "    --tls-port and --bind are ignored (with a certificate the sockets\n"
-                                 "    serve HTTPS).  The variables are removed from its\n"
-                                 "    environment.  A passed fd that is not a listening stream socket\n"
-                                 "    is an error (exit status 1).\n"
-                                 "\n"
-                                 "ENVIRONMENT\n"
-                                 "    CORIO_BACKEND    io_uring or epoll (default: io_uring when it works)\n"
-                                 "    LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES\n"
-                                 "                     socket activation (above)\n"
-                                 "\n"
-                                 "EXIT STATUS\n"
-                                 "    0 after SIGINT or SIGTERM, 1 when DIR can not be opened, the\n"
-                                 "    address can not be bound, a passed socket can not be served or a\n"
-                                 "    certificate or key can not be loaded, 2 for a usage error.\n"
-                                 "\n"
-                                 "EXAMPLES\n"
-                                 "    corio-serve --port 8080 ~/public\n"
-                                 "    corio-serve --port 8080 --tls-port 8443 --tls-cert fullchain.pem \\\n"
-                                 "                --tls-key privkey.pem ~/public\n";
+static const char usage_text[] =
+    "NAME\n"
+    "    corio-serve - serve a directory over HTTP\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    corio-serve [--port N] [--bind ADDR] [--quiet] [--keepalive-timeout S]\n"
+    "                [--tls-cert FILE --tls-key FILE]... [--tls-port N] [DIR]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Serves the files under DIR (default: the current directory) over\n"
+    "    HTTP/1.1 until SIGINT (Ctrl-C) or SIGTERM, then lets requests in\n"
+    "    flight finish and exits with status 0.  Directories are answered\n"
+    "    with their index.html, or else with a listing.  Files get a\n"
+    "    Content-Type from their extension, Last-Modified and ETag (with\n"
+    "    304 answers to If-Modified-Since and If-None-Match) and single\n"
+    "    byte Range requests (206, or 416 when unsatisfiable); their bytes\n"
+    "    go out with sendfile(2).  Only GET and HEAD are served.\n"
+    "\n"
+    "    Nothing outside DIR is ever served: '..' segments and encoded\n"
+    "    slashes are refused (400) and symbolic links that lead out of DIR\n"
+    "    answer 404.  Links inside DIR are followed.\n"
+    "\n"
+    "    One line per request is logged to standard error:\n"
+    "        ADDR - - [DATE] \"METHOD TARGET HTTP/1.x\" STATUS BYTES\n"
+    "    The log never holds up the server: when the reader of standard\n"
+    "    error stalls and the 256 KiB log buffer is full, lines are dropped\n"
+    "    and counted, and \"corio-serve: N log lines dropped\" follows the\n"
+    "    kept lines once the reader is back.\n"
+    "\n"
+    "OPTIONS\n"
+    "    -p, --port N     listen on port N (default 8000; 0 picks a free port)\n"
+    "    -b, --bind ADDR  listen on address ADDR (default 127.0.0.1); '' for\n"
+    "                     every interface, IPv4 and IPv6; 0.0.0.0 for every\n"
+    "                     IPv4 one only, :: for every IPv6 one only; a name\n"
+    "                     such as localhost: each address it resolves to\n"
+    "    -q, --quiet      no access log\n"
+    "    --keepalive-timeout S\n"
+    "                     close a connection idle between requests for S\n"
+    "                     seconds (default 15)\n"
+    "    --tls-cert FILE  serve HTTPS with the PEM certificate chain in FILE\n"
+    "                     (the server's certificate first, then the\n"
+    "                     intermediates); needs --tls-key\n"
+    "    --tls-key FILE   the certificate's PEM private key (unencrypted)\n"
+    "                     Give several --tls-cert/--tls-key pairs (in\n"
+    "                     order) to serve several names: the first pair is\n"
+    "                     the default, the others are chosen by the name the\n"
+    "                     client asks for (SNI)\n"
+    "    --tls-port N     serve HTTPS on port N and plain HTTP on --port,\n"
+    "                     side by side; without it, a certificate makes\n"
+    "                     --port serve HTTPS only\n"
+    "    -h, --help       print this text and exit\n"
+    "\n"
+    "HTTPS\n"
+    "    With a certificate, connections speak TLS 1.2 or 1.3 (OpenSSL),\n"
+    "    with session tickets.  A plain HTTP request sent to the HTTPS port\n"
+    "    is answered 400 and closed.  Files are read and encrypted in\n"
+    "    user space (sendfile can not encrypt).\n"
+    "\n"
+    "    SIGHUP reloads every certificate and key from its file: new\n"
+    "    connections get the new ones, connections already open go on\n"
+    "    undisturbed.  A reload that fails (a missing file, a key that\n"
+    "    does not match) is logged and the old certificates stay.\n"
+    "\n"
+    "SOCKET ACTIVATION\n"
+    "    Started with listening sockets passed by systemd (a .socket unit,\n"
+    "    systemd-socket-activate) or any launcher that sets LISTEN_PID to\n"
+    "    its pid and LISTEN_FDS to their count (fds 3, 4, ...), it serves\n"
+    "    those sockets (TCP or Unix stream) instead of binding, and --port,\n"
+    "    --tls-port and --bind are ignored (with a certificate the sockets\n"
+    "    serve HTTPS).  The variables are removed from its\n"
+    "    environment.  A passed fd that is not a listening stream socket\n"
+    "    is an error (exit status 1).\n"
+    "\n"
+    "ENVIRONMENT\n"
+    "    CORIO_BACKEND    io_uring or epoll (default: io_uring when it works)\n"
+    "    LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES\n"
+    "                     socket activation (above)\n"
+    "\n"
+    "EXIT STATUS\n"
+    "    0 after SIGINT or SIGTERM, 1 when DIR can not be opened, the\n"
+    "    address can not be bound, a passed socket can not be served or a\n"
+    "    certificate or key can not be loaded, 2 for a usage error.\n"
+    "\n"
+    "EXAMPLES\n"
+    "    corio-serve --port 8080 ~/public\n"
+    "    corio-serve --port 8080 --tls-port 8443 --tls-cert fullchain.pem \\\n"
+    "                --tls-key privkey.pem ~/public\n";
 
 #define MAX_CERTS 16
 
 typedef struct serve_opts {
     const char *bind;
     uint16_t port;
-    int tls_port; /* --tls-port, -1 if not given */
+    int tls_port;          /* --tls-port, -1 if not given */
+    uint32_t keepalive_ms; /* --keepalive-timeout (0: the server's default, 15 s) */
     unsigned ncert_files, nkey_files;
     corio_tls_cert certs[MAX_CERTS]; /* --tls-cert / --tls-key pairs, in order */
     bool quiet;
@@ -1032,6 +1037,7 @@ static corio_http_server *start_one(uint16_t port, corio_tls *tls)
     corio_http_server_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.server_header = "corio-serve";
+    cfg.keepalive_timeout_ms = opts.keepalive_ms;
     cfg.tls = tls;
     corio_http_server *srv;
     int r = corio_http_server_start(opts.bind, port, handler, NULL, &cfg, &srv);
@@ -1108,6 +1114,7 @@ static void *main_task(void *arg)
         corio_http_server_config cfg;
         memset(&cfg, 0, sizeof cfg);
         cfg.server_header = "corio-serve";
+        cfg.keepalive_timeout_ms = opts.keepalive_ms;
         cfg.tls = tls;
         r = corio_http_server_start_fds(opts.fds, (unsigned)opts.nfds, handler, NULL, &cfg, &srv);
         if (r < 0) {
@@ -1175,11 +1182,11 @@ out:
     return fail;
 }
 
-enum { OPT_TLS_CERT = 256, OPT_TLS_KEY, OPT_TLS_PORT };
+enum { OPT_TLS_CERT = 256, OPT_TLS_KEY, OPT_TLS_PORT, OPT_KEEPALIVE };
 
 #define USAGE                                                                                                \
-    "usage: corio-serve [--port N] [--bind ADDR] [--quiet] [--tls-cert FILE --tls-key FILE]...\n"            \
-    "                   [--tls-port N] [DIR]   (--help for more)\n"
+    "usage: corio-serve [--port N] [--bind ADDR] [--quiet] [--keepalive-timeout S]\n"                        \
+    "                   [--tls-cert FILE --tls-key FILE]... [--tls-port N] [DIR]   (--help for more)\n"
 
 /* A port number 0..65535, or -1. */
 static int parse_port(const char *s)
@@ -1203,6 +1210,7 @@ int main(int argc, char **argv)
         {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
         {"tls-key", required_argument, NULL, OPT_TLS_KEY},
         {"tls-port", required_argument, NULL, OPT_TLS_PORT},
+        {"keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1229,6 +1237,17 @@ int main(int argc, char **argv)
             if (v < 0)
                 return 2;
             opts.port = (uint16_t)v;
+            break;
+        }
+        case OPT_KEEPALIVE: {
+            char *end;
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || v < 1 || v > 86400) {
+                fprintf(stderr, "corio-serve: bad keep-alive time-out '%s' (seconds, 1 to 86400)\n", optarg);
+                return 2;
+            }
+            opts.keepalive_ms = (uint32_t)v * 1000u;
             break;
         }
         case OPT_TLS_PORT:

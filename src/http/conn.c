@@ -156,7 +156,12 @@ static bool bufs_get(conn *c)
         c->ocap = b->ocap;
         c->xh = b->xh;
         c->xhcap = b->xhcap;
-        c->tout = b->tout;
+        if (c->tout) {
+            corio__free(b->tout); /* the handshake made its own */
+        } else {
+            c->tout = b->tout;
+            c->toutcap = b->toutcap;
+        }
         return true;
     }
     c->rbuf = corio__malloc(c->rcap);
@@ -181,7 +186,8 @@ static void bufs_put(conn *c)
         c->ocap = 0;
     }
     if (c->rbuf && c->hdrs && srv->nbufs < BUF_CACHE && !srv->closing) {
-        srv->bufs[srv->nbufs++] = (conn_bufs){c->rbuf, c->hdrs, c->obuf, c->ocap, c->xh, c->xhcap, c->tout};
+        srv->bufs[srv->nbufs++] =
+            (conn_bufs){c->rbuf, c->hdrs, c->obuf, c->ocap, c->xh, c->xhcap, c->tout, c->toutcap};
     } else {
         corio__free(c->rbuf);
         corio__free(c->hdrs);
@@ -191,7 +197,7 @@ static void bufs_put(conn *c)
     }
     c->rbuf = c->obuf = c->xh = c->tout = NULL;
     c->hdrs = NULL;
-    c->ocap = c->xhcap = 0;
+    c->ocap = c->xhcap = c->toutcap = 0;
     c->rpos = c->rend = c->olen = c->toutlen = 0;
     corio__sockin_free_buf(&c->in);
 }
@@ -392,20 +398,23 @@ static void *conn_main(void *arg)
     corio_http_server *srv = c->srv;
     const corio_http_limits *lim = &srv->cfg.limits;
     bool parsing = false;
-    bool woken = !c->rbuf; /* woken by the poll: its first wait is a recv, data is there */
-    if (woken && !bufs_get(c)) {
-        conn_set_state(c, CONN_CLOSING);
-        conn_exit(c);
-        return NULL;
-    }
     uint64_t head_deadline = 0;
     bool peer_gone = false; /* the client closed or broke the connection: nothing more to send */
-    if (c->tls && !c->tls_up) {
+    bool fresh_tls = c->tls && !c->tls_up;
+    bool woken = !c->rbuf && !fresh_tls; /* woken by the poll: its first wait is a recv, data is there */
+    if (fresh_tls) {
+        /* the buffers come after the handshake: a client that never
+         * finishes one costs no read buffer */
         conn_set_state(c, CONN_WAIT_HEAD); /* a server close cancels a handshake too */
         int hr = corio__http_tls_handshake(c);
         conn_set_state(c, CONN_READING);
         if (hr < 0)
             goto end;
+    }
+    if (!c->rbuf && !bufs_get(c)) {
+        conn_set_state(c, CONN_CLOSING);
+        conn_exit(c);
+        return NULL;
     }
     for (;;) {
         if (c->rend > c->rpos) {
@@ -496,10 +505,8 @@ int corio__http_conn_start(corio_http_server *srv, int fd)
     c->in.pause_at = PAUSE_AT;
     c->in.multi = c->in.multi && corio__bufring_get(srv->loop) == 0;
     corio__list_init(&c->idle_link);
-    if (srv->cfg.tls && corio__http_tls_new(c) < 0)
-        goto fail;
-    if (!bufs_get(c))
-        goto fail;
+    if (srv->cfg.tls ? corio__http_tls_new(c) < 0 : !bufs_get(c))
+        goto fail; /* a TLS connection gets its buffers after the handshake */
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly on non-TCP fds */
     c->task = corio_spawn_named("http-conn", srv->cfg.stack_size, conn_main, c);

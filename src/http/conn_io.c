@@ -25,11 +25,14 @@
  * (sock_send_all), and corio__http_recv / corio__http_send_all carry
  * plaintext through it, so the parser, the bodies, pipelining and the
  * output batching work unchanged.  The engine hands over one record at a
- * time; the records are staged (tout, up to four full ones) and sent
- * together whenever the stage is full, a call into the engine returns,
- * or the engine is about to wait for input: the server's whole handshake
- * flight leaves in one send, and a file body goes out some 64 KiB per
- * send (one operation and, on io_uring, one suspension instead of four).  The timeouts pushed around a
+ * time; the records are staged (tout) and sent together whenever the
+ * stage is full, a call into the engine returns, or the engine is about to
+ * wait for input: the server's whole handshake flight leaves in one send,
+ * and a file body goes out four full records (some 64 KiB) per send (one
+ * operation and, on io_uring, one suspension instead of four).  The stage
+ * starts small (8 KiB) and grows to four records at the first full one,
+ * so that the many connections that never send much (an HTTPS client
+ * asking for small things) do not each hold 64 KiB while they are busy.  The timeouts pushed around a
  * receive or a send bound the engine's waits too.  Plaintext the engine decrypted but the parser has not
  * asked for yet stays in the engine (corio__tls_pending, checked by corio__http_input_buffered before a
  * connection parks, so a pipelined request never stalls).  The first
@@ -44,7 +47,8 @@
 
 #define TLS_HANDSHAKE_RECORD 0x16     /* the content type every TLS client's first record has */
 #define TLS_RECORD_MAX (16384 + 256)  /* a full record: plaintext and the most TLS adds */
-#define TOUT_CAP (4 * TLS_RECORD_MAX) /* records staged before they are sent */
+#define TOUT_CAP (4 * TLS_RECORD_MAX) /* records staged before they are sent (bulk) */
+#define TOUT_SMALL 8192 /* the stage until a full record comes: a handshake flight, small answers */
 
 /* Receive up to n bytes of what the socket brings (ciphertext on HTTPS),
  * under the caller's deadline.  Returns bytes, 0 at EOF or -errno. */
@@ -203,17 +207,37 @@ static ssize_t tls_transport_recv(void *owner, void *buf, size_t n)
     return r;
 }
 
+/* Make the stage hold n more bytes (flushing it first if it must).
+ * False: send directly (too big, or no memory). */
+static bool tout_room(conn *c, size_t n, int *err)
+{
+    if (c->toutlen + n <= c->toutcap)
+        return true;
+    if ((*err = tout_flush(c)) < 0)
+        return false;
+    if (n <= c->toutcap)
+        return true;
+    size_t cap = n <= TOUT_SMALL ? TOUT_SMALL : TOUT_CAP;
+    if (n > cap)
+        return false;
+    char *p = corio__malloc(cap); /* empty now: nothing to copy */
+    if (!p)
+        return false;
+    corio__free(c->tout);
+    c->tout = p;
+    c->toutcap = cap;
+    return true;
+}
+
 static int tls_transport_send(void *owner, const void *buf, size_t n)
 {
     conn *c = owner;
-    if (c->toutlen + n > TOUT_CAP) {
-        int f = tout_flush(c);
-        if (f < 0)
-            return f;
-    }
+    int err = 0;
     if (c->werr)
         return c->werr;
-    if (n > TOUT_CAP || (!c->tout && !(c->tout = corio__malloc(TOUT_CAP)))) {
+    if (!tout_room(c, n, &err)) {
+        if (err < 0)
+            return err;
         struct iovec iov = {(void *)(uintptr_t)buf, n}; /* too big to stage, or no memory: send it now */
         return sock_send_all(c, &iov, 1);
     }

@@ -21,6 +21,7 @@
 
 #define DIRECT_SEND_AT 16384        /* bodies this large are sent from the caller's memory */
 #define TLS_FILE_CHUNK (256u << 10) /* HTTPS file bodies: read and encrypted this much at a time */
+#define TLS_FILE_SMALL 16384        /* HTTPS file bodies up to this size join the batch's output */
 #define YIELD_EVERY (4u << 20)      /* a file body lets other connections run after this many bytes */
 
 /* Date header: formatted once per wall-clock second. */
@@ -315,7 +316,8 @@ int corio_http_response_send_file(corio_http_response *resp, int status, const c
     conn *c = resp->c;
     char *tbuf = NULL;
     size_t tcap = 0;
-    if (c->tls && len > 0 && !c->is_head && c->rstate == R_NONE && status != 204 && status != 304) {
+    if (c->tls && len > TLS_FILE_SMALL && !c->is_head && c->rstate == R_NONE && status != 204 &&
+        status != 304) {
         /* before the response is claimed: out of memory is an answer the
          * handler can still replace */
         tcap = len < TLS_FILE_CHUNK ? (size_t)len : TLS_FILE_CHUNK;
@@ -327,6 +329,17 @@ int corio_http_response_send_file(corio_http_response *resp, int status, const c
     if (r != 0) {
         corio__free(tbuf);
         return r < 0 ? r : done_r;
+    }
+    if (c->tls && len <= TLS_FILE_SMALL) {
+        /* small: read it right behind the head, so that both (and the rest
+         * of a pipelined batch) leave in one record */
+        if (!corio__http_ob_reserve(c, (size_t)len))
+            return file_failed(c, -ENOMEM);
+        ssize_t n = corio_file_pread(fd, c->obuf + c->olen, (size_t)len, off);
+        if (n != (ssize_t)len)
+            return file_failed(c, n < 0 ? (int)n : -EIO);
+        c->olen += (size_t)len;
+        return c->olen > OUT_FLUSH_AT ? corio__http_flush(c) : c->werr;
     }
     if ((r = corio__http_flush(c)) < 0) {
         corio__free(tbuf);

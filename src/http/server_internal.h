@@ -112,8 +112,8 @@ struct conn {
     corio__sockin in;
     corio__timer ka_timer; /* keep-alive timeout while parked */
     corio__tls *tls;       /* HTTPS: this connection's TLS engine (NULL: plain HTTP) */
-    char *tout;            /* HTTPS: records the engine made, not sent yet (TOUT_CAP; see conn_io.c) */
-    size_t toutlen;
+    char *tout;            /* HTTPS: records the engine made, not sent yet (see conn_io.c) */
+    size_t toutlen, toutcap;
 };
 
 #define CONN_TO(s) (1u << (s))
@@ -148,6 +148,7 @@ typedef struct conn_bufs {
     char *xh;
     size_t xhcap;
     char *tout; /* HTTPS only (else NULL) */
+    size_t toutcap;
 } conn_bufs;
 
 /* One listening socket and its accept task. */

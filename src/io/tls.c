@@ -412,6 +412,13 @@ ssize_t corio__tls_read(corio__tls *t, void *buf, size_t n)
 
 size_t corio__tls_pending(const corio__tls *t) { return t && t->ssl ? (size_t)SSL_pending(t->ssl) : 0; }
 
+bool corio__tls_has_input(const corio__tls *t)
+{
+    /* SSL_has_pending: a record OpenSSL took in (read-ahead) and has not
+     * processed; ibuf: ciphertext OpenSSL has not asked for yet */
+    return t && t->ssl && (SSL_pending(t->ssl) > 0 || SSL_has_pending(t->ssl) || t->iend > t->istart);
+}
+
 int corio__tls_write(corio__tls *t, const void *buf, size_t n)
 {
     if (!t || (!buf && n))
