@@ -161,6 +161,8 @@ write_h2o_conf() { # DIR PORT
 num-threads: 1
 max-connections: $NOFILE
 error-log: $1/error.log
+# idle keep-alive connections stay as long as nginx's (75 s; h2o closes at 10 s)
+http1-request-timeout: 75
 ssl-session-resumption:
   mode: $resumption
 listen:
