@@ -3,7 +3,8 @@
 # Prints `name: value unit` lines (medians and ratios); see docs/benchmarks.md.
 # Peers come from Debian packages: libuv1-dev (the libuv echo server and
 # file program, built by CMake when found), python3-uvloop and
-# python3-aiofiles, golang-go (bench/coord_bench.sh builds its Go peer);
+# python3-aiofiles, golang-go (bench/coord_bench.sh builds its Go peer),
+# nginx-light, h2o and nghttp2-client (h2load: bench/tls_bench.sh);
 # a missing peer is skipped with a note.  Knobs are passed through to bench/echo_bench.sh (DURATION, REPS, ...).
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -19,6 +20,8 @@ pkg-config --exists libuv 2>/dev/null || missing+=(libuv1-dev)
 /usr/bin/python3 -c 'import aiofiles' 2>/dev/null || missing+=(python3-aiofiles)
 command -v taskset >/dev/null || missing+=(util-linux)
 command -v go >/dev/null || missing+=(golang-go)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
+command -v nginx >/dev/null || missing+=(nginx-light)
 if ((${#missing[@]})); then
     note "peers missing: ${missing[*]} (apt-get install -y ${missing[*]}; then re-run cmake)"
 fi
@@ -38,5 +41,7 @@ echo "# unix: echo over a Unix socket, server on CPU 0, load generator on CPU 1"
 echo "# files: corio vs dd, a libuv C program and Python aiofiles"
 "$here/file_bench.sh"
 echo "# http: the seed's response; corio vs nginx, h2o, a libuv C server and uvloop"; "$here/http_bench.sh"
+echo "# tls (issue 11): HTTPS handshakes, keep-alive, a 1 GiB file and idle TLS memory; corio vs nginx and h2o"
+"$here/tls_bench.sh"
 echo "# processes (issue 10): spawn+wait of /bin/true, corio vs a libuv uv_spawn program and asyncio"
 "$here/process_bench.sh"

@@ -22,7 +22,10 @@
 #            corio side is corio-serve --tls-cert --tls-key.
 #   idle     IDLE_CONNS TLS connections (full handshake, one request, then
 #            idle; bench/idle_tls) against a freshly started server: bytes of
-#            server RSS (and Pss) per connection.
+#            server RSS (and Pss) per connection.  Once with session tickets
+#            on (every server's default) and once with them off
+#            (IDLE_TICKETS="on off"): OpenSSL keeps different state per
+#            connection in the two cases.
 #
 # Runs are interleaved (rep 1 of every server, then rep 2, ..., the order
 # rotated each rep) so machine noise hits every server alike; hs and ka_c100
@@ -35,7 +38,7 @@
 #   tls_hs_uring_vs_nginx: 1.10 x            corio / peer (>1: corio faster)
 #   tls_hs_uring_vs_nginx_cpu: 0.90 x        corio / peer (<1: corio cheaper)
 #   tls_bulk_uring_rps: 900 MB/s             (bulk: MB/s and us/MiB)
-#   tls_idle_uring_bytes: 5000 B/conn        (idle: RSS; _pss_bytes: Pss)
+#   tls_idle_on_uring_bytes: 5000 B/conn     (idle, tickets on: RSS; _pss_bytes: Pss)
 #
 # Servers: epoll and uring (bench/https_hello for the seed's response,
 # tools/corio-serve for the file, CORIO_BACKEND forced), nginx (one worker,
@@ -47,8 +50,9 @@
 # Knobs: BUILD (build dir, default build), POINTS ("hs ka_c100 bulk idle"),
 # SERVERS ("epoll uring nginx h2o"), REPS (3), DURATION (3, ka_c100),
 # WARMUP (1), HS_REQS (2000), HS_CONNS (50), BULK_MIB (1024), IDLE_CONNS
-# (10000), TICKETS (0), BASE_PORT (19300), SERVER_CPU (0), CLIENT_CPU (1).
-# The defaults take about 4 minutes on a quiet machine.
+# (10000), TICKETS (0; for hs and ka_c100), IDLE_TICKETS ("on off"),
+# BASE_PORT (19300), SERVER_CPU (0), CLIENT_CPU (1).  The defaults take
+# about 6 minutes on a quiet machine, 10 on a busy one.
 set -u
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -65,6 +69,7 @@ HS_CONNS=${HS_CONNS:-50}
 BULK_MIB=${BULK_MIB:-1024}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 TICKETS=${TICKETS:-0}
+IDLE_TICKETS=${IDLE_TICKETS:-"on off"}
 BASE_PORT=${BASE_PORT:-19300}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
@@ -105,7 +110,7 @@ truncate -s "${BULK_MIB}M" "$www/big"
 chmod 644 "$www/big" "$www/hello.txt"
 
 # What corio's servers run: the seed's response (hello) or corio-serve (file).
-MODE=hello
+MODE="hello"
 
 write_nginx_conf() { # DIR PORT
     local tickets="ssl_session_tickets off; ssl_session_cache off;"
@@ -259,10 +264,10 @@ run_hs() { # NAME REP
 # ka_c100: wrk over 100 keep-alive HTTPS connections.
 run_ka() { # NAME REP
     local s=$1 url="https://127.0.0.1:${PORT[$1]}/" out t0 reqs rps cpu errs
-    local w=(timeout 60 taskset -c "$CLIENT_CPU" wrk -t1 -c100)
-    [[ $WARMUP != 0 ]] && "${w[@]}" -d "${WARMUP}s" "$url" >/dev/null 2>&1
+    local wrk=(timeout 60 taskset -c "$CLIENT_CPU" wrk -t1 -c100)
+    [[ $WARMUP != 0 ]] && "${wrk[@]}" -d "${WARMUP}s" "$url" >/dev/null 2>&1
     t0=$(tree_ticks "${PID[$s]}")
-    out=$("${w[@]}" -d "${DURATION}s" "$url" 2>&1)
+    out=$("${wrk[@]}" -d "${DURATION}s" "$url" 2>&1)
     reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
     cpu=$(cpu_per "$s" "$t0" "${reqs:-0}")
     rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
@@ -313,7 +318,7 @@ hello_points=()
 has_point hs && hello_points+=(hs)
 has_point ka_c100 && hello_points+=(ka)
 if ((${#hello_points[@]})); then
-    MODE=hello
+    MODE="hello"
     start_servers
     note "servers: ${active[*]}; points: ${hello_points[*]}; $REPS reps"
     run_points "${hello_points[@]}"
@@ -323,7 +328,7 @@ if ((${#hello_points[@]})); then
 fi
 
 if has_point bulk; then
-    MODE=file
+    MODE="file"
     start_servers
     note "servers: ${active[*]}; bulk ${BULK_MIB} MiB, $REPS reps"
     run_points bulk
@@ -335,35 +340,41 @@ if has_point idle && ((IDLE_CONNS > 0)); then
     if [[ -z $IDLE ]]; then
         note "skipping idle: bench/idle_tls not built (needs libssl-dev)"
     else
-        MODE=hello
-        declare -A IDLEB=() IDLEP=()
-        note "idle: $IDLE_CONNS TLS keep-alive connections per server, fresh servers"
-        i=0
-        for s in $SERVERS; do
-            port=$((BASE_PORT + i))
-            i=$((i + 1))
-            start_server "$s" "$port" || continue
-            w=$(worker_pid "$s" "${PID[$s]}")
-            out=$(taskset -c "$CLIENT_CPU" "$IDLE" -p "$port" -n "$IDLE_CONNS" --server-pid "$w" 2>&1)
-            b=$(awk '/^idle_bytes_per_conn:/ { print $2 }' <<<"$out")
-            p=$(awk '/^idle_pss_bytes_per_conn:/ { print $2 }' <<<"$out")
-            if [[ -z $b ]]; then
-                note "idle $s FAILED: $(tr '\n' ' ' <<<"$out")"
-            else
-                IDLEB[$s]=$b
-                IDLEP[$s]=${p:-0}
-                note "idle $s (pid $w): $(grep -E 'rss|opened' <<<"$out" | tr '\n' ' ')"
-                printf 'tls_idle_%s_bytes: %.0f B/conn\n' "$s" "$b"
-                printf 'tls_idle_%s_pss_bytes: %.0f B/conn\n' "$s" "${p:-0}"
-            fi
-            stop_server "$s"
-        done
-        for a in epoll uring; do
-            for b in "${peers[@]}"; do
-                [[ -n ${IDLEB[$a]:-} && -n ${IDLEB[$b]:-} ]] || continue
-                awk -v k="tls_idle_${a}_vs_$b" -v x="${IDLEB[$a]}" -v y="${IDLEB[$b]}" \
-                    'BEGIN { if (y > 0) printf "%s: %.2f x\n", k, x / y }'
+        MODE="hello"
+        for tk in $IDLE_TICKETS; do
+            # Session tickets change what OpenSSL keeps per connection.
+            TICKETS=0
+            [[ $tk == on ]] && TICKETS=1
+            key=tls_idle_$tk
+            declare -A IDLEB=()
+            note "idle: $IDLE_CONNS TLS keep-alive connections per server, fresh servers, tickets $tk"
+            i=0
+            for s in $SERVERS; do
+                port=$((BASE_PORT + i))
+                i=$((i + 1))
+                start_server "$s" "$port" || continue
+                w=$(worker_pid "$s" "${PID[$s]}")
+                out=$(taskset -c "$CLIENT_CPU" "$IDLE" -p "$port" -n "$IDLE_CONNS" --server-pid "$w" 2>&1)
+                b=$(awk '/^idle_bytes_per_conn:/ { print $2 }' <<<"$out")
+                p=$(awk '/^idle_pss_bytes_per_conn:/ { print $2 }' <<<"$out")
+                if [[ -z $b ]]; then
+                    note "idle $s FAILED: $(tr '\n' ' ' <<<"$out")"
+                else
+                    IDLEB[$s]=$b
+                    note "idle $s (pid $w): $(grep -E 'rss|opened' <<<"$out" | tr '\n' ' ')"
+                    printf '%s_%s_bytes: %.0f B/conn\n' "$key" "$s" "$b"
+                    printf '%s_%s_pss_bytes: %.0f B/conn\n' "$key" "$s" "${p:-0}"
+                fi
+                stop_server "$s"
             done
+            for a in epoll uring; do
+                for b in "${peers[@]}"; do
+                    [[ -n ${IDLEB[$a]:-} && -n ${IDLEB[$b]:-} ]] || continue
+                    awk -v k="${key}_${a}_vs_$b" -v x="${IDLEB[$a]}" -v y="${IDLEB[$b]}" \
+                        'BEGIN { if (y > 0) printf "%s: %.2f x\n", k, x / y }'
+                done
+            done
+            unset IDLEB
         done
     fi
 fi

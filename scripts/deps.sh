@@ -10,7 +10,8 @@
 #   valgrind: + valgrind (memcheck, and <valgrind/valgrind.h> for the stack
 #          registration in src/arch/stack.c)
 #   format: clang-format (the version .clang-format is written for)
-#   bench: + the peers: libuv, nginx, wrk, uvloop, aiofiles, h2load, Go
+#   bench: + the peers: libuv, nginx, wrk, uvloop, aiofiles, h2load, Go, and OpenSSL
+#          (the openssl tool makes tls_bench.sh's certificates; libssl-dev builds idle_tls)
 # As root it runs apt-get; otherwise it prints the command to run.
 set -euo pipefail
 declare -A groups=(
@@ -20,7 +21,7 @@ declare -A groups=(
     [tsan]="clang libclang-rt-14-dev"
     [valgrind]="valgrind"
     [format]="clang-format"
-    [bench]="libuv1-dev nginx-light h2o wrk python3-uvloop python3-aiofiles bc nghttp2-client curl gnuplot-nox golang-go"
+    [bench]="libuv1-dev nginx-light h2o wrk python3-uvloop python3-aiofiles bc nghttp2-client curl gnuplot-nox golang-go openssl libssl-dev"
 )
 command -v dpkg >/dev/null || exit 0 # not Debian: nothing we can check
 want=()
