@@ -835,6 +835,71 @@ static void *not_asked_main(void *arg)
 
 TEST(fds_dropped_unless_asked) { test_run(not_asked_main, NULL); }
 
+/* The same wake-up-then-receive path for a Unix stream that does not
+ * receive fds (plain recvs carrying CORIO__OPH_TASK_RECV; on io_uring a
+ * read into 64 KiB or more of the caller's memory is a plain recv): the
+ * reader gets its bytes, and one whose stream is closed between its
+ * wake-up and its receive returns instead of waiting. */
+typedef struct big_reader {
+    corio_stream *s;
+    corio_stream *close_after;
+    ssize_t got;
+    char *buf;
+} big_reader;
+
+#define BIG_READ (128 * 1024)
+
+static void *big_read(void *arg)
+{
+    big_reader *r = arg;
+    r->got = corio_stream_read(r->s, r->buf, BIG_READ);
+    if (r->close_after)
+        corio_stream_close(r->close_after);
+    return NULL;
+}
+
+static void *parked_plain_main(void *arg)
+{
+    (void)arg;
+    corio_stream *a, *b, *a2, *b2;
+    pair_opt(&a, &b, false);
+    pair_opt(&a2, &b2, false);
+    static char kib[1024], buf1[BIG_READ], buf2[BIG_READ];
+    /* a short KiB read first on each: drained, and bulk (io_uring polls) */
+    CHECK_OK(corio_stream_write(a, kib, sizeof kib));
+    CHECK_EQ(corio_stream_read(b, buf1, BIG_READ), sizeof kib);
+    CHECK_OK(corio_stream_write(a2, kib, sizeof kib));
+    CHECK_EQ(corio_stream_read(b2, buf2, BIG_READ), sizeof kib);
+    big_reader first = {.s = b2, .close_after = b, .buf = buf2};
+    big_reader second = {.s = b, .buf = buf1};
+    corio_task *t1 = corio_spawn(big_read, &first);
+    corio_task *t2 = corio_spawn(big_read, &second);
+    CHECK(t1 && t2);
+    CHECK_OK(corio_yield()); /* both park */
+    CHECK_EQ(write(corio_stream_fd(a2), "12", 2), 2);
+    CHECK_EQ(write(corio_stream_fd(a), "3", 1), 1);
+    CHECK_OK(corio_task_join(t1, NULL));
+    CHECK_OK(corio_task_join(t2, NULL));
+    CHECK_EQ(first.got, 2);
+    CHECK_MEM(buf2, "12", 2);
+    CHECK_ERR(second.got, -EBADF); /* its stream closed under it: no hang */
+    /* and an undisturbed parked reader gets its bytes */
+    big_reader third = {.s = b2, .buf = buf2};
+    corio_task *t3 = corio_spawn(big_read, &third);
+    CHECK(t3);
+    CHECK_OK(corio_yield());
+    CHECK_OK(corio_stream_write(a2, "45", 2));
+    CHECK_OK(corio_task_join(t3, NULL));
+    CHECK_EQ(third.got, 2);
+    CHECK_MEM(buf2, "45", 2);
+    corio_stream_close(a);
+    corio_stream_close(a2);
+    corio_stream_close(b2);
+    return NULL;
+}
+
+TEST(parked_plain_reader_receives_and_sees_a_close) { test_run(parked_plain_main, NULL); }
+
 /* A read parked on the socket has issued its receive: too late to ask. */
 static void *busy_read(void *arg)
 {
