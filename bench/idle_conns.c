@@ -108,7 +108,8 @@ static int tls_step(int ep, int i, int fd, unsigned char *state, char *buf, size
     int e = SSL_get_error(ssl, r);
     if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
         return -1;
-    struct epoll_event ev = {.events = e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT, .data.u32 = (uint32_t)i};
+    struct epoll_event ev = {.events = e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT,
+                             .data.u32 = (uint32_t)i};
     epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
     return 0;
 }
@@ -304,6 +305,7 @@ int main(int argc, char **argv)
     return 0;
 
 usage:
-    fprintf(stderr, "usage: idle_conns -p PORT -n N --server-pid PID [--settle-ms MS] [--batch B] [--tls 1]\n");
+    fprintf(stderr,
+            "usage: idle_conns -p PORT -n N --server-pid PID [--settle-ms MS] [--batch B] [--tls 1]\n");
     return 2;
 }

@@ -14,10 +14,13 @@
 #   unix_1k_c10_epoll_vs_libuv_cpu: 0.93 x    corio cpu / libuv cpu (<1: corio cheaper)
 #
 # Servers: epoll and uring (corio's examples/unix_echo with CORIO_BACKEND
-# forced), libuv (bench/peers/libuv_echo.c given a path: uv_pipe_t).  Each
-# listens on a socket file in a fresh temporary directory.
+# forced), libuv (bench/peers/libuv_echo.c given a path: uv_pipe_t);
+# epoll_base and uring_base run examples/unix_echo from BASE_BUILD, an
+# older corio build, for before/after figures in one run (added to
+# SERVERS by default when BASE_BUILD is set).  Each listens on a socket
+# file in a fresh temporary directory.
 #
-# Knobs (environment): BUILD (default build), DURATION (3), WARMUP (1),
+# Knobs (environment): BUILD (default build), BASE_BUILD (none), DURATION (3), WARMUP (1),
 # REPS (3), SIZES ("64 1024 102400"), CLIENTS ("10 100"), SERVERS
 # ("epoll uring libuv"), SERVER_CPU (0), CLIENT_CPU (1).  The defaults
 # take about 4 minutes.
@@ -32,7 +35,11 @@ WARMUP=${WARMUP:-1}
 REPS=${REPS:-3}
 SIZES=${SIZES:-"64 1024 102400"}
 CLIENTS=${CLIENTS:-"10 100"}
-SERVERS=${SERVERS:-"epoll uring libuv"}
+if [[ -n ${BASE_BUILD:-} ]]; then
+    SERVERS=${SERVERS:-"epoll uring epoll_base uring_base libuv"}
+else
+    SERVERS=${SERVERS:-"epoll uring libuv"}
+fi
 BASE_PORT=1 # only numbers the servers: they listen on $tmp/NAME.sock
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
@@ -43,6 +50,8 @@ LOAD=$(first_file "$BUILD/bench/echo_load" "$BUILD/echo_load") ||
     { echo "unix_bench: echo_load not built in $BUILD" >&2; exit 2; }
 CORIO_ECHO=$(first_file "$BUILD/examples/unix_echo" "$BUILD/unix_echo") || CORIO_ECHO=
 LIBUV_ECHO=$(first_file "$BUILD/bench/libuv_echo" "$BUILD/libuv_echo") || LIBUV_ECHO=
+BASE_ECHO=
+[[ -n ${BASE_BUILD:-} ]] && { BASE_ECHO=$(first_file "$BASE_BUILD/examples/unix_echo" "$BASE_BUILD/unix_echo") || BASE_ECHO=; }
 
 sock() { echo "$tmp/$1.sock"; }
 
@@ -50,6 +59,8 @@ server_cmd() {
     case $1 in
     epoll) [[ -n $CORIO_ECHO ]] && printf '%s\n' env CORIO_BACKEND=epoll "$CORIO_ECHO" "$(sock "$1")" ;;
     uring) [[ -n $CORIO_ECHO ]] && printf '%s\n' env CORIO_BACKEND=io_uring "$CORIO_ECHO" "$(sock "$1")" ;;
+    epoll_base) [[ -n $BASE_ECHO ]] && printf '%s\n' env CORIO_BACKEND=epoll "$BASE_ECHO" "$(sock "$1")" ;;
+    uring_base) [[ -n $BASE_ECHO ]] && printf '%s\n' env CORIO_BACKEND=io_uring "$BASE_ECHO" "$(sock "$1")" ;;
     libuv) [[ -n $LIBUV_ECHO ]] && printf '%s\n' "$LIBUV_ECHO" "$(sock "$1")" ;;
     *) return 1 ;;
     esac
@@ -98,6 +109,6 @@ done
 
 for m in $SIZES; do
     for c in $CLIENTS; do
-        report_key "unix_$(label "$m")_c${c}" libuv
+        report_key "unix_$(label "$m")_c${c}" libuv epoll_base uring_base
     done
 done

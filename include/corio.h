@@ -986,6 +986,11 @@ typedef struct corio_server_config {
     bool nagle;
     size_t stack_size; /* for handler tasks; 0 = the loop's default; above SIZE_MAX / 128: -EINVAL */
     unsigned mode;     /* Unix sockets: the socket file's permission bits (0 = as the umask leaves them) */
+    /* Unix sockets: every connection's stream receives the fds its peer
+     * passes (as after corio_stream_set_receive_fds(s, true)); default
+     * false: passed fds are dropped by the kernel and receiving costs what
+     * it costs on TCP.  Ignored for TCP sockets. */
+    bool receive_fds;
     /* A server TLS configuration (corio_tls_server_new), or NULL for plain
      * TCP.  Each connection's task runs the handshake before handler is
      * called; a connection whose handshake fails is closed without calling
@@ -1056,10 +1061,17 @@ CORIO_API char *corio_addr_format(const struct sockaddr *addr, char *buf, size_t
  * 107 bytes (sun_path holds 108 with the terminating NUL or the leading
  * one): longer is -ENAMETOOLONG; "" is -EINVAL.
  *
- * Every Unix stream receives with recvmsg, so fds the peer passes with
- * its data (SCM_RIGHTS) are never dropped by the kernel: they wait in the
- * stream until claimed (corio_stream_read_fds, corio_stream_take_fds) and
- * are closed with the stream if they never are. */
+ * Passing fds (SCM_RIGHTS).  Every Unix stream can send fds with its
+ * data (corio_stream_write_fds).  Receiving them is opt-in, as with
+ * libuv's ipc pipes and Go's ReadMsgUnix: a Unix stream receives as a TCP
+ * stream does (a plain recv, io_uring's multishot recv), and the kernel
+ * drops (closes) any fds a peer passes it; only a stream asked to
+ * (corio_stream_set_receive_fds before its first read, or a server's
+ * receive_fds) receives with recvmsg, so that passed fds are never
+ * dropped: they wait in the stream until claimed (corio_stream_read_fds,
+ * corio_stream_take_fds) and are closed with the stream if they never
+ * are.  That costs some CPU per receive (a recvmsg, no multishot recv),
+ * which is why it is not the default. */
 
 /* Listen on a Unix stream socket and run handler(stream, arg) for every connection
  * (asyncio.start_unix_server). The server is a corio_server as for TCP: corio_server_serve_forever,
@@ -1071,8 +1083,9 @@ CORIO_API char *corio_addr_format(const struct sockaddr *addr, char *buf, size_t
  * answers there, -EADDRINUSE and that file is left alone.  Anything else
  * at path (a regular file, a directory, a FIFO) is never removed:
  * -EADDRINUSE.  cfg (may be NULL): backlog and stack_size as for TCP;
- * mode, when not 0, sets the socket file's permission bits (as chmod,
- * before listen(2), so nobody connects in between; connecting needs write
+ * receive_fds makes every connection's stream receive passed fds; mode,
+ * when not 0, sets the socket file's permission bits (as chmod, before
+ * listen(2), so nobody connects in between; connecting needs write
  * permission), otherwise the umask decides; reuse_port and nagle do not
  * apply and are ignored.  corio_server_close removes the socket file the
  * server created, if path still names that same file (a file another
@@ -1101,10 +1114,27 @@ CORIO_API int corio_stream_connect_unix(const char *path, corio_stream **out);
  * not over a socket. */
 CORIO_API int corio_stream_peercred(const corio_stream *s, pid_t *pid, uid_t *uid, gid_t *gid);
 
+/* Make a Unix stream receive the fds its peer passes (SCM_RIGHTS), or not.
+ * on = true: from the first receive on, every receive is a recvmsg and
+ * passed fds wait in the stream for corio_stream_read_fds /
+ * corio_stream_take_fds (see there); false (the default, except for the
+ * streams of a server with receive_fds): the kernel drops passed fds.
+ * Call it before the stream's first read: fds that came with bytes
+ * already received are gone.  Does not suspend.  Returns 0 (also when the
+ * stream is already so), -EBUSY once a read has received (or waits to
+ * receive) and on differs from the current setting, -EOPNOTSUPP for a
+ * socket that is not AF_UNIX and for on = true on a TLS stream (TLS
+ * carries no fds: its read_fds / take_fds are -EOPNOTSUPP whatever was
+ * set before), -ENOTSOCK for a stream not over a socket, -EINVAL for
+ * NULL. */
+CORIO_API int corio_stream_set_receive_fds(corio_stream *s, bool on);
+
 /* Queue n bytes with nfds file descriptors attached, passed to the peer (SCM_RIGHTS).
  * Like corio_stream_write (never suspends, the bytes keep their place in
  * the stream), with the fds travelling with the first of these bytes: the
- * peer's corio_stream_read_fds returns them with these bytes (see there).
+ * peer's corio_stream_read_fds returns them with these bytes (see there),
+ * if the peer receives fds; otherwise its kernel closes them.  Works on
+ * every Unix stream, whether it receives fds or not.
  * The caller's fds stay the caller's: they are duplicated when the bytes
  * have to wait in the queue, so they may be closed as soon as this
  * returns.  The peer gets new fds for the same open files.  n must be at
@@ -1117,6 +1147,9 @@ CORIO_API int corio_stream_peercred(const corio_stream *s, pid_t *pid, uid_t *ui
 CORIO_API int corio_stream_write_fds(corio_stream *s, const void *buf, size_t n, const int *fds, size_t nfds);
 
 /* Read up to n bytes and the file descriptors that came with them (SCM_RIGHTS).
+ * Only on a stream that receives fds (corio_stream_set_receive_fds, a
+ * server's receive_fds): on any other, -EOPNOTSUPP and nothing is read
+ * (its receives drop passed fds, so "none came" would be a guess).
  * *nfds is in: the room in fds, out: how many were stored (nfds is
  * required; fds may be NULL when *nfds is 0).  The fds belong to the
  * caller from then on and are close-on-exec.  A read takes the bytes of
@@ -1130,10 +1163,9 @@ CORIO_API int corio_stream_write_fds(corio_stream *s, const void *buf, size_t n,
  * fds beyond *nfds's room wait the same way.  Fds never handed over are
  * closed when the stream closes.  flags (may be NULL) gets MSG_CTRUNC when
  * fds sent with the data handed over were lost (the kernel could not
- * install them, e.g. at this process's RLIMIT_NOFILE), else 0.  Works on
- * any stream (others never carry fds).  Returns bytes read (> 0), 0 at EOF
- * (with any fds still waiting), or -errno as corio_stream_read.  Suspends
- * only when nothing is buffered. */
+ * install them, e.g. at this process's RLIMIT_NOFILE), else 0.  Returns
+ * bytes read (> 0), 0 at EOF (with any fds still waiting), or -errno as
+ * corio_stream_read.  Suspends only when nothing is buffered. */
 CORIO_API ssize_t corio_stream_read_fds(corio_stream *s, void *buf, size_t n, int *fds, size_t *nfds,
                                         int *flags);
 
@@ -1141,7 +1173,9 @@ CORIO_API ssize_t corio_stream_read_fds(corio_stream *s, void *buf, size_t n, in
  * For fds whose bytes were read by readline, readuntil, readexactly or
  * read: up to cap of them into fds, owned by the caller, close-on-exec.
  * flags (may be NULL) as for corio_stream_read_fds.  Does not suspend.
- * Returns how many were stored (0 when none wait). */
+ * Returns how many were stored (0 when none wait), -EOPNOTSUPP on a
+ * stream that does not receive fds, -EINVAL (NULL s, or NULL fds with
+ * cap > 0). */
 CORIO_API int corio_stream_take_fds(corio_stream *s, int *fds, size_t cap, int *flags);
 
 /* ------------------------------------------------------------------ */
@@ -1632,8 +1666,8 @@ CORIO_API int corio_listen_fds(corio_listen_fd *out, unsigned max, bool unset_en
  * them (corio_server_close closes them) and has made them non-blocking
  * and close-on-exec; the rest is corio_server_start's (one accept task
  * per socket, handler per connection, corio_server_sockname).  From cfg
- * only nagle and stack_size apply (backlog and reuse_port belong to
- * whoever opened the sockets).  Every fd is checked first and, on any
+ * only nagle, stack_size and (for Unix sockets) receive_fds apply
+ * (backlog and reuse_port belong to whoever opened the sockets).  Every fd is checked first and, on any
  * error, none is changed and all stay the caller's: -EBADF (not open),
  * -ENOTSOCK (not a socket), -EOPNOTSUPP (not a stream socket), -EINVAL (a
  * socket that is not listening, an fd listed twice, n == 0, NULL fds or

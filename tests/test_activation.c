@@ -287,7 +287,8 @@ static void *unix_main(void *arg)
     CHECK_OK(bind(fd, (struct sockaddr *)&a, sizeof a));
     CHECK_OK(listen(fd, 4));
     corio_server *srv;
-    CHECK_OK(corio_server_start_fds(&fd, 1, fd_echo_handler, NULL, NULL, &srv));
+    corio_server_config cfg = {.receive_fds = true};
+    CHECK_OK(corio_server_start_fds(&fd, 1, fd_echo_handler, NULL, &cfg, &srv));
     CHECK_EQ(corio_server_port(srv), 0);
     int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     CHECK_OK(connect(c, (struct sockaddr *)&a, sizeof a));
@@ -298,7 +299,8 @@ static void *unix_main(void *arg)
     size_t got;
     CHECK_EQ(corio_stream_readexactly(s, buf, 4, &got), 4);
     CHECK_MEM(buf, "unix", 4);
-    /* the accepted streams are Unix streams: a passed fd reaches the handler */
+    /* the accepted streams are Unix streams receiving fds (cfg.receive_fds):
+     * a passed fd reaches the handler */
     int p[2];
     CHECK_OK(pipe2(p, O_CLOEXEC));
     CHECK_OK(corio_stream_write_fds(s, "fd", 2, &p[1], 1));

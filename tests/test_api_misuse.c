@@ -617,11 +617,14 @@ static void *unix_null_main(void *arg)
     CHECK_EQ(nfds, 0);
     CHECK_EQ(flags, 0);
     CHECK_ERR(corio_stream_take_fds(NULL, &fd, 1, NULL), -EINVAL);
+    CHECK_ERR(corio_stream_set_receive_fds(NULL, true), -EINVAL);
 
     int sv[2];
     CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
     corio_stream *a = corio_stream_from_fd(sv[0]), *b = corio_stream_from_fd(sv[1]);
     CHECK(a && b);
+    CHECK_ERR(corio_stream_take_fds(b, &fd, 1, NULL), -EOPNOTSUPP); /* not asked to receive fds */
+    CHECK_OK(corio_stream_set_receive_fds(b, true));
     CHECK_ERR(corio_stream_write_fds(a, NULL, 1, &fd, 1), -EINVAL);
     CHECK_ERR(corio_stream_write_fds(a, "x", 1, NULL, 1), -EINVAL);
     CHECK_ERR(corio_stream_read_fds(b, NULL, 1, &fd, &nfds, NULL), -EINVAL);

@@ -215,6 +215,17 @@ static void *keepalive_main(void *arg)
     char b[16];
     CHECK_EQ(corio_stream_read(s, b, sizeof b), 0);
     corio_stream_close(s);
+
+    /* TLS 1.2 (its own record and ticket flow) works the same */
+    corio_tls_options o12 = {.ca_file = ca_pem, .max_version = 0x0303};
+    corio_tls *c12;
+    CHECK_OK(corio_tls_client_new(&o12, &c12));
+    s = connect_tls(srv, c12);
+    CHECK_STR(corio_stream_tls_version(s), "TLSv1.2");
+    get_expect(s, "/v12a", "/v12a");
+    get_expect(s, "/v12b", "/v12b");
+    corio_stream_close(s);
+    corio_tls_free(c12);
     CHECK_OK(corio_http_server_close(srv, 10000));
     corio_tls_free(ctls);
     return NULL;
@@ -479,6 +490,24 @@ static void *stall_main(void *arg)
     corio_stream_close(silent);
     corio_stream_close(half);
     CHECK_OK(corio_http_server_close(srv, 10000));
+
+    /* a server close does not wait for a stalled handshake's deadline
+     * (also when it comes before the connection's task first ran) */
+    corio_http_server_config slow = {.head_timeout_ms = 600000};
+    srv = start_server(&slow);
+    half = connect_plain(srv);
+    CHECK_OK(corio_stream_write(half, part, sizeof part - 1));
+    CHECK_OK(corio_stream_drain(half));
+    while (corio_http_server_connections(srv) == 0)
+        CHECK_OK(corio_sleep_ms(1));
+    t0 = test_ms();
+    CHECK_OK(corio_http_server_close(srv, 600000));
+    CHECK(test_ms() - t0 < 30000);
+    d = corio_deadline_push(60000);
+    r2 = corio_stream_read(half, buf, sizeof buf);
+    corio_deadline_pop(d);
+    CHECK(r2 == 0 || r2 == -ECONNRESET);
+    corio_stream_close(half);
     return NULL;
 }
 

@@ -303,14 +303,21 @@ TEST(peer_credentials) { test_run(cred_main, NULL); }
 
 /* ---- passing fds --------------------------------------------------------- */
 
-static void pair(corio_stream **a, corio_stream **b)
+/* Two connected Unix streams; receiving fds when rx_fds. */
+static void pair_opt(corio_stream **a, corio_stream **b, bool rx_fds)
 {
     int sv[2];
     CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
     *a = corio_stream_from_fd(sv[0]);
     *b = corio_stream_from_fd(sv[1]);
     CHECK(*a && *b);
+    if (rx_fds) {
+        CHECK_OK(corio_stream_set_receive_fds(*a, true));
+        CHECK_OK(corio_stream_set_receive_fds(*b, true));
+    }
 }
+
+static void pair(corio_stream **a, corio_stream **b) { pair_opt(a, b, true); }
 
 /* fd (a received pipe write end) and rd (the pipe's read end) are the same
  * pipe: write through one, read from the other.  Closes fd. */
@@ -380,9 +387,11 @@ static void *fd_server_main(void *arg)
     char path[64];
     snprintf(path, sizeof path, "@corio-fds-%d", (int)getpid());
     corio_server *srv;
-    CHECK_OK(corio_server_start_unix(path, fd_server_handler, NULL, NULL, &srv));
+    corio_server_config cfg = {.receive_fds = true};
+    CHECK_OK(corio_server_start_unix(path, fd_server_handler, NULL, &cfg, &srv));
     corio_stream *s;
     CHECK_OK(corio_stream_connect_unix(path, &s));
+    CHECK_OK(corio_stream_set_receive_fds(s, true));
     int p1[2], p2[2];
     CHECK_OK(pipe2(p1, O_CLOEXEC));
     CHECK_OK(pipe2(p2, O_CLOEXEC));
@@ -724,14 +733,26 @@ static void *fd_errors_main(void *arg)
     CHECK_EQ(corio_stream_read_fds(b, buf, sizeof buf, fds, &nfds, NULL), 1);
     CHECK_EQ(buf[0], '!');
     CHECK_EQ(nfds, 0);
-    /* a pipe stream carries no fds: write_fds is refused, read_fds reads */
+    /* a pipe stream carries no fds: write_fds, read_fds and receiving are refused */
     corio_stream *ps = corio_stream_from_fd(p[1]);
     CHECK_ERR(corio_stream_write_fds(ps, "x", 1, &p[0], 1), -EOPNOTSUPP);
+    CHECK_ERR(corio_stream_set_receive_fds(ps, true), -ENOTSOCK);
     CHECK_OK(corio_stream_write(ps, "pp", 2));
     corio_stream *pr = corio_stream_from_fd(p[0]);
     nfds = 4;
-    CHECK_EQ(corio_stream_read_fds(pr, buf, sizeof buf, fds, &nfds, NULL), 2);
+    CHECK_ERR(corio_stream_read_fds(pr, buf, sizeof buf, fds, &nfds, NULL), -EOPNOTSUPP);
     CHECK_EQ(nfds, 0);
+    CHECK_EQ(corio_stream_read(pr, buf, sizeof buf), 2); /* nothing was taken */
+    CHECK_MEM(buf, "pp", 2);
+    /* nor does a TCP socket */
+    int tcp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(tcp >= 0);
+    corio_stream *ts = corio_stream_from_fd(tcp);
+    CHECK(ts);
+    CHECK_ERR(corio_stream_set_receive_fds(ts, true), -EOPNOTSUPP);
+    CHECK_ERR(corio_stream_set_receive_fds(ts, false), -EOPNOTSUPP);
+    CHECK_ERR(corio_stream_take_fds(ts, fds, 4, NULL), -EOPNOTSUPP);
+    corio_stream_close(ts);
     corio_stream_close(ps);
     corio_stream_close(pr);
     corio_stream_close(a);
@@ -740,6 +761,212 @@ static void *fd_errors_main(void *arg)
 }
 
 TEST(fd_passing_errors) { test_run(fd_errors_main, NULL); }
+
+/* A Unix stream that was not asked to receive fds takes TCP's receive
+ * path: the kernel drops what a peer passes (nothing lands in this
+ * process: the pipe's write end has no copy left, so its read end sees
+ * EOF), read_fds / take_fds say so instead of returning none, and the
+ * choice is fixed once a receive was made. */
+static void drop_check(corio_stream *a, corio_stream *b, size_t room)
+{
+    int base = test_fd_count();
+    int p[2];
+    CHECK_OK(pipe2(p, O_CLOEXEC | O_NONBLOCK));
+    CHECK_OK(corio_stream_write_fds(a, "xy", 2, &p[1], 1)); /* sending works on every Unix stream */
+    close(p[1]);
+    char *buf = malloc(room);
+    int fds[4];
+    size_t nfds = 4;
+    int flags = -1;
+    CHECK_ERR(corio_stream_read_fds(b, buf, room, fds, &nfds, &flags), -EOPNOTSUPP);
+    CHECK_EQ(nfds, 0);
+    CHECK_EQ(flags, 0);
+    CHECK_ERR(corio_stream_take_fds(b, fds, 4, NULL), -EOPNOTSUPP);
+    size_t got = 0;
+    while (got < 2) {
+        ssize_t n = corio_stream_read(b, buf + got, room - got);
+        CHECK(n > 0);
+        got += (size_t)n;
+    }
+    CHECK_EQ(got, 2);
+    CHECK_MEM(buf, "xy", 2);
+    CHECK_ERR(corio_stream_set_receive_fds(b, true), -EBUSY); /* too late: a receive was made */
+    CHECK_OK(corio_stream_set_receive_fds(b, false));         /* as it is */
+    char c;
+    CHECK_EQ(read(p[0], &c, 1), 0);      /* the passed write end was closed by the kernel */
+    CHECK_EQ(test_fd_count(), base + 1); /* p[0] only */
+    close(p[0]);
+    free(buf);
+}
+
+static void *not_asked_main(void *arg)
+{
+    (void)arg;
+    corio_stream *a, *b, *a1, *b1;
+    /* small reads (on io_uring: the multishot recv), then a read into
+     * big caller memory (a plain recv).  Nothing is closed until the end:
+     * a stream closed with its multishot armed closes its fd only when
+     * the kernel has confirmed the cancel, which would move the counts. */
+    pair_opt(&a1, &b1, false);
+    drop_check(a1, b1, 16);
+    drop_check(a1, b1, 16);
+    pair_opt(&a, &b, false);
+    drop_check(a, b, 256 * 1024);
+    /* the other direction still works once asked, before the first read */
+    CHECK_OK(corio_stream_set_receive_fds(a, true));
+    CHECK_OK(corio_stream_set_receive_fds(a, true));
+    int p[2];
+    CHECK_OK(pipe2(p, O_CLOEXEC));
+    CHECK_OK(corio_stream_write_fds(b, "r", 1, &p[1], 1));
+    close(p[1]);
+    char buf[4];
+    int fd = -1;
+    size_t nfds = 1;
+    CHECK_EQ(corio_stream_read_fds(a, buf, sizeof buf, &fd, &nfds, NULL), 1);
+    CHECK_EQ(nfds, 1);
+    check_pipe(fd, p[0], "asked");
+    close(p[0]);
+    corio_stream_close(a);
+    corio_stream_close(b);
+    corio_stream_close(a1);
+    corio_stream_close(b1);
+    return NULL;
+}
+
+TEST(fds_dropped_unless_asked) { test_run(not_asked_main, NULL); }
+
+/* The same wake-up-then-receive path for a Unix stream that does not
+ * receive fds (plain recvs carrying CORIO__OPH_TASK_RECV; on io_uring a
+ * read into 64 KiB or more of the caller's memory is a plain recv): the
+ * reader gets its bytes, and one whose stream is closed between its
+ * wake-up and its receive returns instead of waiting. */
+typedef struct big_reader {
+    corio_stream *s;
+    corio_stream *close_after;
+    ssize_t got;
+    char *buf;
+} big_reader;
+
+#define BIG_READ (128 * 1024)
+
+static void *big_read(void *arg)
+{
+    big_reader *r = arg;
+    r->got = corio_stream_read(r->s, r->buf, BIG_READ);
+    if (r->close_after)
+        corio_stream_close(r->close_after);
+    return NULL;
+}
+
+static void *parked_plain_main(void *arg)
+{
+    (void)arg;
+    corio_stream *a, *b, *a2, *b2;
+    pair_opt(&a, &b, false);
+    pair_opt(&a2, &b2, false);
+    static char kib[1024], buf1[BIG_READ], buf2[BIG_READ];
+    /* a short KiB read first on each: drained, and bulk (io_uring polls) */
+    CHECK_OK(corio_stream_write(a, kib, sizeof kib));
+    CHECK_EQ(corio_stream_read(b, buf1, BIG_READ), sizeof kib);
+    CHECK_OK(corio_stream_write(a2, kib, sizeof kib));
+    CHECK_EQ(corio_stream_read(b2, buf2, BIG_READ), sizeof kib);
+    big_reader first = {.s = b2, .close_after = b, .buf = buf2};
+    big_reader second = {.s = b, .buf = buf1};
+    corio_task *t1 = corio_spawn(big_read, &first);
+    corio_task *t2 = corio_spawn(big_read, &second);
+    CHECK(t1 && t2);
+    CHECK_OK(corio_yield()); /* both park */
+    CHECK_EQ(write(corio_stream_fd(a2), "12", 2), 2);
+    CHECK_EQ(write(corio_stream_fd(a), "3", 1), 1);
+    CHECK_OK(corio_task_join(t1, NULL));
+    CHECK_OK(corio_task_join(t2, NULL));
+    CHECK_EQ(first.got, 2);
+    CHECK_MEM(buf2, "12", 2);
+    CHECK_ERR(second.got, -EBADF); /* its stream closed under it: no hang */
+    /* and an undisturbed parked reader gets its bytes */
+    big_reader third = {.s = b2, .buf = buf2};
+    corio_task *t3 = corio_spawn(big_read, &third);
+    CHECK(t3);
+    CHECK_OK(corio_yield());
+    CHECK_OK(corio_stream_write(a2, "45", 2));
+    CHECK_OK(corio_task_join(t3, NULL));
+    CHECK_EQ(third.got, 2);
+    CHECK_MEM(buf2, "45", 2);
+    corio_stream_close(a);
+    corio_stream_close(a2);
+    corio_stream_close(b2);
+    return NULL;
+}
+
+TEST(parked_plain_reader_receives_and_sees_a_close) { test_run(parked_plain_main, NULL); }
+
+/* A read parked on the socket has issued its receive: too late to ask. */
+static void *busy_read(void *arg)
+{
+    char c;
+    CHECK_EQ(corio_stream_read(arg, &c, 1), 1);
+    return NULL;
+}
+
+static void *busy_main(void *arg)
+{
+    (void)arg;
+    corio_stream *a, *b;
+    pair_opt(&a, &b, false);
+    corio_task *t = corio_spawn(busy_read, b);
+    CHECK(t);
+    CHECK_OK(corio_yield()); /* it parks */
+    CHECK_ERR(corio_stream_set_receive_fds(b, true), -EBUSY);
+    CHECK_OK(corio_stream_write(a, "z", 1));
+    CHECK_OK(corio_task_join(t, NULL));
+    corio_stream_close(a);
+    corio_stream_close(b);
+    return NULL;
+}
+
+TEST(receive_fds_refused_while_a_read_waits) { test_run(busy_main, NULL); }
+
+/* A server without receive_fds: its streams drop passed fds. */
+static void no_fds_handler(corio_stream *s, void *arg)
+{
+    (void)arg;
+    char buf[8];
+    int fd;
+    size_t nfds = 1;
+    CHECK_ERR(corio_stream_read_fds(s, buf, sizeof buf, &fd, &nfds, NULL), -EOPNOTSUPP);
+    ssize_t n = corio_stream_read(s, buf, sizeof buf);
+    CHECK_EQ(n, 2);
+    CHECK_OK(corio_stream_write(s, buf, (size_t)n));
+    CHECK_OK(corio_stream_drain(s));
+    CHECK_EQ(corio_stream_read(s, buf, 1), 0);
+}
+
+static void *server_default_main(void *arg)
+{
+    (void)arg;
+    int base = test_fd_count();
+    char path[64];
+    snprintf(path, sizeof path, "@corio-nofds-%d", (int)getpid());
+    corio_server *srv;
+    CHECK_OK(corio_server_start_unix(path, no_fds_handler, NULL, NULL, &srv));
+    corio_stream *s;
+    CHECK_OK(corio_stream_connect_unix(path, &s));
+    int p[2];
+    CHECK_OK(pipe2(p, O_CLOEXEC | O_NONBLOCK));
+    CHECK_OK(corio_stream_write_fds(s, "hi", 2, &p[1], 1));
+    close(p[1]);
+    char buf[4];
+    CHECK_EQ(corio_stream_readexactly(s, buf, 2, NULL), 2);
+    CHECK_MEM(buf, "hi", 2);
+    CHECK_EQ(read(p[0], buf, 1), 0); /* dropped by the server's kernel side */
+    close(p[0]);
+    corio_stream_close(s);
+    CHECK_OK(corio_server_close(srv, 1000));
+    CHECK_EQ(test_fd_count(), base);
+    return NULL;
+}
+
+TEST(server_streams_drop_fds_by_default) { test_run(server_default_main, NULL); }
 
 /* A full backlog: connect(2) on a non-blocking Unix socket says EAGAIN, a
  * blocking one would wait; corio_stream_connect_unix waits too (retrying),

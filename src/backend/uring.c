@@ -415,10 +415,6 @@ static int uring_submit(corio_loop *l, corio__op *op)
     unsigned len = op->len > CORIO__MAX_RW ? CORIO__MAX_RW : (unsigned)op->len;
     switch (kind) {
     case CORIO__OP_RECV:
-        io_uring_prep_recv(sqe, op->fd, op->buf, len, op->flags);
-        if (op->hint & CORIO__OPH_POLL_FIRST)
-            sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
-        break;
     case CORIO__OP_RECVMSG:
         if ((op->hint & (CORIO__OPH_TASK_RECV | CORIO__OPH_POLL_FIRST | CORIO__OPH_BULK)) ==
             (CORIO__OPH_TASK_RECV | CORIO__OPH_POLL_FIRST | CORIO__OPH_BULK)) {
@@ -431,7 +427,10 @@ static int uring_submit(corio_loop *l, corio__op *op)
             op->hint |= CORIO__OPH_POLLED;
             break;
         }
-        io_uring_prep_recvmsg(sqe, op->fd, op->msg, (unsigned)op->flags);
+        if (kind == CORIO__OP_RECV)
+            io_uring_prep_recv(sqe, op->fd, op->buf, len, op->flags);
+        else
+            io_uring_prep_recvmsg(sqe, op->fd, op->msg, (unsigned)op->flags);
         if (op->hint & CORIO__OPH_POLL_FIRST)
             sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
         break;

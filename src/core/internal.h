@@ -363,8 +363,9 @@ struct corio__op {
  * re-checks the kernel's entry (EPOLL_CTL_MOD, then ADD) at the next wait. */
 #define CORIO__OPH_FOREIGN 2
 
-/* Set by corio__op_run on a RECVMSG: its owner is a task that can make the
- * call itself.  A backend may then, instead of receiving in the loop, wake
+/* Set by corio__op_run on a RECVMSG, and by the owner on a RECV it wants
+ * treated alike (Unix streams, src/io/sockin.c): its owner is a task that
+ * can make the call itself.  A backend may then, instead of receiving in the loop, wake
  * the task with CORIO__OP_READY once the fd is readable, and the task
  * resubmits the op with CORIO__OPH_READY.  Why: the receive then happens
  * right before the task uses the bytes (an echo's send follows at once),

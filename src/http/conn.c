@@ -405,6 +405,8 @@ static void *conn_main(void *arg)
     if (fresh_tls) {
         /* the buffers come after the handshake: a client that never
          * finishes one costs no read buffer */
+        if (srv->closing || corio_cancelled())
+            goto end; /* the close came before this task first ran: it cancelled nothing */
         conn_set_state(c, CONN_WAIT_HEAD); /* a server close cancels a handshake too */
         int hr = corio__http_tls_handshake(c);
         conn_set_state(c, CONN_READING);

@@ -18,7 +18,7 @@ int corio__server_begin(corio_conn_fn handler, const corio_server_config **cfg, 
 
 /* Make a server from n (1..CORIO__MAX_LISTENERS) listening, non-blocking,
  * close-on-exec sockets, which it owns from then on (the streams of an
- * AF_UNIX one are Unix streams, which receive passed fds).  cfg is as for
+ * AF_UNIX one are Unix streams, receiving passed fds if cfg->receive_fds).  cfg is as for
  * corio_server_start (not NULL).  Does not suspend.  Returns 0 and *out,
  * or -errno with the fds still the caller's. */
 int corio__server_adopt(corio_loop *l, const int *fds, int n, corio_conn_fn handler, void *arg,

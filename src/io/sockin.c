@@ -81,7 +81,7 @@ void corio__sockin_free_buf(corio__sockin *in)
 static inline ssize_t plain_recv(corio__sockin *in, corio__op *op, size_t n)
 {
     if (in->drained)
-        op->hint = CORIO__OPH_POLL_FIRST;
+        op->hint |= CORIO__OPH_POLL_FIRST;
     if (in->bulk)
         op->hint |= CORIO__OPH_BULK;
     in->plain = op;
@@ -105,6 +105,8 @@ ssize_t corio__sockin_recv(corio__sockin *in, void *buf, size_t n)
     op.buf = buf;
     op.len = n;
     op.off = -1;
+    if (in->task_recv)
+        op.hint = CORIO__OPH_TASK_RECV;
     return plain_recv(in, &op, n);
 }
 

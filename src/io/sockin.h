@@ -67,6 +67,7 @@ struct corio__sockin {
     bool ready;        /* the park POLL saw the socket readable (or broken) */
     bool eof;          /* the peer shut its side (recv gave 0) */
     bool pinned;       /* bytes before `start` are still referenced: don't move them */
+    bool task_recv;    /* plain recvs carry CORIO__OPH_TASK_RECV (Unix streams: as their recvmsgs do) */
     size_t pause_at;   /* unread bytes at which the multishot is paused */
     size_t plain_from; /* a wait into this much caller memory with nothing armed uses one plain recv */
     /* unread bytes: buf[start, end) of cap */

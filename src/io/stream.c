@@ -26,11 +26,17 @@
  * max(limit, 64 KiB) + 16 KiB is ever buffered; it is re-armed at once
  * while below the mark, else by the next read.  A cancelled or timed-out
  * read then loses nothing: the data keeps arriving into the buffer.
- * Unix streams (S_UNIX) never use the multishot recv: every receive is a
- * recvmsg with room for the fds a peer passes (src/io/fdpass.c), which a
- * multishot or any plain recv would make the kernel drop; the fds wait in
- * the stream, tied to the offset of the bytes they came with, until
- * corio_stream_read_fds or corio_stream_take_fds hands them out.
+ * Unix streams (S_UNIX) receive exactly as TCP streams do unless they
+ * were asked to receive passed fds (corio_stream_set_receive_fds, the
+ * server's receive_fds: S_RXFDS), as libuv's ipc pipes and Go's
+ * ReadMsgUnix are: a recv drops the fds a peer passes (the kernel closes
+ * them), which costs nothing, while keeping them costs a recvmsg per
+ * receive and the multishot.  An S_RXFDS stream never uses the multishot
+ * recv: every receive is a recvmsg with room for the fds
+ * (src/io/fdpass.c), which wait in the stream, tied to the offset of the
+ * bytes they came with, until corio_stream_read_fds or
+ * corio_stream_take_fds hands them out.  The choice is fixed by the first
+ * receive (S_RXSTARTED): fds that came before it were dropped already.
  * Because data lands in the buffer while nobody is calling the stream, the
  * bytes of readuntil's last result are "pinned" until the next read call:
  * the callback neither overwrites nor moves them (a buffer that must grow
@@ -82,10 +88,12 @@
 #define LINGER_MS 10000u               /* how long a closed stream may keep flushing in the background */
 
 enum {
-    S_WSHUT = 1u << 1,   /* write_eof done: no more writes */
-    S_CLOSING = 1u << 2, /* close called while an operation was in flight */
-    S_FILE = 1u << 4,    /* not a socket (pipe, tty, regular file, /dev/null): see fd_io below */
-    S_UNIX = 1u << 5,    /* a Unix socket: every receive is a recvmsg that keeps passed fds */
+    S_WSHUT = 1u << 1,     /* write_eof done: no more writes */
+    S_CLOSING = 1u << 2,   /* close called while an operation was in flight */
+    S_FILE = 1u << 4,      /* not a socket (pipe, tty, regular file, /dev/null): see fd_io below */
+    S_UNIX = 1u << 5,      /* a Unix socket: write_fds and peercred work */
+    S_RXFDS = 1u << 6,     /* receives are recvmsgs that keep passed fds (opt-in, Unix only) */
+    S_RXSTARTED = 1u << 7, /* a receive was made: S_RXFDS is fixed from now on */
 };
 
 typedef struct wchunk {
@@ -126,7 +134,7 @@ struct corio_stream {
     corio__timer linger_timer;
     corio__list waiters; /* drain_waiter */
     bool *closed_flag;
-    /* fd passing (S_UNIX, src/io/fdpass.c): offsets count the stream's
+    /* fd passing (S_UNIX, src/io/fdpass.c; receiving: S_RXFDS): offsets count the stream's
      * bytes from its start; consumed = rx_total - bytes buffered */
     uint64_t rx_total; /* bytes received */
     uint64_t wsent;    /* bytes sent */
@@ -228,9 +236,37 @@ size_t corio__stream_unread(const corio_stream *s) { return s->in.end - s->in.st
 void corio__stream_set_unix(corio_stream *s)
 {
     s->flags |= S_UNIX;
-    /* a multishot recv (or any plain recv) would make the kernel drop the
-     * fds a peer passes: receives are recvmsgs with room for them */
-    s->in.multi = false;
+    /* Its plain recvs are made by the reading task once the socket is
+     * readable, as its recvmsgs are (CORIO__OPH_TASK_RECV): with many
+     * connections of large messages, receiving for every ready one before
+     * any task runs evicts each reply from the cache before it is sent
+     * (measured with bench/unix_bench.sh, 100 KiB x 100 clients).  TCP
+     * streams keep the loop's receive until measured there. */
+    s->in.task_recv = true;
+}
+
+int corio_stream_set_receive_fds(corio_stream *s, bool on)
+{
+    if (!s)
+        return -EINVAL;
+    if (s->flags & S_FILE)
+        return -ENOTSOCK;
+    if (!(s->flags & S_UNIX) || (s->tls && on))
+        return -EOPNOTSUPP; /* a TLS stream's ciphertext input drops fds */
+    if (on == ((s->flags & S_RXFDS) != 0))
+        return 0;
+    if (s->flags & S_RXSTARTED)
+        return -EBUSY; /* fds that came with those bytes are gone already */
+    if (on) {
+        s->flags |= S_RXFDS;
+        /* a multishot recv (or any plain recv) would make the kernel drop
+         * the fds a peer passes: receives are recvmsgs with room for them */
+        s->in.multi = false;
+    } else {
+        s->flags &= ~S_RXFDS;
+        s->in.multi = s->in.loop && corio__loop_can(s->in.loop, CORIO__CAP_MULTISHOT);
+    }
+    return 0;
 }
 
 static void free_chunks(corio_stream *s)
@@ -370,7 +406,8 @@ static ssize_t recv_op(corio_stream *s, void *buf, size_t n)
         return r;
     }
     ssize_t r;
-    if (s->flags & S_UNIX) {
+    s->flags |= S_RXSTARTED;
+    if (s->flags & S_RXFDS) {
         corio__fdpass_ctl ctl;
         struct iovec iov = {.iov_base = buf, .iov_len = n};
         struct msghdr msg = {
@@ -460,6 +497,7 @@ static bool input_event(corio__sockin *in)
  * as corio__sockin_wait, or GONE. */
 static ssize_t multi_wait(corio_stream *s, void *dst, size_t cap)
 {
+    s->flags |= S_RXSTARTED;
     s->rbusy = true;
     ssize_t r = corio__sockin_wait(&s->in, dst, cap);
     s->rbusy = false;
@@ -1114,6 +1152,8 @@ ssize_t corio_stream_read_fds(corio_stream *s, void *buf, size_t n, int *fds, si
         *nfds = 0;
     if (!s || (!buf && n) || !nfds || (!fds && cap))
         return -EINVAL;
+    if (!(s->flags & S_RXFDS) || s->tls)
+        return -EOPNOTSUPP; /* its receives drop passed fds: say so rather than return none */
     unpin(s);
     if (n == 0)
         return 0;
@@ -1148,6 +1188,8 @@ int corio_stream_take_fds(corio_stream *s, int *fds, size_t cap, int *flags)
         *flags = 0;
     if (!s || (!fds && cap))
         return -EINVAL;
+    if (!(s->flags & S_RXFDS) || s->tls)
+        return -EOPNOTSUPP;
     return (int)claim_fds(s, fds, cap, flags);
 }
 

@@ -25,9 +25,10 @@ void corio__stream_set_close_flag(corio_stream *s, bool *flag);
  * tests of the input bound (corio_stream_set_limit).  Does not suspend. */
 size_t corio__stream_unread(const corio_stream *s);
 
-/* Mark s as a Unix socket stream: receives become recvmsgs that keep the
- * fds a peer passes (src/io/fdpass.c), and corio_stream_write_fds /
- * read_fds / peercred work on it.  Does not suspend. */
+/* Mark s as a Unix socket stream: corio_stream_write_fds and peercred
+ * work on it, and corio_stream_set_receive_fds may make its receives
+ * recvmsgs that keep the fds a peer passes (src/io/fdpass.c); until then
+ * it receives as a TCP stream does.  Does not suspend. */
 void corio__stream_set_unix(corio_stream *s);
 
 #endif

@@ -47,7 +47,7 @@ typedef struct listener {
     corio_task *task; /* its accept task while that runs */
     corio_server *srv;
     int interrupted;   /* multishot: the accept task was cancelled */
-    bool unix_streams; /* an AF_UNIX socket: its streams receive passed fds */
+    bool unix_streams; /* an AF_UNIX socket: its streams are Unix streams */
     corio__op mop;     /* multishot accept (io_uring) */
 } listener;
 
@@ -72,7 +72,8 @@ struct corio_server {
     corio_tls *tls; /* a reference: each connection's task runs the handshake first */
     bool closing;
     bool fd_limit_logged;
-    bool keep_fds; /* closing a server that failed to start: its fds go back to the caller */
+    bool keep_fds;    /* closing a server that failed to start: its fds go back to the caller */
+    bool receive_fds; /* cfg->receive_fds: Unix streams keep the fds their peers pass */
     void (*on_close)(void *);
     void *on_close_arg;
     unsigned nlisteners;
@@ -132,8 +133,11 @@ static void start_conn(listener *ls, int fd, const struct sockaddr_storage *peer
         corio__close_fd(srv->loop, fd);
         return;
     }
-    if (ls->unix_streams)
+    if (ls->unix_streams) {
         corio__stream_set_unix(s);
+        if (srv->receive_fds)
+            (void)corio_stream_set_receive_fds(s, true); /* a Unix stream nobody has read from */
+    }
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss); /* an unnamed Unix peer fills in the family only */
     if (!peer) {
@@ -355,6 +359,7 @@ static int server_run(corio_loop *l, const int *fds, int n, corio_conn_fn handle
     srv->handler = handler;
     srv->arg = arg;
     srv->stack_size = cfg->stack_size;
+    srv->receive_fds = cfg->receive_fds;
     r = corio__tls_server_hold(cfg->tls);
     if (r) {
         corio__free(srv);

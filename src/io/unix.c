@@ -6,7 +6,8 @@
  * its mode set before listen, and connecting.  The server itself is
  * the TCP one (src/io/tcp.c, through server.h), and the streams are the
  * ordinary ones marked as Unix streams, which receive with recvmsg so that
- * passed fds are kept (src/io/stream.c, src/io/fdpass.c).
+ * passed fds are kept only when asked to (the server's receive_fds,
+ * corio_stream_set_receive_fds; src/io/stream.c, src/io/fdpass.c).
  */
 #include "server.h"
 #include "stream.h"
