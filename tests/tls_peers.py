@@ -24,6 +24,7 @@
       Prints "New" or "Reused" and the protocol, from s_client's report.
 """
 import os
+import pty
 import re
 import socket
 import ssl
@@ -146,23 +147,40 @@ def s_client(port, cafile, version, sess_out, sess_in):
         cmd += ["-sess_out", sess_out]
     if sess_in != "-":
         cmd += ["-sess_in", sess_in]
-    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    line = b"echo me through s_client\n"
-    p.stdin.write(line)
-    p.stdin.flush()
-    out = b""
-    # s_client prints the handshake report, then what the server sends
+    # s_client buffers its stdout unless it is a terminal, and the echo
+    # must be seen before stdin closes (s_client then sends close_notify
+    # and ends): so its stdout is a pty
+    master, slave = pty.openpty()
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=slave, stderr=subprocess.PIPE)
+    os.close(slave)
     timer = threading.Timer(LIMIT, p.kill)
     timer.start()
-    while line not in out:
-        b = os.read(p.stdout.fileno(), 65536)
+    line = b"echo me through s_client"
+    p.stdin.write(line + b"\n")
+    p.stdin.flush()
+
+    def more():
+        try:
+            return os.read(master, 65536)
+        except OSError:  # EIO: the pty's other side is closed
+            return b""
+
+    out = b""
+    while line not in out:  # the handshake report, then what the server sent
+        b = more()
         if not b:
             break
         out += b
-    p.stdin.close()  # s_client sends close_notify and ends
-    rest, err = p.communicate()
+    p.stdin.close()
+    while True:
+        b = more()
+        if not b:
+            break
+        out += b
+    err = p.stderr.read()
+    p.wait()
     timer.cancel()
-    out += rest
+    os.close(master)
     text = out.decode(errors="replace")
     assert line in out, "no echo from the server:\n" + text + err.decode(errors="replace")
     assert p.returncode == 0, "s_client exit status %d:\n%s" % (p.returncode, err.decode(errors="replace"))
