@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages a task needs, only those missing.
 #   scripts/deps.sh build|test|asan|tsan|valgrind|format|bench...
-#   build: compiler, cmake, pkg-config, liburing (io_uring backend)
+#   build: compiler, cmake, pkg-config, liburing (io_uring backend), libssl-dev (TLS)
 #   test:  + curl, python3 and socat (client tests), systemd (systemd-socket-activate),
 #          openssl (the TLS tests' certificates, s_client) and nginx (a TLS peer),
 #          libcurl4-openssl-dev (examples/curl_fetch), qemu-user and the aarch64 cross
@@ -15,7 +15,7 @@
 # As root it runs apt-get; otherwise it prints the command to run.
 set -euo pipefail
 declare -A groups=(
-    [build]="build-essential cmake pkg-config liburing-dev"
+    [build]="build-essential cmake pkg-config liburing-dev libssl-dev"
     [test]="curl python3 socat openssl nginx util-linux systemd libcurl4-openssl-dev apache2-utils nghttp2-client qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
     [asan]="clang libclang-rt-14-dev"
     [tsan]="clang libclang-rt-14-dev"

@@ -477,6 +477,64 @@ static void *tcp_null_main(void *arg)
 
 TEST(tcp_functions_reject_null) { test_run(tcp_null_main, NULL); }
 
+/* ---- TLS ---- */
+
+static void *tls_null_main(void *arg)
+{
+    corio_tls *t = (corio_tls *)1;
+    corio_stream *s = (corio_stream *)1;
+    corio_tls_options o = {0};
+    corio_tls_cert c = {"/nonexistent.pem", "/nonexistent.key"};
+    int expect_no_tls = corio_tls_available() ? 0 : -EOPNOTSUPP;
+    CHECK_ERR(corio_tls_client_new(&o, NULL), -EINVAL);
+    CHECK_ERR(corio_tls_server_new(NULL, NULL), -EINVAL);
+    CHECK_ERR(corio_tls_server_new(NULL, &t), expect_no_tls ? expect_no_tls : -EINVAL);
+    CHECK(t == NULL);
+    CHECK_ERR(corio_tls_reload_certs(NULL, &c, 1), -EINVAL);
+    corio_tls_free(NULL);
+    (void)corio_tls_kernel_offload_available();
+    CHECK_ERR(corio_stream_start_tls(NULL, NULL, NULL), -EINVAL);
+    CHECK_ERR(corio_stream_connect_tls("127.0.0.1", 1, NULL, NULL), -EINVAL);
+    CHECK_ERR(corio_stream_connect_tls(NULL, 1, NULL, &s), -EINVAL);
+    CHECK(s == NULL);
+    CHECK(corio_stream_tls_error(NULL) != NULL);
+    CHECK(corio_stream_tls_alpn(NULL) == NULL);
+    CHECK(corio_stream_tls_version(NULL) == NULL);
+    CHECK(!corio_stream_tls_resumed(NULL));
+    CHECK(corio_stream_tls_server_name(NULL) == NULL);
+    CHECK(!corio_stream_tls_offloaded(NULL));
+    /* a plain stream answers as "not TLS" */
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    corio_stream *p = corio_stream_from_fd(sv[0]);
+    CHECK(p);
+    CHECK_STR(corio_stream_tls_error(p), "");
+    CHECK(corio_stream_tls_alpn(p) == NULL);
+    CHECK(corio_stream_tls_version(p) == NULL);
+    CHECK(!corio_stream_tls_resumed(p));
+    CHECK(corio_stream_tls_server_name(p) == NULL);
+    CHECK(!corio_stream_tls_offloaded(p));
+    CHECK_ERR(corio_stream_start_tls(p, NULL, NULL), -EINVAL);
+    corio_stream_close(p);
+    close(sv[1]);
+    if (corio_tls_available()) {
+        /* a client config is not a server's; a server needs certificates */
+        CHECK_OK(corio_tls_client_new(NULL, &t));
+        corio_server_config cfg = {.tls = t};
+        corio_server *srv = (corio_server *)1;
+        CHECK_ERR(corio_server_start("127.0.0.1", 0, conn_ignore, NULL, &cfg, &srv), -EINVAL);
+        CHECK(srv == NULL);
+        CHECK_ERR(corio_stream_start_tls(NULL, t, NULL), -EINVAL);
+        CHECK_ERR(corio_tls_reload_certs(t, NULL, 0), -EINVAL);
+        corio_tls_free(t);
+    } else {
+        CHECK_ERR(corio_tls_client_new(NULL, &t), -EOPNOTSUPP);
+    }
+    return NULL;
+}
+
+TEST(tls_functions_reject_null) { test_run(tls_null_main, NULL); }
+
 /* ---- datagrams ---- */
 
 static void *dgram_null_main(void *arg)

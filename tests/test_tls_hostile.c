@@ -36,9 +36,10 @@ static void need_tls(void)
 {
     if (!corio_tls_available())
         SKIP("corio was built without TLS (OpenSSL)");
-    snprintf(certs, sizeof certs, "%s/tls-certs", CORIO_TEST_BINDIR);
+    snprintf(certs, sizeof certs, "%s/tls-certs", CORIO_TEST_BINARY_DIR);
     char cmd[3 * 2048 + 64];
-    snprintf(cmd, sizeof cmd, "flock '%s.lock' '%s/tls/make_certs.sh' '%s'", certs, CORIO_TEST_SRCDIR, certs);
+    snprintf(cmd, sizeof cmd, "flock '%s.lock' bash '%s/tests/tls/make_certs.sh' '%s'", certs,
+             CORIO_SOURCE_DIR, certs);
     CHECK_EQ(system(cmd), 0);
 }
 

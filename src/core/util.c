@@ -30,6 +30,12 @@ const char *corio_strerror(int err)
         return "the task's deadline passed";
     case CORIO_EBROKEN:
         return "the barrier was aborted or reset";
+    case CORIO_ETLS:
+        return "TLS protocol error";
+    case CORIO_ETLSVERIFY:
+        return "TLS peer certificate did not verify";
+    case CORIO_ETLSTRUNC:
+        return "connection closed without TLS close_notify";
     default:
         return strerror(err);
     }

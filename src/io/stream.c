@@ -59,6 +59,7 @@
  */
 #include "sockin.h"
 #include "stream.h"
+#include "tls_stream.h"
 #include "anyfd.h"
 #include "fdpass.h"
 
@@ -132,6 +133,9 @@ struct corio_stream {
     corio__fdq rxq;    /* fds received, not handed out yet */
     corio__fdq txq;    /* duplicates of fds to send with queued bytes */
     bool fds_lost;     /* received fds dropped for want of memory: told as MSG_CTRUNC */
+    /* a TLS stream (src/io/tls_stream.c): the read buffer and the write
+     * calls carry plaintext, the engine's transport the ciphertext */
+    corio__tls_stream *tls;
 };
 
 /* ------------------------------------------------------------------ */
@@ -261,6 +265,7 @@ static void finalize(corio_stream *s)
     free_chunks(s);
     corio__sockin_free_buf(&s->in);
     corio__fdq_clear(&s->rxq); /* received and never claimed */
+    corio__tls_stream_free(s->tls);
     corio__close_fd(s->loop ? s->loop : corio__loop(), s->fd);
     if (s->shared_fd >= 0)
         close(s->shared_fd);
@@ -269,7 +274,8 @@ static void finalize(corio_stream *s)
 
 static void maybe_finalize(corio_stream *s)
 {
-    if ((s->flags & S_CLOSING) && !s->flusher && !s->in.plain && !s->rbusy && s->in.bg == CORIO__SOCKIN_OFF)
+    if ((s->flags & S_CLOSING) && !s->flusher && !s->in.plain && !s->rbusy && s->in.bg == CORIO__SOCKIN_OFF &&
+        (!s->tls || !corio__tls_stream_busy(s->tls)))
         finalize(s);
 }
 
@@ -464,6 +470,8 @@ static ssize_t multi_wait(corio_stream *s, void *dst, size_t cap)
     return r;
 }
 
+static ssize_t tls_input(corio_stream *s, void *dst, size_t cap, size_t want);
+
 /* Get more input.  dst (may be NULL) is the caller's memory for up to cap
  * bytes, used when the read buffer is empty.  Returns >0 bytes placed in
  * dst, 0 when the caller should look at the buffer / EOF again, or -errno
@@ -476,6 +484,8 @@ static ssize_t more_input(corio_stream *s, void *dst, size_t cap, size_t want)
         return 0;
     if (s->in.start != s->in.end)
         dst = NULL;
+    if (CORIO__UNLIKELY(s->tls))
+        return tls_input(s, dst, cap, want);
     if (corio__sockin_wants_multi(&s->in, dst, cap))
         return multi_wait(s, dst, cap);
     s->in.fallback = false;
@@ -485,6 +495,42 @@ static ssize_t more_input(corio_stream *s, void *dst, size_t cap, size_t want)
     }
     ssize_t r = fill(s, want);
     return r > 0 ? 0 : r;
+}
+
+/* more_input for a TLS stream: plaintext from the engine, straight into
+ * the caller's memory when it gave some (OpenSSL keeps the rest of a
+ * record), else into the read buffer. */
+static ssize_t tls_input(corio_stream *s, void *dst, size_t cap, size_t want)
+{
+    char *p = dst;
+    size_t n = cap;
+    if (!p) {
+        int e = rbuf_make_room(s, want < RBUF_INIT ? RBUF_INIT : want);
+        if (e < 0)
+            return e;
+        p = s->in.buf + s->in.end;
+        n = s->in.cap - s->in.end;
+    }
+    s->rbusy = true;
+    ssize_t r = corio__tls_stream_read(s->tls, p, n);
+    s->rbusy = false;
+    if (CORIO__UNLIKELY(s->flags & S_CLOSING)) {
+        maybe_finalize(s);
+        return GONE;
+    }
+    if (r == 0) {
+        s->in.eof = true; /* the peer's close_notify */
+        return 0;
+    }
+    if (r < 0) {
+        if (r != -ECANCELED && r != -CORIO_EDEADLINE && !s->in.err)
+            s->in.err = (int)r;
+        return r;
+    }
+    if (dst)
+        return r;
+    s->in.end += (size_t)r;
+    return 0;
 }
 
 /* A read call: readuntil's previous result may go now. */
@@ -918,10 +964,26 @@ static int enqueue(corio_stream *s, const char *p, size_t n)
 
 static int queue_rest(corio_stream *s, const char *p, size_t n);
 
+static int raw_write(corio_stream *s, const void *buf, size_t n);
+
 int corio_stream_write(corio_stream *s, const void *buf, size_t n)
 {
     if (CORIO__UNLIKELY(!s || (!buf && n)))
         return -EINVAL;
+    if (CORIO__UNLIKELY(s->tls)) {
+        if (s->werr)
+            return s->werr;
+        if (s->flags & (S_WSHUT | S_CLOSING))
+            return -EPIPE;
+        return corio__tls_stream_write(s->tls, buf, n);
+    }
+    return raw_write(s, buf, n);
+}
+
+/* The plain write: bytes as they are to the socket (for a TLS stream, the
+ * engine's records). */
+static inline int raw_write(corio_stream *s, const void *buf, size_t n)
+{
     if (CORIO__UNLIKELY(s->werr))
         return s->werr;
     if (CORIO__UNLIKELY(s->flags & (S_WSHUT | S_CLOSING)))
@@ -987,7 +1049,7 @@ int corio_stream_write_fds(corio_stream *s, const void *buf, size_t n, const int
 {
     if (!s || !buf || n == 0 || !fds || nfds == 0 || nfds > CORIO__FDPASS_MAX)
         return -EINVAL;
-    if (!(s->flags & S_UNIX))
+    if (!(s->flags & S_UNIX) || s->tls)
         return -EOPNOTSUPP;
     if (s->werr)
         return s->werr;
@@ -1167,6 +1229,8 @@ int corio_stream_write_eof(corio_stream *s)
     int r = corio__check();
     if (r)
         return r;
+    if (s->tls && (r = corio__tls_stream_shutdown(s->tls)) != 0) /* close_notify before the FIN */
+        return r;
     r = wait_queue(s, 0);
     if (r)
         return r;
@@ -1192,6 +1256,8 @@ void corio_stream_close(corio_stream *s)
         *s->closed_flag = true;
         s->closed_flag = NULL;
     }
+    if (s->tls && !(s->flags & (S_WSHUT | S_CLOSING)) && !s->werr)
+        (void)corio__tls_stream_shutdown(s->tls); /* close_notify leaves with the queue */
     if (s->wsize && !s->wop_inflight && !s->werr)
         (void)flush_nowait(s);
     s->flags |= S_CLOSING;
@@ -1212,6 +1278,8 @@ void corio_stream_close(corio_stream *s)
     (void)corio__sockin_wake_reader(&s->in, GONE);
     s->in.discard = true;
     corio__sockin_stop(&s->in);
+    if (s->tls)
+        corio__tls_stream_stop(s->tls);
     maybe_finalize(s);
 }
 
@@ -1219,6 +1287,8 @@ int corio_stream_aclose(corio_stream *s)
 {
     if (!s)
         return -EINVAL;
+    if (s->tls && !(s->flags & (S_WSHUT | S_CLOSING)) && !s->werr)
+        (void)corio__tls_stream_shutdown(s->tls); /* close_notify, then wait for it to leave */
     int r = corio__check();
     if (r == 0 && s->wsize && !s->werr)
         r = wait_queue(s, 0);
@@ -1253,5 +1323,58 @@ int corio_stream_peername(const corio_stream *s, struct sockaddr_storage *addr, 
         return -errno;
     if (len)
         *len = l;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Hooks for TLS streams (src/io/tls_stream.c)                         */
+/* ------------------------------------------------------------------ */
+
+int corio__stream_raw_write(corio_stream *s, const void *buf, size_t n) { return raw_write(s, buf, n); }
+
+bool corio__stream_closing(const corio_stream *s) { return (s->flags & S_CLOSING) != 0; }
+
+void corio__stream_maybe_finalize(corio_stream *s) { maybe_finalize(s); }
+
+corio__tls_stream *corio__stream_tls(const corio_stream *s) { return s->tls; }
+
+void corio__stream_set_rbusy(corio_stream *s, bool busy) { s->rbusy = busy; }
+
+int corio__stream_attach_tls(corio_stream *s, corio__tls_stream *x,
+                             int (*take)(corio__tls_stream *x, const char *p, size_t n))
+{
+    if (s->tls || reader_busy(s) || (s->flags & (S_WSHUT | S_CLOSING)))
+        return -EINVAL;
+    if (s->flags & S_FILE)
+        return -ENOTSOCK;
+    if (!s->loop)
+        s->loop = s->in.loop = corio__loop();
+    /* What was written in plain (a STARTTLS command) leaves first. */
+    int r = wait_queue(s, 0);
+    if (r)
+        return r == -EPIPE && (s->flags & S_CLOSING) ? GONE : r;
+    /* The plain multishot owns the order of arriving bytes: let it end. */
+    if (s->in.bg != CORIO__SOCKIN_OFF) {
+        corio__sockin_stop(&s->in);
+        while (s->in.bg != CORIO__SOCKIN_OFF) {
+            ssize_t w = multi_wait(s, NULL, 0);
+            if (w < 0)
+                return (int)w;
+        }
+    }
+    if (s->in.err)
+        return s->in.err;
+    if (s->in.eof)
+        return -CORIO_ETLSTRUNC; /* the peer is gone before the handshake began */
+    /* Bytes already read past the plain part are the peer's first records. */
+    if (s->in.start != s->in.end) {
+        r = take(x, s->in.buf + s->in.start, s->in.end - s->in.start);
+        if (r)
+            return r;
+    }
+    corio__sockin_unpin(&s->in);
+    corio__sockin_free_buf(&s->in);
+    s->in.multi = false; /* the plaintext side never touches the socket */
+    s->tls = x;
     return 0;
 }

@@ -31,6 +31,7 @@
 #include "listen.h"
 #include "server.h"
 #include "stream.h"
+#include "tls_stream.h"
 
 #include <netdb.h>
 #include <netinet/in.h>
@@ -38,6 +39,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+#define TLS_MIN_STACK (64u * 1024u)
 
 typedef struct listener {
     int fd;
@@ -66,6 +69,7 @@ struct corio_server {
     corio_conn_fn handler;
     void *arg;
     size_t stack_size;
+    corio_tls *tls; /* a reference: each connection's task runs the handshake first */
     bool closing;
     bool fd_limit_logged;
     bool keep_fds; /* closing a server that failed to start: its fds go back to the caller */
@@ -96,7 +100,10 @@ static void *conn_main(void *arg)
 {
     conn *c = arg;
     corio__stream_set_close_flag(c->stream, &c->closed);
-    c->srv->handler(c->stream, c->srv->arg);
+    /* A failed handshake (a scanner, plaintext on the TLS port, a stalled
+     * client at its deadline) closes the connection without the handler. */
+    if (!c->srv->tls || corio_stream_start_tls(c->stream, c->srv->tls, NULL) == 0)
+        c->srv->handler(c->stream, c->srv->arg);
     if (!c->closed) {
         corio__stream_set_close_flag(c->stream, NULL);
         corio_stream_close(c->stream);
@@ -348,6 +355,16 @@ static int server_run(corio_loop *l, const int *fds, int n, corio_conn_fn handle
     srv->handler = handler;
     srv->arg = arg;
     srv->stack_size = cfg->stack_size;
+    r = corio__tls_server_hold(cfg->tls);
+    if (r) {
+        corio__free(srv);
+        return r;
+    }
+    srv->tls = cfg->tls;
+    /* OpenSSL's handshake needs some stack of its own (key exchange and
+     * signature arithmetic): a handler asking for less gets this much. */
+    if (srv->tls && srv->stack_size && srv->stack_size < TLS_MIN_STACK)
+        srv->stack_size = TLS_MIN_STACK;
     corio__list_init(&srv->conns);
     corio__list_init(&srv->serve_waiters);
     corio__list_init(&srv->close_waiters);
@@ -517,6 +534,7 @@ int corio_server_close(corio_server *srv, uint64_t grace_ms)
         corio__list_remove(&w->link);
         corio__wake(w->task, 0);
     }
+    corio_tls_free(srv->tls);
     corio__free(srv);
     return ret;
 }
