@@ -44,10 +44,18 @@ static void echo(corio_stream *s, void *arg)
         ssize_t n = corio_stream_read(s, buf, READ_SIZE);
         if (n == -CORIO_ETLSTRUNC)
             fprintf(stderr, "tls_echo: a client left without close_notify\n");
+        else if (n < 0 && n != -ECANCELED)
+            fprintf(stderr, "tls_echo: read: %s\n", corio_strerror((int)n));
         if (n <= 0)
             break; /* close_notify (0), truncation, reset, or the server is closing */
-        if (corio_stream_write(s, buf, (size_t)n) < 0 || corio_stream_drain(s) < 0)
+        int r = corio_stream_write(s, buf, (size_t)n);
+        if (r == 0)
+            r = corio_stream_drain(s);
+        if (r < 0) {
+            if (r != -ECANCELED)
+                fprintf(stderr, "tls_echo: write: %s\n", corio_strerror(r));
             break;
+        }
     }
     free(buf);
     /* Returning closes the stream, which sends our close_notify first. */

@@ -3,9 +3,9 @@
 
   tls_peers.py echo PORT CAFILE [tls1_2|tls1_3]
       Client of examples/tls_echo: a short message, then a large random
-      payload sent while the echo is read back (a thread each way, so
-      neither side's buffers can deadlock); both must come back byte for
-      byte.  Ends with close_notify (unwrap), and the server's own
+      payload sent while the echo is read back (non-blocking, both ways
+      at once, so neither side's buffers can deadlock); both must come
+      back byte for byte.  Ends with close_notify (unwrap), and the server's own
       close_notify must follow (no truncation either way).  Prints the
       protocol version.
   tls_peers.py drop PORT CAFILE
@@ -26,11 +26,13 @@
 import os
 import pty
 import re
+import select
 import socket
 import ssl
 import subprocess
 import sys
 import threading
+import time
 
 LIMIT = 30  # the one ceiling for every wait (tests/lib.sh's wait_s)
 
@@ -67,20 +69,32 @@ def echo(port, cafile, version=None):
     s.sendall(first)
     assert recv_exact(s, len(first)) == first
     big = os.urandom(8 << 20)
-    err = []
-
-    def send():
-        try:
-            s.sendall(big)
-        except Exception as e:  # reported by the main thread
-            err.append(e)
-
-    t = threading.Thread(target=send)
-    t.start()
-    got = recv_exact(s, len(big))
-    t.join()
-    assert not err, err
-    assert got == big, "large payload differs"
+    # send and receive at once, on one thread: an SSL object must not be
+    # used by two threads at a time (a sender thread would race the
+    # reader's TLS 1.3 post-handshake processing)
+    s.setblocking(False)
+    sent, got = 0, bytearray()
+    end = time.monotonic() + LIMIT
+    while len(got) < len(big):
+        assert time.monotonic() < end, "echo stalled at %d of %d bytes (sent %d)" % (len(got), len(big), sent)
+        want_w = [s] if sent < len(big) else []
+        r, w, _ = select.select([s], want_w, [], 1)
+        if w:
+            try:
+                sent += s.send(big[sent:sent + (256 << 10)])
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                pass
+        while r or s.pending():
+            r = None
+            try:
+                b = s.recv(1 << 20)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                break
+            if not b:
+                raise SystemExit("EOF after %d of %d bytes" % (len(got), len(big)))
+            got += b
+    assert bytes(got) == big, "large payload differs"
+    s.settimeout(LIMIT)
     print(s.version())
     # close_notify, then wait for the server's: unwrap raises if the
     # server closes the TCP connection without one

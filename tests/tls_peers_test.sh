@@ -63,7 +63,8 @@ s_client)
 python)
     start_echo "$certs/server.pem" "$certs/server.key"
     for v in tls1_2 tls1_3; do
-        got=$(python3 "$peers" echo "$port" "$certs/ca.pem" "$v") || fail "python client -$v: $got"
+        got=$(python3 "$peers" echo "$port" "$certs/ca.pem" "$v" 2>&1) ||
+            fail "python client -$v: $got; tls_echo said: $(cat "$tmp/echo.log")"
         [[ $got == "TLSv1.${v#tls1_}" ]] || fail "python client negotiated $got, want TLSv1.${v#tls1_}"
     done
     got=$(python3 "$peers" echo "$port" "$certs/ca.pem") || fail "python client: $got"
