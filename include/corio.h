@@ -1216,8 +1216,10 @@ typedef struct corio_tls_options {
     int min_version;
     int max_version;
     /* Session resumption with tickets (RFC 8446 / 5077) is on: a server
-     * issues them, a client keeps the last one per server name and port in
-     * this config and offers it.  true turns both off. */
+     * issues them, a client keeps the last one per server name in this
+     * config and offers it on its next connection to that name (a ticket
+     * another server cannot use only costs a full handshake).  true turns
+     * both off. */
     bool no_session_tickets;
     /* Most milliseconds a handshake may take before it fails with
      * -ETIMEDOUT (a stalled client frees its connection); 0 = 10 000,
@@ -1229,10 +1231,11 @@ typedef struct corio_tls_options {
 CORIO_API bool corio_tls_available(void);
 
 /* True if the kernel can take TLS records over (the "tls" ULP, kTLS).
- * Then a stream whose cipher the kernel knows hands its records to the
- * kernel after the handshake (OpenSSL's kTLS), and sendfile works on it;
- * otherwise, and always where this is false, records are made in user
- * space.  Checked once, at the first call.  Does not suspend. */
+ * A report only: this version of corio makes and reads every record in
+ * user space (OpenSSL over corio's own socket I/O) whatever the answer,
+ * so corio_stream_tls_offloaded is always false.  Checked once, at the
+ * first call (a loopback TCP pair asked to take the ULP).  Does not
+ * suspend. */
 CORIO_API bool corio_tls_kernel_offload_available(void);
 
 /* A client configuration.
@@ -1256,7 +1259,9 @@ CORIO_API int corio_tls_reload_certs(corio_tls *tls, const corio_tls_cert *certs
 CORIO_API void corio_tls_free(corio_tls *tls);
 
 /* Make s a TLS stream and run the handshake (asyncio's start_tls).
- * s must be a connected stream socket with nothing buffered or queued.
+ * s must be a connected stream socket (STARTTLS: after a plain exchange
+ * is fine): bytes still queued are sent first, and bytes already read
+ * and not consumed are taken as the peer's first TLS records.
  * Client side (a client config): server_name is sent as SNI and checked
  * against the certificate; NULL skips both (only with
  * insecure_no_verify, else -EINVAL).  Server side: server_name must be
@@ -1276,7 +1281,10 @@ CORIO_API int corio_stream_connect_tls(const char *host, uint16_t port, corio_tl
 
 /* Why the last TLS call on s failed, as text ("certificate has expired",
  * "hostname mismatch", "wrong version number", "peer sent alert: ...");
- * "" if none did.  Valid until the next call on s.  Never NULL. */
+ * "" if none did.  Valid until the next call on s.  Never NULL.
+ * s NULL: why the calling thread's last failed corio_stream_connect_tls
+ * failed (its stream is gone), "" if it did not fail in TLS; read it
+ * before the task suspends again. */
 CORIO_API const char *corio_stream_tls_error(const corio_stream *s);
 
 /* The protocol ALPN agreed on ("h2", "http/1.1"), or NULL (none, or not TLS). */
@@ -1288,10 +1296,13 @@ CORIO_API const char *corio_stream_tls_version(const corio_stream *s);
 /* True if the handshake resumed a session (a ticket), false if it was a full one. */
 CORIO_API bool corio_stream_tls_resumed(const corio_stream *s);
 
-/* The server name the client asked for (SNI), on a server's stream; NULL if none. */
+/* The server name the client asked for (SNI), on a server's stream; NULL if none.
+ * On a client's stream: the name it connected to. */
 CORIO_API const char *corio_stream_tls_server_name(const corio_stream *s);
 
-/* True if this stream's records are made by the kernel (kTLS), false in user space. */
+/* True if this stream's records are made by the kernel (kTLS), false in
+ * user space: always false in this version (see
+ * corio_tls_kernel_offload_available). */
 CORIO_API bool corio_stream_tls_offloaded(const corio_stream *s);
 
 /* ------------------------------------------------------------------ */

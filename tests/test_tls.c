@@ -920,3 +920,43 @@ TEST(kernel_offload_reported)
     /* With the ULP, records still stay in user space (no offload path yet). */
     CHECK(corio_tls_kernel_offload_available());
 }
+
+/* ------------------------------------------------------------------ */
+/* Closing while another task waits                                    */
+/* ------------------------------------------------------------------ */
+
+static void hold_handler(corio_stream *s, void *arg)
+{
+    corio_event *done = arg;
+    CHECK_OK(corio_event_wait(done));
+    corio_stream_close(s);
+}
+
+static void *close_while_reading_main(void *arg)
+{
+    (void)arg;
+    corio_event done;
+    corio_event_init(&done);
+    corio_tls *stls = server_tls(NULL);
+    uint16_t port;
+    corio_server *srv = serve(stls, hold_handler, &done, &port);
+    corio_tls *ctls = client_tls(NULL);
+    corio_stream *c = NULL;
+    CHECK_OK(corio_stream_connect_tls("127.0.0.1", port, ctls, &c));
+    corio_task *t = corio_spawn(reader_task, c);
+    CHECK(t);
+    CHECK_OK(corio_yield());
+    CHECK_OK(corio_yield());
+    CHECK_OK(corio_stream_write(c, "bye", 3));
+    corio_stream_close(c); /* close_notify queued, the reader woken */
+    void *res = NULL;
+    CHECK_OK(corio_task_join(t, &res));
+    CHECK_EQ((intptr_t)res, -EBADF);
+    corio_event_set(&done);
+    CHECK_OK(corio_server_close(srv, 1000));
+    corio_tls_free(ctls);
+    corio_tls_free(stls);
+    return NULL;
+}
+
+TEST(close_while_another_task_reads) { test_run(close_while_reading_main, NULL); }

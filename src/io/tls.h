@@ -26,13 +26,19 @@ typedef struct corio__tls corio__tls;
 
 /* How the engine moves ciphertext; owner is passed back as given. */
 typedef struct corio__tls_transport {
-    /* Receive up to n bytes of ciphertext into buf.  Suspends until at
-     * least one byte is there.  Returns the count (> 0), 0 at EOF, or
-     * -errno (-ECONNRESET, -ECANCELED, -CORIO_EDEADLINE, ...). */
+    /* Receive up to n bytes of ciphertext into buf (the engine's own
+     * buffer, up to 32 KiB).  Suspends until at least one byte is there.
+     * Called outside OpenSSL, so an interrupt loses nothing.  Returns the
+     * count (> 0), 0 at EOF, or -errno (-ECONNRESET, -ECANCELED,
+     * -CORIO_EDEADLINE, ...). */
     ssize_t (*recv)(void *owner, void *buf, size_t n);
     /* Send n bytes of ciphertext, in order after everything sent before:
      * sent now or queued (the owner's queue, flushed in the background),
-     * never dropped.  May suspend for flow control.  Returns 0 or -errno. */
+     * never dropped.  Called from inside OpenSSL (the BIO's write): it
+     * may suspend for flow control only if no other task uses the engine
+     * meanwhile, and any error (an interrupt too) is kept as the
+     * connection's write error.  A stream's send never suspends.  Returns
+     * 0 or -errno. */
     int (*send)(void *owner, const void *buf, size_t n);
 } corio__tls_transport;
 
