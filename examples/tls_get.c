@@ -53,26 +53,18 @@ static void *main_task(void *arg)
         return (void *)1;
     }
 
-    /* corio_stream_connect_tls does both steps in one call; doing them
-     * apart keeps the stream after a failed handshake, so that we can ask
-     * it why (corio_stream_tls_error) before closing it. */
+    /* Connect, then the handshake: SNI and the name checked are HOST. */
     corio_stream *s;
-    r = corio_stream_connect(a->host, a->port, &s);
+    r = corio_stream_connect_tls(a->host, a->port, tls, &s);
+    corio_tls_free(tls); /* the stream keeps its own reference */
     if (r < 0) {
-        fprintf(stderr, "tls_get: %s:%u: %s\n", a->host, a->port, corio_strerror(r));
-        corio_tls_free(tls);
-        return (void *)1;
-    }
-    r = corio_stream_start_tls(s, tls, a->host); /* SNI and the name checked: HOST */
-    corio_tls_free(tls);                         /* the stream keeps its own reference */
-    if (r < 0) {
-        const char *why = corio_stream_tls_error(s);
+        /* the stream is gone: corio_stream_tls_error(NULL) keeps the reason */
+        const char *why = corio_stream_tls_error(NULL);
         if (r == -CORIO_ETLSVERIFY)
             fprintf(stderr, "tls_get: %s:%u: certificate did not verify: %s\n", a->host, a->port, why);
         else
-            fprintf(stderr, "tls_get: %s:%u: TLS handshake failed: %s%s%s\n", a->host, a->port,
-                    corio_strerror(r), *why ? ": " : "", why);
-        corio_stream_close(s);
+            fprintf(stderr, "tls_get: %s:%u: %s%s%s\n", a->host, a->port, corio_strerror(r), *why ? ": " : "",
+                    why);
         return (void *)1;
     }
 

@@ -11,7 +11,8 @@
 #   curl       curl --cacert against corio-serve's HTTPS port
 #   nginx      tls_get against nginx (TLS 1.2 and 1.3 ports) with the test certificates
 #   refusals   tls_get refuses a wrong host name, an expired certificate, an unknown CA
-#              and a server the system store does not trust, each saying why
+#              and a server the system store does not trust, each saying why; and
+#              reports a protocol error against a server that speaks no TLS
 # A peer that is not installed skips the test (status 77); scripts/deps.sh's
 # test group installs them all.
 set -euo pipefail
@@ -207,6 +208,14 @@ refusals)
     refuse "$certs/rogue.pem" "$certs/rogue.key" "unable to get local issuer certificate"
     # verification is on without --cacert too: the system store does not know our CA
     refuse "$certs/server.pem" "$certs/server.key" "unable to get local issuer certificate" system
+    # a server that speaks no TLS: a protocol error, said as such
+    python3 -m http.server --bind 127.0.0.1 0 >"$tmp/plain.out" 2>&1 &
+    pids+=($!)
+    pport=$(wait_port "$tmp/plain.out" "Serving HTTP on 127\.0\.0\.1 port ([0-9]+)") || fail "python http.server"
+    st=0
+    "$build/tls_get" --cacert "$certs/ca.pem" localhost "$pport" / >"$tmp/got" 2>"$tmp/err" || st=$?
+    [[ $st == 1 && $(cat "$tmp/err") == "tls_get: localhost:$pport: TLS protocol error: "* ]] ||
+        fail "tls_get against plain HTTP: status $st: $(cat "$tmp/err")"
     ;;
 *)
     fail "unknown test $name"
