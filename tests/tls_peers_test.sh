@@ -32,15 +32,20 @@ need python3 # drives s_client too
 certs=$tmp/certs
 "$here/tls/make_certs.sh" "$certs" || fail "make_certs.sh failed"
 
-# start_echo CERT KEY: tls_echo in the background; sets port
+# start_echo CERT KEY: tls_echo in the background; sets port, echo_pid
+# and the log file echo_log.  Each start has files of its own: the shell
+# truncates a reused one only once the new process runs, so wait_port
+# could read the previous server's port.
+starts=0
 start_echo() {
-    : >"$tmp/echo.log"
-    "$build/tls_echo" "$1" "$2" 0 >"$tmp/echo.out" 2>"$tmp/echo.log" &
+    starts=$((starts + 1))
+    echo_log=$tmp/echo$starts.log
+    "$build/tls_echo" "$1" "$2" 0 >"$tmp/echo$starts.out" 2>"$echo_log" &
     pids+=($!)
     echo_pid=$!
-    if ! port=$(wait_port "$tmp/echo.out" "listening on 127.0.0.1:([0-9]+)"); then
-        grep -q "built without TLS" "$tmp/echo.log" && skip "corio was built without TLS"
-        fail "tls_echo did not start: $(cat "$tmp/echo.log")"
+    if ! port=$(wait_port "$tmp/echo$starts.out" "listening on 127.0.0.1:([0-9]+)"); then
+        grep -q "built without TLS" "$echo_log" && skip "corio was built without TLS"
+        fail "tls_echo did not start: $(cat "$echo_log")"
     fi
 }
 
@@ -58,24 +63,24 @@ s_client)
         [[ $got == "Reused TLSv1.${v#tls1_}" ]] || fail "s_client -$v -sess_in: $got, want Reused"
     done
     # s_client ends with close_notify: nothing reads as a truncation
-    ! grep -q "without close_notify" "$tmp/echo.log" || fail "tls_echo saw a truncation: $(cat "$tmp/echo.log")"
+    ! grep -q "without close_notify" "$echo_log" || fail "tls_echo saw a truncation: $(cat "$echo_log")"
     stop_server "$echo_pid"
     ;;
 python)
     start_echo "$certs/server.pem" "$certs/server.key"
     for v in tls1_2 tls1_3; do
         got=$(python3 "$peers" echo "$port" "$certs/ca.pem" "$v" 2>&1) ||
-            fail "python client -$v: $got; tls_echo said: $(cat "$tmp/echo.log")"
+            fail "python client -$v: $got; tls_echo said: $(cat "$echo_log")"
         [[ $got == "TLSv1.${v#tls1_}" ]] || fail "python client negotiated $got, want TLSv1.${v#tls1_}"
     done
     got=$(python3 "$peers" echo "$port" "$certs/ca.pem") || fail "python client: $got"
     [[ $got == TLSv1.3 ]] || fail "python client with defaults negotiated $got, want TLSv1.3"
-    ! grep -q "without close_notify" "$tmp/echo.log" || fail "a clean close read as a truncation"
+    ! grep -q "without close_notify" "$echo_log" || fail "a clean close read as a truncation"
     # a client that drops the TCP connection under TLS: the server reads
     # -CORIO_ETLSTRUNC, not EOF
     python3 "$peers" drop "$port" "$certs/ca.pem" || fail "python drop client"
-    logged() { grep -q "a client left without close_notify" "$tmp/echo.log"; }
-    wait_until logged || fail "a dropped connection was not reported as a truncation: $(cat "$tmp/echo.log")"
+    logged() { grep -q "a client left without close_notify" "$echo_log"; }
+    wait_until logged || fail "a dropped connection was not reported as a truncation: $(cat "$echo_log")"
     stop_server "$echo_pid"
 
     # Python as the server, tls_get as the client
