@@ -102,7 +102,9 @@ python)
     grep -q "body cut short: .*close_notify" "$tmp/err" || fail "tls_get on a truncated body said: $(cat "$tmp/err")"
     st=0
     "$build/tls_get" --cacert "$certs/ca.pem" localhost "$pyport" /nothing >"$tmp/got" 2>"$tmp/err" || st=$?
-    [[ $st == 1 ]] && grep -q "^tls_get: HTTP/1.0 404 Not Found$" "$tmp/err" || fail "tls_get 404: status $st, $(cat "$tmp/err")"
+    if [[ $st != 1 ]] || ! grep -q "^tls_get: HTTP/1.0 404 Not Found$" "$tmp/err"; then
+        fail "tls_get 404: status $st, $(cat "$tmp/err")"
+    fi
     [[ $(cat "$tmp/got") == "not found" ]] || fail "tls_get 404 body: $(cat "$tmp/got")"
     ;;
 curl)
@@ -120,8 +122,8 @@ curl)
     tport=$(wait_port "$tmp/serve.out" "Serving HTTPS on 127\.0\.0\.1 port ([0-9]+)") ||
         fail "no 'Serving HTTPS on' line: $(cat "$tmp/serve.out" "$tmp/serve.log")"
     for v in --tlsv1.2 --tlsv1.3; do
-        max=${v/--tlsv/--tls-max }
-        got=$(curl -s --max-time "$wait_s" --cacert "$certs/ca.pem" $v $max "https://localhost:$tport/a.txt") ||
+        got=$(curl -s --max-time "$wait_s" --cacert "$certs/ca.pem" "$v" --tls-max "${v#--tlsv}" \
+            "https://localhost:$tport/a.txt") ||
             fail "curl $v: status $?"
         [[ $got == "hello over https" ]] || fail "curl $v: $got"
     done
@@ -171,7 +173,7 @@ http {
 EOF
         "$nginx" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log" 2>>"$tmp/nginx/stderr" &
         nginx_pid=$!
-        pids+=($nginx_pid)
+        pids+=("$nginx_pid")
         up() { kill -0 "$nginx_pid" 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$p13") 2>/dev/null; }
         wait_until up && break
         kill -0 "$nginx_pid" 2>/dev/null && fail "nginx did not listen: $(cat "$tmp/nginx/error.log")"
@@ -190,7 +192,9 @@ EOF
     done
     st=0
     "$build/tls_get" --cacert "$certs/ca.pem" localhost "$p13" /missing >/dev/null 2>"$tmp/err" || st=$?
-    [[ $st == 1 ]] && grep -q "404 Not Found" "$tmp/err" || fail "tls_get 404 from nginx: $st $(cat "$tmp/err")"
+    if [[ $st != 1 ]] || ! grep -q "404 Not Found" "$tmp/err"; then
+        fail "tls_get 404 from nginx: $st $(cat "$tmp/err")"
+    fi
     kill "$nginx_pid"
     wait "$nginx_pid" || true
     ;;
