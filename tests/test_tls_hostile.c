@@ -513,7 +513,10 @@ TEST(truncated_record_after_handshake)
 
 /* ---- clients that stall mid-handshake ----------------------------------- */
 
-#define STALL_MS 300
+/* The handshake time-out of the stall tests.  A well-behaved client's
+ * handshake on the same server must finish well within it, which takes a
+ * few ms natively but far longer under valgrind's JIT or TSan. */
+#define STALL_MS ((uint64_t)300 * TEST_SLOWDOWN * (TEST_VALGRIND ? 10 : 1))
 
 static void *stall_probe_main(void *arg)
 {
@@ -552,12 +555,12 @@ static void *stall_server_main(void *arg)
     corio_server *srv = start_tls_echo(STALL_MS);
     uint16_t port = corio_server_port(srv);
     int fds = test_fd_count();
+    uint64_t t0 = test_ms();                   /* before the connects: no server timer starts earlier */
     corio_stream *silent = raw_connect(port);  /* says nothing at all */
     corio_stream *partial = raw_connect(port); /* half a ClientHello */
     corio_stream *full = raw_connect(port);    /* a whole one, then never its Finished */
     CHECK_OK(corio_stream_write(partial, h->bytes, h->len / 2));
     CHECK_OK(corio_stream_write(full, h->bytes, h->len));
-    uint64_t t0 = test_ms();
     tls_round_trip(port, "served during the stall");
     CHECK_EQ(handled, 1);
     check_closed_with_alert_at_most(silent);
@@ -598,7 +601,7 @@ TEST(stalled_handshakes_freed_at_deadline)
  * ClientHello and a quarter a whole one (the server answers with its
  * flight and waits for a Finished that never comes).  The child counts
  * the connections the server closed and reports the count in a pipe. */
-#define HANDSHAKE_MS 1000
+#define HANDSHAKE_MS ((uint64_t)1000 * TEST_SLOWDOWN * (TEST_VALGRIND ? 10 : 1))
 
 static int wait_child_closed(int fd, int *open_left)
 {
