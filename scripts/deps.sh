@@ -3,6 +3,7 @@
 #   scripts/deps.sh build|test|asan|tsan|valgrind|format|bench...
 #   build: compiler, cmake, pkg-config, liburing (io_uring backend), libssl-dev (TLS)
 #   test:  + curl, python3 and socat (client tests), systemd (systemd-socket-activate),
+#          openssl (the TLS tests' certificates, s_client) and nginx (a TLS peer),
 #          libcurl4-openssl-dev (examples/curl_fetch), qemu-user and the aarch64 cross
 #          compiler (the aarch64 suite; skipped when absent)
 #   asan:  + clang and its sanitizer runtime
@@ -16,7 +17,7 @@
 set -euo pipefail
 declare -A groups=(
     [build]="build-essential cmake pkg-config liburing-dev libssl-dev"
-    [test]="curl python3 socat util-linux systemd libcurl4-openssl-dev apache2-utils nghttp2-client qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
+    [test]="curl python3 socat openssl nginx util-linux systemd libcurl4-openssl-dev apache2-utils nghttp2-client qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
     [asan]="clang libclang-rt-14-dev"
     [tsan]="clang libclang-rt-14-dev"
     [valgrind]="valgrind"

@@ -30,16 +30,18 @@
  * wait for input: the server's whole handshake flight leaves in one send,
  * and a file body goes out four full records (some 64 KiB) per send (one
  * operation and, on io_uring, one suspension instead of four).  The stage
- * starts small (8 KiB) and grows to four records at the first full one,
+ * starts small (4 KiB) and grows to four records at the first full one,
  * so that the many connections that never send much (an HTTPS client
- * asking for small things) do not each hold 64 KiB while they are busy.  The timeouts pushed around a
- * receive or a send bound the engine's waits too.  Plaintext the engine decrypted but the parser has not
- * asked for yet stays in the engine (corio__tls_pending, checked by corio__http_input_buffered before a
- * connection parks, so a pipelined request never stalls).  The first
- * bytes of a connection are looked at before the engine sees them: a TLS
- * client always starts with a handshake record (0x16), so anything else
- * ends the handshake at once, without a TLS alert in clear, and a plain
- * HTTP request gets nginx's plain-text 400.
+ * asking for small things) do not each hold 64 KiB while they are busy.
+ * The timeouts pushed around a receive or a send bound the engine's waits
+ * too.  Input the engine holds (plaintext decrypted but not asked for
+ * yet, or ciphertext not yet decrypted: corio__tls_has_input) is checked
+ * by corio__http_input_buffered before a connection parks, so a pipelined
+ * request never stalls.  The first bytes of a connection are looked at
+ * before the engine sees them: a TLS client always starts with a
+ * handshake record (0x16), so anything else ends the handshake at once,
+ * without a TLS alert in clear, and a plain HTTP request gets nginx's
+ * plain-text 400.
  */
 #include "server_internal.h"
 
@@ -48,7 +50,7 @@
 #define TLS_HANDSHAKE_RECORD 0x16     /* the content type every TLS client's first record has */
 #define TLS_RECORD_MAX (16384 + 256)  /* a full record: plaintext and the most TLS adds */
 #define TOUT_CAP (4 * TLS_RECORD_MAX) /* records staged before they are sent (bulk) */
-#define TOUT_SMALL 8192 /* the stage until a full record comes: a handshake flight, small answers */
+#define TOUT_SMALL 4096 /* the stage until a full record comes: a handshake flight, small answers */
 
 /* Receive up to n bytes of what the socket brings (ciphertext on HTTPS),
  * under the caller's deadline.  Returns bytes, 0 at EOF or -errno. */
