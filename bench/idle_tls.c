@@ -250,7 +250,8 @@ int main(int argc, char **argv)
                     c->ssl = err ? NULL : SSL_new(ctx);
                     c->buf = malloc(RESP_MAX);
                     if (err || !c->ssl || !c->buf || !SSL_set_fd(c->ssl, c->fd)) {
-                        fprintf(stderr, "idle_tls: connection #%d: %s\n", i, err ? strerror(err) : "no memory");
+                        fprintf(stderr, "idle_tls: connection #%d: %s\n", i,
+                                err ? strerror(err) : "no memory");
                         return 1;
                     }
                     SSL_set_connect_state(c->ssl);
@@ -302,8 +303,8 @@ int main(int argc, char **argv)
         SSL_free(cs[i].ssl);
     }
     SSL_CTX_free(ctx);
-    fprintf(stderr, "idle_tls: %d TLS connections opened and answered in %.2f s; %d closed by the server\n", n,
-            t_open, closed);
+    fprintf(stderr, "idle_tls: %d TLS connections opened and answered in %.2f s; %d closed by the server\n",
+            n, t_open, closed);
     if (after < 0 || closed) {
         fprintf(stderr, "idle_tls: the server %s\n", after < 0 ? "died" : "closed idle connections early");
         return 1;
