@@ -7,7 +7,8 @@
 # %2e%2e, %2f, %5c, %00, a symlink out, an absolute URL) must fail without
 # serving the secret file next to DIR.  Downloads aborted part-way (curl |
 # head, resets) must leave it serving.  Then SIGTERM must stop it with
-# status 0.
+# status 0.  Then HTTPS: curl and Python's ssl against --tls-cert/--tls-key
+# with --tls-port beside plain HTTP, and the certificate reload on SIGHUP.
 #   serve_test.sh BUILD_DIR      (CORIO_BACKEND picks the backend)
 set -euo pipefail
 build=$1
@@ -213,4 +214,111 @@ grep -qE "2000 succeeded, 0 failed, 0 errored" <<<"$out" || fail "h2load: $out"
 grep -qE "status codes: 2000 2xx" <<<"$out" || fail "h2load status codes: $out"
 
 stop_server "$pid"
+
+# HTTPS (--tls-cert/--tls-key, --tls-port beside plain HTTP): curl and
+# Python's ssl against the test CA; plain HTTP to the TLS port gets the
+# 400; SIGHUP reloads the certificate (new connections see the new one,
+# an open keep-alive connection goes on), and a reload that fails is
+# logged and keeps the old one.  Skipped where there is no TLS.
+certs=$tmp/certs
+if ! command -v openssl >/dev/null; then
+    echo "SKIP HTTPS part: no openssl tool"
+elif ! grep -q "can not load" <<<"$("$serve" --port 0 --tls-cert /nonexistent --tls-key /nonexistent "$root" 2>&1)"; then
+    echo "SKIP HTTPS part: corio-serve built without TLS"
+else
+    bash "$(dirname "${BASH_SOURCE[0]}")/tls/make_certs.sh" "$certs"
+    cp "$certs/server.pem" "$tmp/live.pem"
+    cp "$certs/server.key" "$tmp/live.key"
+    "$serve" --port 0 --tls-port 0 --tls-cert "$tmp/live.pem" --tls-key "$tmp/live.key" "$root" \
+        >"$tmp/tout" 2>"$tmp/tlog" &
+    pid=$!
+    pids+=("$pid")
+    tport=$(wait_port "$tmp/tout" '^Serving HTTPS on 127\.0\.0\.1 port ([0-9]+) \(https://127\.0\.0\.1:[0-9]+/\) \.\.\.') ||
+        fail "no 'Serving HTTPS on' line: $(cat "$tmp/tout" "$tmp/tlog")"
+    hport=$(wait_port "$tmp/tout" '^Serving HTTP on 127\.0\.0\.1 port ([0-9]+) ') || fail "no plain HTTP beside HTTPS"
+    surl=https://localhost:$tport
+    tcurl() { curl -s --cacert "$certs/ca.pem" --max-time "$wait_s" "$@"; }
+    [[ $(tcurl "$surl/a.txt") == hello ]] || fail "HTTPS a.txt"
+    [[ $(curl -s --max-time "$wait_s" "http://127.0.0.1:$hport/a.txt") == hello ]] || fail "plain HTTP beside HTTPS"
+    tcurl --max-time "$((wait_s * 2))" "$surl/big.bin" -o "$tmp/big.tls"
+    cmp "$tmp/big.tls" "$root/big.bin" || fail "5 MB file over HTTPS differs"
+    tcurl -r 4000000- "$surl/big.bin" -o "$tmp/r.tls"
+    cmp "$tmp/r.tls" <(tail -c 1000000 "$root/big.bin") || fail "range over HTTPS"
+    # two requests, one connection
+    n=$(tcurl -v "$surl/a.txt" "$surl/sub/deeper/n.txt" 2>&1 | grep -c "Re-using existing connection") || true
+    [[ $n == 1 ]] || fail "HTTPS keep-alive: curl did not reuse its connection"
+    # plain HTTP to the HTTPS port: nginx's 400, then the close
+    out=$(curl -s -i --max-time "$wait_s" "http://127.0.0.1:$tport/a.txt") || true
+    grep -q "^HTTP/1.1 400 Bad Request" <<<"$out" || fail "plain HTTP to the TLS port: $out"
+    grep -q "The plain HTTP request was sent to HTTPS port" <<<"$out" || fail "plain HTTP to the TLS port: $out"
+    [[ $(tcurl "$surl/a.txt") == hello ]] || fail "HTTPS after a plain request"
+    out=$(h2load --h1 -n 400 -c 4 -m 4 "$surl/a.txt" 2>&1) || fail "h2load over HTTPS: $out"
+    grep -qE "400 succeeded, 0 failed, 0 errored" <<<"$out" || fail "h2load over HTTPS: $out"
+
+    /usr/bin/python3 - "$tport" "$pid" "$certs" "$tmp" <<'PY' || fail "SIGHUP reload"
+import http.client, os, shutil, signal, socket, ssl, sys, time
+port, pid, certs, tmp = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+ca = ssl.create_default_context(cafile=certs + "/ca.pem")
+def get(conn, path):
+    conn.request("GET", path)
+    r = conn.getresponse()
+    body = r.read()
+    assert r.status == 200 and not r.will_close, (r.status, r.will_close)
+    return body
+def cert_cn(name):
+    """CN of the certificate a new connection asking for name verifies, or None"""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            with ca.wrap_socket(s, server_hostname=name) as t:
+                return dict(x[0] for x in t.getpeercert()["subject"])["commonName"]
+    except ssl.SSLCertVerificationError:
+        return None
+def wait_for(cond, what):
+    end = time.time() + 30
+    while not cond():
+        assert time.time() < end, what
+        time.sleep(0.05)
+old = http.client.HTTPSConnection("localhost", port, context=ca, timeout=30)
+assert get(old, "/a.txt") == b"hello\n"
+assert cert_cn("localhost") == "localhost" and cert_cn("other.test") is None
+# the files now hold other.test's certificate: SIGHUP picks it up
+shutil.copy(certs + "/other.pem", tmp + "/live.pem")
+shutil.copy(certs + "/other.key", tmp + "/live.key")
+os.kill(pid, signal.SIGHUP)
+wait_for(lambda: cert_cn("other.test") == "other.test", "the new certificate after SIGHUP")
+assert cert_cn("localhost") is None
+assert get(old, "/a.txt") == b"hello\n"  # the old connection carries on
+# a key that does not match: the reload fails, the current certificate stays
+shutil.copy(certs + "/server.key", tmp + "/live.key")
+os.kill(pid, signal.SIGHUP)
+wait_for(lambda: "can not reload" in open(tmp + "/tlog").read(), "the failed reload's log line")
+assert cert_cn("other.test") == "other.test"
+assert get(old, "/sub/deeper/n.txt") == b"nested"
+old.close()
+PY
+    grep -q "corio-serve: SIGHUP: reloaded 1 TLS certificate" "$tmp/tlog" || fail "reload log: $(tail -5 "$tmp/tlog")"
+    grep -q "keeping the old ones" "$tmp/tlog" || fail "failed reload log: $(tail -5 "$tmp/tlog")"
+    stop_server "$pid"
+
+    # a certificate without --tls-port: --port itself is HTTPS; two pairs:
+    # the second is chosen by SNI
+    "$serve" --port 0 --tls-cert "$certs/server.pem" --tls-key "$certs/server.key" \
+        --tls-cert "$certs/other.pem" --tls-key "$certs/other.key" "$root" >"$tmp/tout2" 2>/dev/null &
+    pid=$!
+    pids+=("$pid")
+    tport=$(wait_port "$tmp/tout2" '^Serving HTTPS on 127\.0\.0\.1 port ([0-9]+) ') || fail "no HTTPS-only line: $(cat "$tmp/tout2")"
+    grep -q "^Serving HTTP on" "$tmp/tout2" && fail "plain HTTP served without --tls-port"
+    [[ $(tcurl "https://localhost:$tport/a.txt") == hello ]] || fail "HTTPS on --port"
+    [[ $(tcurl --resolve "other.test:$tport:127.0.0.1" "https://other.test:$tport/a.txt") == hello ]] ||
+        fail "SNI: other.test's certificate"
+    [[ $(tcurl --resolve "x.wild.test:$tport:127.0.0.1" "https://x.wild.test:$tport/a.txt") == hello ]] ||
+        fail "SNI: a wildcard name"
+    stop_server "$pid"
+    # usage errors
+    "$serve" --tls-cert "$certs/server.pem" "$root" 2>/dev/null && fail "--tls-cert without --tls-key accepted"
+    "$serve" --tls-port 0 "$root" 2>/dev/null && fail "--tls-port without a certificate accepted"
+    "$serve" --port 0 --tls-cert "$certs/server.pem" --tls-key "$certs/other.key" "$root" 2>"$tmp/mismatch" &&
+        fail "a key that does not match accepted"
+    grep -q "can not load the TLS certificate" "$tmp/mismatch" || fail "mismatch message: $(cat "$tmp/mismatch")"
+fi
 echo "PASS corio-serve on ${CORIO_BACKEND:-auto}"

@@ -6,6 +6,15 @@
  * launcher that sets LISTEN_PID and LISTEN_FDS), it serves the sockets it
  * was handed instead of binding (socket activation).
  *
+ * HTTPS: `--tls-cert FILE --tls-key FILE` (pairs, repeatable: the first is
+ * the default certificate, the others are picked by the name the client
+ * asks for, SNI) make --port serve HTTPS, or, with `--tls-port N`, add an
+ * HTTPS server on port N beside the plain one on --port.  Both servers run
+ * the same handler on one loop.  SIGHUP reloads every certificate and key
+ * from their files (corio_tls_reload_certs: new handshakes get the new
+ * ones, open connections carry on); a reload that fails is logged and the
+ * old ones stay.
+ *
  * What it does per request (GET and HEAD only, others get 405):
  *  - the path is percent-decoded; an encoded '/' or '\' (%2f, %5c), a NUL,
  *    a broken escape or a ".." segment is a 400 before anything touches
@@ -27,7 +36,8 @@
  *    206 with Content-Range, an unsatisfiable one 416 whose Content-Range
  *    gives only the size; several ranges, or a failed If-Range, get the whole file;
  *  - the body is sent with sendfile(2) (corio_http_response_send_file): zero
- *    copy on both backends;
+ *    copy on both backends (over HTTPS it is read and encrypted in 256 KiB
+ *    pieces);
  *  - one access log line per request goes to stderr in the common log
  *    format (--quiet turns it off), through a bounded buffer that a task
  *    writes out, so a stalled stderr never stalls the server (lines that
@@ -62,67 +72,103 @@
 #define DEFAULT_PORT 8000
 #define DEFAULT_BIND "127.0.0.1"
 
-static const char usage_text[] = "NAME\n"
-                                 "    corio-serve - serve a directory over HTTP\n"
-                                 "\n"
-                                 "SYNOPSIS\n"
-                                 "    corio-serve [--port N] [--bind ADDR] [--quiet] [DIR]\n"
-                                 "\n"
-                                 "DESCRIPTION\n"
-                                 "    Serves the files under DIR (default: the current directory) over\n"
-                                 "    HTTP/1.1 until SIGINT (Ctrl-C) or SIGTERM, then lets requests in\n"
-                                 "    flight finish and exits with status 0.  Directories are answered\n"
-                                 "    with their index.html, or else with a listing.  Files get a\n"
-                                 "    Content-Type from their extension, Last-Modified and ETag (with\n"
-                                 "    304 answers to If-Modified-Since and If-None-Match) and single\n"
-                                 "    byte Range requests (206, or 416 when unsatisfiable); their bytes\n"
-                                 "    go out with sendfile(2).  Only GET and HEAD are served.\n"
-                                 "\n"
-                                 "    Nothing outside DIR is ever served: '..' segments and encoded\n"
-                                 "    slashes are refused (400) and symbolic links that lead out of DIR\n"
-                                 "    answer 404.  Links inside DIR are followed.\n"
-                                 "\n"
-                                 "    One line per request is logged to standard error:\n"
-                                 "        ADDR - - [DATE] \"METHOD TARGET HTTP/1.x\" STATUS BYTES\n"
-                                 "    The log never holds up the server: when the reader of standard\n"
-                                 "    error stalls and the 256 KiB log buffer is full, lines are dropped\n"
-                                 "    and counted, and \"corio-serve: N log lines dropped\" follows the\n"
-                                 "    kept lines once the reader is back.\n"
-                                 "\n"
-                                 "OPTIONS\n"
-                                 "    -p, --port N     listen on port N (default 8000; 0 picks a free port)\n"
-                                 "    -b, --bind ADDR  listen on address ADDR (default 127.0.0.1); '' for\n"
-                                 "                     every interface, IPv4 and IPv6; 0.0.0.0 for every\n"
-                                 "                     IPv4 one only, :: for every IPv6 one only; a name\n"
-                                 "                     such as localhost: each address it resolves to\n"
-                                 "    -q, --quiet      no access log\n"
-                                 "    -h, --help       print this text and exit\n"
-                                 "\n"
-                                 "SOCKET ACTIVATION\n"
-                                 "    Started with listening sockets passed by systemd (a .socket unit,\n"
-                                 "    systemd-socket-activate) or any launcher that sets LISTEN_PID to\n"
-                                 "    its pid and LISTEN_FDS to their count (fds 3, 4, ...), it serves\n"
-                                 "    those sockets (TCP or Unix stream) instead of binding, and --port\n"
-                                 "    and --bind are ignored.  The variables are removed from its\n"
-                                 "    environment.  A passed fd that is not a listening stream socket\n"
-                                 "    is an error (exit status 1).\n"
-                                 "\n"
-                                 "ENVIRONMENT\n"
-                                 "    CORIO_BACKEND    io_uring or epoll (default: io_uring when it works)\n"
-                                 "    LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES\n"
-                                 "                     socket activation (above)\n"
-                                 "\n"
-                                 "EXIT STATUS\n"
-                                 "    0 after SIGINT or SIGTERM, 1 when DIR can not be opened, the\n"
-                                 "    address can not be bound or a passed socket can not be served,\n"
-                                 "    2 for a usage error.\n"
-                                 "\n"
-                                 "EXAMPLE\n"
-                                 "    corio-serve --port 8080 ~/public\n";
+static const char usage_text[] =
+    "NAME\n"
+    "    corio-serve - serve a directory over HTTP\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    corio-serve [--port N] [--bind ADDR] [--quiet] [--keepalive-timeout S]\n"
+    "                [--tls-cert FILE --tls-key FILE]... [--tls-port N] [DIR]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Serves the files under DIR (default: the current directory) over\n"
+    "    HTTP/1.1 until SIGINT (Ctrl-C) or SIGTERM, then lets requests in\n"
+    "    flight finish and exits with status 0.  Directories are answered\n"
+    "    with their index.html, or else with a listing.  Files get a\n"
+    "    Content-Type from their extension, Last-Modified and ETag (with\n"
+    "    304 answers to If-Modified-Since and If-None-Match) and single\n"
+    "    byte Range requests (206, or 416 when unsatisfiable); their bytes\n"
+    "    go out with sendfile(2).  Only GET and HEAD are served.\n"
+    "\n"
+    "    Nothing outside DIR is ever served: '..' segments and encoded\n"
+    "    slashes are refused (400) and symbolic links that lead out of DIR\n"
+    "    answer 404.  Links inside DIR are followed.\n"
+    "\n"
+    "    One line per request is logged to standard error:\n"
+    "        ADDR - - [DATE] \"METHOD TARGET HTTP/1.x\" STATUS BYTES\n"
+    "    The log never holds up the server: when the reader of standard\n"
+    "    error stalls and the 256 KiB log buffer is full, lines are dropped\n"
+    "    and counted, and \"corio-serve: N log lines dropped\" follows the\n"
+    "    kept lines once the reader is back.\n"
+    "\n"
+    "OPTIONS\n"
+    "    -p, --port N     listen on port N (default 8000; 0 picks a free port)\n"
+    "    -b, --bind ADDR  listen on address ADDR (default 127.0.0.1); '' for\n"
+    "                     every interface, IPv4 and IPv6; 0.0.0.0 for every\n"
+    "                     IPv4 one only, :: for every IPv6 one only; a name\n"
+    "                     such as localhost: each address it resolves to\n"
+    "    -q, --quiet      no access log\n"
+    "    --keepalive-timeout S\n"
+    "                     close a connection idle between requests for S\n"
+    "                     seconds (default 15)\n"
+    "    --tls-cert FILE  serve HTTPS with the PEM certificate chain in FILE\n"
+    "                     (the server's certificate first, then the\n"
+    "                     intermediates); needs --tls-key\n"
+    "    --tls-key FILE   the certificate's PEM private key (unencrypted)\n"
+    "                     Give several --tls-cert/--tls-key pairs (in\n"
+    "                     order) to serve several names: the first pair is\n"
+    "                     the default, the others are chosen by the name the\n"
+    "                     client asks for (SNI)\n"
+    "    --tls-port N     serve HTTPS on port N and plain HTTP on --port,\n"
+    "                     side by side; without it, a certificate makes\n"
+    "                     --port serve HTTPS only\n"
+    "    -h, --help       print this text and exit\n"
+    "\n"
+    "HTTPS\n"
+    "    With a certificate, connections speak TLS 1.2 or 1.3 (OpenSSL),\n"
+    "    with session tickets.  A plain HTTP request sent to the HTTPS port\n"
+    "    is answered 400 and closed.  Files are read and encrypted in\n"
+    "    user space (sendfile can not encrypt).\n"
+    "\n"
+    "    SIGHUP reloads every certificate and key from its file: new\n"
+    "    connections get the new ones, connections already open go on\n"
+    "    undisturbed.  A reload that fails (a missing file, a key that\n"
+    "    does not match) is logged and the old certificates stay.\n"
+    "\n"
+    "SOCKET ACTIVATION\n"
+    "    Started with listening sockets passed by systemd (a .socket unit,\n"
+    "    systemd-socket-activate) or any launcher that sets LISTEN_PID to\n"
+    "    its pid and LISTEN_FDS to their count (fds 3, 4, ...), it serves\n"
+    "    those sockets (TCP or Unix stream) instead of binding, and --port,\n"
+    "    --tls-port and --bind are ignored (with a certificate the sockets\n"
+    "    serve HTTPS).  The variables are removed from its\n"
+    "    environment.  A passed fd that is not a listening stream socket\n"
+    "    is an error (exit status 1).\n"
+    "\n"
+    "ENVIRONMENT\n"
+    "    CORIO_BACKEND    io_uring or epoll (default: io_uring when it works)\n"
+    "    LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES\n"
+    "                     socket activation (above)\n"
+    "\n"
+    "EXIT STATUS\n"
+    "    0 after SIGINT or SIGTERM, 1 when DIR can not be opened, the\n"
+    "    address can not be bound, a passed socket can not be served or a\n"
+    "    certificate or key can not be loaded, 2 for a usage error.\n"
+    "\n"
+    "EXAMPLES\n"
+    "    corio-serve --port 8080 ~/public\n"
+    "    corio-serve --port 8080 --tls-port 8443 --tls-cert fullchain.pem \\\n"
+    "                --tls-key privkey.pem ~/public\n";
+
+#define MAX_CERTS 16
 
 typedef struct serve_opts {
     const char *bind;
     uint16_t port;
+    int tls_port;          /* --tls-port, -1 if not given */
+    uint32_t keepalive_ms; /* --keepalive-timeout (0: the server's default, 15 s) */
+    unsigned ncert_files, nkey_files;
+    corio_tls_cert certs[MAX_CERTS]; /* --tls-cert / --tls-key pairs, in order */
     bool quiet;
     int rootfd; /* O_PATH descriptor of DIR: every lookup starts here */
     int nfds;   /* sockets passed by socket activation (LISTEN_FDS), 0 if none */
@@ -962,19 +1008,119 @@ static const char *passed_fd_error(int r)
     }
 }
 
-static void *main_task(void *arg)
+static void *close_server(void *arg)
+{
+    corio_http_server_close(arg, 5000);
+    return NULL;
+}
+
+/* The "Serving ..." line of a server bound by address (the test scripts
+ * read the port from it). */
+static void print_serving(const char *scheme, corio_http_server *srv)
+{
+    unsigned port = corio_http_server_port(srv);
+    const char *SCHEME = scheme[4] ? "HTTPS" : "HTTP";
+    if (!*opts.bind) {
+        printf("Serving %s on every interface (IPv4 and IPv6) port %u (%s://localhost:%u/) ...\n", SCHEME,
+               port, scheme, port);
+    } else {
+        bool v6 = strchr(opts.bind, ':') != NULL;
+        printf("Serving %s on %s port %u (%s://%s%s%s:%u/) ...\n", SCHEME, opts.bind, port, scheme,
+               v6 ? "[" : "", opts.bind, v6 ? "]" : "", port);
+    }
+}
+
+/* Bind one server on opts.bind:port (tls NULL: plain HTTP).  Returns it,
+ * or NULL after saying why. */
+static corio_http_server *start_one(uint16_t port, corio_tls *tls)
 {
     corio_http_server_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.server_header = "corio-serve";
+    cfg.keepalive_timeout_ms = opts.keepalive_ms;
+    cfg.tls = tls;
     corio_http_server *srv;
+    int r = corio_http_server_start(opts.bind, port, handler, NULL, &cfg, &srv);
+    if (r < 0) {
+        fprintf(stderr, "corio-serve: can not listen on %s port %u: %s\n", opts.bind, port, strerror(-r));
+        return NULL;
+    }
+    print_serving(tls ? "https" : "http", srv);
+    return srv;
+}
+
+/* The certificates of --tls-cert / --tls-key, or NULL after saying why. */
+static corio_tls *tls_load(void)
+{
+    corio_tls_options o;
+    memset(&o, 0, sizeof o);
+    o.certs = opts.certs;
+    o.n_certs = opts.ncert_files;
+    corio_tls *tls;
+    int r = corio_tls_server_new(&o, &tls);
+    if (r == -EOPNOTSUPP) {
+        fputs("corio-serve: HTTPS is not available: this corio was built without OpenSSL\n", stderr);
+        return NULL;
+    }
+    if (r < 0) {
+        fprintf(stderr, "corio-serve: can not load the TLS certificate%s (%s, key %s%s): %s\n",
+                opts.ncert_files > 1 ? "s" : "", opts.certs[0].cert_file, opts.certs[0].key_file,
+                opts.ncert_files > 1 ? ", ..." : "", corio_strerror(r));
+        return NULL;
+    }
+    return tls;
+}
+
+/* SIGHUP: reload the certificates and keys from their files, for as long
+ * as the servers run (cancelled at exit).  A failure keeps the old ones. */
+static void *reload_task(void *arg)
+{
+    corio_tls *tls = arg;
+    sigset_t hup;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    for (;;) {
+        int sig = corio_signal_wait(&hup, CORIO_NO_TIMEOUT);
+        if (sig < 0)
+            break;
+        int r = corio_tls_reload_certs(tls, opts.certs, opts.ncert_files);
+        char note[PATH_MAX * 2 + 160];
+        int n;
+        if (r == 0)
+            n = snprintf(note, sizeof note, "corio-serve: SIGHUP: reloaded %u TLS certificate%s\n",
+                         opts.ncert_files, opts.ncert_files > 1 ? "s" : "");
+        else
+            n = snprintf(note, sizeof note,
+                         "corio-serve: SIGHUP: can not reload the TLS certificates (%s, key %s%s): %s; "
+                         "keeping the old ones\n",
+                         opts.certs[0].cert_file, opts.certs[0].key_file, opts.ncert_files > 1 ? ", ..." : "",
+                         corio_strerror(r));
+        if (n > 0)
+            log_queue(note, (size_t)n < sizeof note ? (size_t)n : sizeof note - 1);
+    }
+    return NULL;
+}
+
+static void *main_task(void *arg)
+{
+    (void)arg;
+    corio_http_server *srv = NULL, *tls_srv = NULL;
+    corio_tls *tls = NULL;
+    void *fail = (void *)1;
     int r;
+    if (opts.ncert_files && !(tls = tls_load()))
+        return fail;
     if (opts.nfds > 0) {
+        corio_http_server_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.server_header = "corio-serve";
+        cfg.keepalive_timeout_ms = opts.keepalive_ms;
+        cfg.tls = tls;
         r = corio_http_server_start_fds(opts.fds, (unsigned)opts.nfds, handler, NULL, &cfg, &srv);
         if (r < 0) {
             fprintf(stderr, "corio-serve: can not serve the %d socket(s) passed (LISTEN_FDS): %s\n",
                     opts.nfds, passed_fd_error(r));
-            return (void *)1;
+            goto out;
         }
         for (int i = 0; i < opts.nfds; i++) {
             struct sockaddr_storage ss;
@@ -982,29 +1128,24 @@ static void *main_task(void *arg)
             char name[128] = "?";
             if (getsockname(opts.fds[i], (struct sockaddr *)&ss, &sl) == 0)
                 corio_addr_format((struct sockaddr *)&ss, name, sizeof name);
-            printf("Serving HTTP on %s (fd %d, socket activation) ...\n", name, opts.fds[i]);
+            printf("Serving %s on %s (fd %d, socket activation) ...\n", tls ? "HTTPS" : "HTTP", name,
+                   opts.fds[i]);
         }
     } else {
-        r = corio_http_server_start(opts.bind, opts.port, handler, NULL, &cfg, &srv);
-        if (r < 0) {
-            fprintf(stderr, "corio-serve: can not listen on %s port %u: %s\n", opts.bind, opts.port,
-                    strerror(-r));
-            return (void *)1;
-        }
-        unsigned port = corio_http_server_port(srv);
-        if (!*opts.bind) {
-            printf("Serving HTTP on every interface (IPv4 and IPv6) port %u (http://localhost:%u/) ...\n",
-                   port, port);
-        } else {
-            bool v6 = strchr(opts.bind, ':') != NULL;
-            printf("Serving HTTP on %s port %u (http://%s%s%s:%u/) ...\n", opts.bind, port, v6 ? "[" : "",
-                   opts.bind, v6 ? "]" : "", port);
-        }
+        /* plain HTTP on --port unless a certificate without --tls-port
+         * makes that port HTTPS */
+        if ((!tls || opts.tls_port >= 0) && !(srv = start_one(opts.port, NULL)))
+            goto out;
+        if (tls && !(tls_srv = start_one(opts.tls_port >= 0 ? (uint16_t)opts.tls_port : opts.port, tls)))
+            goto out;
     }
     fflush(stdout);
     if (!log_open())
         fputs("corio-serve: no log (out of memory or file descriptors)\n", stderr);
-    r = corio_http_server_serve_until_signal(srv);
+    corio_task *reloader = tls ? corio_spawn_named("tls reload", 0, reload_task, tls) : NULL;
+    if (tls && !reloader)
+        fputs("corio-serve: no certificate reload on SIGHUP (out of memory)\n", stderr);
+    r = corio_http_server_serve_until_signal(srv ? srv : tls_srv);
     if (r > 0) {
         /* through the log, after its lines, and never blocking the exit */
         char note[64];
@@ -1012,9 +1153,52 @@ static void *main_task(void *arg)
                          r == SIGINT ? "Keyboard interrupt" : "Termination signal");
         log_queue(note, (size_t)n);
     }
-    corio_http_server_close(srv, 5000);
+    if (reloader) {
+        corio_task_cancel(reloader);
+        corio_task_join(reloader, NULL);
+    }
+    fail = NULL;
+    if (srv && tls_srv) {
+        /* both close at once: each gives requests in flight up to 5 s */
+        corio_task *t = corio_spawn_named("close https", 0, close_server, tls_srv);
+        if (t) {
+            corio_http_server_close(srv, 5000);
+            corio_task_join(t, NULL);
+            srv = tls_srv = NULL;
+        }
+    }
+    if (srv)
+        corio_http_server_close(srv, 5000);
+    if (tls_srv)
+        corio_http_server_close(tls_srv, 5000);
+    srv = tls_srv = NULL;
     log_close(2000);
-    return NULL;
+out:
+    if (srv)
+        corio_http_server_close(srv, 5000);
+    if (tls_srv)
+        corio_http_server_close(tls_srv, 5000);
+    corio_tls_free(tls);
+    return fail;
+}
+
+enum { OPT_TLS_CERT = 256, OPT_TLS_KEY, OPT_TLS_PORT, OPT_KEEPALIVE };
+
+#define USAGE                                                                                                \
+    "usage: corio-serve [--port N] [--bind ADDR] [--quiet] [--keepalive-timeout S]\n"                        \
+    "                   [--tls-cert FILE --tls-key FILE]... [--tls-port N] [DIR]   (--help for more)\n"
+
+/* A port number 0..65535, or -1. */
+static int parse_port(const char *s)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < 0 || v > 65535) {
+        fprintf(stderr, "corio-serve: bad port '%s'\n", s);
+        return -1;
+    }
+    return (int)v;
 }
 
 int main(int argc, char **argv)
@@ -1023,6 +1207,10 @@ int main(int argc, char **argv)
         {"port", required_argument, NULL, 'p'},
         {"bind", required_argument, NULL, 'b'},
         {"quiet", no_argument, NULL, 'q'},
+        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+        {"tls-port", required_argument, NULL, OPT_TLS_PORT},
+        {"keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1040,18 +1228,43 @@ int main(int argc, char **argv)
     opts.nfds = nl;
     opts.bind = DEFAULT_BIND;
     opts.port = DEFAULT_PORT;
+    opts.tls_port = -1;
     int ch;
     while ((ch = getopt_long(argc, argv, "p:b:qh", longopts, NULL)) != -1) {
         switch (ch) {
         case 'p': {
+            int v = parse_port(optarg);
+            if (v < 0)
+                return 2;
+            opts.port = (uint16_t)v;
+            break;
+        }
+        case OPT_KEEPALIVE: {
             char *end;
             errno = 0;
             long v = strtol(optarg, &end, 10);
-            if (errno || *end || end == optarg || v < 0 || v > 65535) {
-                fprintf(stderr, "corio-serve: bad port '%s'\n", optarg);
+            if (errno || *end || end == optarg || v < 1 || v > 86400) {
+                fprintf(stderr, "corio-serve: bad keep-alive time-out '%s' (seconds, 1 to 86400)\n", optarg);
                 return 2;
             }
-            opts.port = (uint16_t)v;
+            opts.keepalive_ms = (uint32_t)v * 1000u;
+            break;
+        }
+        case OPT_TLS_PORT:
+            if ((opts.tls_port = parse_port(optarg)) < 0)
+                return 2;
+            break;
+        case OPT_TLS_CERT:
+        case OPT_TLS_KEY: {
+            unsigned *n = ch == OPT_TLS_CERT ? &opts.ncert_files : &opts.nkey_files;
+            if (*n == MAX_CERTS) {
+                fprintf(stderr, "corio-serve: at most %d certificates\n", MAX_CERTS);
+                return 2;
+            }
+            if (ch == OPT_TLS_CERT)
+                opts.certs[(*n)++].cert_file = optarg;
+            else
+                opts.certs[(*n)++].key_file = optarg;
             break;
         }
         case 'b':
@@ -1064,13 +1277,20 @@ int main(int argc, char **argv)
             fputs(usage_text, stdout);
             return 0;
         default:
-            fputs("usage: corio-serve [--port N] [--bind ADDR] [--quiet] [DIR]   (--help for more)\n",
-                  stderr);
+            fputs(USAGE, stderr);
             return 2;
         }
     }
     if (argc - optind > 1) {
-        fputs("usage: corio-serve [--port N] [--bind ADDR] [--quiet] [DIR]   (--help for more)\n", stderr);
+        fputs(USAGE, stderr);
+        return 2;
+    }
+    if (opts.ncert_files != opts.nkey_files) {
+        fputs("corio-serve: every --tls-cert needs its --tls-key (give them in pairs)\n", stderr);
+        return 2;
+    }
+    if (opts.tls_port >= 0 && !opts.ncert_files) {
+        fputs("corio-serve: --tls-port needs --tls-cert and --tls-key\n", stderr);
         return 2;
     }
     const char *dir = optind < argc ? argv[optind] : ".";

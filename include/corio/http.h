@@ -242,6 +242,22 @@ typedef struct corio_http_server_config {
     int backlog;                   /* listen(2): 4096 */
     size_t stack_size;             /* task stacks: the loop's default; above SIZE_MAX / 128: -EINVAL */
     const char *server_header;     /* Server header value: "corio" ("" omits the header) */
+    /* HTTPS: a server TLS configuration (corio_tls_server_new), or NULL
+     * for plain HTTP.  Each connection's task runs the TLS handshake first,
+     * within head_timeout_ms and the config's handshake_timeout_ms,
+     * whichever ends first (a client stalling mid-handshake is closed at
+     * that deadline); then requests are read and answered exactly as over
+     * plain HTTP, every byte through TLS.  A client that sends plain HTTP
+     * to this port gets a plain-text 400 ("The plain HTTP request was sent
+     * to HTTPS port", as nginx answers) and is closed; any other byte
+     * stream that is not TLS is closed at once.  Idle keep-alive TLS
+     * connections give OpenSSL's buffers back while they wait.  The
+     * server takes its own reference on tls (free yours when you like);
+     * corio_tls_reload_certs on it changes the certificate of new
+     * handshakes without dropping any connection.  Start fails with
+     * -EINVAL for a client configuration, -EOPNOTSUPP in a corio built
+     * without TLS. */
+    corio_tls *tls;
 } corio_http_server_config;
 
 /* Bind and listen on host:port and run handler(req, resp, arg) for every request.
@@ -392,14 +408,19 @@ CORIO_API int corio_http_response_end(corio_http_response *resp);
 /* Answer with len bytes of the file fd from offset off as the body.
  * Otherwise like corio_http_response_send: the head (and any earlier pipelined answers)
  * is flushed first, then the bytes go from the page cache to the socket
- * with sendfile(2), without passing through user memory.  fd stays the
+ * with sendfile(2), without passing through user memory.  On an HTTPS
+ * connection (the server's cfg.tls) the file is read in 256 KiB pieces
+ * instead (corio_file_pread: never blocking the loop) and sent through TLS
+ * in full 16 KiB records.  fd stays the
  * caller's (it is not closed) and must be a regular file opened for
  * reading.  If the file ends before off + len the connection is closed
  * after what was sent (the client sees a short body, never a wrong one).
  * Reading the file may block the loop on a cold disk, as with nginx's
  * default sendfile.  Suspends while the client does not take the bytes
  * (each wait bounded by write_timeout_ms).  Returns 0, -EALREADY,
- * -EINVAL (status as corio_http_response_send, off < 0), or a write error. */
+ * -EINVAL (status as corio_http_response_send, off < 0), -ENOMEM (HTTPS:
+ * no buffer; nothing was sent, the handler may still answer), a read
+ * error of the file, or a write error. */
 CORIO_API int corio_http_response_send_file(corio_http_response *resp, int status, const char *content_type,
                                             int fd, int64_t off, uint64_t len);
 

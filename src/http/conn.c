@@ -17,12 +17,21 @@
  * completion spawns a task whose first wait is a recv).  The timer, a
  * server close or an eviction stops that op and its last completion closes
  * the connection.  About 700 bytes per idle connection, plus the kernel's
- * socket.  Parked connections are also on the server's idle list, least
- * recently parked first (O(1) per park and unpark), so that when accept
- * runs out of file descriptors the server can close the longest-idle ones
- * to make room (corio__http_idle_evict), as nginx does with its reusable
- * connections: otherwise idle clients would hold every fd until their
- * keep-alive time-out while new clients wait.
+ * socket.
+ *
+ * HTTPS connections (srv->cfg.tls) run the TLS handshake first in their
+ * task, as a wait for the head (a server close cancels it, the head
+ * time-out bounds it); from then on their bytes go through the TLS engine
+ * (conn_io.c) and everything here is the same, except that a connection
+ * parks only when the engine holds no plaintext either, and parking tells
+ * the engine to give OpenSSL's buffers back, so that an idle TLS
+ * connection costs its SSL state and no buffers.  The bytes that wake a
+ * parked TLS connection are ciphertext: they wait in the socket input's
+ * unread buffer for the engine rather than going to the read buffer.  Parked connections are also on the
+ * server's idle list, least recently parked first (O(1) per park and unpark), so that when accept runs out of
+ * file descriptors the server can close the longest-idle ones to make room (corio__http_idle_evict), as nginx
+ * does with its reusable connections: otherwise idle clients would hold every fd until their keep-alive
+ * time-out while new clients wait.
  */
 #include "server_internal.h"
 
@@ -147,6 +156,12 @@ static bool bufs_get(conn *c)
         c->ocap = b->ocap;
         c->xh = b->xh;
         c->xhcap = b->xhcap;
+        if (c->tout) {
+            corio__free(b->tout); /* the handshake made its own */
+        } else {
+            c->tout = b->tout;
+            c->toutcap = b->toutcap;
+        }
         return true;
     }
     c->rbuf = corio__malloc(c->rcap);
@@ -171,17 +186,19 @@ static void bufs_put(conn *c)
         c->ocap = 0;
     }
     if (c->rbuf && c->hdrs && srv->nbufs < BUF_CACHE && !srv->closing) {
-        srv->bufs[srv->nbufs++] = (conn_bufs){c->rbuf, c->hdrs, c->obuf, c->ocap, c->xh, c->xhcap};
+        srv->bufs[srv->nbufs++] =
+            (conn_bufs){c->rbuf, c->hdrs, c->obuf, c->ocap, c->xh, c->xhcap, c->tout, c->toutcap};
     } else {
         corio__free(c->rbuf);
         corio__free(c->hdrs);
         corio__free(c->obuf);
         corio__free(c->xh);
+        corio__free(c->tout);
     }
-    c->rbuf = c->obuf = c->xh = NULL;
+    c->rbuf = c->obuf = c->xh = c->tout = NULL;
     c->hdrs = NULL;
-    c->ocap = c->xhcap = 0;
-    c->rpos = c->rend = c->olen = 0;
+    c->ocap = c->xhcap = c->toutcap = 0;
+    c->rpos = c->rend = c->olen = c->toutlen = 0;
     corio__sockin_free_buf(&c->in);
 }
 
@@ -193,6 +210,7 @@ void corio__http_bufs_free_kept(corio_http_server *srv)
         corio__free(b->hdrs);
         corio__free(b->obuf);
         corio__free(b->xh);
+        corio__free(b->tout);
     }
 }
 
@@ -228,6 +246,8 @@ static bool park(conn *c)
     srv->nidle++;
     c->task = NULL;
     bufs_put(c);
+    if (c->tls)
+        corio__tls_idle(c->tls);
     return true;
 }
 
@@ -283,8 +303,8 @@ static void unpark(conn *c)
 static size_t input_claim(corio__sockin *in, const char *p, size_t n)
 {
     conn *c = CORIO__CONTAINER_OF(in, conn, in);
-    if (c->state != CONN_PARKED || c->rbuf)
-        return 0;
+    if (c->state != CONN_PARKED || c->rbuf || c->tls)
+        return 0; /* TLS: ciphertext, for the engine: it waits in the unread buffer */
     if (!bufs_get(c)) {
         if (!in->err)
             in->err = -ENOMEM;
@@ -309,7 +329,7 @@ static bool input_event(corio__sockin *in)
             conn_exit(c);
         return true;
     case CONN_PARKED:
-        if (c->rbuf || in->ready) {
+        if (c->rbuf || in->ready || corio__sockin_unread(in)) {
             unpark(c);
         } else if (in->eof || in->err || (in->bg == CORIO__SOCKIN_OFF && !corio__sockin_park(in))) {
             /* closed, broken, or stopped (flow control, a dry ring) and
@@ -356,6 +376,8 @@ static void conn_exit(conn *c)
         return;
     }
     srv->nconns--;
+    corio__tls_free(c->tls); /* no close_notify without a task: as a TCP close to the client */
+    c->tls = NULL;
     corio__close_fd(srv->loop, c->in.fd);
     bufs_put(c);
     corio__free(c->body_mem);
@@ -376,13 +398,26 @@ static void *conn_main(void *arg)
     corio_http_server *srv = c->srv;
     const corio_http_limits *lim = &srv->cfg.limits;
     bool parsing = false;
-    bool woken = !c->rbuf; /* woken by the poll: its first wait is a recv, data is there */
-    if (woken && !bufs_get(c)) {
+    uint64_t head_deadline = 0;
+    bool peer_gone = false; /* the client closed or broke the connection: nothing more to send */
+    bool fresh_tls = c->tls && !c->tls_up;
+    bool woken = !c->rbuf && !fresh_tls; /* woken by the poll: its first wait is a recv, data is there */
+    if (fresh_tls) {
+        /* the buffers come after the handshake: a client that never
+         * finishes one costs no read buffer */
+        if (srv->closing || corio_cancelled())
+            goto end; /* the close came before this task first ran: it cancelled nothing */
+        conn_set_state(c, CONN_WAIT_HEAD); /* a server close cancels a handshake too */
+        int hr = corio__http_tls_handshake(c);
+        conn_set_state(c, CONN_READING);
+        if (hr < 0)
+            goto end;
+    }
+    if (!c->rbuf && !bufs_get(c)) {
         conn_set_state(c, CONN_CLOSING);
         conn_exit(c);
         return NULL;
     }
-    uint64_t head_deadline = 0;
     for (;;) {
         if (c->rend > c->rpos) {
             if (!parsing) {
@@ -407,7 +442,7 @@ static void *conn_main(void *arg)
         }
         if (srv->closing || corio_cancelled())
             break;
-        if (c->olen) {
+        if (corio__http_out_pending(c)) {
             conn_set_state(c, CONN_FLUSHING);
             int fr = corio__http_flush(c);
             conn_set_state(c, CONN_READING);
@@ -419,7 +454,7 @@ static void *conn_main(void *arg)
             c->rend -= c->rpos;
             c->rpos = 0;
         }
-        if (!parsing && c->rend == 0 && !woken && park(c))
+        if (!parsing && c->rend == 0 && !woken && !corio__http_input_buffered(c) && park(c))
             return NULL; /* the connection lives on without this task */
         uint64_t timeout_ms;
         if (parsing) {
@@ -442,13 +477,18 @@ static void *conn_main(void *arg)
             corio__http_respond_error(c, 408);
             break;
         }
-        if (r <= 0)
+        if (r <= 0) {
+            peer_gone = r == 0 || (r != -ECANCELED && r != -CORIO_EDEADLINE);
             break;
+        }
         c->rend += (size_t)r;
     }
+end:
     conn_set_state(c, CONN_CLOSING);
-    if (c->olen && !corio_cancelled())
+    if (corio__http_out_pending(c) && !corio_cancelled())
         corio__http_flush(c);
+    if (c->tls_up && !peer_gone && !c->werr && !corio_cancelled())
+        corio__http_tls_close(c); /* close_notify: the end of our side is not a truncation */
     if (c->linger && !c->werr && !corio_cancelled())
         linger_close(c);
     conn_exit(c);
@@ -467,8 +507,8 @@ int corio__http_conn_start(corio_http_server *srv, int fd)
     c->in.pause_at = PAUSE_AT;
     c->in.multi = c->in.multi && corio__bufring_get(srv->loop) == 0;
     corio__list_init(&c->idle_link);
-    if (!bufs_get(c))
-        goto fail;
+    if (srv->cfg.tls ? corio__http_tls_new(c) < 0 : !bufs_get(c))
+        goto fail; /* a TLS connection gets its buffers after the handshake */
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly on non-TCP fds */
     c->task = corio_spawn_named("http-conn", srv->cfg.stack_size, conn_main, c);
@@ -480,6 +520,7 @@ int corio__http_conn_start(corio_http_server *srv, int fd)
     return 0;
 fail:
     bufs_put(c);
+    corio__tls_free(c->tls);
     corio__free(c);
     return -ENOMEM;
 }

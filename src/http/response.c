@@ -4,7 +4,8 @@
  * Server, Connection), bodies of known length (small ones copied into the
  * output buffer, large ones sent from the caller's memory), streamed
  * bodies (chunked, or raw for HTTP/1.0 clients), file bodies through
- * sendfile, and the server's own error answers.  Responses pile up in the
+ * sendfile (or, on HTTPS, read and sent through the TLS engine), and the
+ * server's own error answers.  Responses pile up in the
  * output buffer and go out with the batch, or as soon as OUT_FLUSH_AT bytes
  * are waiting (so a handler producing much data is paced by the client).
  */
@@ -18,7 +19,10 @@
 #include <sys/sendfile.h>
 #include <time.h>
 
-#define DIRECT_SEND_AT 16384 /* bodies this large are sent from the caller's memory */
+#define DIRECT_SEND_AT 16384        /* bodies this large are sent from the caller's memory */
+#define TLS_FILE_CHUNK (256u << 10) /* HTTPS file bodies: read and encrypted this much at a time */
+#define TLS_FILE_SMALL 16384        /* HTTPS file bodies up to this size join the batch's output */
+#define YIELD_EVERY (4u << 20)      /* a file body lets other connections run after this many bytes */
 
 /* Date header: formatted once per wall-clock second. */
 static __thread char date_buf[32];
@@ -264,6 +268,44 @@ int corio_http_response_end(corio_http_response *resp)
     return c->olen > OUT_FLUSH_AT ? corio__http_flush(c) : c->werr;
 }
 
+/* A file body the connection could not finish: the length in the head
+ * can not be kept, so the connection ends after what was sent. */
+static int file_failed(conn *c, int err)
+{
+    c->keep_alive = false;
+    if (!c->werr)
+        c->werr = err;
+    return c->werr;
+}
+
+/* HTTPS file bodies: sendfile can not encrypt (no kernel TLS here), so the
+ * file is read into a buffer of TLS_FILE_CHUNK (corio_file_pread: a page
+ * cache hit is a copy on the loop thread, a miss goes to the ring or the
+ * thread pool, never blocking the loop) and each buffer is handed to the
+ * engine whole, which cuts it into full 16 KiB records and sends them
+ * together.  buf holds cap bytes. */
+static int send_file_tls(conn *c, int fd, int64_t off, uint64_t len, char *buf, size_t cap)
+{
+    size_t since_yield = 0;
+    int r;
+    while (len > 0) {
+        size_t want = len < cap ? (size_t)len : cap;
+        ssize_t n = corio_file_pread(fd, buf, want, off);
+        if (n <= 0)
+            return file_failed(c, n == 0 ? -EIO : (int)n); /* 0: the file shrank under us */
+        if ((r = corio__tls_write(c->tls, buf, (size_t)n)) < 0)
+            return file_failed(c, r);
+        off += n;
+        len -= (uint64_t)n;
+        if ((since_yield += (size_t)n) >= YIELD_EVERY && len > 0) {
+            since_yield = 0;
+            if ((r = corio_yield()) < 0)
+                return file_failed(c, r);
+        }
+    }
+    return 0;
+}
+
 /* Zero-copy file bodies: sendfile(2) straight to the (non-blocking)
  * socket, and a POLLOUT wait whenever the socket buffer is full. */
 int corio_http_response_send_file(corio_http_response *resp, int status, const char *content_type, int fd,
@@ -272,12 +314,42 @@ int corio_http_response_send_file(corio_http_response *resp, int status, const c
     if (!resp || off < 0)
         return -EINVAL;
     conn *c = resp->c;
+    char *tbuf = NULL;
+    size_t tcap = 0;
+    if (c->tls && len > TLS_FILE_SMALL && !c->is_head && c->rstate == R_NONE && status != 204 &&
+        status != 304) {
+        /* before the response is claimed: out of memory is an answer the
+         * handler can still replace */
+        tcap = len < TLS_FILE_CHUNK ? (size_t)len : TLS_FILE_CHUNK;
+        if (!(tbuf = corio__malloc(tcap)))
+            return -ENOMEM;
+    }
     int done_r;
     int r = begin_sized(c, status, content_type, len, &done_r);
-    if (r != 0)
+    if (r != 0) {
+        corio__free(tbuf);
         return r < 0 ? r : done_r;
-    if ((r = corio__http_flush(c)) < 0)
+    }
+    if (c->tls && len <= TLS_FILE_SMALL) {
+        /* small: read it right behind the head, so that both (and the rest
+         * of a pipelined batch) leave in one record */
+        if (!corio__http_ob_reserve(c, (size_t)len))
+            return file_failed(c, -ENOMEM);
+        ssize_t n = corio_file_pread(fd, c->obuf + c->olen, (size_t)len, off);
+        if (n != (ssize_t)len)
+            return file_failed(c, n < 0 ? (int)n : -EIO);
+        c->olen += (size_t)len;
+        return c->olen > OUT_FLUSH_AT ? corio__http_flush(c) : c->werr;
+    }
+    if ((r = corio__http_flush(c)) < 0) {
+        corio__free(tbuf);
         return r;
+    }
+    if (c->tls) {
+        r = send_file_tls(c, fd, off, len, tbuf, tcap);
+        corio__free(tbuf);
+        return r;
+    }
     off_t pos = (off_t)off;
     size_t since_yield = 0;
     while (len > 0) {
@@ -287,7 +359,7 @@ int corio_http_response_send_file(corio_http_response *resp, int status, const c
             len -= (uint64_t)w;
             /* a fast client never makes sendfile wait: let the other
              * connections have a turn every few MiB all the same */
-            if ((since_yield += (size_t)w) >= (4u << 20) && len > 0) {
+            if ((since_yield += (size_t)w) >= YIELD_EVERY && len > 0) {
                 since_yield = 0;
                 if ((r = corio_yield()) < 0) {
                     c->werr = r;
@@ -298,9 +370,7 @@ int corio_http_response_send_file(corio_http_response *resp, int status, const c
         }
         if (w == 0) {
             /* the file shrank under us: the promised length can not be kept */
-            c->keep_alive = false;
-            c->werr = -EIO;
-            return c->werr;
+            return file_failed(c, -EIO);
         }
         if (errno == EINTR)
             continue;

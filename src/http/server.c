@@ -175,6 +175,18 @@ int corio_http_server_new(corio_http_handler handler, void *arg, const corio_htt
         c->backlog = 4096;
     if (!c->server_header)
         c->server_header = "corio";
+    if (c->tls) {
+#ifdef CORIO_HAVE_TLS
+        if (!corio__tls_is_server(c->tls)) {
+            corio__free(srv);
+            return -EINVAL; /* a client configuration has no certificate to serve */
+        }
+        corio__tls_ref(c->tls); /* dropped by corio__http_server_free */
+#else
+        corio__free(srv);
+        return -EOPNOTSUPP;
+#endif
+    }
     srv->loop = l;
     srv->handler = handler;
     srv->arg = arg;
@@ -225,7 +237,7 @@ int corio_http_server_start(const char *host, uint16_t port, corio_http_handler 
     corio__listen_opts lo = {.backlog = srv->cfg.backlog};
     int n = corio__listen_all(host, port, &lo, fds, CORIO__MAX_LISTENERS);
     if (n < 0) {
-        corio__free(srv);
+        corio__http_server_free(srv);
         return n;
     }
     r = serve_listeners(srv, fds, n);
@@ -253,7 +265,7 @@ int corio_http_server_start_fds(const int *fds, unsigned n, corio_http_handler h
     if (r == 0)
         r = serve_listeners(srv, fds, (int)n);
     else
-        corio__free(srv);
+        corio__http_server_free(srv);
     if (r == 0)
         *out = srv;
     return r;
@@ -278,6 +290,7 @@ static conn *own_conn(corio_http_server *srv, corio_task *me)
 void corio__http_server_free(corio_http_server *srv)
 {
     corio__http_bufs_free_kept(srv);
+    corio_tls_free(srv->cfg.tls);
     corio__free(srv);
 }
 

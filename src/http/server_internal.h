@@ -9,7 +9,8 @@
  *   conn.c      a connection's life: its task, the request loop, parking
  *               between requests (and the idle list), its buffers, its end;
  *   conn_io.c   a connection's bytes: receiving through the socket input
- *               (src/io/sockin.c), the output buffer, sending;
+ *               (src/io/sockin.c), the output buffer, sending, and TLS
+ *               (src/io/tls.h) between those and the socket for HTTPS;
  *   body.c      the request body: Content-Length and chunked, for the
  *               handler and for draining what it left;
  *   response.c  the response: head, sized and streamed bodies, files,
@@ -30,6 +31,7 @@
 #include "../core/internal.h"
 #include "../io/listen.h"
 #include "../io/sockin.h"
+#include "../io/tls.h"
 #include "corio/http.h"
 
 #include <string.h>
@@ -83,6 +85,11 @@ struct conn {
     bool continue_sent;
     bool raw_stream; /* streaming to a 1.0 client: no chunk framing */
     bool body_done;
+    /* HTTPS (srv->cfg.tls): the TLS engine sits between the request loop
+     * and the socket input / send path (conn_io.c) */
+    bool tls_up;     /* the handshake is done */
+    bool tls_seen;   /* the first bytes of the handshake were looked at */
+    bool plain_http; /* ... and they were a plain HTTP request: answer 400 in clear */
     int body_err;
     char *rbuf;
     size_t rcap, rpos, rend;
@@ -104,6 +111,9 @@ struct conn {
      * otherwise plain recvs, and a POLLIN wait while parked. */
     corio__sockin in;
     corio__timer ka_timer; /* keep-alive timeout while parked */
+    corio__tls *tls;       /* HTTPS: this connection's TLS engine (NULL: plain HTTP) */
+    char *tout;            /* HTTPS: records the engine made, not sent yet (see conn_io.c) */
+    size_t toutlen, toutcap;
 };
 
 #define CONN_TO(s) (1u << (s))
@@ -137,6 +147,8 @@ typedef struct conn_bufs {
     size_t ocap;
     char *xh;
     size_t xhcap;
+    char *tout; /* HTTPS only (else NULL) */
+    size_t toutcap;
 } conn_bufs;
 
 /* One listening socket and its accept task. */
@@ -191,13 +203,32 @@ void corio__http_server_free(corio_http_server *srv);
 
 /* -- conn_io.c -- */
 /* Receive up to n bytes into buf, waiting at most timeout_ms (0: no limit
- * of our own).  Returns bytes, 0 at EOF or -errno.  Suspends. */
+ * of our own).  On HTTPS the bytes are plaintext from the TLS engine.
+ * Returns bytes, 0 at EOF (over TLS also a close without close_notify:
+ * HTTP's own framing tells a cut-off message) or -errno.  Suspends. */
 ssize_t corio__http_recv(conn *c, void *buf, size_t n, uint64_t timeout_ms);
+/* Is input already there, so that a receive would not wait?  Plaintext the
+ * TLS engine holds, or bytes in the socket input's unread buffer. */
+bool corio__http_input_buffered(const conn *c);
 /* Send every byte of iov[0..cnt) (the array is consumed), each wait
- * bounded by the write timeout.  Returns 0 or -errno (kept as werr). */
+ * bounded by the write timeout; on HTTPS through the TLS engine.  Returns
+ * 0 or -errno (kept as werr). */
 int corio__http_send_all(conn *c, struct iovec *iov, int cnt);
-/* Send the output buffer.  Returns 0 or the connection's write error. */
+/* HTTPS: set up c's TLS engine (at the connection's start; does not
+ * suspend).  Returns 0 or -ENOMEM / -CORIO_ETLS. */
+int corio__http_tls_new(conn *c);
+/* HTTPS: send close_notify (and what is staged before it).  Suspends. */
+void corio__http_tls_close(conn *c);
+/* HTTPS: run the handshake within the head time-out.  On failure the
+ * engine is gone (c->tls NULL) and, for a plain HTTP request, the 400
+ * answer waits in the output buffer (with linger set).  Suspends.
+ * Returns 0 or -errno. */
+int corio__http_tls_handshake(conn *c);
+/* Send the output buffer (and, on HTTPS, every record made so far).
+ * Returns 0 or the connection's write error. */
 int corio__http_flush(conn *c);
+/* Is anything waiting to be sent? */
+static inline bool corio__http_out_pending(const conn *c) { return c->olen || c->toutlen; }
 /* Make room for n more bytes in the output buffer.  False when out of
  * memory. */
 bool corio__http_ob_reserve(conn *c, size_t n);

@@ -31,8 +31,12 @@
 #include <string.h>
 
 /* Ciphertext received and not yet taken by OpenSSL: room for a full
- * record and then some, so a bulk transfer moves 32 KiB per receive. */
+ * record and then some, so a bulk transfer moves 32 KiB per receive.  It
+ * starts at IBUF_SMALL (a ClientHello, a request, a handshake flight fit)
+ * and grows to IBUF_CAP once a receive fills it: a server with thousands
+ * of handshakes in flight holds 4 KiB for each, not 32. */
 #define IBUF_CAP (32u * 1024u)
+#define IBUF_SMALL (4u * 1024u)
 
 struct corio__tls {
     SSL *ssl;
@@ -41,8 +45,9 @@ struct corio__tls {
     const corio__tls_transport *io;
     void *owner;
     char *name; /* client: the server name (session key, host check) */
-    char *ibuf; /* ciphertext: ibuf[istart, iend) */
-    size_t istart, iend;
+    char *ibuf; /* ciphertext: ibuf[istart, iend) of icap */
+    size_t istart, iend, icap;
+    bool ifilled;  /* the last receive filled ibuf: grow it when it is empty */
     int werr;      /* sticky: the transport's send failed */
     int rerr;      /* with rdone: the read side's last word, 0 (close_notify) or an error */
     bool rdone;    /* the read side is over */
@@ -240,19 +245,27 @@ static int want_more(corio__tls *t)
 {
     if (t->eof)
         return 0;
-    if (t->istart == t->iend)
+    if (t->istart == t->iend) {
         t->istart = t->iend = 0;
+        if (t->ibuf && t->ifilled && t->icap < IBUF_CAP) {
+            corio__free(t->ibuf); /* empty: nothing to keep */
+            t->ibuf = NULL;
+        }
+    }
     if (!t->ibuf) {
-        t->ibuf = corio__malloc(IBUF_CAP);
+        size_t cap = t->ifilled ? IBUF_CAP : IBUF_SMALL;
+        t->ibuf = corio__malloc(cap);
         if (!t->ibuf)
             return -ENOMEM;
+        t->icap = cap;
     }
-    if (t->iend == IBUF_CAP)
+    if (t->iend == t->icap)
         return 0; /* OpenSSL has not taken all yet: let it */
-    ssize_t r = t->io->recv(t->owner, t->ibuf + t->iend, IBUF_CAP - t->iend);
-    if (r > 0)
+    ssize_t r = t->io->recv(t->owner, t->ibuf + t->iend, t->icap - t->iend);
+    if (r > 0) {
         t->iend += (size_t)r;
-    else if (r == 0)
+        t->ifilled = t->iend == t->icap;
+    } else if (r == 0)
         t->eof = true;
     else
         return (int)r;
@@ -412,6 +425,13 @@ ssize_t corio__tls_read(corio__tls *t, void *buf, size_t n)
 
 size_t corio__tls_pending(const corio__tls *t) { return t && t->ssl ? (size_t)SSL_pending(t->ssl) : 0; }
 
+bool corio__tls_has_input(const corio__tls *t)
+{
+    /* SSL_has_pending: a record OpenSSL took in (read-ahead) and has not
+     * processed; ibuf: ciphertext OpenSSL has not asked for yet */
+    return t && t->ssl && (SSL_pending(t->ssl) > 0 || SSL_has_pending(t->ssl) || t->iend > t->istart);
+}
+
 int corio__tls_write(corio__tls *t, const void *buf, size_t n)
 {
     if (!t || (!buf && n))
@@ -466,7 +486,8 @@ void corio__tls_idle(corio__tls *t)
     if (t->ibuf && t->istart == t->iend) {
         corio__free(t->ibuf);
         t->ibuf = NULL;
-        t->istart = t->iend = 0;
+        t->istart = t->iend = t->icap = 0;
+        t->ifilled = false; /* a connection that wakes up starts small again */
     }
 }
 

@@ -64,6 +64,15 @@ ssize_t corio__tls_read(corio__tls *t, void *buf, size_t n);
 /* Plaintext decrypted and not read yet (a read of it does not suspend). */
 size_t corio__tls_pending(const corio__tls *t);
 
+/* Does the engine hold input a read would use before it asks the
+ * transport: plaintext (corio__tls_pending) or ciphertext received and not
+ * yet decrypted (a whole record or part of one)?  An owner that lets a
+ * connection wait without a reader (an HTTP connection parking between
+ * requests) must read first while this is true, or a pipelined request
+ * already received would wait for bytes that never come.  Does not
+ * suspend. */
+bool corio__tls_has_input(const corio__tls *t);
+
 /* Encrypt n bytes and hand the records to the transport's send.  May
  * suspend (the transport's flow control).  Returns 0 or -errno. */
 int corio__tls_write(corio__tls *t, const void *buf, size_t n);
@@ -86,6 +95,13 @@ const char *corio__tls_version(const corio__tls *t);
 bool corio__tls_resumed(const corio__tls *t);
 const char *corio__tls_server_name(const corio__tls *t);
 bool corio__tls_offloaded(const corio__tls *t);
+
+/* For owners that keep a config beyond any one connection (the HTTP
+ * server): is cfg a server config, and take a reference on it (dropped
+ * with corio_tls_free).  Only in a corio built with TLS (CORIO_HAVE_TLS);
+ * implemented in tls_config.c. */
+bool corio__tls_is_server(const corio_tls *cfg);
+void corio__tls_ref(corio_tls *cfg);
 
 /* Free the connection (no close_notify: call corio__tls_shutdown first
  * for that) and drop its reference on the config.  NULL: no-op. */

@@ -150,6 +150,11 @@ int corio__tls_shutdown(corio__tls *t)
     (void)t;
     return 0;
 }
+bool corio__tls_has_input(const corio__tls *t)
+{
+    (void)t;
+    return false;
+}
 void corio__tls_idle(corio__tls *t) { (void)t; }
 const char *corio__tls_error(const corio__tls *t)
 {
