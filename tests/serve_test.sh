@@ -300,13 +300,19 @@ PY
     grep -q "keeping the old ones" "$tmp/tlog" || fail "failed reload log: $(tail -5 "$tmp/tlog")"
     stop_server "$pid"
 
-    # a certificate without --tls-port: --port itself is HTTPS
-    "$serve" --port 0 --tls-cert "$certs/server.pem" --tls-key "$certs/server.key" "$root" >"$tmp/tout2" 2>/dev/null &
+    # a certificate without --tls-port: --port itself is HTTPS; two pairs:
+    # the second is chosen by SNI
+    "$serve" --port 0 --tls-cert "$certs/server.pem" --tls-key "$certs/server.key" \
+        --tls-cert "$certs/other.pem" --tls-key "$certs/other.key" "$root" >"$tmp/tout2" 2>/dev/null &
     pid=$!
     pids+=("$pid")
     tport=$(wait_port "$tmp/tout2" '^Serving HTTPS on 127\.0\.0\.1 port ([0-9]+) ') || fail "no HTTPS-only line: $(cat "$tmp/tout2")"
     grep -q "^Serving HTTP on" "$tmp/tout2" && fail "plain HTTP served without --tls-port"
     [[ $(tcurl "https://localhost:$tport/a.txt") == hello ]] || fail "HTTPS on --port"
+    [[ $(tcurl --resolve "other.test:$tport:127.0.0.1" "https://other.test:$tport/a.txt") == hello ]] ||
+        fail "SNI: other.test's certificate"
+    [[ $(tcurl --resolve "x.wild.test:$tport:127.0.0.1" "https://x.wild.test:$tport/a.txt") == hello ]] ||
+        fail "SNI: a wildcard name"
     stop_server "$pid"
     # usage errors
     "$serve" --tls-cert "$certs/server.pem" "$root" 2>/dev/null && fail "--tls-cert without --tls-key accepted"
