@@ -363,6 +363,15 @@ static int ep_submit(corio_loop *l, corio__op *op)
          * fresh edge for anything that arrives after that call. */
         if (op->hint & CORIO__OPH_POLL_FIRST)
             return wait_for(b, op, dir);
+        /* A wait for input on a socket a recv just found empty (an idle
+         * keep-alive connection parking after its reply): as for a
+         * POLL_FIRST recv above, no event since proves poll(2) would say
+         * "not ready", and anything arriving later brings an edge. */
+        if (op->flags == POLLIN && !(op->hint & CORIO__OPH_FOREIGN)) {
+            ep_fd *s = slot_lookup(b, op->fd);
+            if (s && s->registered && !s->rready)
+                return wait_for(b, op, dir);
+        }
         r = corio__op_syscall(op);
         break;
     default: /* multishot kinds are io_uring only */
