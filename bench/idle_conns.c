@@ -15,15 +15,7 @@
  * connections early would otherwise look cheap) and closes them with
  * SO_LINGER 0 so 10,000 TIME_WAIT sockets are not left behind.
  *
- * With --tls 1 (built where OpenSSL 3 is found) every connection is HTTPS:
- * a TLS handshake (non-blocking, in the same batches; the server's
- * certificate is not checked: this measures memory, not trust), the GET
- * through TLS, and then the same silence.  A server that sends anything
- * after the answer (a close_notify) counts as having closed it.  The
- * client's own SSL objects release their buffers while idle, so 10,000 of
- * them fit in a modest client.
- *
- * Usage: idle_conns -p PORT -n N --server-pid PID [--settle-ms MS] [--batch B] [--tls 1]
+ * Usage: idle_conns -p PORT -n N --server-pid PID [--settle-ms MS] [--batch B]
  * Output (stdout):
  *   idle_conns: N
  *   idle_rss_before_kib: K
@@ -45,11 +37,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-
-#ifdef IDLE_CONNS_TLS
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#endif
 
 static const char REQ[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: idle_conns\r\n\r\n";
 
@@ -79,45 +66,11 @@ static double now_s(void)
 }
 
 /* Per connection: how far it has come. */
-enum { CONNECTING, HANDSHAKING, SENT, DONE };
-
-#ifdef IDLE_CONNS_TLS
-static SSL_CTX *tls_ctx;
-static SSL **tls_conns;
-
-/* Move connection i's TLS handshake, request or answer on.  Returns 1
- * when it is answered, 0 when it waits (its epoll interest set to what
- * OpenSSL wants), -1 on failure. */
-static int tls_step(int ep, int i, int fd, unsigned char *state, char *buf, size_t cap)
-{
-    SSL *ssl = tls_conns[i];
-    int r = 0;
-    if (state[i] == HANDSHAKING) {
-        r = SSL_connect(ssl);
-        if (r == 1) {
-            if (SSL_write(ssl, REQ, sizeof REQ - 1) != (int)(sizeof REQ - 1))
-                return -1;
-            state[i] = SENT;
-        }
-    }
-    if (state[i] == SENT) {
-        r = SSL_read(ssl, buf, (int)cap);
-        if (r > 0)
-            return r >= 12 && memcmp(buf, "HTTP/1.", 7) == 0 ? 1 : -1;
-    }
-    int e = SSL_get_error(ssl, r);
-    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
-        return -1;
-    struct epoll_event ev = {.events = e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT,
-                             .data.u32 = (uint32_t)i};
-    epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
-    return 0;
-}
-#endif
+enum { CONNECTING, SENT, DONE };
 
 int main(int argc, char **argv)
 {
-    int port = 0, n = 0, pid = 0, settle_ms = 1000, batch = 500, tls = 0;
+    int port = 0, n = 0, pid = 0, settle_ms = 1000, batch = 500;
     /* Options come in "-x VALUE" pairs. */
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i];
@@ -134,30 +87,11 @@ int main(int argc, char **argv)
             settle_ms = atoi(v);
         else if (!strcmp(a, "--batch"))
             batch = atoi(v);
-        else if (!strcmp(a, "--tls"))
-            tls = atoi(v);
         else
             goto usage;
     }
     if (port <= 0 || n <= 0 || pid <= 0 || batch <= 0)
         goto usage;
-#ifdef IDLE_CONNS_TLS
-    if (tls) {
-        tls_ctx = SSL_CTX_new(TLS_client_method());
-        tls_conns = calloc((size_t)n, sizeof *tls_conns);
-        if (!tls_ctx || !tls_conns) {
-            fprintf(stderr, "idle_conns: no TLS context\n");
-            return 2;
-        }
-        SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
-        SSL_CTX_set_mode(tls_ctx, SSL_MODE_RELEASE_BUFFERS);
-    }
-#else
-    if (tls) {
-        fprintf(stderr, "idle_conns: built without OpenSSL: no --tls\n");
-        return 2;
-    }
-#endif
 
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -216,35 +150,6 @@ int main(int argc, char **argv)
             for (int j = 0; j < k; j++) {
                 int i = (int)evs[j].data.u32;
                 int fd = fds[i];
-#ifdef IDLE_CONNS_TLS
-                if (tls) {
-                    if (state[i] == CONNECTING) {
-                        int err = 0;
-                        socklen_t el = sizeof err;
-                        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
-                        SSL *ssl = err ? NULL : SSL_new(tls_ctx);
-                        if (!ssl || !SSL_set_fd(ssl, fd) || !SSL_set_tlsext_host_name(ssl, "localhost")) {
-                            fprintf(stderr, "idle_conns: connection #%d: %s\n", i,
-                                    err ? strerror(err) : "no SSL");
-                            return 1;
-                        }
-                        tls_conns[i] = ssl;
-                        state[i] = HANDSHAKING;
-                    }
-                    int r = tls_step(ep, i, fd, state, buf, sizeof buf);
-                    if (r == 0)
-                        continue;
-                    if (r < 0) {
-                        fprintf(stderr, "idle_conns: connection #%d: TLS failed\n", i);
-                        ERR_print_errors_fp(stderr);
-                        failed++;
-                    }
-                    state[i] = DONE;
-                    pending--;
-                    epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
-                    continue;
-                }
-#endif
                 if (state[i] == CONNECTING && (evs[j].events & EPOLLOUT)) {
                     int err = 0;
                     socklen_t el = sizeof err;
@@ -279,12 +184,11 @@ int main(int argc, char **argv)
     usleep((useconds_t)settle_ms * 1000);
     long after = vmrss_kib(pid);
 
-    /* A connection the server closed is readable (EOF) now; over TLS,
-     * anything the server sent after the answer is its close_notify. */
+    /* A connection the server closed is readable (EOF) now. */
     int closed = 0;
     for (int i = 0; i < n; i++) {
         ssize_t r = recv(fds[i], buf, sizeof buf, MSG_DONTWAIT);
-        if (r == 0 || (r < 0 && errno != EAGAIN) || (tls && r > 0))
+        if (r == 0 || (r < 0 && errno != EAGAIN))
             closed++;
     }
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
@@ -305,7 +209,6 @@ int main(int argc, char **argv)
     return 0;
 
 usage:
-    fprintf(stderr,
-            "usage: idle_conns -p PORT -n N --server-pid PID [--settle-ms MS] [--batch B] [--tls 1]\n");
+    fprintf(stderr, "usage: idle_conns -p PORT -n N --server-pid PID [--settle-ms MS] [--batch B]\n");
     return 2;
 }
