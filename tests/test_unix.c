@@ -421,6 +421,10 @@ TEST(fd_passing_through_server) { test_run(fd_server_main, NULL); }
  * recvmsg itself (src/core/op.c, CORIO__OP_READY): the fds that arrive
  * while it waits come with its bytes, and a close that comes between that
  * wake-up and the receive ends the read instead of leaving it waiting. */
+/* A receive this big makes io_uring wait for the next one with a poll
+ * and let the task receive (SOCKIN_BULK in src/io/sockin.c). */
+#define BULK_MSG (16 * 1024)
+
 typedef struct parked_reader {
     corio_stream *s;
     corio_stream *close_after; /* closed once this read returns (NULL: none) */
@@ -447,10 +451,10 @@ static void *parked_fds_main(void *arg)
     corio_stream *a, *b;
     pair(&a, &b);
     /* a short read first: the socket is drained, the next read waits (a
-     * KiB of it, so io_uring too takes that path: CORIO__OPH_BULK) */
-    static char kib[1024], back[2048];
-    CHECK_OK(corio_stream_write(a, kib, sizeof kib));
-    CHECK_EQ(corio_stream_read(b, back, sizeof back), sizeof kib);
+     * bulk one, so io_uring too takes that path: CORIO__OPH_BULK) */
+    static char msg[BULK_MSG], back[2 * BULK_MSG];
+    CHECK_OK(corio_stream_write(a, msg, sizeof msg));
+    CHECK_EQ(corio_stream_read(b, back, sizeof back), sizeof msg);
     parked_reader r = {.s = b};
     corio_task *t = corio_spawn(parked_read, &r);
     CHECK(t);
@@ -470,8 +474,8 @@ static void *parked_fds_main(void *arg)
      * the first closes the second's stream before the second runs. */
     corio_stream *a2, *b2;
     pair(&a2, &b2);
-    CHECK_OK(corio_stream_write(a2, kib, sizeof kib));
-    CHECK_EQ(corio_stream_read(b2, back, sizeof back), sizeof kib);
+    CHECK_OK(corio_stream_write(a2, msg, sizeof msg));
+    CHECK_EQ(corio_stream_read(b2, back, sizeof back), sizeof msg);
     parked_reader first = {.s = b2, .close_after = b};
     parked_reader second = {.s = b};
     corio_task *t1 = corio_spawn(parked_read, &first);
@@ -864,12 +868,12 @@ static void *parked_plain_main(void *arg)
     corio_stream *a, *b, *a2, *b2;
     pair_opt(&a, &b, false);
     pair_opt(&a2, &b2, false);
-    static char kib[1024], buf1[BIG_READ], buf2[BIG_READ];
-    /* a short KiB read first on each: drained, and bulk (io_uring polls) */
-    CHECK_OK(corio_stream_write(a, kib, sizeof kib));
-    CHECK_EQ(corio_stream_read(b, buf1, BIG_READ), sizeof kib);
-    CHECK_OK(corio_stream_write(a2, kib, sizeof kib));
-    CHECK_EQ(corio_stream_read(b2, buf2, BIG_READ), sizeof kib);
+    static char msg[BULK_MSG], buf1[BIG_READ], buf2[BIG_READ];
+    /* a short bulk read first on each: drained, and bulk (io_uring polls) */
+    CHECK_OK(corio_stream_write(a, msg, sizeof msg));
+    CHECK_EQ(corio_stream_read(b, buf1, BIG_READ), sizeof msg);
+    CHECK_OK(corio_stream_write(a2, msg, sizeof msg));
+    CHECK_EQ(corio_stream_read(b2, buf2, BIG_READ), sizeof msg);
     big_reader first = {.s = b2, .close_after = b, .buf = buf2};
     big_reader second = {.s = b, .buf = buf1};
     corio_task *t1 = corio_spawn(big_read, &first);
