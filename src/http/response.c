@@ -10,6 +10,7 @@
  * are waiting (so a handler producing much data is paced by the client).
  */
 #include "server_internal.h"
+#include "../io/file.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -19,10 +20,16 @@
 #include <sys/sendfile.h>
 #include <time.h>
 
-#define DIRECT_SEND_AT 16384        /* bodies this large are sent from the caller's memory */
-#define TLS_FILE_CHUNK (256u << 10) /* HTTPS file bodies: read and encrypted this much at a time */
-#define TLS_FILE_SMALL 16384        /* HTTPS file bodies up to this size join the batch's output */
-#define YIELD_EVERY (4u << 20)      /* a file body lets other connections run after this many bytes */
+#define DIRECT_SEND_AT 16384 /* bodies this large are sent from the caller's memory */
+/* HTTPS file bodies: read and encrypted this much at a time.  Four full
+ * records, what the send stage holds (conn_io.c TOUT_CAP), so each piece
+ * leaves in one send; and below glibc's mmap threshold (128 KiB), so the
+ * buffer is warm heap, not a fresh mapping: with 256 KiB the first
+ * transfer spent a third of its CPU in the kernel's copy into the buffer,
+ * and later ones stayed 10-20 % dearer (docs/benchmarks.md, "Bulk"). */
+#define TLS_FILE_CHUNK (64u << 10)
+#define TLS_FILE_SMALL 16384   /* HTTPS file bodies up to this size join the batch's output */
+#define YIELD_EVERY (4u << 20) /* a file body lets other connections run after this many bytes */
 
 /* Date header: formatted once per wall-clock second. */
 static __thread char date_buf[32];
@@ -279,18 +286,22 @@ static int file_failed(conn *c, int err)
 }
 
 /* HTTPS file bodies: sendfile can not encrypt (no kernel TLS here), so the
- * file is read into a buffer of TLS_FILE_CHUNK (corio_file_pread: a page
- * cache hit is a copy on the loop thread, a miss goes to the ring or the
- * thread pool, never blocking the loop) and each buffer is handed to the
+ * file is read into a buffer of TLS_FILE_CHUNK (corio__file_pread_seq: a
+ * page cache hit is a copy on the loop thread, a miss goes to the ring or
+ * the thread pool, never blocking the loop; a tmpfs file is one pread per
+ * piece once the first has found out) and each buffer is handed to the
  * engine whole, which cuts it into full 16 KiB records and sends them
- * together.  buf holds cap bytes. */
+ * together.  Reading the next piece while one is encrypted would not pay:
+ * both are work for the loop's one CPU (a page-cache copy), and a real
+ * disk miss is rare for a file served again and again.  buf holds cap
+ * bytes. */
 static int send_file_tls(conn *c, int fd, int64_t off, uint64_t len, char *buf, size_t cap)
 {
     size_t since_yield = 0;
-    int r;
+    int r, how = CORIO__FILE_UNKNOWN;
     while (len > 0) {
         size_t want = len < cap ? (size_t)len : cap;
-        ssize_t n = corio_file_pread(fd, buf, want, off);
+        ssize_t n = corio__file_pread_seq(fd, buf, want, off, &how);
         if (n <= 0)
             return file_failed(c, n == 0 ? -EIO : (int)n); /* 0: the file shrank under us */
         if ((r = corio__tls_write(c->tls, buf, (size_t)n)) < 0)

@@ -46,6 +46,7 @@
 #include "../core/internal.h"
 #include "../core/threadpool.h"
 #include "anyfd.h"
+#include "file.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -360,6 +361,25 @@ ssize_t corio_file_write(int fd, const void *buf, size_t n)
 ssize_t corio_file_pread(int fd, void *buf, size_t n, int64_t off)
 {
     return off < 0 ? -EINVAL : rw(CORIO__OP_READ, fd, buf, n, off);
+}
+
+ssize_t corio__file_pread_seq(int fd, void *buf, size_t n, int64_t off, int *how)
+{
+    if (!how || off < 0 || (!buf && n))
+        return -EINVAL;
+    if (!in_task())
+        return -EPERM;
+    if (*how == CORIO__FILE_UNKNOWN)
+        *how = fs_class(fd) == FS_MEMORY ? CORIO__FILE_MEMORY : CORIO__FILE_ANY;
+    if (*how != CORIO__FILE_MEMORY)
+        return rw(CORIO__OP_READ, fd, buf, n, off);
+    /* tmpfs: what rw_on_loop ends up doing for it, without first asking
+     * for RWF_NOWAIT and then classifying the file again */
+    int r = corio__check();
+    if (r)
+        return r;
+    corio__op op = {.kind = CORIO__OP_READ, .fd = fd, .buf = buf, .len = n, .off = off};
+    return corio__op_syscall(&op);
 }
 
 ssize_t corio_file_pwrite(int fd, const void *buf, size_t n, int64_t off)
