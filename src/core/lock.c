@@ -70,10 +70,20 @@ static inline void lock_pass(lock_impl *L)
     corio__wake(w->task, 0);
 }
 
-/* The slow path of corio_lock_acquire, out of line so that the fast one
- * needs no stack frame. */
-static __attribute__((noinline)) int lock_wait(lock_impl *L, corio_task *self)
+/* The slow path of corio_lock_acquire: a pending cancel or deadline, or a
+ * lock already owned.  Out of line, and everything the fast path would
+ * otherwise keep across a call lives here, so that corio_lock_acquire needs
+ * no stack frame (at about 5 ns a pair, a push and pop of two registers is
+ * measurable). */
+static __attribute__((noinline)) int lock_acquire_slow(lock_impl *L, corio_task *self)
 {
+    int r = corio__check_task(self);
+    if (r)
+        return r;
+    if (!L->owner) {
+        L->owner = self;
+        return 0;
+    }
     if (L->owner == self)
         return -EDEADLK;
     /* 0 means release handed L to us (L->owner is self already); an
@@ -92,14 +102,14 @@ int corio_lock_acquire(corio_lock *lk)
     corio_task *self = corio__current_task();
     if (CORIO__UNLIKELY(!self))
         return -EPERM;
-    int r = corio__check_task(self);
-    if (CORIO__UNLIKELY(r))
-        return r;
-    if (CORIO__LIKELY(!L->owner)) {
+    /* The same test as corio__check_task, folded with the owner test so
+     * that every other case is one tail call. */
+    if (CORIO__LIKELY(!(self->flags & CORIO__T_CANCELLED) && self->deadline == CORIO__NO_DEADLINE &&
+                      !L->owner)) {
         L->owner = self;
         return 0;
     }
-    return lock_wait(L, self);
+    return lock_acquire_slow(L, self);
 }
 
 int corio_lock_try_acquire(corio_lock *lk)
@@ -116,6 +126,9 @@ int corio_lock_try_acquire(corio_lock *lk)
     return 0;
 }
 
+/* The slow path of corio_lock_release: hand L to its longest waiter. */
+static __attribute__((noinline)) void lock_release_slow(lock_impl *L) { lock_pass(L); }
+
 int corio_lock_release(corio_lock *lk)
 {
     if (CORIO__UNLIKELY(!lk))
@@ -123,7 +136,10 @@ int corio_lock_release(corio_lock *lk)
     lock_impl *L = lock_of(lk);
     if (CORIO__UNLIKELY(!L->owner || L->owner != corio__current_task()))
         return -EPERM;
-    lock_pass(L);
+    if (CORIO__LIKELY(corio__waitq_empty(&L->waiters)))
+        L->owner = NULL;
+    else
+        lock_release_slow(L);
     return 0;
 }
 

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-__thread corio_loop *corio__tls_loop;
+CORIO__HOT_TLS corio_loop *corio__tls_loop;
 
 corio_loop *corio__loop(void) { return corio__tls_loop; }
 void corio__set_loop(corio_loop *l) { corio__tls_loop = l; }

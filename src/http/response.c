@@ -32,8 +32,8 @@
 #define YIELD_EVERY (4u << 20) /* a file body lets other connections run after this many bytes */
 
 /* Date header: formatted once per wall-clock second. */
-static __thread char date_buf[32];
-static __thread uint64_t date_next_ns; /* monotonic time of the next wall second */
+static CORIO__HOT_TLS char date_buf[32];
+static CORIO__HOT_TLS uint64_t date_next_ns; /* monotonic time of the next wall second */
 
 static const char *http_date(void)
 {
