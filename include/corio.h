@@ -2031,6 +2031,120 @@ CORIO_API void corio_loop_ref_release(corio_loop_ref *ref);
  * write to a pipe that a task reads instead.  Does not suspend. */
 CORIO_API int corio_loop_ref_call_soon(corio_loop_ref *ref, void (*fn)(void *arg), void *arg);
 
+/* A task started on another loop by corio_loop_ref_spawn (tokio's JoinHandle
+ * for Handle::spawn).  Pass it to exactly one of corio_remote_join or
+ * corio_remote_detach. */
+typedef struct corio_remote corio_remote;
+
+/* Start fn(arg) as a task on the loop behind ref, from any thread (tokio's Handle::spawn).
+ * The task is spawned on that loop at its next turn (through
+ * corio_loop_ref_call_soon) and runs there like any of its tasks; fn and
+ * arg must be safe to use from that loop's thread.  Returns 0 and *out,
+ * the handle to join or detach; or -EINVAL (NULL ref, fn or out),
+ * -ESHUTDOWN (the loop is ending or has ended), -ENOMEM: fn will then
+ * never run.  Thread-safe; does not suspend. */
+CORIO_API int corio_loop_ref_spawn(corio_loop_ref *ref, corio_fn fn, void *arg, corio_remote **out);
+
+/* Wait for a task started by corio_loop_ref_spawn, take its result and free the handle.
+ * In a task it suspends (the caller's own loop is woken through its
+ * thread-safe wake, so the loop keeps serving meanwhile); on a plain thread
+ * it blocks.  *result (may be NULL) receives fn's return value.  Returns 0
+ * or the error the task failed with (corio_fail); -ESHUTDOWN if its loop
+ * ended before the task could start (fn never ran).  If the waiting task
+ * is cancelled or hits its deadline, the remote task is cancelled and
+ * awaited, as corio_task_join does, and the interruption is returned.
+ * The handle is freed in every case but -EINVAL (NULL, or a handle already
+ * joined or detached). */
+CORIO_API int corio_remote_join(corio_remote *r, void **result);
+
+/* Let a task started by corio_loop_ref_spawn run on without a joiner, and free the handle.
+ * Its result is dropped when it ends.  Returns 0, or -EINVAL for NULL or
+ * a handle already joined or detached.  Thread-safe; does not suspend. */
+CORIO_API int corio_remote_detach(corio_remote *r);
+
+/* Ask a task started by corio_loop_ref_spawn to stop (corio_task_cancel on its own loop).
+ * Its waits there fail with -ECANCELED; a join still waits for it to end.
+ * Returns 0, or -EINVAL for NULL or a handle already joined or detached.
+ * Thread-safe; does not suspend. */
+CORIO_API int corio_remote_cancel(corio_remote *r);
+
+/* Run fn(arg) on the loop behind ref and wait for its answer: corio_loop_ref_spawn, then corio_remote_join.
+ * Same errors as the two; suspends in a task, blocks on a plain thread.
+ * Calling it for the caller's own loop from a plain function running on
+ * that loop's context (not a task) is -EDEADLK. */
+CORIO_API int corio_loop_ref_call(corio_loop_ref *ref, corio_fn fn, void *arg, void **result);
+
+/* ------------------------------------------------------------------ */
+/* Workers: one loop per core                                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The model nginx, h2o and lwan scale with: N loops on N threads, each
+ * with its own listening sockets on the same port (SO_REUSEPORT: the
+ * kernel spreads new connections over them) and nothing shared on the
+ * hot path.  corio_workers_run starts the loops and waits for them;
+ * corio_http_server_config.workers does the same for one HTTP server.
+ * Loops reach each other through corio_worker_loop and the corio_loop_ref
+ * calls above, or through a corio_channel.
+ */
+
+typedef struct corio_workers_config {
+    unsigned count; /* loops, one thread each: 0 = the CPUs this process may use
+                       (sched_getaffinity); at most 1024 */
+    bool pin_cpus;  /* pin worker i to the i-th CPU the process may use (modulo their number) */
+    /* false (default): SIGINT or SIGTERM tells every worker to stop (see
+     * corio_workers_wait_stop); the signals are watched by worker 0's loop
+     * while corio_workers_run runs.  true: the signals are left alone. */
+    bool keep_signals;
+    corio_config loop; /* each worker's loop, as for corio_run (zero = defaults) */
+} corio_workers_config;
+
+/* Run main_fn(arg) as the main task of cfg->count loops, one per thread, and wait for them all.
+ * Worker 0 runs on the calling thread, the others on threads started for
+ * them (and joined before the return).  Each worker is a loop of its own,
+ * exactly as if corio_run(&cfg->loop, main_fn, arg, NULL) ran on its
+ * thread: main_fn runs once per worker, typically opening its own
+ * listener with reuse_port, serving until corio_workers_wait_stop returns,
+ * then closing it gracefully.  main_fn and arg must be thread-safe.
+ * A worker that fails -- its loop cannot start, its main task fails
+ * (corio_fail) or its loop ends with an error (-CORIO_EDEADLOCK) -- is
+ * reported on stderr the moment it ends ("corio: worker I of N failed:
+ * TEXT") and in outcomes; the others keep running until told to stop.
+ * outcomes (may be NULL) must have room for count entries: outcomes[i]
+ * receives worker i's main task result and error (or its loop's error).
+ * Returns 0 when every worker succeeded, else the error of the worker that
+ * failed first; -EINVAL for a NULL main_fn or count above 1024 (nothing
+ * started), -EBUSY if this thread already runs a loop, -EAGAIN / -ENOMEM
+ * if a thread could not be started (the workers already started are told
+ * to stop and joined).  Blocks the calling thread. */
+CORIO_API int corio_workers_run(const corio_workers_config *cfg, corio_fn main_fn, void *arg,
+                                corio_outcome *outcomes);
+
+/* The calling worker's index, 0 to count - 1; -1 outside a corio_workers_run loop. */
+CORIO_API int corio_worker_index(void);
+
+/* The number of workers of the calling worker's corio_workers_run; 0 outside one. */
+CORIO_API unsigned corio_worker_count(void);
+
+/* Worker i's loop, for corio_loop_ref_call_soon, _spawn and _call.
+ * A borrowed reference, valid until corio_workers_run returns (do not
+ * release it).  NULL outside a worker or for i out of range.  Does not
+ * suspend. */
+CORIO_API corio_loop_ref *corio_worker_loop(unsigned i);
+
+/* Wait until the workers are told to stop: SIGINT, SIGTERM or corio_workers_stop.
+ * Every task of every worker that waits is woken, and one that calls after
+ * the stop returns at once.  Suspends.  Returns the signal number, 0 for
+ * corio_workers_stop, -ECANCELED / -CORIO_EDEADLINE if the task was
+ * interrupted, -EPERM outside a worker's task. */
+CORIO_API int corio_workers_wait_stop(void);
+
+/* Tell every worker of the calling worker's corio_workers_run to stop.
+ * Wakes every corio_workers_wait_stop (they return 0).  Callable from any
+ * task of any worker; idempotent.  Returns 0, or -EPERM outside a worker.
+ * Does not suspend. */
+CORIO_API int corio_workers_stop(void);
+
 /* ------------------------------------------------------------------ */
 /* Files (aiofiles without the threads, where the kernel allows)       */
 /* ------------------------------------------------------------------ */

@@ -34,8 +34,8 @@ enum { TASKS = 4, ROUNDS = 1000 };
 
 typedef struct shared {
     corio_lock lk;
-    long inside;   /* tasks between acquire and release: must stay 0 or 1 */
-    long total;    /* critical sections completed */
+    long inside; /* tasks between acquire and release: must stay 0 or 1 */
+    long total;  /* critical sections completed */
     int failures;
 } shared;
 

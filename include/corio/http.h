@@ -258,6 +258,24 @@ typedef struct corio_http_server_config {
      * -EINVAL for a client configuration, -EOPNOTSUPP in a corio built
      * without TLS. */
     corio_tls *tls;
+    /* Worker loops, one per core: 0 or 1 = this loop alone.  N > 1:
+     * corio_http_server_start also starts N - 1 loops on threads of their
+     * own; every worker (this loop is worker 0) binds its own listening
+     * sockets on the same address and port with SO_REUSEPORT, so the
+     * kernel spreads connections over the workers, and serves them with
+     * the same handler, arg and config, so handler and arg must be
+     * thread-safe (the handler runs on whichever worker took the
+     * connection; corio_worker_index() tells which).  Start is all or
+     * nothing.  corio_http_server_connections counts every worker's
+     * connections; corio_http_server_close closes every worker's server
+     * with the same grace and joins the threads.  A worker whose loop fails
+     * is reported on stderr ("corio: HTTP worker I of N failed: TEXT") and
+     * the others keep serving.  With corio_http_server_start_fds, the fds
+     * are dealt out round robin, and workers above n are not started;
+     * corio_http_server_new with workers > 1 is -EINVAL.  Above 1024:
+     * -EINVAL. */
+    unsigned workers;
+    bool pin_cpus; /* with workers > 1: pin worker i to the i-th CPU the process may use */
 } corio_http_server_config;
 
 /* Bind and listen on host:port and run handler(req, resp, arg) for every request.
@@ -318,6 +336,13 @@ CORIO_API uint16_t corio_http_server_port(const corio_http_server *srv);
 
 /* The number of connections open right now. */
 CORIO_API unsigned corio_http_server_connections(const corio_http_server *srv);
+
+/* Copy the server's listening sockets (every worker's) into fds, for a successor process.
+ * Returns how many it has (which may exceed cap; only cap are written), 0
+ * for a server made by corio_http_server_new.  The fds stay the server's:
+ * pass them on (SCM_RIGHTS duplicates them) before corio_http_server_close
+ * closes its own copies.  Does not suspend. */
+CORIO_API unsigned corio_http_server_listen_fds(const corio_http_server *srv, int *fds, unsigned cap);
 
 /* Wait for SIGINT or SIGTERM while the loop keeps serving.
  * corio_signal_wait on the two: while it waits, corio's handler is their
