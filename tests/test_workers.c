@@ -10,6 +10,7 @@
 #include "runner.h"
 
 #include "corio/http.h"
+#include "failinject.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -417,4 +418,289 @@ TEST(signals_taken_elsewhere_start_nothing)
     char buf[4096];
     capture_end(fd, saved, buf, sizeof buf);
     CHECK(strstr(buf, "corio: workers: cannot watch SIGINT and SIGTERM"));
+}
+
+/* ------------------------------------------------------------------ */
+/* The HTTP server's workers                                           */
+/* ------------------------------------------------------------------ */
+
+static atomic_uint served_by[2];
+static atomic_uint in_flight_on[2];
+static atomic_bool close_started;
+
+/* "/" answers with the worker's index; "/slow" waits until the server's
+ * close has begun, then answers: a request in flight during the close. */
+static void http_handler(corio_http_request *req, corio_http_response *resp, void *arg)
+{
+    (void)arg;
+    int i = corio_worker_index();
+    CHECK(i == 0 || i == 1);
+    atomic_fetch_add(&served_by[i], 1);
+    if (req->path.len == 5 && !memcmp(req->path.ptr, "/slow", 5)) {
+        atomic_fetch_add(&in_flight_on[i], 1);
+        uint64_t t0 = test_ms();
+        while (!atomic_load(&close_started)) {
+            CHECK(test_ms() - t0 < 30000);
+            CHECK_OK(corio_sleep_ms(1));
+        }
+        CHECK_OK(corio_sleep_ms(20)); /* still answering after the close began */
+        (void)corio_http_response_send(resp, 200, "text/plain", "done", 4);
+        return;
+    }
+    char body[2] = {(char)('0' + i), 0};
+    (void)corio_http_response_send(resp, 200, "text/plain", body, 1);
+}
+
+static int connect_to(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    struct timeval tv = {.tv_sec = 30};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+static void send_all(int fd, const char *s)
+{
+    size_t n = strlen(s);
+    while (n) {
+        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+        CHECK(w > 0);
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Read to EOF (every request here asks for Connection: close). */
+static size_t recv_all(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (;;) {
+        CHECK(n + 1 < cap);
+        ssize_t r = recv(fd, buf + n, cap - 1 - n, 0);
+        CHECK(r >= 0);
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = 0;
+    return n;
+}
+
+typedef struct http_ctx {
+    uint16_t port;
+    int conns;
+    unsigned answered[2];
+} http_ctx;
+
+static void *many_clients(void *arg)
+{
+    http_ctx *c = arg;
+    for (int k = 0; k < c->conns; k++) {
+        int fd = connect_to(c->port);
+        CHECK(fd >= 0);
+        send_all(fd, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        char buf[1024];
+        recv_all(fd, buf, sizeof buf);
+        close(fd);
+        CHECK(!strncmp(buf, "HTTP/1.1 200 OK\r\n", 17));
+        const char *body = strstr(buf, "\r\n\r\n");
+        CHECK(body);
+        CHECK(!strcmp(body + 4, "0") || !strcmp(body + 4, "1"));
+        c->answered[body[4] - '0']++;
+    }
+    return NULL;
+}
+
+static void *http_both_main(void *arg)
+{
+    (void)arg;
+    corio_http_server_config cfg = {.workers = 2};
+    corio_http_server *srv;
+    CHECK_OK(corio_http_server_start("127.0.0.1", 0, http_handler, NULL, &cfg, &srv));
+    CHECK_EQ(corio_worker_index(), 0); /* the caller's loop is worker 0 */
+    CHECK_EQ(corio_worker_count(), 2u);
+    int fds[4];
+    CHECK_EQ(corio_http_server_listen_fds(srv, fds, 4), 2u); /* one socket per worker */
+    CHECK(fds[0] != fds[1]);
+    http_ctx c = {.port = corio_http_server_port(srv), .conns = TEST_SCALE(200)};
+    CHECK(c.port != 0);
+    CHECK_OK(corio_to_thread(many_clients, &c, NULL));
+    CHECK_EQ(c.answered[0] + c.answered[1], (unsigned)c.conns);
+    /* SO_REUSEPORT hashes each connection's source port: over this many,
+     * both workers get some. */
+    CHECK(c.answered[0] > 0);
+    CHECK(c.answered[1] > 0);
+    CHECK_EQ(atomic_load(&served_by[0]), c.answered[0]);
+    CHECK_EQ(atomic_load(&served_by[1]), c.answered[1]);
+    CHECK_OK(corio_http_server_close(srv, 1000));
+    CHECK_EQ(corio_worker_index(), -1); /* back to a plain loop */
+    CHECK_ERR(connect_to(c.port), -ECONNREFUSED);
+    return NULL;
+}
+
+TEST(http_two_workers_both_serve)
+{
+    int fds0 = test_fd_count();
+    test_run(http_both_main, NULL);
+    CHECK_EQ(test_fd_count(), fds0);
+}
+
+#define SLOW_CONNS 40
+
+typedef struct slow_ctx {
+    uint16_t port;
+    int fds[SLOW_CONNS];
+    atomic_bool sent;
+    int done;
+} slow_ctx;
+
+static void *slow_clients_send(void *arg)
+{
+    slow_ctx *c = arg;
+    for (int k = 0; k < SLOW_CONNS; k++) {
+        c->fds[k] = connect_to(c->port);
+        CHECK(c->fds[k] >= 0);
+        send_all(c->fds[k], "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+    }
+    return NULL;
+}
+
+static void *slow_clients_read(void *arg)
+{
+    slow_ctx *c = arg;
+    for (int k = 0; k < SLOW_CONNS; k++) {
+        char buf[1024];
+        recv_all(c->fds[k], buf, sizeof buf);
+        close(c->fds[k]);
+        CHECK(!strncmp(buf, "HTTP/1.1 200 OK\r\n", 17));
+        CHECK(strstr(buf, "Connection: close\r\n"));
+        const char *body = strstr(buf, "\r\n\r\n");
+        CHECK(body && !strcmp(body + 4, "done"));
+        c->done++;
+    }
+    return NULL;
+}
+
+static void *reader_task(void *arg)
+{
+    CHECK_OK(corio_to_thread(slow_clients_read, arg, NULL));
+    return NULL;
+}
+
+static void *http_grace_main(void *arg)
+{
+    (void)arg;
+    corio_http_server_config cfg = {.workers = 2};
+    corio_http_server *srv;
+    CHECK_OK(corio_http_server_start("127.0.0.1", 0, http_handler, NULL, &cfg, &srv));
+    slow_ctx c = {.port = corio_http_server_port(srv)};
+    CHECK_OK(corio_to_thread(slow_clients_send, &c, NULL));
+    /* Every request is in a handler, on both workers. */
+    uint64_t t0 = test_ms();
+    while (atomic_load(&in_flight_on[0]) + atomic_load(&in_flight_on[1]) < SLOW_CONNS) {
+        CHECK(test_ms() - t0 < 30000);
+        CHECK_OK(corio_sleep_ms(1));
+    }
+    CHECK(atomic_load(&in_flight_on[0]) > 0);
+    CHECK(atomic_load(&in_flight_on[1]) > 0);
+    CHECK_EQ(corio_http_server_connections(srv), (unsigned)SLOW_CONNS);
+    corio_task *reader = corio_spawn(reader_task, &c);
+    atomic_store(&close_started, true);
+    CHECK_OK(corio_http_server_close(srv, 30000));
+    CHECK_OK(corio_task_join(reader, NULL));
+    CHECK_EQ(c.done, SLOW_CONNS);
+    return NULL;
+}
+
+TEST(http_close_with_grace_finishes_requests_on_every_worker)
+{
+    int fds0 = test_fd_count();
+    test_run(http_grace_main, NULL);
+    CHECK_EQ(test_fd_count(), fds0);
+}
+
+static int thread_count(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    CHECK(f);
+    char line[256];
+    int n = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
+static void *http_port_in_use_main(void *arg)
+{
+    (void)arg;
+    /* A plain listener (no SO_REUSEPORT) holds the port. */
+    int busy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_OK(bind(busy, (struct sockaddr *)&a, sizeof a));
+    CHECK_OK(listen(busy, 8));
+    socklen_t alen = sizeof a;
+    CHECK_OK(getsockname(busy, (struct sockaddr *)&a, &alen));
+    int fds0 = test_fd_count();
+    int threads0 = thread_count();
+    corio_http_server_config cfg = {.workers = 2};
+    corio_http_server *srv = NULL;
+    CHECK_ERR(corio_http_server_start("127.0.0.1", ntohs(a.sin_port), http_handler, NULL, &cfg, &srv),
+              -EADDRINUSE);
+    CHECK(srv == NULL);
+    CHECK_EQ(test_fd_count(), fds0);
+    CHECK_EQ(thread_count(), threads0);
+    CHECK_EQ(corio_worker_index(), -1);
+    close(busy);
+    return NULL;
+}
+
+TEST(http_workers_port_in_use_starts_nothing) { test_run(http_port_in_use_main, NULL); }
+
+static void *http_misuse_main(void *arg)
+{
+    (void)arg;
+    corio_http_server *srv = NULL;
+    corio_http_server_config cfg = {.workers = 2};
+    CHECK_ERR(corio_http_server_new(http_handler, NULL, &cfg, &srv), -EINVAL);
+    cfg.workers = 1025;
+    CHECK_ERR(corio_http_server_start("127.0.0.1", 0, http_handler, NULL, &cfg, &srv), -EINVAL);
+    CHECK(srv == NULL);
+    return NULL;
+}
+
+TEST(http_workers_misuse) { test_run(http_misuse_main, NULL); }
+
+/* Worker 1's listen fails (injected): worker 0's socket is closed again,
+ * no thread is left, the error comes back. */
+static void *http_worker1_fails_main(void *arg)
+{
+    (void)arg;
+    int fds0 = test_fd_count();
+    corio_http_server_config cfg = {.workers = 2};
+    corio_http_server *srv = NULL;
+    corio_fi_fail_next("listen", 2); /* worker 0's is the first */
+    int r = corio_http_server_start("127.0.0.1", 0, http_handler, NULL, &cfg, &srv);
+    CHECK(r < 0);
+    CHECK(srv == NULL);
+    CHECK_EQ(test_fd_count(), fds0);
+    CHECK_EQ(corio_worker_index(), -1);
+    return NULL;
+}
+
+TEST(http_worker_start_failure_starts_nothing)
+{
+    int threads0 = thread_count();
+    test_run(http_worker1_fails_main, NULL);
+    CHECK_EQ(thread_count(), threads0);
 }

@@ -37,16 +37,16 @@ struct corio__worker {
     corio__workers *g;
     unsigned index;
     pthread_t thread;
-    bool has_thread;      /* slots 1..N-1 whose thread was created (joined by corio__workers_join) */
-    bool settled;         /* said how its start went (corio__workers_ready or a failed loop) */
-    bool started;         /* ... and every worker started: it serves */
-    corio_loop_ref *ref;  /* weak; NULL until the worker's loop is up (or if it never came up) */
-    corio_outcome out;    /* the body's result and error */
-    int loop_err;         /* corio_run's own error for a thread worker */
+    bool has_thread;             /* slots 1..N-1 whose thread was created (joined by corio__workers_join) */
+    bool settled;                /* said how its start went (corio__workers_ready or a failed loop) */
+    bool started;                /* ... and every worker started: it serves */
+    corio_loop_ref *ref;         /* weak; NULL until the worker's loop is up (or if it never came up) */
+    corio_outcome out;           /* the body's result and error */
+    int loop_err;                /* corio_run's own error for a thread worker */
     struct corio__worker *saved; /* slot 0: the thread's previous worker (an HTTP group in a worker) */
-    bool pinned0;         /* slot 0: the thread was pinned, old_cpus is its mask before */
-    void *old_cpus;       /* slot 0: a cpu_set_t */
-    void *user;           /* the body's own state (the HTTP worker's server) */
+    bool pinned0;                /* slot 0: the thread was pinned, old_cpus is its mask before */
+    void *old_cpus;              /* slot 0: a cpu_set_t */
+    void *user;                  /* the body's own state (the HTTP worker's server) */
 };
 
 /* A worker's body: the main task of its loop.  It calls corio__workers_ready
@@ -56,8 +56,8 @@ typedef void *(*corio__worker_fn)(corio__worker *w);
 struct corio__workers {
     unsigned n;
     bool pin;
-    bool user_stop;      /* corio_workers_stop allowed (corio_workers_run; not an HTTP group) */
-    const char *label;   /* "worker" or "HTTP worker", for the failure report */
+    bool user_stop;    /* corio_workers_stop allowed (corio_workers_run; not an HTTP group) */
+    const char *label; /* "worker" or "HTTP worker", for the failure report */
     corio_config loop_cfg;
     bool has_loop_cfg;
     corio__worker_fn body;
