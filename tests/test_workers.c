@@ -702,5 +702,6 @@ TEST(http_worker_start_failure_starts_nothing)
 {
     int threads0 = thread_count();
     test_run(http_worker1_fails_main, NULL);
-    CHECK_EQ(thread_count(), threads0);
+    if (!TEST_TSAN) /* TSan starts a thread of its own with the first one */
+        CHECK_EQ(thread_count(), threads0);
 }

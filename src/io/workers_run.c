@@ -54,7 +54,8 @@ static void *worker_body(corio__worker *w)
     }
     int r = corio__workers_ready(w, err, false);
     corio_task *watcher = NULL;
-    if (r == 0 && c->watch) {
+    bool mine = w->index == 0; /* only worker 0 touches the watch */
+    if (r == 0 && mine && c->watch) {
         watcher = corio_spawn_named("workers-signals", 0, watch_main, w);
         if (!watcher)
             r = -errno;
@@ -62,9 +63,11 @@ static void *worker_body(corio__worker *w)
     if (r < 0) {
         /* The start failed (here or in another worker), or worker 0 can
          * not watch the signals it promised to: nobody serves. */
-        corio_signal_watch_close(c->watch);
-        c->watch = NULL;
-        if (w->index == 0 && w->started)
+        if (mine) {
+            corio_signal_watch_close(c->watch);
+            c->watch = NULL;
+        }
+        if (mine && w->started)
             corio__workers_stop(w->g, 0);
         return corio_fail(r);
     }
