@@ -2106,15 +2106,19 @@ typedef struct corio_workers_config {
  * thread: main_fn runs once per worker, typically opening its own
  * listener with reuse_port, serving until corio_workers_wait_stop returns,
  * then closing it gracefully.  main_fn and arg must be thread-safe.
- * A worker that fails -- its loop cannot start, its main task fails
- * (corio_fail) or its loop ends with an error (-CORIO_EDEADLOCK) -- is
- * reported on stderr the moment it ends ("corio: worker I of N failed:
- * TEXT") and in outcomes; the others keep running until told to stop.
+ * Start is all or nothing: main_fn runs only once every worker's loop is
+ * up (and worker 0 watches the signals); a loop that cannot start fails
+ * the run with its error before any main_fn runs.  A worker that fails
+ * later -- its main task fails (corio_fail) or its loop ends with an error
+ * (-CORIO_EDEADLOCK) -- is reported on stderr the moment it ends ("corio:
+ * worker I of N failed: TEXT") and in outcomes; the others keep running
+ * until told to stop.
  * outcomes (may be NULL) must have room for count entries: outcomes[i]
  * receives worker i's main task result and error (or its loop's error).
  * Returns 0 when every worker succeeded, else the error of the worker that
  * failed first; -EINVAL for a NULL main_fn or count above 1024 (nothing
- * started), -EBUSY if this thread already runs a loop, -EAGAIN / -ENOMEM
+ * started), -EBUSY if this thread already runs a loop or (without
+ * keep_signals) another loop uses SIGINT or SIGTERM, -EAGAIN / -ENOMEM
  * if a thread could not be started (the workers already started are told
  * to stop and joined).  Blocks the calling thread. */
 CORIO_API int corio_workers_run(const corio_workers_config *cfg, corio_fn main_fn, void *arg,

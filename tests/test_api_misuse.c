@@ -1082,3 +1082,32 @@ static void *fdwait_null_main(void *arg)
 }
 
 TEST(fd_wait_and_activation_functions_reject_null) { test_run(fdwait_null_main, NULL); }
+
+static void *workers_noop_main(void *arg) { return arg; }
+
+static void *workers_misuse_main(void *arg)
+{
+    (void)arg;
+    /* In a loop that is not a worker. */
+    CHECK_ERR(corio_workers_run(NULL, workers_noop_main, NULL, NULL), -EBUSY);
+    CHECK_EQ(corio_worker_index(), -1);
+    CHECK_EQ(corio_worker_count(), 0u);
+    CHECK(corio_worker_loop(0) == NULL);
+    CHECK_ERR(corio_workers_wait_stop(), -EPERM);
+    CHECK_ERR(corio_workers_stop(), -EPERM);
+    return NULL;
+}
+
+TEST(workers_functions_reject_misuse)
+{
+    corio_workers_config big = {.count = 1025};
+    CHECK_ERR(corio_workers_run(NULL, NULL, NULL, NULL), -EINVAL);
+    CHECK_ERR(corio_workers_run(&big, workers_noop_main, NULL, NULL), -EINVAL);
+    /* On a plain thread. */
+    CHECK_EQ(corio_worker_index(), -1);
+    CHECK_EQ(corio_worker_count(), 0u);
+    CHECK(corio_worker_loop(0) == NULL);
+    CHECK_ERR(corio_workers_wait_stop(), -EPERM);
+    CHECK_ERR(corio_workers_stop(), -EPERM);
+    test_run(workers_misuse_main, NULL);
+}

@@ -58,6 +58,8 @@
 #include <limits.h>
 #include <signal.h>
 #include <linux/openat2.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -78,7 +80,8 @@ static const char usage_text[] =
     "\n"
     "SYNOPSIS\n"
     "    corio-serve [--port N] [--bind ADDR] [--quiet] [--keepalive-timeout S]\n"
-    "                [--tls-cert FILE --tls-key FILE]... [--tls-port N] [DIR]\n"
+    "                [--tls-cert FILE --tls-key FILE]... [--tls-port N]\n"
+    "                [--workers N] [--pin-cpus] [DIR]\n"
     "\n"
     "DESCRIPTION\n"
     "    Serves the files under DIR (default: the current directory) over\n"
@@ -122,6 +125,12 @@ static const char usage_text[] =
     "    --tls-port N     serve HTTPS on port N and plain HTTP on --port,\n"
     "                     side by side; without it, a certificate makes\n"
     "                     --port serve HTTPS only\n"
+    "    --workers N      serve with N loops on N threads, one per core\n"
+    "                     (default: the number of CPUs this process may\n"
+    "                     use); each binds its own socket on the port with\n"
+    "                     SO_REUSEPORT and the kernel spreads connections\n"
+    "                     over them; 1 runs everything on one thread\n"
+    "    --pin-cpus       pin worker i to the i-th CPU this process may use\n"
     "    -h, --help       print this text and exit\n"
     "\n"
     "HTTPS\n"
@@ -174,6 +183,8 @@ typedef struct serve_opts {
     int nfds;   /* sockets passed by socket activation (LISTEN_FDS), 0 if none */
     int fds[16];
     char root[PATH_MAX]; /* DIR's real path (for the realpath fallback) */
+    unsigned workers;    /* --workers (0: the CPUs this process may use) */
+    bool pin_cpus;       /* --pin-cpus */
 } serve_opts;
 
 static serve_opts opts;
@@ -848,28 +859,51 @@ static struct {
     bool closing;               /* log_close: write what is queued, then end */
     corio_event wake;           /* set when lines are queued (or at close) */
     corio_task *writer;
-} logq = {.fd = -1};
+    /* With workers, handlers on every worker's thread queue lines: the
+     * queue is under mu, and a worker other than the writer's (worker 0)
+     * wakes the writer through its loop (log_loop) when it finds the
+     * queue empty, i.e. once per batch, not per line. */
+    pthread_mutex_t mu;
+    corio_loop_ref *log_loop;
+} logq = {.fd = -1, .mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void log_wake(void *arg)
+{
+    (void)arg;
+    corio_event_set(&logq.wake);
+}
 
 /* Queue n bytes of text (whole lines) for the log, or drop and count them. */
 static void log_queue(const char *text, size_t n)
 {
-    if (logq.fd < 0)
+    pthread_mutex_lock(&logq.mu);
+    if (logq.fd < 0) {
+        pthread_mutex_unlock(&logq.mu);
         return;
+    }
     if (logq.dropping || n > LOG_BUFFER - logq.queued_len) {
         logq.dropping = true;
         logq.dropped++;
+        pthread_mutex_unlock(&logq.mu);
         return;
     }
+    bool was_empty = logq.queued_len == 0;
     memcpy(logq.queued + logq.queued_len, text, n);
     logq.queued_len += n;
-    corio_event_set(&logq.wake);
+    pthread_mutex_unlock(&logq.mu);
+    if (corio_worker_index() <= 0)
+        corio_event_set(&logq.wake);
+    else if (was_empty)
+        (void)corio_loop_ref_call_soon(logq.log_loop, log_wake, NULL);
 }
 
 static void *log_writer(void *arg)
 {
     (void)arg;
     for (;;) {
+        pthread_mutex_lock(&logq.mu);
         if (logq.queued_len == 0 && logq.dropped == 0) {
+            pthread_mutex_unlock(&logq.mu);
             if (logq.closing)
                 break;
             corio_event_clear(&logq.wake);
@@ -889,13 +923,17 @@ static void *log_writer(void *arg)
             logq.dropped = 0;
         }
         logq.dropping = false;
+        int fd = logq.fd;
+        pthread_mutex_unlock(&logq.mu);
         for (size_t done = 0; done < n;) {
-            ssize_t w = corio_file_write(logq.fd, b + done, n - done);
+            ssize_t w = corio_file_write(fd, b + done, n - done);
             if (w < 0) {
                 if (w != -ECANCELED) {
                     /* stderr is gone (EPIPE, EBADF, a full disk): stop logging */
-                    close(logq.fd);
+                    pthread_mutex_lock(&logq.mu);
                     logq.fd = -1;
+                    pthread_mutex_unlock(&logq.mu);
+                    close(fd);
                 }
                 return NULL;
             }
@@ -912,15 +950,23 @@ static bool log_open(void)
 {
     logq.queued = malloc(LOG_BUFFER + LOG_NOTE_MAX);
     logq.batch = malloc(LOG_BUFFER + LOG_NOTE_MAX);
-    logq.fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    int fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
     corio_event_init(&logq.wake);
+    logq.log_loop = corio_loop_ref_get();
+    pthread_mutex_lock(&logq.mu);
+    logq.fd = fd;
+    pthread_mutex_unlock(&logq.mu);
     logq.writer = logq.queued && logq.batch && logq.fd >= 0
                       ? corio_spawn_named("access log", 0, log_writer, NULL)
                       : NULL;
     if (!logq.writer) {
-        if (logq.fd >= 0)
-            close(logq.fd);
+        pthread_mutex_lock(&logq.mu);
         logq.fd = -1;
+        pthread_mutex_unlock(&logq.mu);
+        if (fd >= 0)
+            close(fd);
+        corio_loop_ref_release(logq.log_loop);
+        logq.log_loop = NULL;
         free(logq.queued);
         free(logq.batch);
         return false;
@@ -944,11 +990,16 @@ static void log_close(uint64_t timeout_ms)
         corio_task_join(logq.writer, NULL);
     }
     logq.writer = NULL;
-    if (logq.fd >= 0)
-        close(logq.fd);
+    pthread_mutex_lock(&logq.mu);
+    int fd = logq.fd;
     logq.fd = -1;
+    pthread_mutex_unlock(&logq.mu);
+    if (fd >= 0)
+        close(fd);
     free(logq.queued);
     free(logq.batch);
+    corio_loop_ref_release(logq.log_loop);
+    logq.log_loop = NULL;
 }
 
 static void access_log(answer *a)
@@ -1014,6 +1065,44 @@ static void *close_server(void *arg)
     return NULL;
 }
 
+/* ------------------------------------------------------------------ */
+/* Workers (--workers, --pin-cpus)                                      */
+/* ------------------------------------------------------------------ */
+
+/* Every server gets the same workers: one loop per core, worker 0 being
+ * this loop (the one that watches SIGINT/SIGTERM and SIGHUP and writes the
+ * log).  The handler only reads opts and the files, and the log takes lines
+ * from every worker (log_queue), so it runs on any of them. */
+static void workers_config(corio_http_server_config *cfg)
+{
+    cfg->workers = opts.workers;
+    cfg->pin_cpus = opts.pin_cpus;
+}
+
+/* --workers N: 1 to 1024. */
+static int parse_workers(const char *s)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < 1 || v > 1024) {
+        fprintf(stderr, "corio-serve: bad worker count '%s' (1 to 1024)\n", s);
+        return -1;
+    }
+    opts.workers = (unsigned)v;
+    return 0;
+}
+
+/* The default: the CPUs this process may use. */
+static void workers_default(void)
+{
+    if (opts.workers)
+        return;
+    cpu_set_t set;
+    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    opts.workers = n > 0 ? (unsigned)n : 1;
+}
+
 /* The "Serving ..." line of a server bound by address (the test scripts
  * read the port from it). */
 static void print_serving(const char *scheme, corio_http_server *srv)
@@ -1039,6 +1128,7 @@ static corio_http_server *start_one(uint16_t port, corio_tls *tls)
     cfg.server_header = "corio-serve";
     cfg.keepalive_timeout_ms = opts.keepalive_ms;
     cfg.tls = tls;
+    workers_config(&cfg);
     corio_http_server *srv;
     int r = corio_http_server_start(opts.bind, port, handler, NULL, &cfg, &srv);
     if (r < 0) {
@@ -1116,6 +1206,7 @@ static void *main_task(void *arg)
         cfg.server_header = "corio-serve";
         cfg.keepalive_timeout_ms = opts.keepalive_ms;
         cfg.tls = tls;
+        workers_config(&cfg);
         r = corio_http_server_start_fds(opts.fds, (unsigned)opts.nfds, handler, NULL, &cfg, &srv);
         if (r < 0) {
             fprintf(stderr, "corio-serve: can not serve the %d socket(s) passed (LISTEN_FDS): %s\n",
@@ -1182,11 +1273,12 @@ out:
     return fail;
 }
 
-enum { OPT_TLS_CERT = 256, OPT_TLS_KEY, OPT_TLS_PORT, OPT_KEEPALIVE };
+enum { OPT_TLS_CERT = 256, OPT_TLS_KEY, OPT_TLS_PORT, OPT_KEEPALIVE, OPT_WORKERS, OPT_PIN_CPUS };
 
 #define USAGE                                                                                                \
     "usage: corio-serve [--port N] [--bind ADDR] [--quiet] [--keepalive-timeout S]\n"                        \
-    "                   [--tls-cert FILE --tls-key FILE]... [--tls-port N] [DIR]   (--help for more)\n"
+    "                   [--tls-cert FILE --tls-key FILE]... [--tls-port N]\n"                                \
+    "                   [--workers N] [--pin-cpus] [DIR]   (--help for more)\n"
 
 /* A port number 0..65535, or -1. */
 static int parse_port(const char *s)
@@ -1211,6 +1303,8 @@ int main(int argc, char **argv)
         {"tls-key", required_argument, NULL, OPT_TLS_KEY},
         {"tls-port", required_argument, NULL, OPT_TLS_PORT},
         {"keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE},
+        {"workers", required_argument, NULL, OPT_WORKERS},
+        {"pin-cpus", no_argument, NULL, OPT_PIN_CPUS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1267,6 +1361,13 @@ int main(int argc, char **argv)
                 opts.certs[(*n)++].key_file = optarg;
             break;
         }
+        case OPT_WORKERS:
+            if (parse_workers(optarg) < 0)
+                return 2;
+            break;
+        case OPT_PIN_CPUS:
+            opts.pin_cpus = true;
+            break;
         case 'b':
             opts.bind = optarg;
             break;
@@ -1293,6 +1394,7 @@ int main(int argc, char **argv)
         fputs("corio-serve: --tls-port needs --tls-cert and --tls-key\n", stderr);
         return 2;
     }
+    workers_default();
     const char *dir = optind < argc ? argv[optind] : ".";
     if (!realpath(dir, opts.root)) {
         fprintf(stderr, "corio-serve: %s: %s\n", dir, strerror(errno));

@@ -728,6 +728,12 @@ void corio__loop_ref_drain(corio_loop *l);
 bool corio__loop_ref_busy(corio_loop *l);
 bool corio__loop_ref_close(corio_loop *l);
 void corio__loop_ref_shutdown(corio_loop *l);
+/* corio_loop_ref_get for a holder that is not a reason to keep the loop
+ * waiting (src/core/workers.c: a group holds every worker's loop for its
+ * whole life): the stall detector ignores it.  Release it with
+ * corio__loop_ref_release_weak. */
+corio_loop_ref *corio__loop_ref_get_weak(void);
+void corio__loop_ref_release_weak(corio_loop_ref *ref);
 
 /* ------------------------------------------------------------------ */
 /* Remote wake-ups: ending a task's wait from another thread           */

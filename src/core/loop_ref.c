@@ -36,6 +36,11 @@ typedef struct call_list {
 
 struct corio_loop_ref {
     atomic_uint refs; /* the loop's own (while it runs) + one per corio_loop_ref_get */
+    /* Of those, the ones held by a workers group (corio__loop_ref_get_weak):
+     * they exist for as long as the group does, so they must not count as
+     * "someone may still call in" for the stall detector, or no worker
+     * could ever be reported stalled. */
+    atomic_uint weak;
     pthread_mutex_t mu;
     corio_loop *loop; /* NULL once closed (under mu) */
     call_list queued; /* accepted calls, oldest first (under mu) */
@@ -114,13 +119,30 @@ void corio_loop_ref_release(corio_loop_ref *ref)
     pthread_mutex_lock(&ref->mu);
     corio_loop *l = ref->loop;
     if (l) {
-        if (atomic_fetch_sub_explicit(&ref->refs, 1, memory_order_acq_rel) == 2)
+        unsigned weak = atomic_load_explicit(&ref->weak, memory_order_relaxed);
+        if (atomic_fetch_sub_explicit(&ref->refs, 1, memory_order_acq_rel) == 2 + weak)
             l->backend->notify(l);
         pthread_mutex_unlock(&ref->mu);
         return;
     }
     pthread_mutex_unlock(&ref->mu);
     ref_put(ref);
+}
+
+corio_loop_ref *corio__loop_ref_get_weak(void)
+{
+    corio_loop_ref *ref = corio_loop_ref_get();
+    if (ref)
+        atomic_fetch_add_explicit(&ref->weak, 1, memory_order_relaxed);
+    return ref;
+}
+
+void corio__loop_ref_release_weak(corio_loop_ref *ref)
+{
+    if (!ref)
+        return;
+    atomic_fetch_sub_explicit(&ref->weak, 1, memory_order_relaxed);
+    corio_loop_ref_release(ref);
 }
 
 int corio_loop_ref_call_soon(corio_loop_ref *ref, void (*fn)(void *arg), void *arg)
@@ -215,8 +237,9 @@ bool corio__loop_ref_busy(corio_loop *l)
     if (!ref)
         return false;
     pthread_mutex_lock(&ref->mu);
-    bool busy =
-        ref->queued.head != NULL || (ref->loop && atomic_load_explicit(&ref->refs, memory_order_relaxed) > 1);
+    bool busy = ref->queued.head != NULL ||
+                (ref->loop && atomic_load_explicit(&ref->refs, memory_order_relaxed) >
+                                  1 + atomic_load_explicit(&ref->weak, memory_order_relaxed));
     pthread_mutex_unlock(&ref->mu);
     return busy;
 }

@@ -376,6 +376,7 @@ static void conn_exit(conn *c)
         return;
     }
     srv->nconns--;
+    corio__http_conns_publish(srv);
     corio__tls_free(c->tls); /* no close_notify without a task: as a TCP close to the client */
     c->tls = NULL;
     corio__close_fd(srv->loop, c->in.fd);
@@ -516,6 +517,7 @@ int corio__http_conn_start(corio_http_server *srv, int fd)
         goto fail;
     corio__list_push_back(&srv->conns, &c->link);
     srv->nconns++;
+    corio__http_conns_publish(srv);
     corio_task_detach(c->task);
     return 0;
 fail:
