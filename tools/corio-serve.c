@@ -1057,8 +1057,10 @@ static bool health_answer(answer *a)
  * delay so the balancer notices.  A second SIGTERM, or SIGINT, ends the
  * delay early.  Returns 0 after the whole delay, the signal that cut it
  * short, or -errno from corio_signal_wait (the caller closes either way).
- * Suspends.  The caller then closes its servers with their grace; with
- * several workers, call it once (on one loop: the flag is shared). */
+ * Suspends.  The caller then closes its servers with their grace.  Any
+ * worker may call it: the flag is shared, and on a loop that can not
+ * watch the signals (another loop of the process has them) it simply
+ * waits out the delay. */
 static int lb_drain(void)
 {
     atomic_store_explicit(&lb.draining, true, memory_order_relaxed);
@@ -1074,7 +1076,10 @@ static int lb_drain(void)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
-    return corio_signal_wait(&set, delay);
+    int r = corio_signal_wait(&set, delay);
+    if (r < 0 && r != -ECANCELED && r != -CORIO_EDEADLINE)
+        r = corio_sleep_ms(delay); /* the signals are another loop's (-EBUSY): just wait */
+    return r;
 }
 
 /* The options of this section (an enum of their own, clear of the
