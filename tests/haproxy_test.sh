@@ -68,13 +68,14 @@ wait_port "$tmp/d.err" '^(corio-serve: SIGTERM: draining for 600000 ms \(health 
 grep -q '"GET /healthz HTTP/1.1" 503 9$' "$tmp/d.err" || fail "no 503 health line in the log: $(cat "$tmp/d.err")"
 stop_server "$pid" # the second SIGTERM ends the 10-minute delay
 grep -q '^Termination signal received, exiting\.$' "$tmp/d.err" || fail "no exit note: $(cat "$tmp/d.err")"
-# SIGINT: no drain delay at all
-"$serve" --port 0 --health /healthz --drain-delay 600000 "$root" >"$tmp/d.out" 2>"$tmp/d.err" &
+# SIGINT: no drain delay at all (new files: the old Serving line must not count)
+"$serve" --port 0 --health /healthz --drain-delay 600000 "$root" >"$tmp/i.out" 2>"$tmp/i.err" &
 pid=$!
 pids+=("$pid")
-wait_port "$tmp/d.out" '^Serving HTTP on 127\.0\.0\.1 port ([0-9]+) ' >/dev/null || fail "no Serving line"
+port=$(wait_port "$tmp/i.out" '^Serving HTTP on 127\.0\.0\.1 port ([0-9]+) ') || fail "no Serving line"
+[[ $(get "$port" /healthz) == '200||ok' ]] || fail "health before SIGINT"
 stop_int "$pid"
-! grep -q draining "$tmp/d.err" || fail "SIGINT drained: $(cat "$tmp/d.err")"
+! grep -q draining "$tmp/i.err" || fail "SIGINT drained: $(cat "$tmp/i.err")"
 # bad options
 for bad in "--health healthz" "--health /a?b" "--drain-delay -1" "--drain-delay 1s" "--drain-delay 3600001"; do
     status=0
@@ -130,6 +131,8 @@ frontend web
 
 backend corio
     balance roundrobin
+    # retry-on resends what may have reached a server: GET and HEAD only
+    http-request disable-l7-retry if !METH_GET
     option httpchk
     http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host lb
     http-check expect status 200
