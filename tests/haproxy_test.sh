@@ -2,7 +2,8 @@
 # corio-serve behind a real load balancer.  First the drain alone (no
 # balancer): --health answers 200 "ok"; after SIGTERM it answers 503
 # "draining", files are still served (with "Connection: close") during the
-# drain delay, a second SIGTERM ends the delay and the server exits 0.
+# drain delay, a second SIGTERM ends the delay, a download in flight
+# completes and the server exits 0; SIGINT stops it without a delay.
 # Then HAProxy (Debian's) on loopback in front of three corio-serve
 # processes, with health checks on the route, retries, redispatch and
 # retry-on for idempotent GETs, while a Python client keeps GETs going
@@ -66,7 +67,43 @@ wait_port "$tmp/d.err" '^(corio-serve: SIGTERM: draining for 600000 ms \(health 
 [[ $(get "$port" /healthz) == '503|close|draining' ]] || fail "health while draining: $(get "$port" /healthz)"
 [[ $(get "$port" /a.txt) == "200|close|$(cat "$root/a.txt")" ]] || fail "a file while draining"
 grep -q '"GET /healthz HTTP/1.1" 503 9$' "$tmp/d.err" || fail "no 503 health line in the log: $(cat "$tmp/d.err")"
+# a download in flight when the server stops must still complete: the
+# client takes the head, waits until the listener is gone (a connect is
+# refused), then reads the rest and compares it byte for byte
+head -c 8000000 /dev/urandom >"$root/big.bin"
+cat >"$tmp/inflight.py" <<'EOF'
+import socket, sys, time
+port, path, want = int(sys.argv[1]), sys.argv[2], open(sys.argv[3], "rb").read()
+c = socket.create_connection(("127.0.0.1", port), timeout=30)
+c.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+data = c.recv(65536)
+open(path, "w").write("started\n")
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=30).close()
+        time.sleep(0.02)
+    except ConnectionRefusedError:
+        break
+else:
+    sys.exit("the listener never closed")
+head, _, body = data.partition(b"\r\n\r\n")
+while len(body) < len(want):
+    chunk = c.recv(1 << 20)
+    if not chunk:
+        break
+    body += chunk
+assert head.startswith(b"HTTP/1.1 200 "), head
+assert body == want, f"{len(body)} of {len(want)} bytes, or other bytes"
+print("complete")
+EOF
+python3 "$tmp/inflight.py" "$port" "$tmp/inflight.started" "$root/big.bin" >"$tmp/inflight.out" 2>&1 &
+ipid=$!
+wait_until test -e "$tmp/inflight.started" || fail "the download did not start: $(cat "$tmp/inflight.out")"
 stop_server "$pid" # the second SIGTERM ends the 10-minute delay
+status=0
+wait "$ipid" || status=$?
+[[ $status == 0 && $(cat "$tmp/inflight.out") == complete ]] || fail "download in flight: $(cat "$tmp/inflight.out")"
 grep -q '^Termination signal received, exiting\.$' "$tmp/d.err" || fail "no exit note: $(cat "$tmp/d.err")"
 # SIGINT: no drain delay at all (new files: the old Serving line must not count)
 "$serve" --port 0 --health /healthz --drain-delay 600000 "$root" >"$tmp/i.out" 2>"$tmp/i.err" &
