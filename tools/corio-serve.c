@@ -1065,6 +1065,8 @@ static int lb_drain(void)
 {
     atomic_store_explicit(&lb.draining, true, memory_order_relaxed);
     uint64_t delay = drain_delay_ms();
+    if (delay == 0 && !lb.path)
+        return 0; /* a plain server: SIGTERM stops it at once, as it always did */
     char note[128];
     int n = snprintf(note, sizeof note, "corio-serve: SIGTERM: draining for %llu ms%s\n",
                      (unsigned long long)delay, lb.path ? " (health route answers 503)" : "");
