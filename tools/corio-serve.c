@@ -15,6 +15,11 @@
  * ones, open connections carry on); a reload that fails is logged and the
  * old ones stay.
  *
+ * Behind a load balancer: `--health PATH` answers a health route (200
+ * "ok", 503 "draining"), and SIGTERM drains: unhealthy at once, serving on
+ * for `--drain-delay MS` so the balancer's checks notice, then the usual
+ * graceful stop (see lb_drain).  SIGINT stops without the delay.
+ *
  * What it does per request (GET and HEAD only, others get 405):
  *  - the path is percent-decoded; an encoded '/' or '\' (%2f, %5c), a NUL,
  *    a broken escape or a ".." segment is a 400 before anything touches
@@ -57,6 +62,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <linux/openat2.h>
 #include <pthread.h>
 #include <sched.h>
@@ -81,7 +87,8 @@ static const char usage_text[] =
     "SYNOPSIS\n"
     "    corio-serve [--port N] [--bind ADDR] [--quiet] [--keepalive-timeout S]\n"
     "                [--tls-cert FILE --tls-key FILE]... [--tls-port N]\n"
-    "                [--workers N] [--pin-cpus] [DIR]\n"
+    "                [--workers N] [--pin-cpus] [--health PATH] [--drain-delay MS]\n"
+    "                [DIR]\n"
     "\n"
     "DESCRIPTION\n"
     "    Serves the files under DIR (default: the current directory) over\n"
@@ -131,7 +138,26 @@ static const char usage_text[] =
     "                     SO_REUSEPORT and the kernel spreads connections\n"
     "                     over them; 1 runs everything on one thread\n"
     "    --pin-cpus       pin worker i to the i-th CPU this process may use\n"
+    "    --health PATH    answer PATH (any method) with 200 \"ok\" while\n"
+    "                     serving and 503 \"draining\" once SIGTERM came, for a\n"
+    "                     load balancer's health checks; PATH is matched as\n"
+    "                     sent, before any '?', and wins over a file of that name\n"
+    "    --drain-delay MS after SIGTERM, keep serving MS milliseconds before\n"
+    "                     closing the listener (default 1000 with --health,\n"
+    "                     else 0); see BEHIND A LOAD BALANCER\n"
     "    -h, --help       print this text and exit\n"
+    "\n"
+    "BEHIND A LOAD BALANCER\n"
+    "    SIGTERM drains: the health route answers 503 at once, every\n"
+    "    response says \"Connection: close\", and the server keeps serving\n"
+    "    for the drain delay, long enough for the balancer's checks to\n"
+    "    mark it down (make it at least the check interval times the\n"
+    "    failures the balancer waits for, e.g. HAProxy's inter x fall).\n"
+    "    A second SIGTERM, or SIGINT, ends the delay early.  Then it stops\n"
+    "    accepting, closes idle connections, lets requests in flight\n"
+    "    finish for up to 5 seconds and exits with status 0.  SIGINT\n"
+    "    stops the same way without the drain delay.  See docs/deploy.md\n"
+    "    for HAProxy, nginx and systemd.\n"
     "\n"
     "HTTPS\n"
     "    With a certificate, connections speak TLS 1.2 or 1.3 (OpenSSL),\n"
@@ -166,6 +192,7 @@ static const char usage_text[] =
     "\n"
     "EXAMPLES\n"
     "    corio-serve --port 8080 ~/public\n"
+    "    corio-serve --port 8081 --health /healthz --drain-delay 2000 ~/public\n"
     "    corio-serve --port 8080 --tls-port 8443 --tls-cert fullchain.pem \\\n"
     "                --tls-key privkey.pem ~/public\n";
 
@@ -1030,10 +1057,118 @@ static void access_log(answer *a)
         log_queue(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
+/* ------------------------------------------------------------------ */
+/* Behind a load balancer: the health route and the SIGTERM drain       */
+/* ------------------------------------------------------------------ */
+
+/* --health PATH answers 200 "ok" while the server serves and 503
+ * "draining" once SIGTERM started a drain; --drain-delay is how long the
+ * server keeps serving after that, so the balancer's health checks see
+ * the 503 and send new requests elsewhere before the listener closes.
+ * The flag is atomic: with --workers every worker's handler reads it. */
+#define DEFAULT_DRAIN_DELAY_MS 1000u /* with --health: a few 100 ms check intervals */
+
+static struct {
+    const char *path; /* --health PATH, NULL without */
+    size_t path_len;
+    int64_t drain_delay_ms; /* --drain-delay MS, -1 if not given */
+    _Atomic bool draining;
+} lb;
+
+/* The drain delay in effect: --drain-delay, else DEFAULT_DRAIN_DELAY_MS
+ * with a health route, else 0 (SIGTERM stops at once, as before). */
+static uint64_t drain_delay_ms(void)
+{
+    if (lb.drain_delay_ms >= 0)
+        return (uint64_t)lb.drain_delay_ms;
+    return lb.path ? DEFAULT_DRAIN_DELAY_MS : 0;
+}
+
+/* Answer the health route, if req is for it (any method: balancers use
+ * GET, HEAD or OPTIONS).  Returns true when it answered.  It wins over a
+ * file of the same name. */
+static bool health_answer(answer *a)
+{
+    corio_http_request *req = a->req;
+    if (!lb.path || req->path.len != lb.path_len || memcmp(req->path.ptr, lb.path, lb.path_len) != 0)
+        return false;
+    corio_http_response_add_header(a->resp, "Cache-Control", "no-store");
+    if (atomic_load_explicit(&lb.draining, memory_order_relaxed)) {
+        reply(a, 503, "text/plain; charset=utf-8", "draining\n", 9);
+    } else {
+        reply(a, 200, "text/plain; charset=utf-8", "ok\n", 3);
+    }
+    return true;
+}
+
+/* Start a drain (called once SIGTERM arrived): from now on the health
+ * route answers 503 and every response says "Connection: close" (a
+ * balancer's pooled connections leave at their next answer instead of
+ * being closed under it), and the server keeps serving for the drain
+ * delay so the balancer notices.  A second SIGTERM, or SIGINT, ends the
+ * delay early.  Returns 0 after the whole delay, the signal that cut it
+ * short, or -errno from corio_signal_wait (the caller closes either way).
+ * Suspends.  The caller then closes its servers with their grace.  Any
+ * worker may call it: the flag is shared, and on a loop that can not
+ * watch the signals (another loop of the process has them) it simply
+ * waits out the delay. */
+static int lb_drain(void)
+{
+    atomic_store_explicit(&lb.draining, true, memory_order_relaxed);
+    uint64_t delay = drain_delay_ms();
+    if (delay == 0 && !lb.path)
+        return 0; /* a plain server: SIGTERM stops it at once, as it always did */
+    char note[128];
+    int n = snprintf(note, sizeof note, "corio-serve: SIGTERM: draining for %llu ms%s\n",
+                     (unsigned long long)delay, lb.path ? " (health route answers 503)" : "");
+    if (n > 0)
+        log_queue(note, (size_t)n);
+    if (delay == 0)
+        return 0;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int r = corio_signal_wait(&set, delay);
+    if (r < 0 && r != -ECANCELED && r != -CORIO_EDEADLINE)
+        r = corio_sleep_ms(delay); /* the signals are another loop's (-EBUSY): just wait */
+    return r;
+}
+
+/* The options of this section (an enum of their own, clear of the
+ * others'). */
+enum { OPT_HEALTH = 320, OPT_DRAIN_DELAY };
+
+/* Take --health or --drain-delay.  Returns false after saying why. */
+static bool lb_option(int ch, const char *arg)
+{
+    if (ch == OPT_HEALTH) {
+        if (arg[0] != '/' || strpbrk(arg, "?# ")) {
+            fprintf(stderr, "corio-serve: bad health route '%s' (a path such as /healthz)\n", arg);
+            return false;
+        }
+        lb.path = arg;
+        lb.path_len = strlen(arg);
+        return true;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(arg, &end, 10);
+    if (errno || *end || end == arg || v < 0 || v > 3600000) {
+        fprintf(stderr, "corio-serve: bad drain delay '%s' (milliseconds, 0 to 3600000)\n", arg);
+        return false;
+    }
+    lb.drain_delay_ms = v;
+    return true;
+}
+
 static void handler(corio_http_request *req, corio_http_response *resp, void *arg)
 {
     answer a = {req, resp, 0, 0};
-    serve(&a);
+    if (atomic_load_explicit(&lb.draining, memory_order_relaxed))
+        corio_http_response_add_header(resp, "Connection", "close");
+    if (!health_answer(&a))
+        serve(&a);
     if (!opts.quiet)
         access_log(&a);
 }
@@ -1237,6 +1372,8 @@ static void *main_task(void *arg)
     if (tls && !reloader)
         fputs("corio-serve: no certificate reload on SIGHUP (out of memory)\n", stderr);
     r = corio_http_server_serve_until_signal(srv ? srv : tls_srv);
+    if (r == SIGTERM)
+        lb_drain();
     if (r > 0) {
         /* through the log, after its lines, and never blocking the exit */
         char note[64];
@@ -1278,7 +1415,8 @@ enum { OPT_TLS_CERT = 256, OPT_TLS_KEY, OPT_TLS_PORT, OPT_KEEPALIVE, OPT_WORKERS
 #define USAGE                                                                                                \
     "usage: corio-serve [--port N] [--bind ADDR] [--quiet] [--keepalive-timeout S]\n"                        \
     "                   [--tls-cert FILE --tls-key FILE]... [--tls-port N]\n"                                \
-    "                   [--workers N] [--pin-cpus] [DIR]   (--help for more)\n"
+    "                   [--workers N] [--pin-cpus] [--health PATH] [--drain-delay MS]\n"                     \
+    "                   [DIR]   (--help for more)\n"
 
 /* A port number 0..65535, or -1. */
 static int parse_port(const char *s)
@@ -1305,6 +1443,8 @@ int main(int argc, char **argv)
         {"keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE},
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"pin-cpus", no_argument, NULL, OPT_PIN_CPUS},
+        {"health", required_argument, NULL, OPT_HEALTH},
+        {"drain-delay", required_argument, NULL, OPT_DRAIN_DELAY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1323,6 +1463,7 @@ int main(int argc, char **argv)
     opts.bind = DEFAULT_BIND;
     opts.port = DEFAULT_PORT;
     opts.tls_port = -1;
+    lb.drain_delay_ms = -1;
     int ch;
     while ((ch = getopt_long(argc, argv, "p:b:qh", longopts, NULL)) != -1) {
         switch (ch) {
@@ -1344,6 +1485,11 @@ int main(int argc, char **argv)
             opts.keepalive_ms = (uint32_t)v * 1000u;
             break;
         }
+        case OPT_HEALTH:
+        case OPT_DRAIN_DELAY:
+            if (!lb_option(ch, optarg))
+                return 2;
+            break;
         case OPT_TLS_PORT:
             if ((opts.tls_port = parse_port(optarg)) < 0)
                 return 2;
