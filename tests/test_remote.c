@@ -608,7 +608,4 @@ static void *own_loop_main(void *arg)
     return NULL;
 }
 
-TEST(calling_the_callers_own_loop_from_a_task)
-{
-    test_run(own_loop_main, NULL);
-}
+TEST(calling_the_callers_own_loop_from_a_task) { test_run(own_loop_main, NULL); }

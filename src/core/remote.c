@@ -51,18 +51,18 @@ struct corio_remote {
     corio_fn fn;
     void *arg;
     /* Under mu: */
-    unsigned refs;          /* the handle + the target side + each cancel call in flight */
-    unsigned char state;    /* R_* */
-    bool ref_held;          /* ref counted for us: the handle lives and the task has not ended */
-    bool handle_gone;       /* joined or detached */
-    bool cancel_wanted;     /* corio_remote_cancel before the task started */
-    bool cancel_sent;       /* a cancel call is on its way (one is enough) */
-    remote_waiter *waiter;  /* the joiner while parked/blocked, until handed the end */
+    unsigned refs;         /* the handle + the target side + each cancel call in flight */
+    unsigned char state;   /* R_* */
+    bool ref_held;         /* ref counted for us: the handle lives and the task has not ended */
+    bool handle_gone;      /* joined or detached */
+    bool cancel_wanted;    /* corio_remote_cancel before the task started */
+    bool cancel_sent;      /* a cancel call is on its way (one is enough) */
+    remote_waiter *waiter; /* the joiner while parked/blocked, until handed the end */
     void *result;
     int error;
     /* Target loop's thread only: */
-    corio_task *task;   /* R_RUNNING */
-    corio__list link;   /* loop->remotes while R_RUNNING */
+    corio_task *task; /* R_RUNNING */
+    corio__list link; /* loop->remotes while R_RUNNING */
 };
 
 /* Drop one of r's references (under mu, which this releases); the last
