@@ -431,8 +431,6 @@ static void *detach_main(void *arg)
     void *item;
     CHECK_OK(corio_channel_recv(started, &item));
     CHECK_ERR(corio_remote_detach(r), 0);
-    corio_channel_free(started);
-    started = NULL;
     return NULL;
 }
 
@@ -441,6 +439,10 @@ TEST(detached_tasks_free_everything)
     server_start(&S);
     test_run(detach_main, NULL);
     server_stop(&S);
+    /* Only now: the senders may still be inside their sends until their
+     * tasks have ended. */
+    corio_channel_free(started);
+    started = NULL;
     corio_channel_free(done_ch);
 }
 
