@@ -35,7 +35,7 @@
 #
 # Knobs (environment): REPS (5) repetitions; SCALE (1) multiplies every
 # pass's length; METRICS (all: queue_handoff queue_item lock_uncontended
-# lock_handoff channel channel_rev); PEERS (corio go asyncio uvloop); CPU (0)
+# lock_handoff channel channel_rev remote_call); PEERS (corio go asyncio uvloop); CPU (0)
 # and CPU2 (1).  With the defaults a run takes about 30-60 s.
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -45,7 +45,7 @@ BUILD=${BUILD:-build}
 resolve_build
 REPS=${REPS:-5}
 SCALE=${SCALE:-1}
-METRICS=${METRICS:-queue_handoff queue_item lock_uncontended lock_handoff channel channel_rev}
+METRICS=${METRICS:-queue_handoff queue_item lock_uncontended lock_handoff channel channel_rev remote_call}
 PEERS=${PEERS:-corio go asyncio uvloop}
 CPU=${CPU:-0}
 CPU2=${CPU2:-1}
@@ -57,9 +57,9 @@ trap 'exit 130' INT TERM
 
 # Operations per timed pass: a pass of roughly 0.05-0.3 s each.
 declare -A N_FAST=([queue_handoff]=1000000 [queue_item]=2000000 [lock_uncontended]=10000000
-    [lock_handoff]=1000000 [channel]=2000000 [channel_rev]=2000000)
+    [lock_handoff]=1000000 [channel]=2000000 [channel_rev]=2000000 [remote_call]=200000)
 declare -A N_PY=([queue_handoff]=20000 [queue_item]=100000 [lock_uncontended]=200000
-    [lock_handoff]=20000 [channel]=20000)
+    [lock_handoff]=20000 [channel]=20000 [remote_call]=20000)
 # What the figure counts, for the headings.
 declare -A WHAT=(
     [queue_handoff]="ns per handoff: two tasks ping-pong through two capacity-1 queues (Go: unbuffered channels)"
@@ -67,10 +67,11 @@ declare -A WHAT=(
     [lock_uncontended]="ns per acquire+release, nobody else wants the lock (Go: sync.Mutex)"
     [lock_handoff]="ns per acquisition: two tasks loop on acquire, yield, release"
     [channel]="items/s: a plain thread sends to a loop task, capacity 1024, two CPUs (Go: two goroutines, GOMAXPROCS=2)"
-    [channel_rev]="items/s: a loop task sends to a plain thread (corio only; Go's figure is channel's)")
+    [channel_rev]="items/s: a loop task sends to a plain thread (corio only; Go's figure is channel's)"
+    [remote_call]="ns per round trip: a task runs a function on a second loop on another thread and waits for its answer, two CPUs (Go: a func over a channel to a second goroutine, answer on a reply channel, GOMAXPROCS=2; asyncio: run_coroutine_threadsafe)")
 # The issue's targets: corio/Go bound and its direction.
 declare -A TARGET=([queue_handoff]="<= 0.25" [queue_item]="<= 0.5" [lock_uncontended]="<= 1.0"
-    [lock_handoff]="<= 0.25" [channel]=">= 1.0" [channel_rev]=">= 1.0")
+    [lock_handoff]="<= 0.25" [channel]=">= 1.0" [channel_rev]=">= 1.0" [remote_call]="<= 1.0")
 
 # ---- the peers ----
 have=()
@@ -137,7 +138,7 @@ for ((rep = 0; rep < REPS; rep++)); do
     for m in $METRICS; do
         [[ -n ${WHAT[$m]:-} ]] || { echo "$bench: unknown metric $m" >&2; exit 2; }
         two=0
-        [[ $m == channel* ]] && two=1
+        [[ $m == channel* || $m == remote_call ]] && two=1
         n=${#have[@]}
         for ((k = 0; k < n; k++)); do
             p=${have[$(((k + rep) % n))]}
