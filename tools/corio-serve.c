@@ -873,26 +873,41 @@ static void serve(answer *a)
  * out everything queued before them (the reader is back) it logs
  * "corio-serve: N log lines dropped". */
 
-#define LOG_BUFFER (256 * 1024) /* lines waiting for the writer, at most */
+#define LOG_BUFFER (256 * 1024) /* lines waiting for the writer, per shard, at most */
 #define LOG_NOTE_MAX 80         /* room for the "lines dropped" note */
 
-static struct {
+/* With workers, handlers on every worker's thread queue lines.  One queue
+ * under one lock would be the only lock every request of every worker
+ * takes, so the queue is sharded: each thread that logs is given a shard
+ * of its own on its first line (while there are more shards than threads,
+ * which there are: two per worker, for the HTTP and HTTPS servers' loops),
+ * and its lock is otherwise taken only by the writer, once per batch.
+ * A shard that was empty wakes the writer: directly on the writer's loop,
+ * through that loop's reference from any other (once per batch, not per
+ * line).  Lines of one worker stay in order; those of different workers
+ * interleave a batch at a time, as nginx's per-worker buffers do. */
+typedef struct log_shard {
+    pthread_mutex_t mu;
     char *queued; /* lines the writer has not taken yet */
     size_t queued_len;
-    char *batch;                /* the lines it is writing now */
+    char *batch;                /* the lines the writer is writing now */
     bool dropping;              /* a line did not fit: drop all until the writer takes the queue */
     unsigned long long dropped; /* lines dropped since the writer last took the queue */
-    int fd;                     /* duplicate of fd 2; -1 when the log is off or broken */
-    bool closing;               /* log_close: write what is queued, then end */
-    corio_event wake;           /* set when lines are queued (or at close) */
+    char pad_[64];              /* two threads' shards never share a cache line */
+} log_shard;
+
+static struct {
+    log_shard *shards;
+    unsigned nshards;
+    atomic_uint next_shard; /* the next shard a thread is given */
+    _Atomic int fd;         /* duplicate of fd 2; -1 when the log is off or broken */
+    bool closing;           /* log_close: write what is queued, then end */
+    corio_event wake;       /* set when lines are queued (or at close) */
     corio_task *writer;
-    /* With workers, handlers on every worker's thread queue lines: the
-     * queue is under mu, and a worker other than the writer's (worker 0)
-     * wakes the writer through its loop (log_loop) when it finds the
-     * queue empty, i.e. once per batch, not per line. */
-    pthread_mutex_t mu;
-    corio_loop_ref *log_loop;
-} logq = {.fd = -1, .mu = PTHREAD_MUTEX_INITIALIZER};
+    corio_loop_ref *log_loop; /* the writer's loop, for the other workers' wake-ups */
+} logq = {.fd = -1};
+
+static __thread log_shard *log_my_shard;
 
 static void log_wake(void *arg)
 {
@@ -903,71 +918,101 @@ static void log_wake(void *arg)
 /* Queue n bytes of text (whole lines) for the log, or drop and count them. */
 static void log_queue(const char *text, size_t n)
 {
-    pthread_mutex_lock(&logq.mu);
-    if (logq.fd < 0) {
-        pthread_mutex_unlock(&logq.mu);
+    /* acquire: pairs with log_open's store, after which the shards are set */
+    if (atomic_load_explicit(&logq.fd, memory_order_acquire) < 0)
+        return;
+    log_shard *sh = log_my_shard;
+    if (!sh) {
+        unsigned i = atomic_fetch_add_explicit(&logq.next_shard, 1, memory_order_relaxed);
+        sh = log_my_shard = &logq.shards[i % logq.nshards];
+    }
+    pthread_mutex_lock(&sh->mu);
+    if (sh->dropping || n > LOG_BUFFER - sh->queued_len) {
+        sh->dropping = true;
+        sh->dropped++;
+        pthread_mutex_unlock(&sh->mu);
         return;
     }
-    if (logq.dropping || n > LOG_BUFFER - logq.queued_len) {
-        logq.dropping = true;
-        logq.dropped++;
-        pthread_mutex_unlock(&logq.mu);
-        return;
-    }
-    bool was_empty = logq.queued_len == 0;
-    memcpy(logq.queued + logq.queued_len, text, n);
-    logq.queued_len += n;
-    pthread_mutex_unlock(&logq.mu);
-    if (corio_worker_index() <= 0)
+    bool was_empty = sh->queued_len == 0;
+    memcpy(sh->queued + sh->queued_len, text, n);
+    sh->queued_len += n;
+    pthread_mutex_unlock(&sh->mu);
+    if (corio_worker_index() <= 0) /* the writer's loop: worker 0, or no workers */
         corio_event_set(&logq.wake);
     else if (was_empty)
         (void)corio_loop_ref_call_soon(logq.log_loop, log_wake, NULL);
 }
 
+/* Take shard sh's queue into its batch buffer.  Returns the bytes to write
+ * (with the "lines dropped" note, if lines were dropped), 0 if none. */
+static size_t log_take(log_shard *sh)
+{
+    pthread_mutex_lock(&sh->mu);
+    char *b = sh->queued;
+    size_t n = sh->queued_len;
+    if (n || sh->dropped) {
+        /* handlers fill the other buffer meanwhile */
+        sh->queued = sh->batch;
+        sh->queued_len = 0;
+        sh->batch = b;
+        if (sh->dropped) {
+            /* every line dropped came after the ones taken here */
+            n += (size_t)snprintf(b + n, LOG_NOTE_MAX, "corio-serve: %llu log lines dropped\n", sh->dropped);
+            sh->dropped = 0;
+        }
+        sh->dropping = false;
+    }
+    pthread_mutex_unlock(&sh->mu);
+    return n;
+}
+
 static void *log_writer(void *arg)
 {
     (void)arg;
+    int fd = atomic_load(&logq.fd);
     for (;;) {
-        pthread_mutex_lock(&logq.mu);
-        if (logq.queued_len == 0 && logq.dropped == 0) {
-            pthread_mutex_unlock(&logq.mu);
-            if (logq.closing)
-                break;
-            corio_event_clear(&logq.wake);
-            if (corio_event_wait(&logq.wake) < 0)
-                break;
-            continue;
-        }
-        /* take the queue: handlers fill the other buffer meanwhile */
-        char *b = logq.queued;
-        size_t n = logq.queued_len;
-        logq.queued = logq.batch;
-        logq.queued_len = 0;
-        logq.batch = b;
-        if (logq.dropped) {
-            /* every line dropped came after the ones taken here */
-            n += (size_t)snprintf(b + n, LOG_NOTE_MAX, "corio-serve: %llu log lines dropped\n", logq.dropped);
-            logq.dropped = 0;
-        }
-        logq.dropping = false;
-        int fd = logq.fd;
-        pthread_mutex_unlock(&logq.mu);
-        for (size_t done = 0; done < n;) {
-            ssize_t w = corio_file_write(fd, b + done, n - done);
-            if (w < 0) {
-                if (w != -ECANCELED) {
-                    /* stderr is gone (EPIPE, EBADF, a full disk): stop logging */
-                    pthread_mutex_lock(&logq.mu);
-                    logq.fd = -1;
-                    pthread_mutex_unlock(&logq.mu);
-                    close(fd);
+        bool wrote = false;
+        for (unsigned i = 0; i < logq.nshards; i++) {
+            log_shard *sh = &logq.shards[i];
+            size_t n = log_take(sh);
+            wrote |= n > 0;
+            for (size_t done = 0; done < n;) {
+                ssize_t w = corio_file_write(fd, sh->batch + done, n - done);
+                if (w < 0) {
+                    if (w != -ECANCELED) {
+                        /* stderr is gone (EPIPE, EBADF, a full disk): stop logging */
+                        atomic_store(&logq.fd, -1);
+                        close(fd);
+                    }
+                    return NULL;
                 }
-                return NULL;
+                done += (size_t)w;
             }
-            done += (size_t)w;
         }
+        if (wrote)
+            continue;
+        if (logq.closing)
+            break;
+        /* No shard can have been filled since the pass above without a
+         * wake that comes after this clear: the writer's own loop did not
+         * run meanwhile, and the other threads' wake-ups run on it. */
+        corio_event_clear(&logq.wake);
+        if (corio_event_wait(&logq.wake) < 0)
+            break;
     }
     return NULL;
+}
+
+static void log_free_shards(void)
+{
+    for (unsigned i = 0; i < logq.nshards; i++) {
+        free(logq.shards[i].queued);
+        free(logq.shards[i].batch);
+        pthread_mutex_destroy(&logq.shards[i].mu);
+    }
+    free(logq.shards);
+    logq.shards = NULL;
+    logq.nshards = 0;
 }
 
 /* Start the log writer (also with --quiet: the exit note goes through it).
@@ -975,34 +1020,39 @@ static void *log_writer(void *arg)
  * log). */
 static bool log_open(void)
 {
-    logq.queued = malloc(LOG_BUFFER + LOG_NOTE_MAX);
-    logq.batch = malloc(LOG_BUFFER + LOG_NOTE_MAX);
-    int fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    /* two servers (HTTP and HTTPS) of opts.workers loops each, and the
+     * main task's notes: a shard per thread that logs */
+    unsigned n = 2 * (opts.workers ? opts.workers : 1);
+    logq.shards = calloc(n, sizeof *logq.shards);
+    bool ok = logq.shards != NULL;
+    for (unsigned i = 0; ok && i < n; i++) {
+        log_shard *sh = &logq.shards[i];
+        pthread_mutex_init(&sh->mu, NULL);
+        logq.nshards = i + 1;
+        /* large enough to go to mmap: pages are committed only once used */
+        sh->queued = malloc(LOG_BUFFER + LOG_NOTE_MAX);
+        sh->batch = malloc(LOG_BUFFER + LOG_NOTE_MAX);
+        ok = sh->queued && sh->batch;
+    }
+    int fd = ok ? fcntl(2, F_DUPFD_CLOEXEC, 3) : -1;
     corio_event_init(&logq.wake);
     logq.log_loop = corio_loop_ref_get();
-    pthread_mutex_lock(&logq.mu);
-    logq.fd = fd;
-    pthread_mutex_unlock(&logq.mu);
-    logq.writer = logq.queued && logq.batch && logq.fd >= 0
-                      ? corio_spawn_named("access log", 0, log_writer, NULL)
-                      : NULL;
+    atomic_store(&logq.fd, fd);
+    logq.writer = fd >= 0 && logq.log_loop ? corio_spawn_named("access log", 0, log_writer, NULL) : NULL;
     if (!logq.writer) {
-        pthread_mutex_lock(&logq.mu);
-        logq.fd = -1;
-        pthread_mutex_unlock(&logq.mu);
+        atomic_store(&logq.fd, -1);
         if (fd >= 0)
             close(fd);
         corio_loop_ref_release(logq.log_loop);
         logq.log_loop = NULL;
-        free(logq.queued);
-        free(logq.batch);
+        log_free_shards();
         return false;
     }
     return true;
 }
 
 /* Write out what is queued, waiting up to timeout_ms for a stalled
- * reader, then stop the writer. */
+ * reader, then stop the writer.  Every worker has stopped by now. */
 static void log_close(uint64_t timeout_ms)
 {
     if (!logq.writer)
@@ -1017,14 +1067,10 @@ static void log_close(uint64_t timeout_ms)
         corio_task_join(logq.writer, NULL);
     }
     logq.writer = NULL;
-    pthread_mutex_lock(&logq.mu);
-    int fd = logq.fd;
-    logq.fd = -1;
-    pthread_mutex_unlock(&logq.mu);
+    int fd = atomic_exchange(&logq.fd, -1);
     if (fd >= 0)
         close(fd);
-    free(logq.queued);
-    free(logq.batch);
+    log_free_shards();
     corio_loop_ref_release(logq.log_loop);
     logq.log_loop = NULL;
 }
