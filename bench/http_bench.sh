@@ -78,43 +78,8 @@ server_tmp
 # be able to read the h2o body file.
 chmod 755 "$tmp"
 
-# Config files for the two servers that need one, in $tmp/NAME/.
-write_nginx_conf() { # DIR PORT
-    mkdir -p "$1"
-    cat >"$1/nginx.conf" <<EOF
-# One worker, no logging, keep-alive for as long as the benchmark runs.
-# default_type + return 200 gives the body and Content-Type; add_header the
-# CORS headers.  nginx adds Server, Date, Content-Length, Connection itself.
-worker_processes 1;
-worker_rlimit_nofile $NOFILE;
-daemon off;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-events { worker_connections $NOFILE; }
-http {
-    access_log off;
-    server_tokens off;
-    keepalive_requests 1000000000;
-    keepalive_timeout 75s;
-    client_body_temp_path $1/body;
-    proxy_temp_path $1/proxy;
-    fastcgi_temp_path $1/fastcgi;
-    uwsgi_temp_path $1/uwsgi;
-    scgi_temp_path $1/scgi;
-    server {
-        listen 127.0.0.1:$2 backlog=4096;
-        location / {
-            default_type text/plain;
-            add_header Access-Control-Allow-Origin "*" always;
-            add_header Access-Control-Allow-Methods "GET, POST, PUT, DELETE, OPTIONS" always;
-            add_header Access-Control-Allow-Headers "Content-Type" always;
-            return 200 "Hello, world!";
-        }
-    }
-}
-EOF
-}
-
+# Config files for the two servers that need one, in $tmp/NAME/
+# (write_nginx_conf is in lib.sh).
 write_h2o_conf() { # DIR PORT
     mkdir -p "$1"
     chmod 755 "$1"
@@ -162,16 +127,10 @@ server_cmd() {
     esac
 }
 
-# A server is up once it answers 200.
-server_ready() { curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$2/"; }
+# A server is up once it answers 200 (lib.sh).
+server_ready() { http_ready "$@"; }
 UNREADY="did not start or does not answer 200"
-
-server_started() {
-    local hdr bytes url="http://127.0.0.1:${PORT[$1]}/"
-    hdr=$(curl -s -D - -o /dev/null "$url" | tr -d '\r' | paste -sd '|')
-    bytes=$(curl -s -o /dev/null -w '%{size_header}+%{size_download}' "$url")
-    note "$1: pid ${PID[$1]} port ${PORT[$1]}, response $bytes bytes: $hdr"
-}
+server_started() { http_started "$@"; }
 
 # Every server gets NOFILE descriptors.
 SERVER_PREFIX=(prlimit --nofile="$NOFILE:$NOFILE")

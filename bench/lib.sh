@@ -14,7 +14,8 @@
 #   server_cmd NAME PORT    print the command line, one word a line, or fail
 #   server_ready NAME PORT  succeed once the server is up (called every 0.1 s)
 #   server_started NAME     called once a server is up (its start-up note)
-# It may also set UNREADY, the note's words for a server that never got
+# It may define server_cpus NAME (print the CPU list NAME runs on, for a
+# server that takes more than SERVER_CPU), and set UNREADY, the note's words for a server that never got
 # ready (default "did not start"), and the array SERVER_PREFIX, a command
 # that execs the rest (prlimit ...), run in front of every server.  Each
 # run's figures go to $tmp/KEY_NAME.rps and .cpu (KEY names the load, as
@@ -36,7 +37,11 @@
 #   median_of FILE            print the median of the numbers in FILE, one a line; fail if none
 #   tree_pids PID             print PID and every descendant of it, one a line
 #   tree_ticks PID            print utime+stime (clock ticks) of PID's whole process tree
+#   task_ticks PID            print "TID TICKS" for every thread of PID's process tree, one a line
 #   worker_pid NAME PID       print the pid that serves connections: nginx's worker, else PID
+#   write_nginx_conf DIR PORT [WORKERS] [LISTEN]  write DIR/nginx.conf: the seed's response on 127.0.0.1:PORT, WORKERS worker processes (1), LISTEN extra listen parameters (reuseport), needs NOFILE
+#   http_ready NAME PORT      succeed once http://127.0.0.1:PORT/ answers 200 (a server_ready for HTTP servers)
+#   http_started NAME         note NAME's pid, port, response size and headers (a server_started for HTTP servers)
 #   report_key KEY PEER...    print KEY_NAME_rps and KEY_NAME_cpu medians of every active NAME with runs, then KEY_A_vs_B and KEY_A_vs_B_cpu ratios for A in epoll uring, B in PEER
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -83,7 +88,9 @@ start_server() {
         return 1
     fi
     # The prefix, taskset and env all exec, so $! is the server's own pid.
-    "${SERVER_PREFIX[@]}" taskset -c "$SERVER_CPU" "${cmd[@]}" >"$tmp/$s.log" 2>&1 &
+    local cpus=$SERVER_CPU
+    declare -F server_cpus >/dev/null && cpus=$(server_cpus "$s")
+    "${SERVER_PREFIX[@]}" taskset -c "$cpus" "${cmd[@]}" >"$tmp/$s.log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do
         server_ready "$s" "$port" && break
@@ -207,6 +214,17 @@ tree_ticks() {
     echo "$t"
 }
 
+# utime+stime (clock ticks) of every thread of a process tree, "TID TICKS".
+# The command name (field 2) may hold spaces: fields are counted after it.
+task_ticks() {
+    local p f
+    for p in $(tree_pids "$1"); do
+        for f in /proc/"$p"/task/*/stat; do
+            sed -E 's/^([0-9]+) .*\) (.*)$/\1 \2/' "$f" 2>/dev/null | awk '{ print $1, $13 + $14 }'
+        done
+    done
+}
+
 # The process that serves connections: nginx's worker, else the server itself.
 worker_pid() {
     local w
@@ -215,4 +233,52 @@ worker_pid() {
         [[ -n $w ]] && { echo "$w"; return; }
     fi
     echo "$2"
+}
+
+# nginx serving the seed's response (http_bench.sh, workers_bench.sh): no
+# logging, keep-alive for as long as the benchmark runs.  default_type +
+# return 200 gives the body and Content-Type; add_header the CORS headers.
+# nginx adds Server, Date, Content-Length, Connection itself.  With several
+# workers and no LISTEN, nginx's default: one listening socket that every
+# worker waits on (EPOLLEXCLUSIVE), accept_mutex off.
+write_nginx_conf() { # DIR PORT [WORKERS] [LISTEN]
+    mkdir -p "$1"
+    cat >"$1/nginx.conf" <<EOF
+worker_processes ${3:-1};
+worker_rlimit_nofile $NOFILE;
+daemon off;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections $NOFILE; }
+http {
+    access_log off;
+    server_tokens off;
+    keepalive_requests 1000000000;
+    keepalive_timeout 75s;
+    client_body_temp_path $1/body;
+    proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fastcgi;
+    uwsgi_temp_path $1/uwsgi;
+    scgi_temp_path $1/scgi;
+    server {
+        listen 127.0.0.1:$2 backlog=4096 ${4:-};
+        location / {
+            default_type text/plain;
+            add_header Access-Control-Allow-Origin "*" always;
+            add_header Access-Control-Allow-Methods "GET, POST, PUT, DELETE, OPTIONS" always;
+            add_header Access-Control-Allow-Headers "Content-Type" always;
+            return 200 "Hello, world!";
+        }
+    }
+}
+EOF
+}
+
+http_ready() { curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$2/"; }
+
+http_started() {
+    local hdr bytes url="http://127.0.0.1:${PORT[$1]}/"
+    hdr=$(curl -s -D - -o /dev/null "$url" | tr -d '\r' | paste -sd '|')
+    bytes=$(curl -s -o /dev/null -w '%{size_header}+%{size_download}' "$url")
+    note "$1: pid ${PID[$1]} port ${PORT[$1]}, response $bytes bytes: $hdr"
 }

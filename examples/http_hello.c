@@ -4,9 +4,11 @@
  * CORS headers, "Hello, world!") plus what HTTP requires of a real server
  * (Content-Length, Date, Server), with keep-alive, pipelining, limits and
  * timeouts handled by the module.  SIGINT or SIGTERM stops it gracefully:
- * requests in flight are finished, then it exits.
+ * requests in flight are finished, then it exits.  --workers N serves with
+ * N loops on N threads, one per core (the handler only reads constants, so
+ * it is thread-safe as workers require); bench/workers_bench.sh uses it.
  *
- *   http_hello [PORT]     (PORT also from $PORT; default 8000; 0 = any free port)
+ *   http_hello [--workers N] [PORT]   (PORT also from $PORT; default 8000; 0 = any free port)
  */
 #include <corio.h>
 #include <corio/http.h>
@@ -29,12 +31,13 @@ static void handle(corio_http_request *req, corio_http_response *resp, void *arg
 }
 
 static uint16_t port = 8000;
+static corio_http_server_config cfg; /* zero: every default, one worker */
 
 static void *main_task(void *arg)
 {
     (void)arg;
     corio_http_server *srv;
-    int r = corio_http_server_start("127.0.0.1", port, handle, NULL, NULL, &srv);
+    int r = corio_http_server_start("127.0.0.1", port, handle, NULL, &cfg, &srv);
     if (r < 0) {
         fprintf(stderr, "http_hello: cannot listen on 127.0.0.1:%u: %s\n", port, corio_strerror(r));
         return (void *)1;
@@ -48,22 +51,39 @@ static void *main_task(void *arg)
     return NULL;
 }
 
+static int usage(void)
+{
+    fprintf(stderr, "usage: http_hello [--workers N] [PORT]\n");
+    return 2;
+}
+
+/* A decimal number in [lo, hi], or -1. */
+static long number(const char *s, long lo, long hi)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    return *s && !*end && v >= lo && v <= hi ? v : -1;
+}
+
 int main(int argc, char **argv)
 {
     const char *p = getenv("PORT");
-    if (argc > 2 || (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")))) {
-        fprintf(stderr, "usage: http_hello [PORT]\n");
-        return 2;
+    int i = 1;
+    if (i + 1 < argc && !strcmp(argv[i], "--workers")) {
+        long n = number(argv[i + 1], 1, 1024);
+        if (n < 0)
+            return usage();
+        cfg.workers = (unsigned)n;
+        i += 2;
     }
-    if (argc == 2)
-        p = argv[1];
+    if (argc - i > 1 || (argc - i == 1 && argv[i][0] == '-'))
+        return usage();
+    if (argc - i == 1)
+        p = argv[i];
     if (p && *p) {
-        char *end;
-        unsigned long v = strtoul(p, &end, 10);
-        if (*end || v > 65535) {
-            fprintf(stderr, "usage: http_hello [PORT]\n");
-            return 2;
-        }
+        long v = number(p, 0, 65535);
+        if (v < 0)
+            return usage();
         port = (uint16_t)v;
     }
     void *res = NULL;
