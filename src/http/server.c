@@ -108,7 +108,7 @@ static void *accept_main(void *arg)
             while (!srv->closing && srv->nconns >= srv->cfg.max_connections &&
                    (w = wait_for_room(ls, AT_CAP, CORIO__NO_DEADLINE)) == 0)
                 ;
-            if (srv->closing || w < 0 || corio__http_conn_start(srv, r) < 0)
+            if (srv->closing || w < 0 || corio__http_conn_start(srv, r, true) < 0)
                 corio__close_fd(srv->loop, r);
             if (w < 0)
                 break;
@@ -234,7 +234,7 @@ int corio_http_server_start(const char *host, uint16_t port, corio_http_handler 
     if (r < 0)
         return r;
     int fds[CORIO__MAX_LISTENERS];
-    corio__listen_opts lo = {.backlog = srv->cfg.backlog};
+    corio__listen_opts lo = {.backlog = srv->cfg.backlog, .nodelay = true};
     int n = corio__listen_all(host, port, &lo, fds, CORIO__MAX_LISTENERS);
     if (n < 0) {
         corio__http_server_free(srv);
@@ -261,7 +261,7 @@ int corio_http_server_start_fds(const int *fds, unsigned n, corio_http_handler h
     int r = corio_http_server_new(handler, arg, cfg, &srv);
     if (r < 0)
         return r;
-    r = corio__listen_adopt(fds, n, false);
+    r = corio__listen_adopt(fds, n, true);
     if (r == 0)
         r = serve_listeners(srv, fds, (int)n);
     else
