@@ -82,6 +82,10 @@ struct conn {
     bool keep_alive;
     bool linger; /* an error answer went out: drain unread input before closing */
     bool is_head;
+    bool send_more;        /* plain sends carry MSG_MORE: a sendfile body follows at once */
+    uint8_t peer_family;   /* corio_http_request_peer's cache: 0 not asked yet, AF_INET,
+                            * AF_INET6, or UINT8_MAX (none: a Unix socket, an error) */
+    uint8_t peer_addr[16]; /* ... its address (4 bytes for AF_INET) */
     bool continue_sent;
     bool raw_stream; /* streaming to a 1.0 client: no chunk framing */
     bool body_done;
