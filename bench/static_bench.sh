@@ -24,10 +24,13 @@
 #
 # Servers: epoll, uring (tools/corio-serve with CORIO_BACKEND forced),
 # nginx (one worker, sendfile on, access_log to a file), python
-# (/usr/bin/python3 -m http.server, skipped for 1g: it would take minutes).
+# (/usr/bin/python3 -m http.server, skipped for 1g: it would take minutes);
+# epoll_base and uring_base: corio-serve from BASE_BUILD, an older build,
+# for before/after figures in one run.
 # Knobs: BUILD (build), DURATION (3), WARMUP (1), REPS (3), LOADS ("1k_c100
 # 100k_c100 1g"), SERVERS ("epoll uring nginx python"), BIG_REPS (REPS),
-# BASE_PORT (19400), SERVER_CPU (0), CLIENT_CPU (1).  About 2 minutes.
+# BASE_PORT (19700), SERVER_CPU (0), CLIENT_CPU (1), NGINX_LOG_OPTS (""),
+# BASE_BUILD (unset).  About 2 minutes.
 set -u
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -40,16 +43,21 @@ REPS=${REPS:-3}
 LOADS=${LOADS:-"1k_c100 100k_c100 1g"}
 SERVERS=${SERVERS:-"epoll uring nginx python"}
 BIG_REPS=${BIG_REPS:-$REPS}
-BASE_PORT=${BASE_PORT:-19400}
+BASE_PORT=${BASE_PORT:-19700}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 PYTHON=${PYTHON:-/usr/bin/python3}
+NGINX_LOG_OPTS=${NGINX_LOG_OPTS:-}
 
 resolve_build
 
 command -v wrk >/dev/null || { echo "static_bench: wrk not installed (apt-get install -y wrk)" >&2; exit 2; }
 command -v curl >/dev/null || { echo "static_bench: curl not installed" >&2; exit 2; }
 SERVE=$(first_file "$BUILD/tools/corio-serve" "$BUILD/corio-serve") || SERVE=
+# An older corio build to compare against in the same run (servers
+# epoll_base and uring_base).
+BASE_SERVE=
+[[ -n ${BASE_BUILD:-} ]] && { BASE_SERVE=$(first_file "$BASE_BUILD/tools/corio-serve" "$BASE_BUILD/corio-serve") || BASE_SERVE=; }
 NGINX=$(command -v nginx || first_file /usr/sbin/nginx) || NGINX=
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -64,21 +72,24 @@ if [[ " $LOADS " == *" 1g "* ]]; then
     # sparse: it costs no disk, and reading holes is page-cache speed as
     # a cached file's bytes would be
     truncate -s 1G "$www/1g.bin"
+    # into the page cache now: the first server to send it would
+    # otherwise pay for filling it (seconds of CPU)
+    cat "$www/1g.bin" >/dev/null
 fi
 chmod -R a+rX "$www"
 
 write_nginx_conf() { # DIR PORT
     mkdir -p "$1"
     cat >"$1/nginx.conf" <<EOF
-# One worker, sendfile, an access log in a file (buffered, as a production
-# nginx would log: corio-serve batches its lines too).
+# One worker, sendfile, tcp_nopush, an access log in a file (nginx's
+# default: a write per request; NGINX_LOG_OPTS=" buffer=64k" batches it).
 worker_processes 1;
 daemon off;
 pid $1/nginx.pid;
 error_log $1/error.log warn;
 events { worker_connections 4096; }
 http {
-    access_log $1/access.log combined buffer=64k flush=1s;
+    access_log $1/access.log combined$NGINX_LOG_OPTS;
     server_tokens off;
     sendfile on;
     tcp_nopush on;
@@ -104,6 +115,8 @@ server_cmd() {
     # server log of lib.sh's start_server holds it)
     epoll) [[ -n $SERVE ]] && printf '%s\n' env CORIO_BACKEND=epoll "$SERVE" -p "$2" "$www" ;;
     uring) [[ -n $SERVE ]] && printf '%s\n' env CORIO_BACKEND=io_uring "$SERVE" -p "$2" "$www" ;;
+    epoll_base) [[ -n $BASE_SERVE ]] && printf '%s\n' env CORIO_BACKEND=epoll "$BASE_SERVE" -p "$2" "$www" ;;
+    uring_base) [[ -n $BASE_SERVE ]] && printf '%s\n' env CORIO_BACKEND=io_uring "$BASE_SERVE" -p "$2" "$www" ;;
     nginx) [[ -n $NGINX ]] || return 1
         write_nginx_conf "$tmp/nginx$2" "$2"
         printf '%s\n' "$NGINX" -p "$tmp/nginx$2" -c "$tmp/nginx$2/nginx.conf" -e "$tmp/nginx$2/error.log" ;;
@@ -179,12 +192,12 @@ done
 
 for load in $LOADS; do
     case $load in
-    1k_c100 | 100k_c100) report_key "static_$load" nginx python ;;
-    1g) report_key static_1g nginx | sed -e 's/ req\/s$/ MB\/s/' -e 's/ us\/req$/ ms\/GiB/' ;;
+    1k_c100 | 100k_c100) report_key "static_$load" nginx python epoll_base uring_base ;;
+    1g) report_key static_1g nginx epoll_base uring_base | sed -e 's/ req\/s$/ MB\/s/' -e 's/ us\/req$/ ms\/GiB/' ;;
     esac
 done
 # Were the access logs written?  (A server that logs nothing is cheaper.)
-for s in epoll uring; do
+for s in epoll uring epoll_base uring_base; do
     [[ -f $tmp/$s.log ]] && note "$s access log: $(wc -l <"$tmp/$s.log") lines"
 done
 for f in "$tmp"/nginx*/access.log; do

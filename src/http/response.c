@@ -317,6 +317,8 @@ static int send_file_tls(conn *c, int fd, int64_t off, uint64_t len, char *buf, 
     return 0;
 }
 
+#define SEND_MORE_MAX (16u * 1024u) /* bodies up to this size leave in one go with their head */
+
 /* Zero-copy file bodies: sendfile(2) straight to the (non-blocking)
  * socket, and a POLLOUT wait whenever the socket buffer is full. */
 int corio_http_response_send_file(corio_http_response *resp, int status, const char *content_type, int fd,
@@ -352,11 +354,13 @@ int corio_http_response_send_file(corio_http_response *resp, int status, const c
         c->olen += (size_t)len;
         return c->olen > OUT_FLUSH_AT ? corio__http_flush(c) : c->werr;
     }
-    /* The head (and the answers before it) held back for the body: with
-     * TCP_NODELAY they would leave as a segment of their own, and on a
-     * small file that doubles what the network stack does per answer (as
-     * nginx's tcp_nopush, the body's sendfile then pushes both). */
-    c->send_more = !c->tls && len > 0;
+    /* A small body's head (and the answers before it) held back for the
+     * body: with TCP_NODELAY they would leave as a segment of their own,
+     * which doubles what the network stack does per small answer (as
+     * nginx's tcp_nopush, the body's sendfile then pushes both).  Not for
+     * large bodies: measured (bench/static_bench.sh, 100 KiB), holding
+     * the head costs more than the one extra segment. */
+    c->send_more = !c->tls && len > 0 && len <= SEND_MORE_MAX;
     r = corio__http_flush(c);
     c->send_more = false;
     if (r < 0) {
