@@ -19,6 +19,9 @@
  *                     of capacity 1024, a task on the loop receives them;
  *                     per item (the script turns it into items/s)
  *   channel_rev       the reverse: the task sends, the plain thread receives
+ *   remote_call       a task calls corio_loop_ref_call on a second loop
+ *                     running on another thread, N times; per round trip
+ *                     (spawn there, run, result back, joiner woken)
  *
  * Usage: coord_bench METRIC [N]   one timed pass after an untimed warm-up
  *                                 of N/10; prints "METRIC WALL_NS CPU_NS",
@@ -30,11 +33,13 @@
  *                                 look without the peers)
  *
  * A failure exits 1 after saying what failed.  Pin it with taskset:
- * bench/coord_bench.sh uses CPU 0, and CPUs 0,1 for the channel metrics.
+ * bench/coord_bench.sh uses CPU 0, and CPUs 0,1 for the channel metrics
+ * and remote_call.
  * Under taskset the kernel still decides whether the channel's two threads
  * share one CPU or run on both (on a busy machine it often puts them
  * together); COORD_PIN_THREADS=A,B pins the loop's thread to CPU A and the
- * plain thread to CPU B, for the two-CPU case on its own.
+ * plain thread (remote_call: the other loop's) to CPU B, for the two-CPU
+ * case on its own.
  */
 #define _GNU_SOURCE 1
 #include <corio.h>
@@ -324,6 +329,72 @@ static long channel(long n, bool to_loop)
 static long channel_to_loop(long n) { return channel(n, true); }
 static long channel_to_thread(long n) { return channel(n, false); }
 
+/* ---- loops calling each other ---- */
+
+struct other_loop {
+    corio_channel *hello; /* its reference, once it runs */
+    corio_channel *stop;  /* anything: its main task returns */
+};
+
+static void *other_main(void *arg)
+{
+    struct other_loop *o = arg;
+    corio_loop_ref *ref = corio_loop_ref_get();
+    if (!ref || corio_channel_send(o->hello, ref) != 0)
+        return (void *)1;
+    void *item;
+    return corio_channel_recv(o->stop, &item) == 0 ? NULL : (void *)1;
+}
+
+static void *other_thread(void *arg)
+{
+    pin_thread(1);
+    void *res = NULL;
+    int r = corio_run(NULL, other_main, arg, &res);
+    return (void *)(intptr_t)(r < 0 ? r : res ? -EIO : 0);
+}
+
+static void *add_one(void *arg) { return (void *)((uintptr_t)arg + 1); }
+
+/* The other loop is started inside the timed pass, like the channel's
+ * thread: microseconds against a pass of tens of milliseconds. */
+static long remote_call(long n)
+{
+    struct other_loop o = {corio_channel_new(1, 0), corio_channel_new(1, 0)};
+    if (!o.hello || !o.stop) {
+        corio_channel_free(o.hello);
+        corio_channel_free(o.stop);
+        return fail("corio_channel_new", -ENOMEM);
+    }
+    pin_thread(0);
+    pthread_t th;
+    int e = pthread_create(&th, NULL, other_thread, &o);
+    if (e) {
+        corio_channel_free(o.hello);
+        corio_channel_free(o.stop);
+        return fail("pthread_create", -e);
+    }
+    void *ref = NULL;
+    int r = corio_channel_recv(o.hello, &ref);
+    for (long i = 0; i < n && r == 0; i++) {
+        void *res = NULL;
+        r = corio_loop_ref_call(ref, add_one, (void *)(uintptr_t)i, &res);
+        if (r == 0 && (uintptr_t)res != (uintptr_t)i + 1)
+            r = -EPROTO;
+    }
+    (void)corio_channel_try_send(o.stop, NULL);
+    void *tr = NULL;
+    pthread_join(th, &tr);
+    corio_loop_ref_release(ref);
+    corio_channel_free(o.hello);
+    corio_channel_free(o.stop);
+    if (r < 0)
+        return fail("corio_loop_ref_call", r);
+    if (tr)
+        return fail("the other loop", (int)(intptr_t)tr);
+    return n;
+}
+
 /* ---- driver ---- */
 
 static const struct metric {
@@ -337,6 +408,7 @@ static const struct metric {
     {"lock_handoff", lock_handoff, 1000000},
     {"channel", channel_to_loop, 2000000},
     {"channel_rev", channel_to_thread, 2000000},
+    {"remote_call", remote_call, 200000},
 };
 #define NMETRICS (sizeof metrics / sizeof metrics[0])
 

@@ -38,70 +38,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "idle_common.h"
+
 static const char REQ[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: idle_conns\r\n\r\n";
-
-/* -1 when the process or the line is gone. */
-static long vmrss_kib(int pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    long v = -1;
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmRSS:", 6)) {
-            v = strtol(line + 6, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return v;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* Per connection: how far it has come. */
 enum { CONNECTING, SENT, DONE };
 
 int main(int argc, char **argv)
 {
-    int port = 0, n = 0, pid = 0, settle_ms = 1000, batch = 500;
-    /* Options come in "-x VALUE" pairs. */
-    for (int i = 1; i < argc; i += 2) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v)
-            goto usage;
-        if (!strcmp(a, "-p"))
-            port = atoi(v);
-        else if (!strcmp(a, "-n"))
-            n = atoi(v);
-        else if (!strcmp(a, "--server-pid"))
-            pid = atoi(v);
-        else if (!strcmp(a, "--settle-ms"))
-            settle_ms = atoi(v);
-        else if (!strcmp(a, "--batch"))
-            batch = atoi(v);
-        else
-            goto usage;
-    }
-    if (port <= 0 || n <= 0 || pid <= 0 || batch <= 0)
+    idle_opts o = {.settle_ms = 1000, .batch = 500};
+    if (idle_parse_opts(argc, argv, &o) < 0)
         goto usage;
-
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)n + 16) {
-        fprintf(stderr, "idle_conns: fd limit %lu is below %d connections\n", (unsigned long)rl.rlim_cur, n);
+    int port = o.port, n = o.n, pid = o.pid, settle_ms = o.settle_ms, batch = o.batch;
+    if (idle_raise_nofile(n, "idle_conns") < 0)
         return 2;
-    }
 
     int *fds = calloc((size_t)n, sizeof *fds);
     unsigned char *state = calloc((size_t)n, 1);
@@ -113,7 +64,7 @@ int main(int argc, char **argv)
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 
-    long before = vmrss_kib(pid);
+    long before = proc_kib(pid, "status", "VmRSS:");
     if (before < 0) {
         fprintf(stderr, "idle_conns: no process %d\n", pid);
         return 2;
@@ -182,7 +133,7 @@ int main(int argc, char **argv)
     if (failed)
         return 1;
     usleep((useconds_t)settle_ms * 1000);
-    long after = vmrss_kib(pid);
+    long after = proc_kib(pid, "status", "VmRSS:");
 
     /* A connection the server closed is readable (EOF) now. */
     int closed = 0;

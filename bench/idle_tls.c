@@ -42,33 +42,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "idle_common.h"
+
 static const char REQ[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: idle_tls\r\n\r\n";
-
-/* The first number on the line starting with key in file, in kB; -1 if none. */
-static long proc_kib(int pid, const char *file, const char *key)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/%s", pid, file);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    long v = -1;
-    size_t kl = strlen(key);
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, key, kl)) {
-            v = strtol(line + kl, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return v;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* Per connection: how far it has come. */
 enum { CONNECTING, HANDSHAKE, WRITING, READING, DONE };
@@ -154,38 +130,12 @@ static int step(conn *c)
 
 int main(int argc, char **argv)
 {
-    int port = 0, n = 0, pid = 0, settle_ms = 1000, batch = 200;
-    /* Options come in "-x VALUE" pairs. */
-    for (int i = 1; i < argc; i += 2) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v)
-            goto usage;
-        if (!strcmp(a, "-p"))
-            port = atoi(v);
-        else if (!strcmp(a, "-n"))
-            n = atoi(v);
-        else if (!strcmp(a, "--server-pid"))
-            pid = atoi(v);
-        else if (!strcmp(a, "--settle-ms"))
-            settle_ms = atoi(v);
-        else if (!strcmp(a, "--batch"))
-            batch = atoi(v);
-        else
-            goto usage;
-    }
-    if (port <= 0 || n <= 0 || pid <= 0 || batch <= 0)
+    idle_opts o = {.settle_ms = 1000, .batch = 200};
+    if (idle_parse_opts(argc, argv, &o) < 0)
         goto usage;
-
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)n + 16) {
-        fprintf(stderr, "idle_tls: fd limit %lu is below %d connections\n", (unsigned long)rl.rlim_cur, n);
+    int port = o.port, n = o.n, pid = o.pid, settle_ms = o.settle_ms, batch = o.batch;
+    if (idle_raise_nofile(n, "idle_tls") < 0)
         return 2;
-    }
 
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) {

@@ -2033,28 +2033,36 @@ CORIO_API int corio_loop_ref_call_soon(corio_loop_ref *ref, void (*fn)(void *arg
 
 /* A task started on another loop by corio_loop_ref_spawn (tokio's JoinHandle
  * for Handle::spawn).  Pass it to exactly one of corio_remote_join or
- * corio_remote_detach. */
+ * corio_remote_detach; after that the handle is gone, like freed memory
+ * (corio_remote_cancel must not race with them either). */
 typedef struct corio_remote corio_remote;
 
 /* Start fn(arg) as a task on the loop behind ref, from any thread (tokio's Handle::spawn).
  * The task is spawned on that loop at its next turn (through
  * corio_loop_ref_call_soon) and runs there like any of its tasks; fn and
- * arg must be safe to use from that loop's thread.  Returns 0 and *out,
- * the handle to join or detach; or -EINVAL (NULL ref, fn or out),
- * -ESHUTDOWN (the loop is ending or has ended), -ENOMEM: fn will then
- * never run.  Thread-safe; does not suspend. */
+ * arg must be safe to use from that loop's thread.  Until the task has
+ * ended (or the handle is detached), the target loop does not report a
+ * stall: the handle may still cancel its task.  Returns 0 and *out, the
+ * handle to join or detach; or -EINVAL (NULL ref, fn or out), -ESHUTDOWN
+ * (the loop is ending or has ended), -ENOMEM: fn will then never run and
+ * *out is untouched.  Thread-safe; does not suspend. */
 CORIO_API int corio_loop_ref_spawn(corio_loop_ref *ref, corio_fn fn, void *arg, corio_remote **out);
 
 /* Wait for a task started by corio_loop_ref_spawn, take its result and free the handle.
  * In a task it suspends (the caller's own loop is woken through its
  * thread-safe wake, so the loop keeps serving meanwhile); on a plain thread
- * it blocks.  *result (may be NULL) receives fn's return value.  Returns 0
- * or the error the task failed with (corio_fail); -ESHUTDOWN if its loop
- * ended before the task could start (fn never ran).  If the waiting task
- * is cancelled or hits its deadline, the remote task is cancelled and
- * awaited, as corio_task_join does, and the interruption is returned.
- * The handle is freed in every case but -EINVAL (NULL, or a handle already
- * joined or detached). */
+ * it blocks.  *result (may be NULL) receives fn's return value (NULL if
+ * fn never ran).  Returns 0 or the error the task failed with
+ * (corio_fail); -ESHUTDOWN if its loop was ending or ended before the task
+ * could start (fn never ran); -ENOMEM if the task could not be created
+ * there (fn never ran); the loop's own error (-CORIO_EDEADLOCK) if that
+ * loop was stopped by a stall with the task still waiting.  If the
+ * waiting task is cancelled or hits its deadline, the remote task is
+ * cancelled and awaited, as corio_task_join does, and the interruption is
+ * returned (*result still receives fn's value).  The handle is freed in
+ * every case but -EINVAL (NULL, or a detached handle whose task still
+ * runs) and -EDEADLK (called outside a task on the thread of the loop
+ * that must run the task: it could never end; the handle stays yours). */
 CORIO_API int corio_remote_join(corio_remote *r, void **result);
 
 /* Let a task started by corio_loop_ref_spawn run on without a joiner, and free the handle.
@@ -2069,9 +2077,10 @@ CORIO_API int corio_remote_detach(corio_remote *r);
 CORIO_API int corio_remote_cancel(corio_remote *r);
 
 /* Run fn(arg) on the loop behind ref and wait for its answer: corio_loop_ref_spawn, then corio_remote_join.
- * Same errors as the two; suspends in a task, blocks on a plain thread.
- * Calling it for the caller's own loop from a plain function running on
- * that loop's context (not a task) is -EDEADLK. */
+ * Same errors as the two (*result is NULL when fn never ran); suspends in
+ * a task, blocks on a plain thread.  Calling it for the caller's own loop
+ * from a plain function running on that loop's context (not a task) is
+ * -EDEADLK (nothing is started). */
 CORIO_API int corio_loop_ref_call(corio_loop_ref *ref, corio_fn fn, void *arg, void **result);
 
 /* ------------------------------------------------------------------ */
@@ -2106,15 +2115,19 @@ typedef struct corio_workers_config {
  * thread: main_fn runs once per worker, typically opening its own
  * listener with reuse_port, serving until corio_workers_wait_stop returns,
  * then closing it gracefully.  main_fn and arg must be thread-safe.
- * A worker that fails -- its loop cannot start, its main task fails
- * (corio_fail) or its loop ends with an error (-CORIO_EDEADLOCK) -- is
- * reported on stderr the moment it ends ("corio: worker I of N failed:
- * TEXT") and in outcomes; the others keep running until told to stop.
+ * Start is all or nothing: main_fn runs only once every worker's loop is
+ * up (and worker 0 watches the signals); a loop that cannot start fails
+ * the run with its error before any main_fn runs.  A worker that fails
+ * later -- its main task fails (corio_fail) or its loop ends with an error
+ * (-CORIO_EDEADLOCK) -- is reported on stderr the moment it ends ("corio:
+ * worker I of N failed: TEXT") and in outcomes; the others keep running
+ * until told to stop.
  * outcomes (may be NULL) must have room for count entries: outcomes[i]
  * receives worker i's main task result and error (or its loop's error).
  * Returns 0 when every worker succeeded, else the error of the worker that
  * failed first; -EINVAL for a NULL main_fn or count above 1024 (nothing
- * started), -EBUSY if this thread already runs a loop, -EAGAIN / -ENOMEM
+ * started), -EBUSY if this thread already runs a loop or (without
+ * keep_signals) another loop uses SIGINT or SIGTERM, -EAGAIN / -ENOMEM
  * if a thread could not be started (the workers already started are told
  * to stop and joined).  Blocks the calling thread. */
 CORIO_API int corio_workers_run(const corio_workers_config *cfg, corio_fn main_fn, void *arg,

@@ -215,6 +215,24 @@ grep -qE "status codes: 2000 2xx" <<<"$out" || fail "h2load status codes: $out"
 
 stop_server "$pid"
 
+# --workers 2: two loops, each with its own SO_REUSEPORT socket; every
+# request answered (200 connections without keep-alive, so both workers
+# get some), one access log line each, and SIGTERM still exits 0.
+"$serve" --port 0 --workers 2 "$root" >"$tmp/wout" 2>"$tmp/wlog" &
+pid=$!
+pids+=("$pid")
+wport=$(wait_port "$tmp/wout" '^Serving HTTP on 127\.0\.0\.1 port ([0-9]+) ') ||
+    fail "--workers 2: no 'Serving' line: $(cat "$tmp/wout" "$tmp/wlog")"
+out=$(ab -q -n 200 -c 4 "http://127.0.0.1:$wport/a.txt" 2>&1) || fail "--workers 2 ab: $out"
+grep -qE "^Complete requests: +200$" <<<"$out" || fail "--workers 2 complete: $out"
+grep -qE "^Failed requests: +0$" <<<"$out" || fail "--workers 2 failed: $out"
+curl -s --max-time "$((wait_s * 2))" "http://127.0.0.1:$wport/big.bin" -o "$tmp/big.workers"
+cmp "$tmp/big.workers" "$root/big.bin" || fail "--workers 2: 5 MB file"
+stop_server "$pid"
+[[ $(grep -c '"GET /a.txt HTTP/1.0" 200 6' "$tmp/wlog") == 200 ]] || fail "--workers 2 log: $(head "$tmp/wlog")"
+"$serve" --workers 0 "$root" 2>/dev/null && fail "--workers 0 accepted"
+[[ $? == 2 ]] || fail "--workers 0: exit status"
+
 # HTTPS (--tls-cert/--tls-key, --tls-port beside plain HTTP): curl and
 # Python's ssl against the test CA; plain HTTP to the TLS port gets the
 # 400; SIGHUP reloads the certificate (new connections see the new one,

@@ -644,6 +644,12 @@ TEST(unix_functions_reject_null) { test_run(unix_null_main, NULL); }
 /* ---- threads ---- */
 
 static void never_called(void *arg) { abort(); }
+static void *never_spawned(void *arg) { abort(); }
+static void *yield_once(void *arg)
+{
+    (void)corio_yield();
+    return arg;
+}
 
 static void *thread_null_main(void *arg)
 {
@@ -654,6 +660,27 @@ static void *thread_null_main(void *arg)
     corio_loop_ref *ref = corio_loop_ref_get();
     CHECK(ref);
     CHECK_ERR(corio_loop_ref_call_soon(ref, NULL, NULL), -EINVAL);
+    /* Tasks on another loop. */
+    corio_remote *rem = (corio_remote *)1;
+    CHECK_ERR(corio_loop_ref_spawn(NULL, never_spawned, NULL, &rem), -EINVAL);
+    CHECK_ERR(corio_loop_ref_spawn(ref, NULL, NULL, &rem), -EINVAL);
+    CHECK_ERR(corio_loop_ref_spawn(ref, never_spawned, NULL, NULL), -EINVAL);
+    CHECK(rem == (corio_remote *)1);
+    CHECK_ERR(corio_remote_join(NULL, &r), -EINVAL);
+    CHECK_ERR(corio_remote_join(NULL, NULL), -EINVAL);
+    CHECK_ERR(corio_remote_detach(NULL), -EINVAL);
+    CHECK_ERR(corio_remote_cancel(NULL), -EINVAL);
+    r = (void *)1;
+    CHECK_ERR(corio_loop_ref_call(NULL, never_spawned, NULL, &r), -EINVAL);
+    CHECK(r == NULL);
+    CHECK_ERR(corio_loop_ref_call(ref, NULL, NULL, NULL), -EINVAL);
+    /* A handle detached while its task still runs is known to be gone. */
+    CHECK_ERR(corio_loop_ref_spawn(ref, yield_once, NULL, &rem), 0);
+    CHECK_ERR(corio_remote_detach(rem), 0);
+    CHECK_ERR(corio_remote_detach(rem), -EINVAL);
+    CHECK_ERR(corio_remote_join(rem, NULL), -EINVAL);
+    CHECK_ERR(corio_remote_cancel(rem), -EINVAL);
+    CHECK_OK(corio_yield());
     corio_loop_ref_release(ref);
     return NULL;
 }
@@ -1082,3 +1109,32 @@ static void *fdwait_null_main(void *arg)
 }
 
 TEST(fd_wait_and_activation_functions_reject_null) { test_run(fdwait_null_main, NULL); }
+
+static void *workers_noop_main(void *arg) { return arg; }
+
+static void *workers_misuse_main(void *arg)
+{
+    (void)arg;
+    /* In a loop that is not a worker. */
+    CHECK_ERR(corio_workers_run(NULL, workers_noop_main, NULL, NULL), -EBUSY);
+    CHECK_EQ(corio_worker_index(), -1);
+    CHECK_EQ(corio_worker_count(), 0u);
+    CHECK(corio_worker_loop(0) == NULL);
+    CHECK_ERR(corio_workers_wait_stop(), -EPERM);
+    CHECK_ERR(corio_workers_stop(), -EPERM);
+    return NULL;
+}
+
+TEST(workers_functions_reject_misuse)
+{
+    corio_workers_config big = {.count = 1025};
+    CHECK_ERR(corio_workers_run(NULL, NULL, NULL, NULL), -EINVAL);
+    CHECK_ERR(corio_workers_run(&big, workers_noop_main, NULL, NULL), -EINVAL);
+    /* On a plain thread. */
+    CHECK_EQ(corio_worker_index(), -1);
+    CHECK_EQ(corio_worker_count(), 0u);
+    CHECK(corio_worker_loop(0) == NULL);
+    CHECK_ERR(corio_workers_wait_stop(), -EPERM);
+    CHECK_ERR(corio_workers_stop(), -EPERM);
+    test_run(workers_misuse_main, NULL);
+}

@@ -15,6 +15,11 @@
  * ones, open connections carry on); a reload that fails is logged and the
  * old ones stay.
  *
+ * Behind a load balancer: `--health PATH` answers a health route (200
+ * "ok", 503 "draining"), and SIGTERM drains: unhealthy at once, serving on
+ * for `--drain-delay MS` so the balancer's checks notice, then the usual
+ * graceful stop (see lb_drain).  SIGINT stops without the delay.
+ *
  * What it does per request (GET and HEAD only, others get 405):
  *  - the path is percent-decoded; an encoded '/' or '\' (%2f, %5c), a NUL,
  *    a broken escape or a ".." segment is a 400 before anything touches
@@ -57,7 +62,10 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <linux/openat2.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -78,7 +86,9 @@ static const char usage_text[] =
     "\n"
     "SYNOPSIS\n"
     "    corio-serve [--port N] [--bind ADDR] [--quiet] [--keepalive-timeout S]\n"
-    "                [--tls-cert FILE --tls-key FILE]... [--tls-port N] [DIR]\n"
+    "                [--tls-cert FILE --tls-key FILE]... [--tls-port N]\n"
+    "                [--workers N] [--pin-cpus] [--health PATH] [--drain-delay MS]\n"
+    "                [DIR]\n"
     "\n"
     "DESCRIPTION\n"
     "    Serves the files under DIR (default: the current directory) over\n"
@@ -122,7 +132,32 @@ static const char usage_text[] =
     "    --tls-port N     serve HTTPS on port N and plain HTTP on --port,\n"
     "                     side by side; without it, a certificate makes\n"
     "                     --port serve HTTPS only\n"
+    "    --workers N      serve with N loops on N threads, one per core\n"
+    "                     (default: the number of CPUs this process may\n"
+    "                     use); each binds its own socket on the port with\n"
+    "                     SO_REUSEPORT and the kernel spreads connections\n"
+    "                     over them; 1 runs everything on one thread\n"
+    "    --pin-cpus       pin worker i to the i-th CPU this process may use\n"
+    "    --health PATH    answer PATH (any method) with 200 \"ok\" while\n"
+    "                     serving and 503 \"draining\" once SIGTERM came, for a\n"
+    "                     load balancer's health checks; PATH is matched as\n"
+    "                     sent, before any '?', and wins over a file of that name\n"
+    "    --drain-delay MS after SIGTERM, keep serving MS milliseconds before\n"
+    "                     closing the listener (default 1000 with --health,\n"
+    "                     else 0); see BEHIND A LOAD BALANCER\n"
     "    -h, --help       print this text and exit\n"
+    "\n"
+    "BEHIND A LOAD BALANCER\n"
+    "    SIGTERM drains: the health route answers 503 at once, every\n"
+    "    response says \"Connection: close\", and the server keeps serving\n"
+    "    for the drain delay, long enough for the balancer's checks to\n"
+    "    mark it down (make it at least the check interval times the\n"
+    "    failures the balancer waits for, e.g. HAProxy's inter x fall).\n"
+    "    A second SIGTERM, or SIGINT, ends the delay early.  Then it stops\n"
+    "    accepting, closes idle connections, lets requests in flight\n"
+    "    finish for up to 5 seconds and exits with status 0.  SIGINT\n"
+    "    stops the same way without the drain delay.  See docs/deploy.md\n"
+    "    for HAProxy, nginx and systemd.\n"
     "\n"
     "HTTPS\n"
     "    With a certificate, connections speak TLS 1.2 or 1.3 (OpenSSL),\n"
@@ -157,6 +192,7 @@ static const char usage_text[] =
     "\n"
     "EXAMPLES\n"
     "    corio-serve --port 8080 ~/public\n"
+    "    corio-serve --port 8081 --health /healthz --drain-delay 2000 ~/public\n"
     "    corio-serve --port 8080 --tls-port 8443 --tls-cert fullchain.pem \\\n"
     "                --tls-key privkey.pem ~/public\n";
 
@@ -174,6 +210,8 @@ typedef struct serve_opts {
     int nfds;   /* sockets passed by socket activation (LISTEN_FDS), 0 if none */
     int fds[16];
     char root[PATH_MAX]; /* DIR's real path (for the realpath fallback) */
+    unsigned workers;    /* --workers (0: the CPUs this process may use) */
+    bool pin_cpus;       /* --pin-cpus */
 } serve_opts;
 
 static serve_opts opts;
@@ -835,74 +873,146 @@ static void serve(answer *a)
  * out everything queued before them (the reader is back) it logs
  * "corio-serve: N log lines dropped". */
 
-#define LOG_BUFFER (256 * 1024) /* lines waiting for the writer, at most */
+#define LOG_BUFFER (256 * 1024) /* lines waiting for the writer, per shard, at most */
 #define LOG_NOTE_MAX 80         /* room for the "lines dropped" note */
 
-static struct {
+/* With workers, handlers on every worker's thread queue lines.  One queue
+ * under one lock would be the only lock every request of every worker
+ * takes, so the queue is sharded: each thread that logs is given a shard
+ * of its own on its first line (while there are more shards than threads,
+ * which there are: two per worker, for the HTTP and HTTPS servers' loops),
+ * and its lock is otherwise taken only by the writer, once per batch.
+ * A shard that was empty wakes the writer: directly on the writer's loop,
+ * through that loop's reference from any other (once per batch, not per
+ * line).  Lines of one worker stay in order; those of different workers
+ * interleave a batch at a time, as nginx's per-worker buffers do. */
+typedef struct log_shard {
+    pthread_mutex_t mu;
     char *queued; /* lines the writer has not taken yet */
     size_t queued_len;
-    char *batch;                /* the lines it is writing now */
+    char *batch;                /* the lines the writer is writing now */
     bool dropping;              /* a line did not fit: drop all until the writer takes the queue */
     unsigned long long dropped; /* lines dropped since the writer last took the queue */
-    int fd;                     /* duplicate of fd 2; -1 when the log is off or broken */
-    bool closing;               /* log_close: write what is queued, then end */
-    corio_event wake;           /* set when lines are queued (or at close) */
+    char pad_[64];              /* two threads' shards never share a cache line */
+} log_shard;
+
+static struct {
+    log_shard *shards;
+    unsigned nshards;
+    atomic_uint next_shard; /* the next shard a thread is given */
+    _Atomic int fd;         /* duplicate of fd 2; -1 when the log is off or broken */
+    bool closing;           /* log_close: write what is queued, then end */
+    corio_event wake;       /* set when lines are queued (or at close) */
     corio_task *writer;
+    corio_loop_ref *log_loop; /* the writer's loop, for the other workers' wake-ups */
 } logq = {.fd = -1};
+
+static __thread log_shard *log_my_shard;
+
+static void log_wake(void *arg)
+{
+    (void)arg;
+    corio_event_set(&logq.wake);
+}
 
 /* Queue n bytes of text (whole lines) for the log, or drop and count them. */
 static void log_queue(const char *text, size_t n)
 {
-    if (logq.fd < 0)
+    /* acquire: pairs with log_open's store, after which the shards are set */
+    if (atomic_load_explicit(&logq.fd, memory_order_acquire) < 0)
         return;
-    if (logq.dropping || n > LOG_BUFFER - logq.queued_len) {
-        logq.dropping = true;
-        logq.dropped++;
+    log_shard *sh = log_my_shard;
+    if (!sh) {
+        unsigned i = atomic_fetch_add_explicit(&logq.next_shard, 1, memory_order_relaxed);
+        sh = log_my_shard = &logq.shards[i % logq.nshards];
+    }
+    pthread_mutex_lock(&sh->mu);
+    if (sh->dropping || n > LOG_BUFFER - sh->queued_len) {
+        sh->dropping = true;
+        sh->dropped++;
+        pthread_mutex_unlock(&sh->mu);
         return;
     }
-    memcpy(logq.queued + logq.queued_len, text, n);
-    logq.queued_len += n;
-    corio_event_set(&logq.wake);
+    bool was_empty = sh->queued_len == 0;
+    memcpy(sh->queued + sh->queued_len, text, n);
+    sh->queued_len += n;
+    pthread_mutex_unlock(&sh->mu);
+    if (corio_worker_index() <= 0) /* the writer's loop: worker 0, or no workers */
+        corio_event_set(&logq.wake);
+    else if (was_empty)
+        (void)corio_loop_ref_call_soon(logq.log_loop, log_wake, NULL);
+}
+
+/* Take shard sh's queue into its batch buffer.  Returns the bytes to write
+ * (with the "lines dropped" note, if lines were dropped), 0 if none. */
+static size_t log_take(log_shard *sh)
+{
+    pthread_mutex_lock(&sh->mu);
+    char *b = sh->queued;
+    size_t n = sh->queued_len;
+    if (n || sh->dropped) {
+        /* handlers fill the other buffer meanwhile */
+        sh->queued = sh->batch;
+        sh->queued_len = 0;
+        sh->batch = b;
+        if (sh->dropped) {
+            /* every line dropped came after the ones taken here */
+            n += (size_t)snprintf(b + n, LOG_NOTE_MAX, "corio-serve: %llu log lines dropped\n", sh->dropped);
+            sh->dropped = 0;
+        }
+        sh->dropping = false;
+    }
+    pthread_mutex_unlock(&sh->mu);
+    return n;
 }
 
 static void *log_writer(void *arg)
 {
     (void)arg;
+    int fd = atomic_load(&logq.fd);
     for (;;) {
-        if (logq.queued_len == 0 && logq.dropped == 0) {
-            if (logq.closing)
-                break;
-            corio_event_clear(&logq.wake);
-            if (corio_event_wait(&logq.wake) < 0)
-                break;
-            continue;
-        }
-        /* take the queue: handlers fill the other buffer meanwhile */
-        char *b = logq.queued;
-        size_t n = logq.queued_len;
-        logq.queued = logq.batch;
-        logq.queued_len = 0;
-        logq.batch = b;
-        if (logq.dropped) {
-            /* every line dropped came after the ones taken here */
-            n += (size_t)snprintf(b + n, LOG_NOTE_MAX, "corio-serve: %llu log lines dropped\n", logq.dropped);
-            logq.dropped = 0;
-        }
-        logq.dropping = false;
-        for (size_t done = 0; done < n;) {
-            ssize_t w = corio_file_write(logq.fd, b + done, n - done);
-            if (w < 0) {
-                if (w != -ECANCELED) {
-                    /* stderr is gone (EPIPE, EBADF, a full disk): stop logging */
-                    close(logq.fd);
-                    logq.fd = -1;
+        bool wrote = false;
+        for (unsigned i = 0; i < logq.nshards; i++) {
+            log_shard *sh = &logq.shards[i];
+            size_t n = log_take(sh);
+            wrote |= n > 0;
+            for (size_t done = 0; done < n;) {
+                ssize_t w = corio_file_write(fd, sh->batch + done, n - done);
+                if (w < 0) {
+                    if (w != -ECANCELED) {
+                        /* stderr is gone (EPIPE, EBADF, a full disk): stop logging */
+                        atomic_store(&logq.fd, -1);
+                        close(fd);
+                    }
+                    return NULL;
                 }
-                return NULL;
+                done += (size_t)w;
             }
-            done += (size_t)w;
         }
+        if (wrote)
+            continue;
+        if (logq.closing)
+            break;
+        /* No shard can have been filled since the pass above without a
+         * wake that comes after this clear: the writer's own loop did not
+         * run meanwhile, and the other threads' wake-ups run on it. */
+        corio_event_clear(&logq.wake);
+        if (corio_event_wait(&logq.wake) < 0)
+            break;
     }
     return NULL;
+}
+
+static void log_free_shards(void)
+{
+    for (unsigned i = 0; i < logq.nshards; i++) {
+        free(logq.shards[i].queued);
+        free(logq.shards[i].batch);
+        pthread_mutex_destroy(&logq.shards[i].mu);
+    }
+    free(logq.shards);
+    logq.shards = NULL;
+    logq.nshards = 0;
 }
 
 /* Start the log writer (also with --quiet: the exit note goes through it).
@@ -910,26 +1020,39 @@ static void *log_writer(void *arg)
  * log). */
 static bool log_open(void)
 {
-    logq.queued = malloc(LOG_BUFFER + LOG_NOTE_MAX);
-    logq.batch = malloc(LOG_BUFFER + LOG_NOTE_MAX);
-    logq.fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    /* two servers (HTTP and HTTPS) of opts.workers loops each, and the
+     * main task's notes: a shard per thread that logs */
+    unsigned n = 2 * (opts.workers ? opts.workers : 1);
+    logq.shards = calloc(n, sizeof *logq.shards);
+    bool ok = logq.shards != NULL;
+    for (unsigned i = 0; ok && i < n; i++) {
+        log_shard *sh = &logq.shards[i];
+        pthread_mutex_init(&sh->mu, NULL);
+        logq.nshards = i + 1;
+        /* large enough to go to mmap: pages are committed only once used */
+        sh->queued = malloc(LOG_BUFFER + LOG_NOTE_MAX);
+        sh->batch = malloc(LOG_BUFFER + LOG_NOTE_MAX);
+        ok = sh->queued && sh->batch;
+    }
+    int fd = ok ? fcntl(2, F_DUPFD_CLOEXEC, 3) : -1;
     corio_event_init(&logq.wake);
-    logq.writer = logq.queued && logq.batch && logq.fd >= 0
-                      ? corio_spawn_named("access log", 0, log_writer, NULL)
-                      : NULL;
+    logq.log_loop = corio_loop_ref_get();
+    atomic_store(&logq.fd, fd);
+    logq.writer = fd >= 0 && logq.log_loop ? corio_spawn_named("access log", 0, log_writer, NULL) : NULL;
     if (!logq.writer) {
-        if (logq.fd >= 0)
-            close(logq.fd);
-        logq.fd = -1;
-        free(logq.queued);
-        free(logq.batch);
+        atomic_store(&logq.fd, -1);
+        if (fd >= 0)
+            close(fd);
+        corio_loop_ref_release(logq.log_loop);
+        logq.log_loop = NULL;
+        log_free_shards();
         return false;
     }
     return true;
 }
 
 /* Write out what is queued, waiting up to timeout_ms for a stalled
- * reader, then stop the writer. */
+ * reader, then stop the writer.  Every worker has stopped by now. */
 static void log_close(uint64_t timeout_ms)
 {
     if (!logq.writer)
@@ -944,11 +1067,12 @@ static void log_close(uint64_t timeout_ms)
         corio_task_join(logq.writer, NULL);
     }
     logq.writer = NULL;
-    if (logq.fd >= 0)
-        close(logq.fd);
-    logq.fd = -1;
-    free(logq.queued);
-    free(logq.batch);
+    int fd = atomic_exchange(&logq.fd, -1);
+    if (fd >= 0)
+        close(fd);
+    log_free_shards();
+    corio_loop_ref_release(logq.log_loop);
+    logq.log_loop = NULL;
 }
 
 static void access_log(answer *a)
@@ -979,10 +1103,118 @@ static void access_log(answer *a)
         log_queue(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
+/* ------------------------------------------------------------------ */
+/* Behind a load balancer: the health route and the SIGTERM drain       */
+/* ------------------------------------------------------------------ */
+
+/* --health PATH answers 200 "ok" while the server serves and 503
+ * "draining" once SIGTERM started a drain; --drain-delay is how long the
+ * server keeps serving after that, so the balancer's health checks see
+ * the 503 and send new requests elsewhere before the listener closes.
+ * The flag is atomic: with --workers every worker's handler reads it. */
+#define DEFAULT_DRAIN_DELAY_MS 1000u /* with --health: a few 100 ms check intervals */
+
+static struct {
+    const char *path; /* --health PATH, NULL without */
+    size_t path_len;
+    int64_t drain_delay_ms; /* --drain-delay MS, -1 if not given */
+    _Atomic bool draining;
+} lb;
+
+/* The drain delay in effect: --drain-delay, else DEFAULT_DRAIN_DELAY_MS
+ * with a health route, else 0 (SIGTERM stops at once, as before). */
+static uint64_t drain_delay_ms(void)
+{
+    if (lb.drain_delay_ms >= 0)
+        return (uint64_t)lb.drain_delay_ms;
+    return lb.path ? DEFAULT_DRAIN_DELAY_MS : 0;
+}
+
+/* Answer the health route, if req is for it (any method: balancers use
+ * GET, HEAD or OPTIONS).  Returns true when it answered.  It wins over a
+ * file of the same name. */
+static bool health_answer(answer *a)
+{
+    corio_http_request *req = a->req;
+    if (!lb.path || req->path.len != lb.path_len || memcmp(req->path.ptr, lb.path, lb.path_len) != 0)
+        return false;
+    corio_http_response_add_header(a->resp, "Cache-Control", "no-store");
+    if (atomic_load_explicit(&lb.draining, memory_order_relaxed)) {
+        reply(a, 503, "text/plain; charset=utf-8", "draining\n", 9);
+    } else {
+        reply(a, 200, "text/plain; charset=utf-8", "ok\n", 3);
+    }
+    return true;
+}
+
+/* Start a drain (called once SIGTERM arrived): from now on the health
+ * route answers 503 and every response says "Connection: close" (a
+ * balancer's pooled connections leave at their next answer instead of
+ * being closed under it), and the server keeps serving for the drain
+ * delay so the balancer notices.  A second SIGTERM, or SIGINT, ends the
+ * delay early.  Returns 0 after the whole delay, the signal that cut it
+ * short, or -errno from corio_signal_wait (the caller closes either way).
+ * Suspends.  The caller then closes its servers with their grace.  Any
+ * worker may call it: the flag is shared, and on a loop that can not
+ * watch the signals (another loop of the process has them) it simply
+ * waits out the delay. */
+static int lb_drain(void)
+{
+    atomic_store_explicit(&lb.draining, true, memory_order_relaxed);
+    uint64_t delay = drain_delay_ms();
+    if (delay == 0 && !lb.path)
+        return 0; /* a plain server: SIGTERM stops it at once, as it always did */
+    char note[128];
+    int n = snprintf(note, sizeof note, "corio-serve: SIGTERM: draining for %llu ms%s\n",
+                     (unsigned long long)delay, lb.path ? " (health route answers 503)" : "");
+    if (n > 0)
+        log_queue(note, (size_t)n);
+    if (delay == 0)
+        return 0;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int r = corio_signal_wait(&set, delay);
+    if (r < 0 && r != -ECANCELED && r != -CORIO_EDEADLINE)
+        r = corio_sleep_ms(delay); /* the signals are another loop's (-EBUSY): just wait */
+    return r;
+}
+
+/* The options of this section (an enum of their own, clear of the
+ * others'). */
+enum { OPT_HEALTH = 320, OPT_DRAIN_DELAY };
+
+/* Take --health or --drain-delay.  Returns false after saying why. */
+static bool lb_option(int ch, const char *arg)
+{
+    if (ch == OPT_HEALTH) {
+        if (arg[0] != '/' || strpbrk(arg, "?# ")) {
+            fprintf(stderr, "corio-serve: bad health route '%s' (a path such as /healthz)\n", arg);
+            return false;
+        }
+        lb.path = arg;
+        lb.path_len = strlen(arg);
+        return true;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(arg, &end, 10);
+    if (errno || *end || end == arg || v < 0 || v > 3600000) {
+        fprintf(stderr, "corio-serve: bad drain delay '%s' (milliseconds, 0 to 3600000)\n", arg);
+        return false;
+    }
+    lb.drain_delay_ms = v;
+    return true;
+}
+
 static void handler(corio_http_request *req, corio_http_response *resp, void *arg)
 {
     answer a = {req, resp, 0, 0};
-    serve(&a);
+    if (atomic_load_explicit(&lb.draining, memory_order_relaxed))
+        corio_http_response_add_header(resp, "Connection", "close");
+    if (!health_answer(&a))
+        serve(&a);
     if (!opts.quiet)
         access_log(&a);
 }
@@ -1014,6 +1246,44 @@ static void *close_server(void *arg)
     return NULL;
 }
 
+/* ------------------------------------------------------------------ */
+/* Workers (--workers, --pin-cpus)                                      */
+/* ------------------------------------------------------------------ */
+
+/* Every server gets the same workers: one loop per core, worker 0 being
+ * this loop (the one that watches SIGINT/SIGTERM and SIGHUP and writes the
+ * log).  The handler only reads opts and the files, and the log takes lines
+ * from every worker (log_queue), so it runs on any of them. */
+static void workers_config(corio_http_server_config *cfg)
+{
+    cfg->workers = opts.workers;
+    cfg->pin_cpus = opts.pin_cpus;
+}
+
+/* --workers N: 1 to 1024. */
+static int parse_workers(const char *s)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || end == s || v < 1 || v > 1024) {
+        fprintf(stderr, "corio-serve: bad worker count '%s' (1 to 1024)\n", s);
+        return -1;
+    }
+    opts.workers = (unsigned)v;
+    return 0;
+}
+
+/* The default: the CPUs this process may use. */
+static void workers_default(void)
+{
+    if (opts.workers)
+        return;
+    cpu_set_t set;
+    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    opts.workers = n > 0 ? (unsigned)n : 1;
+}
+
 /* The "Serving ..." line of a server bound by address (the test scripts
  * read the port from it). */
 static void print_serving(const char *scheme, corio_http_server *srv)
@@ -1039,6 +1309,7 @@ static corio_http_server *start_one(uint16_t port, corio_tls *tls)
     cfg.server_header = "corio-serve";
     cfg.keepalive_timeout_ms = opts.keepalive_ms;
     cfg.tls = tls;
+    workers_config(&cfg);
     corio_http_server *srv;
     int r = corio_http_server_start(opts.bind, port, handler, NULL, &cfg, &srv);
     if (r < 0) {
@@ -1116,6 +1387,7 @@ static void *main_task(void *arg)
         cfg.server_header = "corio-serve";
         cfg.keepalive_timeout_ms = opts.keepalive_ms;
         cfg.tls = tls;
+        workers_config(&cfg);
         r = corio_http_server_start_fds(opts.fds, (unsigned)opts.nfds, handler, NULL, &cfg, &srv);
         if (r < 0) {
             fprintf(stderr, "corio-serve: can not serve the %d socket(s) passed (LISTEN_FDS): %s\n",
@@ -1146,6 +1418,8 @@ static void *main_task(void *arg)
     if (tls && !reloader)
         fputs("corio-serve: no certificate reload on SIGHUP (out of memory)\n", stderr);
     r = corio_http_server_serve_until_signal(srv ? srv : tls_srv);
+    if (r == SIGTERM)
+        lb_drain();
     if (r > 0) {
         /* through the log, after its lines, and never blocking the exit */
         char note[64];
@@ -1182,11 +1456,13 @@ out:
     return fail;
 }
 
-enum { OPT_TLS_CERT = 256, OPT_TLS_KEY, OPT_TLS_PORT, OPT_KEEPALIVE };
+enum { OPT_TLS_CERT = 256, OPT_TLS_KEY, OPT_TLS_PORT, OPT_KEEPALIVE, OPT_WORKERS, OPT_PIN_CPUS };
 
 #define USAGE                                                                                                \
     "usage: corio-serve [--port N] [--bind ADDR] [--quiet] [--keepalive-timeout S]\n"                        \
-    "                   [--tls-cert FILE --tls-key FILE]... [--tls-port N] [DIR]   (--help for more)\n"
+    "                   [--tls-cert FILE --tls-key FILE]... [--tls-port N]\n"                                \
+    "                   [--workers N] [--pin-cpus] [--health PATH] [--drain-delay MS]\n"                     \
+    "                   [DIR]   (--help for more)\n"
 
 /* A port number 0..65535, or -1. */
 static int parse_port(const char *s)
@@ -1211,6 +1487,10 @@ int main(int argc, char **argv)
         {"tls-key", required_argument, NULL, OPT_TLS_KEY},
         {"tls-port", required_argument, NULL, OPT_TLS_PORT},
         {"keepalive-timeout", required_argument, NULL, OPT_KEEPALIVE},
+        {"workers", required_argument, NULL, OPT_WORKERS},
+        {"pin-cpus", no_argument, NULL, OPT_PIN_CPUS},
+        {"health", required_argument, NULL, OPT_HEALTH},
+        {"drain-delay", required_argument, NULL, OPT_DRAIN_DELAY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1229,6 +1509,7 @@ int main(int argc, char **argv)
     opts.bind = DEFAULT_BIND;
     opts.port = DEFAULT_PORT;
     opts.tls_port = -1;
+    lb.drain_delay_ms = -1;
     int ch;
     while ((ch = getopt_long(argc, argv, "p:b:qh", longopts, NULL)) != -1) {
         switch (ch) {
@@ -1250,6 +1531,11 @@ int main(int argc, char **argv)
             opts.keepalive_ms = (uint32_t)v * 1000u;
             break;
         }
+        case OPT_HEALTH:
+        case OPT_DRAIN_DELAY:
+            if (!lb_option(ch, optarg))
+                return 2;
+            break;
         case OPT_TLS_PORT:
             if ((opts.tls_port = parse_port(optarg)) < 0)
                 return 2;
@@ -1267,6 +1553,13 @@ int main(int argc, char **argv)
                 opts.certs[(*n)++].key_file = optarg;
             break;
         }
+        case OPT_WORKERS:
+            if (parse_workers(optarg) < 0)
+                return 2;
+            break;
+        case OPT_PIN_CPUS:
+            opts.pin_cpus = true;
+            break;
         case 'b':
             opts.bind = optarg;
             break;
@@ -1293,6 +1586,7 @@ int main(int argc, char **argv)
         fputs("corio-serve: --tls-port needs --tls-cert and --tls-key\n", stderr);
         return 2;
     }
+    workers_default();
     const char *dir = optind < argc ? argv[optind] : ".";
     if (!realpath(dir, opts.root)) {
         fprintf(stderr, "corio-serve: %s: %s\n", dir, strerror(errno));

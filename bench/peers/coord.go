@@ -15,6 +15,11 @@
 //	channel          as queue_item; bench/coord_bench.sh runs it with
 //	                 GOMAXPROCS=2 on two CPUs, the other metrics with
 //	                 GOMAXPROCS=1 on one
+//	remote_call      one goroutine sends N funcs, one at a time, over an
+//	                 unbuffered channel to a second goroutine that runs them;
+//	                 each func answers on a reply channel made for its call,
+//	                 which the first waits on (corio_loop_ref_call's
+//	                 peer); run with GOMAXPROCS=2 on two CPUs
 //
 // Prints one line, "METRIC WALL_NS CPU_NS": wall-clock and process CPU time
 // (user + system, every thread) per operation of a timed pass that follows
@@ -107,6 +112,25 @@ func lockHandoff(n int) int {
 	return n / 2 * 2
 }
 
+func remoteCall(n int) int {
+	calls := make(chan func())
+	go func() {
+		for f := range calls {
+			f()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		reply := make(chan int, 1)
+		x := i
+		calls <- func() { reply <- x + 1 }
+		if <-reply != i+1 {
+			panic("remote_call: wrong answer")
+		}
+	}
+	close(calls)
+	return n
+}
+
 func main() {
 	if len(os.Args) != 3 {
 		fmt.Fprintln(os.Stderr, "usage: coord METRIC N")
@@ -127,6 +151,8 @@ func main() {
 		f = lockUncontended
 	case "lock_handoff":
 		f = lockHandoff
+	case "remote_call":
+		f = remoteCall
 	default:
 		fmt.Fprintln(os.Stderr, "coord: unknown metric", os.Args[1])
 		os.Exit(2)

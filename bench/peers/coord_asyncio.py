@@ -16,6 +16,9 @@ Usage: coord_asyncio.py [--uvloop] METRIC N, METRIC one of
                     hand-made one -- a threading.Semaphore(1024) for the
                     backpressure, loop.call_soon_threadsafe(queue.put_nowait)
                     to deliver, the task releasing the semaphore per item
+  remote_call       a task runs a coroutine on a second loop in another
+                    thread and awaits its answer, N times:
+                    asyncio.run_coroutine_threadsafe + asyncio.wrap_future
 
 Prints one line, "METRIC WALL_NS CPU_NS": wall-clock and process CPU time
 (every thread) per operation of a timed pass that follows an untimed
@@ -102,7 +105,26 @@ async def channel(n):
     return n
 
 
-METRICS = {f.__name__: f for f in (queue_handoff, queue_item, lock_uncontended, lock_handoff, channel)}
+async def add_one(x):
+    return x + 1
+
+
+async def remote_call(n):
+    other = asyncio.new_event_loop()
+    th = threading.Thread(target=other.run_forever)
+    th.start()
+    try:
+        for i in range(n):
+            fut = asyncio.run_coroutine_threadsafe(add_one(i), other)
+            assert await asyncio.wrap_future(fut) == i + 1
+    finally:
+        other.call_soon_threadsafe(other.stop)
+        th.join()
+        other.close()
+    return n
+
+
+METRICS = {f.__name__: f for f in (queue_handoff, queue_item, lock_uncontended, lock_handoff, channel, remote_call)}
 
 
 async def main(metric, n):

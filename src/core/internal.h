@@ -565,6 +565,7 @@ struct corio_loop {
     uint64_t spawn_seq;   /* tasks spawned so far (end-of-run cancellation) */
     uint64_t end_seq;     /* tasks ended so far (corio_task.end_seq: the order they ended) */
     corio__list unjoined; /* finished tasks whose handle was neither joined nor detached yet */
+    corio__list remotes;  /* tasks started here by corio_loop_ref_spawn, still running (remote.c) */
     unsigned live_count;
     unsigned external_pending; /* waits completed from outside the backend (thread pool) */
     corio__stack_pool *stacks;
@@ -728,6 +729,28 @@ void corio__loop_ref_drain(corio_loop *l);
 bool corio__loop_ref_busy(corio_loop *l);
 bool corio__loop_ref_close(corio_loop *l);
 void corio__loop_ref_shutdown(corio_loop *l);
+/* corio_loop_ref_get for a holder that is not a reason to keep the loop
+ * waiting (src/core/workers.c: a group holds every worker's loop for its
+ * whole life): the stall detector ignores it.  Release it with
+ * corio__loop_ref_release_weak. */
+corio_loop_ref *corio__loop_ref_get_weak(void);
+void corio__loop_ref_release_weak(corio_loop_ref *ref);
+/* Any thread.  post: corio_loop_ref_call_soon, and if the call is accepted
+ * but can never run (the loop stopped without its normal end: a stall, a
+ * fatal backend error), drop(arg) is called instead (may be NULL), on the
+ * loop's thread, with no lock held.  hold: one more reference for the
+ * caller, who already holds one (give it back with
+ * corio_loop_ref_release).  is_current: whether ref's loop is the one
+ * running on this thread. */
+int corio__loop_ref_post(corio_loop_ref *ref, void (*fn)(void *arg), void (*drop)(void *arg), void *arg);
+void corio__loop_ref_hold(corio_loop_ref *ref);
+bool corio__loop_ref_is_current(corio_loop_ref *ref);
+
+/* Tasks started by corio_loop_ref_spawn (src/core/remote.c), loop thread.
+ * loop_end: the loop stopped with err (< 0: a stall, a fatal backend
+ * error) and its tasks are about to be discarded: every remote task still
+ * running on it ends with err for its joiner. */
+void corio__remote_loop_end(corio_loop *l, int err);
 
 /* ------------------------------------------------------------------ */
 /* Remote wake-ups: ending a task's wait from another thread           */

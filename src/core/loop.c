@@ -276,6 +276,7 @@ int corio_run(const corio_config *cfg, corio_fn main_fn, void *arg, void **resul
     l->now = corio__clock_ns();
     corio__list_init(&l->live_tasks);
     corio__list_init(&l->unjoined);
+    corio__list_init(&l->remotes);
     l->stacks = corio__stack_pool_new(l->stack_size, (cfg && cfg->stack_pool_max) ? cfg->stack_pool_max
                                                                                   : DEFAULT_STACK_POOL);
     if (!l->stacks) {
@@ -307,8 +308,10 @@ int corio_run(const corio_config *cfg, corio_fn main_fn, void *arg, void **resul
         corio__dump_signal_off(l);
         if (r == 0 && result)
             *result = l->main_task->result;
-        if (r < 0)
+        if (r < 0) {
+            corio__remote_loop_end(l, r); /* their joiners on other threads must hear of it */
             discard_live(l);
+        }
         /* No task is left: the signals the program used go back to the
          * dispositions they had (src/io/signal.c). */
         if (l->signals_end)

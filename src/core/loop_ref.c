@@ -27,6 +27,7 @@
 typedef struct call_node {
     struct call_node *next;
     void (*fn)(void *);
+    void (*drop)(void *); /* called instead of fn if the call can never run (NULL: nothing to do) */
     void *arg;
 } call_node;
 
@@ -36,6 +37,11 @@ typedef struct call_list {
 
 struct corio_loop_ref {
     atomic_uint refs; /* the loop's own (while it runs) + one per corio_loop_ref_get */
+    /* Of those, the ones held by a workers group (corio__loop_ref_get_weak):
+     * they exist for as long as the group does, so they must not count as
+     * "someone may still call in" for the stall detector, or no worker
+     * could ever be reported stalled. */
+    atomic_uint weak;
     pthread_mutex_t mu;
     corio_loop *loop; /* NULL once closed (under mu) */
     call_list queued; /* accepted calls, oldest first (under mu) */
@@ -60,10 +66,14 @@ static void list_append(call_list *to, call_list *from)
     from->head = from->tail = NULL;
 }
 
+/* Calls that will never run: their drop hooks are told (outside every
+ * lock: a hook may take its object's own). */
 static void list_free(call_list *l)
 {
     for (call_node *n = l->head, *next; n; n = next) {
         next = n->next;
+        if (n->drop)
+            n->drop(n->arg);
         free(n);
     }
     l->head = l->tail = NULL;
@@ -114,7 +124,8 @@ void corio_loop_ref_release(corio_loop_ref *ref)
     pthread_mutex_lock(&ref->mu);
     corio_loop *l = ref->loop;
     if (l) {
-        if (atomic_fetch_sub_explicit(&ref->refs, 1, memory_order_acq_rel) == 2)
+        unsigned weak = atomic_load_explicit(&ref->weak, memory_order_relaxed);
+        if (atomic_fetch_sub_explicit(&ref->refs, 1, memory_order_acq_rel) == 2 + weak)
             l->backend->notify(l);
         pthread_mutex_unlock(&ref->mu);
         return;
@@ -123,7 +134,44 @@ void corio_loop_ref_release(corio_loop_ref *ref)
     ref_put(ref);
 }
 
+corio_loop_ref *corio__loop_ref_get_weak(void)
+{
+    corio_loop_ref *ref = corio_loop_ref_get();
+    if (ref)
+        atomic_fetch_add_explicit(&ref->weak, 1, memory_order_relaxed);
+    return ref;
+}
+
+void corio__loop_ref_release_weak(corio_loop_ref *ref)
+{
+    if (!ref)
+        return;
+    atomic_fetch_sub_explicit(&ref->weak, 1, memory_order_relaxed);
+    corio_loop_ref_release(ref);
+}
+
+void corio__loop_ref_hold(corio_loop_ref *ref)
+{
+    atomic_fetch_add_explicit(&ref->refs, 1, memory_order_relaxed);
+}
+
+bool corio__loop_ref_is_current(corio_loop_ref *ref)
+{
+    corio_loop *l = corio__loop();
+    if (!l)
+        return false;
+    pthread_mutex_lock(&ref->mu);
+    bool mine = ref->loop == l;
+    pthread_mutex_unlock(&ref->mu);
+    return mine;
+}
+
 int corio_loop_ref_call_soon(corio_loop_ref *ref, void (*fn)(void *arg), void *arg)
+{
+    return corio__loop_ref_post(ref, fn, NULL, arg);
+}
+
+int corio__loop_ref_post(corio_loop_ref *ref, void (*fn)(void *arg), void (*drop)(void *arg), void *arg)
 {
     if (!ref || !fn)
         return -EINVAL;
@@ -132,6 +180,7 @@ int corio_loop_ref_call_soon(corio_loop_ref *ref, void (*fn)(void *arg), void *a
         return -ENOMEM;
     n->next = NULL;
     n->fn = fn;
+    n->drop = drop;
     n->arg = arg;
     pthread_mutex_lock(&ref->mu);
     corio_loop *l = ref->loop;
@@ -215,8 +264,9 @@ bool corio__loop_ref_busy(corio_loop *l)
     if (!ref)
         return false;
     pthread_mutex_lock(&ref->mu);
-    bool busy =
-        ref->queued.head != NULL || (ref->loop && atomic_load_explicit(&ref->refs, memory_order_relaxed) > 1);
+    bool busy = ref->queued.head != NULL ||
+                (ref->loop && atomic_load_explicit(&ref->refs, memory_order_relaxed) >
+                                  1 + atomic_load_explicit(&ref->weak, memory_order_relaxed));
     pthread_mutex_unlock(&ref->mu);
     return busy;
 }
@@ -246,8 +296,9 @@ void corio__loop_ref_shutdown(corio_loop *l)
     pthread_mutex_lock(&ref->mu);
     ref->loop = NULL;
     /* Left only when the loop ended without its normal close (a stall, a
-     * fatal backend error): nothing can run them any more. */
-    list_free(&ref->queued);
+     * fatal backend error): nothing can run them any more.  Dropped after
+     * the mutex is released (see list_free). */
+    list_append(&ref->local, &ref->queued);
     pthread_mutex_unlock(&ref->mu);
     list_free(&ref->local);
     l->ref = NULL;

@@ -382,6 +382,7 @@ static void conn_exit(conn *c)
         return;
     }
     srv->nconns--;
+    corio__http_conns_publish(srv);
     corio__tls_free(c->tls); /* no close_notify without a task: as a TCP close to the client */
     c->tls = NULL;
     corio__close_fd(srv->loop, c->in.fd);
@@ -545,6 +546,7 @@ int corio__http_conn_start(corio_http_server *srv, int fd, bool accepted)
     }
     corio__list_push_back(&srv->conns, &c->link);
     srv->nconns++;
+    corio__http_conns_publish(srv);
     if (!c->tls) {
         int w = first_look(c);
         if (w == 0)
@@ -559,6 +561,7 @@ int corio__http_conn_start(corio_http_server *srv, int fd, bool accepted)
     if (!c->task) {
         corio__list_remove(&c->link);
         srv->nconns--;
+        corio__http_conns_publish(srv);
         goto fail;
     }
     corio_task_detach(c->task);

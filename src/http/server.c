@@ -24,9 +24,19 @@
  */
 #include "server_internal.h"
 
+#include "../core/workers.h"
+
+#include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <unistd.h>
+
+struct http_workers;
+static unsigned workers_connections(const struct http_workers *hw);
+static unsigned workers_listen_fds(const struct http_workers *hw, int *fds, unsigned cap, unsigned k);
+static void workers_stop(struct http_workers *hw, uint64_t grace_ms);
+static void workers_end(struct http_workers *hw);
 
 #define AT_CAP "http accept (connection cap)"
 #define EVICT_MAX 32 /* idle connections closed at once when accept runs out of fds */
@@ -141,7 +151,7 @@ int corio_http_server_new(corio_http_handler handler, void *arg, const corio_htt
                           corio_http_server **out)
 {
     corio_loop *l = corio__loop();
-    if (!handler || !out || (cfg && cfg->stack_size > CORIO__STACK_SIZE_MAX))
+    if (!handler || !out || (cfg && (cfg->stack_size > CORIO__STACK_SIZE_MAX || cfg->workers > 1)))
         return -EINVAL;
     if (!l || !corio_current())
         return -EPERM;
@@ -224,17 +234,20 @@ static int serve_listeners(corio_http_server *srv, const int *fds, int n)
     return 0;
 }
 
-int corio_http_server_start(const char *host, uint16_t port, corio_http_handler handler, void *arg,
-                            const corio_http_server_config *cfg, corio_http_server **out)
+static int start_workers(const char *host, uint16_t port, const int *fds, unsigned nfds,
+                         corio_http_handler handler, void *arg, const corio_http_server_config *cfg,
+                         corio_http_server **out);
+
+/* corio_http_server_start on one loop; reuse_port for a worker's sockets. */
+static int start_one(const char *host, uint16_t port, bool reuse_port, corio_http_handler handler, void *arg,
+                     const corio_http_server_config *cfg, corio_http_server **out)
 {
-    if (!out)
-        return -EINVAL;
     corio_http_server *srv;
     int r = corio_http_server_new(handler, arg, cfg, &srv);
     if (r < 0)
         return r;
     int fds[CORIO__MAX_LISTENERS];
-    corio__listen_opts lo = {.backlog = srv->cfg.backlog, .nodelay = true};
+    corio__listen_opts lo = {.backlog = srv->cfg.backlog, .reuse_port = reuse_port, .nodelay = true};
     int n = corio__listen_all(host, port, &lo, fds, CORIO__MAX_LISTENERS);
     if (n < 0) {
         corio__http_server_free(srv);
@@ -250,6 +263,16 @@ int corio_http_server_start(const char *host, uint16_t port, corio_http_handler 
     return 0;
 }
 
+int corio_http_server_start(const char *host, uint16_t port, corio_http_handler handler, void *arg,
+                            const corio_http_server_config *cfg, corio_http_server **out)
+{
+    if (!out)
+        return -EINVAL;
+    if (cfg && cfg->workers > 1)
+        return start_workers(host, port, NULL, 0, handler, arg, cfg, out);
+    return start_one(host, port, false, handler, arg, cfg, out);
+}
+
 int corio_http_server_start_fds(const int *fds, unsigned n, corio_http_handler handler, void *arg,
                                 const corio_http_server_config *cfg, corio_http_server **out)
 {
@@ -257,6 +280,14 @@ int corio_http_server_start_fds(const int *fds, unsigned n, corio_http_handler h
         *out = NULL;
     if (!out)
         return -EINVAL;
+    if (cfg && cfg->workers > 1 && fds && n > 1 && n <= CORIO__MAX_LISTENERS)
+        return start_workers(NULL, 0, fds, n, handler, arg, cfg, out);
+    corio_http_server_config one;
+    if (cfg && cfg->workers > 1) { /* one socket: one worker */
+        one = *cfg;
+        one.workers = 0;
+        cfg = &one;
+    }
     corio_http_server *srv;
     int r = corio_http_server_new(handler, arg, cfg, &srv);
     if (r < 0)
@@ -273,7 +304,31 @@ int corio_http_server_start_fds(const int *fds, unsigned n, corio_http_handler h
 
 uint16_t corio_http_server_port(const corio_http_server *srv) { return srv ? srv->port : 0; }
 
-unsigned corio_http_server_connections(const corio_http_server *srv) { return srv ? srv->nconns : 0; }
+unsigned corio_http_server_connections(const corio_http_server *srv)
+{
+    if (!srv)
+        return 0;
+    unsigned n = srv->nconns;
+    if (srv->hw)
+        n += workers_connections(srv->hw);
+    return n;
+}
+
+unsigned corio_http_server_listen_fds(const corio_http_server *srv, int *fds, unsigned cap)
+{
+    if (!srv)
+        return 0;
+    unsigned k = 0;
+    for (unsigned i = 0; i < srv->nlisteners; i++)
+        if (srv->ls[i].fd >= 0) {
+            if (fds && k < cap)
+                fds[k] = srv->ls[i].fd;
+            k++;
+        }
+    if (srv->hw)
+        k = workers_listen_fds(srv->hw, fds, cap, k);
+    return k;
+}
 
 /* The closer's own connection, when corio_http_server_close runs in one of
  * srv's handlers. */
@@ -300,6 +355,9 @@ int corio_http_server_close(corio_http_server *srv, uint64_t grace_ms)
         return -EINVAL;
     int ret = corio__check();
     corio_task *me = corio_current();
+    struct http_workers *hw = srv->hw;
+    if (hw) /* the other workers close theirs meanwhile, with the same grace */
+        workers_stop(hw, grace_ms);
     /* From a handler: its own connection is neither waited for nor
      * cancelled; it is the last to go (its answer says "Connection:
      * close"), and srv is freed when it has. */
@@ -323,12 +381,260 @@ int corio_http_server_close(corio_http_server *srv, uint64_t grace_ms)
     while (srv->nconns > left || srv->nacceptors > 0)
         corio__suspend_uninterruptible(srv, "http server close (cancelled connections)");
     srv->closer = NULL;
+    if (hw) {
+        srv->hw = NULL;
+        workers_end(hw);
+    }
     if (own) {
         srv->orphaned = true; /* the last conn_exit frees it */
         return ret;
     }
     corio__http_server_free(srv);
     return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Workers (cfg.workers > 1)                                            */
+/* ------------------------------------------------------------------ */
+
+/* The server the caller holds is worker 0's, on the caller's loop; workers
+ * 1..N-1 each run a server of their own (cfg.workers 0) on a loop of their
+ * own, started through src/core/workers.c.  Nothing is shared between
+ * them while they serve: each has its own listening sockets on the same
+ * port with SO_REUSEPORT (the kernel hashes each new connection to one
+ * of them), its own connections, buffers and timers.  The only
+ * cross-thread traffic is the start, each worker's connection count (an
+ * atomic store when a connection opens or closes, read by
+ * corio_http_server_connections) and the stop.  Worker 0's close never
+ * blocks its loop: it waits for the other loops through a remote wake-up.
+ *
+ * CORIO_HTTP_WORKERS_LISTEN=shared (a measuring knob, see
+ * docs/benchmarks.md, "One loop per core") makes the other workers accept
+ * on duplicates of worker 0's sockets instead: one accept queue that every
+ * worker takes from. */
+
+typedef struct hw_slot {
+    atomic_uint nconns; /* the worker's server's nconns_pub */
+    unsigned nfds;      /* its own listening sockets, set before it says ready */
+    int fds[CORIO__MAX_LISTENERS];
+} hw_slot;
+
+struct http_workers {
+    corio__workers *g;
+    unsigned n;
+    char *host; /* NULL: every interface */
+    uint16_t port;
+    bool shared;
+    const int *fds; /* start_fds: the caller's sockets, dealt out round robin (during the start) */
+    unsigned nfds;
+    corio_http_server *srv0; /* worker 0's, whose sockets the shared mode duplicates */
+    corio_http_handler handler;
+    void *arg;
+    corio_http_server_config cfg; /* each worker's: workers 0 */
+    uint64_t grace_ms;            /* written before the stop, read by each worker after it */
+    hw_slot slot[];
+};
+
+/* Serve worker i's share of hw->fds (adopted by worker 0): fds[i],
+ * fds[i + n], ...  On error the sockets are left open (the caller's). */
+static int serve_share(struct http_workers *hw, unsigned i, corio_http_server **out)
+{
+    int mine[CORIO__MAX_LISTENERS];
+    int k = 0;
+    for (unsigned j = i; j < hw->nfds; j += hw->n)
+        mine[k++] = hw->fds[j];
+    corio_http_server *srv;
+    int r = corio_http_server_new(hw->handler, hw->arg, &hw->cfg, &srv);
+    if (r == 0)
+        r = serve_listeners(srv, mine, k);
+    if (r == 0)
+        *out = srv;
+    return r;
+}
+
+/* Duplicates of worker 0's sockets, served (the shared mode). */
+static int serve_dups(struct http_workers *hw, corio_http_server **out)
+{
+    int fds[CORIO__MAX_LISTENERS];
+    unsigned n = 0;
+    int r = 0;
+    for (unsigned j = 0; j < hw->srv0->nlisteners && r == 0; j++) {
+        int fd = fcntl(hw->srv0->ls[j].fd, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0)
+            r = -errno;
+        else
+            fds[n++] = fd;
+    }
+    corio_http_server *srv;
+    if (r == 0)
+        r = corio_http_server_new(hw->handler, hw->arg, &hw->cfg, &srv);
+    if (r == 0)
+        r = serve_listeners(srv, fds, (int)n);
+    if (r < 0) {
+        while (n)
+            close(fds[--n]);
+        return r;
+    }
+    *out = srv;
+    return 0;
+}
+
+/* Let srv go without closing the listening sockets it was given (they are
+ * the caller's again), as serve_listeners does when it fails. */
+static void abandon(corio_http_server *srv)
+{
+    for (unsigned j = 0; j < srv->nlisteners; j++)
+        srv->ls[j].fd = -1;
+    (void)corio_http_server_close(srv, 0);
+}
+
+/* Workers 1..N-1: bind (or take their sockets), say so, serve until worker
+ * 0 closes, close with its grace. */
+static void *http_worker_body(corio__worker *w)
+{
+    struct http_workers *hw = w->g->arg;
+    hw_slot *s = &hw->slot[w->index];
+    corio_http_server *srv = NULL;
+    int r;
+    if (hw->fds)
+        r = serve_share(hw, w->index, &srv);
+    else if (hw->shared)
+        r = serve_dups(hw, &srv);
+    else
+        r = start_one(hw->host, hw->port, true, hw->handler, hw->arg, &hw->cfg, &srv);
+    if (r == 0) {
+        srv->nconns_pub = &s->nconns;
+        if (!hw->shared)
+            for (unsigned j = 0; j < srv->nlisteners; j++)
+                s->fds[s->nfds++] = srv->ls[j].fd;
+    }
+    bool given = hw->fds != NULL; /* read before ready: worker 0 clears it after */
+    r = corio__workers_ready(w, r, false);
+    if (r < 0) {
+        if (srv && given)
+            abandon(srv);
+        else if (srv)
+            (void)corio_http_server_close(srv, 0);
+        return NULL;
+    }
+    (void)corio_workers_wait_stop();
+    (void)corio_http_server_close(srv, hw->grace_ms);
+    return NULL;
+}
+
+static void workers_free(struct http_workers *hw)
+{
+    free(hw->host);
+    free(hw);
+}
+
+static int start_workers(const char *host, uint16_t port, const int *fds, unsigned nfds,
+                         corio_http_handler handler, void *arg, const corio_http_server_config *cfg,
+                         corio_http_server **out)
+{
+    corio_loop *l = corio__loop();
+    if (!handler || cfg->workers > CORIO__WORKERS_MAX || cfg->stack_size > CORIO__STACK_SIZE_MAX)
+        return -EINVAL;
+    if (!l || !corio_current())
+        return -EPERM;
+    unsigned n = cfg->workers;
+    if (fds && nfds < n)
+        n = nfds; /* a worker without a socket would have nothing to do */
+    struct http_workers *hw = calloc(1, sizeof *hw + n * sizeof hw->slot[0]);
+    if (!hw)
+        return -ENOMEM;
+    if (host && !(hw->host = strdup(host))) {
+        free(hw);
+        return -ENOMEM;
+    }
+    hw->handler = handler;
+    hw->arg = arg;
+    hw->cfg = *cfg;
+    hw->cfg.workers = 0;
+    hw->cfg.pin_cpus = false;
+    const char *mode = getenv("CORIO_HTTP_WORKERS_LISTEN");
+    hw->shared = !fds && mode && !strcmp(mode, "shared");
+    hw->fds = fds;
+    hw->nfds = nfds;
+    hw->n = n;
+
+    /* Worker 0 first: it resolves port 0 for the others, and on error
+     * nothing else has started. */
+    corio_http_server *srv0 = NULL;
+    int r = fds ? corio__listen_adopt(fds, nfds, true) : 0;
+    if (r == 0)
+        r = fds ? serve_share(hw, 0, &srv0)
+                : start_one(host, port, !hw->shared, handler, arg, &hw->cfg, &srv0);
+    if (r < 0) {
+        workers_free(hw);
+        return r;
+    }
+    hw->port = srv0->port;
+    hw->srv0 = srv0;
+    corio__workers *g = corio__workers_new(n, cfg->pin_cpus, l->cfg, http_worker_body, hw, "HTTP worker");
+    if (g) {
+        hw->g = g;
+        r = corio__workers_attach0(g);
+        if (r == 0) {
+            corio__workers_enter0(g);
+            r = corio__workers_start_threads(g);
+            if (r == 0)
+                r = corio__workers_ready(&g->w[0], 0, true);
+            if (r < 0) {
+                /* The workers that started saw the error too and are
+                 * undoing their start. */
+                corio__workers_wait_threads(g);
+                corio__workers_leave0(g);
+            }
+        }
+        if (r < 0)
+            corio__workers_free(g);
+    } else {
+        r = -ENOMEM;
+    }
+    if (r < 0) {
+        if (fds)
+            abandon(srv0);
+        else
+            (void)corio_http_server_close(srv0, 0);
+        workers_free(hw);
+        return r;
+    }
+    hw->fds = NULL; /* the caller's array: every worker has taken its share */
+    srv0->hw = hw;
+    *out = srv0;
+    return 0;
+}
+
+static unsigned workers_connections(const struct http_workers *hw)
+{
+    unsigned n = 0;
+    for (unsigned i = 1; i < hw->n; i++)
+        n += atomic_load_explicit(&hw->slot[i].nconns, memory_order_relaxed);
+    return n;
+}
+
+static unsigned workers_listen_fds(const struct http_workers *hw, int *fds, unsigned cap, unsigned k)
+{
+    for (unsigned i = 1; i < hw->n; i++)
+        for (unsigned j = 0; j < hw->slot[i].nfds; j++, k++)
+            if (fds && k < cap)
+                fds[k] = hw->slot[i].fds[j];
+    return k;
+}
+
+static void workers_stop(struct http_workers *hw, uint64_t grace_ms)
+{
+    hw->grace_ms = grace_ms;
+    corio__workers_stop(hw->g, 0);
+}
+
+static void workers_end(struct http_workers *hw)
+{
+    corio__workers_wait_threads(hw->g);
+    corio__workers_leave0(hw->g);
+    corio__workers_free(hw->g);
+    workers_free(hw);
 }
 
 /* ------------------------------------------------------------------ */

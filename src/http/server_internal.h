@@ -34,6 +34,7 @@
 #include "../io/tls.h"
 #include "corio/http.h"
 
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/uio.h>
 
@@ -183,7 +184,20 @@ struct corio_http_server {
     unsigned nbufs;            /* spare buffer sets in bufs */
     conn_bufs bufs[BUF_CACHE];
     listener ls[CORIO__MAX_LISTENERS];
+    /* cfg.workers > 1: worker 0's server (the one the caller holds) keeps
+     * the group of the others (server.c, "Workers"); each worker's server
+     * mirrors its nconns into nconns_pub for corio_http_server_connections
+     * on worker 0's thread. */
+    struct http_workers *hw;
+    atomic_uint *nconns_pub;
 };
+
+/* After every change of srv->nconns: worker 0 may read the count. */
+static inline void corio__http_conns_publish(corio_http_server *srv)
+{
+    if (srv->nconns_pub)
+        atomic_store_explicit(srv->nconns_pub, srv->nconns, memory_order_relaxed);
+}
 
 static inline conn *req_conn(corio_http_request *req) { return CORIO__CONTAINER_OF(req, conn, req); }
 
