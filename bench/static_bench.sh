@@ -22,7 +22,8 @@
 #   static_1k_c100_uring_vs_nginx_cpu: 0.80 x    CPU ratio (<1: corio cheaper)
 #   static_1k_c100_uring_vs_python: 40.00 x
 #
-# Servers: epoll, uring (tools/corio-serve with CORIO_BACKEND forced),
+# Servers: epoll, uring (tools/corio-serve with CORIO_BACKEND forced; one
+# worker, since --workers defaults to the CPUs it may use: taskset's one),
 # nginx (one worker, sendfile on, access_log to a file), python
 # (/usr/bin/python3 -m http.server, skipped for 1g: it would take minutes);
 # epoll_base and uring_base: corio-serve from BASE_BUILD, an older build,
