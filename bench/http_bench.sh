@@ -6,7 +6,10 @@
 # Every server runs pinned to SERVER_CPU (default 0), wrk to CLIENT_CPU
 # (default 1).  Three loads: one connection (c1), 100 connections (c100),
 # and 100 connections each writing 16 pipelined requests at a time
-# (pipe16_c100, bench/peers/http_pipeline.lua).  Runs are interleaved (rep 1
+# (pipe16_c100, bench/peers/http_pipeline.lua); and close_c50: h2load, 50
+# clients, every request `Connection: close` on a connection of its own
+# (the accept, answer, close path: its us/req is server CPU per
+# connection).  Runs are interleaved (rep 1
 # of every server, then rep 2, ..., order rotated each rep) so machine noise
 # hits every server alike; each measured run follows a WARMUP-second wrk run
 # with the same load.  Server CPU is utime+stime of the server's whole
@@ -34,8 +37,9 @@
 # before/after figures in one run.  Missing ones are skipped with a note.  Progress goes to stderr, `name: value unit` to stdout.
 #
 # Knobs: BUILD (build dir, default build), DURATION (3), WARMUP (1), REPS (3),
-# LOADS ("c1 c100 pipe16_c100"), SERVERS ("epoll uring nginx h2o libuv
-# uvloop"), IDLE_CONNS (10000; 0 skips the idle test), PYTHON
+# LOADS ("c1 c100 pipe16_c100 close_c50"), SERVERS ("epoll uring nginx h2o libuv
+# uvloop"), IDLE_CONNS (10000; 0 skips the idle test), CLOSE_RATE (5000: close
+# loads make DURATION x CLOSE_RATE connections, however long that takes), PYTHON
 # (/usr/bin/python3), BASE_PORT (19100), SERVER_CPU (0), CLIENT_CPU (1).
 # The defaults take about 5 minutes.
 set -u
@@ -47,9 +51,10 @@ BUILD=${BUILD:-build}
 DURATION=${DURATION:-3}
 WARMUP=${WARMUP:-1}
 REPS=${REPS:-3}
-LOADS=${LOADS:-"c1 c100 pipe16_c100"}
+LOADS=${LOADS:-"c1 c100 pipe16_c100 close_c50"}
 SERVERS=${SERVERS:-"epoll uring nginx h2o libuv uvloop"}
 IDLE_CONNS=${IDLE_CONNS:-10000}
+CLOSE_RATE=${CLOSE_RATE:-5000}
 PYTHON=${PYTHON:-/usr/bin/python3}
 BASE_PORT=${BASE_PORT:-19100}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -138,17 +143,48 @@ SERVER_PREFIX=(prlimit --nofile="$NOFILE:$NOFILE")
 # its poll call and costs the others nothing.
 start_servers
 
-# wrk arguments for a load name.
+# wrk arguments for a load name (close_c50: h2load's, see run_load).
 load_args() {
     case $1 in
     c1) echo "-t1 -c1" ;;
     c100) echo "-t1 -c100" ;;
     pipe16_c100) echo "-t1 -c100 -s $here/peers/http_pipeline.lua" ;;
+    close_c50) echo "-c50" ;;
     *) return 1 ;;
     esac
 }
 # wrk passes script arguments after "--"; the pipeline depth goes there.
 load_tail() { [[ $1 == pipe16_* ]] && echo "-- 16"; }
+
+# run_load LOAD SECONDS URL: one run of the load generator pinned to
+# CLIENT_CPU, its output on stdout.  The close loads (every request on a
+# connection of its own: `Connection: close`, so the figures are per
+# connection) run h2load, whose summary is turned into wrk's lines (the
+# request count, Requests/sec, and a "Socket errors" line for failed or
+# non-2xx requests) so that one parser reads both.
+run_load() {
+    local load=$1 secs=$2 url=$3 args tail
+    args=$(load_args "$load")
+    tail=$(load_tail "$load")
+    if [[ $load == close_* ]]; then
+        # shellcheck disable=SC2086
+        # A fixed count, not -D: h2load 1.52's timed mode never ends when
+        # the server closes every connection.  CLOSE_RATE connections a
+        # second is about what the generator manages on one core.
+        taskset -c "$CLIENT_CPU" h2load --h1 -H 'Connection: close' $args \
+            -n "$(awk -v s="$secs" -v r="$CLOSE_RATE" 'BEGIN { printf "%d", s * r }')" "$url" 2>&1 | awk '
+            /^finished in/ { gsub(",", ""); rps = $4 }
+            /^requests:/ { n = $2; bad = $10 + $12 + $14 }
+            /^status codes:/ { ok = $3 }
+            END {
+                printf "%d requests in\nRequests/sec: %s\n", n, rps
+                if (bad > 0 || ok != n) printf "Socket errors: %d failed, %d of %d 2xx\n", bad, ok, n
+            }'
+        return
+    fi
+    # shellcheck disable=SC2086
+    taskset -c "$CLIENT_CPU" wrk $args -d "${secs}s" "$url" $tail 2>&1
+}
 
 nloads=$(wc -w <<<"$LOADS")
 note "servers: ${active[*]}; loads: $LOADS; $REPS reps of ${DURATION}s (+${WARMUP}s warmup); about $(estimate "$nloads" 0.5)s"
@@ -156,20 +192,21 @@ note "servers: ${active[*]}; loads: $LOADS; $REPS reps of ${DURATION}s (+${WARMU
 for ((rep = 0; rep < REPS; rep++)); do
     rotation "$rep"
     for load in $LOADS; do
-        args=$(load_args "$load") || { note "unknown load $load"; continue; }
-        tail=$(load_tail "$load")
+        load_args "$load" >/dev/null || { note "unknown load $load"; continue; }
+        if [[ $load == close_* ]] && ! command -v h2load >/dev/null; then
+            note "skipping $load: h2load not installed (apt-get install -y nghttp2-client)"
+            continue
+        fi
         key="http_$load"
         for s in "${order[@]}"; do
             server_alive "$s" || continue
             url="http://127.0.0.1:${PORT[$s]}/"
             if [[ $WARMUP != 0 ]]; then
-                # shellcheck disable=SC2086
-                taskset -c "$CLIENT_CPU" wrk $args -d "${WARMUP}s" "$url" $tail >/dev/null 2>&1
+                run_load "$load" "$WARMUP" "$url" >/dev/null
             fi
             t0=$(tree_ticks "${PID[$s]}")
-            # shellcheck disable=SC2086
-            # `times` after wrk gives the subshell's children's CPU: wrk's own.
-            out=$(taskset -c "$CLIENT_CPU" wrk $args -d "${DURATION}s" "$url" $tail 2>&1; times)
+            # `times` after the load gives the subshell's children's CPU: the generator's own.
+            out=$(run_load "$load" "$DURATION" "$url"; times)
             t1=$(tree_ticks "${PID[$s]}")
             reqs=$(awk '/requests in/ { print $1 }' <<<"$out")
             rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")

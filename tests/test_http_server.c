@@ -713,6 +713,74 @@ TEST(idle_connections_hold_no_task)
     test_run(idle_many_main, &t);
 }
 
+/* Connections that have sent nothing yet get no task either (they park
+ * straight from the accept, or after one empty recv on epoll); one that
+ * closes before its first request is closed and counted out; the others
+ * are served when their requests come. */
+static int fresh_phase;
+
+static void c_fresh_many(tctx *t)
+{
+    enum { N = 50 };
+    int fds[N];
+    char buf[4096];
+    for (int i = 0; i < N; i++)
+        fds[i] = cconnect(t->port);
+    __atomic_store_n(&fresh_phase, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&fresh_phase, __ATOMIC_SEQ_CST) != 2)
+        usleep(1000);
+    close(fds[0]); /* EOF before any request */
+    __atomic_store_n(&fresh_phase, 3, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&fresh_phase, __ATOMIC_SEQ_CST) != 4)
+        usleep(1000);
+    for (int i = 1; i < N; i++) {
+        csends(fds[i], "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+        crecv(fds[i], buf, sizeof buf, "hello", 1, NULL);
+        CHECK(strstr(buf, "HTTP/1.1 200 OK\r\n") == buf);
+        CHECK(strstr(buf, "Connection: close\r\n"));
+        CHECK_EQ(recv(fds[i], buf, sizeof buf, 0), 0); /* and the server closes it */
+        close(fds[i]);
+    }
+}
+
+static void *fresh_many_main(void *a)
+{
+    tctx *t = a;
+    CHECK_OK(corio_http_server_start("127.0.0.1", 0, handler, NULL, NULL, &t->srv));
+    t->port = corio_http_server_port(t->srv);
+    corio_task *ct = corio_spawn(client_task, t);
+    while (__atomic_load_n(&fresh_phase, __ATOMIC_SEQ_CST) != 1)
+        corio_sleep_ms(5);
+    uint64_t t0 = test_ms();
+    while (corio_http_server_connections(t->srv) < 50 && test_ms() - t0 < 30000)
+        corio_sleep_ms(5);
+    CHECK_EQ(corio_http_server_connections(t->srv), 50);
+    /* main, the client's task, the acceptor, maybe a pool helper */
+    CHECK(corio__loop()->live_count < 10);
+    __atomic_store_n(&fresh_phase, 2, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&fresh_phase, __ATOMIC_SEQ_CST) != 3)
+        corio_sleep_ms(5);
+    t0 = test_ms();
+    while (corio_http_server_connections(t->srv) > 49 && test_ms() - t0 < 30000)
+        corio_sleep_ms(5);
+    CHECK_EQ(corio_http_server_connections(t->srv), 49);
+    __atomic_store_n(&fresh_phase, 4, __ATOMIC_SEQ_CST);
+    CHECK_OK(corio_task_join(ct, NULL));
+    t0 = test_ms();
+    while (corio_http_server_connections(t->srv) > 0 && test_ms() - t0 < 30000)
+        corio_sleep_ms(5);
+    CHECK_EQ(corio_http_server_connections(t->srv), 0);
+    CHECK_OK(corio_http_server_close(t->srv, 1000));
+    return NULL;
+}
+TEST(fresh_connections_hold_no_task_until_their_request)
+{
+    tctx t;
+    memset(&t, 0, sizeof t);
+    t.client = c_fresh_many;
+    test_run(fresh_many_main, &t);
+}
+
 /* Uploads pipelined behind a slow request pile up while its handler
  * sleeps: more than the server holds unread before it stops taking input
  * (16 KiB on io_uring, where a multishot recv keeps receiving), so input

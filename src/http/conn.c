@@ -220,24 +220,23 @@ void corio__http_bufs_free_kept(corio_http_server *srv)
 
 static void park_timeout(corio__timer *t);
 
-/* Give the task up while the connection waits for its next request: the
- * buffers go and the socket input stands in for the task, with a
- * keep-alive timer; data arriving spawns a new one.  Called from the
- * connection's task with nothing buffered either way.  Returns true if
- * parked (the task must return at once, without touching c), false if data
- * is already there or parking failed (the task carries on as if nothing
- * happened). */
-static bool park(conn *c)
+/* Give the task up (or, for a fresh connection, never take one) while the
+ * connection waits for its next request: the buffers go and the socket
+ * input stands in for the task, with a keep-alive timer; data arriving
+ * spawns a task.  Called with nothing buffered either way; empty: the
+ * caller's own receive just found the socket empty (corio__sockin_park_empty).
+ * Returns true if parked (a task must return at once, without touching c),
+ * false if data is already there or parking failed (the caller carries on
+ * as if nothing happened). */
+static bool park_input(conn *c, bool empty)
 {
     corio_http_server *srv = c->srv;
     corio_loop *l = srv->loop;
-    if (corio_cancelled())
-        return false;
     corio__timer_init(&c->ka_timer, park_timeout);
     if (corio__timer_arm(l, &c->ka_timer,
                          corio_now_ns() + (uint64_t)srv->cfg.keepalive_timeout_ms * 1000000u) < 0)
         return false;
-    if (!corio__sockin_park(&c->in)) {
+    if (!(empty ? corio__sockin_park_empty(&c->in) : corio__sockin_park(&c->in))) {
         corio__timer_disarm(l, &c->ka_timer);
         return false;
     }
@@ -249,6 +248,13 @@ static bool park(conn *c)
     if (c->tls)
         corio__tls_idle(c->tls);
     return true;
+}
+
+static bool park(conn *c)
+{
+    if (corio_cancelled())
+        return false;
+    return park_input(c, false);
 }
 
 /* c leaves the PARKED state: off the idle list, no keep-alive timer. */
@@ -496,7 +502,30 @@ end:
     return NULL;
 }
 
-int corio__http_conn_start(corio_http_server *srv, int fd)
+/* A fresh plain connection's first step, before any task exists: most
+ * clients send their request right behind the handshake, and one that has
+ * not yet costs no task.  With the multishot (io_uring) the connection
+ * parks at once and the request's bytes spawn its only task; else one
+ * direct recv either finds the request (the task is spawned with it in the
+ * read buffer, no poll(2) first) or finds nothing, and the connection parks
+ * on a POLL that goes straight to epoll.  Returns 0 (parked), 1 (spawn the
+ * task: bytes are buffered, or parking failed) or -1 (EOF or an error
+ * before any request: close without a word). */
+static int first_look(conn *c)
+{
+    if (!c->in.multi) {
+        ssize_t r = corio__sockin_try(&c->in, c->rbuf, c->rcap);
+        if (r > 0) {
+            c->rend = (size_t)r;
+            return 1;
+        }
+        if (r != -EAGAIN)
+            return r == -EINTR ? 1 : -1;
+    }
+    return park_input(c, !c->in.multi) ? 0 : 1;
+}
+
+int corio__http_conn_start(corio_http_server *srv, int fd, bool accepted)
 {
     conn *c = corio__calloc(1, sizeof *c);
     if (!c)
@@ -510,14 +539,31 @@ int corio__http_conn_start(corio_http_server *srv, int fd)
     corio__list_init(&c->idle_link);
     if (srv->cfg.tls ? corio__http_tls_new(c) < 0 : !bufs_get(c))
         goto fail; /* a TLS connection gets its buffers after the handshake */
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly on non-TCP fds */
-    c->task = corio_spawn_named("http-conn", srv->cfg.stack_size, conn_main, c);
-    if (!c->task)
-        goto fail;
+    if (!accepted) {
+        /* corio's listeners carry it, and Linux copies it to what they accept */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly on non-TCP fds */
+    }
     corio__list_push_back(&srv->conns, &c->link);
     srv->nconns++;
     corio__http_conns_publish(srv);
+    if (!c->tls) {
+        int w = first_look(c);
+        if (w == 0)
+            return 0; /* parked: the first bytes spawn its task */
+        if (w < 0) {
+            conn_set_state(c, CONN_CLOSING);
+            conn_exit(c);
+            return 0;
+        }
+    }
+    c->task = corio_spawn_named("http-conn", srv->cfg.stack_size, conn_main, c);
+    if (!c->task) {
+        corio__list_remove(&c->link);
+        srv->nconns--;
+        corio__http_conns_publish(srv);
+        goto fail;
+    }
     corio_task_detach(c->task);
     return 0;
 fail:
@@ -543,7 +589,7 @@ int corio_http_server_serve_fd(corio_http_server *srv, int fd)
     /* the epoll backend and sendfile both count on a non-blocking fd */
     if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
         return -errno;
-    return corio__http_conn_start(srv, fd);
+    return corio__http_conn_start(srv, fd, false);
 }
 
 void corio__http_conns_cancel(corio_http_server *srv, bool all)

@@ -118,7 +118,7 @@ static int sock_send_all(conn *c, struct iovec *iov, int cnt)
         memset(&msg, 0, sizeof msg);
         op.fd = c->in.fd;
         op.off = -1;
-        op.flags = MSG_NOSIGNAL;
+        op.flags = MSG_NOSIGNAL | (c->send_more ? MSG_MORE : 0);
         if (cnt == 1) {
             op.kind = CORIO__OP_SEND;
             op.buf = iov->iov_base;

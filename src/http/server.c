@@ -118,7 +118,7 @@ static void *accept_main(void *arg)
             while (!srv->closing && srv->nconns >= srv->cfg.max_connections &&
                    (w = wait_for_room(ls, AT_CAP, CORIO__NO_DEADLINE)) == 0)
                 ;
-            if (srv->closing || w < 0 || corio__http_conn_start(srv, r) < 0)
+            if (srv->closing || w < 0 || corio__http_conn_start(srv, r, true) < 0)
                 corio__close_fd(srv->loop, r);
             if (w < 0)
                 break;
@@ -247,7 +247,7 @@ static int start_one(const char *host, uint16_t port, bool reuse_port, corio_htt
     if (r < 0)
         return r;
     int fds[CORIO__MAX_LISTENERS];
-    corio__listen_opts lo = {.backlog = srv->cfg.backlog, .reuse_port = reuse_port};
+    corio__listen_opts lo = {.backlog = srv->cfg.backlog, .reuse_port = reuse_port, .nodelay = true};
     int n = corio__listen_all(host, port, &lo, fds, CORIO__MAX_LISTENERS);
     if (n < 0) {
         corio__http_server_free(srv);
@@ -292,7 +292,7 @@ int corio_http_server_start_fds(const int *fds, unsigned n, corio_http_handler h
     int r = corio_http_server_new(handler, arg, cfg, &srv);
     if (r < 0)
         return r;
-    r = corio__listen_adopt(fds, n, false);
+    r = corio__listen_adopt(fds, n, true);
     if (r == 0)
         r = serve_listeners(srv, fds, (int)n);
     else
@@ -561,7 +561,7 @@ static int start_workers(const char *host, uint16_t port, const int *fds, unsign
     /* Worker 0 first: it resolves port 0 for the others, and on error
      * nothing else has started. */
     corio_http_server *srv0 = NULL;
-    int r = fds ? corio__listen_adopt(fds, nfds, false) : 0;
+    int r = fds ? corio__listen_adopt(fds, nfds, true) : 0;
     if (r == 0)
         r = fds ? serve_share(hw, 0, &srv0)
                 : start_one(host, port, !hw->shared, handler, arg, &hw->cfg, &srv0);

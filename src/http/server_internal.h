@@ -83,6 +83,10 @@ struct conn {
     bool keep_alive;
     bool linger; /* an error answer went out: drain unread input before closing */
     bool is_head;
+    bool send_more;        /* plain sends carry MSG_MORE: a sendfile body follows at once */
+    uint8_t peer_family;   /* corio_http_request_peer's cache: 0 not asked yet, AF_INET,
+                            * AF_INET6, or UINT8_MAX (none: a Unix socket, an error) */
+    uint8_t peer_addr[16]; /* ... its address (4 bytes for AF_INET) */
     bool continue_sent;
     bool raw_stream; /* streaming to a 1.0 client: no chunk framing */
     bool body_done;
@@ -198,10 +202,14 @@ static inline void corio__http_conns_publish(corio_http_server *srv)
 static inline conn *req_conn(corio_http_request *req) { return CORIO__CONTAINER_OF(req, conn, req); }
 
 /* -- conn.c -- */
-/* Set up a connection on fd (connected, non-blocking) and spawn its task.
- * Returns 0 (fd is the connection's now) or -ENOMEM (fd left to the
- * caller). */
-int corio__http_conn_start(corio_http_server *srv, int fd);
+/* Set up a connection on fd (connected, non-blocking) and start it: a
+ * plain one parks until its first bytes (or, on epoll, gets its task at
+ * once if one recv finds them), an HTTPS one gets its task for the
+ * handshake.  accepted: fd came from one of srv's listeners, which carry
+ * TCP_NODELAY for it (else it is set here).  Returns 0 (fd is the
+ * connection's now, even if it was closed at once: EOF before a request)
+ * or -ENOMEM (fd left to the caller). */
+int corio__http_conn_start(corio_http_server *srv, int fd, bool accepted);
 /* Cancel the connections waiting for a request (all == false), or every
  * one but the closer's own.  The others see `closing` once their current
  * request is answered. */

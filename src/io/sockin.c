@@ -267,7 +267,7 @@ static void poll_done(corio__op *op)
     notify(in);
 }
 
-bool corio__sockin_park(corio__sockin *in)
+static bool park(corio__sockin *in, uint8_t hint)
 {
     in->ready = false;
     if (in->multi) {
@@ -282,11 +282,38 @@ bool corio__sockin_park(corio__sockin *in)
     in->op.fd = in->fd;
     in->op.flags = POLLIN;
     in->op.off = -1;
+    in->op.hint = hint;
     in->op.done = poll_done;
     if (corio__op_start(in->loop, &in->op))
         return false; /* readable already (or an error the recv will report) */
     in->bg = CORIO__SOCKIN_POLL;
     return true;
+}
+
+bool corio__sockin_park(corio__sockin *in) { return park(in, 0); }
+
+/* The caller's recv just found the socket empty: on epoll the POLL goes
+ * straight to the wait list (an fd added to the set reports its current
+ * state, so nothing that arrived since is missed), on io_uring it changes
+ * nothing. */
+bool corio__sockin_park_empty(corio__sockin *in) { return park(in, CORIO__OPH_POLL_FIRST); }
+
+ssize_t corio__sockin_try(corio__sockin *in, void *buf, size_t n)
+{
+    corio__op op;
+    memset(&op, 0, sizeof op);
+    op.kind = CORIO__OP_RECV;
+    op.fd = in->fd;
+    op.buf = buf;
+    op.len = n;
+    op.off = -1;
+    int32_t r = corio__op_syscall(&op);
+    in->drained = r == -EAGAIN || (r > 0 && (size_t)r < n);
+    if (r == 0)
+        in->eof = true;
+    else if (r < 0 && r != -EAGAIN && r != -EINTR && !in->err)
+        in->err = r;
+    return r;
 }
 
 void corio__sockin_stop(corio__sockin *in)
