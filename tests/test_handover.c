@@ -12,7 +12,10 @@
 
 static char path[64];
 
-static void set_path(const char *what) { snprintf(path, sizeof path, "@corio-ho-%d-%s", (int)getpid(), what); }
+static void set_path(const char *what)
+{
+    snprintf(path, sizeof path, "@corio-ho-%d-%s", (int)getpid(), what);
+}
 
 static int tcp_listener(void)
 {

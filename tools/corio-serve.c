@@ -162,7 +162,9 @@ static const char usage_text[] =
     "    to 5 s), and exits with status 0.  The new one then waits on PATH\n"
     "    for its own successor.  A new one that fails before serving (a bad\n"
     "    option, a certificate it can not load) exits 1 and the old one\n"
-    "    keeps serving.  PATH is made 0600; only a process of the same user\n"
+    "    keeps serving.  Idle keep-alive connections are closed as at\n"
+    "    SIGTERM (clients resend a request that crossed the close).\n"
+    "    PATH is made 0600; only a process of the same user\n"
     "    (or root) may take the sockets.  With socket activation the passed\n"
     "    sockets are served and nothing is taken, but they are handed on.\n"
     "\n"
@@ -1143,8 +1145,8 @@ static corio_http_server *start_passed(const int *fds, int n, corio_tls *tls, co
     corio_http_server *srv;
     int r = corio_http_server_start_fds(fds, (unsigned)n, handler, NULL, &cfg, &srv);
     if (r < 0) {
-        fprintf(stderr, "corio-serve: can not serve the %d socket(s) passed (%s): %s\n", n, how,
-                passed_fd_error(r));
+        fprintf(stderr, "corio-serve: can not serve the %d socket(s) passed (%s): %s\n", n,
+                strcmp(how, "socket activation") == 0 ? "LISTEN_FDS" : how, passed_fd_error(r));
         return NULL;
     }
     for (int i = 0; i < n; i++) {
