@@ -1022,8 +1022,9 @@ CORIO_API int corio_server_sockname(const corio_server *srv, unsigned i, struct 
 CORIO_API uint16_t corio_server_port(const corio_server *srv);
 
 /* Stop accepting, wait up to grace_ms for the handlers, cancel the rest, free srv.
- * Accepting stops at once; handlers still running after grace_ms are
- * cancelled and awaited.  Suspends.  Returns 0, or -ECANCELED / -CORIO_EDEADLINE
+ * Accepting stops at once (a connection whose accept completed as it
+ * stopped gets its handler too, never dropped); handlers still running
+ * after grace_ms are cancelled and awaited.  Suspends.  Returns 0, or -ECANCELED / -CORIO_EDEADLINE
  * if the calling task was interrupted (the handlers are cancelled and
  * awaited all the same before it returns).  May be called from one of the
  * server's own handlers, which is then neither waited for nor cancelled.
@@ -1675,6 +1676,97 @@ CORIO_API int corio_listen_fds(corio_listen_fd *out, unsigned max, bool unset_en
  * does not suspend.  cfg may be NULL. */
 CORIO_API int corio_server_start_fds(const int *fds, unsigned n, corio_conn_fn handler, void *arg,
                                      const corio_server_config *cfg, corio_server **out);
+
+/* ------------------------------------------------------------------ */
+/* Handing listening sockets to a successor (zero-downtime reload)    */
+/* ------------------------------------------------------------------ */
+
+/* A new version of a server takes over the running one's listening
+ * sockets themselves, passed over a Unix socket (SCM_RIGHTS), as nginx's
+ * binary upgrade and Envoy's hot restart do: the same sockets, so their
+ * kernel accept queues carry over and no connection is refused or reset
+ * (a SO_REUSEPORT overlap instead resets whatever waits in the queue of
+ * the listener that closes).  The running process calls
+ * corio_handover_listen(path, ...) in a task of its own; the new one calls
+ * corio_handover_take(path, ...) at start, serves the sockets
+ * (corio_server_start_fds, corio_http_server_start_fds), then
+ * corio_handover_ready; corio_handover_listen then returns in the old
+ * process, which closes its servers with a grace period (their accepting
+ * stops at once; every connection already accepted is served) and exits,
+ * while the new one calls corio_handover_listen(path, ...) for its own
+ * successor.  Until the successor is ready, both serve the sockets; a
+ * successor that fails or dies before corio_handover_ready changes
+ * nothing: the old process keeps serving and waits for the next one.
+ * Each socket travels with a label (corio_listen_fd's name: "http",
+ * "https", an address...) so the successor knows which is which.
+ *
+ * Only a process of the same user (or root) may take the sockets: the
+ * socket file is made 0600 and, for an abstract "@name" (which has no
+ * permissions), the peer's uid (SO_PEERCRED) is checked too.  One
+ * handover at a time: a successor that connects while another is being
+ * served waits its turn, and is turned away (its take fails with
+ * -ECONNRESET) once the sockets are gone.  A take blocks for as long as
+ * the predecessor takes to answer: bound it with corio_deadline_push. */
+
+/* A successor's side of a handover in progress (corio_handover_take). */
+typedef struct corio_handover corio_handover;
+
+/* Wait on the Unix socket at path for a successor and hand it fds[0..n).
+ * path as for corio_server_start_unix ("@name": abstract); a stale socket
+ * file there is replaced, a live one is -EADDRINUSE.  For each successor
+ * that connects, in turn: the fds and their labels (fds[i].name) are
+ * sent, then its corio_handover_ready awaited; a successor that hangs up
+ * first (it failed, or died) is dropped and the next one awaited.  Once
+ * one is ready, the socket at path is closed (its file removed) and its
+ * corio_handover_ready answered, so it can listen at path in turn; then
+ * this returns 0, *successor (may be NULL) its pid, and the caller
+ * should stop accepting and drain (close its servers with a grace).  The
+ * fds stay the caller's throughout (the successor gets duplicates).
+ * Runs until then: call it in a task of its own, and cancel that task to
+ * stop offering the sockets.  Suspends.  Returns 0, or -errno: -EINVAL
+ * (NULL, "" or "@" path, NULL fds, n == 0 or above 253, a label with a
+ * newline), -EBADF (an fd that is not open), as corio_server_start_unix
+ * (-EADDRINUSE, -ENAMETOOLONG, -EACCES, -ENOENT...), -ECANCELED /
+ * -CORIO_EDEADLINE (the socket is closed and removed; a successor being
+ * served sees its take or ready fail with -ECONNRESET), -EPERM outside a
+ * task. */
+CORIO_API int corio_handover_listen(const char *path, const corio_listen_fd *fds, unsigned n,
+                                    pid_t *successor);
+
+/* Take the listening sockets of the process offering them at path (corio_handover_listen).
+ * On success the sockets are the caller's (close-on-exec; not yet
+ * non-blocking: corio_server_start_fds and corio_http_server_start_fds
+ * make them so), out[0..n) has them with their labels in the order the
+ * predecessor listed them, and *h holds the exchange open: serve the
+ * sockets, then corio_handover_ready(*h), or corio_handover_abort(*h)
+ * to leave the predecessor serving.  Suspends.  Returns n >= 1, or -errno
+ * with nothing taken: -ENOENT or -ECONNREFUSED (nobody offers sockets at
+ * path: a first start binds its own), -E2BIG (more than max sockets
+ * offered; the predecessor keeps them), -EACCES (the predecessor runs as
+ * another user), -ECONNRESET (the predecessor hung up: it was stopping,
+ * or handed its sockets to another successor first), -EPROTO (what came
+ * is not a handover), -EMFILE (the fds could not all be received), -EINVAL
+ * (NULL or "" path, NULL out or h, max == 0), -ECANCELED /
+ * -CORIO_EDEADLINE, -EPERM outside a task. */
+CORIO_API int corio_handover_take(const char *path, corio_listen_fd *out, unsigned max, corio_handover **h);
+
+/* Tell the predecessor that the sockets are served, and wait until it has let go of path.
+ * Then the predecessor stops accepting and drains, and the caller may
+ * call corio_handover_listen(path, ...) for its own successor.  Frees h
+ * whatever the result.  Suspends.  Returns 0; -ECONNRESET if the
+ * predecessor hung up before confirming (it may have died: the sockets
+ * are the caller's either way; its socket at path may still be there,
+ * stale, which corio_handover_listen replaces); -ECANCELED /
+ * -CORIO_EDEADLINE (the predecessor may or may not have seen the
+ * message); -EPROTO for an answer that is not the handover's; -EINVAL
+ * for NULL h. */
+CORIO_API int corio_handover_ready(corio_handover *h);
+
+/* Give up a handover: the predecessor keeps serving and waits for another successor.
+ * For a successor that can not serve what it took (a configuration
+ * error).  The fds taken stay the caller's, to close.  Frees h (NULL:
+ * no-op).  Does not suspend. */
+CORIO_API void corio_handover_abort(corio_handover *h);
 
 /* ------------------------------------------------------------------ */
 /* Signals (asyncio's add_signal_handler, tokio::signal)              */

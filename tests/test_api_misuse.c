@@ -1105,6 +1105,17 @@ static void *fdwait_null_main(void *arg)
     CHECK_ERR(corio_http_server_start_fds(&fd, 1, NULL, NULL, NULL, &hs), -EINVAL);
     CHECK_ERR(corio_http_server_start_fds(&fd, 1, noop_http, NULL, NULL, NULL), -EINVAL);
     CHECK(srv == NULL && hs == NULL);
+    CHECK_EQ(corio_http_server_listen_fds(NULL, &fd, 1), 0u);
+    /* handover */
+    corio_handover *h = NULL;
+    corio_listen_fd lf = {.fd = 0, .name = "x"};
+    CHECK_ERR(corio_handover_listen(NULL, &lf, 1, NULL), -EINVAL);
+    CHECK_ERR(corio_handover_listen("@x", NULL, 1, NULL), -EINVAL);
+    CHECK_ERR(corio_handover_take(NULL, &lf, 1, &h), -EINVAL);
+    CHECK_ERR(corio_handover_take("@x", NULL, 1, &h), -EINVAL);
+    CHECK_ERR(corio_handover_take("@x", &lf, 1, NULL), -EINVAL);
+    CHECK_ERR(corio_handover_ready(NULL), -EINVAL);
+    corio_handover_abort(NULL);
     return NULL;
 }
 

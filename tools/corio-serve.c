@@ -88,7 +88,7 @@ static const char usage_text[] =
     "    corio-serve [--port N] [--bind ADDR] [--quiet] [--keepalive-timeout S]\n"
     "                [--tls-cert FILE --tls-key FILE]... [--tls-port N]\n"
     "                [--workers N] [--pin-cpus] [--health PATH] [--drain-delay MS]\n"
-    "                [DIR]\n"
+    "                [--handover PATH] [DIR]\n"
     "\n"
     "DESCRIPTION\n"
     "    Serves the files under DIR (default: the current directory) over\n"
@@ -145,6 +145,11 @@ static const char usage_text[] =
     "    --drain-delay MS after SIGTERM, keep serving MS milliseconds before\n"
     "                     closing the listener (default 1000 with --health,\n"
     "                     else 0); see BEHIND A LOAD BALANCER\n"
+    "    --handover PATH  reload without downtime through the Unix socket\n"
+    "                     PATH (\"@name\": abstract): take the listening\n"
+    "                     sockets of the corio-serve running with the same\n"
+    "                     PATH, or bind as usual if there is none, and hand\n"
+    "                     them to the next one (below)\n"
     "    -h, --help       print this text and exit\n"
     "\n"
     "BEHIND A LOAD BALANCER\n"
@@ -180,6 +185,23 @@ static const char usage_text[] =
     "    environment.  A passed fd that is not a listening stream socket\n"
     "    is an error (exit status 1).\n"
     "\n"
+    "RELOADING WITHOUT DOWNTIME\n"
+    "    Start the new version with the same --handover PATH while the old\n"
+    "    one runs: it takes the old one's listening sockets themselves\n"
+    "    (passed over PATH), so connections waiting to be accepted are\n"
+    "    neither refused nor reset, serves them (--port, --tls-port and\n"
+    "    --bind are then ignored; its certificates must cover HTTPS if the\n"
+    "    old one served it), and tells the old one, which stops accepting,\n"
+    "    lets requests in flight and connections just accepted finish (up\n"
+    "    to 5 s), and exits with status 0.  The new one then waits on PATH\n"
+    "    for its own successor.  A new one that fails before serving (a bad\n"
+    "    option, a certificate it can not load) exits 1 and the old one\n"
+    "    keeps serving.  Idle keep-alive connections are closed as at\n"
+    "    SIGTERM (clients resend a request that crossed the close).\n"
+    "    PATH is made 0600; only a process of the same user\n"
+    "    (or root) may take the sockets.  With socket activation the passed\n"
+    "    sockets are served and nothing is taken, but they are handed on.\n"
+    "\n"
     "ENVIRONMENT\n"
     "    CORIO_BACKEND    io_uring or epoll (default: io_uring when it works)\n"
     "    LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES\n"
@@ -193,6 +215,7 @@ static const char usage_text[] =
     "EXAMPLES\n"
     "    corio-serve --port 8080 ~/public\n"
     "    corio-serve --port 8081 --health /healthz --drain-delay 2000 ~/public\n"
+    "    corio-serve --port 8080 --handover /run/www.sock ~/public   (again to reload)\n"
     "    corio-serve --port 8080 --tls-port 8443 --tls-cert fullchain.pem \\\n"
     "                --tls-key privkey.pem ~/public\n";
 
@@ -206,8 +229,9 @@ typedef struct serve_opts {
     unsigned ncert_files, nkey_files;
     corio_tls_cert certs[MAX_CERTS]; /* --tls-cert / --tls-key pairs, in order */
     bool quiet;
-    int rootfd; /* O_PATH descriptor of DIR: every lookup starts here */
-    int nfds;   /* sockets passed by socket activation (LISTEN_FDS), 0 if none */
+    int rootfd;           /* O_PATH descriptor of DIR: every lookup starts here */
+    int nfds;             /* sockets passed by socket activation (LISTEN_FDS), 0 if none */
+    const char *handover; /* --handover PATH, NULL if not given */
     int fds[16];
     char root[PATH_MAX]; /* DIR's real path (for the realpath fallback) */
     unsigned workers;    /* --workers (0: the CPUs this process may use) */
@@ -1372,6 +1396,182 @@ static void *reload_task(void *arg)
     return NULL;
 }
 
+/* ------------------------------------------------------------------ */
+/* --handover: reloading without downtime                               */
+/* ------------------------------------------------------------------ */
+
+#define HANDOVER_TAKE_MS 30000 /* a predecessor that does not answer in this long is not waited for */
+
+/* A server on passed sockets (socket activation or a handover; tls NULL:
+ * plain HTTP).  Returns it, or NULL after saying why (the fds stay the
+ * caller's). */
+static corio_http_server *start_passed(const int *fds, int n, corio_tls *tls, const char *how)
+{
+    corio_http_server_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.server_header = "corio-serve";
+    cfg.keepalive_timeout_ms = opts.keepalive_ms;
+    cfg.tls = tls;
+    workers_config(&cfg);
+    corio_http_server *srv;
+    int r = corio_http_server_start_fds(fds, (unsigned)n, handler, NULL, &cfg, &srv);
+    if (r < 0) {
+        fprintf(stderr, "corio-serve: can not serve the %d socket(s) passed (%s): %s\n", n,
+                strcmp(how, "socket activation") == 0 ? "LISTEN_FDS" : how, passed_fd_error(r));
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        char name[128] = "?";
+        if (getsockname(fds[i], (struct sockaddr *)&ss, &sl) == 0)
+            corio_addr_format((struct sockaddr *)&ss, name, sizeof name);
+        printf("Serving %s on %s (fd %d, %s) ...\n", tls ? "HTTPS" : "HTTP", name, fds[i], how);
+    }
+    return srv;
+}
+
+/* Take the listening sockets of the corio-serve running with the same
+ * --handover PATH and serve them ("http" and "https", by their labels).
+ * Returns 1 (serving them: *srv and *tls_srv), 0 (nobody to take over
+ * from: bind as usual) or -1 after saying why (the predecessor keeps
+ * serving). */
+static int handover_take(corio_tls *tls, corio_http_server **srv, corio_http_server **tls_srv)
+{
+    corio_listen_fd lfds[16];
+    corio_handover *h;
+    corio_deadline d = corio_deadline_push(HANDOVER_TAKE_MS);
+    int n = corio_handover_take(opts.handover, lfds, 16, &h);
+    corio_deadline_pop(d);
+    if (n == -ENOENT || n == -ECONNREFUSED)
+        return 0;
+    if (n < 0) {
+        fprintf(stderr, "corio-serve: --handover %s: can not take the sockets: %s\n", opts.handover,
+                corio_strerror(n));
+        return -1;
+    }
+    int plain[16], secure[16], np = 0, ns = 0;
+    const char *bad = NULL;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(lfds[i].name, "http") == 0)
+            plain[np++] = lfds[i].fd;
+        else if (strcmp(lfds[i].name, "https") == 0)
+            secure[ns++] = lfds[i].fd;
+        else
+            bad = lfds[i].name;
+    }
+    if (bad)
+        fprintf(stderr, "corio-serve: --handover %s: a socket labelled '%s' (not corio-serve's?)\n",
+                opts.handover, bad);
+    else if (ns && !tls)
+        fprintf(stderr,
+                "corio-serve: --handover %s: the running server serves HTTPS: give --tls-cert and "
+                "--tls-key\n",
+                opts.handover);
+    if (bad || (ns && !tls) || (np && !(*srv = start_passed(plain, np, NULL, "taken over"))) ||
+        (ns && !(*tls_srv = start_passed(secure, ns, tls, "taken over")))) {
+        corio_handover_abort(h); /* the predecessor keeps serving */
+        if (*srv) {
+            corio_http_server_close(*srv, 0); /* closes the fds it was given */
+            *srv = NULL;
+            np = 0;
+        }
+        for (int i = 0; i < np; i++)
+            close(plain[i]);
+        for (int i = 0; i < ns; i++)
+            close(secure[i]);
+        return -1;
+    }
+    d = corio_deadline_push(HANDOVER_TAKE_MS);
+    int r = corio_handover_ready(h);
+    corio_deadline_pop(d);
+    if (r < 0) /* it may have died: the sockets are ours either way */
+        fprintf(stderr, "corio-serve: --handover %s: the old server did not confirm: %s\n", opts.handover,
+                corio_strerror(r));
+    return 1;
+}
+
+typedef struct stopper {
+    corio_event stop;
+    int sig;         /* the signal that stopped us, 0 for a handover */
+    pid_t successor; /* after a handover */
+    corio_http_server *srv, *tls_srv;
+} stopper;
+
+static void *signal_task(void *arg)
+{
+    stopper *st = arg;
+    int r = corio_http_server_serve_until_signal(st->srv ? st->srv : st->tls_srv);
+    if (r > 0) {
+        st->sig = r;
+        corio_event_set(&st->stop);
+    } else if (r != -ECANCELED) {
+        fprintf(stderr, "corio-serve: can not watch SIGINT and SIGTERM: %s\n", corio_strerror(r));
+    }
+    return NULL;
+}
+
+/* Offer our listening sockets on --handover PATH until a successor takes
+ * them. */
+static void *handover_task(void *arg)
+{
+    stopper *st = arg;
+    corio_listen_fd lfds[32];
+    unsigned n = 0;
+    int fds[16];
+    for (int k = 0; k < 2; k++) {
+        corio_http_server *s = k ? st->tls_srv : st->srv;
+        unsigned m = s ? corio_http_server_listen_fds(s, fds, 16) : 0;
+        for (unsigned i = 0; i < m && i < 16; i++) {
+            lfds[n].fd = fds[i];
+            snprintf(lfds[n++].name, sizeof lfds[0].name, "%s", k ? "https" : "http");
+        }
+    }
+    int r = n ? corio_handover_listen(opts.handover, lfds, n, &st->successor) : -ENOENT;
+    if (r == 0) {
+        st->sig = 0;
+        corio_event_set(&st->stop);
+    } else if (r != -ECANCELED) {
+        fprintf(stderr, "corio-serve: --handover %s: can not offer the sockets: %s (serving on)\n",
+                opts.handover, corio_strerror(r));
+    }
+    return NULL;
+}
+
+/* Serve until SIGINT or SIGTERM or, with --handover, until a successor
+ * took the sockets.  Returns the signal, 0 after a handover, or -errno. */
+static int serve_until_stop(corio_http_server *srv, corio_http_server *tls_srv)
+{
+    if (!opts.handover)
+        return corio_http_server_serve_until_signal(srv ? srv : tls_srv);
+    stopper st = {.srv = srv, .tls_srv = tls_srv, .sig = -1};
+    corio_event_init(&st.stop);
+    corio_task *sigt = corio_spawn_named("signals", 0, signal_task, &st);
+    corio_task *hot = sigt ? corio_spawn_named("handover", 0, handover_task, &st) : NULL;
+    if (!hot) {
+        if (sigt) {
+            corio_task_cancel(sigt);
+            corio_task_join(sigt, NULL);
+        }
+        return corio_http_server_serve_until_signal(srv ? srv : tls_srv);
+    }
+    int r = corio_event_wait(&st.stop);
+    corio_task_cancel(sigt);
+    corio_task_cancel(hot);
+    corio_task_join(sigt, NULL);
+    corio_task_join(hot, NULL);
+    if (r < 0)
+        return r;
+    if (st.sig == 0) {
+        char note[128];
+        int k = snprintf(note, sizeof note,
+                         "corio-serve: handed the sockets over to pid %ld; finishing requests in flight\n",
+                         (long)st.successor);
+        log_queue(note, (size_t)k);
+    }
+    return st.sig;
+}
+
 static void *main_task(void *arg)
 {
     (void)arg;
@@ -1381,27 +1581,17 @@ static void *main_task(void *arg)
     int r;
     if (opts.ncert_files && !(tls = tls_load()))
         return fail;
-    if (opts.nfds > 0) {
-        corio_http_server_config cfg;
-        memset(&cfg, 0, sizeof cfg);
-        cfg.server_header = "corio-serve";
-        cfg.keepalive_timeout_ms = opts.keepalive_ms;
-        cfg.tls = tls;
-        workers_config(&cfg);
-        r = corio_http_server_start_fds(opts.fds, (unsigned)opts.nfds, handler, NULL, &cfg, &srv);
-        if (r < 0) {
-            fprintf(stderr, "corio-serve: can not serve the %d socket(s) passed (LISTEN_FDS): %s\n",
-                    opts.nfds, passed_fd_error(r));
+    int took = opts.handover && opts.nfds == 0 ? handover_take(tls, &srv, &tls_srv) : 0;
+    if (took < 0)
+        goto out;
+    if (took) {
+        /* serving the predecessor's sockets */
+    } else if (opts.nfds > 0) {
+        if (!(srv = start_passed(opts.fds, opts.nfds, tls, "socket activation")))
             goto out;
-        }
-        for (int i = 0; i < opts.nfds; i++) {
-            struct sockaddr_storage ss;
-            socklen_t sl = sizeof ss;
-            char name[128] = "?";
-            if (getsockname(opts.fds[i], (struct sockaddr *)&ss, &sl) == 0)
-                corio_addr_format((struct sockaddr *)&ss, name, sizeof name);
-            printf("Serving %s on %s (fd %d, socket activation) ...\n", tls ? "HTTPS" : "HTTP", name,
-                   opts.fds[i]);
+        if (tls) { /* labelled "https" for a successor */
+            tls_srv = srv;
+            srv = NULL;
         }
     } else {
         /* plain HTTP on --port unless a certificate without --tls-port
@@ -1417,7 +1607,7 @@ static void *main_task(void *arg)
     corio_task *reloader = tls ? corio_spawn_named("tls reload", 0, reload_task, tls) : NULL;
     if (tls && !reloader)
         fputs("corio-serve: no certificate reload on SIGHUP (out of memory)\n", stderr);
-    r = corio_http_server_serve_until_signal(srv ? srv : tls_srv);
+    r = serve_until_stop(srv, tls_srv);
     if (r == SIGTERM)
         lb_drain();
     if (r > 0) {
@@ -1456,13 +1646,21 @@ out:
     return fail;
 }
 
-enum { OPT_TLS_CERT = 256, OPT_TLS_KEY, OPT_TLS_PORT, OPT_KEEPALIVE, OPT_WORKERS, OPT_PIN_CPUS };
+enum {
+    OPT_TLS_CERT = 256,
+    OPT_TLS_KEY,
+    OPT_TLS_PORT,
+    OPT_KEEPALIVE,
+    OPT_WORKERS,
+    OPT_PIN_CPUS,
+    OPT_HANDOVER
+};
 
 #define USAGE                                                                                                \
     "usage: corio-serve [--port N] [--bind ADDR] [--quiet] [--keepalive-timeout S]\n"                        \
     "                   [--tls-cert FILE --tls-key FILE]... [--tls-port N]\n"                                \
     "                   [--workers N] [--pin-cpus] [--health PATH] [--drain-delay MS]\n"                     \
-    "                   [DIR]   (--help for more)\n"
+    "                   [--handover PATH] [DIR]   (--help for more)\n"
 
 /* A port number 0..65535, or -1. */
 static int parse_port(const char *s)
@@ -1491,6 +1689,7 @@ int main(int argc, char **argv)
         {"pin-cpus", no_argument, NULL, OPT_PIN_CPUS},
         {"health", required_argument, NULL, OPT_HEALTH},
         {"drain-delay", required_argument, NULL, OPT_DRAIN_DELAY},
+        {"handover", required_argument, NULL, OPT_HANDOVER},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1562,6 +1761,13 @@ int main(int argc, char **argv)
             break;
         case 'b':
             opts.bind = optarg;
+            break;
+        case OPT_HANDOVER:
+            if (!*optarg || strcmp(optarg, "@") == 0) {
+                fputs("corio-serve: --handover needs a socket path or an @name\n", stderr);
+                return 2;
+            }
+            opts.handover = optarg;
             break;
         case 'q':
             opts.quiet = true;

@@ -357,8 +357,11 @@ CORIO_API int corio_http_server_serve_until_signal(corio_http_server *srv);
 /* Stop accepting, let requests in flight finish for up to grace_ms, free srv.
  * Every listening socket is closed by the time it returns and idle
  * keep-alive connections are closed at once; requests in flight may finish
- * (their responses say "Connection: close") for up to grace_ms, then what
- * is left is cancelled and awaited.  Frees srv.  May be called from one of
+ * (their responses say "Connection: close") for up to grace_ms, and so may
+ * fresh connections (accepted, no request yet, including one whose accept
+ * completed as the close began): their first request is answered, since
+ * their client would not retry it as it retries on a keep-alive connection
+ * closed under it; then what is left is cancelled and awaited.  Frees srv.  May be called from one of
  * srv's handlers (a "shutdown" request), as corio_server_close may: that
  * handler's connection is then neither waited for nor cancelled; it
  * answers (with "Connection: close") once the handler returns, and srv is

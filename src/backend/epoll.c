@@ -312,7 +312,10 @@ static int wait_for(ep_backend *b, corio__op *op, int dir)
  * mark with the rest already queued and no event left to announce it. */
 static inline void note_recv(ep_backend *b, const corio__op *op, int32_t r)
 {
-    if (r == -EAGAIN || (r > 0 && (size_t)r < op->len)) {
+    /* Only a recv's short read proves it: a recvmsg on a Unix stream also
+     * stops where fds were attached (or are no longer), with the rest
+     * queued and no new edge to come. */
+    if (r == -EAGAIN || (r > 0 && (size_t)r < op->len && op->kind == CORIO__OP_RECV)) {
         ep_fd *s = slot_lookup(b, op->fd);
         if (s && !s->rclosed)
             s->rready = false;

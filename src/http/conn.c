@@ -290,7 +290,7 @@ static void unpark(conn *c)
 {
     corio_http_server *srv = c->srv;
     unpark_common(c, CONN_READING);
-    if (srv->closing) {
+    if (CONN_STOPS(srv, c)) {
         conn_set_state(c, CONN_CLOSING);
         conn_exit(c);
         return;
@@ -412,8 +412,8 @@ static void *conn_main(void *arg)
     if (fresh_tls) {
         /* the buffers come after the handshake: a client that never
          * finishes one costs no read buffer */
-        if (srv->closing || corio_cancelled())
-            goto end; /* the close came before this task first ran: it cancelled nothing */
+        if (corio_cancelled())
+            goto end;                      /* the close's grace ended before this task first ran */
         conn_set_state(c, CONN_WAIT_HEAD); /* a server close cancels a handshake too */
         int hr = corio__http_tls_handshake(c);
         conn_set_state(c, CONN_READING);
@@ -439,6 +439,7 @@ static void *conn_main(void *arg)
             }
             if (h > 0) {
                 parsing = false;
+                c->served = true;
                 conn_set_state(c, CONN_HANDLING);
                 bool go_on = serve_one(c, (size_t)h);
                 conn_set_state(c, CONN_READING);
@@ -447,7 +448,7 @@ static void *conn_main(void *arg)
                 continue;
             }
         }
-        if (srv->closing || corio_cancelled())
+        if (CONN_STOPS(srv, c) || corio_cancelled())
             break;
         if (corio__http_out_pending(c)) {
             conn_set_state(c, CONN_FLUSHING);
@@ -478,8 +479,9 @@ static void *conn_main(void *arg)
         ssize_t r = corio__http_recv(c, c->rbuf + c->rend, c->rcap - c->rend, timeout_ms);
         conn_set_state(c, CONN_READING);
         woken = false;
-        if (srv->closing)
-            break; /* a request that arrives as we close is not started: the client may retry it */
+        if (CONN_STOPS(srv, c))
+            break; /* a request that arrives on a reused connection as we close is not started: the
+                      client may retry it (a fresh connection's first request is served) */
         if (r == -CORIO_EDEADLINE && parsing && !corio_deadline_expired()) {
             corio__http_respond_error(c, 408);
             break;
@@ -598,11 +600,19 @@ void corio__http_conns_cancel(corio_http_server *srv, bool all)
     while (n != &srv->conns) {
         conn *c = CORIO__CONTAINER_OF(n, conn, link);
         n = n->next; /* park_end keeps c on the list, but be safe */
-        if (c->state == CONN_PARKED)
-            park_end(c);
-        else if (c == srv->closer_conn)
+        /* A fresh connection (no request yet) is spared by a close until
+         * its grace ends: its client is sending the first request, or
+         * about to, and would not retry it on a connection closed under
+         * it; the kernel had already handed it to us (with listening
+         * sockets handed to a successor process, nobody else would
+         * answer it).  A loop ending without a close spares nobody. */
+        bool spare = !all && srv->closing && !srv->fresh_cut && !c->served;
+        if (c->state == CONN_PARKED) {
+            if (!spare)
+                park_end(c);
+        } else if (c == srv->closer_conn)
             continue; /* the closer's own: it finishes after its handler returns */
-        else if (c->task && (all || c->state == CONN_WAIT_HEAD))
+        else if (c->task && (all || (c->state == CONN_WAIT_HEAD && !spare)))
             corio_task_cancel(c->task);
     }
 }

@@ -118,7 +118,12 @@ static void *accept_main(void *arg)
             while (!srv->closing && srv->nconns >= srv->cfg.max_connections &&
                    (w = wait_for_room(ls, AT_CAP, CORIO__NO_DEADLINE)) == 0)
                 ;
-            if (srv->closing || w < 0 || corio__http_conn_start(srv, r, true) < 0)
+            /* Accepted as the server closes (io_uring: the accept was in
+             * flight when close cancelled it): served all the same, within
+             * the close's grace, as a fresh connection; dropping it would
+             * lose a client the kernel counted as connected.  Only a loop
+             * ending without a close drops it. */
+            if ((w < 0 && !srv->closing) || corio__http_conn_start(srv, r, true) < 0)
                 corio__close_fd(srv->loop, r);
             if (w < 0)
                 break;
@@ -370,9 +375,18 @@ int corio_http_server_close(corio_http_server *srv, uint64_t grace_ms)
         if (srv->ls[i].task)
             corio_task_cancel(srv->ls[i].task);
     corio__http_conns_cancel(srv, false);
-    uint64_t end = corio__ns_after_ms(corio_now_ns(), grace_ms);
-    while (ret == 0 && (srv->nconns > left || srv->nacceptors > 0) && corio_now_ns() < end) {
-        int r = corio__suspend(NULL, srv, "http server close", end);
+    uint64_t now = corio_now_ns();
+    uint64_t end = corio__ns_after_ms(now, grace_ms);
+    uint64_t fresh_end = corio__ns_after_ms(now, FRESH_GRACE_MS);
+    if (fresh_end > end)
+        fresh_end = end;
+    while (ret == 0 && (srv->nconns > left || srv->nacceptors > 0) && (now = corio_now_ns()) < end) {
+        if (!srv->fresh_cut && now >= fresh_end) {
+            /* fresh connections still without a request had their chance */
+            srv->fresh_cut = true;
+            corio__http_conns_cancel(srv, false);
+        }
+        int r = corio__suspend(NULL, srv, "http server close", srv->fresh_cut ? end : fresh_end);
         if (r < 0)
             ret = r;
     }

@@ -41,6 +41,15 @@
 #define BODY_SLACK 8192    /* read buffer beyond max_head: room for body bytes */
 #define OUT_FLUSH_AT 65536 /* output buffered before a streaming handler is made to wait */
 #define BUF_CACHE 32       /* spare connection buffer sets a server keeps */
+/* How long a closing server waits (within its grace) for the first request
+ * of a fresh connection: its client connected before the close and sends
+ * at once, a round trip (or a TLS handshake's few) later; a silent one
+ * does not hold the close for the whole grace. */
+#define FRESH_GRACE_MS 2000
+
+/* The server is closing and, for c, that means: no more requests (a fresh
+ * connection still gets its first while the window lasts). */
+#define CONN_STOPS(srv, c) ((srv)->closing && ((c)->served || (srv)->fresh_cut))
 
 typedef struct conn conn;
 
@@ -90,6 +99,11 @@ struct conn {
     bool continue_sent;
     bool raw_stream; /* streaming to a 1.0 client: no chunk framing */
     bool body_done;
+    /* a request was read whole: the connection is no longer fresh.  A
+     * server close spares fresh connections for a moment (their client
+     * has no answer yet and, unlike one reusing a keep-alive connection,
+     * would not retry: see corio__http_conns_cancel) */
+    bool served;
     /* HTTPS (srv->cfg.tls): the TLS engine sits between the request loop
      * and the socket input / send path (conn_io.c) */
     bool tls_up;     /* the handshake is done */
@@ -173,6 +187,7 @@ struct corio_http_server {
     unsigned nlisteners;
     unsigned nacceptors; /* accept tasks still running */
     bool closing;
+    bool fresh_cut;            /* closing, and the fresh connections' window is over (see FRESH_GRACE_MS) */
     corio__list conns;         /* every connection not EXITING */
     corio__list idle;          /* the PARKED ones, least recently parked first */
     unsigned nconns;           /* every connection until it is freed */
@@ -210,9 +225,10 @@ static inline conn *req_conn(corio_http_request *req) { return CORIO__CONTAINER_
  * connection's now, even if it was closed at once: EOF before a request)
  * or -ENOMEM (fd left to the caller). */
 int corio__http_conn_start(corio_http_server *srv, int fd, bool accepted);
-/* Cancel the connections waiting for a request (all == false), or every
- * one but the closer's own.  The others see `closing` once their current
- * request is answered. */
+/* Cancel the connections waiting for a request (all == false: but, while
+ * the server closes, not the fresh ones until fresh_cut, which wait for
+ * their first request), or every one but the closer's own.  The others see `closing`
+ * once their current request is answered. */
 void corio__http_conns_cancel(corio_http_server *srv, bool all);
 /* Close up to n of the least recently parked idle connections (their fds
  * are released when their input's last completion arrives, which wakes

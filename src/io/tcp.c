@@ -196,7 +196,12 @@ static void accept_multi_done(corio__op *op)
     listener *ls = CORIO__CONTAINER_OF(op, listener, mop);
     corio_server *srv = ls->srv;
     if (op->res >= 0) {
-        if (srv->closing || ls->interrupted)
+        /* Accepted as the server closes (the multishot was being
+         * cancelled): served all the same, within the close's grace, so no
+         * connection the kernel counted as accepted is dropped (with a
+         * listening socket handed to a successor process, nobody else
+         * would answer it).  Only a loop ending without a close drops it. */
+        if (ls->interrupted && !srv->closing)
             corio__close_fd(srv->loop, op->res);
         else
             start_conn(ls, op->res, NULL);
@@ -255,7 +260,7 @@ static void *accept_main(void *arg)
             op.off = -1;
             int r = corio__op_run(&op);
             if (r >= 0) {
-                if (srv->closing || corio_cancelled())
+                if (corio_cancelled() && !srv->closing) /* as in accept_multi_done */
                     corio__close_fd(srv->loop, r);
                 else
                     start_conn(ls, r, &peer);
