@@ -72,4 +72,27 @@ echo "load through 3 reloads: $result"
 
 stop_server "$pid"
 [[ ! -e $sock ]] || fail "the last server left its handover socket behind"
+
+# More sockets than one server may adopt (16): with --workers every worker
+# has its own SO_REUSEPORT socket, and a successor must take and serve
+# every one, or the connections queued on the ones it left would be reset.
+sock2=$tmp/handover20.sock
+"$serve" --quiet --port 0 --workers 20 --handover "$sock2" "$tmp/root" >"$tmp/w20a" 2>"$tmp/w20a.err" &
+pid=$!
+pids+=("$pid")
+port=$(wait_port "$tmp/w20a" '^Serving HTTP on 127\.0\.0\.1 port ([0-9]+) ') || fail "--workers 20: no 'Serving' line"
+wait_until test -S "$sock2" || fail "--workers 20: no handover socket"
+"$serve" --quiet --workers 20 --handover "$sock2" "$tmp/root" >"$tmp/w20b" 2>"$tmp/w20b.err" &
+new=$!
+pids+=("$new")
+took20() { (($(grep -c "^Serving HTTP on 127\.0\.0\.1:$port (fd [0-9]*, taken over) \.\.\.$" "$tmp/w20b") == 20)); }
+wait_until took20 || fail "--workers 20: the successor did not take 20 sockets: $(cat "$tmp/w20b" "$tmp/w20b.err")"
+status=0
+wait "$pid" || status=$?
+((status == 0)) || fail "--workers 20: the old server exited $status: $(cat "$tmp/w20a.err")"
+for _ in $(seq 40); do
+    [[ $(curl -s --max-time "$wait_s" "http://127.0.0.1:$port/a.txt") == hello ]] ||
+        fail "--workers 20: a request after the handover failed"
+done
+stop_server "$new"
 echo "PASS corio-serve reload on ${CORIO_BACKEND:-auto}"

@@ -1401,6 +1401,11 @@ static void *reload_task(void *arg)
 /* ------------------------------------------------------------------ */
 
 #define HANDOVER_TAKE_MS 30000 /* a predecessor that does not answer in this long is not waited for */
+/* Sockets one handover carries at most: the kernel's SCM_MAX_FD.  With
+ * --workers every worker has its own socket per address, so a 64-core
+ * server serving HTTP and HTTPS on two addresses hands over 256: this is
+ * the bound, not 16. */
+#define HANDOVER_MAX_FDS 253
 
 /* A server on passed sockets (socket activation or a handover; tls NULL:
  * plain HTTP).  Returns it, or NULL after saying why (the fds stay the
@@ -1436,12 +1441,13 @@ static corio_http_server *start_passed(const int *fds, int n, corio_tls *tls, co
  * Returns 1 (serving them: *srv and *tls_srv), 0 (nobody to take over
  * from: bind as usual) or -1 after saying why (the predecessor keeps
  * serving). */
-static int handover_take(corio_tls *tls, corio_http_server **srv, corio_http_server **tls_srv)
+/* handover_take with its arrays (HANDOVER_MAX_FDS entries each). */
+static int handover_take_into(corio_tls *tls, corio_http_server **srv, corio_http_server **tls_srv,
+                              corio_listen_fd *lfds, int *plain, int *secure)
 {
-    corio_listen_fd lfds[16];
     corio_handover *h;
     corio_deadline d = corio_deadline_push(HANDOVER_TAKE_MS);
-    int n = corio_handover_take(opts.handover, lfds, 16, &h);
+    int n = corio_handover_take(opts.handover, lfds, HANDOVER_MAX_FDS, &h);
     corio_deadline_pop(d);
     if (n == -ENOENT || n == -ECONNREFUSED)
         return 0;
@@ -1450,7 +1456,7 @@ static int handover_take(corio_tls *tls, corio_http_server **srv, corio_http_ser
                 corio_strerror(n));
         return -1;
     }
-    int plain[16], secure[16], np = 0, ns = 0;
+    int np = 0, ns = 0;
     const char *bad = NULL;
     for (int i = 0; i < n; i++) {
         if (strcmp(lfds[i].name, "http") == 0)
@@ -1491,6 +1497,26 @@ static int handover_take(corio_tls *tls, corio_http_server **srv, corio_http_ser
     return 1;
 }
 
+static int handover_take(corio_tls *tls, corio_http_server **srv, corio_http_server **tls_srv)
+{
+    /* on the heap: HANDOVER_MAX_FDS entries of 260 bytes would take a
+     * quarter of a task's stack */
+    corio_listen_fd *lfds = calloc(HANDOVER_MAX_FDS, sizeof *lfds);
+    int *plain = calloc(HANDOVER_MAX_FDS, sizeof *plain), *secure = calloc(HANDOVER_MAX_FDS, sizeof *secure);
+    if (!lfds || !plain || !secure) {
+        free(lfds);
+        free(plain);
+        free(secure);
+        fprintf(stderr, "corio-serve: --handover %s: out of memory\n", opts.handover);
+        return -1;
+    }
+    int ret = handover_take_into(tls, srv, tls_srv, lfds, plain, secure);
+    free(lfds);
+    free(plain);
+    free(secure);
+    return ret;
+}
+
 typedef struct stopper {
     corio_event stop;
     int sig;         /* the signal that stopped us, 0 for a handover */
@@ -1516,18 +1542,26 @@ static void *signal_task(void *arg)
 static void *handover_task(void *arg)
 {
     stopper *st = arg;
-    corio_listen_fd lfds[32];
+    corio_listen_fd *lfds = calloc(HANDOVER_MAX_FDS, sizeof *lfds);
+    int *fds = calloc(HANDOVER_MAX_FDS, sizeof *fds);
     unsigned n = 0;
-    int fds[16];
-    for (int k = 0; k < 2; k++) {
+    int r = lfds && fds ? 0 : -ENOMEM;
+    for (int k = 0; k < 2 && r == 0; k++) {
         corio_http_server *s = k ? st->tls_srv : st->srv;
-        unsigned m = s ? corio_http_server_listen_fds(s, fds, 16) : 0;
-        for (unsigned i = 0; i < m && i < 16; i++) {
+        unsigned m = s ? corio_http_server_listen_fds(s, fds, HANDOVER_MAX_FDS) : 0;
+        if (m > HANDOVER_MAX_FDS - n) {
+            r = -E2BIG; /* a successor could not take them all: keep serving */
+            break;
+        }
+        for (unsigned i = 0; i < m; i++) {
             lfds[n].fd = fds[i];
             snprintf(lfds[n++].name, sizeof lfds[0].name, "%s", k ? "https" : "http");
         }
     }
-    int r = n ? corio_handover_listen(opts.handover, lfds, n, &st->successor) : -ENOENT;
+    if (r == 0)
+        r = n ? corio_handover_listen(opts.handover, lfds, n, &st->successor) : -ENOENT;
+    free(lfds);
+    free(fds);
     if (r == 0) {
         st->sig = 0;
         corio_event_set(&st->stop);

@@ -271,7 +271,9 @@ typedef struct corio_http_server_config {
      * with the same grace and joins the threads.  A worker whose loop fails
      * is reported on stderr ("corio: HTTP worker I of N failed: TEXT") and
      * the others keep serving.  With corio_http_server_start_fds, the fds
-     * are dealt out round robin, and workers above n are not started;
+     * are dealt out round robin (up to 16 per worker, so a successor can
+     * serve every socket corio_http_server_listen_fds gives), and workers
+     * above n are not started;
      * corio_http_server_new with workers > 1 is -EINVAL.  Above 1024:
      * -EINVAL. */
     unsigned workers;

@@ -285,7 +285,11 @@ int corio_http_server_start_fds(const int *fds, unsigned n, corio_http_handler h
         *out = NULL;
     if (!out)
         return -EINVAL;
-    if (cfg && cfg->workers > 1 && fds && n > 1 && n <= CORIO__MAX_LISTENERS)
+    /* with workers, up to CORIO__MAX_LISTENERS sockets each: a successor
+     * taking over the sockets of N workers (corio_http_server_listen_fds)
+     * gets N times as many as one server has */
+    if (cfg && cfg->workers > 1 && fds && n > 1 && cfg->workers <= CORIO__WORKERS_MAX &&
+        n <= (unsigned long)CORIO__MAX_LISTENERS * cfg->workers)
         return start_workers(NULL, 0, fds, n, handler, arg, cfg, out);
     corio_http_server_config one;
     if (cfg && cfg->workers > 1) { /* one socket: one worker */
@@ -297,7 +301,7 @@ int corio_http_server_start_fds(const int *fds, unsigned n, corio_http_handler h
     int r = corio_http_server_new(handler, arg, cfg, &srv);
     if (r < 0)
         return r;
-    r = corio__listen_adopt(fds, n, true);
+    r = corio__listen_adopt(fds, n, CORIO__MAX_LISTENERS, true);
     if (r == 0)
         r = serve_listeners(srv, fds, (int)n);
     else
@@ -575,7 +579,8 @@ static int start_workers(const char *host, uint16_t port, const int *fds, unsign
     /* Worker 0 first: it resolves port 0 for the others, and on error
      * nothing else has started. */
     corio_http_server *srv0 = NULL;
-    int r = fds ? corio__listen_adopt(fds, nfds, true) : 0;
+    /* each worker serves up to CORIO__MAX_LISTENERS of them */
+    int r = fds ? corio__listen_adopt(fds, nfds, CORIO__MAX_LISTENERS * n, true) : 0;
     if (r == 0)
         r = fds ? serve_share(hw, 0, &srv0)
                 : start_one(host, port, !hw->shared, handler, arg, &hw->cfg, &srv0);

@@ -114,11 +114,11 @@ static int check_listener(int fd)
     return acc ? 0 : -EINVAL;
 }
 
-int corio__listen_adopt(const int *fds, unsigned n, bool nodelay)
+int corio__listen_adopt(const int *fds, unsigned n, unsigned max, bool nodelay)
 {
     if (!fds || n == 0)
         return -EINVAL;
-    if (n > CORIO__MAX_LISTENERS)
+    if (n > max)
         return -E2BIG;
     /* Check every one before changing any: on error the caller keeps
      * its fds as they were. */

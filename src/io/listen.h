@@ -54,9 +54,11 @@ int corio__accept_error(int r);
 /* Check that fds[0..n) are listening stream sockets, then make them
  * non-blocking and close-on-exec (and TCP_NODELAY if nodelay): the
  * adoption of passed sockets (corio_server_start_fds and its HTTP twin;
- * src/io/activation.c).  Returns 0, or -errno with no fd changed (errors
- * as corio_server_start_fds lists them). */
-int corio__listen_adopt(const int *fds, unsigned n, bool nodelay);
+ * src/io/activation.c).  More than max is -E2BIG (CORIO__MAX_LISTENERS
+ * for one server; the HTTP server's workers take that many each).
+ * Returns 0, or -errno with no fd changed (errors as
+ * corio_server_start_fds lists them). */
+int corio__listen_adopt(const int *fds, unsigned n, unsigned max, bool nodelay);
 
 /* The local port fd is bound to, 0 if it can not be read. */
 uint16_t corio__fd_port(int fd);

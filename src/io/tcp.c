@@ -331,7 +331,7 @@ int corio_server_start_fds(const int *fds, unsigned n, corio_conn_fn handler, vo
     int r = corio__server_begin(handler, &cfg, out, &l);
     if (r)
         return r;
-    r = corio__listen_adopt(fds, n, !cfg->nagle);
+    r = corio__listen_adopt(fds, n, CORIO__MAX_LISTENERS, !cfg->nagle);
     if (r)
         return r;
     return server_run(l, fds, (int)n, handler, arg, cfg, out);
