@@ -39,6 +39,8 @@
 #   tree_ticks PID            print utime+stime (clock ticks) of PID's whole process tree
 #   task_ticks PID            print "TID TICKS" for every thread of PID's process tree, one a line
 #   worker_pid NAME PID       print the pid that serves connections: nginx's worker, else PID
+#   nginx_conf_head DIR WORKERS CONNECTIONS, nginx_http_common DIR, nginx_hello_location LOCATION
+#                      print the shared pieces of an nginx.conf (below)
 #   write_nginx_conf DIR PORT [WORKERS] [LISTEN]  write DIR/nginx.conf: the seed's response on 127.0.0.1:PORT, WORKERS worker processes (1), LISTEN extra listen parameters (reuseport), needs NOFILE
 #   http_ready NAME PORT      succeed once http://127.0.0.1:PORT/ answers 200 (a server_ready for HTTP servers)
 #   http_started NAME         note NAME's pid, port, response size and headers (a server_started for HTTP servers)
@@ -235,23 +237,23 @@ worker_pid() {
     echo "$2"
 }
 
-# nginx serving the seed's response (http_bench.sh, workers_bench.sh): no
-# logging, keep-alive for as long as the benchmark runs.  default_type +
-# return 200 gives the body and Content-Type; add_header the CORS headers.
-# nginx adds Server, Date, Content-Length, Connection itself.  With several
-# workers and no LISTEN, nginx's default: one listening socket that every
-# worker waits on (EPOLLEXCLUSIVE), accept_mutex off.
-write_nginx_conf() { # DIR PORT [WORKERS] [LISTEN]
-    mkdir -p "$1"
-    cat >"$1/nginx.conf" <<EOF
-worker_processes ${3:-1};
-worker_rlimit_nofile $NOFILE;
+# The pieces of an nginx.conf every benchmark shares: the process part
+# (DIR holds the pid, the error log and the temp directories), the http
+# block's settings for a benchmark (keep-alive for as long as it runs) and
+# the seed's response.  Each script's own writer adds what differs: logs,
+# sendfile, TLS, the server block.
+nginx_conf_head() { # DIR WORKERS CONNECTIONS
+    cat <<EOF
+worker_processes $2;
+worker_rlimit_nofile ${NOFILE:-4096};
 daemon off;
 pid $1/nginx.pid;
 error_log $1/error.log warn;
-events { worker_connections $NOFILE; }
-http {
-    access_log off;
+events { worker_connections $3; }
+EOF
+}
+nginx_http_common() { # DIR
+    cat <<EOF
     server_tokens off;
     keepalive_requests 1000000000;
     keepalive_timeout 75s;
@@ -260,18 +262,39 @@ http {
     fastcgi_temp_path $1/fastcgi;
     uwsgi_temp_path $1/uwsgi;
     scgi_temp_path $1/scgi;
-    server {
-        listen 127.0.0.1:$2 backlog=4096 ${4:-};
-        location / {
+EOF
+}
+# default_type + return 200 give the body and Content-Type; add_header the
+# CORS headers.  nginx adds Server, Date, Content-Length, Connection itself.
+nginx_hello_location() { # LOCATION
+    cat <<EOF
+        location $1 {
             default_type text/plain;
             add_header Access-Control-Allow-Origin "*" always;
             add_header Access-Control-Allow-Methods "GET, POST, PUT, DELETE, OPTIONS" always;
             add_header Access-Control-Allow-Headers "Content-Type" always;
             return 200 "Hello, world!";
         }
-    }
-}
 EOF
+}
+
+# nginx serving the seed's response (http_bench.sh, workers_bench.sh): no
+# logging.  With several workers and no LISTEN, nginx's default: one
+# listening socket that every worker waits on (EPOLLEXCLUSIVE), accept_mutex
+# off.
+write_nginx_conf() { # DIR PORT [WORKERS] [LISTEN]
+    mkdir -p "$1"
+    {
+        nginx_conf_head "$1" "${3:-1}" "$NOFILE"
+        echo "http {"
+        echo "    access_log off;"
+        nginx_http_common "$1"
+        echo "    server {"
+        echo "        listen 127.0.0.1:$2 backlog=4096 ${4:-};"
+        nginx_hello_location /
+        echo "    }"
+        echo "}"
+    } >"$1/nginx.conf"
 }
 
 http_ready() { curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$2/"; }

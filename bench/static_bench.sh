@@ -80,34 +80,23 @@ fi
 chmod -R a+rX "$www"
 
 write_nginx_conf() { # DIR PORT
+    # One worker, sendfile, tcp_nopush, an access log in a file (nginx's
+    # default: a write per request; NGINX_LOG_OPTS=" buffer=64k" batches it).
     mkdir -p "$1"
-    cat >"$1/nginx.conf" <<EOF
-# One worker, sendfile, tcp_nopush, an access log in a file (nginx's
-# default: a write per request; NGINX_LOG_OPTS=" buffer=64k" batches it).
-worker_processes 1;
-daemon off;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log $1/access.log combined$NGINX_LOG_OPTS;
-    server_tokens off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 1000000000;
-    keepalive_timeout 75s;
-    default_type application/octet-stream;
-    client_body_temp_path $1/body;
-    proxy_temp_path $1/proxy;
-    fastcgi_temp_path $1/fastcgi;
-    uwsgi_temp_path $1/uwsgi;
-    scgi_temp_path $1/scgi;
-    server {
-        listen 127.0.0.1:$2 backlog=4096;
-        root $www;
-    }
-}
-EOF
+    {
+        nginx_conf_head "$1" 1 4096
+        echo "http {"
+        echo "    access_log $1/access.log combined$NGINX_LOG_OPTS;"
+        echo "    sendfile on;"
+        echo "    tcp_nopush on;"
+        echo "    default_type application/octet-stream;"
+        nginx_http_common "$1"
+        echo "    server {"
+        echo "        listen 127.0.0.1:$2 backlog=4096;"
+        echo "        root $www;"
+        echo "    }"
+        echo "}"
+    } >"$1/nginx.conf"
 }
 
 server_cmd() {

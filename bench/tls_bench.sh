@@ -122,30 +122,18 @@ chmod 644 "$www/big" "$www/hello.txt"
 MODE="hello"
 
 write_nginx_conf() { # DIR PORT
+    # One worker, no logging, TLS; / is the seed's response as in
+    # bench/http_bench.sh, other paths are files from $www.
     local tickets="ssl_session_tickets off; ssl_session_cache off;"
     [[ $TICKETS == 1 ]] && tickets="ssl_session_tickets on; ssl_session_cache shared:SSL:10m;"
     mkdir -p "$1"
-    cat >"$1/nginx.conf" <<EOF
-# One worker, no logging; keep-alive for as long as the benchmark runs.
-# / is the seed's response as in bench/http_bench.sh; other paths are
-# files from $www.
-worker_processes 1;
-worker_rlimit_nofile $NOFILE;
-daemon off;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-events { worker_connections $NOFILE; }
-http {
-    access_log off;
-    server_tokens off;
-    keepalive_requests 1000000000;
-    keepalive_timeout 75s;
-    sendfile on;
-    client_body_temp_path $1/body;
-    proxy_temp_path $1/proxy;
-    fastcgi_temp_path $1/fastcgi;
-    uwsgi_temp_path $1/uwsgi;
-    scgi_temp_path $1/scgi;
+    {
+        nginx_conf_head "$1" 1 "$NOFILE"
+        echo "http {"
+        echo "    access_log off;"
+        echo "    sendfile on;"
+        nginx_http_common "$1"
+        cat <<EOF
     server {
         listen 127.0.0.1:$2 ssl backlog=4096;
         ssl_certificate $CERT;
@@ -153,16 +141,13 @@ http {
         ssl_protocols TLSv1.2 TLSv1.3;
         $tickets
         root $www;
-        location = / {
-            default_type text/plain;
-            add_header Access-Control-Allow-Origin "*" always;
-            add_header Access-Control-Allow-Methods "GET, POST, PUT, DELETE, OPTIONS" always;
-            add_header Access-Control-Allow-Headers "Content-Type" always;
-            return 200 "Hello, world!";
-        }
+EOF
+        nginx_hello_location "= /"
+        cat <<EOF
     }
 }
 EOF
+    } >"$1/nginx.conf"
 }
 
 write_h2o_conf() { # DIR PORT
