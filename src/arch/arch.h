@@ -219,4 +219,22 @@ static inline void corio__tsan_release(void *addr) { (void)addr; }
 static inline void corio__tsan_acquire(void *addr) { (void)addr; }
 #endif
 
+/* Signals under TSan.  TSan runs a process's signal handlers late: one
+ * that arrives while the thread is outside an intercepted call waits until
+ * the thread next enters one.  A loop that blocks in io_uring_enter (a raw
+ * system call TSan does not intercept) may never make such a call, and
+ * then a signal meant to wake it (corio's handler kicks the loop's
+ * eventfd) is held forever.  corio__tsan_run_signals() makes one
+ * intercepted call so that TSan delivers what it holds, and a wait that
+ * TSan cannot see into is capped at CORIO__TSAN_MAX_WAIT_NS so a signal
+ * arriving just before it is delivered within that bound.  No-ops without
+ * TSan. */
+#ifdef CORIO__TSAN_ON
+void corio__tsan_run_signals(void);
+#define CORIO__TSAN_MAX_WAIT_NS 10000000u /* 10 ms */
+#else
+static inline void corio__tsan_run_signals(void) {}
+#define CORIO__TSAN_MAX_WAIT_NS UINT64_MAX
+#endif
+
 #endif

@@ -26,6 +26,9 @@
 #ifdef CORIO__TSAN_ON
 #include <sanitizer/tsan_interface.h>
 
+#include <pthread.h>
+#include <signal.h>
+
 /* The fiber running now: at the start of a loop, the thread itself. */
 void *corio__tsan_fiber_current(void) { return __tsan_get_current_fiber(); }
 
@@ -68,6 +71,14 @@ void corio__tsan_release(void *addr) { __tsan_release(addr); }
 /* The other half: what follows happens-after every earlier
  * corio__tsan_release(addr), on any thread. */
 void corio__tsan_acquire(void *addr) { __tsan_acquire(addr); }
+
+/* Any intercepted call makes TSan run the signal handlers it holds for
+ * this thread on the way out; this one changes nothing. */
+void corio__tsan_run_signals(void)
+{
+    sigset_t cur;
+    pthread_sigmask(SIG_BLOCK, NULL, &cur);
+}
 
 /* Free a fiber that will never run again; never the current one (TSan
  * would have no state to continue with). */

@@ -664,6 +664,13 @@ static int uring_poll(corio_loop *l, uint64_t timeout_ns)
         notify_arm(u);
 
     int r = 0;
+    if (CORIO__TSAN_MAX_WAIT_NS != UINT64_MAX) {
+        /* TSan only (arch.h): let it deliver held signals, and never block
+         * past the bound in a call it cannot see into. */
+        corio__tsan_run_signals();
+        if (timeout_ns > CORIO__TSAN_MAX_WAIT_NS)
+            timeout_ns = CORIO__TSAN_MAX_WAIT_NS;
+    }
     if (timeout_ns == 0 || io_uring_cq_ready(ring)) {
         /* Don't wait; enter only to hand over SQEs or fetch completions
          * the kernel holds back. */
