@@ -664,12 +664,24 @@ static int uring_poll(corio_loop *l, uint64_t timeout_ns)
         notify_arm(u);
 
     int r = 0;
-    if (CORIO__TSAN_MAX_WAIT_NS != UINT64_MAX) {
-        /* TSan only (arch.h): let it deliver held signals, and never block
-         * past the bound in a call it cannot see into. */
-        corio__tsan_run_signals();
-        if (timeout_ns > CORIO__TSAN_MAX_WAIT_NS)
-            timeout_ns = CORIO__TSAN_MAX_WAIT_NS;
+    if (CORIO__TSAN_MAX_WAIT_NS != UINT64_MAX && timeout_ns > CORIO__TSAN_MAX_WAIT_NS) {
+        /* TSan only (arch.h): wait in slices, letting TSan deliver held
+         * signals between them, until a completion or the whole timeout:
+         * the caller still sees one wait that ends on an event or time. */
+        uint64_t end = timeout_ns == UINT64_MAX ? UINT64_MAX : corio__clock_ns() + timeout_ns;
+        for (;;) {
+            corio__tsan_run_signals();
+            uint64_t now = corio__clock_ns();
+            uint64_t left = end == UINT64_MAX ? UINT64_MAX : end > now ? end - now : 0;
+            struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = (long long)CORIO__TSAN_MAX_WAIT_NS};
+            if (left < CORIO__TSAN_MAX_WAIT_NS)
+                ts.tv_nsec = (long long)left;
+            struct io_uring_cqe *cqe;
+            r = left ? io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL) : 0;
+            if (io_uring_cq_ready(ring) || !left || (r < 0 && r != -ETIME && r != -EINTR))
+                break;
+        }
+        timeout_ns = 0; /* what is left below is the non-blocking reap */
     }
     if (timeout_ns == 0 || io_uring_cq_ready(ring)) {
         /* Don't wait; enter only to hand over SQEs or fetch completions
