@@ -127,7 +127,12 @@ typedef enum corio_backend_kind {
     CORIO_BACKEND_AUTO = 0, /* io_uring when it works, else epoll; CORIO_BACKEND env var overrides */
     CORIO_BACKEND_EPOLL,
     CORIO_BACKEND_IO_URING,
+    /* Deterministic simulation (corio/sim.h): virtual clock, network and
+     * disk, one seed; CORIO_BACKEND=sim in the environment picks it too. */
+    CORIO_BACKEND_SIM,
 } corio_backend_kind;
+
+struct corio_sim_config;
 
 typedef struct corio_config {
     size_t stack_size;          /* per task; 0 = default (256 KiB, committed lazily); a task that
@@ -148,6 +153,9 @@ typedef struct corio_config {
      * it on.  Off, it costs one predictable branch per task step. */
     int debug;
     unsigned slow_step_ms; /* 0 = CORIO_DEBUG_SLOW_MS from the environment, else 100 */
+    /* The sim backend's settings (corio/sim.h); NULL: the seed comes from
+     * CORIO_SIM_SEED (else 1) and the faults from the seed. */
+    const struct corio_sim_config *sim;
 } corio_config;
 
 /* Run main_fn(arg) as the main task of a new loop on this thread (asyncio.run).
@@ -164,7 +172,7 @@ typedef struct corio_config {
  * backend value outside the enum), or the backend's setup error. */
 CORIO_API int corio_run(const corio_config *cfg, corio_fn main_fn, void *arg, void **result);
 
-/* Name of the running loop's backend: "io_uring" or "epoll"; NULL outside a loop. */
+/* Name of the running loop's backend: "io_uring", "epoll" or "sim"; NULL outside a loop. */
 CORIO_API const char *corio_backend_name(void);
 
 /* Start fn(arg) as a new task, which first runs at the loop's next turn.

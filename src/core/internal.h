@@ -162,6 +162,11 @@ struct corio_task {
     int error;              /* corio_fail's code, 0 = success */
     uint16_t open_groups;   /* groups this task owns that are not joined yet */
     uint16_t group_cancels; /* groups that cancelled this task (their owner) and will withdraw it */
+    /* The sim backend's view (src/backend/sim.c): the simulated host the
+     * task runs on (inherited from its spawner) and its spawn number, which
+     * names it in the trace the same way run after run. */
+    uint32_t sim_host;
+    uint32_t sim_id;
     uint64_t deadline;      /* absolute ns, CORIO__NO_DEADLINE if none */
     union {
         uint64_t sleep_until; /* absolute ns when parked in a sleep, else CORIO__NO_DEADLINE */
@@ -434,6 +439,16 @@ typedef struct corio__backend_ops {
     void *(*buf_addr)(corio_loop *l, uint16_t id);
     size_t (*buf_size)(corio_loop *l);
     void (*buf_put)(corio_loop *l, uint16_t id);
+    /* CORIO__CAP_SIM only (NULL elsewhere):
+     *  - on_run: task t is about to run (the sim puts it in its trace);
+     *  - pick: which of the n tasks in a run queue runs next, in [0, n):
+     *    the sim draws it from its seed, so that every seed tries another
+     *    order of the ready tasks.
+     * With CORIO__CAP_SIM the thread pool also runs its work on the loop's
+     * thread, at once, instead of on workers (whose timing no seed
+     * decides). */
+    void (*on_run)(corio_loop *l, corio_task *t);
+    unsigned (*pick)(corio_loop *l, unsigned n);
 } corio__backend_ops;
 
 /* What the running backend can do beyond the ops every backend has, as bits
@@ -471,10 +486,14 @@ typedef struct corio__backend_ops {
  *       the same memory (use getpeername on the new fd instead).
  *     - corio__op_cancel() stops either kind; the last completion (usually
  *       -ECANCELED) still arrives, possibly after a few more results that
- *       were already queued. */
-enum { CORIO__CAP_FILE_OPS = 1u << 0, CORIO__CAP_MULTISHOT = 1u << 1 };
+ *       were already queued.
+ *  - SIM: the deterministic simulation backend (src/backend/sim.c): the
+ *    on_run and pick hooks above are set, and the thread pool runs work
+ *    inline. */
+enum { CORIO__CAP_FILE_OPS = 1u << 0, CORIO__CAP_MULTISHOT = 1u << 1, CORIO__CAP_SIM = 1u << 2 };
 
 extern const corio__backend_ops corio__backend_epoll;
+extern const corio__backend_ops corio__backend_sim;
 #ifdef CORIO_HAVE_URING
 extern const corio__backend_ops corio__backend_uring;
 #endif
@@ -687,8 +706,13 @@ static inline void *corio__buf(corio_loop *l, uint16_t id) { return l->backend->
 static inline size_t corio__buf_size(corio_loop *l) { return l->backend->buf_size(l); }
 static inline void corio__buf_put(corio_loop *l, uint16_t id) { l->backend->buf_put(l, id); }
 
-/* Monotonic clock in ns (not cached). */
+/* Monotonic clock in ns (not cached): the sim backend's virtual clock
+ * while a sim run is on this thread. */
 uint64_t corio__clock_ns(void);
+
+/* Set by the sim backend for its run's thread: where its virtual now is
+ * (NULL: the real clock).  Read by corio__clock_ns. */
+extern __thread const uint64_t *corio__virtual_clock;
 
 /* Make fd non-blocking and close-on-exec.  Returns 0 or -errno. */
 int corio__set_nonblock(int fd);

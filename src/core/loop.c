@@ -36,6 +36,8 @@ static const corio__backend_ops *backend_by_name(const char *name)
 {
     if (!strcmp(name, "epoll"))
         return &corio__backend_epoll;
+    if (!strcmp(name, "sim"))
+        return &corio__backend_sim;
 #ifdef CORIO_HAVE_URING
     if (!strcmp(name, "io_uring") || !strcmp(name, "uring"))
         return &corio__backend_uring;
@@ -57,6 +59,8 @@ static int backend_setup(corio_loop *l, const corio_config *cfg)
     const corio__backend_ops *forced = NULL;
     if (kind == CORIO_BACKEND_EPOLL) {
         forced = &corio__backend_epoll;
+    } else if (kind == CORIO_BACKEND_SIM) {
+        forced = &corio__backend_sim;
     } else if (kind == CORIO_BACKEND_IO_URING) {
 #ifdef CORIO_HAVE_URING
         forced = &corio__backend_uring;
@@ -120,6 +124,8 @@ static void report_stall(corio_loop *l)
 static void run_one(corio_loop *l, corio_task *t)
 {
     t->flags &= ~CORIO__T_READY;
+    if (CORIO__UNLIKELY(l->caps & CORIO__CAP_SIM))
+        l->backend->on_run(l, t);
     /* Debug mode times each step (debug.c); off, no clock is read.  The
      * task that comes back is not always t: tasks that park hand the CPU
      * straight to the next one (task.c, switch_out), and only the last of
@@ -258,7 +264,7 @@ static int loop_run(corio_loop *l)
 static bool config_ok(const corio_config *cfg)
 {
     return !cfg ||
-           (cfg->stack_size <= CORIO__STACK_SIZE_MAX && (unsigned)cfg->backend <= CORIO_BACKEND_IO_URING);
+           (cfg->stack_size <= CORIO__STACK_SIZE_MAX && (unsigned)cfg->backend <= CORIO_BACKEND_SIM);
 }
 
 int corio_run(const corio_config *cfg, corio_fn main_fn, void *arg, void **result)

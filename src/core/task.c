@@ -80,6 +80,8 @@ static inline corio_task *next_direct(corio_loop *l)
     }
     l->run_budget--;
     n->flags &= ~CORIO__T_READY;
+    if (CORIO__UNLIKELY(l->caps & CORIO__CAP_SIM))
+        l->backend->on_run(l, n);
     return n;
 }
 
@@ -176,6 +178,24 @@ static void task_entry(void *arg)
  * ready before the event came in.  A task that yields goes to the back of
  * ready_*, whichever queue it ran from: a yield lets every other ready
  * task run first. */
+/* The sim backend's order: t goes to a place the seed picks, so every seed
+ * runs the ready tasks in another order (any order a real loop could show
+ * as I/O completions come in another order). */
+static __attribute__((noinline)) void sim_insert(corio_loop *l, corio_task **head, corio_task **tail,
+                                                 corio_task *t)
+{
+    unsigned n = 0;
+    for (corio_task *p = *head; p; p = p->next_ready)
+        n++;
+    corio_task **link = head;
+    for (unsigned at = l->backend->pick(l, n + 1); at > 0; at--)
+        link = &(*link)->next_ready;
+    t->next_ready = *link;
+    *link = t;
+    if (!t->next_ready)
+        *tail = t;
+}
+
 static inline void ready_push(corio_loop *l, corio_task *t)
 {
     CORIO__ASSERT(!(t->flags & (CORIO__T_READY | CORIO__T_PARKED | CORIO__T_DONE)));
@@ -184,12 +204,16 @@ static inline void ready_push(corio_loop *l, corio_task *t)
     bool woken = l->to_woken && t != l->current;
     corio_task **head = woken ? &l->woken_head : &l->ready_head;
     corio_task **tail = woken ? &l->woken_tail : &l->ready_tail;
+    l->woken_len += woken;
+    if (CORIO__UNLIKELY(l->caps & CORIO__CAP_SIM)) {
+        sim_insert(l, head, tail, t);
+        return;
+    }
     if (*tail)
         (*tail)->next_ready = t;
     else
         *head = t;
     *tail = t;
-    l->woken_len += woken;
 }
 
 void corio__wake(corio_task *t, int r)
@@ -359,6 +383,8 @@ corio_task *corio__spawn(corio_loop *l, const char *name, size_t stack_size, cor
     corio__list_push_back(&l->live_tasks, &t->live);
     l->live_count++;
     l->spawn_seq++;
+    t->sim_id = (uint32_t)l->spawn_seq;
+    t->sim_host = l->current ? l->current->sim_host : 0;
     ready_push(l, t);
     return t;
 }
