@@ -7,6 +7,7 @@
  *   sim_kv get PORT KEY                print KEY's version and value
  *   sim_kv set PORT KEY VERSION VALUE  store VALUE as KEY's VERSION
  *   sim_kv test [--seeds N | --seed S] [--clients N] [--planted-bug[=BUG]] [--stop]
+ *               [--tail EVENTS] [-v]
  *
  * The service speaks lines over TCP:
  *   SET key version value  ->  OK            (stored, or a newer version already is)
@@ -97,8 +98,8 @@ typedef struct kv_server {
     const kv_config *cfg;
     int log_fd;
     corio_lock log_lock; /* one appender at a time: records never interleave */
-    bool log_broken;
-    corio_event broken; /* set when the log fails: the server starts over */
+    int log_error;       /* why the log failed (0: it works) */
+    corio_event broken;  /* set when it fails: the server starts over */
     entry *tab;
     size_t n, cap;
 } kv_server;
@@ -216,6 +217,13 @@ static void reply(corio_stream *s, const char *fmt, ...)
     (void)corio_stream_write(s, buf, (size_t)n); /* an error shows at the next drain */
 }
 
+static void log_failed(kv_server *kv, int err)
+{
+    if (!kv->log_error)
+        kv->log_error = err;
+    corio_event_set(&kv->broken);
+}
+
 static void kv_set(kv_server *kv, corio_stream *s, const char *key, uint64_t version, const char *value)
 {
     if (corio_lock_acquire(&kv->log_lock) < 0)
@@ -225,7 +233,7 @@ static void kv_set(kv_server *kv, corio_stream *s, const char *key, uint64_t ver
         reply(s, "OK\n"); /* a retry of a write we already have, or an older one */
         goto out;
     }
-    if (kv->log_broken) {
+    if (kv->log_error) {
         reply(s, "ERR log\n");
         goto out;
     }
@@ -239,10 +247,8 @@ static void kv_set(kv_server *kv, corio_stream *s, const char *key, uint64_t ver
         (void)kv_apply(kv, key, version, value);
         reply(s, "OK\n");
         (void)corio_stream_drain(s);
-        if (corio_file_fsync(kv->log_fd) < 0) {
-            kv->log_broken = true;
-            corio_event_set(&kv->broken);
-        }
+        if ((r = corio_file_fsync(kv->log_fd)) < 0)
+            log_failed(kv, r);
         goto out;
     }
     if (r == 0)
@@ -256,10 +262,8 @@ static void kv_set(kv_server *kv, corio_stream *s, const char *key, uint64_t ver
     /* The record may be half on disk: append nothing more in this life.
      * The server starts over, and its replay drops a torn record. */
     reply(s, "ERR %s\n", corio_strerror(r));
-    if (r != -ECANCELED && r != -ENOMEM) {
-        kv->log_broken = true;
-        corio_event_set(&kv->broken);
-    }
+    if (r != -ECANCELED && r != -ENOMEM)
+        log_failed(kv, r);
 out:
     corio_lock_release(&kv->log_lock);
 }
@@ -313,7 +317,8 @@ static void *kv_serve(void *arg)
         free(kv.tab);
         if (corio_cancelled())
             return NULL;
-        note("kv: %s; starting over in 100 ms", r < 0 ? corio_strerror(r) : "the log failed");
+        note("kv: %s%s; starting over in 100 ms", kv.log_error ? "log: " : "",
+             corio_strerror(kv.log_error ? kv.log_error : r));
         if (corio_sleep_ms(100) < 0)
             return NULL;
     }
@@ -402,6 +407,7 @@ static ssize_t kv_call(kv_client *c, const char *req, char *out, size_t cap)
 typedef struct key_state {
     uint64_t acked;     /* the newest version the server acknowledged */
     uint64_t attempted; /* the newest version ever sent */
+    uint64_t acked_ns;  /* when acked was acknowledged */
 } key_state;
 
 typedef struct sim_client {
@@ -417,6 +423,8 @@ typedef struct sim_run {
     corio_task *kv_task;
     sim_client *clients;
 } sim_run;
+
+static uint64_t run_start_ns; /* virtual time at the run's start, for messages */
 
 static void value_of(char *buf, size_t cap, int client, int k, uint64_t version)
 {
@@ -442,8 +450,8 @@ static void check_get(const char *who, int client, int k, const key_state *ks, c
     }
     if (version < ks->acked)
         corio_sim_fail("%s: GET c%dk%d returned version %" PRIu64 ", but version %" PRIu64
-                       " was acknowledged: an acknowledged write is lost",
-                       who, client, k, version, ks->acked);
+                       " was acknowledged at %.6f s: an acknowledged write is lost",
+                       who, client, k, version, ks->acked, (double)(ks->acked_ns - run_start_ns) / 1e9);
     if (version > ks->attempted)
         corio_sim_fail("%s: GET c%dk%d returned version %" PRIu64 ", never written", who, client, k, version);
 }
@@ -455,7 +463,7 @@ static void *sim_client_main(void *arg)
     char who[16], req[160], answer[160], value[VAL_MAX + 1];
     snprintf(who, sizeof who, "client %d", sc->id);
     for (int i = 0; i < OPS_PER_CLIENT && !corio_cancelled(); i++) {
-        if (corio_sleep_ms(kv_rand() % 20) < 0)
+        if (corio_sleep_ms(kv_rand() % 5) < 0)
             break;
         int k = (int)(kv_rand() % KEYS_PER_CLIENT);
         key_state *ks = &sc->keys[k];
@@ -471,15 +479,16 @@ static void *sim_client_main(void *arg)
         uint64_t t0 = corio_now_ns();
         ssize_t r = kv_call(&c, req, answer, sizeof answer);
         uint64_t took_ms = (corio_now_ns() - t0) / 1000000;
-        corio_sim_event("%s: %.*s -> %s", who, (int)strlen(req) - 1, req,
+        corio_sim_event("%s: %.*s -> %.*s", who, (int)strlen(req) - 1, req, r > 0 ? (int)r - 1 : 99,
                         r > 0 ? answer : corio_strerror((int)r));
         /* A timer may fire up to a millisecond late (the jitter fault). */
         if (took_ms > REQUEST_MS + 5)
-            corio_sim_fail("%s: %.*s took %" PRIu64 " ms, past its %d ms deadline", who, (int)strlen(req) - 1,
-                           req, took_ms, REQUEST_MS);
-        if (r > 0 && set && !strcmp(answer, "OK\n") && ks->attempted > ks->acked)
+            corio_sim_fail("%s: %.*s (sent at %.6f s) took %" PRIu64 " ms, past its %d ms deadline", who,
+                           (int)strlen(req) - 1, req, (double)(t0 - run_start_ns) / 1e9, took_ms, REQUEST_MS);
+        if (r > 0 && set && !strcmp(answer, "OK\n") && ks->attempted > ks->acked) {
             ks->acked = ks->attempted;
-        else if (r > 0 && !set)
+            ks->acked_ns = corio_now_ns();
+        } else if (r > 0 && !set)
             check_get(who, sc->id, k, &before, answer);
     }
     if (c.s)
@@ -528,7 +537,7 @@ static void *sim_chaos(void *arg)
 {
     sim_run *run = arg;
     for (int i = 0; i < 2; i++) {
-        corio_sleep_ms(kv_rand() % 400);
+        corio_sleep_ms(kv_rand() % 150);
         server_crash(run);
         corio_sleep_ms(kv_rand() % 100);
         server_start(run);
@@ -539,6 +548,7 @@ static void *sim_chaos(void *arg)
 static void *sim_main(void *arg)
 {
     sim_run *run = arg;
+    run_start_ns = corio_now_ns();
     run->kv_host = corio_sim_host_new("kv", "127.0.0.2");
     corio_sim_host *checker = corio_sim_host_new("checker", "127.0.0.3");
     corio_task *clients[16];
@@ -564,7 +574,7 @@ static void *sim_main(void *arg)
 }
 
 /* Run one seed; prints its line and returns true if it passed. */
-static bool sim_seed(uint64_t seed, int bug, int nclients)
+static bool sim_seed(uint64_t seed, int bug, int nclients, bool verbose, unsigned tail)
 {
     sim_client clients[16];
     memset(clients, 0, sizeof clients);
@@ -575,12 +585,15 @@ static bool sim_seed(uint64_t seed, int bug, int nclients)
                    .kv = {.host = "0.0.0.0", .port = PORT, .log_path = "kv.log", .bug = bug},
                    .clients = clients};
     corio_sim_report rep = {0};
-    corio_sim_config sc = {.seed = seed, .report = &rep, .quiet = 1};
+    corio_sim_config sc = {.seed = seed, .report = &rep, .quiet = 1, .trace_tail = tail};
     corio_config cfg = {.backend = CORIO_BACKEND_SIM, .sim = &sc};
     void *res = NULL;
     int r = corio_run(&cfg, sim_main, &run, &res);
     bool ok = r == 0 && !rep.failed && !res;
     printf("seed %" PRIu64 ": trace %016" PRIx64 "%s\n", seed, rep.trace_hash, ok ? "" : "  FAILED");
+    if (verbose)
+        printf("  %" PRIu64 " events, %" PRIu64 " faults, %.3f s of virtual time\n", rep.events, rep.faults,
+               (double)rep.virtual_ns / 1e9);
     if (r < 0)
         fprintf(stderr, "sim_kv: seed %" PRIu64 ": the run ended with: %s\n", seed, corio_strerror(r));
     fflush(stdout);
@@ -593,7 +606,8 @@ static int usage(void)
                     "       sim_kv get PORT KEY\n"
                     "       sim_kv set PORT KEY VERSION VALUE\n"
                     "       sim_kv test [--seeds N | --seed S] [--clients N (1..16)]\n"
-                    "                   [--planted-bug[=ack-before-fsync|no-deadline]] [--stop]\n");
+                    "                   [--planted-bug[=ack-before-fsync|no-deadline]]\n"
+                    "                   [--stop] [--tail EVENTS] [-v]\n");
     return 2;
 }
 
@@ -601,7 +615,8 @@ static int sim_test(int argc, char **argv)
 {
     uint64_t first = 1, count = 100;
     int bug = BUG_NONE, nclients = 3;
-    bool stop = false;
+    bool stop = false, verbose = false;
+    unsigned tail = 0; /* events shown when a seed fails; 0: the sim's default */
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--seeds") && i + 1 < argc) {
@@ -617,6 +632,10 @@ static int sim_test(int argc, char **argv)
             bug = BUG_ACK_BEFORE_FSYNC;
         } else if (!strcmp(a, "--planted-bug=no-deadline")) {
             bug = BUG_NO_DEADLINE;
+        } else if (!strcmp(a, "--tail") && i + 1 < argc) {
+            tail = (unsigned)strtoul(argv[++i], NULL, 10);
+        } else if (!strcmp(a, "-v")) {
+            verbose = true; /* what each run did */
         } else if (!strcmp(a, "--stop")) {
             stop = true; /* at the first failing seed */
         } else {
@@ -625,7 +644,7 @@ static int sim_test(int argc, char **argv)
     }
     unsigned passed = 0, failed = 0;
     for (uint64_t s = first; s < first + count; s++) {
-        if (sim_seed(s, bug, nclients)) {
+        if (sim_seed(s, bug, nclients, verbose, tail)) {
             passed++;
         } else {
             failed++;
