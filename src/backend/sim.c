@@ -190,9 +190,13 @@ static void print_tail(corio__sim *w)
     for (uint64_t i = w->nevents - n; i < w->nevents; i++) {
         const trace_rec *r = &w->ring[i % w->ring_cap];
         const char *hname = r->host < w->nhosts ? w->hosts[r->host]->name : "?";
-        fprintf(stderr, "  %10.6f %-6s %-5s %s%s%llu %llu\n", (double)(r->now - START_NS) / 1e9, hname,
-                kind_name(r->kind), r->text, r->text[0] ? " " : "", (unsigned long long)r->a,
-                (unsigned long long)r->b);
+        if (r->kind == CORIO__SIM_EV_USER) /* the program's own line: its numbers are always 0 */
+            fprintf(stderr, "  %10.6f %-6s %-5s %s\n", (double)(r->now - START_NS) / 1e9, hname,
+                    kind_name(r->kind), r->text);
+        else
+            fprintf(stderr, "  %10.6f %-6s %-5s %s%s%llu %llu\n", (double)(r->now - START_NS) / 1e9, hname,
+                    kind_name(r->kind), r->text, r->text[0] ? " " : "", (unsigned long long)r->a,
+                    (unsigned long long)r->b);
     }
 }
 
