@@ -46,16 +46,16 @@ extern "C" {
 
 /* Probabilities (0.0 .. 1.0) of each fault, per chance to inject it. */
 typedef struct corio_sim_faults {
-    double short_io;         /* a send or receive moves fewer bytes than it could */
-    double reset;            /* a TCP send or receive finds its connection reset (both ends see it) */
-    double stall;            /* a connection stops delivering for up to stall_max_ms */
-    double dgram_loss;       /* a datagram is dropped */
-    double dgram_dup;        /* a datagram is delivered twice */
-    double dgram_reorder;    /* a datagram is delayed behind later ones */
-    double disk_eio;         /* a disk read, write or fsync fails with EIO */
-    double disk_enospc;      /* a disk write fails with ENOSPC */
-    double disk_short;       /* a disk write writes fewer bytes than asked */
-    double jitter;           /* a timer fires late, by up to jitter_max_us */
+    double short_io;     /* a send or receive moves fewer bytes than it could */
+    double reset;        /* a TCP send or receive finds its connection reset (both ends see it) */
+    double stall;        /* a connection stops delivering for up to stall_max_ms */
+    double dgram_loss;   /* a datagram is dropped */
+    double dgram_dup;    /* a datagram is delivered twice */
+    double dgram_reorder; /* a datagram is delayed behind later ones */
+    double disk_eio;     /* a disk read, write or fsync fails with EIO */
+    double disk_enospc;  /* a disk write fails with ENOSPC */
+    double disk_short;   /* a disk write writes fewer bytes than asked */
+    double jitter;       /* a timer fires late, by up to jitter_max_us */
     unsigned latency_max_us; /* network delivery takes 0..latency_max_us (0: the default, 200) */
     unsigned stall_max_ms;   /* 0: the default, 2000 */
     unsigned jitter_max_us;  /* 0: the default, 1000 */

@@ -176,8 +176,7 @@ void corio__sim_trace(corio__sim *w, int kind, const char *text, uint64_t a, uin
 
 static const char *kind_name(uint32_t k)
 {
-    static const char *names[] = {"?",     "run", "clock", "submit", "done",
-                                  "fault", "net", "disk",  "host",   "user"};
+    static const char *names[] = {"?", "run", "clock", "submit", "done", "fault", "net", "disk", "host", "user"};
     return k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
@@ -280,10 +279,7 @@ void corio__sim_complete(corio__sim *w, corio__op *op, int32_t res)
 /* Hosts                                                               */
 /* ------------------------------------------------------------------ */
 
-corio__sim_host *corio__sim_host_get(corio__sim *w, unsigned id)
-{
-    return id < w->nhosts ? w->hosts[id] : NULL;
-}
+corio__sim_host *corio__sim_host_get(corio__sim *w, unsigned id) { return id < w->nhosts ? w->hosts[id] : NULL; }
 
 corio__sim_host *corio__sim_host_now(corio__sim *w) { return w->hosts[current_host_id(w)]; }
 
@@ -584,7 +580,8 @@ static int sim_poll(corio_loop *l, uint64_t timeout_ns)
         uint64_t to = w->nheap ? w->heap[0].when : UINT64_MAX;
         if (timeout_ns != UINT64_MAX && w->now + timeout_ns < to) {
             to = w->now + timeout_ns;
-            if (w->faults.jitter > 0 && corio__sim_fault(w, w->faults.jitter, "timer jitter", 0))
+            if (w->faults.jitter > 0 &&
+                corio__sim_fault(w, w->faults.jitter, "timer jitter", 0))
                 to += corio__sim_below(w, (uint64_t)w->faults.jitter_max_us * 1000 + 1);
         }
         if (to == UINT64_MAX)
@@ -762,9 +759,8 @@ corio_sim_host *corio_sim_host_new(const char *name, const char *addr)
 {
     corio__sim *w = corio__sim_world();
     struct in_addr a;
-    if (!w || !name || !*name || !addr || inet_pton(AF_INET, addr, &a) != 1 ||
-        (ntohl(a.s_addr) >> 24) != 127 || a.s_addr == htonl(INADDR_LOOPBACK) || !strcmp(name, "localhost") ||
-        strlen(name) >= 64) {
+    if (!w || !name || !*name || !addr || inet_pton(AF_INET, addr, &a) != 1 || (ntohl(a.s_addr) >> 24) != 127 ||
+        a.s_addr == htonl(INADDR_LOOPBACK) || !strcmp(name, "localhost") || strlen(name) >= 64) {
         errno = EINVAL;
         return NULL;
     }

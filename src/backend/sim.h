@@ -91,13 +91,13 @@ void corio__sim_trace(corio__sim *w, int kind, const char *text, uint64_t a, uin
 /* ---- Hosts ---- */
 
 typedef struct corio__sim_host {
-    unsigned id; /* 0: the main host */
+    unsigned id;          /* 0: the main host */
     char name[64];
-    struct in_addr addr; /* 127.0.0.1 for the main host */
-    bool crashing;       /* crashed, and some of its tasks are still ending */
-    unsigned epoch;      /* starts so far: lets a module tell a restart from the run before */
-    void *net;           /* sim_net.c's per-host state (ports), NULL until used */
-    void *disk;          /* sim_disk.c's per-host disk, NULL until used */
+    struct in_addr addr;  /* 127.0.0.1 for the main host */
+    bool crashing;        /* crashed, and some of its tasks are still ending */
+    unsigned epoch;       /* starts so far: lets a module tell a restart from the run before */
+    void *net;            /* sim_net.c's per-host state (ports), NULL until used */
+    void *disk;           /* sim_disk.c's per-host disk, NULL until used */
 } corio__sim_host;
 
 /* The host of the running task (the main host on the loop's own context). */
@@ -137,9 +137,9 @@ typedef struct corio__sim_fd_ops {
 typedef struct corio__sim_fd {
     const corio__sim_fd_ops *ops; /* NULL: the slot is free */
     void *obj;
-    unsigned host;    /* the host that made it */
-    int status_flags; /* F_GETFL / F_SETFL (O_NONBLOCK, O_APPEND, O_ACCMODE) */
-    int fd_flags;     /* F_GETFD / F_SETFD (FD_CLOEXEC) */
+    unsigned host;                /* the host that made it */
+    int status_flags;             /* F_GETFL / F_SETFL (O_NONBLOCK, O_APPEND, O_ACCMODE) */
+    int fd_flags;                 /* F_GETFD / F_SETFD (FD_CLOEXEC) */
 } corio__sim_fd;
 
 /* The current loop's world if it runs the sim backend, else NULL. */

@@ -167,7 +167,7 @@ struct corio_task {
      * names it in the trace the same way run after run. */
     uint32_t sim_host;
     uint32_t sim_id;
-    uint64_t deadline; /* absolute ns, CORIO__NO_DEADLINE if none */
+    uint64_t deadline;      /* absolute ns, CORIO__NO_DEADLINE if none */
     union {
         uint64_t sleep_until; /* absolute ns when parked in a sleep, else CORIO__NO_DEADLINE */
         uint64_t end_seq;     /* once ended: the loop's end counter then (ends in order) */

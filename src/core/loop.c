@@ -263,7 +263,8 @@ static int loop_run(corio_loop *l)
  * them can be served somehow). */
 static bool config_ok(const corio_config *cfg)
 {
-    return !cfg || (cfg->stack_size <= CORIO__STACK_SIZE_MAX && (unsigned)cfg->backend <= CORIO_BACKEND_SIM);
+    return !cfg ||
+           (cfg->stack_size <= CORIO__STACK_SIZE_MAX && (unsigned)cfg->backend <= CORIO_BACKEND_SIM);
 }
 
 int corio_run(const corio_config *cfg, corio_fn main_fn, void *arg, void **result)
