@@ -502,6 +502,17 @@ static bool appending(corio__sim *w, int fd, const ofile *of)
 /* The operations, shared by the ops and the simulated calls           */
 /* ------------------------------------------------------------------ */
 
+/* Put a disk event in the trace, its text naming the path(s): "create
+ * /db/log" reads better in a failure's last events than a bare number. */
+static void trace_path(corio__sim *w, const char *what, const char *path, const char *path2, uint64_t a,
+                       uint64_t b)
+{
+    char text[128];
+    if (snprintf(text, sizeof text, "%s %s%s%s", what, path, path2 ? " -> " : "", path2 ? path2 : "") < 0)
+        text[0] = 0; /* (a long path is cut: the trace keeps 120 bytes anyway) */
+    corio__sim_trace(w, CORIO__SIM_EV_DISK, text, a, b);
+}
+
 /* Read or write through of: iov of cnt buffers at off (< 0: the file
  * position, which moves).  Returns bytes or -errno. */
 static ssize_t file_rw(corio__sim *w, ofile *of, bool is_write, bool append, const struct iovec *iov,
@@ -580,7 +591,7 @@ static int do_fsync(corio__sim *w, ofile *of)
                 set_durable(d, m, m->parent, m->name);
         }
     }
-    corio__sim_trace(w, CORIO__SIM_EV_DISK, "fsync", n->ino, n->size);
+    trace_path(w, "fsync", n->root ? "/" : n->name, NULL, n->ino, n->size);
     gc(d);
     return 0;
 }
@@ -694,9 +705,9 @@ static int do_open(corio__sim *w, const char *path, int flags, mode_t mode)
     n->opens++;
     corio__list_push_back(&d->files, &of->link);
     if (created)
-        corio__sim_trace(w, CORIO__SIM_EV_DISK, "create", n->ino, 0);
+        trace_path(w, "create", path, NULL, n->ino, 0);
     if ((flags & O_TRUNC) && !n->dir && n->size) {
-        corio__sim_trace(w, CORIO__SIM_EV_DISK, "truncate", n->ino, n->size);
+        trace_path(w, "truncate", path, NULL, n->ino, n->size);
         (void)node_truncate(d, n, 0);
     }
     return fd;
@@ -720,7 +731,7 @@ static int do_mkdir(corio__sim *w, const char *path, mode_t mode)
         return -ENOMEM;
     n->parent = wk.parent;
     snprintf(n->name, sizeof n->name, "%s", wk.name);
-    corio__sim_trace(w, CORIO__SIM_EV_DISK, "mkdir", n->ino, 0);
+    trace_path(w, "mkdir", path, NULL, n->ino, 0);
     return 0;
 }
 
@@ -750,7 +761,7 @@ static int do_unlink(corio__sim *w, const char *path, bool rmdir)
         return -EACCES;
     n->parent = NULL;
     stamp(&n->ctime);
-    corio__sim_trace(w, CORIO__SIM_EV_DISK, rmdir ? "rmdir" : "unlink", n->ino, n->size);
+    trace_path(w, rmdir ? "rmdir" : "unlink", path, NULL, n->ino, n->size);
     gc(d);
     return 0;
 }
@@ -795,7 +806,7 @@ static int do_rename(corio__sim *w, const char *from, const char *to)
     src->parent = b.parent;
     snprintf(src->name, sizeof src->name, "%s", b.name);
     stamp(&src->ctime);
-    corio__sim_trace(w, CORIO__SIM_EV_DISK, "rename", src->ino, dst ? dst->ino : 0);
+    trace_path(w, "rename", from, to, src->ino, dst ? dst->ino : 0);
     gc(d);
     return 0;
 }
