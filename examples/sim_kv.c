@@ -185,7 +185,7 @@ static int kv_recover(kv_server *kv)
     if (r < 0 && r != -ENOENT)
         return r;
     bool torn = false;
-    for (char *p = data, *end = data + len; p && p < end;) {
+    for (char *p = data, *end = data ? data + len : NULL; p < end;) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
         if (!nl) {
             torn = true; /* a record cut short by a crash: ignore it */
