@@ -160,6 +160,10 @@ void corio__sim_net_destroy(corio__sim *w);                   /* free what is le
 /* sim_disk.c */
 void corio__sim_disk_crash(corio__sim *w, corio__sim_host *h); /* forget what h did not fsync */
 void corio__sim_disk_destroy(corio__sim *w);
+/* Set h's disk capacity (bytes of file data; 1 GiB by default): a write
+ * past it is cut short, or fails with ENOSPC when nothing fits.  For
+ * tests.  Returns 0 or -ENOMEM. */
+int corio__sim_disk_capacity(corio__sim *w, corio__sim_host *h, uint64_t bytes);
 /* The disk's ops for the path kinds (OPENAT, STATX, UNLINKAT, RENAMEAT,
  * MKDIRAT with fd AT_FDCWD): as corio__sim_fd_ops.submit. */
 int corio__sim_disk_submit_path(corio__sim *w, corio__op *op);
