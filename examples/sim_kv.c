@@ -590,7 +590,7 @@ static bool sim_seed(uint64_t seed, int bug, int nclients, bool verbose, unsigne
     void *res = NULL;
     int r = corio_run(&cfg, sim_main, &run, &res);
     bool ok = r == 0 && !rep.failed && !res;
-    printf("seed %" PRIu64 ": trace %016" PRIx64 "%s\n", seed, rep.trace_hash, ok ? "" : "  FAILED");
+    printf("seed %" PRIu64 ": trace %016" PRIx64 "%s\n", seed, rep.trace_hash, ok ? "" : " FAILED");
     if (verbose)
         printf("  %" PRIu64 " events, %" PRIu64 " faults, %.3f s of virtual time\n", rep.events, rep.faults,
                (double)rep.virtual_ns / 1e9);

@@ -35,7 +35,7 @@ done
 if "$bin" test --seeds 1000 --planted-bug --stop >"$tmp/bug" 2>"$tmp/bug.err"; then
     fail "--planted-bug: no seed of 1,000 failed: $(tail -1 "$tmp/bug")"
 fi
-line=$(grep -E '^seed [0-9]+: trace [0-9a-f]{16}  FAILED$' "$tmp/bug") || fail "no FAILED line: $(tail -3 "$tmp/bug")"
+line=$(grep -E '^seed [0-9]+: trace [0-9a-f]{16} FAILED$' "$tmp/bug") || fail "no FAILED line: $(tail -3 "$tmp/bug")"
 seed=$(sed -E 's/^seed ([0-9]+):.*/\1/' <<<"$line")
 grep -q "^corio: sim seed $seed: invariant broken: .*acknowledged write is lost" "$tmp/bug.err" ||
     fail "seed $seed: no lost-write report: $(head -5 "$tmp/bug.err")"
