@@ -18,7 +18,8 @@
  *
  * The server appends every SET to a write-ahead log and fsyncs it before
  * answering OK, so an acknowledged write survives a power cut; at start it
- * replays the log.  The client gives every request a deadline and retries
+ * replays the log.  So it needs no graceful stop: Ctrl-C or kill -9 lose
+ * nothing that was acknowledged.  The client gives every request a deadline and retries
  * on a fresh connection inside it.
  *
  * `test` runs the same code under corio's simulator: a server host, a few
@@ -43,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { BUG_NONE, BUG_ACK_BEFORE_FSYNC, BUG_NO_DEADLINE };
 
@@ -690,6 +692,7 @@ int main(int argc, char **argv)
     char req[256];
     if (!strcmp(argv[1], "test"))
         return sim_test(argc - 2, argv + 2);
+    srandom((unsigned)getpid()); /* for real, clients' retry jitter differs */
     if (!strcmp(argv[1], "serve") && argc <= 4) {
         kv_config cfg = {.host = "127.0.0.1",
                          .port = (uint16_t)(argc > 2 ? atoi(argv[2]) : PORT),

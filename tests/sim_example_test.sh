@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # examples/sim_kv under the simulator, as docs/simulation.md runs it:
+#  - for real (default backend), a SET survives a kill -9 of the server;
 #  - correct by default: 50 seeds pass, each printing "seed S: trace HASH";
 #  - a seed replays: the same seed gives the same trace hash, run after run;
 #  - with --planted-bug (the server acknowledges before fsync) some seed
@@ -13,8 +14,28 @@ set -euo pipefail
 build=$1
 # shellcheck source=tests/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-bin=$build/sim_kv
+bin=$(cd "$build" && pwd)/sim_kv
 [[ -x $bin ]] || fail "$bin is missing"
+
+# 0. The same program runs for real: a write survives the server's death.
+cd "$tmp"
+serve() {
+    "$bin" serve 0 kv.log 2>"$tmp/serve$1.log" &
+    pids+=($!)
+    port=$(wait_port "$tmp/serve$1.log" "serving [0-9]+ keys on 127.0.0.1:([0-9]+)") || fail "sim_kv serve did not start"
+}
+serve 1
+[[ $("$bin" get "$port" color) == "NONE" ]] || fail "get before set"
+[[ $("$bin" set "$port" color 2 blue) == "OK" ]] || fail "set"
+[[ $("$bin" set "$port" color 1 red) == "OK" ]] || fail "an older version is acknowledged too"
+[[ $("$bin" get "$port" color) == "VALUE 2 blue" ]] || fail "get after set"
+kill -KILL "${pids[0]}"
+wait "${pids[0]}" 2>/dev/null || true
+pids=()
+serve 2
+grep -q "serving 1 keys" "$tmp/serve2.log" || fail "the restarted server did not replay its log: $(cat "$tmp/serve2.log")"
+[[ $("$bin" get "$port" color) == "VALUE 2 blue" ]] || fail "get after restart"
+kill "${pids[0]}"
 
 # 1. The example is correct: 50 seeds pass.
 "$bin" test --seeds 50 >"$tmp/ok" 2>"$tmp/ok.err" || fail "50 seeds did not pass: $(tail -3 "$tmp/ok") $(head -40 "$tmp/ok.err")"
