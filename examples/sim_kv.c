@@ -19,8 +19,8 @@
  * The server appends every SET to a write-ahead log and fsyncs it before
  * answering OK, so an acknowledged write survives a power cut; at start it
  * replays the log.  So it needs no graceful stop: Ctrl-C or kill -9 lose
- * nothing that was acknowledged.  The client gives every request a deadline and retries
- * on a fresh connection inside it.
+ * nothing that was acknowledged.  The client gives every request a
+ * deadline and retries on a fresh connection inside it.
  *
  * `test` runs the same code under corio's simulator: a server host, a few
  * client hosts and a checker, on a virtual clock and network, with the
