@@ -613,6 +613,13 @@ static void sim_forget_fd(corio_loop *l, int fd)
     (void)fd;
 }
 
+/* corio__close_fd's close of a virtual fd (the kernel never sees one). */
+static void sim_close_fd(corio_loop *l, int fd)
+{
+    (void)l;
+    (void)corio__simsys_close(fd);
+}
+
 static void sim_notify(corio_loop *l)
 {
     /* No other thread takes part in a run (corio/sim.h). */
@@ -749,6 +756,7 @@ const corio__backend_ops corio__backend_sim = {
     .notify = sim_notify,
     .on_run = sim_on_run,
     .pick = sim_pick,
+    .close_fd = sim_close_fd,
 };
 
 /* ------------------------------------------------------------------ */
