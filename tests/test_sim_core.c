@@ -22,7 +22,8 @@ static const corio_sim_faults no_faults; /* every fault off: paused time */
 
 /* Run fn(arg) under the sim with this seed and faults (NULL: swarm),
  * quietly, filling *rep.  Returns corio_run's result. */
-static int sim_run(uint64_t seed, const corio_sim_faults *faults, corio_fn fn, void *arg, corio_sim_report *rep)
+static int sim_run(uint64_t seed, const corio_sim_faults *faults, corio_fn fn, void *arg,
+                   corio_sim_report *rep)
 {
     corio_sim_config sc = {.seed = seed, .faults = faults, .report = rep, .quiet = 1};
     corio_config cfg = {.backend = CORIO_BACKEND_SIM, .sim = &sc};
@@ -186,7 +187,7 @@ static void *jitter_main(void *arg)
         uint64_t t0 = corio_now_ns();
         CHECK_OK(corio_sleep_ms(10));
         uint64_t took = corio_now_ns() - t0;
-        CHECK(took >= 10 * MS);           /* never early */
+        CHECK(took >= 10 * MS);          /* never early */
         CHECK(took <= 10 * MS + 500000); /* at most jitter_max_us late */
         late += took > 10 * MS;
     }
@@ -552,6 +553,27 @@ TEST(a_stall_is_reported_not_hung)
     CHECK(strstr(err, "task 'stuck-a'"));
     CHECK(strstr(err, "task 'stuck-b'"));
     CHECK(rep.virtual_ns >= 90 * SEC);
+}
+
+static void *channel_stall_main(void *arg)
+{
+    (void)arg;
+    corio_channel *ch = corio_channel_new(1, sizeof(int));
+    CHECK(ch);
+    int v;
+    /* Outside the sim another thread might send; inside, nobody can. */
+    CHECK_ERR(corio_channel_recv(ch, &v), -ECANCELED);
+    corio_channel_free(ch);
+    return NULL;
+}
+
+TEST(a_stall_on_a_channel_is_reported_too)
+{
+    corio_sim_config sc = {.seed = 3, .quiet = 1};
+    int rc;
+    const char *err = sim_run_stderr(&sc, channel_stall_main, NULL, &rc);
+    CHECK_ERR(rc, -CORIO_EDEADLOCK);
+    CHECK(strstr(err, "waiting in channel recv"));
 }
 
 /* ------------------------------------------------------------------ */
