@@ -313,7 +313,25 @@ TEST(same_seed_same_trace_in_one_process)
         CHECK_EQ(replay_hash(seed, NULL), h);
         free(junk);
         CHECK_EQ(replay_hash(seed, &no_faults), replay_hash(seed, &no_faults));
+        /* Swarm (NULL) is not "all off": the seed's own mix of faults. */
+        CHECK(replay_hash(seed, &no_faults) != h);
     }
+}
+
+TEST(swarm_seeds_pick_different_faults)
+{
+    /* Only jitter touches a program without I/O: some seeds turn it on
+     * (and it fires among 320 sleeps), others leave it off. */
+    unsigned with = 0, without = 0;
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        corio_sim_report rep;
+        CHECK_OK(sim_run(seed, NULL, replay_main, NULL, &rep));
+        if (rep.faults)
+            with++;
+        else
+            without++;
+    }
+    CHECK(with > 0 && without > 0);
 }
 
 TEST(different_seeds_different_traces)
