@@ -2229,7 +2229,8 @@ typedef struct corio_workers_config {
  * started), -EBUSY if this thread already runs a loop or (without
  * keep_signals) another loop uses SIGINT or SIGTERM, -EAGAIN / -ENOMEM
  * if a thread could not be started (the workers already started are told
- * to stop and joined).  Blocks the calling thread. */
+ * to stop and joined), -EOPNOTSUPP for the sim backend (a simulation runs
+ * on one thread).  Blocks the calling thread. */
 CORIO_API int corio_workers_run(const corio_workers_config *cfg, corio_fn main_fn, void *arg,
                                 corio_outcome *outcomes);
 

@@ -485,7 +485,21 @@ static void *unsimulated_main(void *arg)
     CHECK_ERR(corio_listen_fds(fds, 4, false), -EOPNOTSUPP);
     /* IPv6 is not simulated either */
     CHECK_ERR(corio_stream_connect("::1", 80, &s), -EAFNOSUPPORT);
+    /* nor are threads: HTTP workers would run loops outside the run */
+    corio_http_server_config hc = {.workers = 2};
+    corio_http_server *hs = NULL;
+    CHECK_ERR(corio_http_server_start("127.0.0.1", 8080, hello, NULL, &hc, &hs), -EOPNOTSUPP);
+    CHECK(hs == NULL);
     return NULL;
+}
+
+static void *never_runs(void *arg) { return arg; }
+
+TEST(workers_refuse_the_sim_backend)
+{
+    corio_workers_config wc = {.count = 2, .keep_signals = true};
+    wc.loop.backend = CORIO_BACKEND_SIM;
+    CHECK_ERR(corio_workers_run(&wc, never_runs, NULL, NULL), -EOPNOTSUPP);
 }
 
 TEST(unsimulated_calls_fail_cleanly)

@@ -275,7 +275,8 @@ typedef struct corio_http_server_config {
      * serve every socket corio_http_server_listen_fds gives), and workers
      * above n are not started;
      * corio_http_server_new with workers > 1 is -EINVAL.  Above 1024:
-     * -EINVAL. */
+     * -EINVAL.  Under the sim backend (corio/sim.h), which runs on one
+     * thread: -EOPNOTSUPP. */
     unsigned workers;
     bool pin_cpus; /* with workers > 1: pin worker i to the i-th CPU the process may use */
 } corio_http_server_config;

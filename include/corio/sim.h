@@ -31,6 +31,10 @@
  * sockets, TLS, corio_fd_wait on a real fd, and loop references used from
  * other threads.  Work handed to the thread pool (corio_to_thread) runs on
  * the loop's thread instead, at once, so it stays deterministic.
+ * Task dumps (corio_dump_tasks) and debug mode work as usual, but debug
+ * mode's slow-step warning never fires: a task step takes no virtual time.
+ * A program that keeps sleeping in a loop is not a stall: virtual time
+ * runs on (fast) until the program stops, as real time would.
  *
  * Everything here is for the loop's thread, inside a sim run; called
  * outside one, functions return -EINVAL (or NULL / 0).

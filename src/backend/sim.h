@@ -27,7 +27,6 @@
 #include <sys/uio.h>
 #include <time.h>
 
-#define CORIO__SIM_FD_BASE 0x40000000
 #define CORIO__SIM_MAX_HOSTS 1024
 
 typedef struct corio__sim corio__sim;

@@ -556,6 +556,8 @@ static int start_workers(const char *host, uint16_t port, const int *fds, unsign
         return -EINVAL;
     if (!l || !corio_current())
         return -EPERM;
+    if (corio__loop_can(l, CORIO__CAP_SIM))
+        return -EOPNOTSUPP; /* a simulation is one thread: the workers' loops would be outside it */
     unsigned n = cfg->workers;
     if (fds && nfds < n)
         n = nfds; /* a worker without a socket would have nothing to do */

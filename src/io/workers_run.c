@@ -15,6 +15,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct run_ctx {
@@ -90,6 +91,10 @@ int corio_workers_run(const corio_workers_config *cfg, corio_fn main_fn, void *a
         return -EINVAL;
     if (corio__loop())
         return -EBUSY;
+    const char *env = getenv("CORIO_BACKEND");
+    if (cfg->loop.backend == CORIO_BACKEND_SIM ||
+        (cfg->loop.backend == CORIO_BACKEND_AUTO && env && !strcmp(env, "sim")))
+        return -EOPNOTSUPP; /* a simulation is one thread, and its loops would share nothing */
     unsigned n = cfg->count ? cfg->count : corio__cpu_count();
     run_ctx ctx = {.main_fn = main_fn, .arg = arg, .signals = !cfg->keep_signals};
     corio__workers *g = corio__workers_new(n, cfg->pin_cpus, &cfg->loop, worker_body, &ctx, "worker");
