@@ -189,6 +189,12 @@ ssize_t corio__simsys_send(int fd, const void *buf, size_t n, int flags);
 ssize_t corio__simsys_recv(int fd, void *buf, size_t n, int flags);
 ssize_t corio__simsys_sendmsg(int fd, const struct msghdr *msg, int flags);
 ssize_t corio__simsys_recvmsg(int fd, struct msghdr *msg, int flags);
+int corio__simsys_sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags);
+int corio__simsys_recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags, struct timespec *timeout);
+/* The IPv4 address of the simulated host called name, as the calling
+ * task's host sees it (itself and "localhost": 127.0.0.1).  Returns 0,
+ * -ENOENT (no such host) or -EINVAL (not in a sim run).  Not libc's. */
+int corio__simsys_resolve(const char *name, struct in_addr *out);
 
 int corio__simsys_open(const char *path, int flags, mode_t mode);
 off_t corio__simsys_lseek(int fd, off_t off, int whence);

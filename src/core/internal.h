@@ -167,7 +167,7 @@ struct corio_task {
      * names it in the trace the same way run after run. */
     uint32_t sim_host;
     uint32_t sim_id;
-    uint64_t deadline;      /* absolute ns, CORIO__NO_DEADLINE if none */
+    uint64_t deadline; /* absolute ns, CORIO__NO_DEADLINE if none */
     union {
         uint64_t sleep_until; /* absolute ns when parked in a sleep, else CORIO__NO_DEADLINE */
         uint64_t end_seq;     /* once ended: the loop's end counter then (ends in order) */
@@ -494,6 +494,10 @@ enum { CORIO__CAP_FILE_OPS = 1u << 0, CORIO__CAP_MULTISHOT = 1u << 1, CORIO__CAP
 
 extern const corio__backend_ops corio__backend_epoll;
 extern const corio__backend_ops corio__backend_sim;
+/* The sim backend's virtual fds start here (src/backend/sim.h says why):
+ * corio__close_fd closes them with corio__simsys_close, never close(2). */
+#define CORIO__SIM_FD_BASE 0x40000000
+int corio__simsys_close(int fd);
 #ifdef CORIO_HAVE_URING
 extern const corio__backend_ops corio__backend_uring;
 #endif

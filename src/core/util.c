@@ -84,5 +84,8 @@ void corio__close_fd(corio_loop *l, int fd)
         return;
     if (l)
         l->backend->forget_fd(l, fd);
-    close(fd);
+    if (CORIO__UNLIKELY(fd >= CORIO__SIM_FD_BASE))
+        (void)corio__simsys_close(fd); /* a virtual fd: never the kernel's */
+    else
+        close(fd);
 }

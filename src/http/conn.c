@@ -34,6 +34,7 @@
  * time-out while new clients wait.
  */
 #include "server_internal.h"
+#include "../io/sys.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -126,7 +127,7 @@ static bool serve_one(conn *c, size_t head_len)
  * and destroy the answer before the client read it. */
 static void linger_close(conn *c)
 {
-    shutdown(c->in.fd, SHUT_WR);
+    corio__sys_shutdown(c->in.fd, SHUT_WR);
     char scratch[4096];
     size_t total = 0;
     corio_deadline d = corio_deadline_push(LINGER_MS);
@@ -544,7 +545,8 @@ int corio__http_conn_start(corio_http_server *srv, int fd, bool accepted)
     if (!accepted) {
         /* corio's listeners carry it, and Linux copies it to what they accept */
         int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* fails harmlessly on non-TCP fds */
+        corio__sys_setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+                              sizeof one); /* fails harmlessly on non-TCP fds */
     }
     corio__list_push_back(&srv->conns, &c->link);
     srv->nconns++;

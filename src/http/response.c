@@ -10,6 +10,7 @@
  * are waiting (so a handler producing much data is paced by the client).
  */
 #include "server_internal.h"
+#include "../io/sys.h"
 #include "../io/file.h"
 
 #include <arpa/inet.h>
@@ -34,13 +35,17 @@
 /* Date header: formatted once per wall-clock second. */
 static CORIO__HOT_TLS char date_buf[32];
 static CORIO__HOT_TLS uint64_t date_next_ns; /* monotonic time of the next wall second */
+static CORIO__HOT_TLS bool date_sim;         /* the cache holds a sim run's virtual date */
 
 static const char *http_date(void)
 {
     uint64_t now = corio_now_ns();
-    if (CORIO__UNLIKELY(now >= date_next_ns || date_buf[0] == 0)) {
+    bool sim = corio__sys_simulating();
+    if (CORIO__UNLIKELY(now >= date_next_ns || date_buf[0] == 0 || sim != date_sim)) {
+        /* a sim run's clock is another clock: never mix the two caches */
+        date_sim = sim;
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
+        corio__sys_realtime(&ts);
         struct tm tm;
         gmtime_r(&ts.tv_sec, &tm);
         strftime(date_buf, sizeof date_buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
@@ -431,7 +436,7 @@ void corio_http_request_peer(const corio_http_request *req, char *buf, size_t n)
             struct sockaddr_storage ss;
             socklen_t sl = sizeof ss;
             c->peer_family = UINT8_MAX;
-            if (getpeername(c->in.fd, (struct sockaddr *)&ss, &sl) == 0) {
+            if (corio__sys_getpeername(c->in.fd, (struct sockaddr *)&ss, &sl) == 0) {
                 if (ss.ss_family == AF_INET) {
                     memcpy(c->peer_addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
                     c->peer_family = AF_INET;

@@ -23,6 +23,7 @@
  * handler returns, and frees the server as it goes.
  */
 #include "server_internal.h"
+#include "../io/sys.h"
 
 #include "../core/workers.h"
 
@@ -261,7 +262,7 @@ static int start_one(const char *host, uint16_t port, bool reuse_port, corio_htt
     r = serve_listeners(srv, fds, n);
     if (r < 0) {
         while (n)
-            close(fds[--n]);
+            corio__sys_close(fds[--n]);
         return r;
     }
     *out = srv;
@@ -490,7 +491,7 @@ static int serve_dups(struct http_workers *hw, corio_http_server **out)
         r = serve_listeners(srv, fds, (int)n);
     if (r < 0) {
         while (n)
-            close(fds[--n]);
+            corio__sys_close(fds[--n]);
         return r;
     }
     *out = srv;

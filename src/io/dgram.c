@@ -17,6 +17,7 @@
  * and the last one to leave closes the fd (a backend must not see an fd
  * closed under a pending op), so close itself never suspends.
  */
+#include "sys.h"
 #include "../core/internal.h"
 #include "dns.h"
 #include "unixaddr.h"
@@ -83,7 +84,7 @@ static void dg_free(corio_dgram *d)
 
 static int set_int(int fd, int level, int name, int v)
 {
-    return setsockopt(fd, level, name, &v, sizeof v) < 0 ? -errno : 0;
+    return corio__sys_setsockopt(fd, level, name, &v, sizeof v) < 0 ? -errno : 0;
 }
 
 /* The options of cfg that apply before bind. */
@@ -111,14 +112,14 @@ static int apply_config(int fd, bool inet, const corio_dgram_config *cfg)
 static int udp_try(int fam, const struct addrinfo *la, bool wild, uint16_t lport, bool dual,
                    const struct addrinfo *ra, const corio_dgram_config *cfg)
 {
-    int fd = socket(fam, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = corio__sys_socket(fam, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     int r = apply_config(fd, true, cfg);
     if (!r && fam == AF_INET6 && wild && !la)
         r = set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, dual ? 0 : 1);
     if (!r && la) {
-        if (bind(fd, la->ai_addr, la->ai_addrlen) < 0)
+        if (corio__sys_bind(fd, la->ai_addr, la->ai_addrlen) < 0)
             r = -errno;
     } else if (!r && wild) {
         struct sockaddr_storage ss;
@@ -137,14 +138,14 @@ static int udp_try(int fam, const struct addrinfo *la, bool wild, uint16_t lport
             a->sin_port = htons(lport);
             len = sizeof *a;
         }
-        if (bind(fd, (struct sockaddr *)&ss, len) < 0)
+        if (corio__sys_bind(fd, (struct sockaddr *)&ss, len) < 0)
             r = -errno;
     }
     /* A UDP connect only sets the default destination: it never waits. */
-    if (!r && ra && connect(fd, ra->ai_addr, ra->ai_addrlen) < 0)
+    if (!r && ra && corio__sys_connect(fd, ra->ai_addr, ra->ai_addrlen) < 0)
         r = -errno;
     if (r) {
-        close(fd);
+        corio__sys_close(fd);
         return r;
     }
     return fd;
@@ -171,7 +172,7 @@ int corio_dgram_open(const char *local_host, uint16_t local_port, const char *re
         return r;
     if (!wild_local && (r = corio__resolve(local_host, local_port, SOCK_DGRAM, AI_PASSIVE, &lres)) < 0) {
         if (rres)
-            freeaddrinfo(rres);
+            corio__resolve_free(rres);
         return r;
     }
     /* Bind the wildcard when asked for a port, or when nothing else gives
@@ -208,14 +209,14 @@ int corio_dgram_open(const char *local_host, uint16_t local_port, const char *re
             break;
     }
     if (rres)
-        freeaddrinfo(rres);
+        corio__resolve_free(rres);
     if (lres)
-        freeaddrinfo(lres);
+        corio__resolve_free(lres);
     if (!done)
         return fd;
     corio_dgram *d = dg_new(fd, fam, remote_host != NULL);
     if (!d) {
-        close(fd);
+        corio__sys_close(fd);
         return -ENOMEM;
     }
     *out = d;
@@ -237,7 +238,7 @@ int corio_dgram_open_unix(const char *local_path, const char *remote_path, const
         return r;
     if (remote_path && (r = corio__unix_addr(remote_path, false, &ra, &rlen)) < 0)
         return r;
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = corio__sys_socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     r = apply_config(fd, false, cfg);
@@ -245,14 +246,14 @@ int corio_dgram_open_unix(const char *local_path, const char *remote_path, const
     if (!r && local_path && !(r = corio__unix_bind(fd, SOCK_DGRAM, local_path, &la, llen)) &&
         (r = corio__unix_file_note(local_path, &file)) < 0)
         (void)unlink(local_path); /* ours: just bound */
-    if (!r && remote_path && connect(fd, (struct sockaddr *)&ra, rlen) < 0)
+    if (!r && remote_path && corio__sys_connect(fd, (struct sockaddr *)&ra, rlen) < 0)
         r = errno == EAGAIN ? -ECONNREFUSED : -errno;
     corio_dgram *d = NULL;
     if (!r && !(d = dg_new(fd, AF_UNIX, remote_path != NULL)))
         r = -ENOMEM;
     if (r) {
         corio__unix_file_remove(file);
-        close(fd);
+        corio__sys_close(fd);
         return r;
     }
     d->file = file;
@@ -270,24 +271,24 @@ int corio_dgram_from_fd(int fd, corio_dgram **out)
     *out = NULL;
     int type = 0, dom = 0, r = 0;
     socklen_t sl = sizeof type;
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &sl) < 0)
+    if (corio__sys_getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &sl) < 0)
         r = -errno;
     else if (type != SOCK_DGRAM)
         r = -EPROTOTYPE;
     sl = sizeof dom;
-    if (!r && getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &sl) < 0)
+    if (!r && corio__sys_getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &sl) < 0)
         r = -errno;
     int fl = r ? 0 : fcntl(fd, F_GETFL);
     if (!r && (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0))
         r = -errno;
     struct sockaddr_storage ss;
     socklen_t pl = sizeof ss;
-    bool connected = !r && getpeername(fd, (struct sockaddr *)&ss, &pl) == 0;
+    bool connected = !r && corio__sys_getpeername(fd, (struct sockaddr *)&ss, &pl) == 0;
     corio_dgram *d = NULL;
     if (!r && !(d = dg_new(fd, dom, connected)))
         r = -ENOMEM;
     if (r) {
-        close(fd);
+        corio__sys_close(fd);
         return r;
     }
     *out = d;
@@ -376,7 +377,7 @@ ssize_t corio_dgram_send_to(corio_dgram *d, const void *buf, size_t len, const s
     struct msghdr m = {
         .msg_name = (void *)to, .msg_namelen = to ? to_len : 0, .msg_iov = &iov, .msg_iovlen = 1};
     for (;;) {
-        ssize_t n = sendmsg(d->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t n = corio__sys_sendmsg(d->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n >= 0)
             return n;
         n = errno_r();
@@ -411,7 +412,7 @@ ssize_t corio_dgram_recv_from(corio_dgram *d, void *buf, size_t cap, struct sock
     for (;;) {
         m.msg_name = from;
         m.msg_namelen = from ? sizeof *from : 0;
-        ssize_t n = recvmsg(d->fd, &m, MSG_DONTWAIT);
+        ssize_t n = corio__sys_recvmsg(d->fd, &m, MSG_DONTWAIT);
         if (n >= 0) {
             if (flags && (m.msg_flags & MSG_TRUNC))
                 *flags = CORIO_DGRAM_TRUNC;
@@ -457,7 +458,7 @@ int corio_dgram_recv_batch(corio_dgram *d, corio_dgram_msg *msgs, unsigned n)
             h[i].msg_hdr = (struct msghdr){
                 .msg_name = &m->addr, .msg_namelen = sizeof m->addr, .msg_iov = &iov[i], .msg_iovlen = 1};
         }
-        int c = recvmmsg(d->fd, h, k, MSG_DONTWAIT, NULL);
+        int c = corio__sys_recvmmsg(d->fd, h, k, MSG_DONTWAIT, NULL);
         if (c < 0) {
             c = errno_r();
             if (c == -EINTR)
@@ -554,7 +555,7 @@ int corio_dgram_send_batch(corio_dgram *d, const corio_dgram_msg *msgs, unsigned
             cnt[hk++] = run;
             used += run;
         }
-        int c = sendmmsg(d->fd, h, hk, MSG_DONTWAIT | MSG_NOSIGNAL);
+        int c = corio__sys_sendmmsg(d->fd, h, hk, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (c > 0) {
             for (int i = 0; i < c; i++)
                 sent += cnt[i];
@@ -659,7 +660,7 @@ int corio_dgram_set_option(corio_dgram *d, corio_dgram_option opt, int value)
         struct ip_mreqn mr;
         memset(&mr, 0, sizeof mr);
         mr.imr_ifindex = value;
-        return setsockopt(d->fd, level, name, &mr, sizeof mr) < 0 ? -errno : 0;
+        return corio__sys_setsockopt(d->fd, level, name, &mr, sizeof mr) < 0 ? -errno : 0;
     }
     return set_int(d->fd, level, name, value);
 }
@@ -679,7 +680,7 @@ int corio_dgram_get_option(const corio_dgram *d, corio_dgram_option opt, int *va
     /* IP_MULTICAST_TTL/LOOP may come back as a single byte. */
     int v = 0;
     socklen_t len = sizeof v;
-    if (getsockopt(d->fd, level, name, &v, &len) < 0)
+    if (corio__sys_getsockopt(d->fd, level, name, &v, &len) < 0)
         return -errno;
     *value = len == 1 ? *(unsigned char *)&v : v;
     return 0;
@@ -705,7 +706,7 @@ static int membership(corio_dgram *d, const char *group, const char *ifname, boo
         mr.imr_multiaddr = a4;
         mr.imr_ifindex = (int)ifindex;
         int name = join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP;
-        return setsockopt(d->fd, IPPROTO_IP, name, &mr, sizeof mr) < 0 ? -errno : 0;
+        return corio__sys_setsockopt(d->fd, IPPROTO_IP, name, &mr, sizeof mr) < 0 ? -errno : 0;
     }
     if (inet_pton(AF_INET6, group, &a6) == 1) {
         if (d->family != AF_INET6)
@@ -717,7 +718,7 @@ static int membership(corio_dgram *d, const char *group, const char *ifname, boo
         mr.ipv6mr_multiaddr = a6;
         mr.ipv6mr_interface = ifindex;
         int name = join ? IPV6_ADD_MEMBERSHIP : IPV6_DROP_MEMBERSHIP;
-        return setsockopt(d->fd, IPPROTO_IPV6, name, &mr, sizeof mr) < 0 ? -errno : 0;
+        return corio__sys_setsockopt(d->fd, IPPROTO_IPV6, name, &mr, sizeof mr) < 0 ? -errno : 0;
     }
     return -EINVAL;
 }
@@ -750,12 +751,12 @@ static int name_of(const corio_dgram *d, int (*get)(int, struct sockaddr *, sock
 
 int corio_dgram_sockname(const corio_dgram *d, struct sockaddr_storage *addr, socklen_t *len)
 {
-    return name_of(d, getsockname, addr, len);
+    return name_of(d, corio__sys_getsockname, addr, len);
 }
 
 int corio_dgram_peername(const corio_dgram *d, struct sockaddr_storage *addr, socklen_t *len)
 {
-    return name_of(d, getpeername, addr, len);
+    return name_of(d, corio__sys_getpeername, addr, len);
 }
 
 uint16_t corio_dgram_port(const corio_dgram *d)

@@ -8,11 +8,78 @@
  * getaddrinfo answers without consulting any resolver, so the common
  * "127.0.0.1" / "::1" case costs no thread hand-off.
  */
+#include "sys.h"
 #include "dns.h"
 #include "../core/threadpool.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* Under the sim backend names are the simulated hosts' (corio/sim.h):
+ * resolved here in memory, never by getaddrinfo, whose files and
+ * sockets belong to the real machine.  A list made here is marked by its
+ * ai_canonname (getaddrinfo sets one only for AI_CANONNAME, which corio
+ * never asks for), so corio__resolve_free knows which free it needs. */
+static char sim_mark[] = "corio-sim";
+
+typedef struct sim_ai {
+    struct addrinfo ai;
+    struct sockaddr_storage sa;
+} sim_ai;
+
+static int sim_resolve(const char *host, uint16_t port, int socktype, int flags, struct addrinfo **out)
+{
+    sim_ai *e = corio__calloc(1, sizeof *e);
+    if (!e)
+        return -ENOMEM;
+    struct in_addr a4;
+    struct in6_addr a6;
+    int r = 0;
+    e->ai.ai_family = AF_INET;
+    if (!host) {
+        a4.s_addr = htonl((flags & AI_PASSIVE) ? INADDR_ANY : INADDR_LOOPBACK);
+    } else if (inet_pton(AF_INET, host, &a4) == 1) {
+    } else if (inet_pton(AF_INET6, host, &a6) == 1) {
+        e->ai.ai_family = AF_INET6; /* not simulated: the socket call says so (EAFNOSUPPORT) */
+    } else if (flags & AI_NUMERICHOST) {
+        r = -ENOENT;
+    } else {
+        r = corio__sys_resolve(host, &a4);
+    }
+    if (r) {
+        corio__free(e);
+        return r;
+    }
+    if (e->ai.ai_family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&e->sa;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+        sin->sin_addr = a4;
+        e->ai.ai_addrlen = sizeof *sin;
+    } else {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&e->sa;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(port);
+        sin6->sin6_addr = a6;
+        e->ai.ai_addrlen = sizeof *sin6;
+    }
+    e->ai.ai_socktype = socktype ? socktype : SOCK_STREAM;
+    e->ai.ai_protocol = e->ai.ai_socktype == SOCK_DGRAM ? IPPROTO_UDP : IPPROTO_TCP;
+    e->ai.ai_addr = (struct sockaddr *)&e->sa;
+    e->ai.ai_canonname = sim_mark;
+    *out = &e->ai;
+    return 0;
+}
+
+void corio__resolve_free(struct addrinfo *res)
+{
+    if (res && res->ai_canonname == sim_mark)
+        corio__free(CORIO__CONTAINER_OF(res, sim_ai, ai)); /* always one entry */
+    else if (res)
+        freeaddrinfo(res);
+}
 
 typedef struct dns_req {
     struct addrinfo hints;
@@ -82,6 +149,8 @@ int corio__resolve(const char *host, uint16_t port, int socktype, int flags, str
     snprintf(portstr, sizeof portstr, "%u", (unsigned)port);
     if (host && !*host)
         host = NULL;
+    if (corio__sys_simulating())
+        return sim_resolve(host, port, socktype, flags, out);
 
     /* No resolver involved: a numeric host or the wildcard/loopback. */
     if (!host || (flags & AI_NUMERICHOST)) {

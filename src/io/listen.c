@@ -3,6 +3,7 @@
  * as one dual-stack socket, a host as one socket per resolved address on a
  * shared port.  Pure socket setup; accepting is each server's business.
  */
+#include "sys.h"
 #include "listen.h"
 #include "dns.h"
 
@@ -12,7 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 
-int corio__tcp_socket(int family) { return socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0); }
+int corio__tcp_socket(int family)
+{
+    return corio__sys_socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+}
 
 /* One listening socket on sa: into *out and 0, or -errno (nothing left
  * open). */
@@ -23,26 +27,26 @@ static int open_listener(const struct sockaddr *sa, socklen_t len, bool v6only, 
     if (fd < 0)
         return -errno;
     int one = 1, r;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+    if (corio__sys_setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
         goto fail;
-    if (o->reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+    if (o->reuse_port && corio__sys_setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
         goto fail;
     if (sa->sa_family == AF_INET6) {
         int v = v6only;
-        if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, sizeof v) < 0)
+        if (corio__sys_setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, sizeof v) < 0)
             goto fail;
     }
     if (o->nodelay)
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (bind(fd, sa, len) < 0)
+        (void)corio__sys_setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (corio__sys_bind(fd, sa, len) < 0)
         goto fail;
-    if (listen(fd, o->backlog > 0 ? o->backlog : 4096) < 0)
+    if (corio__sys_listen(fd, o->backlog > 0 ? o->backlog : 4096) < 0)
         goto fail;
     *out = fd;
     return 0;
 fail:
     r = -errno;
-    close(fd);
+    corio__sys_close(fd);
     return r;
 }
 
@@ -67,7 +71,7 @@ uint16_t corio__fd_port(int fd)
 {
     struct sockaddr_storage ss;
     socklen_t l = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &l) < 0)
+    if (corio__sys_getsockname(fd, (struct sockaddr *)&ss, &l) < 0)
         return 0;
     return sockaddr_port((struct sockaddr *)&ss);
 }
@@ -93,7 +97,7 @@ static int bind_all(struct addrinfo *res, const corio__listen_opts *o, int *fds,
                 continue;
             }
             while (n)
-                close(fds[--n]);
+                corio__sys_close(fds[--n]);
             return r;
         }
         if (!port)
@@ -136,7 +140,7 @@ int corio__listen_all(const char *host, uint16_t port, const corio__listen_opts 
     if (r < 0)
         return r;
     r = bind_all(res, o, fds, max);
-    freeaddrinfo(res);
+    corio__resolve_free(res);
     return r;
 }
 

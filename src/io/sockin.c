@@ -5,6 +5,7 @@
  * the plain recv used where there is no multishot, and parking the input
  * without a task.
  */
+#include "sys.h"
 #include "sockin.h"
 
 #include <poll.h>
@@ -300,14 +301,9 @@ bool corio__sockin_park_empty(corio__sockin *in) { return park(in, CORIO__OPH_PO
 
 ssize_t corio__sockin_try(corio__sockin *in, void *buf, size_t n)
 {
-    corio__op op;
-    memset(&op, 0, sizeof op);
-    op.kind = CORIO__OP_RECV;
-    op.fd = in->fd;
-    op.buf = buf;
-    op.len = n;
-    op.off = -1;
-    int32_t r = corio__op_syscall(&op);
+    ssize_t r = corio__sys_recv(in->fd, buf, n > CORIO__MAX_RW ? CORIO__MAX_RW : n, MSG_DONTWAIT);
+    if (r < 0)
+        r = errno == EWOULDBLOCK ? -EAGAIN : -errno;
     in->drained = r == -EAGAIN || (r > 0 && (size_t)r < n);
     if (r == 0)
         in->eof = true;

@@ -63,6 +63,7 @@
  * transport, the flusher keeps sending it in the background ("linger"), for
  * at most LINGER_MS, after which it is cancelled and the rest discarded.
  */
+#include "sys.h"
 #include "sockin.h"
 #include "stream.h"
 #include "tls_stream.h"
@@ -210,7 +211,7 @@ corio_stream *corio_stream_from_fd(int fd)
     }
     int dom = 0;
     socklen_t dl = sizeof dom;
-    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &dl) == 0 && dom == AF_UNIX)
+    if (corio__sys_getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &dl) == 0 && dom == AF_UNIX)
         corio__stream_set_unix(s);
     return s;
 }
@@ -899,7 +900,7 @@ static int flush_nowait(corio_stream *s)
             consume(s, (size_t)r);
             continue;
         }
-        ssize_t r = sendmsg(s->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t r = corio__sys_sendmsg(s->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -1030,8 +1031,9 @@ static inline int raw_write(corio_stream *s, const void *buf, size_t n)
         return 0;
     const char *p = buf;
     if (s->wsize == 0) {
-        ssize_t r = CORIO__UNLIKELY(s->flags & S_FILE) ? file_try_write(s, p, n)
-                                                       : send(s->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t r = CORIO__UNLIKELY(s->flags & S_FILE)
+                        ? file_try_write(s, p, n)
+                        : corio__sys_send(s->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (r == -EAGAIN && (s->flags & S_FILE)) {
             r = -1;
             errno = EAGAIN;
@@ -1106,7 +1108,7 @@ int corio_stream_write_fds(corio_stream *s, const void *buf, size_t n, const int
                              .msg_controllen = corio__fdpass_cmsg(&ctl, fds, nfds)};
         ssize_t r;
         do
-            r = sendmsg(s->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+            r = corio__sys_sendmsg(s->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
         while (r < 0 && errno == EINTR);
         if ((size_t)r == n)
             return 0;
@@ -1277,7 +1279,7 @@ int corio_stream_write_eof(corio_stream *s)
     if (r)
         return r;
     /* a pipe or file has no half-close: the flush is all there is */
-    if (!(s->flags & S_FILE) && shutdown(s->fd, SHUT_WR) < 0 && errno != ENOTCONN)
+    if (!(s->flags & S_FILE) && corio__sys_shutdown(s->fd, SHUT_WR) < 0 && errno != ENOTCONN)
         return -errno;
     s->flags |= S_WSHUT;
     return 0;
@@ -1348,7 +1350,7 @@ int corio_stream_sockname(const corio_stream *s, struct sockaddr_storage *addr, 
         return -EINVAL;
     socklen_t l = sizeof *addr;
     memset(addr, 0, sizeof *addr); /* an abstract Unix name is not NUL-terminated */
-    if (getsockname(s->fd, (struct sockaddr *)addr, &l) < 0)
+    if (corio__sys_getsockname(s->fd, (struct sockaddr *)addr, &l) < 0)
         return -errno;
     if (len)
         *len = l;
@@ -1361,7 +1363,7 @@ int corio_stream_peername(const corio_stream *s, struct sockaddr_storage *addr, 
         return -EINVAL;
     socklen_t l = sizeof *addr;
     memset(addr, 0, sizeof *addr);
-    if (getpeername(s->fd, (struct sockaddr *)addr, &l) < 0)
+    if (corio__sys_getpeername(s->fd, (struct sockaddr *)addr, &l) < 0)
         return -errno;
     if (len)
         *len = l;

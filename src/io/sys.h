@@ -33,7 +33,10 @@ static inline bool corio__sys_simulating(void)
 
 /* The simulated side (corio__simsys_*) is declared in ../backend/sim.h. */
 
-static inline int corio__sys_close(int fd) { return corio__sys_virtual(fd) ? corio__simsys_close(fd) : close(fd); }
+static inline int corio__sys_close(int fd)
+{
+    return corio__sys_virtual(fd) ? corio__simsys_close(fd) : close(fd);
+}
 static inline int corio__sys_fcntl(int fd, int cmd, int arg)
 {
     return corio__sys_virtual(fd) ? corio__simsys_fcntl(fd, cmd, arg) : fcntl(fd, cmd, arg);
@@ -58,7 +61,8 @@ static inline int corio__sys_realtime(struct timespec *ts)
 
 static inline int corio__sys_socket(int domain, int type, int protocol)
 {
-    return corio__sys_simulating() ? corio__simsys_socket(domain, type, protocol) : socket(domain, type, protocol);
+    return corio__sys_simulating() ? corio__simsys_socket(domain, type, protocol)
+                                   : socket(domain, type, protocol);
 }
 static inline int corio__sys_bind(int fd, const struct sockaddr *sa, socklen_t len)
 {
@@ -114,6 +118,22 @@ static inline ssize_t corio__sys_recvmsg(int fd, struct msghdr *msg, int flags)
 {
     return corio__sys_virtual(fd) ? corio__simsys_recvmsg(fd, msg, flags) : recvmsg(fd, msg, flags);
 }
+static inline int corio__sys_sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
+{
+    return corio__sys_virtual(fd) ? corio__simsys_sendmmsg(fd, v, n, flags) : sendmmsg(fd, v, n, flags);
+}
+static inline int corio__sys_recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags,
+                                      struct timespec *timeout)
+{
+    return corio__sys_virtual(fd) ? corio__simsys_recvmmsg(fd, v, n, flags, timeout)
+                                  : recvmmsg(fd, v, n, flags, timeout);
+}
+/* The address of a simulated host by name (not libc's: 0 or -errno,
+ * -ENOENT outside a sim run); see corio__simsys_resolve. */
+static inline int corio__sys_resolve(const char *name, struct in_addr *out)
+{
+    return corio__sys_simulating() ? corio__simsys_resolve(name, out) : -ENOENT;
+}
 
 static inline int corio__sys_open(const char *path, int flags, mode_t mode)
 {
@@ -131,15 +151,19 @@ static inline ssize_t corio__sys_pwrite(int fd, const void *buf, size_t n, off_t
 {
     return corio__sys_virtual(fd) ? corio__simsys_pwrite(fd, buf, n, off) : pwrite(fd, buf, n, off);
 }
-static inline int corio__sys_fsync(int fd) { return corio__sys_virtual(fd) ? corio__simsys_fsync(fd) : fsync(fd); }
+static inline int corio__sys_fsync(int fd)
+{
+    return corio__sys_virtual(fd) ? corio__simsys_fsync(fd) : fsync(fd);
+}
 static inline int corio__sys_unlink(const char *path)
 {
     return corio__sys_simulating() ? corio__simsys_unlink(path) : unlink(path);
 }
 static inline ssize_t corio__sys_sendfile(int out_fd, int in_fd, off_t *off, size_t n)
 {
-    return corio__sys_virtual(out_fd) || corio__sys_virtual(in_fd) ? corio__simsys_sendfile(out_fd, in_fd, off, n)
-                                                                     : sendfile(out_fd, in_fd, off, n);
+    return corio__sys_virtual(out_fd) || corio__sys_virtual(in_fd)
+               ? corio__simsys_sendfile(out_fd, in_fd, off, n)
+               : sendfile(out_fd, in_fd, off, n);
 }
 
 #endif

@@ -27,6 +27,7 @@
  * TCP_NODELAY is set on the listening socket: Linux copies it to every
  * accepted socket, which saves a setsockopt per connection.
  */
+#include "sys.h"
 #include "dns.h"
 #include "listen.h"
 #include "server.h"
@@ -142,7 +143,7 @@ static void start_conn(listener *ls, int fd, const struct sockaddr_storage *peer
     memset(&ss, 0, sizeof ss); /* an unnamed Unix peer fills in the family only */
     if (!peer) {
         socklen_t sl = sizeof ss;
-        if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+        if (corio__sys_getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
             ss.ss_family = AF_UNSPEC;
         peer = &ss;
     }
@@ -318,7 +319,7 @@ int corio_server_start(const char *host, uint16_t port, corio_conn_fn handler, v
     r = server_run(l, fds, n, handler, arg, cfg, out);
     if (r < 0)
         while (n)
-            close(fds[--n]);
+            corio__sys_close(fds[--n]);
     return r;
 }
 
@@ -389,7 +390,7 @@ static int server_run(corio_loop *l, const int *fds, int n, corio_conn_fn handle
         socklen_t sl = sizeof ss;
         memset(&ss, 0, sizeof ss); /* an abstract Unix name is not NUL-terminated */
         char name[64] = "accept ";
-        if (getsockname(fds[i], (struct sockaddr *)&ss, &sl) == 0)
+        if (corio__sys_getsockname(fds[i], (struct sockaddr *)&ss, &sl) == 0)
             corio_addr_format((struct sockaddr *)&ss, name + 7, sizeof name - 7);
         /* by the socket, not by who made the server: socket activation
          * may hand over Unix and TCP sockets together */
@@ -443,7 +444,7 @@ int corio_server_sockname(const corio_server *srv, unsigned i, struct sockaddr_s
         return -ENOENT;
     socklen_t l = sizeof *addr;
     memset(addr, 0, sizeof *addr); /* an abstract Unix name is not NUL-terminated */
-    if (getsockname(srv->ls[i].fd, (struct sockaddr *)addr, &l) < 0)
+    if (corio__sys_getsockname(srv->ls[i].fd, (struct sockaddr *)addr, &l) < 0)
         return -errno;
     if (len)
         *len = l;
@@ -585,14 +586,14 @@ int corio_stream_connect(const char *host, uint16_t port, corio_stream **out)
         r = corio__op_run(&op);
         if (r == 0) {
             int one = 1;
-            (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            (void)corio__sys_setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             corio_stream *s = corio__stream_new(fd);
             if (!s) {
                 corio__close_fd(l, fd);
                 err = -ENOMEM;
                 break;
             }
-            freeaddrinfo(res);
+            corio__resolve_free(res);
             *out = s;
             return 0;
         }
@@ -601,6 +602,6 @@ int corio_stream_connect(const char *host, uint16_t port, corio_stream **out)
         if (r == -ECANCELED || r == -CORIO_EDEADLINE || r == -ENOMEM)
             break;
     }
-    freeaddrinfo(res);
+    corio__resolve_free(res);
     return err;
 }
