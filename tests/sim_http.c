@@ -29,8 +29,10 @@
  *  - nothing leaks: at the end only the main task is alive and no virtual
  *    fd is open.
  *
- * Usage: sim_http [--seeds N] [--seed S] [--from S] [--quiet] [--faults 0]
- * Prints "seed S: trace HASH" per seed, then "N passed, M failed", the
+ * Usage: sim_http [--seeds N] [--seed S] [--from S] [--seconds T] [--quiet]
+ * [--faults 0].  Runs N seeds from S (default 1), stopping early after T
+ * seconds of wall time if given; --faults 0 turns every fault off.
+ * Prints "seed S: trace HASH" per seed (--quiet: only failing ones), then "N passed, M failed", the
  * simulated requests completed and the wall time.  Exit status 1 if any
  * seed failed.  --real runs the same clients on the real loopback with the
  * default backend (no determinism, for debugging the suite itself).
@@ -1105,6 +1107,16 @@ static void *sim_main(void *arg)
         }
         bad("%zu tasks alive at the end besides main: %s", live - 1, names);
     }
+    /* ... and no virtual fd open (they are numbered lowest first, so the
+     * first few thousand hold every one this run made). */
+    if (R.sim) {
+        corio__sim *w = corio__sim_world();
+        unsigned open = 0;
+        for (int fd = CORIO__SIM_FD_BASE; fd < CORIO__SIM_FD_BASE + 4096; fd++)
+            open += corio__sim_fd_get(w, fd) != NULL;
+        if (open)
+            bad("%u virtual fds open at the end", open);
+    }
     return NULL;
 }
 
@@ -1133,13 +1145,14 @@ static int run_seed(uint64_t seed, const corio_sim_faults *faults, uint64_t *has
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: sim_http [--seeds N] [--seed S | --from S] [--faults 0] [--quiet] [--real]\n");
+    fprintf(stderr, "usage: sim_http [--seeds N] [--seed S | --from S] [--seconds T] [--faults 0] [--quiet] [--real]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     uint64_t from = 1, count = 1;
+    double max_seconds = 0;
     bool one = false, quiet = false, faults_off = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -1154,6 +1167,8 @@ int main(int argc, char **argv)
             one = true;
         } else if (i + 1 < argc && !strcmp(a, "--from")) {
             from = strtoull(argv[++i], NULL, 0);
+        } else if (i + 1 < argc && !strcmp(a, "--seconds")) {
+            max_seconds = strtod(argv[++i], NULL);
         } else if (i + 1 < argc && !strcmp(a, "--faults")) {
             faults_off = !strcmp(argv[++i], "0");
         } else {
@@ -1176,6 +1191,9 @@ int main(int argc, char **argv)
         if (!quiet || r != 0)
             printf("seed %" PRIu64 ": trace %016" PRIx64 "%s\n", seed, hash, r ? " FAILED" : "");
         fflush(stdout);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (max_seconds > 0 && (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9 >= max_seconds)
+            break;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double wall = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
