@@ -30,8 +30,11 @@
  *    fd is open.
  *
  * Usage: sim_http [--seeds N] [--seed S] [--from S] [--seconds T] [--quiet]
- * [--faults 0].  Runs N seeds from S (default 1), stopping early after T
- * seconds of wall time if given; --faults 0 turns every fault off.
+ * [--faults 0] [--mix small].  Runs N seeds from S (default 1), stopping
+ * early after T seconds of wall time if given; --faults 0 turns every
+ * fault off; --mix small keeps every body under 2 KiB (API-like traffic,
+ * for the benchmark: bench/sim_bench.sh); --clients N runs N clients per
+ * seed instead of 10 to 60.
  * Prints "seed S: trace HASH" per seed (--quiet: only failing ones), then "N passed, M failed", the
  * simulated requests completed and the wall time.  Exit status 1 if any
  * seed failed.  --real runs the same clients on the real loopback with the
@@ -83,6 +86,8 @@ static struct {
 
 static uint64_t total_completed;
 static bool g_real;
+static unsigned g_clients; /* --clients N: this many per run instead of 10..60 drawn */
+static bool g_small; /* --mix small: bodies of at most 1 KiB (the benchmark's API-like traffic) */
 
 static void bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void bad(const char *fmt, ...)
@@ -138,22 +143,52 @@ static void note(const char *fmt, ...)
 /* Bodies both sides can compute                                       */
 /* ------------------------------------------------------------------ */
 
-static inline uint8_t pattern(uint64_t key, size_t i) { return (uint8_t)(key * 131 + i * 7 + (i >> 9)); }
+/* Body bytes: a fixed pseudo-random period of 4096 bytes, entered at an
+ * offset drawn from the key, so both sides fill bodies with memcpy. */
+#define PERIOD 4096
+static unsigned char period[2 * PERIOD];
+
+static void period_init(void)
+{
+    uint64_t x = 0x2545f4914f6cdd1dull;
+    for (size_t i = 0; i < PERIOD; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        period[i] = period[i + PERIOD] = (unsigned char)(x >> 24);
+    }
+}
 
 static void fill(char *p, size_t n, uint64_t key)
 {
-    for (size_t i = 0; i < n; i++)
-        p[i] = (char)pattern(key, i);
+    size_t off = (size_t)(key * 131 % PERIOD);
+    while (n) {
+        size_t k = n < PERIOD ? n : PERIOD;
+        memcpy(p, period + off, k);
+        p += k;
+        n -= k;
+    }
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
+/* A position-sensitive checksum (Fletcher's, in 64 bits) that streams:
+ * the handler feeds it the body as it arrives. */
+typedef struct sum {
+    uint64_t a, b;
+} sum_t;
+
+static void sum_add(sum_t *s, const void *p, size_t n)
 {
     const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ c[i]) * 0x100000001b3ull;
-    return h;
+    uint64_t a = s->a, b = s->b;
+    for (size_t i = 0; i < n; i++) {
+        a += c[i];
+        b += a;
+    }
+    s->a = a;
+    s->b = b;
 }
-#define FNV0 0xcbf29ce484222325ull
+
+static uint64_t sum_of(const sum_t *s) { return s->a * 0x9e3779b97f4a7c15ull ^ s->b; }
 
 /* ------------------------------------------------------------------ */
 /* Server                                                              */
@@ -181,18 +216,19 @@ static void handler(corio_http_request *req, corio_http_response *resp, void *ar
     switch (kind) {
     case 'e': {
         char buf[16384];
-        uint64_t h = FNV0, len = 0;
+        sum_t h = {0, 0};
+        uint64_t len = 0;
         for (;;) {
             ssize_t r = corio_http_request_read(req, buf, sizeof buf);
             if (r < 0)
                 return; /* the server answers (or closes) itself */
             if (r == 0)
                 break;
-            h = fnv(h, buf, (size_t)r);
+            sum_add(&h, buf, (size_t)r);
             len += (uint64_t)r;
         }
         int m = snprintf(out, sizeof out, "%.*s %u.%u n=%" PRIu64 " sum=%016" PRIx64 "\n", (int)req->method.len,
-                         req->method.ptr, conn, seq, len, h);
+                         req->method.ptr, conn, seq, len, sum_of(&h));
         corio_http_response_send(resp, 200, "text/plain", out, (size_t)m);
         return;
     }
@@ -322,6 +358,8 @@ static void putf(buf_t *b, const char *fmt, ...)
 
 static size_t body_size(void)
 {
+    if (g_small)
+        return rnd() % 4 ? between(0, 100) : between(100, 1024);
     switch (rnd() % 8) {
     case 0:
         return 0;
@@ -383,12 +421,14 @@ static void make_req(req_t *rq, unsigned conn, unsigned seq, int q, bool close, 
                 put(&w, "X-Trailer: yes\r\n", 16);
             put(&w, "\r\n", 2);
         }
-        putf(&e, "POST %u.%u n=%zu sum=%016" PRIx64 "\n", conn, seq, n, fnv(FNV0, body, n));
+        sum_t h = {0, 0};
+        sum_add(&h, body, n);
+        putf(&e, "POST %u.%u n=%zu sum=%016" PRIx64 "\n", conn, seq, n, sum_of(&h));
         free(body);
         break;
     }
     case Q_BIG: {
-        size_t n = small ? between(0, 8000) : body_size() * 2;
+        size_t n = small && !g_small ? between(0, 8000) : body_size() * 2;
         putf(&w, "GET /b/%u.%u/%zu HTTP/1.1\r\nHost: server\r\n%s\r\n", conn, seq, n, conn_hdr);
         char *p = malloc(n ? n : 1);
         fill(p, n, key);
@@ -397,7 +437,7 @@ static void make_req(req_t *rq, unsigned conn, unsigned seq, int q, bool close, 
         break;
     }
     case Q_STREAM: {
-        size_t n = small ? between(0, 8000) : body_size(), k = between(1, 8);
+        size_t n = small && !g_small ? between(0, 8000) : body_size(), k = between(1, 8);
         putf(&w, "GET /s/%u.%u/%zu/%zu HTTP/1.1\r\nHost: server\r\n%s\r\n", conn, seq, n, k, conn_hdr);
         char *p = malloc(n ? n : 1);
         fill(p, n, key);
@@ -1043,6 +1083,8 @@ static void *sim_main(void *arg)
 
     /* The clients, dealt out over the client hosts. */
     unsigned n = (unsigned)between(10, 60);
+    if (g_clients)
+        n = g_clients;
     R.conns = n;
     client_t *cl = calloc(n, sizeof *cl);
     host_job jobs[MAX_CLIENT_HOSTS] = {0};
@@ -1145,7 +1187,7 @@ static int run_seed(uint64_t seed, const corio_sim_faults *faults, uint64_t *has
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: sim_http [--seeds N] [--seed S | --from S] [--seconds T] [--faults 0] [--quiet] [--real]\n");
+    fprintf(stderr, "usage: sim_http [--seeds N] [--seed S | --from S] [--seconds T] [--faults 0] [--mix small] [--clients N] [--quiet] [--real]\n");
     exit(2);
 }
 
@@ -1169,6 +1211,10 @@ int main(int argc, char **argv)
             from = strtoull(argv[++i], NULL, 0);
         } else if (i + 1 < argc && !strcmp(a, "--seconds")) {
             max_seconds = strtod(argv[++i], NULL);
+        } else if (i + 1 < argc && !strcmp(a, "--clients")) {
+            g_clients = (unsigned)strtoul(argv[++i], NULL, 0);
+        } else if (i + 1 < argc && !strcmp(a, "--mix")) {
+            g_small = !strcmp(argv[++i], "small");
         } else if (i + 1 < argc && !strcmp(a, "--faults")) {
             faults_off = !strcmp(argv[++i], "0");
         } else {
@@ -1178,6 +1224,7 @@ int main(int argc, char **argv)
     if (one)
         count = 1;
     static const corio_sim_faults none = {0};
+    period_init();
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     uint64_t passed = 0, failed = 0;
