@@ -11,6 +11,8 @@
 #include "corio/sim.h"
 
 #include <arpa/inet.h>
+#include <poll.h>
+#include <signal.h>
 
 static corio_sim_faults no_faults;
 
@@ -174,16 +176,13 @@ static void *eof_main(void *arg)
     CHECK_EQ(corio_stream_readexactly(s, buf, 5, &got), 5);
     CHECK_MEM(buf, "hello", 5);
     CHECK_EQ(corio_stream_read(s, buf, sizeof buf), 0); /* the server's FIN after its reply */
-    CHECK_EQ(seen, 5);                                   /* it read our bytes, then EOF */
+    CHECK_EQ(seen, 5);                                  /* it read our bytes, then EOF */
     corio_stream_close(s);
     CHECK_OK(corio_server_close(srv, 1000));
     return NULL;
 }
 
-TEST(eof_after_shutdown)
-{
-    sim_run(2, NULL, eof_main, NULL, NULL);
-}
+TEST(eof_after_shutdown) { sim_run(2, NULL, eof_main, NULL, NULL); }
 
 static void *refused_main(void *arg)
 {
@@ -204,10 +203,7 @@ static void *refused_main(void *arg)
     return NULL;
 }
 
-TEST(connect_refused_unreachable_unknown)
-{
-    sim_run(3, NULL, refused_main, NULL, NULL);
-}
+TEST(connect_refused_unreachable_unknown) { sim_run(3, NULL, refused_main, NULL, NULL); }
 
 static void reset_handler(corio_stream *s, void *arg)
 {
@@ -300,10 +296,7 @@ static void *hosts_main(void *arg)
     return NULL;
 }
 
-TEST(hosts_by_name_address_crash_restart)
-{
-    sim_run(5, NULL, hosts_main, NULL, NULL);
-}
+TEST(hosts_by_name_address_crash_restart) { sim_run(5, NULL, hosts_main, NULL, NULL); }
 
 /* ------------------------------------------------------------------ */
 /* UDP                                                                 */
@@ -424,10 +417,7 @@ static void *http_main(void *arg)
     return NULL;
 }
 
-TEST(http_server_answers_under_sim)
-{
-    sim_run(8, NULL, http_main, NULL, NULL);
-}
+TEST(http_server_answers_under_sim) { sim_run(8, NULL, http_main, NULL, NULL); }
 
 static void *replay_main(void *arg)
 {
@@ -443,8 +433,12 @@ static void *replay_main(void *arg)
 
 TEST(same_seed_same_trace_three_times)
 {
-    corio_sim_faults f = {.short_io = 0.2, .stall = 0.01, .latency_max_us = 300, .dgram_loss = 0.2,
-                          .dgram_dup = 0.2, .dgram_reorder = 0.2};
+    corio_sim_faults f = {.short_io = 0.2,
+                          .stall = 0.01,
+                          .latency_max_us = 300,
+                          .dgram_loss = 0.2,
+                          .dgram_dup = 0.2,
+                          .dgram_reorder = 0.2};
     corio_sim_report a, b, c, other;
     int before = test_fd_count();
     sim_run(42, &f, replay_main, NULL, &a);
@@ -464,5 +458,39 @@ TEST(nothing_real_is_opened)
     size_t n = 10000;
     sim_run(9, NULL, echo_main, &n, NULL);
     sim_run(9, NULL, hosts_main, NULL, NULL);
+    CHECK_EQ(test_fd_count(), before);
+}
+
+static void *unsimulated_main(void *arg)
+{
+    (void)arg;
+    corio_stream *s = (corio_stream *)1;
+    CHECK_ERR(corio_stream_connect_unix("/tmp/x.sock", &s), -EOPNOTSUPP);
+    CHECK(s == NULL);
+    corio_server *srv = (corio_server *)1;
+    CHECK_ERR(corio_server_start_unix("/tmp/x.sock", echo_handler, NULL, NULL, &srv), -EOPNOTSUPP);
+    CHECK(srv == NULL);
+    corio_dgram *d;
+    CHECK_ERR(corio_dgram_open_unix("/tmp/x.sock", NULL, NULL, &d), -EOPNOTSUPP);
+    corio_process *p;
+    CHECK_ERR(corio_process_shell("true", NULL, &p), -EOPNOTSUPP);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    CHECK_ERR(corio_signal_wait(&set, 10), -EOPNOTSUPP);
+    CHECK_ERR(corio_fd_wait(0, POLLIN, 10), -EOPNOTSUPP);
+    errno = 0;
+    CHECK(corio_stream_stdin() == NULL && errno == EOPNOTSUPP);
+    corio_listen_fd fds[4];
+    CHECK_ERR(corio_listen_fds(fds, 4, false), -EOPNOTSUPP);
+    /* IPv6 is not simulated either */
+    CHECK_ERR(corio_stream_connect("::1", 80, &s), -EAFNOSUPPORT);
+    return NULL;
+}
+
+TEST(unsimulated_calls_fail_cleanly)
+{
+    int before = test_fd_count();
+    sim_run(10, NULL, unsimulated_main, NULL, NULL);
     CHECK_EQ(test_fd_count(), before);
 }

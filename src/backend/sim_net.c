@@ -37,6 +37,13 @@
 
 static const corio__sim_fd_ops sock_ops;
 
+/* Unlink n if it is linked (a socket's qlink often is not). */
+static void unlink_node(corio__list *n)
+{
+    if (n->next && n->next != n)
+        corio__list_remove(n);
+}
+
 static int fail(int err)
 {
     errno = err;
@@ -174,7 +181,7 @@ static void sock_free(corio__sim *w, simnet_sock *s)
     if (s->peer)
         s->peer->peer = NULL;
     corio__list_remove(&s->hlink);
-    corio__list_remove(&s->qlink);
+    unlink_node(&s->qlink);
     bq_free(&s->rcvq);
     bq_free(&s->sndq);
     corio__simudp_free(w, s);
@@ -336,7 +343,7 @@ static void rst_arrive(corio__sim *w, void *arg, uint64_t a)
     simnet_sock *s = arg;
     corio__sim_trace(w, CORIO__SIM_EV_NET, "rst", ntohs(s->local.sin_port), 0);
     if (s->listener) { /* reset before it was accepted: it just leaves the queue */
-        corio__list_remove(&s->qlink);
+        unlink_node(&s->qlink);
         s->listener->nqueued--;
         s->listener = NULL;
         sock_free(w, s);
@@ -699,7 +706,7 @@ static int do_accept(corio__sim *w, simnet_sock *l, struct sockaddr *sa, socklen
         return fd;
     corio__sim_fd_get(w, fd)->host = l->host;
     corio__sim_fd_get(w, fd)->fd_flags = (flags & SOCK_CLOEXEC) ? FD_CLOEXEC : 0;
-    corio__list_remove(&s->qlink);
+    unlink_node(&s->qlink);
     l->nqueued--;
     s->listener = NULL;
     s->has_fd = true;
@@ -835,7 +842,7 @@ static void service(corio__sim *w, void *arg, uint64_t a)
         for (corio__list *n = s->ops.next; n != &s->ops; n = n->next) {
             corio__op *op = CORIO__CONTAINER_OF(n, corio__op, link);
             if (try_op(w, s, op)) {
-                corio__list_remove(&op->link);
+                unlink_node(&op->link);
                 op->backend_data = NULL;
                 corio__sim_complete(w, op, op->res);
                 again = true;
@@ -874,7 +881,7 @@ static int sock_submit(corio__sim *w, void *obj, corio__op *op)
 static void sock_cancel(corio__sim *w, void *obj, corio__op *op)
 {
     (void)obj;
-    corio__list_remove(&op->link);
+    unlink_node(&op->link);
     op->backend_data = NULL;
     if (corio__sim_at(w, 0, complete_later, op, (uint64_t)(int64_t)-ECANCELED) < 0)
         corio__sim_complete(w, op, -ECANCELED); /* no memory for the event: the loop copes */
@@ -884,7 +891,7 @@ static void drop_listener(corio__sim *w, simnet_sock *l)
 {
     while (!corio__list_empty(&l->acceptq)) {
         simnet_sock *c = CORIO__CONTAINER_OF(l->acceptq.next, simnet_sock, qlink);
-        corio__list_remove(&c->qlink);
+        unlink_node(&c->qlink);
         c->listener = NULL;
         reset_conn(w, c, 0);
         sock_free(w, c);
@@ -899,7 +906,7 @@ static int sock_close(corio__sim *w, void *obj)
     /* Ops still pending (nobody should leave any): they end with EBADF. */
     while (!corio__list_empty(&s->ops)) {
         corio__op *op = CORIO__CONTAINER_OF(s->ops.next, corio__op, link);
-        corio__list_remove(&op->link);
+        unlink_node(&op->link);
         (void)corio__sim_at(w, 0, complete_later, op, (uint64_t)(int64_t)-EBADF);
     }
     if (s->type == SOCK_STREAM) {

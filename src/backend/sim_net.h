@@ -17,7 +17,7 @@ typedef struct simnet_bq {
 
 /* One datagram, queued at a receiver or in flight between hosts. */
 typedef struct simnet_dgram {
-    corio__list link;     /* receiver's queue, or the sender host's in-flight list */
+    corio__list link; /* receiver's queue, or the sender host's in-flight list */
     struct sockaddr_in from;
     struct sockaddr_in to;
     unsigned to_host;
@@ -29,26 +29,26 @@ enum simnet_state { SN_NEW, SN_BOUND, SN_LISTEN, SN_CONNECTING, SN_CONNECTED, SN
 
 typedef struct simnet_sock simnet_sock;
 struct simnet_sock {
-    corio__list hlink;     /* its host's sockets, in creation order */
-    corio__list ops;       /* pending ops, FIFO (op->link) */
-    corio__list qlink;     /* a listener's accept queue */
-    corio__list acceptq;   /* listener: established connections not accepted yet */
-    unsigned host, epoch;  /* the host that made it, and that host's epoch then */
-    int type;              /* SOCK_STREAM or SOCK_DGRAM */
-    int state;             /* enum simnet_state */
-    bool has_fd;           /* some fd refers to it (false: orphaned, or never accepted) */
-    bool bound;            /* holds its local port */
-    bool kick_armed;       /* a service event is scheduled */
-    bool pump_armed;       /* a delivery event is scheduled */
+    corio__list hlink;    /* its host's sockets, in creation order */
+    corio__list ops;      /* pending ops, FIFO (op->link) */
+    corio__list qlink;    /* a listener's accept queue */
+    corio__list acceptq;  /* listener: established connections not accepted yet */
+    unsigned host, epoch; /* the host that made it, and that host's epoch then */
+    int type;             /* SOCK_STREAM or SOCK_DGRAM */
+    int state;            /* enum simnet_state */
+    bool has_fd;          /* some fd refers to it (false: orphaned, or never accepted) */
+    bool bound;           /* holds its local port */
+    bool kick_armed;      /* a service event is scheduled */
+    bool pump_armed;      /* a delivery event is scheduled */
     bool reuseaddr, reuseport, nodelay, keepalive;
-    bool fin_pending;      /* shutdown(SHUT_WR) or close: a FIN goes after sndq */
+    bool fin_pending; /* shutdown(SHUT_WR) or close: a FIN goes after sndq */
     bool fin_sent;
-    bool rd_eof;           /* the peer's FIN arrived */
-    bool rd_shut;          /* shutdown(SHUT_RD) */
-    bool reset;            /* the connection was reset (or refused) */
-    bool rst_incoming;     /* an RST is on its way here */
-    bool connected_dgram;  /* UDP: connect() set a default peer */
-    int so_error;          /* pending error (SO_ERROR), positive errno */
+    bool rd_eof;          /* the peer's FIN arrived */
+    bool rd_shut;         /* shutdown(SHUT_RD) */
+    bool reset;           /* the connection was reset (or refused) */
+    bool rst_incoming;    /* an RST is on its way here */
+    bool connected_dgram; /* UDP: connect() set a default peer */
+    int so_error;         /* pending error (SO_ERROR), positive errno */
     int backlog, nqueued;
     int linger_on, linger_s;
     int rcvbuf, sndbuf;
@@ -63,9 +63,9 @@ struct simnet_sock {
 
 /* Each host's network (corio__sim_host.net). */
 typedef struct simnet_host {
-    corio__list socks;      /* simnet_sock.hlink */
-    corio__list inflight;   /* datagrams sent from here, not delivered yet */
-    uint16_t next_port;     /* the next ephemeral port to try */
+    corio__list socks;    /* simnet_sock.hlink */
+    corio__list inflight; /* datagrams sent from here, not delivered yet */
+    uint16_t next_port;   /* the next ephemeral port to try */
 } simnet_host;
 
 /* The host's network state (made on first use; NULL only without memory). */

@@ -17,8 +17,8 @@
 #include <arpa/inet.h>
 #include <string.h>
 
-#define DGRAM_MAX 65507           /* the largest IPv4 UDP payload */
-#define REORDER_NS 5000000ull      /* a reordered datagram waits up to 5 ms more */
+#define DGRAM_MAX 65507       /* the largest IPv4 UDP payload */
+#define REORDER_NS 5000000ull /* a reordered datagram waits up to 5 ms more */
 
 static int fail(int err)
 {
@@ -150,9 +150,9 @@ ssize_t corio__simudp_sendmsg(corio__sim *w, simnet_sock *s, const struct msghdr
     d->to_host = dst ? dst->id : 0;
     d->from.sin_family = AF_INET;
     d->from.sin_port = s->local.sin_port;
-    d->from.sin_addr.s_addr = s->local.sin_addr.s_addr != htonl(INADDR_ANY) ? s->local.sin_addr.s_addr
+    d->from.sin_addr.s_addr = s->local.sin_addr.s_addr != htonl(INADDR_ANY)  ? s->local.sin_addr.s_addr
                               : to.sin_addr.s_addr == htonl(INADDR_LOOPBACK) ? htonl(INADDR_LOOPBACK)
-                                                                              : me->addr.s_addr;
+                                                                             : me->addr.s_addr;
     d->len = len;
     size_t off = 0;
     for (size_t i = 0; i < m->msg_iovlen; i++) {

@@ -11,6 +11,7 @@
  * Nothing here binds or accepts.
  */
 #include "listen.h"
+#include "sys.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -84,6 +85,9 @@ static int listen_fds(corio_listen_fd *out, unsigned max)
 
 int corio_listen_fds(corio_listen_fd *out, unsigned max, bool unset_env)
 {
+    /* not simulated: a sim run never reaches the real machine (corio/sim.h) */
+    if (corio__sys_simulating())
+        return -EOPNOTSUPP;
     if (!out && max)
         return -EINVAL;
     int r = listen_fds(out, max);

@@ -226,6 +226,12 @@ int corio_dgram_open(const char *local_host, uint16_t local_port, const char *re
 int corio_dgram_open_unix(const char *local_path, const char *remote_path, const corio_dgram_config *cfg,
                           corio_dgram **out)
 {
+    /* not simulated: a sim run never reaches the real machine (corio/sim.h) */
+    if (corio__sys_simulating()) {
+        if (out)
+            *out = NULL;
+        return -EOPNOTSUPP;
+    }
     if (!out)
         return -EINVAL;
     *out = NULL;
@@ -263,6 +269,12 @@ int corio_dgram_open_unix(const char *local_path, const char *remote_path, const
 
 int corio_dgram_from_fd(int fd, corio_dgram **out)
 {
+    /* not simulated: a sim run never reaches the real machine (corio/sim.h) */
+    if (corio__sys_simulating() && !corio__sys_virtual(fd)) { /* a real fd */
+        if (out)
+            *out = NULL;
+        return -EOPNOTSUPP;
+    }
     if (!out || fd < 0) {
         if (out)
             *out = NULL;

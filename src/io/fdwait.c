@@ -15,6 +15,7 @@
  * never suspends and is safe from the callback itself.
  */
 #include "../core/internal.h"
+#include "sys.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -42,6 +43,9 @@ static int fd_wait_op(int fd, int events)
 
 int corio_fd_wait(int fd, int events, uint64_t timeout_ms)
 {
+    /* not simulated: a sim run never reaches the real machine (corio/sim.h) */
+    if (corio__sys_simulating() && !corio__sys_virtual(fd))
+        return -EOPNOTSUPP;
     if ((events & ~FD_EVENTS) || !(events & FD_EVENTS))
         return -EINVAL;
     if (fd < 0)
@@ -123,6 +127,11 @@ static void *watch_main(void *arg)
 
 corio_fd_watch *corio_fd_watch_start(int fd, int events, corio_fd_watch_fn fn, void *arg)
 {
+    /* not simulated: a sim run never reaches the real machine (corio/sim.h) */
+    if (corio__sys_simulating() && !corio__sys_virtual(fd)) {
+        errno = EOPNOTSUPP;
+        return NULL;
+    }
     if (!fn || (events & ~FD_EVENTS) || !(events & FD_EVENTS)) {
         errno = EINVAL;
         return NULL;

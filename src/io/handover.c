@@ -24,6 +24,7 @@
  * dies or gives up costs it one dropped connection.
  */
 #include "listen.h"
+#include "sys.h"
 #include "stream.h"
 #include "unixaddr.h"
 
@@ -164,6 +165,9 @@ static int offer(corio_stream *s, const int *fds, const corio_listen_fd *lfds, u
 
 int corio_handover_listen(const char *path, const corio_listen_fd *fds, unsigned n, pid_t *successor)
 {
+    /* not simulated: a sim run never reaches the real machine (corio/sim.h) */
+    if (corio__sys_simulating())
+        return -EOPNOTSUPP;
     if (!path || !*path || !fds || n == 0 || n > HO_MAX_FDS)
         return -EINVAL;
     int raw[HO_MAX_FDS];
@@ -270,6 +274,12 @@ static int receive_offer(corio_stream *s, corio_listen_fd *out, unsigned max)
 
 int corio_handover_take(const char *path, corio_listen_fd *out, unsigned max, corio_handover **h)
 {
+    /* not simulated: a sim run never reaches the real machine (corio/sim.h) */
+    if (corio__sys_simulating()) {
+        if (h)
+            *h = NULL;
+        return -EOPNOTSUPP;
+    }
     if (h)
         *h = NULL;
     if (!path || !*path || !out || !h || max == 0)

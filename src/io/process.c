@@ -29,6 +29,7 @@
  */
 #define _GNU_SOURCE 1
 #include "../core/internal.h"
+#include "sys.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -439,6 +440,12 @@ static int do_spawn(const corio_process_config *cfg, corio_process *p, spawn_fds
 
 int corio_process_spawn(const corio_process_config *cfg, corio_process **out)
 {
+    /* not simulated: a sim run never reaches the real machine (corio/sim.h) */
+    if (corio__sys_simulating()) {
+        if (out)
+            *out = NULL;
+        return -EOPNOTSUPP;
+    }
     if (out)
         *out = NULL;
     if (!cfg || !out || !config_valid(cfg))
@@ -483,6 +490,12 @@ int corio_process_spawn(const corio_process_config *cfg, corio_process **out)
 
 int corio_process_shell(const char *cmd, const corio_process_config *cfg, corio_process **out)
 {
+    /* not simulated: a sim run never reaches the real machine (corio/sim.h) */
+    if (corio__sys_simulating()) {
+        if (out)
+            *out = NULL;
+        return -EOPNOTSUPP;
+    }
     if (out)
         *out = NULL;
     if (!cmd || !out || (cfg && cfg->argv))

@@ -43,6 +43,7 @@
  * returns at once what already came.
  */
 #include "../core/internal.h"
+#include "sys.h"
 
 #include <limits.h>
 #include <poll.h>
@@ -460,6 +461,11 @@ static corio_signal_watch *watch_open(uint64_t bits)
 
 corio_signal_watch *corio_signal_watch_open(const sigset_t *set)
 {
+    /* not simulated: a sim run never reaches the real machine (corio/sim.h) */
+    if (corio__sys_simulating()) {
+        errno = EOPNOTSUPP;
+        return NULL;
+    }
     if (!set) {
         errno = EINVAL;
         return NULL;
@@ -520,6 +526,9 @@ void corio_signal_watch_close(corio_signal_watch *w)
 
 int corio_signal_wait(const sigset_t *set, uint64_t timeout_ms)
 {
+    /* not simulated: a sim run never reaches the real machine (corio/sim.h) */
+    if (corio__sys_simulating())
+        return -EOPNOTSUPP;
     if (!set)
         return -EINVAL;
     corio_signal_watch *w = corio_signal_watch_open(set);
@@ -557,6 +566,9 @@ static void *handler_main(void *arg)
 
 int corio_signal_handler_add(int signo, corio_signal_fn fn, void *arg)
 {
+    /* not simulated: a sim run never reaches the real machine (corio/sim.h) */
+    if (corio__sys_simulating())
+        return -EOPNOTSUPP;
     if (!fn || !signal_ok(signo))
         return -EINVAL;
     corio_loop *l = corio__loop();

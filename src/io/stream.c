@@ -218,6 +218,11 @@ corio_stream *corio_stream_from_fd(int fd)
 
 corio_stream *corio_stream_stdin(void)
 {
+    /* not simulated: a sim run never reaches the real machine (corio/sim.h) */
+    if (corio__sys_simulating()) {
+        errno = EOPNOTSUPP;
+        return NULL;
+    }
     int fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
     if (fd < 0)
         return NULL;

@@ -18,6 +18,7 @@
  * in the background as it flushes).
  */
 #include "tls.h"
+#include "sys.h"
 #include "tls_stream.h"
 #include "tls_ctx.h"
 #include "sockin.h"
@@ -138,6 +139,9 @@ void corio__tls_stream_free(corio__tls_stream *x)
 
 int corio__tls_server_hold(corio_tls *tls)
 {
+    /* not simulated: a sim run never reaches the real machine (corio/sim.h) */
+    if (tls && corio__sys_simulating())
+        return -EOPNOTSUPP;
     if (!tls)
         return 0;
     if (!corio__tls_is_server(tls))
@@ -152,6 +156,9 @@ int corio__tls_server_hold(corio_tls *tls)
 
 int corio_stream_start_tls(corio_stream *s, corio_tls *tls, const char *server_name)
 {
+    /* not simulated: a sim run never reaches the real machine (corio/sim.h) */
+    if (corio__sys_simulating())
+        return -EOPNOTSUPP;
     if (!s || !tls)
         return -EINVAL;
     if (corio__stream_tls(s))
@@ -187,6 +194,12 @@ int corio_stream_start_tls(corio_stream *s, corio_tls *tls, const char *server_n
 
 int corio_stream_connect_tls(const char *host, uint16_t port, corio_tls *tls, corio_stream **out)
 {
+    /* not simulated: a sim run never reaches the real machine (corio/sim.h) */
+    if (corio__sys_simulating()) {
+        if (out)
+            *out = NULL;
+        return -EOPNOTSUPP;
+    }
     if (!out)
         return -EINVAL;
     *out = NULL;

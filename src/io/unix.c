@@ -10,6 +10,7 @@
  * corio_stream_set_receive_fds; src/io/stream.c, src/io/fdpass.c).
  */
 #include "server.h"
+#include "sys.h"
 #include "stream.h"
 #include "listen.h"
 #include "unixaddr.h"
@@ -26,6 +27,12 @@ static int unix_socket(void) { return socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOC
 int corio_server_start_unix(const char *path, corio_conn_fn handler, void *arg,
                             const corio_server_config *cfg, corio_server **out)
 {
+    /* not simulated: a sim run never reaches the real machine (corio/sim.h) */
+    if (corio__sys_simulating()) {
+        if (out)
+            *out = NULL;
+        return -EOPNOTSUPP;
+    }
     corio_loop *l;
     int r = corio__server_begin(handler, &cfg, out, &l);
     if (r)
@@ -77,6 +84,12 @@ fail:
 
 int corio_stream_connect_unix(const char *path, corio_stream **out)
 {
+    /* not simulated: a sim run never reaches the real machine (corio/sim.h) */
+    if (corio__sys_simulating()) {
+        if (out)
+            *out = NULL;
+        return -EOPNOTSUPP;
+    }
     if (!out)
         return -EINVAL;
     *out = NULL;
