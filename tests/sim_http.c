@@ -34,7 +34,8 @@
  * early after T seconds of wall time if given; --faults 0 turns every
  * fault off; --mix small keeps every body under 2 KiB (API-like traffic,
  * for the benchmark: bench/sim_bench.sh); --clients N runs N clients per
- * seed instead of 10 to 60.
+ * seed instead of 10 to 60, and --rounds R makes each of them open R
+ * connections one after another.
  * Prints "seed S: trace HASH" per seed (--quiet: only failing ones), then "N passed, M failed", the
  * simulated requests completed and the wall time.  Exit status 1 if any
  * seed failed.  --real runs the same clients on the real loopback with the
@@ -87,6 +88,7 @@ static struct {
 static uint64_t total_completed;
 static bool g_real;
 static unsigned g_clients; /* --clients N: this many per run instead of 10..60 drawn */
+static unsigned g_rounds; /* --rounds R: connections per client, one after another */
 static bool g_small; /* --mix small: bodies of at most 1 KiB (the benchmark's API-like traffic) */
 
 static void bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -923,13 +925,25 @@ static void client_garbage(corio_stream *s, client_t *c)
         free_req(&rq[i]);
 }
 
-static void *client_main(void *arg)
+/* Mostly well-behaved traffic, some of everything else. */
+static int draw_kind(void)
 {
-    client_t *c = arg;
+    unsigned d = (unsigned)(rnd() % 100);
+    return d < 40   ? K_SEQ
+           : d < 65 ? K_PIPE
+           : d < 72 ? K_IDLE
+           : d < 77 ? K_TOOSLOW
+           : d < 84 ? K_VANISH_Q
+           : d < 91 ? K_VANISH_A
+                    : K_GARBAGE;
+}
+
+static void client_conn(client_t *c)
+{
     corio_stream *s;
     note("client %u: %s", c->id, kind_name[c->kind]);
     if (connect_server(&s, c->id) < 0)
-        return NULL;
+        return;
     switch (c->kind) {
     case K_SEQ:
         client_seq(s, c);
@@ -954,6 +968,18 @@ static void *client_main(void *arg)
         break;
     }
     corio_stream_close(s);
+}
+
+/* A simulated client: one connection, or --rounds of them one after the
+ * other (each of a kind drawn anew). */
+static void *client_main(void *arg)
+{
+    client_t *c = arg;
+    unsigned id = c->id;
+    for (unsigned r = 0; r < (g_rounds ? g_rounds : 1); r++) {
+        client_t one = {id + r * 100000, r ? draw_kind() : c->kind};
+        client_conn(&one);
+    }
     return NULL;
 }
 
@@ -1090,15 +1116,7 @@ static void *sim_main(void *arg)
     host_job jobs[MAX_CLIENT_HOSTS] = {0};
     for (unsigned i = 0; i < n; i++) {
         cl[i].id = i + 1;
-        unsigned d = (unsigned)(rnd() % 100);
-        /* Mostly well-behaved traffic, some of everything else. */
-        cl[i].kind = d < 40 ? K_SEQ
-                     : d < 65 ? K_PIPE
-                     : d < 72 ? K_IDLE
-                     : d < 77 ? K_TOOSLOW
-                     : d < 84 ? K_VANISH_Q
-                     : d < 91 ? K_VANISH_A
-                              : K_GARBAGE;
+        cl[i].kind = draw_kind();
     }
     for (unsigned h = 0; h < nhosts; h++) {
         jobs[h].clients = cl + n * h / nhosts;
@@ -1187,7 +1205,7 @@ static int run_seed(uint64_t seed, const corio_sim_faults *faults, uint64_t *has
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: sim_http [--seeds N] [--seed S | --from S] [--seconds T] [--faults 0] [--mix small] [--clients N] [--quiet] [--real]\n");
+    fprintf(stderr, "usage: sim_http [--seeds N] [--seed S | --from S] [--seconds T] [--faults 0] [--mix small] [--clients N] [--rounds R] [--quiet] [--real]\n");
     exit(2);
 }
 
@@ -1213,6 +1231,8 @@ int main(int argc, char **argv)
             max_seconds = strtod(argv[++i], NULL);
         } else if (i + 1 < argc && !strcmp(a, "--clients")) {
             g_clients = (unsigned)strtoul(argv[++i], NULL, 0);
+        } else if (i + 1 < argc && !strcmp(a, "--rounds")) {
+            g_rounds = (unsigned)strtoul(argv[++i], NULL, 0);
         } else if (i + 1 < argc && !strcmp(a, "--mix")) {
             g_small = !strcmp(argv[++i], "small");
         } else if (i + 1 < argc && !strcmp(a, "--faults")) {
@@ -1245,7 +1265,11 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double wall = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     printf("%" PRIu64 " passed, %" PRIu64 " failed\n", passed, failed);
-    printf("simulated requests: %" PRIu64 " in %.3f s wall (%.0f requests/s)\n", total_completed, wall,
-           wall > 0 ? (double)total_completed / wall : 0.0);
+    struct timespec cpu;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+    double cpus = (double)cpu.tv_sec + (double)cpu.tv_nsec / 1e9;
+    printf("simulated requests: %" PRIu64 " in %.3f s wall (%.0f requests/s), %.3f s CPU (%.0f requests/CPU s)\n",
+           total_completed, wall, wall > 0 ? (double)total_completed / wall : 0.0, cpus,
+           cpus > 0 ? (double)total_completed / cpus : 0.0);
     return failed ? 1 : 0;
 }
