@@ -767,15 +767,21 @@ static void client_pipe(corio_stream *s, client_t *c)
         make_req(&rq[i], c->id, i, -1, close && i + 1 == n, rnd() % 4 != 0);
         put(&all, rq[i].wire, rq[i].wire_len);
     }
+    uint64_t t0 = now_ms();
     int e = send_bytes(s, all.p, all.len, rnd() % 3 == 0, (unsigned)between(2, 5), 100);
     free(all.p);
+    /* The client reads nothing until it has sent the whole batch: if that
+     * took longer than write_timeout_ms, the server may have given up on
+     * writing the first answers and closed (a reset, as unread bytes were
+     * left).  That is the server enforcing its time-out, not a bug. */
+    bool slow_reader = now_ms() - t0 + SLACK_MS >= WRITE_TO;
     unsigned i = 0;
     if (e < 0) {
-        if (!R.lossy)
+        if (!R.lossy && !slow_reader)
             bad("conn %u: pipelined send: %s", c->id, corio_strerror(e));
     } else {
         for (; i < n; i++)
-            if (!check(s, c->id, &rq[i], i, false))
+            if (!check(s, c->id, &rq[i], i, slow_reader))
                 break;
         if (i == n && !close)
             expect_eof(s, c->id, "the keep-alive time-out");
