@@ -78,18 +78,18 @@ static struct {
     corio_event close_now; /* main -> server: begin the graceful close */
     uint16_t port;
     const char *addr;
-    uint64_t close_start;   /* virtual ns the close began, 0 before */
-    unsigned in_wait;       /* requests inside the slow handler right now */
-    uint64_t completed;     /* responses received and checked */
-    unsigned conns;         /* clients */
+    uint64_t close_start; /* virtual ns the close began, 0 before */
+    unsigned in_wait;     /* requests inside the slow handler right now */
+    uint64_t completed;   /* responses received and checked */
+    unsigned conns;       /* clients */
     bool failed;
 } R;
 
 static uint64_t total_completed;
 static bool g_real;
 static unsigned g_clients; /* --clients N: this many per run instead of 10..60 drawn */
-static unsigned g_rounds; /* --rounds R: connections per client, one after another */
-static bool g_small; /* --mix small: bodies of at most 1 KiB (the benchmark's API-like traffic) */
+static unsigned g_rounds;  /* --rounds R: connections per client, one after another */
+static bool g_small;       /* --mix small: bodies of at most 1 KiB (the benchmark's API-like traffic) */
 
 static void bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void bad(const char *fmt, ...)
@@ -229,8 +229,8 @@ static void handler(corio_http_request *req, corio_http_response *resp, void *ar
             sum_add(&h, buf, (size_t)r);
             len += (uint64_t)r;
         }
-        int m = snprintf(out, sizeof out, "%.*s %u.%u n=%" PRIu64 " sum=%016" PRIx64 "\n", (int)req->method.len,
-                         req->method.ptr, conn, seq, len, sum_of(&h));
+        int m = snprintf(out, sizeof out, "%.*s %u.%u n=%" PRIu64 " sum=%016" PRIx64 "\n",
+                         (int)req->method.len, req->method.ptr, conn, seq, len, sum_of(&h));
         corio_http_response_send(resp, 200, "text/plain", out, (size_t)m);
         return;
     }
@@ -321,9 +321,9 @@ typedef struct req {
     size_t wire_len;
     char *expect; /* the exact body expected */
     size_t expect_len;
-    int status;    /* expected status */
-    bool close;    /* sent with "Connection: close" */
-    bool is_wait;  /* /w/: the handler sleeps */
+    int status;   /* expected status */
+    bool close;   /* sent with "Connection: close" */
+    bool is_wait; /* /w/: the handler sleeps */
 } req_t;
 
 typedef struct buf {
@@ -695,7 +695,8 @@ static bool check(corio_stream *s, unsigned conn, req_t *rq, unsigned seq, bool 
          * connections, once the server's close has begun, or when the
          * request itself could have met a time-out of the server's. */
         if (!R.lossy && !closing_ok && !R.close_start)
-            bad("conn %u req %u: connection ended (%s) before the response, with no fault or time-out to explain it",
+            bad("conn %u req %u: connection ended (%s) before the response, with no fault or time-out to "
+                "explain it",
                 conn, seq, got_name[got]);
     } else if (r.status == 408 && r.close && R.lossy) {
         /* A stalled connection met the head or body time-out: the server
@@ -704,8 +705,8 @@ static bool check(corio_stream *s, unsigned conn, req_t *rq, unsigned seq, bool 
     } else if (r.status != rq->status) {
         bad("conn %u req %u: status %d, expected %d", conn, seq, r.status, rq->status);
     } else if (r.body.len != rq->expect_len || memcmp(r.body.p, rq->expect, r.body.len)) {
-        bad("conn %u req %u: wrong body (%zu bytes, expected %zu): %.60s", conn, seq, r.body.len, rq->expect_len,
-            r.body.p);
+        bad("conn %u req %u: wrong body (%zu bytes, expected %zu): %.60s", conn, seq, r.body.len,
+            rq->expect_len, r.body.p);
     } else {
         R.completed++;
         if (rq->close && !r.close)
@@ -748,8 +749,8 @@ static void client_seq(corio_stream *s, client_t *c)
             expect_eof(s, c->id, "the keep-alive time-out");
             uint64_t took = now_ms() - t0;
             if (!R.lossy && !R.close_start && took > KEEPALIVE_TO + SLACK_MS)
-                bad("conn %u: idle keep-alive connection closed after %" PRIu64 " ms (time-out %d ms)", c->id, took,
-                    KEEPALIVE_TO);
+                bad("conn %u: idle keep-alive connection closed after %" PRIu64 " ms (time-out %d ms)", c->id,
+                    took, KEEPALIVE_TO);
             return;
         }
         if (!last && rnd() % 3 == 0)
@@ -800,10 +801,11 @@ static void client_idle(corio_stream *s, client_t *c)
         expect_eof(s, c->id, "the keep-alive time-out");
         uint64_t took = now_ms() - t0;
         if (!R.lossy && !R.close_start && took > KEEPALIVE_TO + SLACK_MS)
-            bad("conn %u: idle keep-alive connection closed after %" PRIu64 " ms (time-out %d ms)", c->id, took,
-                KEEPALIVE_TO);
+            bad("conn %u: idle keep-alive connection closed after %" PRIu64 " ms (time-out %d ms)", c->id,
+                took, KEEPALIVE_TO);
         if (!R.lossy && !R.close_start && took + SLACK_MS < KEEPALIVE_TO)
-            bad("conn %u: idle keep-alive connection closed after %" PRIu64 " ms, before its time-out (%d ms)",
+            bad("conn %u: idle keep-alive connection closed after %" PRIu64
+                " ms, before its time-out (%d ms)",
                 c->id, took, KEEPALIVE_TO);
     } else if (e < 0 && !R.lossy) {
         bad("conn %u: send: %s", c->id, corio_strerror(e));
@@ -833,8 +835,8 @@ static void client_tooslow(corio_stream *s, client_t *c)
         else
             expect_eof(s, c->id, "a 408");
     } else if (got == GOT_TIMEOUT) {
-        bad("conn %u: head trickled for %" PRIu64 " ms and still no 408 (head_timeout_ms %d)", c->id, now_ms() - t0,
-            HEAD_TO);
+        bad("conn %u: head trickled for %" PRIu64 " ms and still no 408 (head_timeout_ms %d)", c->id,
+            now_ms() - t0, HEAD_TO);
     } else if (got == GOT_BAD) {
         bad("conn %u: %s", c->id, r.why);
     } else if (!R.lossy && !R.close_start) {
@@ -885,7 +887,8 @@ static const struct {
     {"\x16\x03\x01\x02\x01 junk\r\n\r\n", 400, false},
     {"GET / HTTP/1.1\nHost: a\n\n", 400, false},
     {"GET / HTTP/1.1\r\n\r\n", 400, false},
-    {"POST /e/0.0 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", 400, true},
+    {"POST /e/0.0 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", 400,
+     true},
     {"POST /e/0.0 HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999\r\n\r\n", 413, false},
 };
 
@@ -1038,14 +1041,15 @@ static void *straddler(void *arg)
                 if (r.closing && !r.close)
                     bad("conn %u: answered during the graceful close without Connection: close", c->id);
                 else
-                    expect_eof(s, c->id, r.close ? "the last response of a closing server"
-                                                 : "the graceful close of an idle connection");
+                    expect_eof(s, c->id,
+                               r.close ? "the last response of a closing server"
+                                       : "the graceful close of an idle connection");
             } else if (got == GOT_OK) {
                 bad("conn %u: in-flight request during graceful close: status %d, %zu bytes", c->id, r.status,
                     r.body.len);
             } else if (got == GOT_BAD || got == GOT_TIMEOUT || !R.lossy) {
-                bad("conn %u: in-flight request (handler sleeps less than the grace) not answered: %s %s", c->id,
-                    got_name[got], r.why);
+                bad("conn %u: in-flight request (handler sleeps less than the grace) not answered: %s %s",
+                    c->id, got_name[got], r.why);
             }
             free(r.body.p);
         } else if (check(s, c->id, &rq, 0, false)) {
@@ -1195,7 +1199,11 @@ static int run_seed(uint64_t seed, const corio_sim_faults *faults, uint64_t *has
     R.port = R.sim ? 80 : 0;
     R.xs = seed * 0x9e3779b97f4a7c15ull + 1;
     corio_sim_report rep = {0};
-    corio_sim_config sc = {.seed = seed, .faults = faults, .report = &rep, .quiet = 1, .trace_tail = getenv("SIM_TAIL") ? (unsigned)atoi(getenv("SIM_TAIL")) : 40};
+    corio_sim_config sc = {.seed = seed,
+                           .faults = faults,
+                           .report = &rep,
+                           .quiet = 1,
+                           .trace_tail = getenv("SIM_TAIL") ? (unsigned)atoi(getenv("SIM_TAIL")) : 40};
     corio_config cfg = {.backend = R.sim ? CORIO_BACKEND_SIM : CORIO_BACKEND_AUTO, .sim = R.sim ? &sc : NULL};
     int r = corio_run(&cfg, sim_main, NULL, NULL);
     if (r < 0) {
@@ -1211,7 +1219,8 @@ static int run_seed(uint64_t seed, const corio_sim_faults *faults, uint64_t *has
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: sim_http [--seeds N] [--seed S | --from S] [--seconds T] [--faults 0] [--mix small] [--clients N] [--rounds R] [--quiet] [--real]\n");
+    fprintf(stderr, "usage: sim_http [--seeds N] [--seed S | --from S] [--seconds T] [--faults 0] [--mix "
+                    "small] [--clients N] [--rounds R] [--quiet] [--real]\n");
     exit(2);
 }
 
@@ -1265,7 +1274,8 @@ int main(int argc, char **argv)
             printf("seed %" PRIu64 ": trace %016" PRIx64 "%s\n", seed, hash, r ? " FAILED" : "");
         fflush(stdout);
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        if (max_seconds > 0 && (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9 >= max_seconds)
+        if (max_seconds > 0 &&
+            (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9 >= max_seconds)
             break;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -1274,7 +1284,8 @@ int main(int argc, char **argv)
     struct timespec cpu;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
     double cpus = (double)cpu.tv_sec + (double)cpu.tv_nsec / 1e9;
-    printf("simulated requests: %" PRIu64 " in %.3f s wall (%.0f requests/s), %.3f s CPU (%.0f requests/CPU s)\n",
+    printf("simulated requests: %" PRIu64
+           " in %.3f s wall (%.0f requests/s), %.3f s CPU (%.0f requests/CPU s)\n",
            total_completed, wall, wall > 0 ? (double)total_completed / wall : 0.0, cpus,
            cpus > 0 ? (double)total_completed / cpus : 0.0);
     return failed ? 1 : 0;
