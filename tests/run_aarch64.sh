@@ -37,7 +37,7 @@ CORIO_SELFTEST_EMULATED=1 "$qemu" "$out/arch_selftest"
 # The core on aarch64: the library (epoll backend; no arm64 liburing is
 # needed) and the task/scheduler/stream/TCP suites, run under qemu-user.
 # No arm64 OpenSSL either: TLS as in a build without it (src/io/tls_none.c).
-lib_src=$(ls "$here"/src/core/*.c "$here"/src/io/*.c "$here"/src/arch/*.c "$here"/src/backend/epoll*.c |
+lib_src=$(ls "$here"/src/core/*.c "$here"/src/io/*.c "$here"/src/arch/*.c "$here"/src/backend/epoll*.c "$here"/src/backend/sim*.c |
     grep -v -e '/io/tls\.c$' -e '/io/tls_config\.c$' -e '/io/tls_stream\.c$')
 # The library as the tests link it natively (tests/CMakeLists.txt): one
 # relocatable object whose calls to the functions tests/failinject.h lists

@@ -12,6 +12,7 @@
 #include "runner.h"
 
 #include "corio/http.h"
+#include "corio/sim.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -1148,4 +1149,63 @@ TEST(workers_functions_reject_misuse)
     CHECK_ERR(corio_workers_wait_stop(), -EPERM);
     CHECK_ERR(corio_workers_stop(), -EPERM);
     test_run(workers_misuse_main, NULL);
+}
+
+static void *misuse_sim_fn(void *arg) { return arg; }
+
+/* corio/sim.h: outside a sim run (no loop, or another backend's loop)
+ * everything is EINVAL / NULL / 0 / a no-op; inside one, NULL handles and
+ * strings are refused the same way. */
+static void sim_outside_checks(void)
+{
+    errno = 0;
+    CHECK(!corio_sim_host_new("a", "127.0.0.2") && errno == EINVAL);
+    errno = 0;
+    CHECK(!corio_sim_host_start(NULL, misuse_sim_fn, NULL) && errno == EINVAL);
+    CHECK_ERR(corio_sim_host_crash(NULL), -EINVAL);
+    CHECK_EQ(corio_sim_host_running(NULL), 0);
+    CHECK(!corio_sim_host_current());
+    CHECK_EQ(corio_sim_seed(), 0);
+    CHECK_EQ(corio_sim_rand(), 0);
+    CHECK_EQ(corio_sim_chance(1.0), 0);
+    corio_sim_event("ignored %d", 1);
+    corio_sim_event(NULL);
+}
+
+static void *sim_outside_main(void *arg)
+{
+    (void)arg;
+    sim_outside_checks();
+    return NULL;
+}
+
+static void *sim_null_main(void *arg)
+{
+    (void)arg;
+    errno = 0;
+    CHECK(!corio_sim_host_new(NULL, "127.0.0.2") && errno == EINVAL);
+    errno = 0;
+    CHECK(!corio_sim_host_new("a", NULL) && errno == EINVAL);
+    errno = 0;
+    CHECK(!corio_sim_host_start(NULL, misuse_sim_fn, NULL) && errno == EINVAL);
+    corio_sim_host *h = corio_sim_host_new("a", "127.0.0.2");
+    CHECK(h);
+    errno = 0;
+    CHECK(!corio_sim_host_start(h, NULL, NULL) && errno == EINVAL);
+    CHECK_ERR(corio_sim_host_crash(NULL), -EINVAL);
+    CHECK_EQ(corio_sim_host_running(NULL), 0);
+    CHECK(corio_sim_host_current());
+    corio_sim_event(NULL); /* a no-op */
+    return NULL;
+}
+
+TEST(sim_functions_reject_null_and_outside_a_run)
+{
+    sim_outside_checks();
+    /* corio_sim_fail outside a run only prints. */
+    corio_sim_fail("misuse test: %s", "outside");
+    test_run(sim_outside_main, NULL);
+    corio_sim_config sc = {.seed = 1, .quiet = 1};
+    corio_config cfg = {.backend = CORIO_BACKEND_SIM, .sim = &sc};
+    CHECK_OK(corio_run(&cfg, sim_null_main, NULL, NULL));
 }

@@ -31,6 +31,10 @@
  * sockets, TLS, corio_fd_wait on a real fd, and loop references used from
  * other threads.  Work handed to the thread pool (corio_to_thread) runs on
  * the loop's thread instead, at once, so it stays deterministic.
+ * Task dumps (corio_dump_tasks) and debug mode work as usual, but debug
+ * mode's slow-step warning never fires: a task step takes no virtual time.
+ * A program that keeps sleeping in a loop is not a stall: virtual time
+ * runs on (fast) until the program stops, as real time would.
  *
  * Everything here is for the loop's thread, inside a sim run; called
  * outside one, functions return -EINVAL (or NULL / 0).
@@ -46,16 +50,16 @@ extern "C" {
 
 /* Probabilities (0.0 .. 1.0) of each fault, per chance to inject it. */
 typedef struct corio_sim_faults {
-    double short_io;     /* a send or receive moves fewer bytes than it could */
-    double reset;        /* a TCP send or receive finds its connection reset (both ends see it) */
-    double stall;        /* a connection stops delivering for up to stall_max_ms */
-    double dgram_loss;   /* a datagram is dropped */
-    double dgram_dup;    /* a datagram is delivered twice */
-    double dgram_reorder; /* a datagram is delayed behind later ones */
-    double disk_eio;     /* a disk read, write or fsync fails with EIO */
-    double disk_enospc;  /* a disk write fails with ENOSPC */
-    double disk_short;   /* a disk write writes fewer bytes than asked */
-    double jitter;       /* a timer fires late, by up to jitter_max_us */
+    double short_io;         /* a send or receive moves fewer bytes than it could */
+    double reset;            /* a TCP send or receive finds its connection reset (both ends see it) */
+    double stall;            /* a connection stops delivering for up to stall_max_ms */
+    double dgram_loss;       /* a datagram is dropped */
+    double dgram_dup;        /* a datagram is delivered twice */
+    double dgram_reorder;    /* a datagram is delayed behind later ones */
+    double disk_eio;         /* a disk read, write or fsync fails with EIO */
+    double disk_enospc;      /* a disk write fails with ENOSPC */
+    double disk_short;       /* a disk write writes fewer bytes than asked */
+    double jitter;           /* a timer fires late, by up to jitter_max_us */
     unsigned latency_max_us; /* network delivery takes 0..latency_max_us (0: the default, 200) */
     unsigned stall_max_ms;   /* 0: the default, 2000 */
     unsigned jitter_max_us;  /* 0: the default, 1000 */

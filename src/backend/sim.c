@@ -176,7 +176,8 @@ void corio__sim_trace(corio__sim *w, int kind, const char *text, uint64_t a, uin
 
 static const char *kind_name(uint32_t k)
 {
-    static const char *names[] = {"?", "run", "clock", "submit", "done", "fault", "net", "disk", "host", "user"};
+    static const char *names[] = {"?",     "run", "clock", "submit", "done",
+                                  "fault", "net", "disk",  "host",   "user"};
     return k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
@@ -279,7 +280,10 @@ void corio__sim_complete(corio__sim *w, corio__op *op, int32_t res)
 /* Hosts                                                               */
 /* ------------------------------------------------------------------ */
 
-corio__sim_host *corio__sim_host_get(corio__sim *w, unsigned id) { return id < w->nhosts ? w->hosts[id] : NULL; }
+corio__sim_host *corio__sim_host_get(corio__sim *w, unsigned id)
+{
+    return id < w->nhosts ? w->hosts[id] : NULL;
+}
 
 corio__sim_host *corio__sim_host_now(corio__sim *w) { return w->hosts[current_host_id(w)]; }
 
@@ -577,12 +581,17 @@ static int sim_poll(corio_loop *l, uint64_t timeout_ns)
         /* Every task waits: move the clock to whatever comes first, the
          * next event or the loop's next timer (made late by the jitter
          * fault). */
-        uint64_t to = w->nheap ? w->heap[0].when : UINT64_MAX;
-        if (timeout_ns != UINT64_MAX && w->now + timeout_ns < to) {
+        uint64_t next = w->nheap ? w->heap[0].when : UINT64_MAX, to = next;
+        if (timeout_ns != UINT64_MAX && w->now + timeout_ns < next) {
             to = w->now + timeout_ns;
-            if (w->faults.jitter > 0 &&
-                corio__sim_fault(w, w->faults.jitter, "timer jitter", 0))
+            /* Late, never early, and never past the next event: an event
+             * the jump skipped would run late too, which no fault asked
+             * for. */
+            if (w->faults.jitter > 0 && corio__sim_fault(w, w->faults.jitter, "timer jitter", 0)) {
                 to += corio__sim_below(w, (uint64_t)w->faults.jitter_max_us * 1000 + 1);
+                if (to > next)
+                    to = next;
+            }
         }
         if (to == UINT64_MAX)
             return 0; /* nothing can happen: the loop sees pending() == 0 and reports the stall */
@@ -613,6 +622,13 @@ static void sim_forget_fd(corio_loop *l, int fd)
     (void)fd;
 }
 
+/* corio__close_fd's close of a virtual fd (the kernel never sees one). */
+static void sim_close_fd(corio_loop *l, int fd)
+{
+    (void)l;
+    (void)corio__simsys_close(fd);
+}
+
 static void sim_notify(corio_loop *l)
 {
     /* No other thread takes part in a run (corio/sim.h). */
@@ -621,7 +637,14 @@ static void sim_notify(corio_loop *l)
 
 static void sim_on_run(corio_loop *l, corio_task *t)
 {
-    corio__sim_trace(l->backend_data, CORIO__SIM_EV_RUN, NULL, t->sim_id, 0);
+    corio__sim *w = l->backend_data;
+    corio__sim_trace(w, CORIO__SIM_EV_RUN, NULL, t->sim_id, 0);
+    /* A task of a crashed host that was not cancelled with the others (one
+     * its cleanup code spawned after the crash) is cancelled the first
+     * time it runs: nothing new starts on a dead machine, and
+     * corio_sim_host_running turns false once they have all ended. */
+    if (CORIO__UNLIKELY(t->sim_host) && w->hosts[t->sim_host]->crashing && !(t->flags & CORIO__T_CANCEL_USER))
+        corio_task_cancel(t);
 }
 
 static unsigned sim_pick(corio_loop *l, unsigned n) { return (unsigned)corio__sim_below(l->backend_data, n); }
@@ -644,6 +667,8 @@ static void faults_setup(corio__sim *w, const corio_sim_faults *f)
                    f->jitter > 0 || f->latency_max_us > 0;
         if (!any)
             return; /* all off: paused time, every latency 0 */
+        if (!w->faults.latency_max_us)
+            w->faults.latency_max_us = 200; /* corio/sim.h: 0 is the default */
     } else {
         const char *env = getenv("CORIO_SIM_FAULTS");
         if (env && !strcmp(env, "0"))
@@ -678,8 +703,20 @@ static int sim_init(corio_loop *l, const corio_config *cfg)
     if (sc) {
         w->seed = sc->seed;
     } else {
+        /* Decimal, as the closing line prints it (base 0 would read a
+         * leading 0 as octal and replay another seed). */
         const char *env = getenv("CORIO_SIM_SEED");
-        w->seed = env && *env ? strtoull(env, NULL, 0) : 1;
+        w->seed = 1;
+        if (env && *env) {
+            char *end;
+            errno = 0;
+            w->seed = strtoull(env, &end, 10);
+            if (errno || *end || *env == '-') {
+                fprintf(stderr, "corio: CORIO_SIM_SEED=%s is not a seed (a decimal number)\n", env);
+                corio__free(w);
+                return -EINVAL;
+            }
+        }
     }
     uint64_t x = w->seed;
     for (int i = 0; i < 4; i++)
@@ -749,6 +786,7 @@ const corio__backend_ops corio__backend_sim = {
     .notify = sim_notify,
     .on_run = sim_on_run,
     .pick = sim_pick,
+    .close_fd = sim_close_fd,
 };
 
 /* ------------------------------------------------------------------ */
@@ -759,8 +797,9 @@ corio_sim_host *corio_sim_host_new(const char *name, const char *addr)
 {
     corio__sim *w = corio__sim_world();
     struct in_addr a;
-    if (!w || !name || !*name || !addr || inet_pton(AF_INET, addr, &a) != 1 || (ntohl(a.s_addr) >> 24) != 127 ||
-        a.s_addr == htonl(INADDR_LOOPBACK) || !strcmp(name, "localhost") || strlen(name) >= 64) {
+    if (!w || !name || !*name || !addr || inet_pton(AF_INET, addr, &a) != 1 ||
+        (ntohl(a.s_addr) >> 24) != 127 || a.s_addr == htonl(INADDR_LOOPBACK) || !strcmp(name, "localhost") ||
+        strlen(name) >= 64) {
         errno = EINVAL;
         return NULL;
     }

@@ -27,7 +27,6 @@
 #include <sys/uio.h>
 #include <time.h>
 
-#define CORIO__SIM_FD_BASE 0x40000000
 #define CORIO__SIM_MAX_HOSTS 1024
 
 typedef struct corio__sim corio__sim;
@@ -91,13 +90,13 @@ void corio__sim_trace(corio__sim *w, int kind, const char *text, uint64_t a, uin
 /* ---- Hosts ---- */
 
 typedef struct corio__sim_host {
-    unsigned id;          /* 0: the main host */
+    unsigned id; /* 0: the main host */
     char name[64];
-    struct in_addr addr;  /* 127.0.0.1 for the main host */
-    bool crashing;        /* crashed, and some of its tasks are still ending */
-    unsigned epoch;       /* starts so far: lets a module tell a restart from the run before */
-    void *net;            /* sim_net.c's per-host state (ports), NULL until used */
-    void *disk;           /* sim_disk.c's per-host disk, NULL until used */
+    struct in_addr addr; /* 127.0.0.1 for the main host */
+    bool crashing;       /* crashed, and some of its tasks are still ending */
+    unsigned epoch;      /* starts so far: lets a module tell a restart from the run before */
+    void *net;           /* sim_net.c's per-host state (ports), NULL until used */
+    void *disk;          /* sim_disk.c's per-host disk, NULL until used */
 } corio__sim_host;
 
 /* The host of the running task (the main host on the loop's own context). */
@@ -137,9 +136,9 @@ typedef struct corio__sim_fd_ops {
 typedef struct corio__sim_fd {
     const corio__sim_fd_ops *ops; /* NULL: the slot is free */
     void *obj;
-    unsigned host;                /* the host that made it */
-    int status_flags;             /* F_GETFL / F_SETFL (O_NONBLOCK, O_APPEND, O_ACCMODE) */
-    int fd_flags;                 /* F_GETFD / F_SETFD (FD_CLOEXEC) */
+    unsigned host;    /* the host that made it */
+    int status_flags; /* F_GETFL / F_SETFL (O_NONBLOCK, O_APPEND, O_ACCMODE) */
+    int fd_flags;     /* F_GETFD / F_SETFD (FD_CLOEXEC) */
 } corio__sim_fd;
 
 /* The current loop's world if it runs the sim backend, else NULL. */
@@ -160,6 +159,10 @@ void corio__sim_net_destroy(corio__sim *w);                   /* free what is le
 /* sim_disk.c */
 void corio__sim_disk_crash(corio__sim *w, corio__sim_host *h); /* forget what h did not fsync */
 void corio__sim_disk_destroy(corio__sim *w);
+/* Set h's disk capacity (bytes of file data; 1 GiB by default): a write
+ * past it is cut short, or fails with ENOSPC when nothing fits.  For
+ * tests.  Returns 0 or -ENOMEM. */
+int corio__sim_disk_capacity(corio__sim *w, corio__sim_host *h, uint64_t bytes);
 /* The disk's ops for the path kinds (OPENAT, STATX, UNLINKAT, RENAMEAT,
  * MKDIRAT with fd AT_FDCWD): as corio__sim_fd_ops.submit. */
 int corio__sim_disk_submit_path(corio__sim *w, corio__op *op);

@@ -449,6 +449,9 @@ typedef struct corio__backend_ops {
      * decides). */
     void (*on_run)(corio_loop *l, corio_task *t);
     unsigned (*pick)(corio_loop *l, unsigned n);
+    /* Close virtual fd fd (CORIO__SIM_FD_BASE and up, which the kernel
+     * never sees), for corio__close_fd. */
+    void (*close_fd)(corio_loop *l, int fd);
 } corio__backend_ops;
 
 /* What the running backend can do beyond the ops every backend has, as bits
@@ -494,10 +497,10 @@ enum { CORIO__CAP_FILE_OPS = 1u << 0, CORIO__CAP_MULTISHOT = 1u << 1, CORIO__CAP
 
 extern const corio__backend_ops corio__backend_epoll;
 extern const corio__backend_ops corio__backend_sim;
-/* The sim backend's virtual fds start here (src/backend/sim.h says why):
- * corio__close_fd closes them with corio__simsys_close, never close(2). */
+/* The sim backend's virtual fds start here (src/backend/sim.h says why).
+ * They are never the kernel's: corio__close_fd leaves them to the
+ * backend's close_fd. */
 #define CORIO__SIM_FD_BASE 0x40000000
-int corio__simsys_close(int fd);
 #ifdef CORIO_HAVE_URING
 extern const corio__backend_ops corio__backend_uring;
 #endif

@@ -229,8 +229,10 @@ static int loop_run(corio_loop *l)
             l->now = corio__clock_ns();
             timeout = corio__timers_next(l, l->now);
         }
-        if (timeout == UINT64_MAX && l->backend->pending(l) == 0 && l->external_pending == 0 &&
-            !corio__loop_ref_busy(l)) {
+        /* Under the sim no other thread takes part in a run (corio/sim.h),
+         * so a wait only another thread could end (a channel) never ends. */
+        if (timeout == UINT64_MAX && l->backend->pending(l) == 0 &&
+            ((l->external_pending == 0 && !corio__loop_ref_busy(l)) || (l->caps & CORIO__CAP_SIM))) {
             /* Nothing can wake anyone.  Say who is stuck where, then cancel
              * everyone so each task's wait ends with -ECANCELED and its
              * cleanup runs (waiters unlink, handles close) before the run
@@ -263,8 +265,7 @@ static int loop_run(corio_loop *l)
  * them can be served somehow). */
 static bool config_ok(const corio_config *cfg)
 {
-    return !cfg ||
-           (cfg->stack_size <= CORIO__STACK_SIZE_MAX && (unsigned)cfg->backend <= CORIO_BACKEND_SIM);
+    return !cfg || (cfg->stack_size <= CORIO__STACK_SIZE_MAX && (unsigned)cfg->backend <= CORIO_BACKEND_SIM);
 }
 
 int corio_run(const corio_config *cfg, corio_fn main_fn, void *arg, void **result)

@@ -82,10 +82,12 @@ void corio__close_fd(corio_loop *l, int fd)
 {
     if (fd < 0)
         return;
+    if (CORIO__UNLIKELY(fd >= CORIO__SIM_FD_BASE)) {
+        if (l && l->backend->close_fd)
+            l->backend->close_fd(l, fd); /* a virtual fd (the sim's) */
+        return;
+    }
     if (l)
         l->backend->forget_fd(l, fd);
-    if (CORIO__UNLIKELY(fd >= CORIO__SIM_FD_BASE))
-        (void)corio__simsys_close(fd); /* a virtual fd: never the kernel's */
-    else
-        close(fd);
+    close(fd);
 }

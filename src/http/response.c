@@ -12,6 +12,7 @@
 #include "server_internal.h"
 #include "../io/sys.h"
 #include "../io/file.h"
+#include "../io/sys.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -381,7 +382,7 @@ int corio_http_response_send_file(corio_http_response *resp, int status, const c
     size_t since_yield = 0;
     while (len > 0) {
         size_t n = len > (1u << 20) ? (1u << 20) : (size_t)len;
-        ssize_t w = sendfile(c->in.fd, fd, &pos, n);
+        ssize_t w = corio__sys_sendfile(c->in.fd, fd, &pos, n);
         if (w > 0) {
             len -= (uint64_t)w;
             /* a fast client never makes sendfile wait: let the other

@@ -41,6 +41,7 @@
  */
 #define _GNU_SOURCE 1
 #include "anyfd.h"
+#include "sys.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -54,6 +55,11 @@
 
 ssize_t corio__anyfd_nowait(const corio__op *op, bool is_write)
 {
+    /* A simulated fd has no RWF_NOWAIT: its callers then go through the
+     * file layer, i.e. the sim backend, where the disk's latency and
+     * faults apply. */
+    if (corio__sys_virtual(op->fd))
+        return -EOPNOTSUPP;
     struct iovec one;
     const struct iovec *iov;
     int cnt;

@@ -47,6 +47,7 @@
 #include "../core/threadpool.h"
 #include "anyfd.h"
 #include "file.h"
+#include "sys.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -104,8 +105,10 @@ static int run_op(corio__op *op)
         int r = corio__op_run(op);
         /* A kernel that predates the opcode says EINVAL; these calls have no
          * effect when they fail that way, so running them again on the
-         * pool is safe (and merely repeats a genuine EINVAL). */
-        if (r != -EINVAL && r != -EOPNOTSUPP)
+         * pool is safe (and merely repeats a genuine EINVAL).  Never under
+         * the sim: its answer is final, and the pool would make the real
+         * call on the real file system. */
+        if ((r != -EINVAL && r != -EOPNOTSUPP) || corio__sys_simulating())
             return r;
     }
     return run_pool(op);
@@ -125,7 +128,7 @@ static bool mode_is_stream(mode_t mode) { return !S_ISREG(mode) && !S_ISBLK(mode
 static bool fd_is_stream(int fd)
 {
     struct stat st;
-    return fstat(fd, &st) == 0 && mode_is_stream(st.st_mode);
+    return corio__sys_fstat(fd, &st) == 0 && mode_is_stream(st.st_mode);
 }
 
 /* Did a short RWF_NOWAIT read stop at the end of the file (or is the fd
@@ -135,9 +138,9 @@ static bool fd_is_stream(int fd)
 static bool short_read_at_eof(const corio__op *op, ssize_t n)
 {
     struct stat st;
-    if (fstat(op->fd, &st) < 0 || !S_ISREG(st.st_mode))
+    if (corio__sys_fstat(op->fd, &st) < 0 || !S_ISREG(st.st_mode))
         return true;
-    off_t end = op->off >= 0 ? (off_t)op->off + n : lseek(op->fd, 0, SEEK_CUR);
+    off_t end = op->off >= 0 ? (off_t)op->off + n : corio__sys_lseek(op->fd, 0, SEEK_CUR);
     return end < 0 || end >= st.st_size;
 }
 
@@ -244,7 +247,7 @@ static ssize_t rw_stream(corio__op *op, bool is_write, int way, size_t done)
             return (ssize_t)done;
         /* Part of a write went out: go on if the description blocks. */
         if (fl < 0)
-            fl = fcntl(op->fd, F_GETFL);
+            fl = corio__sys_fcntl(op->fd, F_GETFL, 0);
         if (fl < 0 || (fl & O_NONBLOCK))
             return (ssize_t)done;
         ready = false;
@@ -289,7 +292,7 @@ static ssize_t rw_on_loop(corio__op *op, bool is_write)
     if (n != -EAGAIN && n != -EOPNOTSUPP)
         return n;
     struct stat st;
-    if (fstat(op->fd, &st) < 0 || !mode_is_stream(st.st_mode))
+    if (corio__sys_fstat(op->fd, &st) < 0 || !mode_is_stream(st.st_mode))
         return run_pool(op); /* a regular file or block device (or an error the call will report) */
     return rw_stream(op, is_write, n == -EAGAIN ? CORIO__WAY_NOWAIT : corio__anyfd_way(op->fd, &st), 0);
 }
@@ -301,7 +304,7 @@ static ssize_t rw_native(corio__op *op, bool is_write)
         /* The ring ignores the offset on pipes and other streams (the call
          * would turn into a plain, possibly blocking, read): report what
          * pread(2) does. */
-        if (lseek(op->fd, 0, SEEK_CUR) < 0 && errno == ESPIPE)
+        if (corio__sys_lseek(op->fd, 0, SEEK_CUR) < 0 && errno == ESPIPE)
             return -ESPIPE;
         return run_op(op);
     }
@@ -316,7 +319,7 @@ static ssize_t rw_native(corio__op *op, bool is_write)
     }
     /* Pipes, FIFOs, ttys and sockets cannot seek.  A write to them goes
      * the loop-thread way, as on epoll (see the file comment). */
-    off_t pos = lseek(op->fd, 0, SEEK_CUR);
+    off_t pos = corio__sys_lseek(op->fd, 0, SEEK_CUR);
     if (pos < 0 && errno == ESPIPE)
         return rw_on_loop(op, true);
     /* A write at the current position that the kernel cuts short (its
@@ -327,13 +330,13 @@ static ssize_t rw_native(corio__op *op, bool is_write)
      * So resolve the position here, write at an explicit offset and move
      * the position ourselves.  O_APPEND writes go to the end whatever the
      * offset. */
-    int fl = fcntl(op->fd, F_GETFL);
+    int fl = corio__sys_fcntl(op->fd, F_GETFL, 0);
     if (fl < 0 || (fl & O_APPEND) || pos < 0)
         return run_op(op);
     op->off = pos;
     int r = run_op(op);
     if (r > 0)
-        (void)lseek(op->fd, pos + r, SEEK_SET);
+        (void)corio__sys_lseek(op->fd, pos + r, SEEK_SET);
     return r;
 }
 
@@ -511,8 +514,8 @@ static int fs_class(int fd)
     } cache[8];
     static _Thread_local unsigned cache_next;
     struct stat st;
-    if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
-        return FS_OTHER;
+    if (corio__sys_virtual(fd) || fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
+        return FS_OTHER; /* a simulated file: neither local nor memory, always through the backend */
     for (unsigned i = 0; i < cache_next && i < 8; i++)
         if (cache[i].dev == st.st_dev)
             return cache[i].cls;
@@ -559,7 +562,7 @@ int corio_file_close(int fd)
     int r = -ECANCELED;
     if (in_task() && !native_files(l) && close_inline_ok(fd)) {
         /* Closing is never refused for a pending cancel: the fd would leak. */
-        r = close(fd) < 0 && errno != EINTR ? -errno : 0;
+        r = corio__sys_close(fd) < 0 && errno != EINTR ? -errno : 0;
         return r;
     }
     if (in_task()) {
@@ -571,7 +574,7 @@ int corio_file_close(int fd)
      * case and a price worth paying for never leaking the fd. */
     if (r == -ECANCELED || r == -CORIO_EDEADLINE || r == -EPERM || r == -ENOMEM || r == -EAGAIN ||
         r == -EBUSY) {
-        r = close(fd) < 0 && errno != EINTR ? -errno : 0;
+        r = corio__sys_close(fd) < 0 && errno != EINTR ? -errno : 0;
     }
     return r;
 }

@@ -69,6 +69,7 @@
 #include "tls_stream.h"
 #include "anyfd.h"
 #include "fdpass.h"
+#include "sys.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -176,7 +177,7 @@ corio_stream *corio__stream_new(int fd)
 corio_stream *corio_stream_from_fd(int fd)
 {
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0) {
+    if (fd < 0 || corio__sys_fstat(fd, &st) < 0) {
         errno = EBADF;
         return NULL;
     }
