@@ -51,3 +51,5 @@ echo "# tls (issue 11): HTTPS handshakes, keep-alive, a 1 GiB file and idle TLS 
 "$here/tls_bench.sh"
 echo "# processes (issue 10): spawn+wait of /bin/true, corio vs a libuv uv_spawn program and asyncio"
 "$here/process_bench.sh"
+echo "# simulation (issue 13): simulated HTTP requests per second of wall time, one core"
+"$here/sim_bench.sh"
