@@ -24,7 +24,10 @@
  *    errors and timer jitter are all drawn from one generator seeded by
  *    corio_sim_config.seed.  The same seed gives the same run, bit for bit:
  *    each run ends by printing "corio: sim seed S: trace HASH" to stderr,
- *    and the same seed prints the same HASH.
+ *    and the same seed prints the same HASH (with the same build of the
+ *    same program).  CORIO_SIM_TRACE=1 in the environment prints every
+ *    event of the trace to stderr as it happens, one line each: two runs'
+ *    outputs diff to the first event where they part.
  *
  * Not simulated (they fail with -EOPNOTSUPP under the sim backend, so a
  * run never depends on the real machine): subprocesses, signals, Unix

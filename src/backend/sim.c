@@ -54,6 +54,7 @@ struct corio__sim {
     corio_sim_faults faults;
     corio_sim_report *report;
     bool quiet, failed;
+    bool trace_all; /* CORIO_SIM_TRACE=1: print every event as it happens */
     unsigned trace_tail;
     /* Event queue: a binary heap on (when, seq). */
     sim_event *heap;
@@ -150,6 +151,8 @@ static unsigned current_host_id(corio__sim *w)
     return t ? t->sim_host : 0;
 }
 
+static void print_rec(corio__sim *w, const trace_rec *r);
+
 void corio__sim_trace(corio__sim *w, int kind, const char *text, uint64_t a, uint64_t b)
 {
     unsigned host = current_host_id(w);
@@ -172,6 +175,8 @@ void corio__sim_trace(corio__sim *w, int kind, const char *text, uint64_t a, uin
     r->text[n] = 0;
     w->hash = h;
     w->nevents++;
+    if (CORIO__UNLIKELY(w->trace_all))
+        print_rec(w, r);
 }
 
 static const char *kind_name(uint32_t k)
@@ -181,6 +186,18 @@ static const char *kind_name(uint32_t k)
     return k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
+static void print_rec(corio__sim *w, const trace_rec *r)
+{
+    const char *hname = r->host < w->nhosts ? w->hosts[r->host]->name : "?";
+    if (r->kind == CORIO__SIM_EV_USER) /* the program's own line: its numbers are always 0 */
+        fprintf(stderr, "  %10.6f %-6s %-5s %s\n", (double)(r->now - START_NS) / 1e9, hname,
+                kind_name(r->kind), r->text);
+    else
+        fprintf(stderr, "  %10.6f %-6s %-5s %s%s%llu %llu\n", (double)(r->now - START_NS) / 1e9, hname,
+                kind_name(r->kind), r->text, r->text[0] ? " " : "", (unsigned long long)r->a,
+                (unsigned long long)r->b);
+}
+
 static void print_tail(corio__sim *w)
 {
     uint64_t n = w->nevents < w->trace_tail ? w->nevents : w->trace_tail;
@@ -188,17 +205,8 @@ static void print_tail(corio__sim *w)
         n = w->ring_cap;
     fprintf(stderr, "corio: sim seed %llu: last %llu of %llu events:\n", (unsigned long long)w->seed,
             (unsigned long long)n, (unsigned long long)w->nevents);
-    for (uint64_t i = w->nevents - n; i < w->nevents; i++) {
-        const trace_rec *r = &w->ring[i % w->ring_cap];
-        const char *hname = r->host < w->nhosts ? w->hosts[r->host]->name : "?";
-        if (r->kind == CORIO__SIM_EV_USER) /* the program's own line: its numbers are always 0 */
-            fprintf(stderr, "  %10.6f %-6s %-5s %s\n", (double)(r->now - START_NS) / 1e9, hname,
-                    kind_name(r->kind), r->text);
-        else
-            fprintf(stderr, "  %10.6f %-6s %-5s %s%s%llu %llu\n", (double)(r->now - START_NS) / 1e9, hname,
-                    kind_name(r->kind), r->text, r->text[0] ? " " : "", (unsigned long long)r->a,
-                    (unsigned long long)r->b);
-    }
+    for (uint64_t i = w->nevents - n; i < w->nevents; i++)
+        print_rec(w, &w->ring[i % w->ring_cap]);
 }
 
 /* ------------------------------------------------------------------ */
@@ -730,6 +738,8 @@ static int sim_init(corio_loop *l, const corio_config *cfg)
     w->report = sc ? sc->report : NULL;
     w->quiet = sc && sc->quiet;
     w->trace_tail = sc && sc->trace_tail ? sc->trace_tail : 32;
+    const char *tenv = getenv("CORIO_SIM_TRACE");
+    w->trace_all = tenv && *tenv && strcmp(tenv, "0") != 0;
     w->ring_cap = w->trace_tail > 256 ? w->trace_tail : 256;
     w->ring = corio__calloc(w->ring_cap, sizeof *w->ring);
     struct in_addr lo = {htonl(INADDR_LOOPBACK)};
