@@ -54,6 +54,14 @@ static int fail(int err)
 /* Byte queues                                                         */
 /* ------------------------------------------------------------------ */
 
+/* Copy n bytes from offset off without taking them. */
+static void bq_peek(const simnet_bq *q, size_t off, void *p, size_t n)
+{
+    size_t at = (q->head + off) % q->cap, k = q->cap - at < n ? q->cap - at : n;
+    memcpy(p, q->buf + at, k);
+    memcpy((char *)p + k, q->buf, n - k);
+}
+
 static int bq_reserve(simnet_bq *q, size_t need)
 {
     if (q->cap >= need)
@@ -64,8 +72,8 @@ static int bq_reserve(simnet_bq *q, size_t need)
     char *b = corio__malloc(cap);
     if (!b)
         return -ENOMEM;
-    for (size_t i = 0; i < q->len; i++)
-        b[i] = q->buf[(q->head + i) % q->cap];
+    if (q->len)
+        bq_peek(q, 0, b, q->len); /* the ring's two pieces, in order */
     corio__free(q->buf);
     q->buf = b;
     q->cap = cap;
@@ -84,14 +92,6 @@ static int bq_push(simnet_bq *q, const void *p, size_t n)
     memcpy(q->buf, (const char *)p + k, n - k);
     q->len += n;
     return 0;
-}
-
-/* Copy n bytes from offset off without taking them. */
-static void bq_peek(const simnet_bq *q, size_t off, void *p, size_t n)
-{
-    size_t at = (q->head + off) % q->cap, k = q->cap - at < n ? q->cap - at : n;
-    memcpy(p, q->buf + at, k);
-    memcpy((char *)p + k, q->buf, n - k);
 }
 
 static void bq_drop(simnet_bq *q, size_t n)
