@@ -979,6 +979,18 @@ static simnet_sock *call_sock(corio__sim **wp, int fd)
     return s;
 }
 
+/* call_sock for a call a dead host cannot make: NULL with ENETDOWN once
+ * the caller's host has crashed. */
+static simnet_sock *live_sock(corio__sim **wp, int fd)
+{
+    simnet_sock *s = call_sock(wp, fd);
+    if (s && caller_down(*wp)) {
+        errno = ENETDOWN;
+        return NULL;
+    }
+    return s;
+}
+
 int corio__simsys_socket(int domain, int type, int protocol)
 {
     corio__sim *w = corio__sim_world();
@@ -1010,11 +1022,9 @@ int corio__simsys_socket(int domain, int type, int protocol)
 int corio__simsys_bind(int fd, const struct sockaddr *sa, socklen_t len)
 {
     corio__sim *w;
-    simnet_sock *s = call_sock(&w, fd);
+    simnet_sock *s = live_sock(&w, fd);
     if (!s)
         return -1;
-    if (caller_down(w))
-        return fail(ENETDOWN);
     struct sockaddr_in a;
     int r = get_in(sa, len, &a);
     if (r)
@@ -1030,11 +1040,9 @@ int corio__simsys_bind(int fd, const struct sockaddr *sa, socklen_t len)
 int corio__simsys_listen(int fd, int backlog)
 {
     corio__sim *w;
-    simnet_sock *s = call_sock(&w, fd);
+    simnet_sock *s = live_sock(&w, fd);
     if (!s)
         return -1;
-    if (caller_down(w))
-        return fail(ENETDOWN);
     if (s->type != SOCK_STREAM)
         return fail(EOPNOTSUPP);
     if (s->state != SN_NEW && s->state != SN_BOUND && s->state != SN_LISTEN)
@@ -1056,11 +1064,9 @@ int corio__simsys_listen(int fd, int backlog)
 int corio__simsys_connect(int fd, const struct sockaddr *sa, socklen_t len)
 {
     corio__sim *w;
-    simnet_sock *s = call_sock(&w, fd);
+    simnet_sock *s = live_sock(&w, fd);
     if (!s)
         return -1;
-    if (caller_down(w))
-        return fail(ENETDOWN);
     struct sockaddr_in a;
     int r = get_in(sa, len, &a);
     if (r)
@@ -1080,11 +1086,9 @@ int corio__simsys_connect(int fd, const struct sockaddr *sa, socklen_t len)
 int corio__simsys_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
 {
     corio__sim *w;
-    simnet_sock *s = call_sock(&w, fd);
+    simnet_sock *s = live_sock(&w, fd);
     if (!s)
         return -1;
-    if (caller_down(w))
-        return fail(ENETDOWN);
     if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC))
         return fail(EINVAL);
     int r = do_accept(w, s, sa, len, flags);
