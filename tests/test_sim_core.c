@@ -376,7 +376,8 @@ static char *spawn_self(const char *test, const char *seed, const char *extra_en
             unsetenv("CORIO_SIM_SEED");
         if (extra_env)
             putenv((char *)extra_env);
-        execl("/proc/self/exe", "test_sim_core", test, (char *)NULL);
+        /* argv[0], not /proc/self/exe: under valgrind that is the tool */
+        execl(program_invocation_name, "test_sim_core", test, (char *)NULL);
         _exit(127);
     }
     close(p[1]);
