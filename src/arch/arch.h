@@ -224,8 +224,10 @@ static inline void corio__tsan_acquire(void *addr) { (void)addr; }
  * the thread next enters one.  A loop that blocks in io_uring_enter (a raw
  * system call TSan does not intercept) may never make such a call, and
  * then a signal meant to wake it (corio's handler kicks the loop's
- * eventfd) is held forever.  corio__tsan_run_signals() makes one
- * intercepted call so that TSan delivers what it holds, and a wait that
+ * eventfd) is held forever.  TSan also holds signals per fiber, so one
+ * that arrived while a task ran waits until that task runs again.
+ * corio__tsan_run_signals() makes one intercepted call so that TSan
+ * delivers what it holds (the loop calls it before a task parks), and a wait that
  * TSan cannot see into is capped at CORIO__TSAN_MAX_WAIT_NS so a signal
  * arriving just before it is delivered within that bound.  No-ops without
  * TSan. */

@@ -110,6 +110,9 @@ static inline void switch_out(corio_loop *l, corio_task *t)
         to_size = n->stack->size;
         to_fiber = n->tsan_fiber;
     }
+    /* TSan holds a signal for the fiber it arrived on: one that came while
+     * t ran would wait for t to run again, and t may be waiting for it. */
+    corio__tsan_run_signals();
     corio__asan_start_switch(fake_save, to_lo, to_size);
     corio__tsan_fiber_switch(to_fiber);
     /* A task that has run is suspended in this function, so the switch
