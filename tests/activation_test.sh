@@ -42,7 +42,7 @@ for fd in 3 4 5; do
     flags=$(awk '/^flags:/ {print $2}' "/proc/$pid/fdinfo/$fd")
     (((8#$flags & 8#2000000) != 0)) || fail "fd $fd not close-on-exec (flags $flags)"
 done
-stop_server "$pid"
+stop_server "$pid" "$tmp/out" "$tmp/err"
 
 # 2. what is not a listening stream socket is refused, with a clear reason
 for bad in pipe:"not a socket" udp:"not a stream socket" unlistened:"not listening"; do
@@ -62,7 +62,7 @@ port=$(wait_port "$tmp/out" '^Serving HTTP on 127\.0\.0\.1 port ([0-9]+) ') ||
     fail "did not bind with another pid's LISTEN_FDS: $(cat "$tmp/out" "$tmp/err")"
 [[ $port != "$(head -1 "$tmp/ports")" ]] || fail "served the socket meant for another pid"
 [[ $(get "http://127.0.0.1:$port/a.txt") == activated ]] || fail "GET after ignoring LISTEN_FDS"
-stop_server "$pid"
+stop_server "$pid" "$tmp/out" "$tmp/err"
 
 # 4. systemd's launcher, when installed (scripts/deps.sh test installs it)
 if command -v systemd-socket-activate >/dev/null; then
@@ -75,7 +75,7 @@ if command -v systemd-socket-activate >/dev/null; then
     [[ $(get "http://127.0.0.1:$port/a.txt") == activated ]] || fail "GET through systemd-socket-activate"
     [[ $(get "http://127.0.0.1:$port/a.txt") == activated ]] || fail "second GET through systemd-socket-activate"
     grep -q "^Serving HTTP on 127.0.0.1:$port (fd 3, socket activation)" "$tmp/out" || fail "$(cat "$tmp/out")"
-    stop_server "$pid"
+    stop_server "$pid" "$tmp/out" "$tmp/err"
 else
     echo "note: systemd-socket-activate not installed; the Python launcher alone was used"
 fi
