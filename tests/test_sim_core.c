@@ -798,6 +798,58 @@ TEST(hosts_start_crash_and_restart)
     CHECK_OK(sim_run(12, NULL, host_main, NULL, NULL));
 }
 
+/* A shield keeps a cancel out, not a power cut: the shielded hour-long
+ * sleep of a crashed host ends at once, and so does every wait after it. */
+static void *shielded_sleeper(void *arg)
+{
+    int *results = arg;
+    corio_shield sh = corio_shield_push(CORIO_NO_TIMEOUT);
+    results[0] = corio_sleep_ms(3600 * 1000);
+    results[1] = corio_sleep_ms(10);
+    corio_shield_pop(sh);
+    results[2] = corio_sleep_ms(10);
+    return NULL;
+}
+
+static void *shielded_cancel_only(void *arg)
+{
+    int *res = arg;
+    corio_shield sh = corio_shield_push(CORIO_NO_TIMEOUT);
+    *res = corio_sleep_ms(500);
+    corio_shield_pop(sh);
+    return NULL;
+}
+
+static void *shield_crash_main(void *arg)
+{
+    (void)arg;
+    corio_sim_host *h = corio_sim_host_new("worker", "127.0.0.6");
+    CHECK(h);
+    int results[3] = {1, 1, 1};
+    corio_task *t = corio_sim_host_start(h, shielded_sleeper, results);
+    CHECK(t);
+    /* A plain cancel still waits for the shield, as everywhere else. */
+    int plain = 1;
+    corio_task *p = corio_spawn(shielded_cancel_only, &plain);
+    CHECK(p);
+    CHECK_OK(corio_sleep_ms(100));
+    CHECK_OK(corio_task_cancel(p));
+    uint64_t t0 = corio_now_ns();
+    CHECK_OK(corio_sim_host_crash(h));
+    CHECK_OK(corio_task_join(t, NULL));
+    CHECK_EQ(corio_now_ns(), t0); /* no virtual time passed */
+    CHECK_ERR(results[0], -ECANCELED);
+    CHECK_ERR(results[1], -ECANCELED);
+    CHECK_ERR(results[2], -ECANCELED);
+    CHECK(!corio_sim_host_running(h));
+    CHECK_OK(corio_task_join(p, NULL));
+    CHECK_OK(plain); /* its shielded sleep ran its full 500 ms */
+    CHECK_EQ(corio_now_ns() - t0, 400 * 1000000ull);
+    return NULL;
+}
+
+TEST(crash_ends_shielded_waits_too) { CHECK_OK(sim_run(13, &no_faults, shield_crash_main, NULL, NULL)); }
+
 /* ------------------------------------------------------------------ */
 /* The thread pool                                                     */
 /* ------------------------------------------------------------------ */

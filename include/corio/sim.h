@@ -113,9 +113,10 @@ CORIO_API corio_task *corio_sim_host_start(corio_sim_host *h, corio_fn fn, void 
 
 /* Crash h, as a power cut would: its connections are reset (peers see
  * ECONNRESET), its listeners vanish (new connections are refused), its
- * disk forgets what was not fsynced, and each of its tasks is cancelled
- * with every further operation of theirs failing as on a dead machine, so
- * their handles still end.  The host can be started again with
+ * disk forgets what was not fsynced, and each of its tasks is cancelled,
+ * shielded or not (corio_shield_push holds back a cancel, not a power
+ * cut), with every further operation of theirs failing as on a dead
+ * machine, so their handles still end.  The host can be started again with
  * corio_sim_host_start once corio_sim_host_running says false.  Returns 0
  * or -EINVAL.  Does not suspend. */
 CORIO_API int corio_sim_host_crash(corio_sim_host *h);

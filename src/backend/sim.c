@@ -655,8 +655,8 @@ static void sim_on_run(corio_loop *l, corio_task *t)
      * its cleanup code spawned after the crash) is cancelled the first
      * time it runs: nothing new starts on a dead machine, and
      * corio_sim_host_running turns false once they have all ended. */
-    if (CORIO__UNLIKELY(t->sim_host) && w->hosts[t->sim_host]->crashing && !(t->flags & CORIO__T_CANCEL_USER))
-        corio_task_cancel(t);
+    if (CORIO__UNLIKELY(t->sim_host) && w->hosts[t->sim_host]->crashing && !(t->flags & CORIO__T_KILLED))
+        corio__task_kill(t);
 }
 
 static unsigned sim_pick(corio_loop *l, unsigned n) { return (unsigned)corio__sim_below(l->backend_data, n); }
@@ -873,7 +873,7 @@ int corio_sim_host_crash(corio_sim_host *hh)
         corio_task *t = CORIO__CONTAINER_OF(n, corio_task, live);
         n = n->next;
         if (t->sim_host == h->id)
-            corio_task_cancel(t);
+            corio__task_kill(t); /* a shield does not outlive a power cut */
     }
     return 0;
 }

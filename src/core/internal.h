@@ -141,6 +141,7 @@ enum {
     CORIO__T_SHIELDED = 1u << 10,       /* inside corio_shield_push: cancellation held back */
     CORIO__T_GROUPED = 1u << 11,        /* a group member: group/group_link valid, no joiner */
     CORIO__T_GATHERING = 1u << 12,      /* in corio_gather*: wait_obj is its corio__gather_state */
+    CORIO__T_KILLED = 1u << 13,         /* corio__task_kill: cancelled through any shield */
     /* Has run: its context is suspended inside switch_out (task.c), so a
      * task dump may resume it to take its backtrace (introspect.c). */
     CORIO__T_STARTED = 1u << 16,
@@ -240,6 +241,10 @@ void corio__task_interrupt(corio_task *t, int reason);
 /* Cancel t as a group cancels its owner (src/core/group.c): in force
  * like corio_task_cancel's, but withdrawn by corio__task_uncancel. */
 void corio__task_group_cancel(corio_task *t);
+/* Cancel t for good, shields or not: what a simulated host's crash does to
+ * its tasks (src/backend/sim.c), since a power cut spares no cleanup.
+ * Every wait of t from now on ends with -ECANCELED. */
+void corio__task_kill(corio_task *t);
 /* Withdraw one corio__task_group_cancel; the task stays cancelled if
  * corio_task_cancel was called on it too, or another group's stands. */
 void corio__task_uncancel(corio_task *t);

@@ -239,8 +239,8 @@ static void interrupt(corio_task *t, int reason)
     if (t->flags & CORIO__T_UNINTERRUPTIBLE)
         return;
     /* A shield holds a cancel back until it ends (corio__check delivers
-     * it then); its own deadline still interrupts. */
-    if (reason == -ECANCELED && (t->flags & CORIO__T_SHIELDED))
+     * it then); its own deadline still interrupts, and so does a kill. */
+    if (reason == -ECANCELED && (t->flags & (CORIO__T_SHIELDED | CORIO__T_KILLED)) == CORIO__T_SHIELDED)
         return;
     t->flags |= CORIO__T_INTERRUPTED;
     if (t->on_interrupt)
@@ -265,7 +265,8 @@ int corio__check(void)
     corio_task *t = corio__current_task();
     if (CORIO__UNLIKELY(!t))
         return -EPERM;
-    if (CORIO__UNLIKELY(t->flags & CORIO__T_CANCELLED) && !(t->flags & CORIO__T_SHIELDED))
+    if (CORIO__UNLIKELY(t->flags & CORIO__T_CANCELLED) &&
+        (t->flags & (CORIO__T_SHIELDED | CORIO__T_KILLED)) != CORIO__T_SHIELDED)
         return -ECANCELED;
     /* The turn's cached clock first; a task with a deadline pays one fresh
      * reading so a deadline that passed during this turn counts now. */
@@ -490,6 +491,14 @@ int corio_task_cancel(corio_task *t)
     if (t->flags & CORIO__T_PARKED)
         interrupt(t, -ECANCELED); /* not while shielded: see interrupt() */
     return 0;
+}
+
+void corio__task_kill(corio_task *t)
+{
+    if (t->flags & CORIO__T_DONE)
+        return;
+    t->flags |= CORIO__T_KILLED;
+    corio_task_cancel(t);
 }
 
 void corio__task_group_cancel(corio_task *t)
