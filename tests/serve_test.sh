@@ -312,6 +312,13 @@ os.kill(pid, signal.SIGHUP)
 wait_for(lambda: "can not reload" in open(tmp + "/tlog").read(), "the failed reload's log line")
 assert cert_cn("other.test") == "other.test"
 assert get(old, "/sub/deeper/n.txt") == b"nested"
+# SIGHUPs in a burst, some landing while a reload runs: each is a reload
+# (or merges with one pending), never the end of the server
+for _ in range(100):
+    os.kill(pid, signal.SIGHUP)
+    time.sleep(0.002)
+assert cert_cn("other.test") == "other.test"
+assert get(old, "/a.txt") == b"hello\n"
 old.close()
 PY
     grep -q "corio-serve: SIGHUP: reloaded 1 TLS certificate" "$tmp/tlog" || fail "reload log: $(tail -5 "$tmp/tlog")"

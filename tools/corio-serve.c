@@ -1374,8 +1374,16 @@ static void *reload_task(void *arg)
     sigset_t hup;
     sigemptyset(&hup);
     sigaddset(&hup, SIGHUP);
+    /* One watch for the whole run, not a corio_signal_wait per SIGHUP:
+     * between two waits SIGHUP would be back to its default action, and
+     * a second one sent during a reload would end the server. */
+    corio_signal_watch *w = corio_signal_watch_open(&hup);
+    if (!w) {
+        fprintf(stderr, "corio-serve: no certificate reload on SIGHUP: %s\n", corio_strerror(-errno));
+        return NULL;
+    }
     for (;;) {
-        int sig = corio_signal_wait(&hup, CORIO_NO_TIMEOUT);
+        int sig = corio_signal_watch_wait(w, CORIO_NO_TIMEOUT);
         if (sig < 0)
             break;
         int r = corio_tls_reload_certs(tls, opts.certs, opts.ncert_files);
@@ -1393,6 +1401,7 @@ static void *reload_task(void *arg)
         if (n > 0)
             log_queue(note, (size_t)n < sizeof note ? (size_t)n : sizeof note - 1);
     }
+    corio_signal_watch_close(w);
     return NULL;
 }
 
@@ -1606,6 +1615,27 @@ static int serve_until_stop(corio_http_server *srv, corio_http_server *tls_srv)
     return st.sig;
 }
 
+/* Block (at start-up, before any thread exists, so every thread inherits
+ * it) or unblock (once stopping) SIGINT and SIGTERM, and SIGHUP when the
+ * certificates are to be reloaded on it.  Blocked, a signal sent while the
+ * server is still starting (loading certificates, binding, taking a
+ * predecessor's sockets) waits, pending, for the watch that serves it,
+ * which unblocks it on the loop's thread: a SIGTERM from a service manager
+ * that comes early stops the server gracefully instead of killing it
+ * half-started, and an early SIGHUP reloads instead of ending it.
+ * Without certificates SIGHUP keeps its default action (a hang-up of the
+ * terminal ends the server). */
+static void stop_signals(int how)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    if (how == SIG_BLOCK && opts.ncert_files)
+        sigaddset(&set, SIGHUP);
+    pthread_sigmask(how, &set, NULL);
+}
+
 static void *main_task(void *arg)
 {
     (void)arg;
@@ -1644,6 +1674,9 @@ static void *main_task(void *arg)
     r = serve_until_stop(srv, tls_srv);
     if (r == SIGTERM)
         lb_drain();
+    /* Stopping: from here a second SIGINT or SIGTERM ends the server at
+     * once, by its default action, as before main blocked them. */
+    stop_signals(SIG_UNBLOCK);
     if (r > 0) {
         /* through the log, after its lines, and never blocking the exit */
         char note[64];
@@ -1837,6 +1870,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "corio-serve: %s: %s\n", dir, strerror(errno));
         return 1;
     }
+    /* Held from here until a watch takes them (see stop_signals). */
+    stop_signals(SIG_BLOCK);
     void *res = NULL;
     int r = corio_run(NULL, main_task, NULL, &res);
     close(opts.rootfd);
