@@ -180,6 +180,9 @@ static inline void corio__asan_finish_switch(void *fake_stack_save, const void *
  * corio__tsan_fiber_create(name) when it is made.  Immediately before
  * every corio__ctx_switch(from, to) (after corio__asan_start_switch):
  *     corio__tsan_fiber_switch(fiber_of_to);
+ * A task's context leaving for another uses corio__tsan_fiber_leave(fiber)
+ * instead, which also hands TSan's held signals over (see "Signals under
+ * TSan" below).
  * Nothing is needed after the switch.  Once a made context will never run
  * again, corio__tsan_fiber_destroy(its_fiber) from another context (never
  * from the fiber itself; NULL is ignored). */
@@ -194,6 +197,7 @@ static inline void corio__asan_finish_switch(void *fake_stack_save, const void *
 void *corio__tsan_fiber_current(void);
 void *corio__tsan_fiber_create(const char *name);
 void corio__tsan_fiber_switch(void *to);
+void corio__tsan_fiber_leave(void *to);
 void corio__tsan_fiber_destroy(void *fiber);
 #else
 static inline void *corio__tsan_fiber_current(void) { return NULL; }
@@ -203,6 +207,7 @@ static inline void *corio__tsan_fiber_create(const char *name)
     return NULL;
 }
 static inline void corio__tsan_fiber_switch(void *to) { (void)to; }
+static inline void corio__tsan_fiber_leave(void *to) { (void)to; }
 static inline void corio__tsan_fiber_destroy(void *fiber) { (void)fiber; }
 #endif
 
@@ -226,8 +231,9 @@ static inline void corio__tsan_acquire(void *addr) { (void)addr; }
  * then a signal meant to wake it (corio's handler kicks the loop's
  * eventfd) is held forever.  TSan also holds signals per fiber, so one
  * that arrived while a task ran waits until that task runs again.
- * corio__tsan_run_signals() makes one intercepted call so that TSan
- * delivers what it holds (the loop calls it before a task parks), and a wait that
+ * corio__tsan_fiber_leave() closes that gap for a task leaving its fiber
+ * (src/arch/tsan.c).  corio__tsan_run_signals() makes one intercepted call
+ * so that TSan delivers what it holds, and a wait that
  * TSan cannot see into is capped at CORIO__TSAN_MAX_WAIT_NS so a signal
  * arriving just before it is delivered within that bound.  No-ops without
  * TSan. */

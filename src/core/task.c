@@ -110,11 +110,10 @@ static inline void switch_out(corio_loop *l, corio_task *t)
         to_size = n->stack->size;
         to_fiber = n->tsan_fiber;
     }
+    corio__asan_start_switch(fake_save, to_lo, to_size);
     /* TSan holds a signal for the fiber it arrived on: one that came while
      * t ran would wait for t to run again, and t may be waiting for it. */
-    corio__tsan_run_signals();
-    corio__asan_start_switch(fake_save, to_lo, to_size);
-    corio__tsan_fiber_switch(to_fiber);
+    corio__tsan_fiber_leave(to_fiber);
     /* A task that has run is suspended in this function, so the switch
      * that resumes with ret is predicted (arch.h), and the returns up its
      * call chain too.  The loop's context and a task not started yet
