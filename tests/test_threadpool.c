@@ -218,7 +218,12 @@ static void *starve_main(void *arg)
         s[i] = corio_spawn(slow_task, NULL);
         CHECK(s[i]);
     }
-    CHECK_OK(corio_sleep_ms(5));
+    /* wait until the slow class is full (two running), not for a clock:
+     * on one busy CPU the second may take a while to start */
+    uint64_t t0 = test_ms();
+    while (atomic_load(&slow_running_now) < 2 && test_ms() - t0 < 30000)
+        CHECK_OK(corio_sleep_ms(1));
+    CHECK_EQ(atomic_load(&slow_running_now), 2);
     corio_task *f = corio_spawn(fast_task, NULL);
     CHECK(f);
     void *waited;
